@@ -1,0 +1,203 @@
+"""The `qcode` command: a thin layer over the pipeline's functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import pipeline  # noqa: F401  (sets the offline and no-telemetry environment first)
+from pipeline.codebook import CodebookError, check_codebook, load_codebook
+from pipeline.config import ConfigError, load_settings
+
+app = typer.Typer(
+    help="qcode: LLM-assisted qualitative coding of interview transcripts.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals hold transcript text
+)
+codebook_app = typer.Typer(help="Work with codebooks.", no_args_is_help=True)
+app.add_typer(codebook_app, name="codebook")
+
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL or SQLite path (default: $QCODE_DB, then ./qcode.db).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@codebook_app.command("validate")
+def codebook_validate(file: Annotated[Path, typer.Argument(help="Codebook YAML file.")]) -> None:
+    """Check a codebook and report every problem with its file and line."""
+    codebook, problems = check_codebook(file)
+    if problems:
+        for problem in problems:
+            err.print(str(problem), highlight=False, soft_wrap=True)
+        err.print(f"{len(problems)} problem(s) in {file}", highlight=False)
+        raise typer.Exit(1)
+    assert codebook is not None
+    out.print(
+        f"{file}: ok: '{codebook.name}', {len(codebook.codes)} codes "
+        f"({len(codebook.leaves)} applicable), {codebook.measurement}, version {codebook.version}",
+        highlight=False, soft_wrap=True,
+    )
+
+
+@app.command("run")
+def run_command(
+    paths: Annotated[list[Path], typer.Argument(help="Transcript files or folders.")],
+    codebook: Annotated[Optional[Path], typer.Option("--codebook", help="Codebook YAML file.")] = None,
+    db: DbOption = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Suggestions under this confidence are queued for review (default 0.6).")] = None,
+    audit_share: Annotated[Optional[float], typer.Option("--audit-share", help="Share of confident suggestions also queued, as an audit (default 0.10).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the audit draw (default 0).")] = None,
+    chunk_size: Annotated[Optional[int], typer.Option("--chunk-size", help="Largest chunk in characters (default 1200).")] = None,
+    overlap: Annotated[Optional[int], typer.Option("--overlap", help="Characters of trailing turns repeated in the next chunk (default 0).")] = None,
+    coder: Annotated[Optional[str], typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
+    similarity_threshold: Annotated[Optional[float], typer.Option("--similarity-threshold", help="Offline coder: overrides the codebook's similarity_threshold.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Chunks coded and stored together (default 32).")] = None,
+    id_column: Annotated[Optional[str], typer.Option("--id-column", help="CSV: the column identifying each response.")] = None,
+    text_column: Annotated[Optional[str], typer.Option("--text-column", help="CSV: the column holding each response.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest, chunk, code, validate, route and store transcripts."""
+    try:
+        settings = load_settings({
+            "codebook": str(codebook) if codebook else None, "db": db, "coder": coder, "threshold": threshold,
+            "audit_share": audit_share, "seed": seed, "chunk_size": chunk_size, "overlap": overlap,
+            "batch_size": batch_size,
+        })
+    except ConfigError as exc:
+        _fail(str(exc))
+    if not settings.codebook:
+        _fail("name a codebook with --codebook FILE (or codebook = ... under [run] in qcode.toml)")
+    try:
+        load_codebook(settings.codebook)
+    except CodebookError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), highlight=False, soft_wrap=True)
+        _fail(f"the codebook {settings.codebook} has {len(exc.problems)} problem(s); nothing was coded")
+
+    from pydantic import ValidationError
+
+    from pipeline.flows import RunRequest, run
+    from pipeline.route import RoutingPolicy
+
+    coder_options = {"similarity_threshold": similarity_threshold} if similarity_threshold is not None else {}
+    try:
+        request = RunRequest(
+            paths=[str(p) for p in paths], codebook=settings.codebook, db=settings.db, coder=settings.coder,
+            coder_options=coder_options, chunk_size=settings.chunk_size, overlap=settings.overlap,
+            routing=RoutingPolicy(threshold=settings.threshold, audit_share=settings.audit_share, seed=settings.seed),
+            batch_size=settings.batch_size, id_column=id_column, text_column=text_column,
+        )
+    except ValidationError as exc:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    if request.overlap >= request.chunk_size:
+        _fail("--overlap must be smaller than --chunk-size")
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True, disable=not err.is_terminal,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(event: str, n: int) -> None:
+            if event in ("files", "chunks"):
+                tasks[event] = bar.add_task("reading files" if event == "files" else "coding chunks", total=n)
+            else:
+                bar.advance(tasks[event + "s"], n)
+
+        summary = run(request, progress)
+
+    for failure in summary.failed:
+        err.print(f"[red]failed:[/red] {failure.path}: {failure.error}", highlight=False, soft_wrap=True)
+    for note in summary.notes:
+        err.print(f"note: {note.path}: {note.note}", highlight=False, soft_wrap=True)
+    if as_json:
+        print(json.dumps(summary.model_dump(mode="json"), ensure_ascii=False))
+    else:
+        table = Table(title=f"run {summary.run_id}", show_header=False)
+        for label, value in [
+            ("coder", f"{summary.coder} ({summary.model})"),
+            ("codebook", f"{summary.codebook} [{summary.codebook_version}]"),
+            ("transcripts", summary.transcripts),
+            ("chunks", f"{summary.chunks} ({summary.chunks_coded_now} coded now)"),
+            ("suggestions", summary.suggestions),
+            ("accepted", summary.accepted),
+            ("queued for review", f"{summary.queued} ({summary.review} low confidence, {summary.audit} audit)"),
+            ("rejected", summary.rejected),
+            ("failed files", len(summary.failed)),
+            ("failed chunks", summary.failed_chunks),
+            ("time", f"{summary.seconds:.1f} s"),
+            ("store", summary.db),
+        ]:
+            table.add_row(label, str(value))
+        out.print(table)
+    if summary.failed or summary.failed_chunks:
+        raise typer.Exit(1)
+
+
+@app.command("queue")
+def queue_command(
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option("--limit", help="Show at most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List the suggestions waiting for a reviewer (low confidence or audit sample)."""
+    from pipeline.queue import queued_suggestions
+    from pipeline.store import Store
+
+    items, total, open_rejections = queued_suggestions(Store(db), limit)
+    if as_json:
+        print(json.dumps({"total": total, "open_rejections": open_rejections, "items": items}, ensure_ascii=False))
+        return
+    table = Table(title=f"{total} suggestion(s) waiting for review")
+    for column in ("suggestion", "transcript", "code", "confidence", "status", "quote"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        quote = item["quote"] if len(item["quote"]) <= 80 else item["quote"][:77] + "..."
+        table.add_row(item["suggestion_id"], item["source_name"], item["code"], f"{item['confidence']:.2f}", item["status"], quote)
+    out.print(table)
+    if total > len(items):
+        out.print(f"... and {total - len(items)} more (use --limit)")
+    if open_rejections:
+        out.print(f"{open_rejections} rejected proposal(s) are also waiting for a person.")
+
+
+@app.command("export")
+def export_command(
+    fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | codings")],
+    out_path: Annotated[Path, typer.Option("--out", help="File to write.")],
+    db: DbOption = None,
+    run_id: Annotated[Optional[str], typer.Option("--run", help="Only this run's suggestions.")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", help="Only accepted, review, audit or queued suggestions.")] = None,
+) -> None:
+    """Write suggestions (jsonl, csv) or the unit_id,coder,code table (codings)."""
+    from pipeline.export import FORMATS, export
+    from pipeline.store import Store
+
+    if fmt not in FORMATS:
+        _fail(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
+    if status not in (None, "accepted", "review", "audit", "queued"):
+        _fail(f"unknown status '{status}' (choose from accepted, review, audit, queued)")
+    count = export(Store(db), fmt, out_path, run_id, status)
+    err.print(f"wrote {count} record(s) to {out_path}", highlight=False)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

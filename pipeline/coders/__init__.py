@@ -1,0 +1,57 @@
+"""Coders propose codes for chunks. Every coder has the same interface, so the
+pipeline (validation, routing, store) does not know which one it is talking to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from pipeline.chunk import Chunk
+from pipeline.codebook import Codebook
+from pipeline.suggestion import ChunkCoding, Provenance
+
+
+class Coder(Protocol):
+    name: str
+    model: str
+    prompt_version: str | None
+
+    @property
+    def parameters(self) -> dict[str, Any]: ...
+
+    def code(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
+        """One ChunkCoding per chunk, in order. A chunk the coder could not code
+        carries `error`; it is stored as failed and retried by the next run."""
+        ...
+
+
+def provenance(coder: Coder, codebook: Codebook) -> Provenance:
+    """The coder's identity for caching and provenance: a chunk coded under the
+    same key is never coded again."""
+    parameters = dict(coder.parameters)
+    identity = json.dumps(
+        [coder.name, coder.model, coder.prompt_version, codebook.version, parameters],
+        sort_keys=True, default=str,
+    )
+    return Provenance(
+        coder=coder.name,
+        model=coder.model,
+        coder_key=hashlib.sha256(identity.encode()).hexdigest()[:16],
+        prompt_version=coder.prompt_version,
+        codebook_version=codebook.version,
+        parameters=parameters,
+    )
+
+
+CODERS = ("offline",)
+
+
+def make_coder(name: str, **options: Any) -> Coder:
+    if name == "offline":
+        from pipeline.coders.offline import EmbeddingCoder
+
+        return EmbeddingCoder(**options)
+    raise ValueError(f"unknown coder '{name}' (available: {', '.join(CODERS)})")

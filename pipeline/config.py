@@ -1,0 +1,61 @@
+"""Project settings: command-line flags over environment over `qcode.toml` over defaults.
+
+`qcode.toml` (in the working directory, or named by QCODE_CONFIG) holds a
+`[run]` table with any of: codebook, db, coder, threshold, audit_share, seed,
+chunk_size, overlap, batch_size. Secrets never go in it: keys come from the
+environment only.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE
+
+
+class ConfigError(Exception):
+    pass
+
+
+class RunSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    codebook: str | None = None
+    db: str | None = None
+    coder: str = "offline"
+    threshold: float = 0.6
+    audit_share: float = 0.10
+    seed: int = 0
+    chunk_size: int = DEFAULT_SIZE
+    overlap: int = DEFAULT_OVERLAP
+    batch_size: int = 32
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("QCODE_CONFIG", "qcode.toml"))
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> RunSettings:
+    """Settings for `qcode run`: the config file, then QCODE_* variables, then flags."""
+    values: dict[str, Any] = {}
+    path = config_path()
+    if path.is_file():
+        try:
+            values.update(tomllib.loads(path.read_text(encoding="utf-8")).get("run", {}))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    if os.environ.get("QCODE_DB"):
+        values["db"] = os.environ["QCODE_DB"]
+    if os.environ.get("QCODE_THRESHOLD"):
+        values["threshold"] = os.environ["QCODE_THRESHOLD"]
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return RunSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path if path.is_file() else 'settings'}: {problems}") from exc

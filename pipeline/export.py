@@ -1,0 +1,151 @@
+"""Exports: suggestions with their full provenance, and the long coding table.
+
+`jsonl` and `csv` write one record per suggestion; `codings` writes the long
+table `unit_id,coder,code` (a unit is a chunk) that agreement statistics read:
+one row per applied code, and one row with an empty code for a unit a coder
+saw and applied nothing to.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from pipeline.store import (
+    ChunkCodingRecord, ChunkRecord, CodebookRecord, RunRecord, SuggestionRecord, TranscriptRecord, Store,
+)
+from pipeline.suggestion import QUEUED
+
+FORMATS = ("jsonl", "csv", "codings")
+
+
+def suggestion_records(store: Store, run_id: str | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every suggestion with its transcript, case metadata, chunk and provenance."""
+    query = (
+        select(SuggestionRecord, TranscriptRecord, ChunkRecord)
+        .join(TranscriptRecord, SuggestionRecord.transcript_id == TranscriptRecord.id)
+        .join(ChunkRecord, SuggestionRecord.chunk_id == ChunkRecord.id)
+        .order_by(TranscriptRecord.source_name, TranscriptRecord.id, ChunkRecord.index, SuggestionRecord.code)
+    )
+    if run_id:
+        query = query.where(SuggestionRecord.run_id == run_id)
+    if status == "queued":
+        query = query.where(SuggestionRecord.status.in_(QUEUED))
+    elif status:
+        query = query.where(SuggestionRecord.status == status)
+    with store.session() as s:
+        names = _code_names(s)
+        for suggestion, transcript, chunk in s.execute(query):
+            yield {
+                "suggestion_id": suggestion.id,
+                "run_id": suggestion.run_id,
+                "transcript_id": transcript.id,
+                "source_path": transcript.source_path,
+                "source_name": transcript.source_name,
+                "metadata": transcript.case_metadata,
+                "chunk_id": chunk.id,
+                "chunk_index": chunk.index,
+                "chunk_start": chunk.start,
+                "chunk_end": chunk.end,
+                "speakers": chunk.speakers,
+                "code": suggestion.code,
+                "code_name": names.get((suggestion.codebook_version, suggestion.code)),
+                "justification": suggestion.justification,
+                "quote": suggestion.quote,
+                "quote_start": suggestion.quote_start,
+                "quote_end": suggestion.quote_end,
+                "confidence": suggestion.confidence,
+                "status": suggestion.status,
+                "coder": suggestion.coder,
+                "model": suggestion.model,
+                "prompt_version": suggestion.prompt_version,
+                "codebook_version": suggestion.codebook_version,
+                "parameters": suggestion.parameters,
+                "input_tokens": suggestion.input_tokens,
+                "output_tokens": suggestion.output_tokens,
+                "duration_ms": suggestion.duration_ms,
+                "created_at": suggestion.created_at.isoformat(),
+            }
+
+
+def _code_names(session: Any) -> dict[tuple[str, str], str]:
+    names = {}
+    for record in session.scalars(select(CodebookRecord)):
+        for code in record.content.get("codes", []):
+            names[(record.version, code["id"])] = code["name"]
+    return names
+
+
+def coding_rows(store: Store, run_id: str | None = None) -> Iterator[dict[str, str]]:
+    """The long table: unit_id (chunk id), coder, code."""
+    with store.session() as s:
+        runs = {r.id: r for r in s.scalars(select(RunRecord))}
+        query = select(ChunkCodingRecord).where(ChunkCodingRecord.status == "coded")
+        if run_id:
+            keys = {r.coder_key for r in runs.values() if r.id == run_id}
+            query = query.where(ChunkCodingRecord.coder_key.in_(keys))
+        codings = list(s.scalars(query.order_by(ChunkCodingRecord.coder_key, ChunkCodingRecord.chunk_id)))
+        labels = _coder_labels(runs.values())
+        applied: dict[tuple[str, str], list[str]] = {}
+        for chunk_id, key, code in s.execute(
+            select(SuggestionRecord.chunk_id, SuggestionRecord.coder_key, SuggestionRecord.code)
+        ):
+            applied.setdefault((chunk_id, key), []).append(code)
+    for coding in codings:
+        label = labels.get(coding.coder_key, coding.coder_key)
+        codes = sorted(applied.get((coding.chunk_id, coding.coder_key), []))
+        for code in codes or [""]:
+            yield {"unit_id": coding.chunk_id, "coder": label, "code": code}
+
+
+def _coder_labels(runs: Any) -> dict[str, str]:
+    """A readable name per coder configuration, e.g. 'offline:all-MiniLM-L6-v2'."""
+    by_key: dict[str, str] = {}
+    for run in runs:
+        by_key[run.coder_key] = f"{run.coder}:{run.model.rsplit('/', 1)[-1]}"
+    counts: dict[str, int] = {}
+    for label in by_key.values():
+        counts[label] = counts.get(label, 0) + 1
+    return {key: label if counts[label] == 1 else f"{label}#{key[:6]}" for key, label in by_key.items()}
+
+
+def export(store: Store, fmt: str, out: Path, run_id: str | None = None, status: str | None = None) -> int:
+    """Write an export file; returns the number of records written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".partial")
+    count = 0
+    with temporary.open("w", encoding="utf-8", newline="") as handle:
+        if fmt == "jsonl":
+            for record in suggestion_records(store, run_id, status):
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                count += 1
+        elif fmt == "csv":
+            records = [_flatten(r) for r in suggestion_records(store, run_id, status)]
+            columns = list(dict.fromkeys(key for record in records for key in record)) or ["suggestion_id"]
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(records)
+            count = len(records)
+        else:
+            writer = csv.DictWriter(handle, fieldnames=["unit_id", "coder", "code"])
+            writer.writeheader()
+            for row in coding_rows(store, run_id):
+                writer.writerow(row)
+                count += 1
+    temporary.replace(out)
+    return count
+
+
+def _flatten(record: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in record.items() if k not in ("metadata", "speakers", "parameters")}
+    flat["speakers"] = "; ".join(s or "" for s in record["speakers"])
+    flat["parameters"] = json.dumps(record["parameters"], sort_keys=True)
+    flat.update({f"case_{k}": v for k, v in record["metadata"].items()})
+    return flat

@@ -1,0 +1,218 @@
+"""The run: a Prefect flow from files to stored, validated, routed suggestions.
+
+Tasks are coarse (one per file, one per batch of chunks) because each Prefect
+task run costs milliseconds and memory. Prefect orchestrates; all state lives
+in qcode's store, which is what makes a re-run free and a killed run resumable:
+a chunk already coded under the same coder configuration is never coded again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, Chunk, chunk_transcript
+from pipeline.codebook import Codebook, load_codebook
+from pipeline.coders import Coder, make_coder, provenance
+from pipeline.ingest import CsvOptions, IngestError, Source, discover, read_source
+from pipeline.route import RoutingPolicy, route
+from pipeline.store import Store
+from pipeline.suggestion import ChunkCoding, Provenance
+from pipeline.validate import validate_coding
+
+
+class RunRequest(BaseModel):
+    paths: list[str]
+    codebook: str
+    db: str | None = None
+    coder: str = "offline"
+    coder_options: dict[str, Any] = Field(default_factory=dict)
+    chunk_size: int = Field(default=DEFAULT_SIZE, ge=50)
+    overlap: int = Field(default=DEFAULT_OVERLAP, ge=0)
+    routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
+    batch_size: int = Field(default=32, ge=1)
+    id_column: str | None = None
+    text_column: str | None = None
+
+
+class FileFailure(BaseModel):
+    path: str
+    error: str
+
+
+class FileNote(BaseModel):
+    path: str
+    note: str
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    coder: str
+    model: str
+    prompt_version: str | None
+    codebook: str
+    codebook_version: str
+    db: str
+    transcripts: int
+    chunks: int
+    chunks_coded_now: int
+    suggestions: int
+    accepted: int
+    queued: int
+    review: int
+    audit: int
+    rejected: int
+    failed: list[FileFailure]
+    failed_chunks: int
+    notes: list[FileNote]
+    seconds: float
+
+
+# Set by `run` for the CLI's progress bar; a callable cannot be a flow parameter.
+_progress: Callable[[str, int], None] | None = None
+
+
+def _report(event: str, n: int = 1) -> None:
+    if _progress is not None:
+        _progress(event, n)
+
+
+class _Ingested(BaseModel):
+    transcript_ids: list[str] = Field(default_factory=list)
+    chunk_ids: list[str] = Field(default_factory=list)
+    notes: list[FileNote] = Field(default_factory=list)
+    failure: FileFailure | None = None
+
+
+@task(name="ingest-file", cache_policy=NO_CACHE)
+def ingest_file(store: Store, source: Source, request: RunRequest) -> _Ingested:
+    """Read, chunk and store one file. Each transcript is one transaction."""
+    result = _Ingested()
+    try:
+        transcripts = read_source(source, CsvOptions(request.id_column, request.text_column))
+        prepared = [(t, chunk_transcript(t, request.chunk_size, request.overlap)) for t in transcripts]
+    except IngestError as exc:
+        result.failure = FileFailure(path=exc.path, error=exc.message)
+        return result
+    except Exception as exc:  # a reader bug must not stop the other files
+        result.failure = FileFailure(path=str(source.path), error=f"{type(exc).__name__}: {exc}")
+        return result
+    for transcript, chunks in prepared:
+        store.save_transcript(transcript, chunks)
+        result.transcript_ids.append(transcript.id)
+        result.chunk_ids += [c.id for c in chunks]
+        result.notes += [FileNote(path=str(source.path), note=n) for n in transcript.notes if not n.startswith("CSV row")]
+    return result
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, (TimeoutError, ConnectionError, OSError))
+
+
+@task(
+    name="code-batch",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[1, 5],
+    retry_condition_fn=lambda task, task_run, state: _is_transient(state.result(raise_on_failure=False)),
+)
+def code_batch(store: Store, coder: Coder, codebook: Codebook, prov: Provenance, policy: RoutingPolicy,
+               run_id: str, chunks: list[Chunk]) -> None:
+    """Code, validate, route and store one batch of chunks in one transaction."""
+    codings = coder.code(chunks, codebook)
+    if len(codings) != len(chunks):
+        raise RuntimeError(f"coder returned {len(codings)} codings for {len(chunks)} chunks")
+    results = []
+    for chunk, coding in zip(chunks, codings):
+        suggestions, rejections = validate_coding(coding, chunk, codebook, prov.coder_key)
+        for suggestion in suggestions:
+            suggestion.status = route(suggestion, policy)
+        results.append((coding, suggestions, rejections))
+    store.save_codings(run_id, prov, results)
+
+
+@flow(name="qcode-run")
+def code_corpus(request: RunRequest) -> RunSummary:
+    began = time.perf_counter()
+    store = Store(request.db)
+    codebook = load_codebook(request.codebook)
+    store.save_codebook(codebook, request.codebook)
+    coder = make_coder(request.coder, **request.coder_options)
+    prov = provenance(coder, codebook)
+    parameters = {
+        "coder": prov.parameters,
+        "chunk_size": request.chunk_size,
+        "overlap": request.overlap,
+        "routing": request.routing.model_dump(),
+        "batch_size": request.batch_size,
+    }
+    run_id = store.start_run(prov, codebook, request.paths, parameters)
+
+    sources, errors = discover(request.paths)
+    failed = [FileFailure(path=e.path, error=e.message) for e in errors]
+    _report("files", len(sources))
+    transcript_ids: list[str] = []
+    chunk_ids: list[str] = []
+    notes: list[FileNote] = []
+    for source in sources:
+        ingested = ingest_file(store, source, request)
+        if ingested.failure:
+            failed.append(ingested.failure)
+        transcript_ids += ingested.transcript_ids
+        chunk_ids += ingested.chunk_ids
+        notes += ingested.notes
+        _report("file")
+
+    chunk_ids = list(dict.fromkeys(chunk_ids))
+    pending = store.pending_chunks(chunk_ids, prov.coder_key)
+    _report("chunks", len(pending))
+    for i in range(0, len(pending), request.batch_size):
+        batch = pending[i:i + request.batch_size]
+        try:
+            code_batch(store, coder, codebook, prov, request.routing, run_id, batch)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            store.save_codings(run_id, prov, [(ChunkCoding(chunk_id=c.id, error=error), [], []) for c in batch])
+        _report("chunk", len(batch))
+
+    counts = store.tally(chunk_ids, prov.coder_key)
+    queued = counts["review"] + counts["audit"]
+    summary = RunSummary(
+        run_id=run_id,
+        coder=prov.coder,
+        model=prov.model,
+        prompt_version=prov.prompt_version,
+        codebook=codebook.name,
+        codebook_version=codebook.version,
+        db=store.engine.url.render_as_string(hide_password=True),
+        transcripts=len(set(transcript_ids)),
+        chunks=len(chunk_ids),
+        chunks_coded_now=len(pending),
+        suggestions=counts["accepted"] + queued,
+        accepted=counts["accepted"],
+        queued=queued,
+        review=counts["review"],
+        audit=counts["audit"],
+        rejected=counts["rejected"],
+        failed=failed,
+        failed_chunks=counts["failed_chunks"],
+        notes=notes,
+        seconds=round(time.perf_counter() - began, 3),
+    )
+    store.finish_run(run_id, "failed" if failed or summary.failed_chunks else "finished", summary.model_dump(mode="json"))
+    return summary
+
+
+def run(request: RunRequest, progress: Callable[[str, int], None] | None = None) -> RunSummary:
+    """Run the pipeline once; `progress` receives ("files"|"file"|"chunks"|"chunk", n)."""
+    global _progress
+    _progress = progress
+    try:
+        return code_corpus(request)
+    finally:
+        _progress = None

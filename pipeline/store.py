@@ -1,0 +1,390 @@
+"""The store: every transcript, chunk, run, suggestion, rejection and decision.
+
+SQLAlchemy 2 over a SQLite file by default, or any database URL. The schema is
+created and upgraded by Alembic migrations (pipeline/migrations) when a store
+is opened. Each write that belongs together is one transaction, so a crash or
+kill leaves the store consistent and the next run finishes the work.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, create_engine, event, func, select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from pipeline.chunk import Chunk, ChunkTurn
+from pipeline.codebook import Codebook
+from pipeline.suggestion import ChunkCoding, Provenance, Rejection, Suggestion
+from pipeline.transcript import Transcript
+
+DEFAULT_DB = "qcode.db"
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RunRecord(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))
+    coder: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    coder_key: Mapped[str] = mapped_column(String(16))
+    prompt_version: Mapped[str | None] = mapped_column(String(64))
+    codebook_name: Mapped[str] = mapped_column(String(200))
+    codebook_version: Mapped[str] = mapped_column(String(16), ForeignKey("codebooks.version"))
+    parameters: Mapped[dict[str, Any]]
+    inputs: Mapped[list[Any]]
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    qcode_version: Mapped[str] = mapped_column(String(32))
+
+
+class CodebookRecord(Base):
+    __tablename__ = "codebooks"
+
+    version: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source_path: Mapped[str] = mapped_column(Text)
+    content: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class TranscriptRecord(Base):
+    __tablename__ = "transcripts"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    source_name: Mapped[str] = mapped_column(String(500))
+    format: Mapped[str] = mapped_column(String(16))
+    encoding: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    case_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    notes: Mapped[list[Any]]
+    ingested_at: Mapped[datetime]
+
+
+class TurnRecord(Base):
+    __tablename__ = "turns"
+
+    transcript_id: Mapped[str] = mapped_column(String(16), ForeignKey("transcripts.id", ondelete="CASCADE"), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    speaker: Mapped[str | None] = mapped_column(String(200))
+    start: Mapped[int]
+    end: Mapped[int]
+    text_start: Mapped[int]
+    timestamp: Mapped[str | None] = mapped_column(String(32))
+
+
+class ChunkRecord(Base):
+    __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_transcript", "transcript_id", "index"),)
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    transcript_id: Mapped[str] = mapped_column(String(16), ForeignKey("transcripts.id", ondelete="CASCADE"))
+    index: Mapped[int]
+    start: Mapped[int]
+    end: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    speakers: Mapped[list[Any]]
+    first_turn: Mapped[int]
+    last_turn: Mapped[int]
+    turns: Mapped[list[Any]]
+
+
+class ChunkCodingRecord(Base):
+    """That a chunk was coded (or failed) under one coder configuration."""
+
+    __tablename__ = "chunk_codings"
+
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True)
+    coder_key: Mapped[str] = mapped_column(String(16), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    coded_at: Mapped[datetime]
+
+
+class SuggestionRecord(Base):
+    __tablename__ = "suggestions"
+    __table_args__ = (
+        UniqueConstraint("chunk_id", "coder_key", "code", name="uq_suggestion_chunk_coder_code"),
+        Index("ix_suggestions_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id"))
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"))
+    transcript_id: Mapped[str] = mapped_column(String(16), ForeignKey("transcripts.id", ondelete="CASCADE"))
+    coder_key: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(200))
+    justification: Mapped[str] = mapped_column(Text)
+    quote: Mapped[str] = mapped_column(Text)
+    quote_start: Mapped[int]
+    quote_end: Mapped[int]
+    confidence: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    coder: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_version: Mapped[str | None] = mapped_column(String(64))
+    codebook_version: Mapped[str] = mapped_column(String(16))
+    parameters: Mapped[dict[str, Any]]
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime]
+    # optimistic concurrency for reviewers deciding the same suggestion at once
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class RejectionRecord(Base):
+    __tablename__ = "rejections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id"))
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"))
+    coder_key: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(200))
+    quote: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[Any | None] = mapped_column(JSON)
+    coder: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_version: Mapped[str | None] = mapped_column(String(64))
+    codebook_version: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime]
+
+
+class DecisionRecord(Base):
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    suggestion_id: Mapped[str | None] = mapped_column(String(16), ForeignKey("suggestions.id"))
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id"))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[str] = mapped_column(String(16))
+    final_code: Mapped[str | None] = mapped_column(String(200))
+    quote_start: Mapped[int | None]
+    quote_end: Mapped[int | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime]
+
+
+def database_url(db: str | None = None) -> str:
+    """--db, then QCODE_DB, then ./qcode.db. A bare path means a SQLite file."""
+    value = db or os.environ.get("QCODE_DB") or DEFAULT_DB
+    if "://" in value:
+        return value
+    return f"sqlite:///{Path(value).expanduser().resolve()}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Store:
+    def __init__(self, db: str | None = None, migrate: bool = True):
+        self.url = database_url(db)
+        self.engine: Engine = create_engine(self.url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if migrate:
+            from pipeline.migrations import upgrade
+
+            upgrade(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.sessions.begin() as session:
+            yield session
+
+    # --- codebooks and runs ---------------------------------------------------
+
+    def save_codebook(self, codebook: Codebook, source_path: str) -> None:
+        with self.session() as s:
+            if s.get(CodebookRecord, codebook.version) is None:
+                s.add(CodebookRecord(
+                    version=codebook.version, name=codebook.name, source_path=source_path,
+                    content=codebook.model_dump(mode="json"), created_at=now(),
+                ))
+
+    def start_run(self, provenance: Provenance, codebook: Codebook, inputs: list[str], parameters: dict[str, Any]) -> str:
+        from pipeline import __version__
+
+        run_id = str(uuid.uuid4())
+        with self.session() as s:
+            s.add(RunRecord(
+                id=run_id, started_at=now(), finished_at=None, status="running",
+                coder=provenance.coder, model=provenance.model, coder_key=provenance.coder_key,
+                prompt_version=provenance.prompt_version, codebook_name=codebook.name,
+                codebook_version=codebook.version, parameters=parameters, inputs=inputs,
+                summary=None, qcode_version=__version__,
+            ))
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
+        with self.session() as s:
+            run = s.get(RunRecord, run_id)
+            run.status = status
+            run.finished_at = now()
+            run.summary = summary
+
+    # --- transcripts and chunks -------------------------------------------------
+
+    def save_transcript(self, transcript: Transcript, chunks: Sequence[Chunk]) -> bool:
+        """Store a transcript, its turns and chunks in one transaction.
+
+        Returns False when the transcript was already stored; its metadata is
+        refreshed and chunks of a new chunk size are added, nothing is duplicated.
+        """
+        with self.session() as s:
+            record = s.get(TranscriptRecord, transcript.id)
+            new = record is None
+            if new:
+                s.add(TranscriptRecord(
+                    id=transcript.id, source_path=transcript.source_path, source_name=transcript.source_name,
+                    format=transcript.format, encoding=transcript.encoding, text=transcript.text,
+                    case_metadata=transcript.metadata, notes=transcript.notes, ingested_at=now(),
+                ))
+                s.add_all(TurnRecord(transcript_id=transcript.id, **turn.model_dump()) for turn in transcript.turns)
+            else:
+                record.case_metadata = transcript.metadata
+                record.source_path = transcript.source_path
+            s.flush()
+            known = set(s.scalars(select(ChunkRecord.id).where(ChunkRecord.transcript_id == transcript.id)))
+            s.add_all(
+                ChunkRecord(
+                    id=c.id, transcript_id=c.transcript_id, index=c.index, start=c.start, end=c.end, text=c.text,
+                    speakers=c.speakers, first_turn=c.first_turn, last_turn=c.last_turn,
+                    turns=[t.model_dump() for t in c.turns],
+                )
+                for c in chunks if c.id not in known
+            )
+        return new
+
+    def pending_chunks(self, chunk_ids: Iterable[str], coder_key: str) -> list[Chunk]:
+        """Those of the chunks not yet coded under this coder (failed ones are retried)."""
+        ids = list(chunk_ids)
+        done: set[str] = set()
+        with self.session() as s:
+            for part in _batches(ids, 500):
+                done |= set(s.scalars(
+                    select(ChunkCodingRecord.chunk_id).where(
+                        ChunkCodingRecord.coder_key == coder_key,
+                        ChunkCodingRecord.status == "coded",
+                        ChunkCodingRecord.chunk_id.in_(part),
+                    )
+                ))
+            wanted = [i for i in ids if i not in done]
+            records: dict[str, ChunkRecord] = {}
+            for part in _batches(wanted, 500):
+                records.update((r.id, r) for r in s.scalars(select(ChunkRecord).where(ChunkRecord.id.in_(part))))
+        return [_chunk(records[i]) for i in wanted if i in records]
+
+    # --- coding results -----------------------------------------------------------
+
+    def save_codings(self, run_id: str, provenance: Provenance,
+                     results: Sequence[tuple[ChunkCoding, list[Suggestion], list[Rejection]]]) -> None:
+        """Store a batch of chunk codings with their suggestions and rejections, all or nothing."""
+        stamp = now()
+        with self.session() as s:
+            for coding, suggestions, rejections in results:
+                record = s.get(ChunkCodingRecord, (coding.chunk_id, provenance.coder_key))
+                if record is not None and record.status == "coded":
+                    continue  # coded meanwhile by another process
+                if record is None:
+                    record = ChunkCodingRecord(chunk_id=coding.chunk_id, coder_key=provenance.coder_key)
+                    s.add(record)
+                record.run_id = run_id
+                record.status = "failed" if coding.error else "coded"
+                record.error = coding.error
+                record.raw = coding.raw
+                record.input_tokens = coding.usage.input_tokens
+                record.cached_input_tokens = coding.usage.cached_input_tokens
+                record.output_tokens = coding.usage.output_tokens
+                record.duration_ms = coding.duration_ms
+                record.coded_at = stamp
+                if coding.error:
+                    continue
+                for suggestion in suggestions:
+                    s.add(SuggestionRecord(
+                        **suggestion.model_dump(), run_id=run_id, coder_key=provenance.coder_key,
+                        coder=provenance.coder, model=provenance.model, prompt_version=provenance.prompt_version,
+                        codebook_version=provenance.codebook_version, parameters=provenance.parameters,
+                        input_tokens=coding.usage.input_tokens, output_tokens=coding.usage.output_tokens,
+                        duration_ms=coding.duration_ms, created_at=stamp,
+                    ))
+                for rejection in rejections:
+                    s.add(RejectionRecord(
+                        **rejection.model_dump(), run_id=run_id, coder_key=provenance.coder_key,
+                        coder=provenance.coder, model=provenance.model, prompt_version=provenance.prompt_version,
+                        codebook_version=provenance.codebook_version, created_at=stamp,
+                    ))
+
+    def tally(self, chunk_ids: Sequence[str], coder_key: str) -> dict[str, Any]:
+        """Counts over the given chunks under one coder: what a run summary reports."""
+        counts = {"accepted": 0, "review": 0, "audit": 0, "rejected": 0, "failed_chunks": 0, "coded_chunks": 0}
+        with self.session() as s:
+            for part in _batches(list(chunk_ids), 500):
+                for status, n in s.execute(
+                    select(SuggestionRecord.status, func.count()).where(
+                        SuggestionRecord.coder_key == coder_key, SuggestionRecord.chunk_id.in_(part)
+                    ).group_by(SuggestionRecord.status)
+                ):
+                    counts[status] = counts.get(status, 0) + n
+                counts["rejected"] += s.scalar(
+                    select(func.count()).select_from(RejectionRecord).where(
+                        RejectionRecord.coder_key == coder_key, RejectionRecord.chunk_id.in_(part)
+                    )
+                )
+                for status, n in s.execute(
+                    select(ChunkCodingRecord.status, func.count()).where(
+                        ChunkCodingRecord.coder_key == coder_key, ChunkCodingRecord.chunk_id.in_(part)
+                    ).group_by(ChunkCodingRecord.status)
+                ):
+                    counts["coded_chunks" if status == "coded" else "failed_chunks"] += n
+        return counts
+
+
+def _chunk(record: ChunkRecord) -> Chunk:
+    return Chunk(
+        id=record.id, transcript_id=record.transcript_id, index=record.index, start=record.start, end=record.end,
+        text=record.text, speakers=record.speakers, first_turn=record.first_turn, last_turn=record.last_turn,
+        turns=[ChunkTurn.model_validate(t) for t in record.turns],
+    )
+
+
+def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

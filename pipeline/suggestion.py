@@ -1,0 +1,78 @@
+"""What coders propose and what validation makes of it.
+
+A coder returns a ChunkCoding per chunk: raw proposals, not yet trusted.
+Validation turns each proposal into a Suggestion (the code is in the codebook
+and the quote is verbatim in the chunk) or a Rejection with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["accepted", "review", "audit"]
+QUEUED: tuple[Status, ...] = ("review", "audit")
+
+
+class Proposal(BaseModel):
+    """One code a coder proposes for a chunk, as the coder states it."""
+
+    code: str
+    justification: str = Field(min_length=1)
+    quote: str = Field(min_length=1)
+    confidence: float = Field(ge=0, le=1)
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class ChunkCoding(BaseModel):
+    """A coder's answer for one chunk. `proposals` are raw: validation checks them."""
+
+    chunk_id: str
+    proposals: list[Any] = Field(default_factory=list)
+    raw: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    duration_ms: float = 0.0
+    error: str | None = None
+
+
+class Provenance(BaseModel):
+    """Who and what produced a suggestion; stored with every one of them."""
+
+    coder: str
+    model: str
+    coder_key: str
+    prompt_version: str | None
+    codebook_version: str
+    parameters: dict[str, Any]
+
+
+class Suggestion(BaseModel):
+    id: str
+    chunk_id: str
+    transcript_id: str
+    code: str
+    justification: str
+    quote: str
+    quote_start: int
+    quote_end: int
+    confidence: float
+    status: Status = "review"
+
+
+class Rejection(BaseModel):
+    chunk_id: str
+    code: str | None
+    quote: str | None
+    reason: str
+    raw: Any = None
+
+
+def suggestion_id(chunk_id: str, coder_key: str, code: str) -> str:
+    return hashlib.sha256(f"{chunk_id}:{coder_key}:{code}".encode()).hexdigest()[:16]

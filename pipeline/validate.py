@@ -1,0 +1,96 @@
+"""Validation: a proposal becomes a Suggestion only if it holds against the source.
+
+The code must be an applicable code of the codebook and the quote must occur
+verbatim (whitespace-normalised) in the chunk; anything else is a Rejection
+with the reason. Nothing a coder says is accepted on its word.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from pipeline.chunk import Chunk
+from pipeline.codebook import Codebook
+from pipeline.suggestion import ChunkCoding, Proposal, Rejection, Suggestion, suggestion_id
+
+
+def locate_quote(quote: str, text: str) -> tuple[int, int] | None:
+    """Offsets of `quote` in `text`, comparing with runs of whitespace collapsed."""
+    wanted = " ".join(quote.split())
+    if not wanted:
+        return None
+    normalised: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if not normalised or normalised[-1] == " ":
+                continue
+            normalised.append(" ")
+        else:
+            normalised.append(ch)
+        origin.append(i)
+    found = "".join(normalised).find(wanted)
+    if found < 0:
+        return None
+    return origin[found], origin[found + len(wanted) - 1] + 1
+
+
+def validate_coding(coding: ChunkCoding, chunk: Chunk, codebook: Codebook, coder_key: str) -> tuple[list[Suggestion], list[Rejection]]:
+    """Check every proposal of one chunk; quotes get absolute transcript offsets."""
+    suggestions: dict[str, Suggestion] = {}
+    rejections: list[Rejection] = []
+    applicable = codebook.applicable_ids()
+    for raw in coding.proposals:
+        try:
+            proposal = raw if isinstance(raw, Proposal) else Proposal.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'proposal'}: {e['msg']}" for e in exc.errors())
+            rejections.append(Rejection(
+                chunk_id=chunk.id, code=_field(raw, "code"), quote=_field(raw, "quote"),
+                reason=f"malformed proposal: {problems}", raw=_jsonable(raw),
+            ))
+            continue
+        reason = _code_problem(proposal.code, codebook, applicable)
+        span = None if reason else locate_quote(proposal.quote, chunk.text)
+        if reason is None and span is None:
+            reason = "quote is not verbatim in the chunk"
+        if reason is None and proposal.code in suggestions:
+            reason = f"code '{proposal.code}' proposed more than once for this chunk"
+        if reason:
+            rejections.append(Rejection(
+                chunk_id=chunk.id, code=proposal.code, quote=proposal.quote, reason=reason,
+                raw=proposal.model_dump(),
+            ))
+            continue
+        start, end = span
+        suggestions[proposal.code] = Suggestion(
+            id=suggestion_id(chunk.id, coder_key, proposal.code),
+            chunk_id=chunk.id,
+            transcript_id=chunk.transcript_id,
+            code=proposal.code,
+            justification=proposal.justification,
+            quote=chunk.text[start:end],
+            quote_start=chunk.start + start,
+            quote_end=chunk.start + end,
+            confidence=proposal.confidence,
+        )
+    return list(suggestions.values()), rejections
+
+
+def _code_problem(code: str, codebook: Codebook, applicable: set[str]) -> str | None:
+    if code in applicable:
+        return None
+    if codebook.get(code) is not None:
+        return f"code '{code}' is a category; apply one of the codes under it"
+    return f"code '{code}' is not in the codebook"
+
+
+def _field(raw: object, name: str) -> str | None:
+    value = raw.get(name) if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _jsonable(raw: object) -> object:
+    if isinstance(raw, (dict, list, str, int, float, bool)) or raw is None:
+        return raw
+    return repr(raw)
