@@ -148,18 +148,37 @@ def decode(data: bytes, path: str | Path) -> tuple[str, str]:
     return text, encoding
 
 
+_CP1252_PUNCTUATION = set("‘’‚“”„–—…•€™†‡‰‹›ˆ˜")
+
+
 def _detect(data: bytes, path: str | Path) -> tuple[str, str]:
+    # Windows-1252 is by far the commonest non-UTF-8 encoding of English and
+    # Spanish transcripts, and statistical detection misnames it on short files.
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and _plausible_western(text):
+        return text, "cp1252"
     best = charset_normalizer.from_bytes(data).best()
     if best is None:
         raise IngestError(path, "binary file, not text (no text encoding fits)")
-    encoding = best.encoding
-    # Windows-1252 files are common and Latin-1 decodes their curly quotes to control characters.
-    if encoding in ("latin_1", "iso8859_1", "iso8859_15", "cp1250", "cp1252"):
-        try:
-            return data.decode("cp1252"), "cp1252"
-        except UnicodeDecodeError:
-            pass
-    return str(best), encoding
+    return str(best), best.encoding
+
+
+def _plausible_western(text: str) -> bool:
+    """Non-ASCII characters are accented Latin letters or typographic punctuation,
+    and a minority of the letters (text in another script decodes to a majority)."""
+    letters = accented = 0
+    for ch in text:
+        if ch.isascii():
+            letters += ch.isalpha()
+        elif "\u00c0" <= ch <= "\u00ff" and ch.isalpha():
+            letters += 1
+            accented += 1
+        elif not ("\u00a0" <= ch <= "\u00bf" or ch in _CP1252_PUNCTUATION):
+            return False
+    return letters > 0 and accented / letters < 0.3
 
 
 # --- speaker turns in plain text ---------------------------------------------
@@ -184,13 +203,18 @@ def _label(line: str) -> tuple[str, str | None, int, bool] | None:
     return None
 
 
+def _looks_like_name(label: str) -> bool:
+    words = label.split()
+    return 0 < len(words) <= 4 and all(w[0].isupper() or w[0].isdigit() for w in words)
+
+
 def parse_turns(text: str) -> list[Turn]:
     """Split text into speaker turns.
 
     A line that opens with a label (`Name:`, `**Name:**`, `[00:01:02] Name:`)
     starts a turn; other lines continue the current one. A plain `Name:` label
-    counts only when the same name labels two or more lines (or no name
-    does), so a sentence such as "In short: ..." is not taken for a speaker.
+    counts when the same name labels two or more lines or looks like a name
+    (every word capitalised), so "In short: ..." is not taken for a speaker.
     Text before the first label, and markdown headings, become turns with no speaker.
     """
     lines: list[tuple[int, str]] = []
@@ -204,9 +228,7 @@ def parse_turns(text: str) -> list[Turn]:
     for found in labels:
         if found and not found[3]:
             plain_counts[found[0]] = plain_counts.get(found[0], 0) + 1
-    repeated = {name for name, n in plain_counts.items() if n >= 2}
-    if not repeated:
-        repeated = set(plain_counts)
+    accepted = {name for name, n in plain_counts.items() if n >= 2 or _looks_like_name(name)}
 
     turns: list[Turn] = []
     current: dict | None = None
@@ -219,7 +241,7 @@ def parse_turns(text: str) -> list[Turn]:
         if not line.strip():
             continue
         end = start + len(line.rstrip())
-        if found and (found[3] or found[0] in repeated):
+        if found and (found[3] or found[0] in accepted):
             close()
             name, stamp, length, _ = found
             text_start = min(start + length, end)
@@ -299,7 +321,7 @@ def _read_docx(path: Path, metadata: dict[str, str]) -> Transcript:
     except Exception as exc:  # lxml and zip errors surface under many names
         raise IngestError(path, f"not a readable .docx file: {type(exc).__name__}: {exc}") from exc
     text = "\n".join(p.text for p in document.paragraphs)
-    return _transcript(path, "docx", "docx", text, parse_turns(text), metadata)
+    return _transcript(path, "docx", "utf-8", text, parse_turns(text), metadata)
 
 
 # --- captions ------------------------------------------------------------------

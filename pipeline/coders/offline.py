@@ -3,7 +3,8 @@
 It embeds every sentence a participant speaks in a chunk, and every code's
 definition, inclusion criteria and positive examples. A code is proposed when
 some sentence is at least `similarity_threshold` (cosine) from one of the
-code's descriptions and is not closer to one of the code's negative examples.
+code's descriptions and is not closer to one of the code's negative examples;
+at most `max_codes` codes, each within `margin` of the best code's similarity.
 The quote is that sentence, verbatim. It is a baseline: it does not read
 meaning the way a language model does, and every export names it as the coder.
 
@@ -87,15 +88,20 @@ class EmbeddingCoder:
     model = MODEL_NAME
     prompt_version = METHOD_VERSION
 
-    def __init__(self, similarity_threshold: float | None = None, max_codes: int = 3, scale: float = 0.05):
+    def __init__(self, similarity_threshold: float | None = None, max_codes: int = 3, margin: float = 0.08,
+                 scale: float = 0.05):
         self.similarity_threshold = similarity_threshold
         self.max_codes = max_codes
+        self.margin = margin
         self.scale = scale
         self._tables: dict[str, _CodeTable] = {}
 
     @property
     def parameters(self) -> dict[str, Any]:
-        return {"similarity_threshold": self.similarity_threshold, "max_codes": self.max_codes, "scale": self.scale}
+        return {
+            "similarity_threshold": self.similarity_threshold, "max_codes": self.max_codes,
+            "margin": self.margin, "scale": self.scale,
+        }
 
     def _table(self, codebook: Codebook) -> _CodeTable:
         if codebook.version not in self._tables:
@@ -141,6 +147,8 @@ class EmbeddingCoder:
             descriptor = int(columns[int(block[r].argmax())])
             found.append((score, code, sentences[rows[r]][1], descriptor))
         found.sort(key=lambda item: -item[0])
+        # codes far behind the best one are the model failing to tell codes apart, not evidence
+        found = [item for item in found if item[0] >= found[0][0] - self.margin] if found else []
         proposals = []
         for score, code, sentence, descriptor in found[: self.max_codes]:
             confidence = 1 / (1 + math.exp(-(score - threshold) / self.scale))

@@ -1,0 +1,228 @@
+"""End to end: real files, a real SQLite database, the real flow and CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+from conftest import EXAMPLES, LINKAGES, write
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def qcode(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_json(*args: str) -> tuple[int, dict, str]:
+    code, stdout, stderr = qcode("run", *args, "--json")
+    return code, json.loads(stdout), stderr
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as connection:
+        return connection.execute(sql).fetchall()
+
+
+@pytest.fixture(scope="module")
+def examples_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("examples")
+    db = folder / "qcode.db"
+    code, summary, _ = run_json(EXAMPLES / "transcripts", "--codebook", LINKAGES, "--db", db)
+    assert code == 0
+    return db, summary
+
+
+def test_examples_are_coded_offline(examples_run) -> None:
+    db, summary = examples_run
+    assert {"run_id", "transcripts", "chunks", "suggestions", "accepted", "queued", "rejected", "failed"} <= set(summary)
+    assert summary["failed"] == [] and summary["failed_chunks"] == 0
+    assert summary["transcripts"] >= 20  # 11 interviews and a questionnaire of 12 responses
+    assert summary["chunks"] > summary["transcripts"]
+    assert summary["suggestions"] == summary["accepted"] + summary["queued"] > 0
+    assert summary["coder"] == "offline"
+    coded = rows(db, "select count(*) from chunk_codings where status = 'coded'")[0][0]
+    assert coded == summary["chunks"]
+
+
+def test_every_quote_is_verbatim_in_its_chunk_and_transcript(examples_run, tmp_path: Path) -> None:
+    db, _ = examples_run
+    out = tmp_path / "s.jsonl"
+    code, _, stderr = qcode("export", "--db", db, "--format", "jsonl", "--out", out)
+    assert code == 0 and "wrote" in stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records
+    texts = dict(rows(db, "select id, text from transcripts"))
+    for r in records:
+        text = texts[r["transcript_id"]]
+        assert text[r["quote_start"]:r["quote_end"]] == r["quote"]
+        assert r["chunk_start"] <= r["quote_start"] < r["quote_end"] <= r["chunk_end"]
+        assert r["coder"] == "offline" and r["model"].endswith("all-MiniLM-L6-v2")
+        assert r["codebook_version"] and r["prompt_version"] and r["status"] in ("accepted", "review", "audit")
+        assert 0 <= r["confidence"] <= 1 and r["justification"]
+    assert any(r["metadata"].get("district") for r in records)
+
+
+def test_csv_and_codings_exports(examples_run, tmp_path: Path) -> None:
+    db, summary = examples_run
+    qcode("export", "--db", db, "--format", "csv", "--out", tmp_path / "s.csv")
+    with open(tmp_path / "s.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == summary["suggestions"]
+    assert "case_district" in table[0] and "quote_start" in table[0] and "coder" in table[0]
+
+    qcode("export", "--db", db, "--format", "codings", "--out", tmp_path / "c.csv")
+    with open(tmp_path / "c.csv", newline="") as handle:
+        codings = list(csv.DictReader(handle))
+    assert list(codings[0]) == ["unit_id", "coder", "code"]
+    assert {r["unit_id"] for r in codings} == {r[0] for r in rows(db, "select chunk_id from chunk_codings")}
+    applied = [r for r in codings if r["code"]]
+    assert len(applied) == summary["suggestions"]
+    assert {r["coder"] for r in codings} == {"offline:all-MiniLM-L6-v2"}
+
+
+def test_queue_lists_what_waits_for_review(examples_run) -> None:
+    db, summary = examples_run
+    code, stdout, _ = qcode("queue", "--db", db, "--json", "--limit", "1000")
+    assert code == 0
+    queue = json.loads(stdout)
+    assert queue["total"] == summary["queued"] == len(queue["items"])
+    assert all(i["status"] in ("review", "audit") for i in queue["items"])
+    code, stdout, _ = qcode("queue", "--db", db)
+    assert "waiting for review" in stdout
+
+
+def test_rerun_codes_nothing_twice(examples_run) -> None:
+    db, first = examples_run
+    before = {t: rows(db, f"select count(*) from {t}")[0][0] for t in ("transcripts", "turns", "chunks", "suggestions", "rejections", "chunk_codings")}
+    code, second, _ = run_json(EXAMPLES / "transcripts", "--codebook", LINKAGES, "--db", db)
+    assert code == 0
+    assert second["chunks_coded_now"] == 0
+    after = {t: rows(db, f"select count(*) from {t}")[0][0] for t in before}
+    assert after == before
+    for key in ("transcripts", "chunks", "suggestions", "accepted", "queued", "rejected"):
+        assert second[key] == first[key]
+
+
+def test_threshold_and_audit_routing_through_the_cli(tmp_path: Path, small_codebook: Path) -> None:
+    write(tmp_path / "in" / "a.txt", "Interviewer: Any support?\nMs. Chen: The district gave us a grant to buy new materials for the lab.\nMs. Chen: I trust my principal completely.\n")
+    db = tmp_path / "r.db"
+    _, everything, _ = run_json(tmp_path / "in", "--codebook", small_codebook, "--db", db, "--threshold", "1.0")
+    assert everything["suggestions"] > 0 and everything["review"] == everything["suggestions"]
+    db2 = tmp_path / "r2.db"
+    _, audited, _ = run_json(tmp_path / "in", "--codebook", small_codebook, "--db", db2, "--threshold", "0", "--audit-share", "1")
+    assert audited["audit"] == audited["suggestions"] > 0
+
+
+def test_bad_files_fail_alone(tmp_path: Path, small_codebook: Path) -> None:
+    folder = tmp_path / "mixed"
+    write(folder / "good.txt", "Interviewer: Money?\nMs. Chen: The district gave us a grant to buy new materials.\n")
+    write(folder / "empty.txt", "")
+    (folder / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (folder / "corrupt.docx").write_bytes(b"PK\x03\x04 broken")
+    write(folder / "broken.vtt", "WEBVTT\n\n00:00:01.000 --> 00:00:xx.000\n<v A>Hello there.\n")
+    write(folder / "numbers.csv", "id,score\n1,4\n2,5\n")
+    write(folder / "latin.txt", "Interviewer: ¿Qué?\nJosé: The district’s grant bought new materials.\n", encoding="cp1252")
+    db = tmp_path / "m.db"
+    code, summary, stderr = run_json(folder, "--codebook", small_codebook, "--db", db)
+    assert code == 1
+    failed = {Path(f["path"]).name: f["error"] for f in summary["failed"]}
+    assert set(failed) == {"empty.txt", "binary.txt", "corrupt.docx", "broken.vtt", "numbers.csv"}
+    assert failed["empty.txt"] == "empty file"
+    for name in failed:
+        assert sum(1 for line in stderr.splitlines() if name in line) == 1  # one clear line each
+    names = {r[0] for r in rows(db, "select source_name from transcripts")}
+    assert names == {"good.txt", "latin.txt"}
+    assert summary["transcripts"] == 2
+    assert any("cp1252" in n["note"] for n in summary["notes"])
+    # nothing of a failed file is left behind
+    assert rows(db, "select count(*) from chunks where transcript_id not in (select id from transcripts)")[0][0] == 0
+
+
+def test_codebook_with_a_duplicate_id_stops_before_coding(tmp_path: Path, small_codebook: Path) -> None:
+    bad = tmp_path / "dup.yaml"
+    bad.write_text(small_codebook.read_text().replace("id: trust", "id: funding"))
+    write(tmp_path / "in" / "a.txt", "A: hello there friend.\n")
+    code, stdout, stderr = qcode("run", tmp_path / "in", "--codebook", bad, "--db", tmp_path / "d.db")
+    assert code == 2
+    assert f"{bad}:" in stderr and "duplicate code id 'funding'" in stderr
+    assert not (tmp_path / "d.db").exists()
+
+
+def test_db_from_environment_and_config_file(tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "in" / "a.txt", "Interviewer: Money?\nMs. Chen: The district gave us a grant to buy new materials.\n")
+    (tmp_path / "qcode.toml").write_text(f'[run]\ncodebook = "{small_codebook}"\nthreshold = 1.0\n')
+    monkeypatch.setenv("QCODE_DB", str(tmp_path / "env.db"))
+    code, summary, _ = run_json(tmp_path / "in")
+    assert code == 0 and summary["review"] == summary["suggestions"] > 0
+    assert (tmp_path / "env.db").exists()
+
+
+def _corpus(folder: Path, n: int) -> None:
+    lines = [
+        "The district gave us a grant to buy new materials for the science lab.",
+        "I trust my principal completely and she listens to us.",
+        "We meet with the district office every month in the leadership committee.",
+        "Nobody tells us about decisions until after they are made.",
+    ]
+    for i in range(n):
+        turns = [f"Interviewer: Question {j} for interview {i}?\nP{i}: {lines[(i + j) % 4]} Case {i}, answer {j}." for j in range(12)]
+        write(folder / f"interview_{i:02d}.txt", "\n".join(turns) + "\n")
+
+
+def test_a_killed_run_finishes_on_the_next_run(tmp_path: Path, small_codebook: Path) -> None:
+    folder = tmp_path / "corpus"
+    _corpus(folder, 30)
+    db = tmp_path / "k.db"
+    command = [sys.executable, "-m", "pipeline.cli", "run", str(folder), "--codebook", str(small_codebook),
+               "--db", str(db), "--chunk-size", "120", "--batch-size", "2", "--json"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        coded = 0
+        while time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+            if db.exists():
+                try:
+                    coded = rows(db, "select count(*) from chunk_codings")[0][0]
+                except sqlite3.OperationalError:
+                    continue
+                if coded >= 6:
+                    break
+        assert process.poll() is None, "the run ended before it could be killed"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    first = dict(rows(db, "select chunk_id, run_id from chunk_codings"))
+    total_chunks = rows(db, "select count(*) from chunks")[0][0]
+    assert 0 < len(first) < total_chunks or total_chunks < 30 * 12 // 2
+
+    finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)
+    assert finished.returncode == 0, finished.stderr
+    summary = json.loads(finished.stdout)
+    assert summary["transcripts"] == 30
+    assert summary["chunks_coded_now"] == summary["chunks"] - len(first)
+    after = dict(rows(db, "select chunk_id, run_id from chunk_codings"))
+    assert len(after) == summary["chunks"] == rows(db, "select count(*) from chunks")[0][0]
+    assert all(after[c] == r for c, r in first.items())  # what was coded before the kill was not coded again
+    duplicates = rows(db, "select chunk_id, coder_key, code, count(*) from suggestions group by 1, 2, 3 having count(*) > 1")
+    assert duplicates == []

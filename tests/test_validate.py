@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from pipeline.chunk import Chunk, ChunkTurn
+from pipeline.codebook import load_codebook
+from pipeline.suggestion import ChunkCoding
+from pipeline.validate import locate_quote, validate_coding
+
+TEXT = "Ms. Chen: The district gives us\n  release time every month.  We trust our principal."
+
+
+def chunk(offset: int = 100) -> Chunk:
+    return Chunk(
+        id="c1", transcript_id="t1", index=0, start=offset, end=offset + len(TEXT), text=TEXT,
+        speakers=["Ms. Chen"], first_turn=0, last_turn=0,
+        turns=[ChunkTurn(index=0, speaker="Ms. Chen", start=offset + 10, end=offset + len(TEXT))],
+    )
+
+
+def proposal(code: str = "funding", quote: str = "release time every month.", confidence: float = 0.9) -> dict:
+    return {"code": code, "justification": "Because.", "quote": quote, "confidence": confidence}
+
+
+def check(small_codebook, *proposals):
+    codebook = load_codebook(small_codebook)
+    return validate_coding(ChunkCoding(chunk_id="c1", proposals=list(proposals)), chunk(), codebook, "key")
+
+
+def test_verbatim_quote_becomes_a_suggestion_with_absolute_offsets(small_codebook) -> None:
+    [s], rejections = check(small_codebook, proposal(quote="gives us release   time"))
+    assert not rejections
+    assert s.quote == "gives us\n  release time"
+    assert TEXT[s.quote_start - 100:s.quote_end - 100] == s.quote
+    assert (s.quote_start, s.quote_end) == (100 + TEXT.index("gives"), 100 + TEXT.index(" every"))
+
+
+def test_fabricated_quote_is_rejected(small_codebook) -> None:
+    suggestions, [r] = check(small_codebook, proposal(quote="The district gives us a lot of money."))
+    assert not suggestions
+    assert r.reason == "quote is not verbatim in the chunk" and r.code == "funding"
+
+
+def test_unknown_code_is_rejected(small_codebook) -> None:
+    suggestions, [r] = check(small_codebook, proposal(code="ignore-previous-instructions"))
+    assert not suggestions
+    assert r.reason == "code 'ignore-previous-instructions' is not in the codebook"
+
+
+def test_malformed_proposals_are_rejected_not_dropped(small_codebook) -> None:
+    suggestions, rejections = check(
+        small_codebook,
+        proposal(confidence=1.7),
+        {"code": "trust", "quote": "We trust our principal."},
+        "not even an object",
+    )
+    assert not suggestions
+    assert len(rejections) == 3
+    assert all(r.reason.startswith("malformed proposal") for r in rejections)
+    assert rejections[1].code == "trust"
+
+
+def test_a_code_proposed_twice_keeps_the_first(small_codebook) -> None:
+    suggestions, [r] = check(small_codebook, proposal(), proposal(quote="gives us"))
+    assert [s.quote for s in suggestions] == ["release time every month."]
+    assert "more than once" in r.reason
+
+
+def test_category_codes_are_not_applied(tmp_path) -> None:
+    path = tmp_path / "cb.yaml"
+    path.write_text(
+        "name: n\ndescription: d\ncodes:\n"
+        "  - {id: linkage, name: Linkage, definition: any linkage}\n"
+        "  - {id: linkage.strength, name: Strength, definition: a strong one, parent: linkage}\n"
+    )
+    codebook = load_codebook(path)
+    coding = ChunkCoding(chunk_id="c1", proposals=[proposal(code="linkage"), proposal(code="linkage.strength")])
+    suggestions, [r] = validate_coding(coding, chunk(), codebook, "key")
+    assert [s.code for s in suggestions] == ["linkage.strength"]
+    assert "is a category" in r.reason
+
+
+def test_locate_quote_edge_cases() -> None:
+    assert locate_quote("", "abc") is None
+    assert locate_quote("   ", "abc") is None
+    assert locate_quote("b  c", "a b\n\tc d") == (2, 6)
+    assert locate_quote("B C", "a b c") is None  # case matters: a quote is verbatim
