@@ -21,14 +21,14 @@ Attribute = str | int | float | bool
 
 
 class Examples(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     positive: list[str] = Field(default_factory=list)
     negative: list[str] = Field(default_factory=list)
 
 
 class Code(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     id: str
     name: str
@@ -41,13 +41,13 @@ class Code(BaseModel):
 
 
 class Codebook(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str
     description: str
     source: str | None = None
     measurement: Literal["nominal", "ordinal"] = "nominal"
-    similarity_threshold: float = Field(default=0.35, gt=0, lt=1)
+    similarity_threshold: float = Field(default=0.5, gt=0, lt=1)
     codes: list[Code]
 
     @property

@@ -10,7 +10,7 @@ meaning the way a language model does, and every export names it as the coder.
 
 Confidence is a logistic function of the margin over the threshold:
     confidence = 1 / (1 + exp(-(similarity - threshold) / scale))
-so a code just at the threshold has confidence 0.5.
+so a code just at the threshold has confidence 0.5; it is capped at 0.99.
 """
 
 from __future__ import annotations
@@ -151,7 +151,8 @@ class EmbeddingCoder:
         found = [item for item in found if item[0] >= found[0][0] - self.margin] if found else []
         proposals = []
         for score, code, sentence, descriptor in found[: self.max_codes]:
-            confidence = 1 / (1 + math.exp(-(score - threshold) / self.scale))
+            # a similarity is never certainty: leave the top of the scale to reviewers
+            confidence = min(0.99, 1 / (1 + math.exp(-(score - threshold) / self.scale)))
             proposals.append(Proposal(
                 code=code.id,
                 justification=(
