@@ -91,7 +91,7 @@ class _Ingested(BaseModel):
 
 @task(name="ingest-file", cache_policy=NO_CACHE)
 def ingest_file(store: Store, source: Source, request: RunRequest) -> _Ingested:
-    """Read, chunk and store one file. Each transcript is one transaction."""
+    """Read, chunk and store one file, in one transaction."""
     result = _Ingested()
     try:
         transcripts = read_source(source, CsvOptions(request.id_column, request.text_column))
@@ -102,8 +102,12 @@ def ingest_file(store: Store, source: Source, request: RunRequest) -> _Ingested:
     except Exception as exc:  # a reader bug must not stop the other files
         result.failure = FileFailure(path=str(source.path), error=f"{type(exc).__name__}: {exc}")
         return result
+    try:
+        store.save_transcripts(prepared)
+    except Exception as exc:  # the transaction rolled back: nothing of this file is stored
+        result.failure = FileFailure(path=str(source.path), error=f"could not be stored: {type(exc).__name__}: {exc}")
+        return result
     for transcript, chunks in prepared:
-        store.save_transcript(transcript, chunks)
         result.transcript_ids.append(transcript.id)
         result.chunk_ids += [c.id for c in chunks]
         result.notes += [FileNote(path=str(source.path), note=n) for n in transcript.notes if not n.startswith("CSV row")]

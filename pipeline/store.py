@@ -262,36 +262,39 @@ class Store:
 
     # --- transcripts and chunks -------------------------------------------------
 
-    def save_transcript(self, transcript: Transcript, chunks: Sequence[Chunk]) -> bool:
-        """Store a transcript, its turns and chunks in one transaction.
+    def save_transcripts(self, prepared: Sequence[tuple[Transcript, Sequence[Chunk]]]) -> None:
+        """Store the transcripts of one file with their turns and chunks, all or nothing.
 
-        Returns False when the transcript was already stored; its metadata is
-        refreshed and chunks of a new chunk size are added, nothing is duplicated.
+        A transcript already stored gets its metadata refreshed and any chunks
+        of a new chunk size added; nothing is duplicated.
         """
         with self.session() as s:
-            record = s.get(TranscriptRecord, transcript.id)
-            new = record is None
-            if new:
-                s.add(TranscriptRecord(
-                    id=transcript.id, source_path=transcript.source_path, source_name=transcript.source_name,
-                    format=transcript.format, encoding=transcript.encoding, text=transcript.text,
-                    case_metadata=transcript.metadata, notes=transcript.notes, ingested_at=now(),
-                ))
-                s.add_all(TurnRecord(transcript_id=transcript.id, **turn.model_dump()) for turn in transcript.turns)
-            else:
-                record.case_metadata = transcript.metadata
-                record.source_path = transcript.source_path
-            s.flush()
-            known = set(s.scalars(select(ChunkRecord.id).where(ChunkRecord.transcript_id == transcript.id)))
-            s.add_all(
-                ChunkRecord(
-                    id=c.id, transcript_id=c.transcript_id, index=c.index, start=c.start, end=c.end, text=c.text,
-                    speakers=c.speakers, first_turn=c.first_turn, last_turn=c.last_turn,
-                    turns=[t.model_dump() for t in c.turns],
-                )
-                for c in chunks if c.id not in known
+            for transcript, chunks in prepared:
+                self._save_transcript(s, transcript, chunks)
+
+    @staticmethod
+    def _save_transcript(s: Session, transcript: Transcript, chunks: Sequence[Chunk]) -> None:
+        record = s.get(TranscriptRecord, transcript.id)
+        if record is None:
+            s.add(TranscriptRecord(
+                id=transcript.id, source_path=transcript.source_path, source_name=transcript.source_name,
+                format=transcript.format, encoding=transcript.encoding, text=transcript.text,
+                case_metadata=transcript.metadata, notes=transcript.notes, ingested_at=now(),
+            ))
+            s.add_all(TurnRecord(transcript_id=transcript.id, **turn.model_dump()) for turn in transcript.turns)
+        else:
+            record.case_metadata = transcript.metadata
+            record.source_path = transcript.source_path
+        s.flush()
+        known = set(s.scalars(select(ChunkRecord.id).where(ChunkRecord.transcript_id == transcript.id)))
+        s.add_all(
+            ChunkRecord(
+                id=c.id, transcript_id=c.transcript_id, index=c.index, start=c.start, end=c.end, text=c.text,
+                speakers=c.speakers, first_turn=c.first_turn, last_turn=c.last_turn,
+                turns=[t.model_dump() for t in c.turns],
             )
-        return new
+            for c in chunks if c.id not in known
+        )
 
     def pending_chunks(self, chunk_ids: Iterable[str], coder_key: str) -> list[Chunk]:
         """Those of the chunks not yet coded under this coder (failed ones are retried)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from pipeline.chunk import Chunk
@@ -46,12 +46,21 @@ def provenance(coder: Coder, codebook: Codebook) -> Provenance:
     )
 
 
-CODERS = ("offline",)
+def _offline(**options: Any) -> Coder:
+    from pipeline.coders.offline import EmbeddingCoder
+
+    return EmbeddingCoder(**options)
+
+
+_FACTORIES: dict[str, Callable[..., Coder]] = {"offline": _offline}
+
+
+def register_coder(name: str, factory: Callable[..., Coder]) -> None:
+    """Make a coder available by name to `qcode run --coder NAME`."""
+    _FACTORIES[name] = factory
 
 
 def make_coder(name: str, **options: Any) -> Coder:
-    if name == "offline":
-        from pipeline.coders.offline import EmbeddingCoder
-
-        return EmbeddingCoder(**options)
-    raise ValueError(f"unknown coder '{name}' (available: {', '.join(CODERS)})")
+    if name not in _FACTORIES:
+        raise ValueError(f"unknown coder '{name}' (available: {', '.join(sorted(_FACTORIES))})")
+    return _FACTORIES[name](**options)
