@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pipeline.transcript import Transcript, Turn
 
@@ -39,6 +39,21 @@ class Chunk(BaseModel):
     first_turn: int
     last_turn: int
     turns: list[ChunkTurn]
+    # Filled in when chunks are handed to a coder; not part of the chunk's identity.
+    before: str = ""
+    after: str = ""
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+def context(text: str, start: int, end: int, width: int = 600) -> tuple[str, str]:
+    """Up to `width` characters before and after a span, cut at line breaks."""
+    before = text[max(0, start - width):start]
+    if start - width > 0 and "\n" in before:
+        before = before[before.index("\n") + 1:]
+    after = text[end:end + width]
+    if end + width < len(text) and "\n" in after:
+        after = after[:after.rindex("\n")]
+    return before.strip(), after.strip()
 
 
 def chunk_id(transcript_id: str, start: int, end: int) -> str:

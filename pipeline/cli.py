@@ -66,45 +66,40 @@ def run_command(
     coder: Annotated[Optional[str], typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
     similarity_threshold: Annotated[Optional[float], typer.Option("--similarity-threshold", help="Offline coder: overrides the codebook's similarity_threshold.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Chunks coded and stored together (default 32).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="openai coder: the model name.")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="openai coder: an OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, then OpenAI).")] = None,
+    prompt: Annotated[Optional[str], typer.Option("--prompt", help="openai coder: prompt template folder under prompts/ (default coding-v1).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="openai coder: sampling temperature (default 0).")] = None,
+    samples: Annotated[Optional[int], typer.Option("--samples", help="openai coder: replies per chunk for self-consistency (default 1).")] = None,
+    max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", help="openai coder: tries per chunk when a reply is invalid (default 3).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="openai coder: requests in flight at once (default 8).")] = None,
+    rpm: Annotated[Optional[float], typer.Option("--rpm", help="openai coder: requests per minute at most.")] = None,
+    tpm: Annotated[Optional[float], typer.Option("--tpm", help="openai coder: tokens per minute at most.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate tokens and cost offline; send and store nothing.")] = False,
+    batch: Annotated[bool, typer.Option("--batch", help="openai coder: send first requests through the Batch API (half price, answers within 24 h).")] = False,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", help="--batch: seconds between checks on a pending batch.")] = 30.0,
     id_column: Annotated[Optional[str], typer.Option("--id-column", help="CSV: the column identifying each response.")] = None,
     text_column: Annotated[Optional[str], typer.Option("--text-column", help="CSV: the column holding each response.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest, chunk, code, validate, route and store transcripts."""
-    try:
-        settings = load_settings({
+    request = _request(
+        paths,
+        {
             "codebook": str(codebook) if codebook else None, "db": db, "coder": coder, "threshold": threshold,
             "audit_share": audit_share, "seed": seed, "chunk_size": chunk_size, "overlap": overlap,
-            "batch_size": batch_size,
-        })
-    except ConfigError as exc:
-        _fail(str(exc))
-    if not settings.codebook:
-        _fail("name a codebook with --codebook FILE (or codebook = ... under [run] in qcode.toml)")
-    try:
-        load_codebook(settings.codebook)
-    except CodebookError as exc:
-        for problem in exc.problems:
-            err.print(str(problem), highlight=False, soft_wrap=True)
-        _fail(f"the codebook {settings.codebook} has {len(exc.problems)} problem(s); nothing was coded")
+            "batch_size": batch_size, "model": model, "base_url": base_url, "prompt": prompt,
+            "temperature": temperature, "samples": samples, "max_attempts": max_attempts,
+            "concurrency": concurrency, "rpm": rpm, "tpm": tpm,
+        },
+        similarity_threshold=similarity_threshold, id_column=id_column, text_column=text_column,
+        batch=batch, poll_interval=poll_interval, ready=not dry_run,
+    )
+    from pipeline.flows import run
 
-    from pydantic import ValidationError
-
-    from pipeline.flows import RunRequest, run
-    from pipeline.route import RoutingPolicy
-
-    coder_options = {"similarity_threshold": similarity_threshold} if similarity_threshold is not None else {}
-    try:
-        request = RunRequest(
-            paths=[str(p) for p in paths], codebook=settings.codebook, db=settings.db, coder=settings.coder,
-            coder_options=coder_options, chunk_size=settings.chunk_size, overlap=settings.overlap,
-            routing=RoutingPolicy(threshold=settings.threshold, audit_share=settings.audit_share, seed=settings.seed),
-            batch_size=settings.batch_size, id_column=id_column, text_column=text_column,
-        )
-    except ValidationError as exc:
-        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
-    if request.overlap >= request.chunk_size:
-        _fail("--overlap must be smaller than --chunk-size")
+    if dry_run:
+        _print_estimate(request, as_json)
+        return
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -139,6 +134,9 @@ def run_command(
             ("rejected", summary.rejected),
             ("failed files", len(summary.failed)),
             ("failed chunks", summary.failed_chunks),
+            ("model requests", f"{summary.requests} live, {summary.batch_requests} in batches, {summary.cache_hits} answered from the cache"),
+            ("tokens", f"{summary.input_tokens} in ({summary.cached_input_tokens} cached), {summary.output_tokens} out"),
+            ("cost", "unknown (no price for this model)" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"),
             ("time", f"{summary.seconds:.1f} s"),
             ("store", summary.db),
         ]:
@@ -146,6 +144,110 @@ def run_command(
         out.print(table)
     if summary.failed or summary.failed_chunks:
         raise typer.Exit(1)
+
+
+def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float | None = None,
+             id_column: str | None = None, text_column: str | None = None, batch: bool = False,
+             poll_interval: float = 30.0, ready: bool = True) -> "RunRequest":
+    """A checked run request from flags, environment and qcode.toml; exits with a clear error otherwise."""
+    from pydantic import ValidationError
+
+    from pipeline.coders import make_coder
+    from pipeline.flows import RunRequest
+    from pipeline.route import RoutingPolicy
+
+    try:
+        settings = load_settings(overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if not settings.codebook:
+        _fail("name a codebook with --codebook FILE (or codebook = ... under [run] in qcode.toml)")
+    try:
+        load_codebook(settings.codebook)
+    except CodebookError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), highlight=False, soft_wrap=True)
+        _fail(f"the codebook {settings.codebook} has {len(exc.problems)} problem(s); nothing was coded")
+
+    if settings.coder == "offline":
+        coder_options = {"similarity_threshold": similarity_threshold}
+    else:
+        coder_options = {name: getattr(settings, name) for name in (
+            "model", "base_url", "prompt", "temperature", "samples", "max_attempts", "concurrency", "rpm", "tpm")}
+    coder_options = {k: v for k, v in coder_options.items() if v is not None}
+    try:
+        request = RunRequest(
+            paths=[str(p) for p in paths], codebook=settings.codebook, db=settings.db, coder=settings.coder,
+            coder_options=coder_options, chunk_size=settings.chunk_size, overlap=settings.overlap,
+            routing=RoutingPolicy(threshold=settings.threshold, audit_share=settings.audit_share, seed=settings.seed),
+            batch_size=settings.batch_size, id_column=id_column, text_column=text_column,
+            batch=batch, poll_interval=poll_interval,
+        )
+    except ValidationError as exc:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    if request.overlap >= request.chunk_size:
+        _fail("--overlap must be smaller than --chunk-size")
+    if batch and request.coder != "openai":
+        _fail("--batch needs --coder openai")
+    try:
+        chosen = make_coder(request.coder, **request.coder_options)  # configuration errors before any work
+        if ready and hasattr(chosen, "check_ready"):
+            chosen.check_ready()
+    except Exception as exc:
+        _fail(str(exc))
+    return request
+
+
+def _print_estimate(request: object, as_json: bool) -> None:
+    from pipeline.estimate import estimate
+
+    found = estimate(request)
+    for failure in found.failed:
+        err.print(f"[red]failed:[/red] {failure.path}: {failure.error}", highlight=False, soft_wrap=True)
+    if as_json:
+        print(json.dumps(found.model_dump(mode="json"), ensure_ascii=False))
+        return
+    table = Table(title="dry run: nothing was sent or stored", show_header=False)
+    cost = "unknown (no price for this model)" if found.cost_usd is None else f"${found.cost_usd:.4f}"
+    for label, value in [
+        ("coder", f"{found.coder} ({found.model})"), ("transcripts", found.transcripts),
+        ("chunks", f"{found.chunks} ({found.pending} not yet coded)"), ("requests", found.requests),
+        ("input tokens", found.input_tokens), ("output tokens (estimate)", found.output_tokens), ("cost", cost),
+    ]:
+        table.add_row(label, str(value))
+    out.print(table)
+
+
+@app.command("schedule")
+def schedule_command(
+    folder: Annotated[Path, typer.Argument(help="Folder of transcripts to code on each run.")],
+    cron: Annotated[str, typer.Option("--cron", help="When to run, as a cron expression, e.g. '0 2 * * *'.")],
+    codebook: Annotated[Optional[Path], typer.Option("--codebook", help="Codebook YAML file.")] = None,
+    db: DbOption = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Deployment name (default: qcode-FOLDER).")] = None,
+    prefect_api: Annotated[Optional[str], typer.Option("--prefect-api", help="A persistent Prefect server's API URL (default: $PREFECT_API_URL, or one started on 127.0.0.1:4200).")] = None,
+    coder: Annotated[Optional[str], typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="openai coder: the model name.")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="openai coder: an OpenAI-compatible endpoint.")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Suggestions under this confidence are queued for review.")] = None,
+) -> None:
+    """Serve a Prefect deployment that codes new or changed transcripts in FOLDER on a schedule."""
+    from pipeline.schedule import ScheduleError, serve
+
+    if not folder.is_dir():
+        _fail(f"{folder}: not a folder")
+    request = _request([folder.resolve()], {
+        "codebook": str(Path(codebook).resolve()) if codebook else None, "db": db, "coder": coder,
+        "model": model, "base_url": base_url, "threshold": threshold,
+    })
+    from pipeline.store import database_url
+
+    request.db = database_url(request.db)  # absolute: scheduled runs start in another folder
+    request.codebook = str(Path(request.codebook).resolve())
+    try:
+        serve(request, name or f"qcode-{folder.resolve().name}", cron, prefect_api)
+    except ScheduleError as exc:
+        _fail(str(exc))
 
 
 @app.command("queue")

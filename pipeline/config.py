@@ -2,8 +2,10 @@
 
 `qcode.toml` (in the working directory, or named by QCODE_CONFIG) holds a
 `[run]` table with any of: codebook, db, coder, threshold, audit_share, seed,
-chunk_size, overlap, batch_size. Secrets never go in it: keys come from the
-environment only.
+chunk_size, overlap, batch_size, and for the openai coder model, base_url,
+prompt, temperature, samples, max_attempts, concurrency, rpm, tpm; and a
+`[prices."MODEL"]` table per model (see pipeline/prices.toml). Secrets never go
+in it: the API key comes from OPENAI_API_KEY only.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ class RunSettings(BaseModel):
     chunk_size: int = DEFAULT_SIZE
     overlap: int = DEFAULT_OVERLAP
     batch_size: int = 32
+    # the openai coder
+    model: str | None = None
+    base_url: str | None = None
+    prompt: str | None = None
+    temperature: float | None = None
+    samples: int | None = None
+    max_attempts: int | None = None
+    concurrency: int | None = None
+    rpm: float | None = None
+    tpm: float | None = None
 
 
 def config_path() -> Path:

@@ -6,7 +6,6 @@ in qcode's store, which is what makes a re-run free and a killed run resumable:
 a chunk already coded under the same coder configuration is never coded again.
 """
 
-from __future__ import annotations
 
 import time
 from collections.abc import Callable
@@ -20,9 +19,10 @@ from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, Chunk, chunk_transcrip
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import Coder, make_coder, provenance
 from pipeline.ingest import CsvOptions, IngestError, Source, discover, read_source
+from pipeline.prices import run_cost
 from pipeline.route import RoutingPolicy, route
 from pipeline.store import Store
-from pipeline.suggestion import ChunkCoding, Provenance
+from pipeline.suggestion import ChunkCoding, Provenance, Usage
 from pipeline.validate import validate_coding
 
 
@@ -38,6 +38,8 @@ class RunRequest(BaseModel):
     batch_size: int = Field(default=32, ge=1)
     id_column: str | None = None
     text_column: str | None = None
+    batch: bool = False
+    poll_interval: float = Field(default=30.0, gt=0)
 
 
 class FileFailure(BaseModel):
@@ -69,6 +71,13 @@ class RunSummary(BaseModel):
     rejected: int
     failed: list[FileFailure]
     failed_chunks: int
+    requests: int
+    batch_requests: int
+    cache_hits: int
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
     notes: list[FileNote]
     seconds: float
 
@@ -140,6 +149,15 @@ def code_batch(store: Store, coder: Coder, codebook: Codebook, prov: Provenance,
     store.save_codings(run_id, prov, results)
 
 
+@task(name="batch-api", cache_policy=NO_CACHE)
+def send_batches(store: Store, coder: Coder, codebook: Codebook, prov: Provenance, run_id: str,
+                 chunks: list[Chunk], poll_interval: float) -> Usage:
+    """First requests through the Batch API; their replies land in the model-call cache."""
+    from pipeline.batch import prefill_by_batch
+
+    return prefill_by_batch(store, coder, codebook, prov.coder_key, run_id, chunks, poll_interval)
+
+
 @flow(name="qcode-run")
 def code_corpus(request: RunRequest) -> RunSummary:
     began = time.perf_counter()
@@ -147,9 +165,12 @@ def code_corpus(request: RunRequest) -> RunSummary:
     codebook = load_codebook(request.codebook)
     store.save_codebook(codebook, request.codebook)
     coder = make_coder(request.coder, **request.coder_options)
+    if hasattr(coder, "use_store"):
+        coder.use_store(store)
     prov = provenance(coder, codebook)
     parameters = {
         "coder": prov.parameters,
+        "limits": getattr(coder, "limits", {}),
         "chunk_size": request.chunk_size,
         "overlap": request.overlap,
         "routing": request.routing.model_dump(),
@@ -174,6 +195,9 @@ def code_corpus(request: RunRequest) -> RunSummary:
 
     chunk_ids = list(dict.fromkeys(chunk_ids))
     pending = store.pending_chunks(chunk_ids, prov.coder_key)
+    batch_usage = Usage()
+    if request.batch and pending:
+        batch_usage = send_batches(store, coder, codebook, prov, run_id, pending, request.poll_interval)
     _report("chunks", len(pending))
     for i in range(0, len(pending), request.batch_size):
         batch = pending[i:i + request.batch_size]
@@ -185,6 +209,13 @@ def code_corpus(request: RunRequest) -> RunSummary:
         _report("chunk", len(batch))
 
     counts = store.tally(chunk_ids, prov.coder_key)
+    live = store.run_usage(run_id)
+    usage = live + batch_usage
+    endpoint = prov.parameters.get("endpoint")
+    cost = None if request.coder != "offline" else 0.0
+    if request.coder != "offline":
+        costs = [run_cost(prov.model, endpoint, live), run_cost(prov.model, endpoint, batch_usage, batch=True)]
+        cost = None if None in costs else round(sum(costs), 6)
     queued = counts["review"] + counts["audit"]
     summary = RunSummary(
         run_id=run_id,
@@ -205,6 +236,13 @@ def code_corpus(request: RunRequest) -> RunSummary:
         rejected=counts["rejected"],
         failed=failed,
         failed_chunks=counts["failed_chunks"],
+        requests=live.requests,
+        batch_requests=batch_usage.requests,
+        cache_hits=live.cache_hits,
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=cost,
         notes=notes,
         seconds=round(time.perf_counter() - began, 3),
     )

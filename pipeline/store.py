@@ -22,9 +22,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from pipeline.chunk import Chunk, ChunkTurn
+from pipeline.chunk import Chunk, ChunkTurn, context
 from pipeline.codebook import Codebook
-from pipeline.suggestion import ChunkCoding, Provenance, Rejection, Suggestion
+from pipeline.suggestion import ChunkCoding, Provenance, Rejection, Suggestion, Usage
 from pipeline.transcript import Transcript
 
 DEFAULT_DB = "qcode.db"
@@ -123,8 +123,44 @@ class ChunkCodingRecord(Base):
     input_tokens: Mapped[int] = mapped_column(default=0)
     cached_input_tokens: Mapped[int] = mapped_column(default=0)
     output_tokens: Mapped[int] = mapped_column(default=0)
+    requests: Mapped[int] = mapped_column(default=0)
+    cache_hits: Mapped[int] = mapped_column(default=0)
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
     coded_at: Mapped[datetime]
+
+
+class ModelCallRecord(Base):
+    """A model call and its reply, addressed by a hash of everything that shapes the reply."""
+
+    __tablename__ = "model_calls"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(200))
+    request: Mapped[dict[str, Any]]
+    response: Mapped[dict[str, Any]]
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime]
+
+
+class BatchRecord(Base):
+    """A provider batch job, kept so a run survives restarts while it is pending."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id"))
+    coder_key: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))
+    input_file_id: Mapped[str] = mapped_column(String(200))
+    output_file_id: Mapped[str | None] = mapped_column(String(200))
+    requests: Mapped[dict[str, Any]]
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
 
 
 class SuggestionRecord(Base):
@@ -313,7 +349,20 @@ class Store:
             records: dict[str, ChunkRecord] = {}
             for part in _batches(wanted, 500):
                 records.update((r.id, r) for r in s.scalars(select(ChunkRecord).where(ChunkRecord.id.in_(part))))
-        return [_chunk(records[i]) for i in wanted if i in records]
+            transcripts = {}
+            for part in _batches(sorted({r.transcript_id for r in records.values()}), 500):
+                transcripts.update(
+                    (t.id, t) for t in s.scalars(select(TranscriptRecord).where(TranscriptRecord.id.in_(part)))
+                )
+        chunks = []
+        for i in wanted:
+            if i in records:
+                chunk = _chunk(records[i])
+                transcript = transcripts[chunk.transcript_id]
+                chunk.before, chunk.after = context(transcript.text, chunk.start, chunk.end)
+                chunk.metadata = dict(transcript.case_metadata)
+                chunks.append(chunk)
+        return chunks
 
     # --- coding results -----------------------------------------------------------
 
@@ -336,6 +385,8 @@ class Store:
                 record.input_tokens = coding.usage.input_tokens
                 record.cached_input_tokens = coding.usage.cached_input_tokens
                 record.output_tokens = coding.usage.output_tokens
+                record.requests = coding.usage.requests
+                record.cache_hits = coding.usage.cache_hits
                 record.duration_ms = coding.duration_ms
                 record.coded_at = stamp
                 if coding.error:
@@ -354,6 +405,15 @@ class Store:
                         coder=provenance.coder, model=provenance.model, prompt_version=provenance.prompt_version,
                         codebook_version=provenance.codebook_version, created_at=stamp,
                     ))
+
+    def run_usage(self, run_id: str) -> Usage:
+        """Tokens, requests and cache hits of the model calls made by one run."""
+        columns = (ChunkCodingRecord.input_tokens, ChunkCodingRecord.cached_input_tokens,
+                   ChunkCodingRecord.output_tokens, ChunkCodingRecord.requests, ChunkCodingRecord.cache_hits)
+        with self.session() as s:
+            row = s.execute(select(*(func.coalesce(func.sum(c), 0) for c in columns))
+                            .where(ChunkCodingRecord.run_id == run_id)).one()
+        return Usage(input_tokens=row[0], cached_input_tokens=row[1], output_tokens=row[2], requests=row[3], cache_hits=row[4])
 
     def tally(self, chunk_ids: Sequence[str], coder_key: str) -> dict[str, Any]:
         """Counts over the given chunks under one coder: what a run summary reports."""

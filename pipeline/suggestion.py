@@ -29,6 +29,11 @@ class Usage(BaseModel):
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
+    requests: int = 0
+    cache_hits: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(**{k: getattr(self, k) + getattr(other, k) for k in Usage.model_fields})
 
 
 class ChunkCoding(BaseModel):
@@ -40,6 +45,8 @@ class ChunkCoding(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     duration_ms: float = 0.0
     error: str | None = None
+    # a reply that never parsed, after every attempt: stored as a rejection for a person
+    invalid_reply: str | None = None
 
 
 class Provenance(BaseModel):

@@ -40,6 +40,11 @@ def validate_coding(coding: ChunkCoding, chunk: Chunk, codebook: Codebook, coder
     suggestions: dict[str, Suggestion] = {}
     rejections: list[Rejection] = []
     applicable = codebook.applicable_ids()
+    if coding.invalid_reply is not None:
+        rejections.append(Rejection(
+            chunk_id=chunk.id, code=None, quote=None,
+            reason="the reply was not valid JSON of the requested form", raw=coding.invalid_reply,
+        ))
     for raw in coding.proposals:
         try:
             proposal = raw if isinstance(raw, Proposal) else Proposal.model_validate(raw)

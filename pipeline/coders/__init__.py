@@ -17,10 +17,15 @@ from pipeline.suggestion import ChunkCoding, Provenance
 class Coder(Protocol):
     name: str
     model: str
-    prompt_version: str | None
 
     @property
-    def parameters(self) -> dict[str, Any]: ...
+    def parameters(self) -> dict[str, Any]:
+        """Everything that shapes the coder's output (never a secret)."""
+        ...
+
+    def prompt_version(self, codebook: Codebook) -> str | None:
+        """A version of the instructions the coder works from, for provenance."""
+        ...
 
     def code(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
         """One ChunkCoding per chunk, in order. A chunk the coder could not code
@@ -33,14 +38,14 @@ def provenance(coder: Coder, codebook: Codebook) -> Provenance:
     same key is never coded again."""
     parameters = dict(coder.parameters)
     identity = json.dumps(
-        [coder.name, coder.model, coder.prompt_version, codebook.version, parameters],
+        [coder.name, coder.model, coder.prompt_version(codebook), codebook.version, parameters],
         sort_keys=True, default=str,
     )
     return Provenance(
         coder=coder.name,
         model=coder.model,
         coder_key=hashlib.sha256(identity.encode()).hexdigest()[:16],
-        prompt_version=coder.prompt_version,
+        prompt_version=coder.prompt_version(codebook),
         codebook_version=codebook.version,
         parameters=parameters,
     )
@@ -52,7 +57,13 @@ def _offline(**options: Any) -> Coder:
     return EmbeddingCoder(**options)
 
 
-_FACTORIES: dict[str, Callable[..., Coder]] = {"offline": _offline}
+def _openai(**options: Any) -> Coder:
+    from pipeline.coders.openai_chat import OpenAICoder
+
+    return OpenAICoder(**options)
+
+
+_FACTORIES: dict[str, Callable[..., Coder]] = {"offline": _offline, "openai": _openai}
 
 
 def register_coder(name: str, factory: Callable[..., Coder]) -> None:

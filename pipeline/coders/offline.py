@@ -86,7 +86,6 @@ class _CodeTable:
 class EmbeddingCoder:
     name = "offline"
     model = MODEL_NAME
-    prompt_version = METHOD_VERSION
 
     def __init__(self, similarity_threshold: float | None = None, max_codes: int = 3, margin: float = 0.08,
                  scale: float = 0.05):
@@ -102,6 +101,9 @@ class EmbeddingCoder:
             "similarity_threshold": self.similarity_threshold, "max_codes": self.max_codes,
             "margin": self.margin, "scale": self.scale,
         }
+
+    def prompt_version(self, codebook: Codebook) -> str:
+        return METHOD_VERSION
 
     def _table(self, codebook: Codebook) -> _CodeTable:
         if codebook.version not in self._tables:

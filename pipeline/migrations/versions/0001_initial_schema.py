@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 21:15:32.172642
+Create Date: 2026-11-23 21:39:52.138819
 """
 from alembic import op
 import sqlalchemy as sa
@@ -23,6 +23,19 @@ def upgrade() -> None:
     sa.Column('content', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('version')
+    )
+    op.create_table('model_calls',
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('endpoint', sa.Text(), nullable=False),
+    sa.Column('model', sa.String(length=200), nullable=False),
+    sa.Column('request', sa.JSON(), nullable=False),
+    sa.Column('response', sa.JSON(), nullable=False),
+    sa.Column('input_tokens', sa.Integer(), nullable=False),
+    sa.Column('cached_input_tokens', sa.Integer(), nullable=False),
+    sa.Column('output_tokens', sa.Integer(), nullable=False),
+    sa.Column('duration_ms', sa.Float(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('key')
     )
     op.create_table('transcripts',
     sa.Column('id', sa.String(length=16), nullable=False),
@@ -82,6 +95,20 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['transcript_id'], ['transcripts.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('transcript_id', 'index')
     )
+    op.create_table('batches',
+    sa.Column('id', sa.String(length=200), nullable=False),
+    sa.Column('run_id', sa.String(length=36), nullable=False),
+    sa.Column('coder_key', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=32), nullable=False),
+    sa.Column('input_file_id', sa.String(length=200), nullable=False),
+    sa.Column('output_file_id', sa.String(length=200), nullable=True),
+    sa.Column('requests', sa.JSON(), nullable=False),
+    sa.Column('usage', sa.JSON(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('finished_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('chunk_codings',
     sa.Column('chunk_id', sa.String(length=16), nullable=False),
     sa.Column('coder_key', sa.String(length=16), nullable=False),
@@ -92,6 +119,8 @@ def upgrade() -> None:
     sa.Column('input_tokens', sa.Integer(), nullable=False),
     sa.Column('cached_input_tokens', sa.Integer(), nullable=False),
     sa.Column('output_tokens', sa.Integer(), nullable=False),
+    sa.Column('requests', sa.Integer(), nullable=False),
+    sa.Column('cache_hits', sa.Integer(), nullable=False),
     sa.Column('duration_ms', sa.Float(), nullable=False),
     sa.Column('coded_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['chunk_id'], ['chunks.id'], ondelete='CASCADE'),
@@ -177,6 +206,7 @@ def downgrade() -> None:
     op.drop_table('suggestions')
     op.drop_table('rejections')
     op.drop_table('chunk_codings')
+    op.drop_table('batches')
     op.drop_table('turns')
     op.drop_table('runs')
     with op.batch_alter_table('chunks', schema=None) as batch_op:
@@ -184,5 +214,6 @@ def downgrade() -> None:
 
     op.drop_table('chunks')
     op.drop_table('transcripts')
+    op.drop_table('model_calls')
     op.drop_table('codebooks')
     # ### end Alembic commands ###

@@ -1,0 +1,499 @@
+"""The model coder: a language model behind the official `openai` client.
+
+It works with OpenAI and any OpenAI-compatible server (vLLM, Ollama,
+llama.cpp server, LM Studio): `base_url` from the option or OPENAI_BASE_URL,
+the key from OPENAI_API_KEY (a local server needs none).
+
+For each chunk it renders the prompt (prompts/NAME), asks for a reply in a
+strict JSON schema (or JSON mode where the server has no JSON-schema mode),
+checks the reply against the codebook and the chunk, and asks again with the
+problems listed when it is not valid, up to `max_attempts`. What is still
+invalid then goes to validation, which stores it as a rejection for a person.
+
+Confidence combines three signals (documented in README.md, "Confidence"):
+    rating      the model's own confidence, averaged over the samples that propose the code
+    agreement   the share of the `samples` replies that propose the code
+    probability exp(sum of the log-probabilities of the tokens of the code id), when the server returns logprobs
+    confidence = agreement * rating                       without logprobs
+    confidence = agreement * sqrt(rating * probability)   with logprobs
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import openai
+from pydantic import BaseModel, ValidationError
+
+from pipeline.chunk import Chunk
+from pipeline.codebook import Codebook
+from pipeline.limits import RateLimiter
+from pipeline.prompt import DEFAULT_PROMPT, Prompt
+from pipeline.suggestion import ChunkCoding, Proposal, Usage
+from pipeline.validate import locate_quote
+
+OPENAI_ENDPOINT = "https://api.openai.com/v1"
+Mode = Literal["auto", "json_schema", "json_object"]
+
+
+class CoderConfigError(Exception):
+    pass
+
+
+class Reply(BaseModel):
+    """What the model must answer: the codes it applies to the passage."""
+
+    codes: list[Proposal]
+
+
+def reply_schema(codebook: Codebook) -> dict[str, Any]:
+    """A strict JSON schema for Reply whose code ids are the codebook's applicable codes."""
+    return {
+        "type": "object",
+        "properties": {
+            "codes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string", "enum": sorted(codebook.applicable_ids())},
+                        "justification": {"type": "string"},
+                        "quote": {"type": "string"},
+                        "confidence": {"type": "number"},
+                    },
+                    "required": ["code", "justification", "quote", "confidence"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "required": ["codes"],
+        "additionalProperties": False,
+    }
+
+
+@dataclass
+class Completion:
+    """A model reply as qcode keeps it: one entry per sample, with token log-probabilities."""
+
+    contents: list[str]
+    logprobs: list[list[tuple[str, float]] | None]
+    usage: Usage
+    duration_ms: float
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"contents": self.contents, "logprobs": self.logprobs, "usage": self.usage.model_dump(),
+                "duration_ms": self.duration_ms}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Completion:
+        logprobs = [[tuple(t) for t in lp] if lp is not None else None for lp in data["logprobs"]]
+        return cls(data["contents"], logprobs, Usage(**data["usage"]), data["duration_ms"])
+
+
+class CallCache:
+    """Model calls addressed by content, in the store. Thread-safe; writes are batched per call of `put`."""
+
+    def __init__(self, store: Any):
+        self.store = store
+
+    def get(self, key: str) -> Completion | None:
+        from pipeline.store import ModelCallRecord
+
+        with self.store.session() as s:
+            record = s.get(ModelCallRecord, key)
+            return Completion.from_json(record.response) if record else None
+
+    def put(self, entries: Sequence[tuple[str, str, str, dict[str, Any], Completion]]) -> None:
+        from pipeline.store import ModelCallRecord, now
+
+        if not entries:
+            return
+        with self.store.session() as s:
+            for key, endpoint, model, request, completion in entries:
+                if s.get(ModelCallRecord, key) is None:
+                    s.add(ModelCallRecord(
+                        key=key, endpoint=endpoint, model=model, request=request, response=completion.to_json(),
+                        input_tokens=completion.usage.input_tokens,
+                        cached_input_tokens=completion.usage.cached_input_tokens,
+                        output_tokens=completion.usage.output_tokens,
+                        duration_ms=completion.duration_ms, created_at=now(),
+                    ))
+
+
+@dataclass
+class _Sample:
+    proposals: list[Proposal]
+    content: str
+    logprobs: list[tuple[str, float]] | None
+
+
+@dataclass
+class _Outcome:
+    usage: Usage = field(default_factory=Usage)
+    duration_ms: float = 0.0
+    new_calls: list[tuple[str, str, str, dict[str, Any], Completion]] = field(default_factory=list)
+
+
+class OpenAICoder:
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        samples: int = 1,
+        max_tokens: int | None = 1024,
+        seed: int | None = None,
+        logprobs: bool = True,
+        mode: Mode = "auto",
+        max_attempts: int = 3,
+        concurrency: int = 8,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        prompt: str = DEFAULT_PROMPT,
+        cache: CallCache | None = None,
+    ):
+        if not model:
+            raise CoderConfigError("the openai coder needs a model: --model NAME")
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_ENDPOINT).rstrip("/")
+        self.api_key = os.environ.get("OPENAI_API_KEY") or None
+        if samples < 1 or max_attempts < 1 or concurrency < 1:
+            raise CoderConfigError("samples, max attempts and concurrency must be at least 1")
+        self.temperature = temperature
+        self.top_p = top_p
+        self.samples = samples
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.logprobs = logprobs
+        self.mode: Mode = mode
+        self.max_attempts = max_attempts
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.prompt = Prompt(prompt)
+        self.cache = cache
+        self.requests = RateLimiter(rpm, burst=1) if rpm else None
+        self.tokens = RateLimiter(tpm) if tpm else None
+        self._mode_lock = threading.Lock()
+
+    def check_ready(self) -> None:
+        """Raise when a run could not reach the model; a dry run needs none of this."""
+        if not self.api_key and self.base_url == OPENAI_ENDPOINT:
+            raise CoderConfigError("OPENAI_API_KEY is not set (a local server given by --base-url needs no key)")
+
+    def use_store(self, store: Any) -> None:
+        """Keep every model call in the store, so no identical call is paid for twice."""
+        self.cache = CallCache(store)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.base_url, "model": self.model, "prompt": self.prompt.name,
+            "temperature": self.temperature, "top_p": self.top_p, "samples": self.samples,
+            "max_tokens": self.max_tokens, "seed": self.seed, "logprobs": self.logprobs,
+            "max_attempts": self.max_attempts,
+        }
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        """Settings that change speed but not replies: recorded with the run, not in the coder key."""
+        return {"concurrency": self.concurrency, "timeout": self.timeout, "max_retries": self.max_retries,
+                "rpm": 60 / self.requests.interval if self.requests else None,
+                "tpm": 60 / self.tokens.interval if self.tokens else None, "mode": self.mode}
+
+    def prompt_version(self, codebook: Codebook) -> str:
+        return self.prompt.version(codebook)
+
+    # --- requests ------------------------------------------------------------
+
+    def messages(self, chunk: Chunk, codebook: Codebook) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": self.prompt.system(codebook)},
+            {"role": "user", "content": self.prompt.user(chunk)},
+        ]
+
+    def request_body(self, messages: list[dict[str, str]], codebook: Codebook, mode: str) -> dict[str, Any]:
+        """The chat-completion request, without the model call's transport settings."""
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature}
+        if self.top_p is not None:
+            body["top_p"] = self.top_p
+        if self.samples > 1:
+            body["n"] = self.samples
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        if self.seed is not None:
+            body["seed"] = self.seed
+        if self.logprobs:
+            body["logprobs"] = True
+        if mode == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "codes", "strict": True, "schema": reply_schema(codebook)},
+            }
+        else:
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def cache_key(self, body: dict[str, Any]) -> str:
+        material = json.dumps({"endpoint": self.base_url, **body}, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+    # --- coding --------------------------------------------------------------
+
+    def code(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
+        return _run(self._code_all(chunks, codebook))
+
+    async def _code_all(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
+        self.check_ready()
+        client = openai.AsyncOpenAI(
+            # local OpenAI-compatible servers take any key
+            api_key=self.api_key or "no-key", base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries,
+        )
+        gate = asyncio.Semaphore(self.concurrency)
+        outcomes: list[_Outcome] = [_Outcome() for _ in chunks]
+        try:
+            results = await asyncio.gather(*(
+                self._code_chunk(client, gate, chunk, codebook, outcome) for chunk, outcome in zip(chunks, outcomes)
+            ))
+        finally:
+            await client.close()
+            if self.cache is not None:
+                # calls paid for are kept even when the batch fails, so a re-run does not pay again
+                self.cache.put([call for outcome in outcomes for call in outcome.new_calls])
+        return list(results)
+
+    async def _code_chunk(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, chunk: Chunk,
+                          codebook: Codebook, outcome: _Outcome) -> ChunkCoding:
+        messages = self.messages(chunk, codebook)
+        samples: list[_Sample] = []
+        invalid: list[Any] = []
+        unparsed: str | None = None
+        try:
+            for attempt in range(1, self.max_attempts + 1):
+                completion = await self._complete(client, gate, messages, codebook, outcome)
+                samples, invalid, problems, unparsed = self._check(completion, chunk, codebook)
+                if not problems:
+                    break
+                if attempt < self.max_attempts:
+                    messages = messages + [
+                        {"role": "assistant", "content": completion.contents[0] if completion.contents else ""},
+                        {"role": "user", "content": _feedback(problems)},
+                    ]
+        except openai.APIError as exc:
+            return ChunkCoding(chunk_id=chunk.id, error=_describe_error(exc), usage=outcome.usage,
+                               duration_ms=outcome.duration_ms)
+        proposals = self._combine(samples, codebook) + invalid
+        return ChunkCoding(
+            chunk_id=chunk.id,
+            proposals=proposals,
+            raw=json.dumps([s.content for s in samples] or unparsed, ensure_ascii=False),
+            usage=outcome.usage,
+            duration_ms=outcome.duration_ms,
+            invalid_reply=unparsed if not samples and unparsed is not None else None,
+        )
+
+    async def _complete(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, messages: list[dict[str, str]],
+                        codebook: Codebook, outcome: _Outcome) -> Completion:
+        mode = "json_schema" if self.mode in ("auto", "json_schema") else "json_object"
+        body = self.request_body(messages, codebook, mode)
+        key = self.cache_key(body)
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            outcome.usage = outcome.usage + Usage(cache_hits=1)
+            return cached
+        async with gate:
+            if self.requests:
+                await self.requests.acquire()
+            if self.tokens:
+                await self.tokens.acquire(_estimate_tokens(body))
+            began = time.perf_counter()
+            try:
+                response = await client.chat.completions.create(**body)
+            except openai.BadRequestError as exc:
+                if mode == "json_schema" and self.mode == "auto" and _lacks_json_schema(exc):
+                    with self._mode_lock:
+                        self.mode = "json_object"  # chosen once: the server has no JSON-schema mode
+                    body = self.request_body(messages, codebook, "json_object")
+                    key = self.cache_key(body)
+                    response = await client.chat.completions.create(**body)
+                else:
+                    raise
+            elapsed = (time.perf_counter() - began) * 1000
+        completion = _completion(response, elapsed)
+        outcome.usage = outcome.usage + completion.usage
+        outcome.duration_ms += elapsed
+        outcome.new_calls.append((key, self.base_url, self.model, body, completion))
+        return completion
+
+    def _check(self, completion: Completion, chunk: Chunk, codebook: Codebook
+               ) -> tuple[list[_Sample], list[Any], list[str], str | None]:
+        """Parse and check every sample: (valid samples, invalid items, problems, unparsed content)."""
+        applicable = codebook.applicable_ids()
+        samples: list[_Sample] = []
+        invalid: list[Any] = []
+        problems: list[str] = []
+        unparsed = None
+        for content, logprobs in zip(completion.contents, completion.logprobs):
+            try:
+                data = json.loads(content)
+            except (json.JSONDecodeError, TypeError) as exc:
+                problems.append(f"The reply was not valid JSON ({exc}).")
+                unparsed = content
+                continue
+            items = data.get("codes") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                problems.append('The reply must be a JSON object with a "codes" list.')
+                unparsed = content
+                continue
+            good = []
+            for item in items:
+                try:
+                    proposal = Proposal.model_validate(item)
+                except ValidationError as exc:
+                    detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                    problems.append(f"An item is malformed ({detail}): {json.dumps(item, ensure_ascii=False)[:200]}")
+                    invalid.append(item)
+                    continue
+                if proposal.code not in applicable:
+                    problems.append(f"'{proposal.code}' is not one of the codes you may apply.")
+                    invalid.append(proposal)
+                elif locate_quote(proposal.quote, chunk.text) is None:
+                    problems.append(
+                        f"The quote for '{proposal.code}' is not in the passage word for word: "
+                        f"\"{proposal.quote[:200]}\". Copy the exact words from between <chunk> and </chunk>."
+                    )
+                    invalid.append(proposal)
+                else:
+                    good.append(proposal)
+            samples.append(_Sample(good, content, logprobs))
+        return samples, invalid, problems, unparsed
+
+    def _combine(self, samples: list[_Sample], codebook: Codebook) -> list[Proposal]:
+        """One proposal per code across samples, with the combined confidence."""
+        if not samples:
+            return []
+        by_code: dict[str, list[tuple[_Sample, Proposal]]] = {}
+        for sample in samples:
+            seen = set()
+            for proposal in sample.proposals:
+                if proposal.code not in seen:
+                    seen.add(proposal.code)
+                    by_code.setdefault(proposal.code, []).append((sample, proposal))
+        combined = []
+        for code, found in by_code.items():
+            agreement = len(found) / self.samples
+            rating = sum(p.confidence for _, p in found) / len(found)
+            probabilities = [p for p in (_code_probability(s, code) for s, _ in found) if p is not None]
+            if probabilities:
+                probability = sum(probabilities) / len(probabilities)
+                confidence = agreement * math.sqrt(rating * probability)
+            else:
+                confidence = agreement * rating
+            best = max(found, key=lambda item: item[1].confidence)[1]
+            combined.append(best.model_copy(update={"confidence": round(min(1.0, max(0.0, confidence)), 4)}))
+        return combined
+
+
+def _completion(response: Any, elapsed_ms: float) -> Completion:
+    contents, logprobs = [], []
+    for choice in response.choices:
+        contents.append(choice.message.content or "")
+        tokens = getattr(getattr(choice, "logprobs", None), "content", None)
+        logprobs.append([(t.token, t.logprob) for t in tokens] if tokens else None)
+    usage = response.usage
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    return Completion(
+        contents=contents,
+        logprobs=logprobs,
+        usage=Usage(
+            input_tokens=usage.prompt_tokens if usage else 0,
+            cached_input_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            requests=1,
+        ),
+        duration_ms=elapsed_ms,
+    )
+
+
+def _code_probability(sample: _Sample, code: str) -> float | None:
+    """Probability the model gave the tokens of this code's id in this sample."""
+    if not sample.logprobs:
+        return None
+    needle = json.dumps(code)[1:-1]
+    position = sample.content.find(f'"{needle}"')
+    if position < 0:
+        return None
+    start, end = position + 1, position + 1 + len(needle)
+    offset, total, found = 0, 0.0, False
+    for token, logprob in sample.logprobs:
+        token_end = offset + len(token)
+        if token_end > start and offset < end:
+            total += logprob
+            found = True
+        offset = token_end
+        if offset >= end:
+            break
+    return math.exp(total) if found else None
+
+
+def _feedback(problems: list[str]) -> str:
+    listed = "\n".join(f"- {p}" for p in dict.fromkeys(problems))
+    return (
+        "Your reply could not be accepted:\n" + listed +
+        "\nReply again with JSON only, applying only the listed code ids and quoting the passage exactly."
+    )
+
+
+def _lacks_json_schema(exc: openai.BadRequestError) -> bool:
+    text = str(exc).lower()
+    return "response_format" in text or "json_schema" in text or "json schema" in text
+
+
+def _describe_error(exc: openai.APIError) -> str:
+    status = getattr(exc, "status_code", None)
+    kind = type(exc).__name__
+    return f"{kind} ({status}): {exc.message}" if status else f"{kind}: {exc.message}"
+
+
+def _estimate_tokens(body: dict[str, Any]) -> int:
+    from pipeline.tokens import count_chat_tokens
+
+    return count_chat_tokens(body["model"], body["messages"]) + (body.get("max_tokens") or 0) // 4
+
+
+def _run(coroutine: Any) -> Any:
+    """Run a coroutine from sync code, also when an event loop is already running in this thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+

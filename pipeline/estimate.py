@@ -1,0 +1,88 @@
+"""Dry runs: what a run would send and cost, worked out offline.
+
+Files are read and chunked exactly as a run would, the prompts rendered, and
+their tokens counted with the model's own encoding (bundled, nothing is
+downloaded). Chunks already coded under the same configuration are not
+counted. Output tokens cannot be known before the model answers: the estimate
+assumes OUTPUT_TOKENS_PER_SAMPLE per reply.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from pipeline.chunk import chunk_transcript, context
+from pipeline.codebook import load_codebook
+from pipeline.coders import make_coder, provenance
+from pipeline.ingest import CsvOptions, IngestError, discover, read_source
+from pipeline.prices import run_cost
+from pipeline.suggestion import Usage
+from pipeline.tokens import count_chat_tokens
+
+OUTPUT_TOKENS_PER_SAMPLE = 150
+
+
+class Estimate(BaseModel):
+    coder: str
+    model: str
+    transcripts: int
+    chunks: int
+    pending: int
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    failed: list[Any]
+
+
+def estimate(request: Any) -> Estimate:
+    from pipeline.flows import FileFailure
+
+    codebook = load_codebook(request.codebook)
+    coder = make_coder(request.coder, **request.coder_options)
+    prov = provenance(coder, codebook)
+    sources, errors = discover(request.paths)
+    failed = [FileFailure(path=e.path, error=e.message) for e in errors]
+    chunks = []
+    transcripts = 0
+    for source in sources:
+        try:
+            for transcript in read_source(source, CsvOptions(request.id_column, request.text_column)):
+                transcripts += 1
+                for chunk in chunk_transcript(transcript, request.chunk_size, request.overlap):
+                    chunk.before, chunk.after = context(transcript.text, chunk.start, chunk.end)
+                    chunk.metadata = dict(transcript.metadata)
+                    chunks.append(chunk)
+        except IngestError as exc:
+            failed.append(FileFailure(path=exc.path, error=exc.message))
+
+    pending = _not_yet_coded(request.db, [c.id for c in chunks], prov.coder_key)
+    todo = [c for c in chunks if c.id in pending]
+    model_input = 0
+    if hasattr(coder, "messages"):
+        model_input = sum(count_chat_tokens(coder.model, coder.messages(c, codebook)) for c in todo)
+        samples = getattr(coder, "samples", 1)
+        usage = Usage(input_tokens=model_input, output_tokens=OUTPUT_TOKENS_PER_SAMPLE * samples * len(todo),
+                      requests=len(todo))
+        cost = run_cost(coder.model, prov.parameters.get("endpoint"), usage)
+    else:
+        usage, cost = Usage(), 0.0  # the offline coder sends nothing
+    return Estimate(
+        coder=prov.coder, model=prov.model, transcripts=transcripts, chunks=len(chunks), pending=len(todo),
+        requests=usage.requests, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+        cost_usd=cost, failed=failed,
+    )
+
+
+def _not_yet_coded(db: str | None, chunk_ids: list[str], coder_key: str) -> set[str]:
+    """Read-only: a database that does not exist yet is not created."""
+    from pipeline.store import Store, database_url
+
+    url = database_url(db)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return set(chunk_ids)
+    store = Store(db)
+    return {c.id for c in store.pending_chunks(chunk_ids, coder_key)}
