@@ -155,4 +155,22 @@ def _split_turn(text: str, turn: Turn, size: int, overlap: int) -> list[tuple[in
         if pieces and start <= pieces[-1][0] and end <= pieces[-1][1]:
             continue
         pieces.append((start, end))
-    return pieces
+    return _merge_small(pieces, turn, size)
+
+
+def _merge_small(pieces: list[tuple[int, int]], turn: Turn, size: int) -> list[tuple[int, int]]:
+    """Join neighbouring pieces that fit together, and never leave the speaker label alone.
+
+    The splitter works level by level, so a word longer than the chunk size can
+    strand short fragments ("Ana:", "see") around it.
+    """
+    merged: list[tuple[int, int]] = []
+    for start, end in pieces:
+        if merged:
+            first, last = merged[-1]
+            label_only = last <= turn.text_start
+            if label_only or (start >= last and end - first <= size):
+                merged[-1] = (first, max(last, end))
+                continue
+        merged.append((start, end))
+    return merged

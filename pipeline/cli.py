@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -75,6 +76,7 @@ def run_command(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="openai coder: requests in flight at once (default 8).")] = None,
     rpm: Annotated[Optional[float], typer.Option("--rpm", help="openai coder: requests per minute at most.")] = None,
     tpm: Annotated[Optional[float], typer.Option("--tpm", help="openai coder: tokens per minute at most.")] = None,
+    prefect_api: Annotated[Optional[str], typer.Option("--prefect-api", help="Record the run on this Prefect server (default: a temporary local one).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate tokens and cost offline; send and store nothing.")] = False,
     batch: Annotated[bool, typer.Option("--batch", help="openai coder: send first requests through the Batch API (half price, answers within 24 h).")] = False,
     poll_interval: Annotated[float, typer.Option("--poll-interval", help="--batch: seconds between checks on a pending batch.")] = 30.0,
@@ -113,7 +115,13 @@ def run_command(
             else:
                 bar.advance(tasks[event + "s"], n)
 
-        summary = run(request, progress)
+        try:
+            summary = run(request, progress, prefect_api)
+        except Exception as exc:  # one clear line (and one JSON object) instead of a traceback
+            message = _explain(exc)
+            if as_json:
+                print(json.dumps({"error": message}, ensure_ascii=False))
+            _fail(message)
 
     for failure in summary.failed:
         err.print(f"[red]failed:[/red] {failure.path}: {failure.error}", highlight=False, soft_wrap=True)
@@ -189,6 +197,12 @@ def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float 
         _fail("--overlap must be smaller than --chunk-size")
     if batch and request.coder != "openai":
         _fail("--batch needs --coder openai")
+    from pipeline.store import has_password, redact
+
+    if has_password(request.db):
+        # the password stays in this process's environment, never in run records
+        os.environ["QCODE_DB"] = request.db
+        request.db = redact(request.db)
     try:
         chosen = make_coder(request.coder, **request.coder_options)  # configuration errors before any work
         if ready and hasattr(chosen, "check_ready"):
@@ -196,6 +210,29 @@ def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float 
     except Exception as exc:
         _fail(str(exc))
     return request
+
+
+def _open_store(db: str | None) -> "Store":
+    """An existing store: a mistyped --db is an error, not a new empty database."""
+    from pipeline.store import Store, StoreError
+
+    try:
+        return Store(db, create=False)
+    except StoreError as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        _fail(_explain(exc))
+
+
+def _explain(exc: BaseException) -> str:
+    """What went wrong, in a line a researcher can act on."""
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, ModuleNotFoundError) and exc.name in ("psycopg", "psycopg2", "pymysql", "MySQLdb"):
+        return f"the database driver '{exc.name}' is not installed (for PostgreSQL: pip install 'qcode[postgres]')"
+    if isinstance(exc, OperationalError):
+        return f"the database cannot be opened: {exc.orig}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _print_estimate(request: object, as_json: bool) -> None:
@@ -242,7 +279,8 @@ def schedule_command(
     })
     from pipeline.store import database_url
 
-    request.db = database_url(request.db)  # absolute: scheduled runs start in another folder
+    if not request.db or "://" not in request.db:
+        request.db = database_url(request.db)  # absolute: scheduled runs start in another folder
     request.codebook = str(Path(request.codebook).resolve())
     try:
         serve(request, name or f"qcode-{folder.resolve().name}", cron, prefect_api)
@@ -258,9 +296,8 @@ def queue_command(
 ) -> None:
     """List the suggestions waiting for a reviewer (low confidence or audit sample)."""
     from pipeline.queue import queued_suggestions
-    from pipeline.store import Store
 
-    items, total, open_rejections = queued_suggestions(Store(db), limit)
+    items, total, open_rejections = queued_suggestions(_open_store(db), limit)
     if as_json:
         print(json.dumps({"total": total, "open_rejections": open_rejections, "items": items}, ensure_ascii=False))
         return
@@ -287,13 +324,17 @@ def export_command(
 ) -> None:
     """Write suggestions (jsonl, csv) or the unit_id,coder,code table (codings)."""
     from pipeline.export import FORMATS, export
-    from pipeline.store import Store
 
     if fmt not in FORMATS:
         _fail(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     if status not in (None, "accepted", "review", "audit", "queued"):
         _fail(f"unknown status '{status}' (choose from accepted, review, audit, queued)")
-    count = export(Store(db), fmt, out_path, run_id, status)
+    from pipeline.store import StoreError
+
+    try:
+        count = export(_open_store(db), fmt, out_path, run_id, status)
+    except StoreError as exc:
+        _fail(str(exc))
     err.print(f"wrote {count} record(s) to {out_path}", highlight=False)
 
 

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import select
 
 from pipeline.store import (
-    ChunkCodingRecord, ChunkRecord, CodebookRecord, RunRecord, SuggestionRecord, TranscriptRecord, Store,
+    ChunkCodingRecord, ChunkRecord, CodebookRecord, RunChunkRecord, RunRecord, Store, StoreError, SuggestionRecord,
+    TranscriptRecord,
 )
 from pipeline.suggestion import QUEUED
 
@@ -33,7 +34,10 @@ def suggestion_records(store: Store, run_id: str | None = None, status: str | No
         .order_by(TranscriptRecord.source_name, TranscriptRecord.id, ChunkRecord.index, SuggestionRecord.code)
     )
     if run_id:
-        query = query.where(SuggestionRecord.run_id == run_id)
+        query = query.where(
+            SuggestionRecord.chunk_id.in_(select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)),
+            SuggestionRecord.coder_key == select(RunRecord.coder_key).where(RunRecord.id == run_id).scalar_subquery(),
+        )
     if status == "queued":
         query = query.where(SuggestionRecord.status.in_(QUEUED))
     elif status:
@@ -87,8 +91,10 @@ def coding_rows(store: Store, run_id: str | None = None) -> Iterator[dict[str, s
         runs = {r.id: r for r in s.scalars(select(RunRecord))}
         query = select(ChunkCodingRecord).where(ChunkCodingRecord.status == "coded")
         if run_id:
-            keys = {r.coder_key for r in runs.values() if r.id == run_id}
-            query = query.where(ChunkCodingRecord.coder_key.in_(keys))
+            query = query.where(
+                ChunkCodingRecord.coder_key == runs[run_id].coder_key,
+                ChunkCodingRecord.chunk_id.in_(select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)),
+            )
         codings = list(s.scalars(query.order_by(ChunkCodingRecord.coder_key, ChunkCodingRecord.chunk_id)))
         labels = _coder_labels(runs.values())
         applied: dict[tuple[str, str], list[str]] = {}
@@ -114,10 +120,26 @@ def _coder_labels(runs: Any) -> dict[str, str]:
     return {key: label if counts[label] == 1 else f"{label}#{key[:6]}" for key, label in by_key.items()}
 
 
+def resolve_run(store: Store, run_id: str | None) -> str | None:
+    """A run id, with 'latest' for the most recent run; an unknown id is an error."""
+    if run_id is None:
+        return None
+    with store.session() as s:
+        if run_id == "latest":
+            found = s.scalar(select(RunRecord.id).order_by(RunRecord.started_at.desc()).limit(1))
+            if found is None:
+                raise StoreError("the database has no runs yet")
+            return found
+        if s.get(RunRecord, run_id) is None:
+            raise StoreError(f"no run '{run_id}' in the database")
+    return run_id
+
+
 def export(store: Store, fmt: str, out: Path, run_id: str | None = None, status: str | None = None) -> int:
     """Write an export file; returns the number of records written."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
+    run_id = resolve_run(store, run_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(out.name + ".partial")
     count = 0

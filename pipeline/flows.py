@@ -6,7 +6,9 @@ in qcode's store, which is what makes a re-run free and a killed run resumable:
 a chunk already coded under the same coder configuration is never coded again.
 """
 
-
+# No `from __future__ import annotations` here: Prefect builds the flow's
+# parameter model from real annotations when a served deployment loads this file.
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +20,7 @@ from pydantic import BaseModel, Field
 from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, Chunk, chunk_transcript
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import Coder, make_coder, provenance
-from pipeline.ingest import CsvOptions, IngestError, Source, discover, read_source
+from pipeline.ingest import CsvOptions, IngestError, Source, discover, manifest_notes, nearest_manifest, read_source
 from pipeline.prices import run_cost
 from pipeline.route import RoutingPolicy, route
 from pipeline.store import Store
@@ -116,6 +118,9 @@ def ingest_file(store: Store, source: Source, request: RunRequest) -> _Ingested:
     except Exception as exc:  # the transaction rolled back: nothing of this file is stored
         result.failure = FileFailure(path=str(source.path), error=f"could not be stored: {type(exc).__name__}: {exc}")
         return result
+    manifest = nearest_manifest(source)
+    if manifest is not None and not any(t.metadata for t in transcripts):
+        result.notes.append(FileNote(path=str(source.path), note=f"has no case metadata: {manifest} does not list it"))
     for transcript, chunks in prepared:
         result.transcript_ids.append(transcript.id)
         result.chunk_ids += [c.id for c in chunks]
@@ -183,7 +188,7 @@ def code_corpus(request: RunRequest) -> RunSummary:
     _report("files", len(sources))
     transcript_ids: list[str] = []
     chunk_ids: list[str] = []
-    notes: list[FileNote] = []
+    notes = [FileNote(path=path, note=note) for path, note in manifest_notes(sources)]
     for source in sources:
         ingested = ingest_file(store, source, request)
         if ingested.failure:
@@ -194,6 +199,7 @@ def code_corpus(request: RunRequest) -> RunSummary:
         _report("file")
 
     chunk_ids = list(dict.fromkeys(chunk_ids))
+    store.add_run_chunks(run_id, chunk_ids)
     pending = store.pending_chunks(chunk_ids, prov.coder_key)
     batch_usage = Usage()
     if request.batch and pending:
@@ -250,11 +256,31 @@ def code_corpus(request: RunRequest) -> RunSummary:
     return summary
 
 
-def run(request: RunRequest, progress: Callable[[str, int], None] | None = None) -> RunSummary:
-    """Run the pipeline once; `progress` receives ("files"|"file"|"chunks"|"chunk", n)."""
+def run(request: RunRequest, progress: Callable[[str, int], None] | None = None,
+        prefect_api: str | None = None) -> RunSummary:
+    """Run the pipeline once; `progress` receives ("files"|"file"|"chunks"|"chunk", n).
+
+    The flow runs on a temporary local Prefect server unless `prefect_api` names
+    one: a Prefect profile or PREFECT_API_URL left in the environment (perhaps
+    pointing at a cloud account) does not receive a run's records unasked.
+    """
+    from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL, temporary_settings
+
     global _progress
     _progress = progress
+    settings = (
+        temporary_settings(updates={PREFECT_API_URL: prefect_api}) if prefect_api
+        else temporary_settings(restore_defaults={PREFECT_API_URL, PREFECT_API_KEY})
+    )
+    # qcode reports a failed run in one line of its own; Prefect's tracebacks would bury it
+    quiet = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.CRITICAL)
     try:
-        return code_corpus(request)
+        with settings:
+            return code_corpus(request)
     finally:
         _progress = None
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)

@@ -10,9 +10,11 @@ naming the file; the caller records it and goes on with the other files.
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,18 +85,20 @@ def discover(paths: list[str | Path]) -> tuple[list[Source], list[IngestError]]:
 def read_source(source: Source, csv: CsvOptions = CsvOptions()) -> list[Transcript]:
     """Read one file into transcripts (several for a CSV of responses)."""
     path = source.path
+    # the name relative to the folder given: files of one name in two folders stay apart
+    name = source.path.resolve().relative_to(source.root.resolve()).as_posix()
     metadata = manifest_metadata(source)
     suffix = path.suffix.lower()
     if suffix == ".docx":
-        return [_read_docx(path, metadata)]
+        return [_read_docx(path, name, metadata)]
     data = _read_bytes(path)
     text, encoding = decode(data, path)
     if suffix in TEXT_SUFFIXES:
-        return [_read_text(path, text, encoding, metadata)]
+        return [_read_text(path, name, text, encoding, metadata)]
     if suffix in (".vtt", ".srt"):
-        return [_read_captions(path, text, encoding, metadata, suffix[1:])]
+        return [_read_captions(path, name, text, encoding, metadata, suffix[1:])]
     if suffix == ".csv":
-        return _read_csv(path, text, encoding, metadata, csv)
+        return _read_csv(path, name, text, encoding, metadata, csv)
     raise IngestError(path, f"unsupported file type '{path.suffix}'")
 
 
@@ -203,9 +207,24 @@ def _label(line: str) -> tuple[str, str | None, int, bool] | None:
     return None
 
 
+# Capitalised words that open notes, not speakers' turns.
+_NOT_SPEAKERS = {
+    "note", "notes", "nb", "ps", "p.s", "update", "edit", "example", "summary", "warning", "important",
+    "source", "tip", "caution", "disclaimer", "subject", "date", "time", "location", "title", "transcript",
+    "duration", "recorded", "attendees", "present", "keywords", "tags",
+}
+_ID_LABEL = re.compile(r"^[A-Za-z]{1,3}[-_ ]?\d{1,4}$")  # p1, R12, TL-2
+
+
 def _looks_like_name(label: str) -> bool:
     words = label.split()
     return 0 < len(words) <= 4 and all(w[0].isupper() or w[0].isdigit() for w in words)
+
+
+def _is_speaker(label: str, count: int) -> bool:
+    if label.lower().rstrip(".") in _NOT_SPEAKERS:
+        return False
+    return count >= 2 or _looks_like_name(label) or bool(_ID_LABEL.match(label))
 
 
 def parse_turns(text: str) -> list[Turn]:
@@ -213,8 +232,9 @@ def parse_turns(text: str) -> list[Turn]:
 
     A line that opens with a label (`Name:`, `**Name:**`, `[00:01:02] Name:`)
     starts a turn; other lines continue the current one. A plain `Name:` label
-    counts when the same name labels two or more lines or looks like a name
-    (every word capitalised), so "In short: ..." is not taken for a speaker.
+    counts when the same name labels two or more lines, looks like a name
+    (every word capitalised) or an id (P1, r12), and is not a word that opens
+    a note ("Note:", "Date:"), so "In short: ..." is not taken for a speaker.
     Text before the first label, and markdown headings, become turns with no speaker.
     """
     lines: list[tuple[int, str]] = []
@@ -228,7 +248,7 @@ def parse_turns(text: str) -> list[Turn]:
     for found in labels:
         if found and not found[3]:
             plain_counts[found[0]] = plain_counts.get(found[0], 0) + 1
-    accepted = {name for name, n in plain_counts.items() if n >= 2 or _looks_like_name(name)}
+    accepted = {name for name, n in plain_counts.items() if _is_speaker(name, n)}
 
     turns: list[Turn] = []
     current: dict | None = None
@@ -281,7 +301,7 @@ def _metadata_value(value: object) -> str:
     return str(value)
 
 
-def _transcript(path: Path, fmt: str, encoding: str, text: str, turns: list[Turn],
+def _transcript(path: Path, name: str, fmt: str, encoding: str, text: str, turns: list[Turn],
                 metadata: dict[str, str], key: str = "", notes: list[str] | None = None) -> Transcript:
     if not text.strip() or not turns:
         raise IngestError(path, "no text to code")
@@ -289,9 +309,9 @@ def _transcript(path: Path, fmt: str, encoding: str, text: str, turns: list[Turn
     if encoding not in ("utf-8", "utf-8-sig", "ascii"):
         notes.append(f"decoded from {encoding}")
     return Transcript(
-        id=transcript_id(path.name, text, key),
+        id=transcript_id(name, text, key),
         source_path=str(path),
-        source_name=path.name,
+        source_name=name,
         format=fmt,
         encoding=encoding,
         text=text,
@@ -301,13 +321,13 @@ def _transcript(path: Path, fmt: str, encoding: str, text: str, turns: list[Turn
     )
 
 
-def _read_text(path: Path, text: str, encoding: str, metadata: dict[str, str]) -> Transcript:
+def _read_text(path: Path, name: str, text: str, encoding: str, metadata: dict[str, str]) -> Transcript:
     front, body = _front_matter(text, path)
     fmt = "markdown" if path.suffix.lower() in (".md", ".markdown") else "text"
-    return _transcript(path, fmt, encoding, body, parse_turns(body), {**metadata, **front})
+    return _transcript(path, name, fmt, encoding, body, parse_turns(body), {**metadata, **front})
 
 
-def _read_docx(path: Path, metadata: dict[str, str]) -> Transcript:
+def _read_docx(path: Path, name: str, metadata: dict[str, str]) -> Transcript:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
@@ -320,8 +340,30 @@ def _read_docx(path: Path, metadata: dict[str, str]) -> Transcript:
         raise IngestError(path, f"not a readable .docx file (corrupt or not a Word document): {exc}") from exc
     except Exception as exc:  # lxml and zip errors surface under many names
         raise IngestError(path, f"not a readable .docx file: {type(exc).__name__}: {exc}") from exc
-    text = "\n".join(p.text for p in document.paragraphs)
-    return _transcript(path, "docx", "utf-8", text, parse_turns(text), metadata)
+    text = "\n".join(_docx_lines(document))
+    return _transcript(path, name, "docx", "utf-8", text, parse_turns(text), metadata)
+
+
+def _docx_lines(document: object) -> list[str]:
+    """Paragraphs and table rows in document order; a two-cell row reads as `speaker: words`."""
+    from docx.table import Table
+
+    lines = []
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            for row in block.rows:
+                cells = []
+                for cell in row.cells:
+                    value = " ".join(cell.text.split())
+                    if value and (not cells or cells[-1] != value):  # merged cells repeat
+                        cells.append(value)
+                if len(cells) == 2 and len(cells[0]) <= 40 and not cells[0].endswith(":"):
+                    lines.append(f"{cells[0]}: {cells[1]}")
+                elif cells:
+                    lines.append(" ".join(cells))
+        else:
+            lines.append(block.text)
+    return lines
 
 
 # --- captions ------------------------------------------------------------------
@@ -332,7 +374,7 @@ _CUE_TIME = re.compile(
 _CAPTION_LABEL = re.compile(rf"^-?\s*(?P<name>{_NAME})\s*:\s+")
 
 
-def _read_captions(path: Path, text: str, encoding: str, metadata: dict[str, str], fmt: str) -> Transcript:
+def _read_captions(path: Path, name: str, text: str, encoding: str, metadata: dict[str, str], fmt: str) -> Transcript:
     import webvtt
     from webvtt.errors import MalformedCaptionError, MalformedFileError
 
@@ -371,7 +413,7 @@ def _read_captions(path: Path, text: str, encoding: str, metadata: dict[str, str
                           text_start=pos + len(label), timestamp=item["timestamp"]))
         parts.append(line)
         pos += len(line) + 1
-    return _transcript(path, fmt, encoding, "\n".join(parts), turns, metadata)
+    return _transcript(path, name, fmt, encoding, "\n".join(parts), turns, metadata)
 
 
 # --- CSV of open-ended responses ---------------------------------------------
@@ -380,11 +422,8 @@ _ID_NAMES = ("id", "respondent_id", "respondent", "participant_id", "participant
 _TEXT_NAMES = ("response", "text", "answer", "comment", "comments", "open_response", "open_ended", "feedback")
 
 
-def _read_csv(path: Path, text: str, encoding: str, metadata: dict[str, str], options: CsvOptions) -> list[Transcript]:
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise IngestError(path, f"not a readable CSV: {exc}") from exc
+def _read_csv(path: Path, name: str, text: str, encoding: str, metadata: dict[str, str], options: CsvOptions) -> list[Transcript]:
+    frame = _read_table(path, text, "not a readable CSV")
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     if frame.empty:
@@ -403,12 +442,25 @@ def _read_csv(path: Path, text: str, encoding: str, metadata: dict[str, str], op
             row_metadata[id_column] = key
         turn = Turn(index=0, speaker=key, start=0, end=len(response), text_start=0)
         transcripts.append(_transcript(
-            path, "csv", encoding, response, [turn], {**metadata, **row_metadata},
+            path, name, "csv", encoding, response, [turn], {**metadata, **row_metadata},
             key=key, notes=[f"CSV row {row_number}"],
         ))
     if not transcripts:
         raise IngestError(path, f"column '{text_column}' has no responses")
     return transcripts
+
+
+def _read_table(path: Path, text: str, problem: str) -> pd.DataFrame:
+    """A CSV with its delimiter (comma, semicolon, tab or bar) detected from the header."""
+    header = text.split("\n", 1)[0]
+    try:
+        delimiter = csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
+    except csv.Error:
+        delimiter = ","
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=delimiter)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise IngestError(path, f"{problem}: {exc}") from exc
 
 
 def _pick_text_column(path: Path, frame: pd.DataFrame, options: CsvOptions) -> str:
@@ -463,28 +515,52 @@ def _pick_id_column(path: Path, frame: pd.DataFrame, options: CsvOptions, text_c
 _FILE_COLUMNS = ("file", "path", "filename", "transcript", "source")
 
 
-def manifest_metadata(source: Source) -> dict[str, str]:
-    """Metadata for a file from the nearest manifest.csv between its folder and the root."""
+def _manifests(source: Source) -> Iterator[tuple[Path, str]]:
+    """(manifest, this file's name relative to it) from the file's folder up to the root."""
     folder = source.path.parent
     root = source.root.resolve()
     while True:
         manifest = folder / MANIFEST
         if manifest.is_file():
-            entries = read_manifest(manifest)
-            relative = source.path.resolve().relative_to(folder.resolve()).as_posix()
-            if relative in entries:
-                return entries[relative]
+            yield manifest, source.path.resolve().relative_to(folder.resolve()).as_posix()
         if folder.resolve() == root or folder.resolve() == folder.resolve().parent:
-            return {}
+            return
         folder = folder.parent
+
+
+def manifest_metadata(source: Source) -> dict[str, str]:
+    """Metadata for a file from the nearest manifest.csv that lists it, between its folder and the root."""
+    for manifest, relative in _manifests(source):
+        entries = read_manifest(manifest)
+        if relative in entries:
+            return entries[relative]
+    return {}
+
+
+def nearest_manifest(source: Source) -> Path | None:
+    return next((manifest for manifest, _ in _manifests(source)), None)
+
+
+def manifest_notes(sources: list[Source]) -> list[tuple[str, str]]:
+    """Manifest rows that name none of the files read (a typo leaves a file without metadata)."""
+    notes: list[tuple[str, str]] = []
+    listed: dict[Path, set[str]] = {}
+    for source in sources:
+        for manifest, relative in _manifests(source):
+            listed.setdefault(manifest, set()).add(relative)
+    for manifest, names in listed.items():
+        try:
+            entries = read_manifest(manifest)
+        except IngestError:
+            continue
+        for name in sorted(set(entries) - names):
+            notes.append((str(manifest), f"names '{name}', which is not among the files read"))
+    return notes
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, str]]:
     text, _ = decode(_read_bytes(path), path)
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise IngestError(path, f"manifest is not a readable CSV: {exc}") from exc
+    frame = _read_table(path, text, "manifest is not a readable CSV")
     lowered = {str(c).lower().strip(): str(c) for c in frame.columns}
     key = next((lowered[n] for n in _FILE_COLUMNS if n in lowered), None)
     if key is None:

@@ -9,6 +9,7 @@ kill leaves the store consistent and the next run finishes the work.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from typing import Any
 from sqlalchemy import (
     JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, create_engine, event, func, select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from pipeline.chunk import Chunk, ChunkTurn, context
@@ -55,6 +56,17 @@ class RunRecord(Base):
     inputs: Mapped[list[Any]]
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     qcode_version: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+
+
+class RunChunkRecord(Base):
+    """The chunks a run covered (coded then, or already coded before), for its exports."""
+
+    __tablename__ = "run_chunks"
+
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True)
 
 
 class CodebookRecord(Base):
@@ -232,12 +244,35 @@ class DecisionRecord(Base):
     decided_at: Mapped[datetime]
 
 
+class StoreError(Exception):
+    pass
+
+
 def database_url(db: str | None = None) -> str:
-    """--db, then QCODE_DB, then ./qcode.db. A bare path means a SQLite file."""
+    """--db, then QCODE_DB, then ./qcode.db. A bare path means a SQLite file.
+
+    A URL whose password reads `***` (as qcode records it, see `redact`) takes
+    the password from QCODE_DB, so passwords never sit in run records.
+    """
     value = db or os.environ.get("QCODE_DB") or DEFAULT_DB
-    if "://" in value:
-        return value
-    return f"sqlite:///{Path(value).expanduser().resolve()}"
+    if "://" not in value:
+        return f"sqlite:///{Path(value).expanduser().resolve()}"
+    url = make_url(value)
+    if url.password == "***":
+        secret = os.environ.get("QCODE_DB", "")
+        if "://" in secret and redact(secret) == url.render_as_string(hide_password=True):
+            return secret
+        raise StoreError(f"{redact(value)}: the password is hidden; give the full URL in QCODE_DB")
+    return value
+
+
+def redact(url: str) -> str:
+    """The URL with any password shown as ***."""
+    return make_url(url).render_as_string(hide_password=True) if "://" in url else url
+
+
+def has_password(url: str | None) -> bool:
+    return bool(url and "://" in url and make_url(url).password not in (None, "***"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -249,8 +284,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Store:
-    def __init__(self, db: str | None = None, migrate: bool = True):
+    def __init__(self, db: str | None = None, migrate: bool = True, create: bool = True):
         self.url = database_url(db)
+        if not create and self.url.startswith("sqlite:///"):
+            path = Path(self.url.removeprefix("sqlite:///"))
+            if not path.exists():
+                raise StoreError(f"no database at {path} (name one with --db or QCODE_DB)")
         self.engine: Engine = create_engine(self.url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -279,8 +318,13 @@ class Store:
         from pipeline import __version__
 
         run_id = str(uuid.uuid4())
+        host = socket.gethostname()
         with self.session() as s:
+            for other in s.scalars(select(RunRecord).where(RunRecord.status == "running", RunRecord.host == host)):
+                if not _alive(other.pid):
+                    other.status = "interrupted"  # killed: its process is gone
             s.add(RunRecord(
+                host=host, pid=os.getpid(),
                 id=run_id, started_at=now(), finished_at=None, status="running",
                 coder=provenance.coder, model=provenance.model, coder_key=provenance.coder_key,
                 prompt_version=provenance.prompt_version, codebook_name=codebook.name,
@@ -288,6 +332,10 @@ class Store:
                 summary=None, qcode_version=__version__,
             ))
         return run_id
+
+    def add_run_chunks(self, run_id: str, chunk_ids: Sequence[str]) -> None:
+        with self.session() as s:
+            s.add_all(RunChunkRecord(run_id=run_id, chunk_id=c) for c in dict.fromkeys(chunk_ids))
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
         with self.session() as s:
@@ -438,6 +486,16 @@ class Store:
                 ):
                     counts["coded_chunks" if status == "coded" else "failed_chunks"] += n
         return counts
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _chunk(record: ChunkRecord) -> Chunk:

@@ -56,8 +56,12 @@ def test_chunks_are_exact_slices_and_never_cut_words(text: str, size: int, overl
         assert chunk.text.strip() == chunk.text  # no chunk begins or ends in whitespace
         assert chunk.start in starts and chunk.end in ends  # so no word is cut
         if chunk.end - chunk.start > size:
-            # only a single word longer than the chunk size may exceed it
-            assert any(e - s > size and chunk.start <= s < e <= chunk.end for s, e in words)
+            # only a word longer than the chunk size, or a speaker label kept with
+            # the words that follow it, may make a chunk exceed the size
+            first = transcript.turns[chunk.first_turn]
+            label = first.text_start - first.start if chunk.start == first.start else 0
+            long_word = any(e - s > size and chunk.start <= s < e <= chunk.end for s, e in words)
+            assert long_word or chunk.end - chunk.start - label <= size
         for t in chunk.turns:
             assert chunk.start <= t.start < t.end <= chunk.end
     # every word of every turn is in some chunk
@@ -109,3 +113,11 @@ def test_bad_sizes_are_refused() -> None:
         chunk_transcript(transcript, size=100, overlap=100)
     with pytest.raises(ValueError):
         chunk_transcript(transcript, size=0)
+
+
+def test_a_speaker_label_is_never_a_chunk_of_its_own() -> None:
+    url = "https://example.org/" + "x" * 160
+    transcript = make(f"Interviewer: Where?\nAna: see {url} for the plan.")
+    chunks = chunk_transcript(transcript, size=100)
+    assert all(c.text not in ("Ana:", "see") for c in chunks)
+    assert any(c.text.startswith("Ana: see") for c in chunks)

@@ -30,13 +30,15 @@ class ScriptedCoder:
 
     name = "scripted"
     model = "scripted-1"
-    prompt_version = "v1"
     failures: list[BaseException] = []
     calls = 0
 
     @property
     def parameters(self) -> dict[str, Any]:
         return {}
+
+    def prompt_version(self, codebook: Codebook) -> str:
+        return "v1"
 
     def code(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
         type(self).calls += 1

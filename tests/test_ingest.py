@@ -238,3 +238,42 @@ def test_text_in_another_script_is_not_taken_for_windows_1252(tmp_path: Path) ->
     words = "Интервьюер: Как работает округ?\nАнна: Округ выделяет время для совместного планирования учителей.\n"
     [t] = read(write(tmp_path / "ru.txt", words, encoding="cp1251"))
     assert "Округ выделяет время" in t.text
+
+
+def test_docx_tables_are_read_in_order(tmp_path: Path) -> None:
+    document = docx.Document()
+    document.add_paragraph("Interview 7")
+    table = document.add_table(rows=2, cols=2)
+    for row, (name, words) in zip(table.rows, [("Interviewer", "What changed?"), ("Ms. Brooks", "We got release time.")]):
+        row.cells[0].text, row.cells[1].text = name, words
+    document.add_paragraph("Interviewer: Thank you.")
+    document.save(tmp_path / "t.docx")
+    [t] = read(tmp_path / "t.docx")
+    assert speakers(t) == [None, "Interviewer", "Ms. Brooks", "Interviewer"]
+    assert spoken(t)[2] == "We got release time."
+
+
+def test_files_of_one_name_in_two_folders_stay_apart(tmp_path: Path) -> None:
+    for district in ("harbor", "valley"):
+        write(tmp_path / district / "responses.csv", "id,response\n1,The district office gives us time to plan together.\n")
+        write(tmp_path / district / "manifest.csv", f"file,district\nresponses.csv,{district}\n")
+    sources, _ = discover([tmp_path])
+    transcripts = [t for s in sources for t in read_source(s)]
+    assert len({t.id for t in transcripts}) == 2
+    assert sorted((t.source_name, t.metadata["district"]) for t in transcripts) == [
+        ("harbor/responses.csv", "harbor"), ("valley/responses.csv", "valley")]
+
+
+def test_semicolon_and_tab_delimited_csv(tmp_path: Path) -> None:
+    for name, sep in (("semi.csv", ";"), ("tabs.csv", "\t")):
+        path = write(tmp_path / name, f"id{sep}school{sep}response\n1{sep}Mesa{sep}The district helps us, mostly, with time.\n")
+        [t] = read(path)
+        assert t.text == "The district helps us, mostly, with time."
+        assert t.metadata == {"school": "Mesa", "id": "1"}
+
+
+def test_speaker_labels_ids_notes_and_short_interviewer_labels() -> None:
+    text = "I: How does it work?\np1: We meet weekly.\nNote: this part was inaudible.\nI: And then?\np1: Then we plan."
+    turns = parse_turns(text)
+    assert [t.speaker for t in turns] == ["I", "p1", "I", "p1"]
+    assert text[turns[1].text_start:turns[1].end] == "We meet weekly.\nNote: this part was inaudible."

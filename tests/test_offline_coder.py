@@ -69,3 +69,16 @@ def test_coder_key_changes_with_what_changes_the_coding(small_codebook) -> None:
     assert a == provenance(make_coder("offline"), codebook).coder_key
     assert a != provenance(make_coder("offline", similarity_threshold=0.5), codebook).coder_key
     assert a != provenance(make_coder("offline"), load_codebook(LINKAGES)).coder_key
+
+
+def test_a_strength_and_a_weakness_are_not_both_proposed_on_one_sentence() -> None:
+    codebook = load_codebook(LINKAGES)
+    t = transcript(
+        "Interviewer: Tell me about the district.\n"
+        "Ms. Chen: We meet with the district leadership team every month, and the meetings are mostly announcements. "
+        "The district gives us release time, but the funding ends in June. I carry the district's plan to my department."
+    )
+    coder = make_coder("offline", similarity_threshold=0.2, max_codes=12, margin=1)
+    for coding in coder.code(chunk_transcript(t), codebook):
+        claims = [(codebook.get(p.code).parent, p.quote) for p in coding.proposals]
+        assert len(claims) == len(set(claims))

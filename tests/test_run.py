@@ -226,3 +226,72 @@ def test_a_killed_run_finishes_on_the_next_run(tmp_path: Path, small_codebook: P
     assert all(after[c] == r for c, r in first.items())  # what was coded before the kill was not coded again
     duplicates = rows(db, "select chunk_id, coder_key, code, count(*) from suggestions group by 1, 2, 3 having count(*) > 1")
     assert duplicates == []
+    statuses = [status for (status,) in rows(db, "select status from runs order by started_at")]
+    assert statuses == ["interrupted", "finished"]
+
+
+def test_manifest_mismatches_are_noted(tmp_path: Path, small_codebook: Path) -> None:
+    folder = tmp_path / "study"
+    write(folder / "manifest.csv", "file,district\na.txt,Harbor\nmissing.txt,Valley\n")
+    write(folder / "a.txt", "Interviewer: Money?\nMs. Chen: The district gave us a grant.\n")
+    write(folder / "b.txt", "Interviewer: Trust?\nMr. Ortiz: I trust my principal.\n")
+    code, summary, stderr = run_json(folder, "--codebook", small_codebook, "--db", tmp_path / "n.db")
+    assert code == 0
+    notes = {(Path(n["path"]).name, n["note"].split(":")[0].split(",")[0]) for n in summary["notes"]}
+    assert ("manifest.csv", "names 'missing.txt'") in notes
+    assert ("b.txt", "has no case metadata") in notes
+    assert "missing.txt" in stderr
+
+
+def test_export_and_queue_refuse_a_database_that_does_not_exist(tmp_path: Path) -> None:
+    for args in (["queue"], ["export", "--format", "jsonl", "--out", str(tmp_path / "x.jsonl")]):
+        code, _, stderr = qcode(*args, "--db", tmp_path / "typo.db")
+        assert code == 2 and "no database at" in stderr
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_and_one_json_object(tmp_path: Path, small_codebook: Path) -> None:
+    write(tmp_path / "in" / "a.txt", "Ms. Chen: We got a grant.\n")
+    code, stdout, stderr = qcode("run", tmp_path / "in", "--codebook", small_codebook, "--db", tmp_path / "no" / "such" / "dir.db", "--json")
+    assert code == 2
+    assert "cannot be opened" in json.loads(stdout)["error"]
+    assert "Traceback" not in stderr
+
+
+def test_export_of_one_run_matches_its_summary_across_chunk_sizes(tmp_path: Path, small_codebook: Path) -> None:
+    folder = tmp_path / "in"
+    _corpus(folder, 2)
+    db = tmp_path / "sizes.db"
+    _, small, _ = run_json(folder, "--codebook", small_codebook, "--db", db, "--chunk-size", "150")
+    _, large, _ = run_json(folder, "--codebook", small_codebook, "--db", db, "--chunk-size", "2000")
+    assert large["chunks"] < small["chunks"]
+    for summary in (small, large):
+        out = tmp_path / f"{summary['run_id']}.jsonl"
+        qcode("export", "--db", db, "--format", "jsonl", "--out", out, "--run", summary["run_id"])
+        assert len(out.read_text().splitlines()) == summary["suggestions"]
+        codings = tmp_path / f"{summary['run_id']}.csv"
+        qcode("export", "--db", db, "--format", "codings", "--out", codings, "--run", summary["run_id"])
+        with open(codings, newline="") as handle:
+            assert len({r["unit_id"] for r in csv.DictReader(handle)}) == summary["chunks"]
+    latest = tmp_path / "latest.jsonl"
+    qcode("export", "--db", db, "--format", "jsonl", "--out", latest, "--run", "latest")
+    assert len(latest.read_text().splitlines()) == large["suggestions"]
+
+
+def test_a_password_in_the_database_url_stays_out_of_run_records(tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.store import database_url, redact
+
+    url = "postgresql+psycopg://coder:s3cret@db.example/study"
+    assert redact(url) == "postgresql+psycopg://coder:***@db.example/study"
+    monkeypatch.setenv("QCODE_DB", url)
+    assert database_url(redact(url)) == url
+    monkeypatch.setenv("QCODE_DB", "postgresql+psycopg://coder:s3cret@other.example/study")
+    with pytest.raises(Exception, match="password is hidden"):
+        database_url(redact(url))
+
+
+def test_a_prefect_server_left_in_the_environment_is_not_used(tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing listens there
+    write(tmp_path / "in" / "a.txt", "Ms. Chen: The district gave us a grant.\n")
+    code, summary, _ = run_json(tmp_path / "in", "--codebook", small_codebook, "--db", tmp_path / "p.db")
+    assert code == 0 and summary["transcripts"] == 1

@@ -32,7 +32,9 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 METHOD_VERSION = "offline-embedding-v1"
 
 # Interviewers' questions echo the codes' words; codes describe what participants say.
-_INTERVIEWER = re.compile(r"^(interviewer|moderator|facilitator|researcher|q|question)\b", re.I)
+_INTERVIEWER = re.compile(
+    r"(interviewer|interview|int|i|moderator|facilitator|researcher|q|question)(\s*[\d#-].*|\s*\(.*\))?", re.I,
+)
 _SENTENCE = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"'”’)\]]*|$)", re.M)
 
 
@@ -149,6 +151,15 @@ class EmbeddingCoder:
             descriptor = int(columns[int(block[r].argmax())])
             found.append((score, code, sentences[rows[r]][1], descriptor))
         found.sort(key=lambda item: -item[0])
+        # siblings (a strength and a weakness of one linkage) on the same sentence contradict
+        # each other: the embedding cannot tell them apart, so only the closer one is proposed
+        kept, claimed = [], set()
+        for item in found:
+            claim = (item[1].parent, item[2]) if item[1].parent else None
+            if claim is None or claim not in claimed:
+                kept.append(item)
+                claimed.add(claim)
+        found = kept
         # codes far behind the best one are the model failing to tell codes apart, not evidence
         found = [item for item in found if item[0] >= found[0][0] - self.margin] if found else []
         proposals = []
@@ -171,7 +182,7 @@ def participant_sentences(chunk: Chunk) -> list[str]:
     """Sentences spoken in the chunk, without speaker labels or interviewers' turns."""
     out = []
     for turn in chunk.turns:
-        if turn.speaker and _INTERVIEWER.match(turn.speaker):
+        if turn.speaker and _INTERVIEWER.fullmatch(turn.speaker.strip()):
             continue
         spoken = chunk.text[turn.start - chunk.start:turn.end - chunk.start]
         for m in _SENTENCE.finditer(spoken):
