@@ -76,6 +76,8 @@ def run_command(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="openai coder: requests in flight at once (default 8).")] = None,
     rpm: Annotated[Optional[float], typer.Option("--rpm", help="openai coder: requests per minute at most.")] = None,
     tpm: Annotated[Optional[float], typer.Option("--tpm", help="openai coder: tokens per minute at most.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="openai coder: seconds to wait for one reply (default 120).")] = None,
+    max_retries: Annotated[Optional[int], typer.Option("--max-retries", help="openai coder: retries after a 429, 5xx or timeout, with backoff (default 4).")] = None,
     prefect_api: Annotated[Optional[str], typer.Option("--prefect-api", help="Record the run on this Prefect server (default: a temporary local one).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate tokens and cost offline; send and store nothing.")] = False,
     batch: Annotated[bool, typer.Option("--batch", help="openai coder: send first requests through the Batch API (half price, answers within 24 h).")] = False,
@@ -92,7 +94,7 @@ def run_command(
             "audit_share": audit_share, "seed": seed, "chunk_size": chunk_size, "overlap": overlap,
             "batch_size": batch_size, "model": model, "base_url": base_url, "prompt": prompt,
             "temperature": temperature, "samples": samples, "max_attempts": max_attempts,
-            "concurrency": concurrency, "rpm": rpm, "tpm": tpm,
+            "concurrency": concurrency, "rpm": rpm, "tpm": tpm, "timeout": timeout, "max_retries": max_retries,
         },
         similarity_threshold=similarity_threshold, id_column=id_column, text_column=text_column,
         batch=batch, poll_interval=poll_interval, ready=not dry_run,
@@ -181,7 +183,8 @@ def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float 
         coder_options = {"similarity_threshold": similarity_threshold}
     else:
         coder_options = {name: getattr(settings, name) for name in (
-            "model", "base_url", "prompt", "temperature", "samples", "max_attempts", "concurrency", "rpm", "tpm")}
+            "model", "base_url", "prompt", "temperature", "samples", "max_attempts", "concurrency", "rpm", "tpm",
+            "timeout", "max_retries")}
     coder_options = {k: v for k, v in coder_options.items() if v is not None}
     try:
         request = RunRequest(

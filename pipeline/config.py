@@ -3,7 +3,8 @@
 `qcode.toml` (in the working directory, or named by QCODE_CONFIG) holds a
 `[run]` table with any of: codebook, db, coder, threshold, audit_share, seed,
 chunk_size, overlap, batch_size, and for the openai coder model, base_url,
-prompt, temperature, samples, max_attempts, concurrency, rpm, tpm; and a
+prompt, temperature, samples, max_attempts, concurrency, rpm, tpm, timeout,
+max_retries; and a
 `[prices."MODEL"]` table per model (see pipeline/prices.toml). Secrets never go
 in it: the API key comes from OPENAI_API_KEY only.
 """
@@ -46,6 +47,8 @@ class RunSettings(BaseModel):
     concurrency: int | None = None
     rpm: float | None = None
     tpm: float | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
 
 
 def config_path() -> Path:

@@ -317,6 +317,14 @@ class OpenAICoder:
             outcome.usage = outcome.usage + Usage(cache_hits=1)
             return cached
         async with gate:
+            if mode == "json_schema" and self.mode == "json_object":
+                # another request found out meanwhile that the server lacks JSON-schema mode
+                mode, body = "json_object", self.request_body(messages, codebook, "json_object")
+                key = self.cache_key(body)
+                cached = self.cache.get(key) if self.cache is not None else None
+                if cached is not None:
+                    outcome.usage = outcome.usage + Usage(cache_hits=1)
+                    return cached
             if self.requests:
                 await self.requests.acquire()
             if self.tokens:
@@ -325,7 +333,8 @@ class OpenAICoder:
             try:
                 response = await client.chat.completions.create(**body)
             except openai.BadRequestError as exc:
-                if mode == "json_schema" and self.mode == "auto" and _lacks_json_schema(exc):
+                # "json_object" here means another request already found the server lacks it
+                if mode == "json_schema" and self.mode != "json_schema" and _lacks_json_schema(exc):
                     with self._mode_lock:
                         self.mode = "json_object"  # chosen once: the server has no JSON-schema mode
                     body = self.request_body(messages, codebook, "json_object")
