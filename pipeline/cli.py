@@ -77,6 +77,7 @@ def run_command(
     rpm: Annotated[Optional[float], typer.Option("--rpm", help="openai coder: requests per minute at most.")] = None,
     tpm: Annotated[Optional[float], typer.Option("--tpm", help="openai coder: tokens per minute at most.")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", help="openai coder: seconds to wait for one reply (default 120).")] = None,
+    fewshot: Annotated[Optional[int], typer.Option("--fewshot", help="openai coder: show the model this many adjudicated chunks most like each one (default 0: off).")] = None,
     max_retries: Annotated[Optional[int], typer.Option("--max-retries", help="openai coder: retries after a 429, 5xx or timeout, with backoff (default 4).")] = None,
     prefect_api: Annotated[Optional[str], typer.Option("--prefect-api", help="Record the run on this Prefect server (default: a temporary local one).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate tokens and cost offline; send and store nothing.")] = False,
@@ -95,6 +96,7 @@ def run_command(
             "batch_size": batch_size, "model": model, "base_url": base_url, "prompt": prompt,
             "temperature": temperature, "samples": samples, "max_attempts": max_attempts,
             "concurrency": concurrency, "rpm": rpm, "tpm": tpm, "timeout": timeout, "max_retries": max_retries,
+            "fewshot": fewshot,
         },
         similarity_threshold=similarity_threshold, id_column=id_column, text_column=text_column,
         batch=batch, poll_interval=poll_interval, ready=not dry_run,
@@ -184,7 +186,7 @@ def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float 
     else:
         coder_options = {name: getattr(settings, name) for name in (
             "model", "base_url", "prompt", "temperature", "samples", "max_attempts", "concurrency", "rpm", "tpm",
-            "timeout", "max_retries")}
+            "timeout", "max_retries", "fewshot")}
     coder_options = {k: v for k, v in coder_options.items() if v is not None}
     try:
         request = RunRequest(

@@ -4,7 +4,7 @@
 `[run]` table with any of: codebook, db, coder, threshold, audit_share, seed,
 chunk_size, overlap, batch_size, and for the openai coder model, base_url,
 prompt, temperature, samples, max_attempts, concurrency, rpm, tpm, timeout,
-max_retries; and a
+max_retries, fewshot; and a
 `[prices."MODEL"]` table per model (see pipeline/prices.toml). Secrets never go
 in it: the API key comes from OPENAI_API_KEY only.
 """
@@ -49,6 +49,7 @@ class RunSettings(BaseModel):
     tpm: float | None = None
     timeout: float | None = None
     max_retries: int | None = None
+    fewshot: int | None = None
 
 
 def config_path() -> Path:

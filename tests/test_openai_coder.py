@@ -247,3 +247,69 @@ def test_no_key_for_openai_itself_is_a_clear_error(study, tmp_path: Path, monkey
     folder, codebook = study
     result = runner.invoke(app, ["run", str(folder), "--codebook", str(codebook), "--coder", "openai", "--model", "gpt-4o-mini"])
     assert result.exit_code == 2 and "OPENAI_API_KEY" in result.stderr
+
+
+def test_a_pending_batch_survives_the_process_ending(study, server, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder, codebook = study
+    db = tmp_path / "restart.db"
+    server.configure(batch_polls_until_done=10**6)
+    command = [sys.executable, "-m", "pipeline.cli", "run", str(folder), "--codebook", str(codebook), "--db", str(db),
+               "--coder", "openai", "--model", "gpt-4o-mini", "--base-url", server.url, "--batch",
+               "--poll-interval", "0.1", "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+            try:
+                if db.exists() and rows(db, "select count(*) from batches") == [(1,)]:
+                    break
+            except sqlite3.OperationalError:
+                pass
+        assert process.poll() is None, "the run ended before its batch was recorded"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    [(batch_id, status)] = rows(db, "select id, status from batches")
+    assert status in ("validating", "in_progress")
+
+    server.configure(batch_polls_until_done=1)
+    code, summary = run(study, server, db, "--batch", "--poll-interval", "0.05")
+    assert code == 0 and summary["suggestions"] == 4
+    stats = server.stats()
+    assert stats["batches"] == 1 and stats["chat_requests"] == 0  # picked up, not sent again
+    assert rows(db, "select id, status from batches") == [(batch_id, "completed")]
+
+
+def test_reviewers_decisions_become_few_shot_examples(study, server, tmp_path: Path) -> None:
+    from pipeline.store import DecisionRecord, Store, now
+
+    folder, codebook = study
+    db = tmp_path / "fewshot.db"
+    run(study, server, db)
+    [(chunk_id, start, end)] = rows(db, "select id, start, end from chunks where text like '%parking lot%'")
+    text = rows(db, "select t.text from transcripts t join chunks c on c.transcript_id = t.id where c.id = '" + chunk_id + "'")[0][0]
+    quote_start = text.index("It rained all week.")
+    store = Store(str(db))
+    with store.session() as s:  # a reviewer added a code the model missed
+        s.add(DecisionRecord(suggestion_id=None, chunk_id=chunk_id, reviewer="ana", verdict="add", final_code="funding",
+                             quote_start=quote_start, quote_end=quote_start + len("It rained all week."),
+                             reason="storm repairs came out of the PD budget", note=None, decided_at=now()))
+    server.reset()
+    write(folder / "interview_9.txt", "Interviewer: Weather?\nMr. Kim: The roof leaked when it rained all week.\n")
+    code, summary = run(study, server, db, "--fewshot", "1")
+    assert code == 0
+    # the new configuration codes every chunk again, each shown the one adjudicated chunk
+    assert summary["chunks_coded_now"] == 5
+    for request in server.requests:
+        messages = request["messages"]
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+        assert "parking lot" in messages[1]["content"]
+        assert json.loads(messages[2]["content"])["codes"] == [
+            {"code": "funding", "justification": "Adjudicated by a reviewer.", "quote": "It rained all week.", "confidence": 1.0}]

@@ -165,6 +165,7 @@ class OpenAICoder:
         timeout: float = 120.0,
         max_retries: int = 4,
         prompt: str = DEFAULT_PROMPT,
+        fewshot: int = 0,
         cache: CallCache | None = None,
     ):
         if not model:
@@ -187,6 +188,9 @@ class OpenAICoder:
         self.max_retries = max_retries
         self.prompt = Prompt(prompt)
         self.cache = cache
+        self.fewshot = fewshot
+        self.store: Any = None
+        self._pickers: dict[str, Any] = {}
         self.requests = RateLimiter(rpm, burst=1) if rpm else None
         self.tokens = RateLimiter(tpm) if tpm else None
         self._mode_lock = threading.Lock()
@@ -199,6 +203,7 @@ class OpenAICoder:
     def use_store(self, store: Any) -> None:
         """Keep every model call in the store, so no identical call is paid for twice."""
         self.cache = CallCache(store)
+        self.store = store
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -206,7 +211,7 @@ class OpenAICoder:
             "endpoint": self.base_url, "model": self.model, "prompt": self.prompt.name,
             "temperature": self.temperature, "top_p": self.top_p, "samples": self.samples,
             "max_tokens": self.max_tokens, "seed": self.seed, "logprobs": self.logprobs,
-            "max_attempts": self.max_attempts,
+            "max_attempts": self.max_attempts, "fewshot": self.fewshot,
         }
 
     @property
@@ -222,10 +227,22 @@ class OpenAICoder:
     # --- requests ------------------------------------------------------------
 
     def messages(self, chunk: Chunk, codebook: Codebook) -> list[dict[str, str]]:
-        return [
-            {"role": "system", "content": self.prompt.system(codebook)},
-            {"role": "user", "content": self.prompt.user(chunk)},
-        ]
+        """The stable prefix first, then any adjudicated examples, then the chunk."""
+        messages = [{"role": "system", "content": self.prompt.system(codebook)}]
+        for example in self._examples(chunk, codebook):
+            messages.append({"role": "user", "content": self.prompt.user(example.chunk)})
+            messages.append({"role": "assistant", "content": example.reply()})
+        messages.append({"role": "user", "content": self.prompt.user(chunk)})
+        return messages
+
+    def _examples(self, chunk: Chunk, codebook: Codebook) -> list[Any]:
+        if self.fewshot <= 0 or self.store is None:
+            return []
+        if codebook.version not in self._pickers:
+            from pipeline.fewshot import ExamplePicker, adjudicated
+
+            self._pickers[codebook.version] = ExamplePicker(adjudicated(self.store, codebook.applicable_ids()), self.fewshot)
+        return self._pickers[codebook.version].pick(chunk)
 
     def request_body(self, messages: list[dict[str, str]], codebook: Codebook, mode: str) -> dict[str, Any]:
         """The chat-completion request, without the model call's transport settings."""
