@@ -1,6 +1,6 @@
 """Throughput of the openai coder against a rate-limited, slow OpenAI-compatible server.
 
-    python benchmarks/throughput.py [--chunks 2000] [--concurrency 8] [--batch-size 32]
+    python benchmarks/throughput.py [--chunks 2000] [--concurrency 8] [--batch-size N]
                                     [--latency 0.2] [--rpm 600] [--quick] [--profile FILE]
 
 The target (from the issue): coding at least 2,000 chunks against a server with
@@ -25,11 +25,14 @@ How it measures
     replay   --max-attempts 2 changes the coder key but not a single request
              body, so every chunk is coded again with every call answered from
              the call cache: coding, validation and storing without HTTP.
-* CPU: user + sys of each qcode process (getrusage(RUSAGE_CHILDREN) deltas; the
-  server is not reaped until the end). cpu_ms_per_chunk_total is the cold run's
-  CPU over the chunks; cpu_ms_per_chunk_coding is (cold - rerun) over the chunks,
-  i.e. what coding the chunks costs beyond start-up and ingest;
-  cpu_ms_per_chunk_cache_replay is (replay - rerun) over the chunks.
+* CPU: user + sys of each qcode process and its children, Prefect's temporary
+  server included (getrusage(RUSAGE_CHILDREN) deltas; the fake server is not
+  reaped until the end). cpu_ms_per_chunk_total is the cold run's CPU over the
+  chunks; cpu_ms_per_chunk_coding is (cold - rerun) over the chunks, i.e. what
+  coding the chunks costs beyond start-up and ingest.
+  qcode_cpu_ms_per_chunk_coding is the same difference of the CPU qcode's own
+  process reports in its summary (`cpu_seconds`), which is what the target is
+  about; cache_replay.cpu_ms_per_chunk is (replay - rerun) over the chunks.
 * Throughput: the benchmark polls GET /_control/stats every 0.5 s during the
   cold run and fits the rate of completed requests between 10 % and 90 % of
   completion (least squares): achieved_per_s and ratio = achieved / ceiling.
@@ -203,7 +206,8 @@ def run_qcode(corpus: Path, codebook: Path, db: Path, workdir: Path, url: str, a
     command = [
         sys.executable, *launcher, "-m", "pipeline.cli", "run", str(corpus), "--codebook", str(codebook),
         "--db", str(db), "--coder", "openai", "--model", "gpt-4o-mini", "--base-url", url,
-        "--rpm", str(args.rpm), "--concurrency", str(args.concurrency), "--batch-size", str(args.batch_size),
+        "--rpm", str(args.rpm), "--concurrency", str(args.concurrency),
+        *(["--batch-size", str(args.batch_size)] if args.batch_size else []),
         "--chunk-size", str(CHUNK_SIZE), "--json", *extra,
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -225,7 +229,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: qcode's own for the coder")
     parser.add_argument("--latency", type=float, default=0.2, help="server seconds per answer")
     parser.add_argument("--rpm", type=int, default=600, help="server rate limit, and qcode's --rpm")
     parser.add_argument("--quick", action="store_true", help="300 chunks, for trying things")
@@ -265,6 +269,8 @@ def main() -> None:
               file=sys.stderr)
     rates = steady_rate(poller.samples)
     coding_cpu = cold["cpu"] - rerun["cpu"]
+    # qcode's own process only: Prefect's temporary server is a child process of qcode's
+    own_coding_cpu = summary["cpu_seconds"] - rerun["summary"]["cpu_seconds"]
     result = {
         "chunks": chunks,
         "files": files,
@@ -285,6 +291,9 @@ def main() -> None:
         "cpu_ms_per_chunk_coding": round(1000 * coding_cpu / max(1, chunks), 3),
         "cpu_coding_estimate": "(CPU of the cold run - CPU of an identical rerun that codes nothing: start-up, "
                                "Prefect, ingest) / chunks",
+        "qcode_cpu_ms_per_chunk_coding": round(1000 * own_coding_cpu / max(1, chunks), 3),
+        "qcode_cpu_estimate": "the same difference, of the CPU qcode's own process reports (time.process_time in "
+                              "the run summary), without Prefect's temporary server process",
         "baseline_rerun": {"wall_seconds": round(rerun["wall"], 2), "cpu_seconds": round(rerun["cpu"], 3),
                            "chunks_coded": rerun["summary"]["chunks_coded_now"]},
         "requests": summary["requests"],
@@ -298,7 +307,7 @@ def main() -> None:
             "max_in_flight": after_cold.get("max_in_flight"),
             "requests_after_cold_run": end["chat_requests"] - after_cold["chat_requests"],
         },
-        "target_met": rates["steady_per_s"] / ceiling >= 0.9 and 1000 * coding_cpu / max(1, chunks) < 2.0,
+        "target_met": rates["steady_per_s"] / ceiling >= 0.9 and 1000 * own_coding_cpu / max(1, chunks) < 2.0,
     }
     if replay is not None:
         result["cache_replay"] = {

@@ -21,12 +21,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion
 from sqlalchemy import select
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
-from pipeline.coders.openai_chat import OpenAICoder, _completion
+from pipeline.coders.openai_chat import OpenAICoder, completion_from_json
 from pipeline.store import BatchRecord, Store, now
 from pipeline.suggestion import Usage
 
@@ -136,7 +135,7 @@ def _wait_and_ingest(client: openai.OpenAI, store: Store, coder: OpenAICoder, ru
             response = item.get("response") or {}
             if request is None or response.get("status_code") != 200:
                 continue  # not cached: the chunk is coded live, and the failure is not lost
-            completion = _completion(ChatCompletion.model_validate(response["body"]), 0.0)
+            completion = completion_from_json(response["body"], 0.0)
             usage = usage + completion.usage
             entries.append((request["key"], coder.base_url, coder.model, {"batch": batch_id, "chunk_id": request["chunk_id"]}, completion))
     coder.cache.put(entries)

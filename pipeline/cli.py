@@ -66,7 +66,7 @@ def run_command(
     overlap: Annotated[Optional[int], typer.Option("--overlap", help="Characters of trailing turns repeated in the next chunk (default 0).")] = None,
     coder: Annotated[Optional[str], typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
     similarity_threshold: Annotated[Optional[float], typer.Option("--similarity-threshold", help="Offline coder: overrides the codebook's similarity_threshold.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Chunks coded and stored together (default 32).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Chunks coded and stored together (default 32 offline, 128 openai).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="openai coder: the model name.")] = None,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="openai coder: an OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, then OpenAI).")] = None,
     prompt: Annotated[Optional[str], typer.Option("--prompt", help="openai coder: prompt template folder under prompts/ (default coding-v1).")] = None,

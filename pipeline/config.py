@@ -36,7 +36,7 @@ class RunSettings(BaseModel):
     seed: int = 0
     chunk_size: int = DEFAULT_SIZE
     overlap: int = DEFAULT_OVERLAP
-    batch_size: int = 32
+    batch_size: int | None = None
     # the openai coder
     model: str | None = None
     base_url: str | None = None

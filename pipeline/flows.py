@@ -9,12 +9,14 @@ a chunk already coded under the same coder configuration is never coded again.
 # No `from __future__ import annotations` here: Prefect builds the flow's
 # parameter model from real annotations when a served deployment loads this file.
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, Chunk, chunk_transcript
@@ -37,7 +39,7 @@ class RunRequest(BaseModel):
     chunk_size: int = Field(default=DEFAULT_SIZE, ge=50)
     overlap: int = Field(default=DEFAULT_OVERLAP, ge=0)
     routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)  # None: the coder's own batch_size
     id_column: str | None = None
     text_column: str | None = None
     batch: bool = False
@@ -82,6 +84,7 @@ class RunSummary(BaseModel):
     cost_usd: float | None
     notes: list[FileNote]
     seconds: float
+    cpu_seconds: float
 
 
 # Set by `run` for the CLI's progress bar; a callable cannot be a flow parameter.
@@ -163,13 +166,15 @@ def send_batches(store: Store, coder: Coder, codebook: Codebook, prov: Provenanc
     return prefill_by_batch(store, coder, codebook, prov.coder_key, run_id, chunks, poll_interval)
 
 
-@flow(name="qcode-run")
+@flow(name="qcode-run", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def code_corpus(request: RunRequest) -> RunSummary:
     began = time.perf_counter()
+    cpu_began = time.process_time()
     store = Store(request.db)
     codebook = load_codebook(request.codebook)
     store.save_codebook(codebook, request.codebook)
     coder = make_coder(request.coder, **request.coder_options)
+    batch_size = request.batch_size or getattr(coder, "batch_size", 32)
     if hasattr(coder, "use_store"):
         coder.use_store(store)
     prov = provenance(coder, codebook)
@@ -179,7 +184,7 @@ def code_corpus(request: RunRequest) -> RunSummary:
         "chunk_size": request.chunk_size,
         "overlap": request.overlap,
         "routing": request.routing.model_dump(),
-        "batch_size": request.batch_size,
+        "batch_size": batch_size,
     }
     run_id = store.start_run(prov, codebook, request.paths, parameters)
 
@@ -205,14 +210,29 @@ def code_corpus(request: RunRequest) -> RunSummary:
     if request.batch and pending:
         batch_usage = send_batches(store, coder, codebook, prov, run_id, pending, request.poll_interval)
     _report("chunks", len(pending))
-    for i in range(0, len(pending), request.batch_size):
-        batch = pending[i:i + request.batch_size]
+    # A coder that waits on a network codes the next batch while one finishes, so
+    # the slowest reply of a batch does not hold up the next one.
+    in_flight: list[tuple[list[Chunk], Any]] = []
+
+    def settle(batch: list[Chunk], future: Any) -> None:
         try:
-            code_batch(store, coder, codebook, prov, request.routing, run_id, batch)
+            future.result()
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             store.save_codings(run_id, prov, [(ChunkCoding(chunk_id=c.id, error=error), [], []) for c in batch])
         _report("chunk", len(batch))
+
+    try:
+        for i in range(0, len(pending), batch_size):
+            batch = pending[i:i + batch_size]
+            in_flight.append((batch, code_batch.submit(store, coder, codebook, prov, request.routing, run_id, batch)))
+            if len(in_flight) >= getattr(coder, "batches_in_flight", 1):
+                settle(*in_flight.pop(0))
+        while in_flight:
+            settle(*in_flight.pop(0))
+    finally:
+        if hasattr(coder, "close"):
+            coder.close()
 
     counts = store.tally(chunk_ids, prov.coder_key)
     live = store.run_usage(run_id)
@@ -251,9 +271,16 @@ def code_corpus(request: RunRequest) -> RunSummary:
         cost_usd=cost,
         notes=notes,
         seconds=round(time.perf_counter() - began, 3),
+        cpu_seconds=round(time.process_time() - cpu_began, 3),  # this process only, not Prefect's server
     )
     store.finish_run(run_id, "failed" if failed or summary.failed_chunks else "finished", summary.model_dump(mode="json"))
     return summary
+
+
+_TEMPORARY_SERVER_IDLE = (
+    "CANCELLATION_CLEANUP", "DB_VACUUM", "EVENT_LOGGER", "FOREMAN", "LATE_RUNS", "SCHEDULER",
+    "PAUSE_EXPIRATIONS", "REPOSSESSOR", "CLEANUP_RECONCILER", "TRIGGERS", "TASK_RUN_RECORDER", "EVENT_PERSISTER",
+)
 
 
 def run(request: RunRequest, progress: Callable[[str, int], None] | None = None,
@@ -268,6 +295,11 @@ def run(request: RunRequest, progress: Callable[[str, int], None] | None = None,
 
     global _progress
     _progress = progress
+    if not prefect_api:
+        # the temporary server only records this run: its background services would
+        # spend CPU (theirs counted against qcode's) on schedules and events nobody reads
+        for service in _TEMPORARY_SERVER_IDLE:
+            os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
     settings = (
         temporary_settings(updates={PREFECT_API_URL: prefect_api}) if prefect_api
         else temporary_settings(restore_defaults={PREFECT_API_URL, PREFECT_API_KEY})

@@ -419,8 +419,14 @@ class Store:
         """Store a batch of chunk codings with their suggestions and rejections, all or nothing."""
         stamp = now()
         with self.session() as s:
+            existing = {
+                r.chunk_id: r for r in s.scalars(select(ChunkCodingRecord).where(
+                    ChunkCodingRecord.coder_key == provenance.coder_key,
+                    ChunkCodingRecord.chunk_id.in_([coding.chunk_id for coding, _, _ in results]),
+                ))
+            }
             for coding, suggestions, rejections in results:
-                record = s.get(ChunkCodingRecord, (coding.chunk_id, provenance.coder_key))
+                record = existing.get(coding.chunk_id)
                 if record is not None and record.status == "coded":
                     continue  # coded meanwhile by another process
                 if record is None:

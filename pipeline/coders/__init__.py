@@ -15,6 +15,14 @@ from pipeline.suggestion import ChunkCoding, Provenance
 
 
 class Coder(Protocol):
+    """What the pipeline needs of a coder.
+
+    A coder may also have: `batch_size` (chunks per batch it codes best),
+    `batches_in_flight` (batches it can code at once, default 1), `use_store(store)`
+    (to keep a cache there), `check_ready()` (raise if it cannot run, e.g. no key)
+    and `close()` (called when the run is done).
+    """
+
     name: str
     model: str
 

@@ -88,6 +88,7 @@ class _CodeTable:
 class EmbeddingCoder:
     name = "offline"
     model = MODEL_NAME
+    batch_size = 32
 
     def __init__(self, similarity_threshold: float | None = None, max_codes: int = 3, margin: float = 0.08,
                  scale: float = 0.05):

@@ -107,20 +107,33 @@ class CallCache:
         self.store = store
 
     def get(self, key: str) -> Completion | None:
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
+        from sqlalchemy import select
+
         from pipeline.store import ModelCallRecord
 
+        found: dict[str, Completion] = {}
         with self.store.session() as s:
-            record = s.get(ModelCallRecord, key)
-            return Completion.from_json(record.response) if record else None
+            for start in range(0, len(keys), 500):
+                part = list(keys[start:start + 500])
+                for key, response in s.execute(
+                    select(ModelCallRecord.key, ModelCallRecord.response).where(ModelCallRecord.key.in_(part))
+                ):
+                    found[key] = Completion.from_json(response)
+        return found
 
     def put(self, entries: Sequence[tuple[str, str, str, dict[str, Any], Completion]]) -> None:
         from pipeline.store import ModelCallRecord, now
 
         if not entries:
             return
+        known = set(self.get_many([key for key, *_ in entries]))
         with self.store.session() as s:
             for key, endpoint, model, request, completion in entries:
-                if s.get(ModelCallRecord, key) is None:
+                if key not in known:
+                    known.add(key)
                     s.add(ModelCallRecord(
                         key=key, endpoint=endpoint, model=model, request=request, response=completion.to_json(),
                         input_tokens=completion.usage.input_tokens,
@@ -191,6 +204,10 @@ class OpenAICoder:
         self.fewshot = fewshot
         self.store: Any = None
         self._pickers: dict[str, Any] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+        self._client: openai.AsyncOpenAI | None = None
+        self._gate: asyncio.Semaphore | None = None
         self.requests = RateLimiter(rpm, burst=1) if rpm else None
         self.tokens = RateLimiter(tpm) if tpm else None
         self._mode_lock = threading.Lock()
@@ -272,37 +289,65 @@ class OpenAICoder:
 
     # --- coding --------------------------------------------------------------
 
+    # Several batches may be coded at once (see `batches_in_flight`); they share one
+    # event loop, one HTTP client and one concurrency limit for the whole run.
+    batches_in_flight = 2
+    batch_size = 128
+
     def code(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
-        return _run(self._code_all(chunks, codebook))
+        self.check_ready()
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="qcode-openai", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(self._code_all(chunks, codebook), self._loop).result()
+
+    def close(self) -> None:
+        """Close the HTTP client and stop the event loop (the coder can be used again after)."""
+        with self._loop_lock:
+            loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        if self._client is not None:
+            asyncio.run_coroutine_threadsafe(self._client.close(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        self._client = self._gate = None
 
     async def _code_all(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
-        self.check_ready()
-        client = openai.AsyncOpenAI(
-            # local OpenAI-compatible servers take any key
-            api_key=self.api_key or "no-key", base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries,
-        )
-        gate = asyncio.Semaphore(self.concurrency)
+        if self._client is None:
+            self._client = openai.AsyncOpenAI(
+                # local OpenAI-compatible servers take any key
+                api_key=self.api_key or "no-key", base_url=self.base_url, timeout=self.timeout,
+                max_retries=self.max_retries,
+            )
+            self._gate = asyncio.Semaphore(self.concurrency)
+        messages = [self.messages(chunk, codebook) for chunk in chunks]
+        mode = "json_schema" if self.mode in ("auto", "json_schema") else "json_object"
+        first_keys = [self.cache_key(self.request_body(m, codebook, mode)) for m in messages]
+        cached = self.cache.get_many(first_keys) if self.cache is not None else {}
         outcomes: list[_Outcome] = [_Outcome() for _ in chunks]
         try:
             results = await asyncio.gather(*(
-                self._code_chunk(client, gate, chunk, codebook, outcome) for chunk, outcome in zip(chunks, outcomes)
+                self._code_chunk(self._client, self._gate, chunk, m, codebook, outcome, cached)
+                for chunk, m, outcome in zip(chunks, messages, outcomes)
             ))
         finally:
-            await client.close()
             if self.cache is not None:
                 # calls paid for are kept even when the batch fails, so a re-run does not pay again
                 self.cache.put([call for outcome in outcomes for call in outcome.new_calls])
         return list(results)
 
     async def _code_chunk(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, chunk: Chunk,
-                          codebook: Codebook, outcome: _Outcome) -> ChunkCoding:
-        messages = self.messages(chunk, codebook)
+                          messages: list[dict[str, str]], codebook: Codebook, outcome: _Outcome,
+                          cached: dict[str, Completion]) -> ChunkCoding:
         samples: list[_Sample] = []
         invalid: list[Any] = []
         unparsed: str | None = None
         try:
             for attempt in range(1, self.max_attempts + 1):
-                completion = await self._complete(client, gate, messages, codebook, outcome)
+                # first requests were looked up in the cache for the whole batch at once
+                completion = await self._complete(client, gate, messages, codebook, outcome,
+                                                  cached if attempt == 1 else None)
                 samples, invalid, problems, unparsed = self._check(completion, chunk, codebook)
                 if not problems:
                     break
@@ -325,11 +370,14 @@ class OpenAICoder:
         )
 
     async def _complete(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, messages: list[dict[str, str]],
-                        codebook: Codebook, outcome: _Outcome) -> Completion:
+                        codebook: Codebook, outcome: _Outcome, prefetched: dict[str, Completion] | None) -> Completion:
         mode = "json_schema" if self.mode in ("auto", "json_schema") else "json_object"
         body = self.request_body(messages, codebook, mode)
         key = self.cache_key(body)
-        cached = self.cache.get(key) if self.cache is not None else None
+        if prefetched is not None:
+            cached = prefetched.get(key)
+        else:
+            cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
             outcome.usage = outcome.usage + Usage(cache_hits=1)
             return cached
@@ -348,7 +396,7 @@ class OpenAICoder:
                 await self.tokens.acquire(_estimate_tokens(body))
             began = time.perf_counter()
             try:
-                response = await client.chat.completions.create(**body)
+                response = await _post_chat(client, body)
             except openai.BadRequestError as exc:
                 # "json_object" here means another request already found the server lacks it
                 if mode == "json_schema" and self.mode != "json_schema" and _lacks_json_schema(exc):
@@ -356,11 +404,11 @@ class OpenAICoder:
                         self.mode = "json_object"  # chosen once: the server has no JSON-schema mode
                     body = self.request_body(messages, codebook, "json_object")
                     key = self.cache_key(body)
-                    response = await client.chat.completions.create(**body)
+                    response = await _post_chat(client, body)
                 else:
                     raise
             elapsed = (time.perf_counter() - began) * 1000
-        completion = _completion(response, elapsed)
+        completion = completion_from_json(response, elapsed)
         outcome.usage = outcome.usage + completion.usage
         outcome.duration_ms += elapsed
         outcome.new_calls.append((key, self.base_url, self.model, body, completion))
@@ -435,21 +483,30 @@ class OpenAICoder:
         return combined
 
 
-def _completion(response: Any, elapsed_ms: float) -> Completion:
+async def _post_chat(client: openai.AsyncOpenAI, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /chat/completions through the client's own request path (retries, Retry-After,
+    typed errors), with the body sent and the reply read as plain JSON: the typed
+    `chat.completions.create` transforms every message and schema node and builds an
+    object per logprob token, which costs more CPU than everything else qcode does per chunk."""
+    return await client.post("/chat/completions", body=body, cast_to=object)
+
+
+def completion_from_json(data: dict[str, Any], elapsed_ms: float) -> Completion:
+    """A chat completion as the wire returns it (live, or a line of a batch's output)."""
     contents, logprobs = [], []
-    for choice in response.choices:
-        contents.append(choice.message.content or "")
-        tokens = getattr(getattr(choice, "logprobs", None), "content", None)
-        logprobs.append([(t.token, t.logprob) for t in tokens] if tokens else None)
-    usage = response.usage
-    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    for choice in data.get("choices") or []:
+        contents.append((choice.get("message") or {}).get("content") or "")
+        tokens = (choice.get("logprobs") or {}).get("content")
+        logprobs.append([(t["token"], t["logprob"]) for t in tokens] if tokens else None)
+    usage = data.get("usage") or {}
+    details = usage.get("prompt_tokens_details") or {}
     return Completion(
         contents=contents,
         logprobs=logprobs,
         usage=Usage(
-            input_tokens=usage.prompt_tokens if usage else 0,
-            cached_input_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
+            input_tokens=usage.get("prompt_tokens") or 0,
+            cached_input_tokens=details.get("cached_tokens") or 0,
+            output_tokens=usage.get("completion_tokens") or 0,
             requests=1,
         ),
         duration_ms=elapsed_ms,
@@ -500,26 +557,3 @@ def _estimate_tokens(body: dict[str, Any]) -> int:
     from pipeline.tokens import count_chat_tokens
 
     return count_chat_tokens(body["model"], body["messages"]) + (body.get("max_tokens") or 0) // 4
-
-
-def _run(coroutine: Any) -> Any:
-    """Run a coroutine from sync code, also when an event loop is already running in this thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["value"] = asyncio.run(coroutine)
-        except BaseException as exc:  # re-raised in the caller's thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
-
