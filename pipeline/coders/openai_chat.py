@@ -42,6 +42,7 @@ from pipeline.suggestion import ChunkCoding, Proposal, Usage
 from pipeline.validate import locate_quote
 
 OPENAI_ENDPOINT = "https://api.openai.com/v1"
+RATE_MARGIN = 0.98
 Mode = Literal["auto", "json_schema", "json_object"]
 
 
@@ -202,14 +203,18 @@ class OpenAICoder:
         self.prompt = Prompt(prompt)
         self.cache = cache
         self.fewshot = fewshot
+        self.rpm, self.tpm = rpm, tpm
         self.store: Any = None
         self._pickers: dict[str, Any] = {}
+        self._schemas: dict[str, dict[str, Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self._client: openai.AsyncOpenAI | None = None
         self._gate: asyncio.Semaphore | None = None
-        self.requests = RateLimiter(rpm, burst=1) if rpm else None
-        self.tokens = RateLimiter(tpm) if tpm else None
+        # 2% under the stated limit: at exactly the limit, a provider counting over a
+        # sliding minute refuses a request whenever one arrives a moment early
+        self.requests = RateLimiter(rpm * RATE_MARGIN, burst=1) if rpm else None
+        self.tokens = RateLimiter(tpm * RATE_MARGIN) if tpm else None
         self._mode_lock = threading.Lock()
 
     def check_ready(self) -> None:
@@ -235,8 +240,7 @@ class OpenAICoder:
     def limits(self) -> dict[str, Any]:
         """Settings that change speed but not replies: recorded with the run, not in the coder key."""
         return {"concurrency": self.concurrency, "timeout": self.timeout, "max_retries": self.max_retries,
-                "rpm": 60 / self.requests.interval if self.requests else None,
-                "tpm": 60 / self.tokens.interval if self.tokens else None, "mode": self.mode}
+                "rpm": self.rpm, "tpm": self.tpm, "mode": self.mode}
 
     def prompt_version(self, codebook: Codebook) -> str:
         return self.prompt.version(codebook)
@@ -277,11 +281,16 @@ class OpenAICoder:
         if mode == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "codes", "strict": True, "schema": reply_schema(codebook)},
+                "json_schema": {"name": "codes", "strict": True, "schema": self._schema(codebook)},
             }
         else:
             body["response_format"] = {"type": "json_object"}
         return body
+
+    def _schema(self, codebook: Codebook) -> dict[str, Any]:
+        if codebook.version not in self._schemas:
+            self._schemas[codebook.version] = reply_schema(codebook)
+        return self._schemas[codebook.version]
 
     def cache_key(self, body: dict[str, Any]) -> str:
         material = json.dumps({"endpoint": self.base_url, **body}, sort_keys=True, ensure_ascii=False)
