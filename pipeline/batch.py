@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
-from pipeline.coders.openai_chat import OpenAICoder, completion_from_json
+from pipeline.coders.openai_chat import OpenAICoder, completion_from_json, redact_url
 from pipeline.store import BatchRecord, Store, now
 from pipeline.suggestion import Usage
 
@@ -69,6 +69,9 @@ def prefill_by_batch(store: Store, coder: OpenAICoder, codebook: Codebook, coder
         for batch in pending:
             usage = usage + _wait_and_ingest(client, store, coder, run_id, batch.id, poll_interval, report)
         return usage
+    except openai.APIError as exc:
+        # only the message travels on: the exception holds the request, and its headers the key
+        raise BatchError(f"the Batch API failed: {type(exc).__name__}: {exc.message}") from None
     finally:
         client.close()
 
@@ -108,7 +111,16 @@ def _create(client: openai.OpenAI, store: Store, run_id: str, coder_key: str,
 def _wait_and_ingest(client: openai.OpenAI, store: Store, coder: OpenAICoder, run_id: str, batch_id: str,
                      poll_interval: float, report: Callable[[str], None] | None) -> Usage:
     while True:
-        batch = client.batches.retrieve(batch_id)
+        try:
+            batch = client.batches.retrieve(batch_id)
+        except openai.NotFoundError:
+            # the provider no longer knows it (expired, deleted, another server): code its chunks live
+            with store.session() as s:
+                record = s.get(BatchRecord, batch_id)
+                record.status, record.finished_at = "lost", now()
+            if report:
+                report(f"batch {batch_id} is unknown to the server; its chunks are coded live")
+            return Usage()
         with store.session() as s:
             s.get(BatchRecord, batch_id).status = batch.status
         if batch.status == "completed":
@@ -137,8 +149,15 @@ def _wait_and_ingest(client: openai.OpenAI, store: Store, coder: OpenAICoder, ru
                 continue  # not cached: the chunk is coded live, and the failure is not lost
             completion = completion_from_json(response["body"], 0.0)
             usage = usage + completion.usage
-            entries.append((request["key"], coder.base_url, coder.model, {"batch": batch_id, "chunk_id": request["chunk_id"]}, completion))
+            entries.append((request["key"], redact_url(coder.base_url), coder.model, {"batch": batch_id, "chunk_id": request["chunk_id"]}, completion))
     coder.cache.put(entries)
+    # the provider keeps uploaded files until deleted, and these hold transcript text
+    for file_id in (batch.input_file_id, batch.output_file_id, getattr(batch, "error_file_id", None)):
+        if file_id:
+            try:
+                client.files.delete(file_id)
+            except openai.APIError:
+                pass  # a file the provider already dropped
     with store.session() as s:
         record = s.get(BatchRecord, batch_id)
         record.output_file_id = batch.output_file_id

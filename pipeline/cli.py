@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -33,7 +34,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -43,7 +44,7 @@ def codebook_validate(file: Annotated[Path, typer.Argument(help="Codebook YAML f
     codebook, problems = check_codebook(file)
     if problems:
         for problem in problems:
-            err.print(str(problem), highlight=False, soft_wrap=True)
+            err.print(escape(str(problem)), highlight=False, soft_wrap=True)
         err.print(f"{len(problems)} problem(s) in {file}", highlight=False)
         raise typer.Exit(1)
     assert codebook is not None
@@ -128,9 +129,9 @@ def run_command(
             _fail(message)
 
     for failure in summary.failed:
-        err.print(f"[red]failed:[/red] {failure.path}: {failure.error}", highlight=False, soft_wrap=True)
+        err.print(f"[red]failed:[/red] {escape(failure.path)}: {escape(failure.error)}", highlight=False, soft_wrap=True)
     for note in summary.notes:
-        err.print(f"note: {note.path}: {note.note}", highlight=False, soft_wrap=True)
+        err.print(escape(f"note: {note.path}: {note.note}"), highlight=False, soft_wrap=True)
     if as_json:
         print(json.dumps(summary.model_dump(mode="json"), ensure_ascii=False))
     else:
@@ -178,7 +179,7 @@ def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float 
         load_codebook(settings.codebook)
     except CodebookError as exc:
         for problem in exc.problems:
-            err.print(str(problem), highlight=False, soft_wrap=True)
+            err.print(escape(str(problem)), highlight=False, soft_wrap=True)
         _fail(f"the codebook {settings.codebook} has {len(exc.problems)} problem(s); nothing was coded")
 
     if settings.coder == "offline":
@@ -202,6 +203,14 @@ def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float 
         _fail("--overlap must be smaller than --chunk-size")
     if batch and request.coder != "openai":
         _fail("--batch needs --coder openai")
+    if request.coder == "openai" and not request.coder_options.get("model"):
+        _fail("the openai coder needs a model: --model NAME (or model = ... under [run] in qcode.toml)")
+    from pipeline.prices import PriceError, price_table
+
+    try:
+        price_table()  # a malformed override fails now, not after every call is paid for
+    except PriceError as exc:
+        _fail(str(exc))
     from pipeline.store import has_password, redact
 
     if has_password(request.db):
@@ -245,7 +254,7 @@ def _print_estimate(request: object, as_json: bool) -> None:
 
     found = estimate(request)
     for failure in found.failed:
-        err.print(f"[red]failed:[/red] {failure.path}: {failure.error}", highlight=False, soft_wrap=True)
+        err.print(f"[red]failed:[/red] {escape(failure.path)}: {escape(failure.error)}", highlight=False, soft_wrap=True)
     if as_json:
         print(json.dumps(found.model_dump(mode="json"), ensure_ascii=False))
         return
@@ -278,6 +287,12 @@ def schedule_command(
 
     if not folder.is_dir():
         _fail(f"{folder}: not a folder")
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=cron)
+    except ValueError as exc:
+        _fail(f"--cron '{cron}' is not a cron expression: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}")
     request = _request([folder.resolve()], {
         "codebook": str(Path(codebook).resolve()) if codebook else None, "db": db, "coder": coder,
         "model": model, "base_url": base_url, "threshold": threshold,
@@ -311,7 +326,8 @@ def queue_command(
         table.add_column(column, overflow="fold")
     for item in items:
         quote = item["quote"] if len(item["quote"]) <= 80 else item["quote"][:77] + "..."
-        table.add_row(item["suggestion_id"], item["source_name"], item["code"], f"{item['confidence']:.2f}", item["status"], quote)
+        table.add_row(item["suggestion_id"], escape(item["source_name"]), escape(item["code"]),
+                      f"{item['confidence']:.2f}", item["status"], escape(quote))
     out.print(table)
     if total > len(items):
         out.print(f"... and {total - len(items)} more (use --limit)")

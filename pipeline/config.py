@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE
 
@@ -45,8 +45,8 @@ class RunSettings(BaseModel):
     samples: int | None = None
     max_attempts: int | None = None
     concurrency: int | None = None
-    rpm: float | None = None
-    tpm: float | None = None
+    rpm: float | None = Field(default=None, gt=0)
+    tpm: float | None = Field(default=None, gt=0)
     timeout: float | None = None
     max_retries: int | None = None
     fewshot: int | None = None

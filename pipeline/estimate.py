@@ -4,12 +4,13 @@ Files are read and chunked exactly as a run would, the prompts rendered, and
 their tokens counted with the model's own encoding (bundled, nothing is
 downloaded). Chunks already coded under the same configuration are not
 counted. Output tokens cannot be known before the model answers: the estimate
-assumes OUTPUT_TOKENS_PER_SAMPLE per reply.
+assumes OUTPUT_TOKENS_PER_SAMPLE per reply. It prices every input token at the
+full rate: the provider's prompt caching, which usually lowers the bill, is
+not predicted.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -59,7 +60,10 @@ def estimate(request: Any) -> Estimate:
         except IngestError as exc:
             failed.append(FileFailure(path=exc.path, error=exc.message))
 
-    pending = _not_yet_coded(request.db, [c.id for c in chunks], prov.coder_key)
+    store = _existing_store(request.db)
+    if store is not None and hasattr(coder, "use_store"):
+        coder.use_store(store)  # few-shot examples come from reviewers' decisions there
+    pending = {c.id for c in store.pending_chunks([c.id for c in chunks], prov.coder_key)} if store else {c.id for c in chunks}
     todo = [c for c in chunks if c.id in pending]
     model_input = 0
     if hasattr(coder, "messages"):
@@ -67,7 +71,7 @@ def estimate(request: Any) -> Estimate:
         samples = getattr(coder, "samples", 1)
         usage = Usage(input_tokens=model_input, output_tokens=OUTPUT_TOKENS_PER_SAMPLE * samples * len(todo),
                       requests=len(todo))
-        cost = run_cost(coder.model, prov.parameters.get("endpoint"), usage)
+        cost = run_cost(coder.model, prov.parameters.get("endpoint"), usage, batch=request.batch)
     else:
         usage, cost = Usage(), 0.0  # the offline coder sends nothing
     return Estimate(
@@ -77,12 +81,11 @@ def estimate(request: Any) -> Estimate:
     )
 
 
-def _not_yet_coded(db: str | None, chunk_ids: list[str], coder_key: str) -> set[str]:
-    """Read-only: a database that does not exist yet is not created."""
-    from pipeline.store import Store, database_url
+def _existing_store(db: str | None) -> Any:
+    """The store if it exists: a dry run does not create a database."""
+    from pipeline.store import Store, StoreError
 
-    url = database_url(db)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return set(chunk_ids)
-    store = Store(db)
-    return {c.id for c in store.pending_chunks(chunk_ids, coder_key)}
+    try:
+        return Store(db, create=False)
+    except StoreError:
+        return None

@@ -208,7 +208,10 @@ def code_corpus(request: RunRequest) -> RunSummary:
     pending = store.pending_chunks(chunk_ids, prov.coder_key)
     batch_usage = Usage()
     if request.batch and pending:
-        batch_usage = send_batches(store, coder, codebook, prov, run_id, pending, request.poll_interval)
+        try:
+            batch_usage = send_batches(store, coder, codebook, prov, run_id, pending, request.poll_interval)
+        except Exception as exc:
+            notes.append(FileNote(path="(batch)", note=f"{exc}; the chunks are coded live"))
     _report("chunks", len(pending))
     # A coder that waits on a network codes the next batch while one finishes, so
     # the slowest reply of a batch does not hold up the next one.

@@ -27,7 +27,19 @@ class Price(BaseModel):
         return round(dollars * discount, 6)
 
 
+class PriceError(Exception):
+    pass
+
+
 def price_table() -> tuple[dict[str, Price], float]:
+    """The shipped table with qcode.toml's overrides; a malformed entry is a PriceError."""
+    try:
+        return _price_table()
+    except (ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
+        raise PriceError(f"price table: {exc}") from exc
+
+
+def _price_table() -> tuple[dict[str, Price], float]:
     data = tomllib.loads(TABLE.read_text(encoding="utf-8"))
     prices = {name: Price(**values) for name, values in data.get("models", {}).items()}
     discount = float(data.get("batch_discount", 0.5))
@@ -42,8 +54,16 @@ def run_cost(model: str, endpoint: str | None, usage: Usage, batch: bool = False
     """Dollars for this usage, 0 on a local server, None when the model's price is unknown."""
     from pipeline.coders.openai_chat import OPENAI_ENDPOINT
 
+    if endpoint and _is_local(endpoint):
+        return 0.0
     prices, discount = price_table()
     price = prices.get(model)
     if price is None:
         return 0.0 if endpoint and endpoint.rstrip("/") != OPENAI_ENDPOINT else None
     return price.cost(usage, discount if batch else 1.0)
+
+
+def _is_local(endpoint: str) -> bool:
+    from pipeline.coders.openai_chat import is_loopback
+
+    return is_loopback(endpoint)

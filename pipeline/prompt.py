@@ -53,7 +53,11 @@ class Prompt:
                 template = self._env.get_template("system.jinja")
             except TemplateNotFound as exc:  # pragma: no cover - checked in __init__
                 raise PromptError(str(exc)) from exc
-            self._systems[codebook.version] = template.render(codebook=codebook, codes=codebook.leaves).strip()
+            leaves = codebook.leaves
+            categories = [code for code in codebook.codes if code not in leaves]
+            self._systems[codebook.version] = template.render(
+                codebook=codebook, codes=leaves, categories=categories,
+            ).strip()
         return self._systems[codebook.version]
 
     def user(self, chunk: Chunk) -> str:

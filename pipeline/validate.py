@@ -29,10 +29,18 @@ def locate_quote(quote: str, text: str) -> tuple[int, int] | None:
         else:
             normalised.append(ch)
         origin.append(i)
-    found = "".join(normalised).find(wanted)
-    if found < 0:
-        return None
-    return origin[found], origin[found + len(wanted) - 1] + 1
+    if not any(ch.isalnum() for ch in wanted):
+        return None  # punctuation alone is no evidence
+    joined = "".join(normalised)
+    found = joined.find(wanted)
+    while found >= 0:
+        before = joined[found - 1] if found > 0 else " "
+        after = joined[found + len(wanted)] if found + len(wanted) < len(joined) else " "
+        # whole words only: "a" is not found inside "data"
+        if not (before.isalnum() and wanted[0].isalnum()) and not (after.isalnum() and wanted[-1].isalnum()):
+            return origin[found], origin[found + len(wanted) - 1] + 1
+        found = joined.find(wanted, found + 1)
+    return None
 
 
 def validate_coding(coding: ChunkCoding, chunk: Chunk, codebook: Codebook, coder_key: str) -> tuple[list[Suggestion], list[Rejection]]:

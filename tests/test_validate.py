@@ -83,3 +83,6 @@ def test_locate_quote_edge_cases() -> None:
     assert locate_quote("   ", "abc") is None
     assert locate_quote("b  c", "a b\n\tc d") == (2, 6)
     assert locate_quote("B C", "a b c") is None  # case matters: a quote is verbatim
+    assert locate_quote(".", "a b.") is None  # punctuation alone is no evidence
+    assert locate_quote("a", "data a") == (5, 6)  # whole words, not inside "data"
+    assert locate_quote("dat", "data") is None

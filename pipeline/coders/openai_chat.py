@@ -43,11 +43,37 @@ from pipeline.validate import locate_quote
 
 OPENAI_ENDPOINT = "https://api.openai.com/v1"
 RATE_MARGIN = 0.98
+CACHE_FLUSH_EVERY = 4
 Mode = Literal["auto", "json_schema", "json_object"]
 
 
 class CoderConfigError(Exception):
     pass
+
+
+def is_loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redact_url(url: str) -> str:
+    """The URL without any user:password part, for records."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class Reply(BaseModel):
@@ -86,7 +112,7 @@ class Completion:
     """A model reply as qcode keeps it: one entry per sample, with token log-probabilities."""
 
     contents: list[str]
-    logprobs: list[list[tuple[str, float]] | None]
+    logprobs: list[list[tuple[str, float, int]] | None]
     usage: Usage
     duration_ms: float
     cached: bool = False
@@ -97,7 +123,10 @@ class Completion:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:
-        logprobs = [[tuple(t) for t in lp] if lp is not None else None for lp in data["logprobs"]]
+        logprobs = [
+            [(t[0], t[1], t[2] if len(t) > 2 else len(t[0].encode("utf-8"))) for t in lp] if lp is not None else None
+            for lp in data["logprobs"]
+        ]
         return cls(data["contents"], logprobs, Usage(**data["usage"]), data["duration_ms"])
 
 
@@ -148,14 +177,13 @@ class CallCache:
 class _Sample:
     proposals: list[Proposal]
     content: str
-    logprobs: list[tuple[str, float]] | None
+    logprobs: list[tuple[str, float, int]] | None
 
 
 @dataclass
 class _Outcome:
     usage: Usage = field(default_factory=Usage)
     duration_ms: float = 0.0
-    new_calls: list[tuple[str, str, str, dict[str, Any], Completion]] = field(default_factory=list)
 
 
 class OpenAICoder:
@@ -207,6 +235,7 @@ class OpenAICoder:
         self.store: Any = None
         self._pickers: dict[str, Any] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
+        self._unsaved: list[tuple[str, str, str, dict[str, Any], Completion]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self._client: openai.AsyncOpenAI | None = None
@@ -221,6 +250,11 @@ class OpenAICoder:
         """Raise when a run could not reach the model; a dry run needs none of this."""
         if not self.api_key and self.base_url == OPENAI_ENDPOINT:
             raise CoderConfigError("OPENAI_API_KEY is not set (a local server given by --base-url needs no key)")
+        if self.api_key and self.base_url.startswith("http://") and not is_loopback(self.base_url):
+            raise CoderConfigError(
+                f"refusing to send OPENAI_API_KEY unencrypted to {redact_url(self.base_url)}: "
+                "use https, or unset the key for a server that needs none"
+            )
 
     def use_store(self, store: Any) -> None:
         """Keep every model call in the store, so no identical call is paid for twice."""
@@ -230,7 +264,7 @@ class OpenAICoder:
     @property
     def parameters(self) -> dict[str, Any]:
         return {
-            "endpoint": self.base_url, "model": self.model, "prompt": self.prompt.name,
+            "endpoint": redact_url(self.base_url), "model": self.model, "prompt": self.prompt.name,
             "temperature": self.temperature, "top_p": self.top_p, "samples": self.samples,
             "max_tokens": self.max_tokens, "seed": self.seed, "logprobs": self.logprobs,
             "max_attempts": self.max_attempts, "fewshot": self.fewshot,
@@ -312,15 +346,37 @@ class OpenAICoder:
         return asyncio.run_coroutine_threadsafe(self._code_all(chunks, codebook), self._loop).result()
 
     def close(self) -> None:
-        """Close the HTTP client and stop the event loop (the coder can be used again after)."""
+        """Cancel what is still coding, keep the calls already paid for, close the client and
+        stop the event loop. Batches still waiting in `code()` raise CancelledError."""
         with self._loop_lock:
             loop, self._loop = self._loop, None
         if loop is None:
             return
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=30)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            self._client = self._gate = None
+
+    async def _shutdown(self) -> None:
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await self._flush()
         if self._client is not None:
-            asyncio.run_coroutine_threadsafe(self._client.close(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        self._client = self._gate = None
+            await self._client.close()
+
+    async def _remember(self, entry: tuple[str, str, str, dict[str, Any], Completion]) -> None:
+        """Keep a paid call in the cache soon after it returns, so a killed run loses at most a few."""
+        self._unsaved.append(entry)
+        if len(self._unsaved) >= CACHE_FLUSH_EVERY:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        entries, self._unsaved = self._unsaved, []
+        if entries and self.cache is not None:
+            await asyncio.to_thread(self.cache.put, entries)
 
     async def _code_all(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
         if self._client is None:
@@ -341,9 +397,8 @@ class OpenAICoder:
                 for chunk, m, outcome in zip(chunks, messages, outcomes)
             ))
         finally:
-            if self.cache is not None:
-                # calls paid for are kept even when the batch fails, so a re-run does not pay again
-                self.cache.put([call for outcome in outcomes for call in outcome.new_calls])
+            # calls paid for are kept even when the batch fails, so a re-run does not pay again
+            await asyncio.shield(self._flush())
         return list(results)
 
     async def _code_chunk(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, chunk: Chunk,
@@ -413,6 +468,10 @@ class OpenAICoder:
                         self.mode = "json_object"  # chosen once: the server has no JSON-schema mode
                     body = self.request_body(messages, codebook, "json_object")
                     key = self.cache_key(body)
+                    cached = self.cache.get(key) if self.cache is not None else None
+                    if cached is not None:
+                        outcome.usage = outcome.usage + Usage(cache_hits=1)
+                        return cached
                     response = await _post_chat(client, body)
                 else:
                     raise
@@ -420,7 +479,7 @@ class OpenAICoder:
         completion = completion_from_json(response, elapsed)
         outcome.usage = outcome.usage + completion.usage
         outcome.duration_ms += elapsed
-        outcome.new_calls.append((key, self.base_url, self.model, body, completion))
+        await self._remember((key, redact_url(self.base_url), self.model, body, completion))
         return completion
 
     def _check(self, completion: Completion, chunk: Chunk, codebook: Codebook
@@ -506,7 +565,11 @@ def completion_from_json(data: dict[str, Any], elapsed_ms: float) -> Completion:
     for choice in data.get("choices") or []:
         contents.append((choice.get("message") or {}).get("content") or "")
         tokens = (choice.get("logprobs") or {}).get("content")
-        logprobs.append([(t["token"], t["logprob"]) for t in tokens] if tokens else None)
+        # byte lengths, not characters: a token may hold part of a multi-byte character
+        logprobs.append([
+            (t["token"], t["logprob"], len(t["bytes"]) if t.get("bytes") is not None else len(t["token"].encode("utf-8")))
+            for t in tokens
+        ] if tokens else None)
     usage = data.get("usage") or {}
     details = usage.get("prompt_tokens_details") or {}
     return Completion(
@@ -526,14 +589,14 @@ def _code_probability(sample: _Sample, code: str) -> float | None:
     """Probability the model gave the tokens of this code's id in this sample."""
     if not sample.logprobs:
         return None
-    needle = json.dumps(code)[1:-1]
-    position = sample.content.find(f'"{needle}"')
+    needle = json.dumps(code)[1:-1].encode("utf-8")
+    position = sample.content.encode("utf-8").find(b'"' + needle + b'"')
     if position < 0:
         return None
     start, end = position + 1, position + 1 + len(needle)
     offset, total, found = 0, 0.0, False
-    for token, logprob in sample.logprobs:
-        token_end = offset + len(token)
+    for _, logprob, size in sample.logprobs:
+        token_end = offset + size
         if token_end > start and offset < end:
             total += logprob
             found = True
