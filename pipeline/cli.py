@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,10 @@ from rich.table import Table
 import pipeline  # noqa: F401  (sets the offline and no-telemetry environment first)
 from pipeline.codebook import CodebookError, check_codebook, load_codebook
 from pipeline.config import ConfigError, load_settings
+
+if TYPE_CHECKING:  # imported late at run time: `qcode --help` need not load Prefect
+    from pipeline.flows import RunRequest
+    from pipeline.store import Store
 
 app = typer.Typer(
     help="qcode: LLM-assisted qualitative coding of interview transcripts.",
