@@ -56,6 +56,13 @@ def context(text: str, start: int, end: int, width: int = 600) -> tuple[str, str
     return before.strip(), after.strip()
 
 
+def for_coder(chunk: Chunk, text: str, metadata: dict[str, str]) -> Chunk:
+    """The chunk with what a coder is shown around it: neighbouring context and case metadata."""
+    chunk.before, chunk.after = context(text, chunk.start, chunk.end)
+    chunk.metadata = dict(metadata)
+    return chunk
+
+
 def chunk_id(transcript_id: str, start: int, end: int) -> str:
     return hashlib.sha256(f"{transcript_id}:{start}:{end}".encode()).hexdigest()[:16]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pipeline.chunk import chunk_transcript, context
+from pipeline.chunk import for_coder
 from pipeline.codebook import load_codebook
 from pipeline.coders import make_coder, provenance
-from pipeline.ingest import CsvOptions, IngestError, discover, read_source
+from pipeline.ingest import IngestError, discover
 from pipeline.prices import run_cost
 from pipeline.suggestion import Usage
 from pipeline.tokens import count_chat_tokens
@@ -40,7 +40,7 @@ class Estimate(BaseModel):
 
 
 def estimate(request: Any) -> Estimate:
-    from pipeline.flows import FileFailure
+    from pipeline.flows import FileFailure, read_and_chunk
 
     codebook = load_codebook(request.codebook)
     coder = make_coder(request.coder, **request.coder_options)
@@ -51,12 +51,9 @@ def estimate(request: Any) -> Estimate:
     transcripts = 0
     for source in sources:
         try:
-            for transcript in read_source(source, CsvOptions(request.id_column, request.text_column)):
+            for transcript, pieces in read_and_chunk(source, request):
                 transcripts += 1
-                for chunk in chunk_transcript(transcript, request.chunk_size, request.overlap):
-                    chunk.before, chunk.after = context(transcript.text, chunk.start, chunk.end)
-                    chunk.metadata = dict(transcript.metadata)
-                    chunks.append(chunk)
+                chunks += [for_coder(c, transcript.text, transcript.metadata) for c in pieces]
         except IngestError as exc:
             failed.append(FileFailure(path=exc.path, error=exc.message))
 

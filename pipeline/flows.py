@@ -27,6 +27,7 @@ from pipeline.prices import run_cost
 from pipeline.route import RoutingPolicy, route
 from pipeline.store import Store
 from pipeline.suggestion import ChunkCoding, Provenance, Usage
+from pipeline.transcript import Transcript
 from pipeline.validate import validate_coding
 
 
@@ -103,13 +104,19 @@ class _Ingested(BaseModel):
     failure: FileFailure | None = None
 
 
+def read_and_chunk(source: Source, request: RunRequest) -> list[tuple[Transcript, list[Chunk]]]:
+    """One file's transcripts, each with its chunks, as a run stores them."""
+    transcripts = read_source(source, CsvOptions(request.id_column, request.text_column))
+    return [(t, chunk_transcript(t, request.chunk_size, request.overlap)) for t in transcripts]
+
+
 @task(name="ingest-file", cache_policy=NO_CACHE)
 def ingest_file(store: Store, source: Source, request: RunRequest) -> _Ingested:
     """Read, chunk and store one file, in one transaction."""
     result = _Ingested()
     try:
-        transcripts = read_source(source, CsvOptions(request.id_column, request.text_column))
-        prepared = [(t, chunk_transcript(t, request.chunk_size, request.overlap)) for t in transcripts]
+        prepared = read_and_chunk(source, request)
+        transcripts = [t for t, _ in prepared]
     except IngestError as exc:
         result.failure = FileFailure(path=exc.path, error=exc.message)
         return result

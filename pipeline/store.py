@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from pipeline.chunk import Chunk, ChunkTurn, context
+from pipeline.chunk import Chunk, ChunkTurn, for_coder
 from pipeline.codebook import Codebook
 from pipeline.suggestion import ChunkCoding, Provenance, Rejection, Suggestion, Usage
 from pipeline.transcript import Transcript
@@ -407,9 +407,7 @@ class Store:
             if i in records:
                 chunk = _chunk(records[i])
                 transcript = transcripts[chunk.transcript_id]
-                chunk.before, chunk.after = context(transcript.text, chunk.start, chunk.end)
-                chunk.metadata = dict(transcript.case_metadata)
-                chunks.append(chunk)
+                chunks.append(for_coder(chunk, transcript.text, transcript.case_metadata))
         return chunks
 
     # --- coding results -----------------------------------------------------------
