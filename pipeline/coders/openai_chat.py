@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import openai
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
 from pipeline.limits import RateLimiter
 from pipeline.prompt import DEFAULT_PROMPT, Prompt
 from pipeline.suggestion import ChunkCoding, Proposal, Usage
-from pipeline.validate import locate_quote
+from pipeline.validate import validate_coding
 
 OPENAI_ENDPOINT = "https://api.openai.com/v1"
 RATE_MARGIN = 0.98
@@ -485,7 +485,6 @@ class OpenAICoder:
     def _check(self, completion: Completion, chunk: Chunk, codebook: Codebook
                ) -> tuple[list[_Sample], list[Any], list[str], str | None]:
         """Parse and check every sample: (valid samples, invalid items, problems, unparsed content)."""
-        applicable = codebook.applicable_ids()
         samples: list[_Sample] = []
         invalid: list[Any] = []
         problems: list[str] = []
@@ -502,26 +501,15 @@ class OpenAICoder:
                 problems.append('The reply must be a JSON object with a "codes" list.')
                 unparsed = content
                 continue
-            good = []
-            for item in items:
-                try:
-                    proposal = Proposal.model_validate(item)
-                except ValidationError as exc:
-                    detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                    problems.append(f"An item is malformed ({detail}): {json.dumps(item, ensure_ascii=False)[:200]}")
-                    invalid.append(item)
-                    continue
-                if proposal.code not in applicable:
-                    problems.append(f"'{proposal.code}' is not one of the codes you may apply.")
-                    invalid.append(proposal)
-                elif locate_quote(proposal.quote, chunk.text) is None:
-                    problems.append(
-                        f"The quote for '{proposal.code}' is not in the passage word for word: "
-                        f"\"{proposal.quote[:200]}\". Copy the exact words from between <chunk> and </chunk>."
-                    )
-                    invalid.append(proposal)
-                else:
-                    good.append(proposal)
+            # the same checks as the pipeline's validation, so the model hears what would be rejected
+            suggestions, rejections = validate_coding(ChunkCoding(chunk_id=chunk.id, proposals=items), chunk, codebook, "")
+            good = [Proposal(code=x.code, justification=x.justification, quote=x.quote, confidence=x.confidence)
+                    for x in suggestions]
+            for rejection in rejections:
+                if rejection.reason.endswith("more than once for this chunk"):
+                    continue  # a code repeated within one reply: the first one stands
+                problems.append(f"{rejection.reason}: {json.dumps(rejection.raw, ensure_ascii=False)[:300]}")
+                invalid.append(rejection.raw)
             samples.append(_Sample(good, content, logprobs))
         return samples, invalid, problems, unparsed
 
@@ -610,7 +598,8 @@ def _feedback(problems: list[str]) -> str:
     listed = "\n".join(f"- {p}" for p in dict.fromkeys(problems))
     return (
         "Your reply could not be accepted:\n" + listed +
-        "\nReply again with JSON only, applying only the listed code ids and quoting the passage exactly."
+        "\nReply again with JSON only, applying only the listed code ids and copying each quote word for word "
+        "from between <chunk> and </chunk>."
     )
 
 
