@@ -196,6 +196,52 @@ def steady_rate(samples: list[tuple[float, int, int]], low: float = 0.1, high: f
     return {"steady_per_s": slope, "coding_phase_per_s": total / phase, "coding_phase_seconds": phase}
 
 
+FLOOR_SCRIPT = """
+import asyncio, json, sys, time
+import openai
+
+async def main(url, bodies_path, concurrency):
+    bodies = [json.loads(line) for line in open(bodies_path, encoding="utf-8")]
+    client = openai.AsyncOpenAI(api_key="no-key", base_url=url, http_client=openai.DefaultAioHttpClient())
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(body):
+        async with gate:
+            await client.post("/chat/completions", body=body, cast_to=object)
+
+    await asyncio.gather(*(one(b) for b in bodies[:concurrency]))  # warm up the connections
+    began = time.process_time()
+    await asyncio.gather(*(one(b) for b in bodies))
+    print(json.dumps({"requests": len(bodies), "cpu_seconds": time.process_time() - began}))
+    await client.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+def client_floor(db: Path, folder: Path, latency: float, concurrency: int, requests: int) -> dict:
+    """CPU per request of the bare openai client (same transport, same concurrency) sending the
+    very request bodies qcode sent, read back from its call cache, to a server with the same
+    latency and no rate limit: what any program that codes through this client pays."""
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT request FROM model_calls LIMIT ?", (requests,)).fetchall()
+    bodies = folder / "bodies.jsonl"
+    bodies.write_text("".join(row[0] + "\n" for row in rows), encoding="utf-8")
+    server = Server(latency, 0)
+    try:
+        done = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, server.url, str(bodies), str(concurrency)],
+                              capture_output=True, text=True, cwd=folder)
+    finally:
+        server.stop()
+    if done.returncode != 0:
+        raise SystemExit(f"the client floor measurement failed:\n{done.stderr[-2000:]}")
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"requests": measured["requests"],
+            "cpu_ms_per_request": round(1000 * measured["cpu_seconds"] / max(1, measured["requests"]), 3)}
+
+
 def run_qcode(corpus: Path, codebook: Path, db: Path, workdir: Path, url: str, args: argparse.Namespace,
               *extra: str, profile: str | None = None) -> dict:
     """One `qcode run` in a fresh process: its summary, wall seconds and CPU seconds."""
@@ -261,6 +307,7 @@ def main() -> None:
             end = server.stats()
         finally:
             server.stop()
+        floor = client_floor(db, folder, args.latency, args.concurrency, min(args.chunks, 400))
 
     summary = cold["summary"]
     chunks = summary["chunks_coded_now"]
@@ -294,6 +341,9 @@ def main() -> None:
         "qcode_cpu_ms_per_chunk_coding": round(1000 * own_coding_cpu / max(1, chunks), 3),
         "qcode_cpu_estimate": "the same difference, of the CPU qcode's own process reports (time.process_time in "
                               "the run summary), without Prefect's temporary server process",
+        "client_floor": floor,
+        "qcode_cpu_ms_per_chunk_beyond_client": round(1000 * own_coding_cpu / max(1, chunks)
+                                                      - floor["cpu_ms_per_request"], 3),
         "baseline_rerun": {"wall_seconds": round(rerun["wall"], 2), "cpu_seconds": round(rerun["cpu"], 3),
                            "chunks_coded": rerun["summary"]["chunks_coded_now"]},
         "requests": summary["requests"],

@@ -279,6 +279,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
+    # in WAL mode NORMAL survives a killed process; only an OS crash can lose the last commits
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
@@ -303,6 +305,14 @@ class Store:
     def session(self) -> Iterator[Session]:
         with self.sessions.begin() as session:
             yield session
+
+    def insert(self, table: Any) -> Any:
+        """An INSERT that can say ON CONFLICT DO NOTHING on both SQLite and PostgreSQL."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
 
     # --- codebooks and runs ---------------------------------------------------
 

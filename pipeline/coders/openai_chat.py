@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -43,7 +44,8 @@ from pipeline.validate import validate_coding
 
 OPENAI_ENDPOINT = "https://api.openai.com/v1"
 RATE_MARGIN = 0.98
-CACHE_FLUSH_EVERY = 4
+# A killed run loses at most the calls of the last second; each flush is a commit
+CACHE_FLUSH_SECONDS = 1.0
 Mode = Literal["auto", "json_schema", "json_object"]
 
 
@@ -159,18 +161,18 @@ class CallCache:
 
         if not entries:
             return
-        known = set(self.get_many([key for key, *_ in entries]))
+        rows = {}
+        for key, endpoint, model, request, completion in entries:
+            rows.setdefault(key, dict(
+                key=key, endpoint=endpoint, model=model, request=request, response=completion.to_json(),
+                input_tokens=completion.usage.input_tokens,
+                cached_input_tokens=completion.usage.cached_input_tokens,
+                output_tokens=completion.usage.output_tokens,
+                duration_ms=completion.duration_ms, created_at=now(),
+            ))
         with self.store.session() as s:
-            for key, endpoint, model, request, completion in entries:
-                if key not in known:
-                    known.add(key)
-                    s.add(ModelCallRecord(
-                        key=key, endpoint=endpoint, model=model, request=request, response=completion.to_json(),
-                        input_tokens=completion.usage.input_tokens,
-                        cached_input_tokens=completion.usage.cached_input_tokens,
-                        output_tokens=completion.usage.output_tokens,
-                        duration_ms=completion.duration_ms, created_at=now(),
-                    ))
+            # another run may have cached the same call meanwhile: the first answer stays
+            s.execute(self.store.insert(ModelCallRecord).on_conflict_do_nothing(), list(rows.values()))
 
 
 @dataclass
@@ -236,6 +238,7 @@ class OpenAICoder:
         self._pickers: dict[str, Any] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
         self._unsaved: list[tuple[str, str, str, dict[str, Any], Completion]] = []
+        self._flushed_at = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self._client: openai.AsyncOpenAI | None = None
@@ -370,11 +373,12 @@ class OpenAICoder:
     async def _remember(self, entry: tuple[str, str, str, dict[str, Any], Completion]) -> None:
         """Keep a paid call in the cache soon after it returns, so a killed run loses at most a few."""
         self._unsaved.append(entry)
-        if len(self._unsaved) >= CACHE_FLUSH_EVERY:
+        if time.monotonic() - self._flushed_at >= CACHE_FLUSH_SECONDS:
             await self._flush()
 
     async def _flush(self) -> None:
         entries, self._unsaved = self._unsaved, []
+        self._flushed_at = time.monotonic()
         if entries and self.cache is not None:
             await asyncio.to_thread(self.cache.put, entries)
 
@@ -383,7 +387,7 @@ class OpenAICoder:
             self._client = openai.AsyncOpenAI(
                 # local OpenAI-compatible servers take any key
                 api_key=self.api_key or "no-key", base_url=self.base_url, timeout=self.timeout,
-                max_retries=self.max_retries,
+                max_retries=self.max_retries, http_client=openai.DefaultAioHttpClient(timeout=self.timeout),
             )
             self._gate = asyncio.Semaphore(self.concurrency)
         messages = [self.messages(chunk, codebook) for chunk in chunks]
@@ -544,7 +548,13 @@ async def _post_chat(client: openai.AsyncOpenAI, body: dict[str, Any]) -> dict[s
     typed errors), with the body sent and the reply read as plain JSON: the typed
     `chat.completions.create` transforms every message and schema node and builds an
     object per logprob token, which costs more CPU than everything else qcode does per chunk."""
-    return await client.post("/chat/completions", body=body, cast_to=object)
+    # the client's own key is a uuid4, one os.urandom call per request, which is slow in sandboxes
+    key = f"qcode-{_RUN_TOKEN}-{next(_REQUEST_NUMBERS)}"
+    return await client.post("/chat/completions", body=body, cast_to=object, options={"idempotency_key": key})
+
+
+_RUN_TOKEN = os.urandom(8).hex()
+_REQUEST_NUMBERS = itertools.count()
 
 
 def completion_from_json(data: dict[str, Any], elapsed_ms: float) -> Completion:
