@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 codebook_app = typer.Typer(help="Work with codebooks.", no_args_is_help=True)
 app.add_typer(codebook_app, name="codebook")
+reviewer_app = typer.Typer(help="Reviewer accounts for the review web app.", no_args_is_help=True)
+app.add_typer(reviewer_app, name="reviewer")
 
 out = Console()
 err = Console(stderr=True)
@@ -341,13 +343,14 @@ def queue_command(
 
 @app.command("export")
 def export_command(
-    fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | codings")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | codings | decisions | blind")],
     out_path: Annotated[Path, typer.Option("--out", help="File to write.")],
     db: DbOption = None,
     run_id: Annotated[Optional[str], typer.Option("--run", help="Only this run's suggestions.")] = None,
     status: Annotated[Optional[str], typer.Option("--status", help="Only accepted, review, audit or queued suggestions.")] = None,
 ) -> None:
-    """Write suggestions (jsonl, csv) or the unit_id,coder,code table (codings)."""
+    """Write suggestions (jsonl, csv), the unit_id,coder,code table of the model and the blind
+    double codes (codings) or of the blind codes alone (blind), or the reviewers' audit log (decisions)."""
     from pipeline.export import FORMATS, export
 
     if fmt not in FORMATS:
@@ -361,6 +364,104 @@ def export_command(
     except StoreError as exc:
         _fail(str(exc))
     err.print(f"wrote {count} record(s) to {out_path}", highlight=False)
+
+
+@app.command("serve")
+def serve_command(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+) -> None:
+    """Start the review web app. Sessions are signed with $QCODE_SECRET_KEY (set it, or every
+    restart signs everyone out); set QCODE_SECURE_COOKIES=1 behind HTTPS."""
+    from pipeline.review.app import serve
+
+    store = _open_store(db)
+    if not os.environ.get("QCODE_SECRET_KEY"):
+        err.print("note: QCODE_SECRET_KEY is not set; sessions end when the server stops", highlight=False)
+    from pipeline.store import redact
+
+    err.print(f"qcode review on http://{host}:{port} (database {redact(store.url)})", highlight=False)
+    serve(store.url, host, port)
+
+
+def _reviewer_call(fn: Any, *args: Any) -> Any:
+    from pipeline.store import StoreError
+
+    try:
+        return fn(*args)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+@reviewer_app.command("add")
+def reviewer_add(
+    name: Annotated[str, typer.Argument(help="The reviewer's sign-in name.")],
+    role: Annotated[str, typer.Option("--role", help="reviewer | lead (a lead sees every run and assigns double coding).")] = "reviewer",
+    runs: Annotated[Optional[list[str]], typer.Option("--run", help="A run this reviewer may see (an id, latest or all); repeatable.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Create an account and print its password, once."""
+    from pipeline.reviewer import add_reviewer, grant_runs
+
+    store = _open_store(db)
+    password = _reviewer_call(add_reviewer, store, name, role)
+    granted = _reviewer_call(grant_runs, store, name, runs) if runs else []
+    out.print(f"{escape(name)} ({role}) created. One-time display of the password:", highlight=False)
+    print(password)
+    if role != "lead" and not granted:
+        err.print(f"note: {name} sees no runs yet; give some with `qcode reviewer grant {name} --run latest`",
+                  highlight=False)
+
+
+@reviewer_app.command("grant")
+def reviewer_grant(
+    name: Annotated[str, typer.Argument(help="The reviewer.")],
+    runs: Annotated[list[str], typer.Option("--run", help="A run id, latest or all; repeatable.")],
+    db: DbOption = None,
+) -> None:
+    """Let a reviewer see the suggestions of these runs."""
+    from pipeline.reviewer import grant_runs
+
+    granted = _reviewer_call(grant_runs, _open_store(db), name, runs)
+    out.print(f"{escape(name)} may see {len(granted)} run(s): {', '.join(granted)}", highlight=False)
+
+
+@reviewer_app.command("reset")
+def reviewer_reset(name: Annotated[str, typer.Argument(help="The reviewer.")], db: DbOption = None) -> None:
+    """Give a reviewer a new password (printed once); their open sessions end."""
+    from pipeline.reviewer import reset_password
+
+    password = _reviewer_call(reset_password, _open_store(db), name)
+    out.print(f"New password for {escape(name)}, shown once:", highlight=False)
+    print(password)
+
+
+@reviewer_app.command("disable")
+def reviewer_disable(name: Annotated[str, typer.Argument(help="The reviewer.")], db: DbOption = None) -> None:
+    """Stop a reviewer from signing in; their decisions stay."""
+    from pipeline.reviewer import disable_reviewer
+
+    _reviewer_call(disable_reviewer, _open_store(db), name)
+    out.print(f"{escape(name)} can no longer sign in.", highlight=False)
+
+
+@reviewer_app.command("list")
+def reviewer_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every reviewer, their role and the runs they may see."""
+    from pipeline.reviewer import list_reviewers
+
+    reviewers = list_reviewers(_open_store(db))
+    if as_json:
+        print(json.dumps(reviewers, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(reviewers)} reviewer(s)")
+    for column in ("name", "role", "active", "runs"):
+        table.add_column(column, overflow="fold")
+    for r in reviewers:
+        runs = r["runs"] if isinstance(r["runs"], str) else ", ".join(r["runs"]) or "none"
+        table.add_row(escape(str(r["name"])), str(r["role"]), "yes" if r["active"] else "no", runs)
+    out.print(table)
 
 
 def main() -> None:  # pragma: no cover

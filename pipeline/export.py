@@ -9,6 +9,7 @@ saw and applied nothing to.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from pipeline.store import (
 )
 from pipeline.suggestion import QUEUED
 
-FORMATS = ("jsonl", "csv", "codings")
+FORMATS = ("jsonl", "csv", "codings", "decisions", "blind")
 
 
 def suggestion_records(store: Store, run_id: str | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
@@ -155,14 +156,36 @@ def export(store: Store, fmt: str, out: Path, run_id: str | None = None, status:
             writer.writeheader()
             writer.writerows(records)
             count = len(records)
+        elif fmt == "decisions":
+            from pipeline.decision import decision_log
+
+            records = decision_log(store)
+            columns = list(records[0]) if records else DECISION_COLUMNS
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(records)
+            count = len(records)
         else:
+            from pipeline.blind import blind_rows
+
             writer = csv.DictWriter(handle, fieldnames=["unit_id", "coder", "code"])
             writer.writeheader()
-            for row in coding_rows(store, run_id):
+            rows = blind_rows(store, run_id=run_id)
+            if fmt == "codings":
+                rows = itertools.chain(coding_rows(store, run_id), rows)
+            for row in rows:
                 writer.writerow(row)
                 count += 1
     temporary.replace(out)
     return count
+
+
+DECISION_COLUMNS = [
+    "decision_id", "decided_at", "reviewer", "verdict", "suggestion_id", "chunk_id", "transcript_id", "source_name",
+    "suggested_code", "suggested_quote", "suggested_quote_start", "suggested_quote_end", "confidence", "routing",
+    "final_code", "quote_start", "quote_end", "quote", "reason", "note", "coder", "model", "prompt_version",
+    "codebook_version",
+]
 
 
 def _flatten(record: dict[str, Any]) -> dict[str, Any]:

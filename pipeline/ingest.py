@@ -144,6 +144,8 @@ def decode(data: bytes, path: str | Path) -> tuple[str, str]:
         except UnicodeDecodeError:
             text, encoding = _detect(data, path)
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    # PostgreSQL cannot store U+0000 in text; U+FFFD keeps every offset where it was
+    text = text.replace("\x00", "\ufffd")
     controls = len(_CONTROL.findall(text))
     if controls > max(2, len(text) // 200):
         raise IngestError(path, "binary file, not text (too many control characters)")

@@ -1,24 +1,173 @@
-"""The review queue: suggestions a person must look at before they count."""
+"""The review queue: suggestions a person must look at before they count.
+
+A suggestion waits when routing sent it to review or to the audit sample and no
+reviewer has settled it yet. What a reviewer sees is limited to the runs they may
+see: a suggestion belongs to a run when the run covered its chunk with the same
+coder configuration.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, exists, func, select
 
-from pipeline.store import RejectionRecord, Store, SuggestionRecord, TranscriptRecord
+from pipeline.store import (
+    RejectionRecord, RunChunkRecord, RunRecord, Store, SuggestionRecord, TranscriptRecord,
+)
 from pipeline.suggestion import QUEUED
+
+STATUSES = ("pending", "review", "audit", "accepted", "decided", "all")
+
+
+@dataclass
+class QueueFilter:
+    """What a reviewer narrows the queue to. `status` is pending (queued, not yet decided),
+    review, audit or accepted (undecided ones with that routing), decided, or all."""
+
+    run: str | None = None
+    code: str | None = None
+    transcript: str | None = None
+    case: dict[str, str] = field(default_factory=dict)
+    status: str = "pending"
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+
+    def query_string(self) -> dict[str, str]:
+        values = {"run": self.run, "code": self.code, "transcript": self.transcript, "status": self.status,
+                  "min_confidence": self.min_confidence, "max_confidence": self.max_confidence}
+        values.update({f"case.{k}": v for k, v in self.case.items()})
+        return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+
+def in_runs(run_ids: Sequence[str]) -> Any:
+    """The condition that a suggestion belongs to one of these runs."""
+    return exists(
+        select(RunChunkRecord.chunk_id)
+        .join(RunRecord, RunRecord.id == RunChunkRecord.run_id)
+        .where(RunChunkRecord.chunk_id == SuggestionRecord.chunk_id,
+               RunRecord.coder_key == SuggestionRecord.coder_key,
+               RunChunkRecord.run_id.in_(list(run_ids)))
+    )
+
+
+def _conditions(flt: QueueFilter, run_ids: Sequence[str], with_status: bool = True) -> list[Any]:
+    ids = [flt.run] if flt.run else list(run_ids)
+    if flt.run and flt.run not in run_ids:
+        ids = []
+    conditions: list[Any] = [in_runs(ids)]
+    if flt.code:
+        conditions.append(SuggestionRecord.code == flt.code)
+    if flt.transcript:
+        conditions.append(TranscriptRecord.source_name == flt.transcript)
+    for key, value in flt.case.items():
+        conditions.append(TranscriptRecord.case_metadata[key].as_string() == value)
+    if flt.min_confidence is not None:
+        conditions.append(SuggestionRecord.confidence >= flt.min_confidence)
+    if flt.max_confidence is not None:
+        conditions.append(SuggestionRecord.confidence <= flt.max_confidence)
+    if with_status:
+        conditions.append(status_condition(flt.status))
+    return conditions
+
+
+def status_condition(status: str) -> Any:
+    undecided = SuggestionRecord.decided_at.is_(None)
+    if status == "pending":
+        return and_(SuggestionRecord.status.in_(QUEUED), undecided)
+    if status in ("review", "audit", "accepted"):
+        return and_(SuggestionRecord.status == status, undecided)
+    if status == "decided":
+        return SuggestionRecord.decided_at.is_not(None)
+    return SuggestionRecord.id.is_not(None)
+
+
+def _base(*columns: Any) -> Any:
+    return select(*columns).select_from(SuggestionRecord).join(
+        TranscriptRecord, SuggestionRecord.transcript_id == TranscriptRecord.id)
+
+
+def queue_items(store: Store, run_ids: Sequence[str], flt: QueueFilter, limit: int = 50,
+                offset: int = 0) -> list[dict[str, Any]]:
+    """Suggestions that match, lowest confidence first."""
+    with store.session() as s:
+        rows = s.execute(
+            _base(SuggestionRecord, TranscriptRecord.source_name, TranscriptRecord.case_metadata)
+            .where(*_conditions(flt, run_ids))
+            .order_by(SuggestionRecord.confidence, SuggestionRecord.id)
+            .limit(limit).offset(offset)
+        ).all()
+    return [
+        {"id": sug.id, "code": sug.code, "confidence": sug.confidence, "status": sug.status,
+         "decided_by": sug.decided_by, "quote": sug.quote, "source_name": name, "metadata": metadata,
+         "chunk_id": sug.chunk_id}
+        for sug, name, metadata in rows
+    ]
+
+
+def next_item(store: Store, run_ids: Sequence[str], flt: QueueFilter, skip: set[str] | frozenset[str] = frozenset(),
+              after: str | None = None) -> str | None:
+    """The id of the first matching suggestion not in `skip` (items others hold open)."""
+    with store.session() as s:
+        query = (_base(SuggestionRecord.id).where(*_conditions(flt, run_ids))
+                 .order_by(SuggestionRecord.confidence, SuggestionRecord.id))
+        if skip:
+            query = query.where(SuggestionRecord.id.not_in(list(skip)))
+        if after:
+            query = query.where(SuggestionRecord.id != after)
+        return s.scalar(query.limit(1))
+
+
+def queue_counts(store: Store, run_ids: Sequence[str], flt: QueueFilter) -> dict[str, int]:
+    """How many matching suggestions are pending, decided, and in each routing status."""
+    with store.session() as s:
+        rows = s.execute(
+            _base(SuggestionRecord.status, SuggestionRecord.decided_at.is_not(None), func.count())
+            .where(*_conditions(flt, run_ids, with_status=False))
+            .group_by(SuggestionRecord.status, SuggestionRecord.decided_at.is_not(None))
+        ).all()
+    counts = {"pending": 0, "decided": 0, "review": 0, "audit": 0, "accepted": 0, "all": 0}
+    for status, decided, n in rows:
+        counts["all"] += n
+        counts[status] = counts.get(status, 0) + n
+        if decided:
+            counts["decided"] += n
+        elif status in QUEUED:
+            counts["pending"] += n
+    return counts
+
+
+def filter_options(store: Store, run_ids: Sequence[str]) -> dict[str, Any]:
+    """The codes, transcripts and case attribute values present, for the queue's filters."""
+    visible = in_runs(run_ids)
+    with store.session() as s:
+        codes = sorted(s.scalars(select(SuggestionRecord.code).where(visible).distinct()))
+        transcript_ids = select(SuggestionRecord.transcript_id).where(visible).distinct()
+        # metadata is JSON, which PostgreSQL cannot compare for DISTINCT: one row per transcript instead
+        rows = s.execute(select(TranscriptRecord.source_name, TranscriptRecord.case_metadata)
+                         .where(TranscriptRecord.id.in_(transcript_ids))).all()
+    transcripts, case = set(), {}
+    for name, metadata in rows:
+        transcripts.add(name)
+        for key, value in (metadata or {}).items():
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                case.setdefault(key, set()).add(str(value))
+    return {"codes": codes, "transcripts": sorted(transcripts),
+            "case": {k: sorted(v) for k, v in sorted(case.items())}}
 
 
 def queued_suggestions(store: Store, limit: int = 50) -> tuple[list[dict[str, Any]], int, int]:
-    """(the first `limit` queued suggestions, lowest confidence first; how many are queued; open rejections)."""
+    """(the first `limit` undecided queued suggestions, lowest confidence first; how many; open rejections)."""
+    waiting = status_condition("pending")
     with store.session() as s:
-        total = s.scalar(select(func.count()).select_from(SuggestionRecord).where(SuggestionRecord.status.in_(QUEUED)))
+        total = s.scalar(select(func.count()).select_from(SuggestionRecord).where(waiting))
         rejections = s.scalar(select(func.count()).select_from(RejectionRecord).where(RejectionRecord.status == "open"))
         rows = s.execute(
             select(SuggestionRecord, TranscriptRecord.source_name, TranscriptRecord.case_metadata)
             .join(TranscriptRecord, SuggestionRecord.transcript_id == TranscriptRecord.id)
-            .where(SuggestionRecord.status.in_(QUEUED))
+            .where(waiting)
             .order_by(SuggestionRecord.confidence, SuggestionRecord.id)
             .limit(limit)
         )

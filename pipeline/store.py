@@ -205,6 +205,9 @@ class SuggestionRecord(Base):
     created_at: Mapped[datetime]
     # optimistic concurrency for reviewers deciding the same suggestion at once
     version: Mapped[int] = mapped_column(default=1)
+    # who settled it in review; the proposal itself is never changed
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -226,10 +229,17 @@ class RejectionRecord(Base):
     codebook_version: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime]
+    # a rejection waits for a person like a queued suggestion, with the same conflict rule
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class DecisionRecord(Base):
+    """A reviewer's verdict. The suggestion or rejection it settles keeps its original form."""
+
     __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_suggestion", "suggestion_id"), Index("ix_decisions_chunk", "chunk_id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     suggestion_id: Mapped[str | None] = mapped_column(String(16), ForeignKey("suggestions.id"))
@@ -242,6 +252,49 @@ class DecisionRecord(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime]
+    rejection_id: Mapped[int | None] = mapped_column(ForeignKey("rejections.id", name="fk_decisions_rejection"))
+
+
+class ReviewerRecord(Base):
+    """A person who adjudicates suggestions; a lead also assigns double coding and sees every run."""
+
+    __tablename__ = "reviewers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class GrantRecord(Base):
+    """A run (a project's suggestions) a reviewer may see."""
+
+    __tablename__ = "reviewer_runs"
+
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    granted_at: Mapped[datetime]
+
+
+class AssignmentRecord(Base):
+    """A chunk a reviewer codes blind for a double-coding sample; `codes` is empty until coded,
+    then the list of codes applied ([] for none)."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("sample", "chunk_id", "reviewer_id", name="uq_assignment"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sample: Mapped[str] = mapped_column(String(36))
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"))
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"))
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    assigned_at: Mapped[datetime]
+    codes: Mapped[list[Any] | None] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    coded_at: Mapped[datetime | None]
 
 
 class StoreError(Exception):
@@ -463,7 +516,8 @@ class Store:
                     ))
                 for rejection in rejections:
                     s.add(RejectionRecord(
-                        **rejection.model_dump(), run_id=run_id, coder_key=provenance.coder_key,
+                        **rejection.model_dump(exclude={"code"}), code=_fit(rejection.code, RejectionRecord.code),
+                        run_id=run_id, coder_key=provenance.coder_key,
                         coder=provenance.coder, model=provenance.model, prompt_version=provenance.prompt_version,
                         codebook_version=provenance.codebook_version, created_at=stamp,
                     ))
@@ -518,6 +572,16 @@ def _chunk(record: ChunkRecord) -> Chunk:
         text=record.text, speakers=record.speakers, first_turn=record.first_turn, last_turn=record.last_turn,
         turns=[ChunkTurn.model_validate(t) for t in record.turns],
     )
+
+
+def _fit(value: str | None, column: Any) -> str | None:
+    """A value cut to its column's length. A rejected proposal's code is whatever the model said,
+    of any length: PostgreSQL refuses a string longer than its VARCHAR (SQLite never checks), and
+    with it the transaction of the whole batch. The rejection's raw proposal keeps it whole."""
+    length = column.type.length
+    if value is None or length is None or len(value) <= length:
+        return value
+    return value[:length - 1] + "…"
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:

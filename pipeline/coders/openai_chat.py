@@ -172,7 +172,8 @@ class CallCache:
             ))
         with self.store.session() as s:
             # another run may have cached the same call meanwhile: the first answer stays
-            s.execute(self.store.insert(ModelCallRecord).on_conflict_do_nothing(), list(rows.values()))
+            # in key order: two runs inserting the same keys in different orders deadlock on PostgreSQL
+            s.execute(self.store.insert(ModelCallRecord).on_conflict_do_nothing(), [rows[k] for k in sorted(rows)])
 
 
 @dataclass

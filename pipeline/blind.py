@@ -1,0 +1,127 @@
+"""Double coding for reliability: a lead draws a random sample of a run's passages and
+assigns each to two or more reviewers, who code it blind (no model suggestions, no
+one else's codes). Their codes export as the long table `unit_id,coder,code`."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from pipeline.decision import Conflict, DecisionError, codebook_of, passage
+from pipeline.reviewer import Reviewer
+from pipeline.store import AssignmentRecord, ReviewerRecord, RunChunkRecord, RunRecord, Store, now
+
+
+def create_sample(store: Store, lead: Reviewer, run_id: str, size: int, reviewer_names: list[str],
+                  seed: int | None = None) -> tuple[str, int]:
+    """Assign `size` passages of a run, drawn at random (reproducibly with `seed`), to every
+    named reviewer; returns (the sample's id, the number of passages)."""
+    if not lead.is_lead:
+        raise DecisionError("only a lead can assign double coding")
+    names = list(dict.fromkeys(n.strip() for n in reviewer_names if n.strip()))
+    if len(names) < 2:
+        raise DecisionError("double coding needs at least two reviewers")
+    if size < 1:
+        raise DecisionError("a sample needs at least one passage")
+    sample = str(uuid.uuid4())
+    with store.session() as s:
+        if s.get(RunRecord, run_id) is None:
+            raise DecisionError(f"no run '{run_id}'")
+        reviewers = list(s.scalars(select(ReviewerRecord).where(ReviewerRecord.name.in_(names))))
+        missing = set(names) - {r.name for r in reviewers}
+        if missing:
+            raise DecisionError(f"no reviewer named {', '.join(sorted(missing))}")
+        chunk_ids = sorted(s.scalars(select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)))
+        if not chunk_ids:
+            raise DecisionError(f"run '{run_id}' covered no passages")
+        chosen = sorted(random.Random(seed).sample(chunk_ids, min(size, len(chunk_ids))))
+        stamp = now()
+        for chunk_id in chosen:
+            for reviewer in reviewers:
+                s.add(AssignmentRecord(sample=sample, run_id=run_id, chunk_id=chunk_id, reviewer_id=reviewer.id,
+                                       assigned_by=lead.name, assigned_at=stamp))
+    return sample, len(chosen)
+
+
+def assignments(store: Store, reviewer: Reviewer) -> list[dict[str, Any]]:
+    """A reviewer's blind-coding assignments, those still to code first."""
+    with store.session() as s:
+        rows = list(s.scalars(select(AssignmentRecord).where(AssignmentRecord.reviewer_id == reviewer.id)
+                              .order_by(AssignmentRecord.coded_at.is_not(None), AssignmentRecord.id)))
+        return [{"id": a.id, "sample": a.sample, "chunk_id": a.chunk_id, "coded": a.coded_at is not None,
+                 "codes": a.codes or []} for a in rows]
+
+
+def assignment_view(store: Store, reviewer: Reviewer, assignment_id: int) -> dict[str, Any]:
+    """The passage and the codebook, and nothing the model or other reviewers said."""
+    with store.session() as s:
+        a = s.get(AssignmentRecord, assignment_id)
+        if a is None or a.reviewer_id != reviewer.id:
+            raise DecisionError("no such assignment")
+        run = s.get(RunRecord, a.run_id)
+        item = {"id": a.id, "sample": a.sample, "chunk_id": a.chunk_id, "codes": a.codes or [], "note": a.note,
+                "coded": a.coded_at is not None, "codebook_version": run.codebook_version}
+    view = passage(store, item["chunk_id"])
+    view["segments"] = [{"text": view["text"], "start": view["start"], "marked": False}]
+    return {"assignment": item, "passage": view, "codebook": codebook_of(store, item["codebook_version"])}
+
+
+def submit(store: Store, reviewer: Reviewer, assignment_id: int, codes: list[str], note: str | None = None) -> None:
+    """Record a reviewer's blind codes ([] when none applies); a second submission is a Conflict."""
+    with store.session() as s:
+        a = s.get(AssignmentRecord, assignment_id)
+        if a is None or a.reviewer_id != reviewer.id:
+            raise DecisionError("no such assignment")
+        codebook = codebook_of(store, s.get(RunRecord, a.run_id).codebook_version)
+    allowed = {c.id for c in codebook.leaves} if codebook else set(codes)
+    unknown = [c for c in codes if c not in allowed]
+    if unknown:
+        raise DecisionError(f"not an applicable code: {', '.join(unknown)}")
+    with store.session() as s:
+        changed = s.execute(
+            update(AssignmentRecord)
+            .where(AssignmentRecord.id == assignment_id, AssignmentRecord.coded_at.is_(None))
+            .values(codes=sorted(set(codes)), note=(note or "").strip() or None, coded_at=now())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if changed != 1:
+        raise Conflict("You already coded this passage; your first codes stand.")
+
+
+def samples(store: Store) -> list[dict[str, Any]]:
+    """Every sample with its reviewers and progress."""
+    with store.session() as s:
+        rows = s.execute(
+            select(AssignmentRecord.sample, AssignmentRecord.run_id, ReviewerRecord.name,
+                   func.count(), func.count(AssignmentRecord.coded_at), func.min(AssignmentRecord.assigned_at))
+            .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
+            .group_by(AssignmentRecord.sample, AssignmentRecord.run_id, ReviewerRecord.name)
+        ).all()
+    out: dict[str, dict[str, Any]] = {}
+    for sample, run_id, name, total, coded, assigned_at in rows:
+        entry = out.setdefault(sample, {"sample": sample, "run_id": run_id, "assigned_at": assigned_at,
+                                        "reviewers": {}})
+        entry["reviewers"][name] = {"coded": coded, "total": total}
+    return sorted(out.values(), key=lambda e: e["assigned_at"], reverse=True)
+
+
+def blind_rows(store: Store, sample: str | None = None, run_id: str | None = None) -> Iterator[dict[str, str]]:
+    """The long table of blind codes: one row per code, an empty code when a reviewer applied none.
+    Passages a reviewer has not coded yet have no row (missing, not 'none')."""
+    with store.session() as s:
+        query = (select(AssignmentRecord, ReviewerRecord.name)
+                 .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
+                 .where(AssignmentRecord.coded_at.is_not(None))
+                 .order_by(AssignmentRecord.chunk_id, ReviewerRecord.name))
+        if sample:
+            query = query.where(AssignmentRecord.sample == sample)
+        if run_id:
+            query = query.where(AssignmentRecord.run_id == run_id)
+        rows = s.execute(query).all()
+    for a, name in rows:
+        for code in a.codes or [""]:
+            yield {"unit_id": a.chunk_id, "coder": f"reviewer:{name}", "code": code}

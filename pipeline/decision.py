@@ -1,0 +1,291 @@
+"""Reviewers' decisions on suggestions, and what a reviewer sees of an item.
+
+A decision settles a suggestion with a compare-and-set on the suggestion's version:
+of two reviewers deciding the same item at once, the first decision stands and the
+second gets a `Conflict` naming who decided first. The suggestion's proposal (code,
+quote, justification, confidence) is never changed; the decision holds the final code
+and quote offsets.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select, update
+
+from pipeline.codebook import Codebook
+from pipeline.reviewer import Reviewer
+from pipeline.store import (
+    ChunkRecord, CodebookRecord, DecisionRecord, Store, StoreError, SuggestionRecord, TranscriptRecord, TurnRecord,
+    now,
+)
+
+Verdict = Literal["accept", "reject", "change", "add"]
+CONTEXT_TURNS = 2
+
+
+class Conflict(StoreError):
+    """Someone else settled the item first; their decision stands."""
+
+
+class DecisionError(StoreError):
+    """A decision that cannot be recorded as asked (unknown code, quote outside the passage)."""
+
+
+class DecisionRequest(BaseModel):
+    verdict: Verdict
+    code: str | None = None
+    quote_start: int | None = Field(default=None, ge=0)
+    quote_end: int | None = Field(default=None, ge=0)
+    reason: str | None = Field(default=None, max_length=5000)
+    note: str | None = Field(default=None, max_length=5000)
+
+    @model_validator(mode="after")
+    def _complete(self) -> DecisionRequest:
+        self.reason = (self.reason or "").strip() or None
+        self.note = (self.note or "").strip() or None
+        self.code = (self.code or "").strip() or None
+        if self.verdict == "reject" and not self.reason:
+            raise ValueError("a rejection needs a reason")
+        if self.verdict in ("change", "add") and not self.code:
+            raise ValueError(f"'{self.verdict}' needs a code")
+        if (self.quote_start is None) != (self.quote_end is None):
+            raise ValueError("a corrected quote needs both its start and its end")
+        if self.quote_start is not None and self.quote_end is not None and self.quote_end <= self.quote_start:
+            raise ValueError("a quote must end after it starts")
+        return self
+
+
+def codebook_of(store: Store, version: str) -> Codebook | None:
+    with store.session() as s:
+        record = s.get(CodebookRecord, version)
+        return Codebook.model_validate(record.content) if record is not None else None
+
+
+def passage(store: Store, chunk_id: str) -> dict[str, Any]:
+    """A chunk with its transcript's text around it: the turns before, the chunk, the turns after."""
+    with store.session() as s:
+        chunk = s.get(ChunkRecord, chunk_id)
+        if chunk is None:
+            raise DecisionError(f"no passage '{chunk_id}'")
+        transcript = s.get(TranscriptRecord, chunk.transcript_id)
+        turns = list(s.scalars(select(TurnRecord).where(TurnRecord.transcript_id == chunk.transcript_id)
+                               .order_by(TurnRecord.index)))
+    text = transcript.text
+    before = [t for t in turns if t.end <= chunk.start][-CONTEXT_TURNS:]
+    after = [t for t in turns if t.start >= chunk.end][:CONTEXT_TURNS]
+
+    def turn(t: TurnRecord) -> dict[str, Any]:
+        return {"speaker": t.speaker, "text": text[t.start:t.end], "start": t.start, "timestamp": t.timestamp}
+
+    return {
+        "chunk_id": chunk.id, "transcript_id": transcript.id, "source_name": transcript.source_name,
+        "metadata": transcript.case_metadata or {}, "start": chunk.start, "end": chunk.end,
+        "text": text[chunk.start:chunk.end], "speakers": [sp for sp in chunk.speakers if sp],
+        "before": [turn(t) for t in before], "after": [turn(t) for t in after],
+    }
+
+
+def segments(text: str, offset: int, marks: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The passage cut at the marked spans' edges: [{text, start, marked}], start in code points
+    from the transcript's beginning (what the page sends back when a quote is selected)."""
+    edges = {0, len(text)}
+    for start, end in marks:
+        edges.update(max(0, min(len(text), p - offset)) for p in (start, end))
+    points = sorted(edges)
+    out = []
+    for a, b in zip(points, points[1:]):
+        if a == b:
+            continue
+        marked = any(start - offset <= a and b <= end - offset for start, end in marks)
+        out.append({"text": text[a:b], "start": offset + a, "marked": marked})
+    return out
+
+
+def suggestion_view(store: Store, suggestion_id: str) -> dict[str, Any]:
+    """Everything the item page shows about one suggestion."""
+    with store.session() as s:
+        sug = s.get(SuggestionRecord, suggestion_id)
+        if sug is None:
+            raise DecisionError(f"no suggestion '{suggestion_id}'")
+        decisions = [_decision_dict(d) for d in s.scalars(
+            select(DecisionRecord).where(DecisionRecord.chunk_id == sug.chunk_id)
+            .order_by(DecisionRecord.decided_at, DecisionRecord.id))]
+        others = list(s.scalars(select(SuggestionRecord).where(
+            SuggestionRecord.chunk_id == sug.chunk_id, SuggestionRecord.coder_key == sug.coder_key,
+            SuggestionRecord.id != sug.id)))
+        suggestion = {
+            "id": sug.id, "code": sug.code, "justification": sug.justification, "quote": sug.quote,
+            "quote_start": sug.quote_start, "quote_end": sug.quote_end, "confidence": sug.confidence,
+            "status": sug.status, "version": sug.version, "decided_at": sug.decided_at, "decided_by": sug.decided_by,
+            "coder": sug.coder, "model": sug.model, "prompt_version": sug.prompt_version,
+            "codebook_version": sug.codebook_version, "run_id": sug.run_id, "chunk_id": sug.chunk_id,
+        }
+        other_codes = [{"id": o.id, "code": o.code, "status": o.status, "confidence": o.confidence} for o in others]
+    view = passage(store, suggestion["chunk_id"])
+    view["segments"] = segments(view["text"], view["start"], [(suggestion["quote_start"], suggestion["quote_end"])])
+    codebook = codebook_of(store, suggestion["codebook_version"])
+    return {"suggestion": suggestion, "passage": view, "codebook": codebook,
+            "code": _code(codebook, suggestion["code"]), "decisions": decisions, "other_suggestions": other_codes}
+
+
+def _code(codebook: Codebook | None, code_id: str) -> Any:
+    if codebook is None:
+        return None
+    return next((c for c in codebook.codes if c.id == code_id), None)
+
+
+def _decision_dict(d: DecisionRecord) -> dict[str, Any]:
+    return {"id": d.id, "reviewer": d.reviewer, "verdict": d.verdict, "final_code": d.final_code,
+            "quote_start": d.quote_start, "quote_end": d.quote_end, "reason": d.reason, "note": d.note,
+            "decided_at": d.decided_at, "suggestion_id": d.suggestion_id}
+
+
+def _check_quote(chunk: ChunkRecord, text: str, start: int | None, end: int | None) -> None:
+    if start is None or end is None:
+        return
+    if start < chunk.start or end > chunk.end:
+        raise DecisionError(f"the quote ({start}-{end}) lies outside the passage ({chunk.start}-{chunk.end})")
+    if not text[start:end].strip():
+        raise DecisionError("the quote is empty")
+
+
+def _check_code(codebook: Codebook | None, code: str | None) -> None:
+    if code is None or codebook is None:
+        return
+    if code not in {c.id for c in codebook.leaves}:
+        raise DecisionError(f"'{code}' is not an applicable code of the codebook '{codebook.name}'")
+
+
+def decide(store: Store, reviewer: Reviewer, suggestion_id: str, version: int, request: DecisionRequest) -> int:
+    """Settle a suggestion (accept, reject, change); returns the decision's id.
+
+    Raises Conflict when the suggestion was settled since the reviewer loaded it (version).
+    """
+    if request.verdict == "add":
+        raise DecisionError("adding a code is a decision on the passage, not on a suggestion")
+    try:
+        return _decide(store, reviewer, suggestion_id, version, request)
+    except _Lost:
+        raise Conflict(_conflict_message(store, suggestion_id)) from None
+
+
+class _Lost(Exception):
+    """The compare-and-set found the suggestion changed; raised inside the transaction to roll it back."""
+
+
+def _decide(store: Store, reviewer: Reviewer, suggestion_id: str, version: int, request: DecisionRequest) -> int:
+    with store.session() as s:
+        sug = s.get(SuggestionRecord, suggestion_id)
+        if sug is None:
+            raise DecisionError(f"no suggestion '{suggestion_id}'")
+        chunk = s.get(ChunkRecord, sug.chunk_id)
+        text = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == sug.transcript_id))
+        codebook = _codebook_in(s, sug.codebook_version)
+        final_code = {"accept": sug.code, "change": request.code, "reject": None}[request.verdict]
+        _check_code(codebook, final_code if request.verdict == "change" else None)
+        start, end = request.quote_start, request.quote_end
+        _check_quote(chunk, text, start, end)
+        if request.verdict != "reject" and start is None:
+            start, end = sug.quote_start, sug.quote_end
+        decided_at = now()
+        # compare-and-set: only the reviewer who saw the current version, and only once
+        changed = s.execute(
+            update(SuggestionRecord)
+            .where(SuggestionRecord.id == suggestion_id, SuggestionRecord.version == version,
+                   SuggestionRecord.decided_at.is_(None))
+            .values(decided_at=decided_at, decided_by=reviewer.name, version=version + 1)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed != 1:
+            raise _Lost()
+        record = DecisionRecord(
+            suggestion_id=suggestion_id, chunk_id=sug.chunk_id, reviewer=reviewer.name, verdict=request.verdict,
+            final_code=final_code, quote_start=start if request.verdict != "reject" else None,
+            quote_end=end if request.verdict != "reject" else None, reason=request.reason, note=request.note,
+            decided_at=decided_at,
+        )
+        s.add(record)
+        s.flush()
+        return record.id
+
+
+def _codebook_in(s: Any, version: str) -> Codebook | None:
+    record = s.get(CodebookRecord, version)
+    return Codebook.model_validate(record.content) if record is not None else None
+
+
+def _conflict_message(store: Store, suggestion_id: str) -> str:
+    with store.session() as s:
+        sug = s.get(SuggestionRecord, suggestion_id)
+        first = s.scalar(select(DecisionRecord).where(DecisionRecord.suggestion_id == suggestion_id)
+                         .order_by(DecisionRecord.decided_at, DecisionRecord.id).limit(1))
+    if first is None or sug is None or sug.decided_at is None:
+        return "This item changed since you opened it; it has been reloaded."
+    when = first.decided_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (f"{first.reviewer} already decided this item ({first.verdict}) at {when}. "
+            "Their decision stands; yours was not recorded.")
+
+
+def add_code(store: Store, reviewer: Reviewer, chunk_id: str, codebook_version: str, request: DecisionRequest) -> int:
+    """Record a code the model missed on a passage; a code already added there is a Conflict."""
+    if request.verdict != "add":
+        raise DecisionError("only 'add' decisions are made on a passage")
+    with store.session() as s:
+        chunk = s.get(ChunkRecord, chunk_id)
+        if chunk is None:
+            raise DecisionError(f"no passage '{chunk_id}'")
+        text = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == chunk.transcript_id))
+        _check_code(_codebook_in(s, codebook_version), request.code)
+        _check_quote(chunk, text, request.quote_start, request.quote_end)
+        earlier = s.scalar(select(DecisionRecord).where(
+            DecisionRecord.chunk_id == chunk_id, DecisionRecord.verdict == "add",
+            DecisionRecord.final_code == request.code))
+        if earlier is not None:
+            raise Conflict(f"{earlier.reviewer} already added '{request.code}' to this passage.")
+        record = DecisionRecord(
+            suggestion_id=None, chunk_id=chunk_id, reviewer=reviewer.name, verdict="add", final_code=request.code,
+            quote_start=request.quote_start, quote_end=request.quote_end, reason=request.reason, note=request.note,
+            decided_at=now(),
+        )
+        s.add(record)
+        s.flush()
+        return record.id
+
+
+def decision_log(store: Store) -> list[dict[str, Any]]:
+    """Every decision with what it settled, oldest first: the audit log."""
+    with store.session() as s:
+        rows = s.execute(
+            select(DecisionRecord, SuggestionRecord, ChunkRecord.transcript_id, TranscriptRecord.source_name,
+                   TranscriptRecord.text)
+            .join(ChunkRecord, ChunkRecord.id == DecisionRecord.chunk_id)
+            .join(TranscriptRecord, TranscriptRecord.id == ChunkRecord.transcript_id)
+            .outerjoin(SuggestionRecord, SuggestionRecord.id == DecisionRecord.suggestion_id)
+            .order_by(DecisionRecord.decided_at, DecisionRecord.id)
+        ).all()
+        out = []
+        for d, sug, transcript_id, source_name, text in rows:
+            quote = text[d.quote_start:d.quote_end] if d.quote_start is not None and d.quote_end is not None else ""
+            out.append({
+                "decision_id": d.id, "decided_at": _iso(d.decided_at), "reviewer": d.reviewer, "verdict": d.verdict,
+                "suggestion_id": d.suggestion_id or "", "chunk_id": d.chunk_id, "transcript_id": transcript_id,
+                "source_name": source_name,
+                "suggested_code": sug.code if sug else "", "suggested_quote": sug.quote if sug else "",
+                "suggested_quote_start": sug.quote_start if sug else "",
+                "suggested_quote_end": sug.quote_end if sug else "",
+                "confidence": sug.confidence if sug else "", "routing": sug.status if sug else "",
+                "final_code": d.final_code or "", "quote_start": "" if d.quote_start is None else d.quote_start,
+                "quote_end": "" if d.quote_end is None else d.quote_end, "quote": quote,
+                "reason": d.reason or "", "note": d.note or "",
+                "coder": sug.coder if sug else "", "model": sug.model if sug else "",
+                "prompt_version": (sug.prompt_version or "") if sug else "",
+                "codebook_version": sug.codebook_version if sug else "",
+            })
+    return out
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat() + "Z"

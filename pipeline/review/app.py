@@ -1,0 +1,437 @@
+"""The review web app: FastAPI, server-rendered Jinja2 pages and one small script.
+
+Safety rules kept throughout:
+* every page but the login needs a signed-in reviewer; the session cookie is signed
+  (itsdangerous), HttpOnly and SameSite=strict, and ends when the password is reset;
+* every POST carries the session's CSRF token (form field or X-CSRF-Token header);
+  no GET changes data;
+* templates autoescape, and the Content-Security-Policy allows no inline script, so
+  transcript text, justifications and quotes always show as text;
+* failed logins are rate-limited per name and per client address.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlalchemy import exists, select
+from starlette.middleware.sessions import SessionMiddleware
+
+from pipeline import blind, decision, queue
+from pipeline.reviewer import Reviewer, authenticate, get_reviewer, visible_runs
+from pipeline.store import RunChunkRecord, Store, SuggestionRecord
+
+HERE = Path(__file__).parent
+LEASE_SECONDS = 600
+SESSION_HOURS = 12
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+class LoginThrottle:
+    """At most `limit` failed logins per name and per client address in `window` seconds."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0):
+        self.limit, self.window = limit, window
+        self.failures: dict[str, deque[float]] = {}
+        self.lock = threading.Lock()
+
+    def _recent(self, key: str, at: float) -> deque[float]:
+        times = self.failures.setdefault(key, deque())
+        while times and times[0] <= at - self.window:
+            times.popleft()
+        return times
+
+    def wait(self, keys: list[str]) -> float:
+        """Seconds until another attempt is allowed (0: allowed now)."""
+        at = time.monotonic()
+        with self.lock:
+            waits = [times[0] + self.window - at for key in keys
+                     if len(times := self._recent(key, at)) >= self.limit]
+        return max(waits, default=0.0)
+
+    def failed(self, keys: list[str]) -> None:
+        at = time.monotonic()
+        with self.lock:
+            for key in keys:
+                self._recent(key, at).append(at)
+
+    def succeeded(self, key: str) -> None:
+        with self.lock:
+            self.failures.pop(key, None)
+
+
+class Leases:
+    """Items a reviewer has open, so 'next' hands different items to different reviewers.
+    Only a courtesy: the version check on deciding is what keeps decisions single."""
+
+    def __init__(self, seconds: float = LEASE_SECONDS):
+        self.seconds = seconds
+        self.held: dict[str, tuple[int, float]] = {}
+        self.lock = threading.Lock()
+
+    def take(self, item: str, reviewer_id: int) -> None:
+        with self.lock:
+            self.held[item] = (reviewer_id, time.monotonic() + self.seconds)
+
+    def release(self, item: str) -> None:
+        with self.lock:
+            self.held.pop(item, None)
+
+    def held_by_others(self, reviewer_id: int) -> set[str]:
+        at = time.monotonic()
+        with self.lock:
+            for item in [i for i, (_, until) in self.held.items() if until <= at]:
+                del self.held[item]
+            return {i for i, (who, _) in self.held.items() if who != reviewer_id}
+
+
+class NotSignedIn(Exception):
+    pass
+
+
+def create_app(db: str | None = None, secret_key: str | None = None, secure_cookies: bool = False,
+               store: Store | None = None) -> FastAPI:
+    """The app over one database. `secret_key` signs sessions (QCODE_SECRET_KEY); without
+    one a random key is made, and sessions end when the server stops."""
+    store = store or Store(db)
+    app = FastAPI(title="qcode review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SessionMiddleware, secret_key=secret_key or secrets.token_urlsafe(32),
+                       session_cookie="qcode_session", max_age=SESSION_HOURS * 3600, same_site="strict",
+                       https_only=secure_cookies)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=HERE / "templates")
+    throttle = LoginThrottle()
+    leases = Leases()
+    app.state.store, app.state.throttle, app.state.leases = store, throttle, leases
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(NotSignedIn)
+    async def to_login(request: Request, _exc: NotSignedIn) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+
+    # --- helpers -----------------------------------------------------------------
+
+    def csrf_token(request: Request) -> str:
+        token = request.session.get("csrf")
+        if not token:
+            token = request.session["csrf"] = secrets.token_urlsafe(32)
+        return token
+
+    async def form_checked(request: Request) -> Any:
+        form = await request.form()
+        sent = request.headers.get("x-csrf-token") or form.get("csrf_token") or ""
+        expected = request.session.get("csrf") or ""
+        if not expected or not secrets.compare_digest(str(sent), expected):
+            raise HTTPException(403, "The form expired or did not come from this site; reload the page and try again.")
+        return form
+
+    def current(request: Request) -> Reviewer:
+        reviewer_id = request.session.get("rid")
+        reviewer = get_reviewer(store, reviewer_id) if isinstance(reviewer_id, int) else None
+        if reviewer is None or request.session.get("cred") != reviewer.credential:
+            request.session.pop("rid", None)
+            raise NotSignedIn()
+        return reviewer
+
+    def run_ids(reviewer: Reviewer) -> list[str]:
+        return [r.id for r in visible_runs(store, reviewer)]
+
+    def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        flashes = request.session.pop("flash", [])
+        return templates.TemplateResponse(request, template, {
+            "csrf": csrf_token(request), "flashes": flashes, "reviewer": None, **context}, status_code=status_code)
+
+    def flash(request: Request, message: str, kind: str = "info") -> None:
+        request.session.setdefault("flash", []).append({"kind": kind, "text": message})
+
+    def parse_filter(params: Any) -> queue.QueueFilter:
+        def number(name: str) -> float | None:
+            try:
+                return float(params.get(name)) if params.get(name) not in (None, "") else None
+            except ValueError:
+                return None
+        status = params.get("status") or "pending"
+        return queue.QueueFilter(
+            run=params.get("run") or None, code=params.get("code") or None,
+            transcript=params.get("transcript") or None,
+            case={k[5:]: v for k, v in params.items() if k.startswith("case.") and v},
+            status=status if status in queue.STATUSES else "pending",
+            min_confidence=number("min_confidence"), max_confidence=number("max_confidence"),
+        )
+
+    def visible_suggestion(reviewer: Reviewer, suggestion_id: str) -> bool:
+        with store.session() as s:
+            return bool(s.scalar(select(exists().where(
+                SuggestionRecord.id == suggestion_id, queue.in_runs(run_ids(reviewer))))))
+
+    def visible_chunk(reviewer: Reviewer, chunk_id: str) -> bool:
+        with store.session() as s:
+            return bool(s.scalar(select(exists().where(
+                RunChunkRecord.chunk_id == chunk_id, RunChunkRecord.run_id.in_(run_ids(reviewer))))))
+
+    # --- signing in ----------------------------------------------------------------
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, next: str = "/queue") -> HTMLResponse:
+        return page(request, "login.html", next=_safe_next(next))
+
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        form = await form_checked(request)
+        name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+        client = request.client.host if request.client else "unknown"
+        keys = [f"name:{name.casefold()}", f"addr:{client}"]
+        wait = throttle.wait(keys)
+        if wait > 0:
+            response = page(request, "login.html", status_code=429, next=_safe_next(str(form.get("next", ""))),
+                            error=f"Too many failed sign-ins. Try again in {int(wait) + 1} seconds.")
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        reviewer = await run_in_threadpool(authenticate, store, name, password)
+        if reviewer is None:
+            throttle.failed(keys)
+            return page(request, "login.html", status_code=401, next=_safe_next(str(form.get("next", ""))),
+                        error="Unknown name or wrong password.", name=name)
+        throttle.succeeded(keys[0])
+        request.session.clear()
+        request.session.update({"rid": reviewer.id, "cred": reviewer.credential, "csrf": secrets.token_urlsafe(32)})
+        return RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        await form_checked(request)
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    # --- the queue -------------------------------------------------------------------
+
+    @app.get("/")
+    def home() -> Response:
+        return RedirectResponse("/queue", status_code=303)
+
+    @app.get("/queue", response_class=HTMLResponse)
+    def queue_page(request: Request) -> HTMLResponse:
+        reviewer = current(request)
+        runs = visible_runs(store, reviewer)
+        ids = [r.id for r in runs]
+        flt = parse_filter(request.query_params)
+        return page(request, "queue.html", reviewer=reviewer, runs=runs, flt=flt,
+                    items=queue.queue_items(store, ids, flt, limit=100),
+                    counts=queue.queue_counts(store, ids, flt), options=queue.filter_options(store, ids),
+                    query=urlencode(flt.query_string()), statuses=queue.STATUSES)
+
+    @app.get("/next")
+    def next_page(request: Request) -> Response:
+        reviewer = current(request)
+        flt = parse_filter(request.query_params)
+        found = queue.next_item(store, run_ids(reviewer), flt, skip=leases.held_by_others(reviewer.id),
+                                after=request.query_params.get("after"))
+        query = urlencode(flt.query_string())
+        if found is None:
+            flash(request, "Nothing left to review with these filters.")
+            return RedirectResponse(f"/queue?{query}", status_code=303)
+        return RedirectResponse(f"/items/{found}?{query}", status_code=303)
+
+    @app.get("/items/{suggestion_id}", response_class=HTMLResponse)
+    def item_page(request: Request, suggestion_id: str) -> HTMLResponse:
+        reviewer = current(request)
+        if not visible_suggestion(reviewer, suggestion_id):
+            raise HTTPException(404, "No such item in the runs you can see.")
+        leases.take(suggestion_id, reviewer.id)
+        flt = parse_filter(request.query_params)
+        return item_response(request, reviewer, suggestion_id, flt)
+
+    def item_response(request: Request, reviewer: Reviewer, suggestion_id: str, flt: queue.QueueFilter,
+                      status_code: int = 200, error: str | None = None, conflict: str | None = None) -> HTMLResponse:
+        view = decision.suggestion_view(store, suggestion_id)
+        counts = queue.queue_counts(store, run_ids(reviewer), flt)
+        return page(request, "item.html", status_code=status_code, reviewer=reviewer, flt=flt,
+                    query=urlencode(flt.query_string()), counts=counts, error=error, conflict=conflict, **view)
+
+    @app.post("/items/{suggestion_id}/decide")
+    async def decide(request: Request, suggestion_id: str) -> Response:
+        form = await form_checked(request)
+        reviewer = await run_in_threadpool(current, request)
+        if not await run_in_threadpool(visible_suggestion, reviewer, suggestion_id):
+            raise HTTPException(404, "No such item in the runs you can see.")
+        flt = parse_filter(_query_from(form.get("query", "")))
+        try:
+            version = int(form.get("version", ""))
+            wish = decision.DecisionRequest(
+                verdict=form.get("verdict"), code=form.get("code") or None,
+                quote_start=_int_or_none(form.get("quote_start")), quote_end=_int_or_none(form.get("quote_end")),
+                reason=form.get("reason"), note=form.get("note"),
+            )
+        except (ValueError, ValidationError) as exc:
+            message = _first_error(exc)
+            return await run_in_threadpool(item_response, request, reviewer, suggestion_id, flt, 422, message)
+        try:
+            await run_in_threadpool(decision.decide, store, reviewer, suggestion_id, version, wish)
+        except decision.Conflict as exc:
+            leases.release(suggestion_id)
+            return await run_in_threadpool(item_response, request, reviewer, suggestion_id, flt, 409, None, str(exc))
+        except decision.DecisionError as exc:
+            return await run_in_threadpool(item_response, request, reviewer, suggestion_id, flt, 422, str(exc))
+        leases.release(suggestion_id)
+        flash(request, f"Recorded: {wish.verdict}.")
+        query = urlencode({**flt.query_string(), "after": suggestion_id})
+        return RedirectResponse(f"/next?{query}", status_code=303)
+
+    @app.post("/chunks/{chunk_id}/add")
+    async def add(request: Request, chunk_id: str) -> Response:
+        form = await form_checked(request)
+        reviewer = await run_in_threadpool(current, request)
+        if not await run_in_threadpool(visible_chunk, reviewer, chunk_id):
+            raise HTTPException(404, "No such passage in the runs you can see.")
+        back = str(form.get("back", ""))
+        flt = parse_filter(_query_from(form.get("query", "")))
+        target = f"/items/{back}?{urlencode(flt.query_string())}" if back.isalnum() else "/queue"
+        try:
+            wish = decision.DecisionRequest(
+                verdict="add", code=form.get("code") or None, quote_start=_int_or_none(form.get("quote_start")),
+                quote_end=_int_or_none(form.get("quote_end")), reason=form.get("reason"), note=form.get("note"))
+            await run_in_threadpool(decision.add_code, store, reviewer, chunk_id,
+                                    str(form.get("codebook_version", "")), wish)
+        except (ValueError, ValidationError) as exc:
+            flash(request, _first_error(exc), "error")
+        except decision.Conflict as exc:
+            flash(request, str(exc), "conflict")
+        except decision.DecisionError as exc:
+            flash(request, str(exc), "error")
+        else:
+            flash(request, f"Added '{wish.code}' to this passage.")
+        return RedirectResponse(target, status_code=303)
+
+    # --- blind double coding ---------------------------------------------------------
+
+    @app.get("/blind", response_class=HTMLResponse)
+    def blind_list(request: Request) -> HTMLResponse:
+        reviewer = current(request)
+        return page(request, "blind_list.html", reviewer=reviewer, items=blind.assignments(store, reviewer))
+
+    @app.get("/blind/{assignment_id}", response_class=HTMLResponse)
+    def blind_item(request: Request, assignment_id: int) -> HTMLResponse:
+        reviewer = current(request)
+        try:
+            view = blind.assignment_view(store, reviewer, assignment_id)
+        except decision.DecisionError:
+            raise HTTPException(404, "No such assignment.") from None
+        return page(request, "blind_item.html", reviewer=reviewer, **view)
+
+    @app.post("/blind/{assignment_id}")
+    async def blind_submit(request: Request, assignment_id: int) -> Response:
+        form = await form_checked(request)
+        reviewer = await run_in_threadpool(current, request)
+        codes = [str(c) for c in form.getlist("code")]
+        try:
+            await run_in_threadpool(blind.submit, store, reviewer, assignment_id, codes, str(form.get("note", "")))
+        except decision.Conflict as exc:
+            flash(request, str(exc), "conflict")
+            return RedirectResponse(f"/blind/{assignment_id}", status_code=303)
+        except decision.DecisionError as exc:
+            flash(request, str(exc), "error")
+            return RedirectResponse(f"/blind/{assignment_id}", status_code=303)
+        flash(request, "Codes recorded.")
+        mine = await run_in_threadpool(blind.assignments, store, reviewer)
+        following = next((a for a in mine if not a["coded"]), None)
+        return RedirectResponse(f"/blind/{following['id']}" if following else "/blind", status_code=303)
+
+    # --- leads --------------------------------------------------------------------------
+
+    @app.get("/lead", response_class=HTMLResponse)
+    def lead_page(request: Request) -> HTMLResponse:
+        reviewer = current(request)
+        if not reviewer.is_lead:
+            raise HTTPException(403, "Only a lead can assign double coding.")
+        from pipeline.reviewer import list_reviewers
+
+        return page(request, "lead.html", reviewer=reviewer, runs=visible_runs(store, reviewer),
+                    reviewers=[r for r in list_reviewers(store) if r["active"]], samples=blind.samples(store))
+
+    @app.post("/lead/samples")
+    async def lead_sample(request: Request) -> Response:
+        form = await form_checked(request)
+        reviewer = await run_in_threadpool(current, request)
+        if not reviewer.is_lead:
+            raise HTTPException(403, "Only a lead can assign double coding.")
+        try:
+            size = int(form.get("size", "0"))
+            seed = _int_or_none(form.get("seed"))
+            sample, n = await run_in_threadpool(blind.create_sample, store, reviewer, str(form.get("run", "")), size,
+                                                [str(r) for r in form.getlist("reviewer")], seed)
+        except ValueError:
+            flash(request, "The sample size and seed must be whole numbers.", "error")
+        except decision.DecisionError as exc:
+            flash(request, str(exc), "error")
+        else:
+            flash(request, f"Sample {sample[:8]}: {n} passage(s) assigned to each reviewer.")
+        return RedirectResponse("/lead", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return templates.TemplateResponse(request, "message.html", {
+            "csrf": csrf_token(request), "flashes": [], "title": "Not possible", "message": exc.detail,
+            "reviewer": None}, status_code=exc.status_code)
+
+    return app
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site: never an address elsewhere (an open redirect)."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/queue"
+    return target
+
+
+def _query_from(value: Any) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(str(value or "")))
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    return int(str(value))
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        return str(error.get("msg", "invalid input")).removeprefix("Value error, ")
+    return "The form had a value that is not a number."
+
+
+def serve(db: str | None, host: str, port: int) -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    secret = os.environ.get("QCODE_SECRET_KEY")
+    app = create_app(db, secret_key=secret, secure_cookies=os.environ.get("QCODE_SECURE_COOKIES") == "1")
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)

@@ -1,0 +1,152 @@
+"""Reviewers: the people who adjudicate suggestions, their passwords and the runs they may see.
+
+Passwords are argon2id hashes; the plain password is printed once, when the account
+is made or reset, and never stored. A lead sees every run and can assign double
+coding; a reviewer sees only the runs granted to them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+
+from pipeline.store import GrantRecord, ReviewerRecord, RunRecord, Store, StoreError, now
+
+ROLES = ("reviewer", "lead")
+_hasher = PasswordHasher()
+# verifying against this costs as much as a real account, so a wrong name is not faster to find out
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class ReviewerError(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    id: int
+    name: str
+    role: str
+    # a fingerprint of the password hash: a reset ends every session signed in with the old one
+    credential: str
+
+    @property
+    def is_lead(self) -> bool:
+        return self.role == "lead"
+
+
+def _reviewer(record: ReviewerRecord) -> Reviewer:
+    return Reviewer(record.id, record.name, record.role, record.password_hash[-16:])
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def add_reviewer(store: Store, name: str, role: str = "reviewer") -> str:
+    """Create an account; returns its password, shown once."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ReviewerError("a reviewer's name must be 1 to 200 characters")
+    if role not in ROLES:
+        raise ReviewerError(f"unknown role '{role}' (choose from {', '.join(ROLES)})")
+    password = new_password()
+    with store.session() as s:
+        if s.scalar(select(ReviewerRecord).where(ReviewerRecord.name == name)) is not None:
+            raise ReviewerError(f"a reviewer named '{name}' already exists (use `qcode reviewer reset` for a new password)")
+        s.add(ReviewerRecord(name=name, role=role, password_hash=_hasher.hash(password), created_at=now()))
+    return password
+
+
+def _record(s, name: str) -> ReviewerRecord:  # noqa: ANN001
+    record = s.scalar(select(ReviewerRecord).where(ReviewerRecord.name == name))
+    if record is None:
+        raise ReviewerError(f"no reviewer named '{name}'")
+    return record
+
+
+def reset_password(store: Store, name: str) -> str:
+    """A new password, shown once; sessions signed in with the old one end."""
+    password = new_password()
+    with store.session() as s:
+        record = _record(s, name)
+        record.password_hash = _hasher.hash(password)
+        record.disabled_at = None
+    return password
+
+
+def disable_reviewer(store: Store, name: str) -> None:
+    with store.session() as s:
+        _record(s, name).disabled_at = now()
+
+
+def grant_runs(store: Store, name: str, run_ids: list[str]) -> list[str]:
+    """Let a reviewer see these runs ('latest' and 'all' allowed); returns the run ids granted."""
+    with store.session() as s:
+        record = _record(s, name)
+        runs = list(s.scalars(select(RunRecord).order_by(RunRecord.started_at)))
+        chosen: list[str] = []
+        for run_id in run_ids:
+            if run_id == "all":
+                chosen += [r.id for r in runs]
+            elif run_id == "latest":
+                if not runs:
+                    raise ReviewerError("the database has no runs yet")
+                chosen.append(runs[-1].id)
+            elif any(r.id == run_id for r in runs):
+                chosen.append(run_id)
+            else:
+                raise ReviewerError(f"no run '{run_id}' in the database")
+        have = set(s.scalars(select(GrantRecord.run_id).where(GrantRecord.reviewer_id == record.id)))
+        for run_id in dict.fromkeys(chosen):
+            if run_id not in have:
+                s.add(GrantRecord(reviewer_id=record.id, run_id=run_id, granted_at=now()))
+    return list(dict.fromkeys(chosen))
+
+
+def list_reviewers(store: Store) -> list[dict[str, object]]:
+    with store.session() as s:
+        grants: dict[int, list[str]] = {}
+        for reviewer_id, run_id in s.execute(select(GrantRecord.reviewer_id, GrantRecord.run_id)):
+            grants.setdefault(reviewer_id, []).append(run_id)
+        return [
+            {"name": r.name, "role": r.role, "active": r.disabled_at is None,
+             "created_at": r.created_at.isoformat(), "runs": "all" if r.role == "lead" else grants.get(r.id, [])}
+            for r in s.scalars(select(ReviewerRecord).order_by(ReviewerRecord.name))
+        ]
+
+
+def authenticate(store: Store, name: str, password: str) -> Reviewer | None:
+    """The reviewer, when the name and password match an active account."""
+    with store.session() as s:
+        record = s.scalar(select(ReviewerRecord).where(ReviewerRecord.name == name.strip()))
+        try:
+            _hasher.verify(record.password_hash if record is not None else _DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if record is None or record.disabled_at is not None:
+            return None
+        return _reviewer(record)
+
+
+def get_reviewer(store: Store, reviewer_id: int) -> Reviewer | None:
+    """An active reviewer by id, or None."""
+    with store.session() as s:
+        record = s.get(ReviewerRecord, reviewer_id)
+        if record is None or record.disabled_at is not None:
+            return None
+        return _reviewer(record)
+
+
+def visible_runs(store: Store, reviewer: Reviewer) -> list[RunRecord]:
+    """The runs a reviewer may see, newest first."""
+    with store.session() as s:
+        query = select(RunRecord).order_by(RunRecord.started_at.desc())
+        if not reviewer.is_lead:
+            query = query.where(RunRecord.id.in_(
+                select(GrantRecord.run_id).where(GrantRecord.reviewer_id == reviewer.id)))
+        return list(s.scalars(query))

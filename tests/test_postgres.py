@@ -1,0 +1,240 @@
+"""The store on a real PostgreSQL server: migrations, a whole run and its export, the call cache.
+
+QCODE_TEST_POSTGRES names the server: a SQLAlchemy URL such as
+postgresql+psycopg://qcode:PASSWORD@127.0.0.1:PORT/qcode_test, of a role that may create
+databases. .ci/run starts a throwaway server and sets it; by hand:
+
+    out=$(.ci/postgres-start) && eval "$out"
+    pytest tests/test_postgres.py
+    .ci/postgres-stop
+
+Without it these tests skip. Each test gets a database of its own, dropped after it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import URL, make_url
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.coders.openai_chat import CallCache, Completion
+from pipeline.migrations import config as alembic_config
+from pipeline.store import Base, Store
+from pipeline.suggestion import Usage
+
+from conftest import EXAMPLES
+
+ENV = "QCODE_TEST_POSTGRES"
+runner = CliRunner()
+
+
+def _connect(url: URL, database: str | None = None):
+    import psycopg  # in the test extra: pip install -e '.[test]'
+
+    return psycopg.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password,
+        dbname=database or url.database or "postgres", autocommit=True, connect_timeout=10,
+    )
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> URL:
+    """The server from QCODE_TEST_POSTGRES; the module skips without it."""
+    value = os.environ.get(ENV)
+    if not value:
+        pytest.skip(f"{ENV} is not set: these tests need a PostgreSQL server "
+                    "(.ci/run starts one; by hand: out=$(.ci/postgres-start) && eval \"$out\")")
+    url = make_url(value)
+    assert url.get_backend_name() == "postgresql", f"{ENV} must be a postgresql+psycopg:// URL, not {url.drivername}"
+    with _connect(url):  # set but unreachable is a failure, not a skip
+        pass
+    return url
+
+
+@pytest.fixture
+def pg_db(postgres_url: URL) -> Iterator[str]:
+    """A new, empty database for one test, as a URL with the password; dropped afterwards."""
+    name = f"qcode_test_{uuid.uuid4().hex[:12]}"
+    with _connect(postgres_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        if os.environ.get("QCODE_DB") == url:
+            del os.environ["QCODE_DB"]  # `qcode run` keeps a URL's password there, out of run records
+        with _connect(postgres_url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def qcode(*args: object) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_migrations_create_exactly_the_models_schema(pg_db: str) -> None:
+    store = Store(pg_db)
+    try:
+        assert store.engine.dialect.name == "postgresql"
+        with store.engine.connect() as connection:
+            diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+            version = connection.execute(text("select version_num from alembic_version")).scalar_one()
+        assert diff == []
+        assert set(inspect(store.engine).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
+        assert version == ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
+        Store(pg_db).engine.dispose()  # opening again is harmless
+    finally:
+        store.engine.dispose()
+
+
+SLICE = ("harbor_seacliff_principal.txt", "harbor_district_administrator.vtt", "valley_mesa_verde_teacher_leader_cp1252.txt")
+TABLES = ("transcripts", "turns", "chunks", "codebooks", "suggestions", "rejections", "chunk_codings", "run_chunks")
+
+
+@pytest.mark.slow
+def test_a_run_is_stored_not_repeated_and_exported(pg_db: str, tmp_path: Path, small_codebook: Path) -> None:
+    folder = tmp_path / "slice"
+    folder.mkdir()
+    for name in SLICE:
+        shutil.copy(EXAMPLES / "transcripts" / name, folder / name)
+    manifest = (EXAMPLES / "transcripts" / "manifest.csv").read_text(encoding="utf-8").splitlines()
+    (folder / "manifest.csv").write_text(
+        "\n".join([manifest[0], *(line for line in manifest[1:] if line.split(",")[0] in SLICE)]) + "\n",
+        encoding="utf-8")
+
+    code, stdout, stderr = qcode("run", folder, "--codebook", small_codebook, "--db", pg_db, "--json")
+    assert code == 0, stderr
+    first = json.loads(stdout)
+    assert first["transcripts"] == len(SLICE) and first["failed"] == [] and first["failed_chunks"] == 0
+    assert first["chunks_coded_now"] == first["chunks"] > len(SLICE)
+    assert first["suggestions"] == first["accepted"] + first["queued"] > 0
+    assert any("cp1252" in note["note"] for note in first["notes"])
+
+    engine = create_engine(pg_db)
+    try:
+        with engine.connect() as c:
+            before = {t: c.execute(text(f"select count(*) from {t}")).scalar_one() for t in TABLES}
+            assert before["chunk_codings"] == before["chunks"] == first["chunks"]
+            assert before["suggestions"] == first["suggestions"]
+            assert {m["district"] for (m,) in c.execute(text("select metadata from transcripts"))} == {
+                "Harbor Union High School District", "Valley Union High School District"}
+            for quote, start, end, transcript in c.execute(text(
+                    "select s.quote, s.quote_start, s.quote_end, t.text from suggestions s "
+                    "join transcripts t on t.id = s.transcript_id")):
+                assert transcript[start:end] == quote  # offsets survive the round trip through PostgreSQL
+            # the run records name the database without its password
+            password = make_url(pg_db).password
+            records = c.execute(text("select r::text from runs r")).scalars().all()
+            assert records and not any(password in record for record in records)
+
+        code, stdout, stderr = qcode("run", folder, "--codebook", small_codebook, "--db", pg_db, "--json")
+        assert code == 0, stderr
+        second = json.loads(stdout)
+        assert second["chunks_coded_now"] == 0
+        for key in ("transcripts", "chunks", "suggestions", "accepted", "queued", "rejected"):
+            assert second[key] == first[key]
+        with engine.connect() as c:
+            assert {t: c.execute(text(f"select count(*) from {t}")).scalar_one() for t in TABLES} == {
+                **before, "run_chunks": 2 * before["run_chunks"]}
+            assert c.execute(text("select status from runs")).scalars().all() == ["finished", "finished"]
+    finally:
+        engine.dispose()
+
+    out = tmp_path / "suggestions.csv"
+    code, _, stderr = qcode("export", "--db", pg_db, "--format", "csv", "--out", out)
+    assert code == 0 and "wrote" in stderr
+    with open(out, newline="", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == first["suggestions"]
+    assert {"case_district", "quote", "quote_start", "coder", "codebook_version"} <= set(table[0])
+    assert {row["coder"] for row in table} == {"offline"}
+
+    code, stdout, _ = qcode("queue", "--db", pg_db, "--json", "--limit", "1000")
+    assert code == 0 and json.loads(stdout)["total"] == first["queued"]
+
+
+def _completion(content: str) -> Completion:
+    return Completion(contents=[content], logprobs=[[["funding", -0.05, 7]]],
+                      usage=Usage(input_tokens=120, cached_input_tokens=64, output_tokens=30, requests=1),
+                      duration_ms=12.5)
+
+
+def _entry(key: str, content: str) -> tuple:
+    request = {"model": "test-model", "messages": [{"role": "user", "content": f"chunk {key}"}]}
+    return key, "http://127.0.0.1:8765/v1", "test-model", request, _completion(content)
+
+
+def test_the_call_cache_keeps_the_first_reply_once(pg_db: str) -> None:
+    store = Store(pg_db)
+    try:
+        cache = CallCache(store)
+        key = uuid.uuid4().hex * 2
+        cache.put([_entry(key, '{"codes": []}')])
+        cache.put([_entry(key, '{"codes": []}')])  # the same call again
+        cache.put([_entry(key, "a later reply"), _entry(key, "and another"), _entry("b" * 64, "new")])
+        with store.engine.connect() as c:
+            assert c.execute(text("select count(*) from model_calls where key = :k"), {"k": key}).scalar_one() == 1
+            assert c.execute(text("select count(*) from model_calls")).scalar_one() == 2
+        cached = cache.get(key)
+        assert cached is not None and cached.contents == ['{"codes": []}'] and cached.usage.cached_input_tokens == 64
+
+        # runs caching the same calls at once: no conflict error, one row per call
+        keys = [f"{i:064x}" for i in range(40)]
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(lambda n: cache.put([_entry(k, f"writer {n}") for k in keys]), range(6)))
+        with store.engine.connect() as c:
+            assert c.execute(text("select count(*) from model_calls")).scalar_one() == 2 + len(keys)
+        assert set(cache.get_many(keys)) == set(keys)
+    finally:
+        store.engine.dispose()
+
+
+def test_a_made_up_code_longer_than_its_column_is_stored(pg_db: str, tmp_path: Path) -> None:
+    """PostgreSQL enforces VARCHAR lengths (SQLite does not): a model's long made-up code must not
+    sink the transaction of its whole batch."""
+    from pipeline.chunk import chunk_transcript
+    from pipeline.codebook import load_codebook
+    from pipeline.ingest import discover, read_source
+    from pipeline.suggestion import ChunkCoding, Provenance, Rejection
+
+    from conftest import LINKAGES, write
+
+    write(tmp_path / "in" / "a.txt", "Interviewer: Any support?\nMs. Chen: The district gave us a grant.\n")
+    store = Store(pg_db)
+    try:
+        (source,), _ = discover([tmp_path / "in"])
+        prepared = [(t, chunk_transcript(t)) for t in read_source(source)]
+        store.save_transcripts(prepared)
+        chunk = prepared[0][1][0]
+        codebook = load_codebook(LINKAGES)
+        store.save_codebook(codebook, str(LINKAGES))
+        prov = Provenance(coder="openai", model="test-model", coder_key="c" * 16, prompt_version="p",
+                          codebook_version=codebook.version, parameters={})
+        run_id = store.start_run(prov, codebook, [], {})
+        made_up = "the district's structural support for teacher leaders " * 6
+        rejection = Rejection(chunk_id=chunk.id, code=made_up, quote="a grant",
+                              reason=f"code '{made_up}' is not in the codebook", raw={"code": made_up})
+        store.save_codings(run_id, prov, [(ChunkCoding(chunk_id=chunk.id), [], [rejection])])
+        with store.engine.connect() as c:
+            code, raw = c.execute(text("select code, raw from rejections")).one()
+            status = c.execute(text("select status from chunk_codings")).scalar_one()
+        assert len(made_up) > 200 and len(code) == 200 and made_up.startswith(code[:-1])
+        assert raw["code"] == made_up and status == "coded"
+    finally:
+        store.engine.dispose()
