@@ -238,7 +238,10 @@ def add_code(store: Store, reviewer: Reviewer, chunk_id: str, codebook_version: 
         if chunk is None:
             raise DecisionError(f"no passage '{chunk_id}'")
         text = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == chunk.transcript_id))
-        _check_code(_codebook_in(s, codebook_version), request.code)
+        codebook = _codebook_in(s, codebook_version)
+        if codebook is None:
+            raise DecisionError(f"no codebook version '{codebook_version}' in the database")
+        _check_code(codebook, request.code)
         _check_quote(chunk, text, request.quote_start, request.quote_end)
         earlier = s.scalar(select(DecisionRecord).where(
             DecisionRecord.chunk_id == chunk_id, DecisionRecord.verdict == "add",
