@@ -168,7 +168,8 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
             "csrf": csrf_token(request), "flashes": flashes, "reviewer": None, **context}, status_code=status_code)
 
     def flash(request: Request, message: str, kind: str = "info") -> None:
-        request.session.setdefault("flash", []).append({"kind": kind, "text": message})
+        # a new list, not an append: the session saves only what is assigned to it
+        request.session["flash"] = [*request.session.get("flash", []), {"kind": kind, "text": message}]
 
     def parse_filter(params: Any) -> queue.QueueFilter:
         def number(name: str) -> float | None:

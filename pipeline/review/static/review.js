@@ -13,15 +13,15 @@
     return Array.from(text).length;
   }
 
-  function offsetOf(node, offset) {
-    var el = node.nodeType === Node.TEXT_NODE ? node.parentElement : node;
-    var seg = el && el.closest ? el.closest(".seg") : null;
-    if (!seg) return null;
-    if (node.nodeType !== Node.TEXT_NODE) {
-      // a boundary between child nodes: before or after the whole segment text
-      return parseInt(seg.dataset.start, 10) + (offset === 0 ? 0 : codePoints(seg.textContent));
-    }
-    return parseInt(seg.dataset.start, 10) + codePoints(node.data.slice(0, offset));
+  // Where a boundary of the selection lies, in code points from the transcript's beginning:
+  // the passage's own start plus the text between the passage's beginning and the boundary.
+  // The passage's text is exactly its segments' text, so this holds wherever the boundary is
+  // (inside a segment's text, between segments, or on the passage element itself).
+  function offsetOf(passage, node, offset) {
+    var before = document.createRange();
+    before.selectNodeContents(passage);
+    before.setEnd(node, offset);
+    return parseInt(passage.dataset.start, 10) + codePoints(before.toString());
   }
 
   function useSelection() {
@@ -31,31 +31,45 @@
       flash("Select the words of the quote in the passage first.");
       return;
     }
-    var range = selection.getRangeAt(0);
-    if (!passage.contains(range.startContainer) || !passage.contains(range.endContainer)) {
+    var range = selection.getRangeAt(0).cloneRange();
+    if (!range.intersectsNode(passage)) {
       flash("The quote must lie inside the passage.");
       return;
     }
-    var start = offsetOf(range.startContainer, range.startOffset);
-    var end = offsetOf(range.endContainer, range.endOffset);
-    if (start === null || end === null || end <= start) {
+    // a selection that runs past the passage (a triple click on its last line ends at the
+    // start of the next block) keeps only its part inside the passage
+    var whole = document.createRange();
+    whole.selectNodeContents(passage);
+    if (range.compareBoundaryPoints(Range.START_TO_START, whole) < 0) range.setStart(whole.startContainer, whole.startOffset);
+    if (range.compareBoundaryPoints(Range.END_TO_END, whole) > 0) range.setEnd(whole.endContainer, whole.endOffset);
+    var text = range.toString();
+    var quote = text.trim();
+    if (!quote) {
       flash("That selection cannot be used as a quote.");
       return;
     }
+    // white space at the edges (the line break a triple click takes along) is not part of the quote
+    var start = offsetOf(passage, range.startContainer, range.startOffset) + codePoints(text) - codePoints(text.replace(/^\s+/, ""));
+    var end = start + codePoints(quote);
     document.querySelectorAll("input[name=quote_start]").forEach(function (i) { i.value = String(start); });
     document.querySelectorAll("input[name=quote_end]").forEach(function (i) { i.value = String(end); });
     var preview = document.getElementById("quote-preview");
     if (preview) {
-      preview.textContent = selection.toString();
+      preview.textContent = quote;
       preview.classList.add("corrected");
       preview.dataset.start = String(start);
       preview.dataset.end = String(end);
     }
+    var old = document.getElementById("js-flash");
+    if (old) old.remove();
   }
 
   function flash(text) {
     var main = document.querySelector("main");
+    var old = document.getElementById("js-flash");
+    if (old) old.remove();
     var p = document.createElement("p");
+    p.id = "js-flash";
     p.className = "flash error";
     p.setAttribute("role", "alert");
     p.textContent = text;
