@@ -234,6 +234,10 @@ def add_code(store: Store, reviewer: Reviewer, chunk_id: str, codebook_version: 
     if request.verdict != "add":
         raise DecisionError("only 'add' decisions are made on a passage")
     with store.session() as s:
+        # lock the passage's row first (on SQLite: take the write lock), so that two adds of one
+        # code queue up here and the second finds the first
+        s.execute(update(ChunkRecord).where(ChunkRecord.id == chunk_id).values(id=ChunkRecord.id)
+                  .execution_options(synchronize_session=False))
         chunk = s.get(ChunkRecord, chunk_id)
         if chunk is None:
             raise DecisionError(f"no passage '{chunk_id}'")

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from pipeline.store import GrantRecord, ReviewerRecord, RunRecord, Store, StoreError, now
+from pipeline.store import GrantRecord, ReviewerRecord, ReviewerSessionRecord, RunRecord, Store, StoreError, now
 
 ROLES = ("reviewer", "lead")
 _hasher = PasswordHasher()
@@ -70,18 +70,43 @@ def _record(s, name: str) -> ReviewerRecord:  # noqa: ANN001
 
 
 def reset_password(store: Store, name: str) -> str:
-    """A new password, shown once; sessions signed in with the old one end."""
+    """A new password, shown once; the reviewer's open sessions end."""
     password = new_password()
     with store.session() as s:
         record = _record(s, name)
         record.password_hash = _hasher.hash(password)
         record.disabled_at = None
+        _end_sessions(s, record.id)
     return password
 
 
 def disable_reviewer(store: Store, name: str) -> None:
+    """The reviewer can no longer sign in, and their open sessions end; their decisions stay."""
     with store.session() as s:
-        _record(s, name).disabled_at = now()
+        record = _record(s, name)
+        record.disabled_at = now()
+        _end_sessions(s, record.id)
+
+
+def _end_sessions(s, reviewer_id: int) -> None:  # noqa: ANN001
+    s.execute(update(ReviewerSessionRecord)
+              .where(ReviewerSessionRecord.reviewer_id == reviewer_id, ReviewerSessionRecord.ended_at.is_(None))
+              .values(ended_at=now()))
+
+
+def start_session(store: Store, reviewer: Reviewer) -> str:
+    """A new sign-in's id, for the session cookie."""
+    session_id = secrets.token_urlsafe(32)
+    with store.session() as s:
+        s.add(ReviewerSessionRecord(id=session_id, reviewer_id=reviewer.id, created_at=now()))
+    return session_id
+
+
+def end_session(store: Store, session_id: str) -> None:
+    with store.session() as s:
+        s.execute(update(ReviewerSessionRecord).where(ReviewerSessionRecord.id == session_id,
+                                                      ReviewerSessionRecord.ended_at.is_(None))
+                  .values(ended_at=now()))
 
 
 def grant_runs(store: Store, name: str, run_ids: list[str]) -> list[str]:
@@ -138,6 +163,23 @@ def get_reviewer(store: Store, reviewer_id: int) -> Reviewer | None:
     with store.session() as s:
         record = s.get(ReviewerRecord, reviewer_id)
         if record is None or record.disabled_at is not None:
+            return None
+        return _reviewer(record)
+
+
+def session_reviewer(store: Store, session_id: str, max_age_hours: float) -> Reviewer | None:
+    """The active reviewer of an open session younger than `max_age_hours`, or None."""
+    from datetime import timedelta
+
+    with store.session() as s:
+        row = s.execute(select(ReviewerSessionRecord, ReviewerRecord)
+                        .join(ReviewerRecord, ReviewerRecord.id == ReviewerSessionRecord.reviewer_id)
+                        .where(ReviewerSessionRecord.id == session_id)).first()
+        if row is None:
+            return None
+        session, record = row
+        if (session.ended_at is not None or record.disabled_at is not None
+                or session.created_at < now() - timedelta(hours=max_age_hours)):
             return None
         return _reviewer(record)
 

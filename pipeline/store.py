@@ -268,6 +268,18 @@ class ReviewerRecord(Base):
     disabled_at: Mapped[datetime | None]
 
 
+class ReviewerSessionRecord(Base):
+    """A sign-in. The cookie names it; signing out, a password reset or disabling the account
+    ends it here, so a copied cookie stops working too."""
+
+    __tablename__ = "reviewer_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
 class GrantRecord(Base):
     """A run (a project's suggestions) a reviewer may see."""
 

@@ -32,8 +32,8 @@ from sqlalchemy import exists, select
 from starlette.middleware.sessions import SessionMiddleware
 
 from pipeline import blind, decision, queue
-from pipeline.reviewer import Reviewer, authenticate, get_reviewer, visible_runs
-from pipeline.store import RunChunkRecord, Store, SuggestionRecord
+from pipeline.reviewer import Reviewer, authenticate, end_session, session_reviewer, start_session, visible_runs
+from pipeline.store import RunChunkRecord, RunRecord, Store, SuggestionRecord
 
 HERE = Path(__file__).parent
 LEASE_SECONDS = 600
@@ -64,15 +64,34 @@ class LoginThrottle:
                      if len(times := self._recent(key, at)) >= self.limit]
         return max(waits, default=0.0)
 
+    def attempt(self, keys: list[str]) -> tuple[float, float]:
+        """Check and count an attempt at once: (seconds to wait, 0 when allowed; the attempt's stamp).
+        An allowed attempt counts as a failure until `succeeded`, so guesses sent in parallel
+        cannot all pass the check before the first of them has failed."""
+        at = time.monotonic()
+        with self.lock:
+            recent = [self._recent(key, at) for key in keys]
+            waits = [times[0] + self.window - at for times in recent if len(times) >= self.limit]
+            if waits:
+                return max(waits), at
+            for times in recent:
+                times.append(at)
+        return 0.0, at
+
     def failed(self, keys: list[str]) -> None:
         at = time.monotonic()
         with self.lock:
             for key in keys:
                 self._recent(key, at).append(at)
 
-    def succeeded(self, key: str) -> None:
+    def succeeded(self, keys: list[str], at: float) -> None:
+        """The name's failures are forgiven; the other keys lose only this attempt's mark."""
         with self.lock:
-            self.failures.pop(key, None)
+            self.failures.pop(keys[0], None)
+            for key in keys[1:]:
+                times = self.failures.get(key)
+                if times is not None and at in times:
+                    times.remove(at)
 
 
 class Leases:
@@ -147,15 +166,15 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         form = await request.form()
         sent = request.headers.get("x-csrf-token") or form.get("csrf_token") or ""
         expected = request.session.get("csrf") or ""
-        if not expected or not secrets.compare_digest(str(sent), expected):
+        if not expected or not secrets.compare_digest(str(sent).encode(), expected.encode()):
             raise HTTPException(403, "The form expired or did not come from this site; reload the page and try again.")
         return form
 
     def current(request: Request) -> Reviewer:
-        reviewer_id = request.session.get("rid")
-        reviewer = get_reviewer(store, reviewer_id) if isinstance(reviewer_id, int) else None
+        session_id = request.session.get("sid")
+        reviewer = session_reviewer(store, session_id, SESSION_HOURS) if isinstance(session_id, str) else None
         if reviewer is None or request.session.get("cred") != reviewer.credential:
-            request.session.pop("rid", None)
+            request.session.pop("sid", None)
             raise NotSignedIn()
         return reviewer
 
@@ -191,6 +210,14 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
             return bool(s.scalar(select(exists().where(
                 SuggestionRecord.id == suggestion_id, queue.in_runs(run_ids(reviewer))))))
 
+    def chunk_codebooks(reviewer: Reviewer, chunk_id: str) -> set[str]:
+        """The codebook versions of the visible runs that covered a passage."""
+        with store.session() as s:
+            return set(s.scalars(select(RunRecord.codebook_version)
+                                 .join(RunChunkRecord, RunChunkRecord.run_id == RunRecord.id)
+                                 .where(RunChunkRecord.chunk_id == chunk_id,
+                                        RunChunkRecord.run_id.in_(run_ids(reviewer)))))
+
     def visible_chunk(reviewer: Reviewer, chunk_id: str) -> bool:
         with store.session() as s:
             return bool(s.scalar(select(exists().where(
@@ -208,25 +235,28 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
         client = request.client.host if request.client else "unknown"
         keys = [f"name:{name.casefold()}", f"addr:{client}"]
-        wait = throttle.wait(keys)
+        wait, stamp = throttle.attempt(keys)
         if wait > 0:
             response = page(request, "login.html", status_code=429, next=_safe_next(str(form.get("next", ""))),
                             error=f"Too many failed sign-ins. Try again in {int(wait) + 1} seconds.")
             response.headers["Retry-After"] = str(int(wait) + 1)
             return response
         reviewer = await run_in_threadpool(authenticate, store, name, password)
-        if reviewer is None:
-            throttle.failed(keys)
+        if reviewer is None:  # counted already, by throttle.attempt
             return page(request, "login.html", status_code=401, next=_safe_next(str(form.get("next", ""))),
                         error="Unknown name or wrong password.", name=name)
-        throttle.succeeded(keys[0])
+        throttle.succeeded(keys, stamp)
         request.session.clear()
-        request.session.update({"rid": reviewer.id, "cred": reviewer.credential, "csrf": secrets.token_urlsafe(32)})
+        session_id = await run_in_threadpool(start_session, store, reviewer)
+        request.session.update({"sid": session_id, "cred": reviewer.credential, "csrf": secrets.token_urlsafe(32)})
         return RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
         await form_checked(request)
+        session_id = request.session.get("sid")
+        if isinstance(session_id, str):
+            await run_in_threadpool(end_session, store, session_id)
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -317,8 +347,10 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
             wish = decision.DecisionRequest(
                 verdict="add", code=form.get("code") or None, quote_start=_int_or_none(form.get("quote_start")),
                 quote_end=_int_or_none(form.get("quote_end")), reason=form.get("reason"), note=form.get("note"))
-            await run_in_threadpool(decision.add_code, store, reviewer, chunk_id,
-                                    str(form.get("codebook_version", "")), wish)
+            version = str(form.get("codebook_version", ""))
+            if version not in await run_in_threadpool(chunk_codebooks, reviewer, chunk_id):
+                raise decision.DecisionError(f"no codebook version '{version}' in the database for this passage")
+            await run_in_threadpool(decision.add_code, store, reviewer, chunk_id, version, wish)
         except (ValueError, ValidationError) as exc:
             flash(request, _first_error(exc), "error")
         except decision.Conflict as exc:

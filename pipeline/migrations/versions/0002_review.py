@@ -1,8 +1,8 @@
-"""review: reviewers, their runs, blind double-coding assignments, decided suggestions
+"""review: reviewers, their sessions and runs, blind double-coding assignments, decided suggestions
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-24 00:04:09.768232
+Create Date: 2026-11-24 00:38:56.691112
 """
 from alembic import op
 import sqlalchemy as sa
@@ -25,6 +25,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
+    op.create_table('reviewer_sessions',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('reviewer_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('ended_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['reviewer_id'], ['reviewers.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('reviewer_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_reviewer_sessions_reviewer_id'), ['reviewer_id'], unique=False)
+
     op.create_table('assignments',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('sample', sa.String(length=36), nullable=False),
@@ -81,4 +92,8 @@ def downgrade() -> None:
 
     op.drop_table('reviewer_runs')
     op.drop_table('assignments')
+    with op.batch_alter_table('reviewer_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_reviewer_sessions_reviewer_id'))
+
+    op.drop_table('reviewer_sessions')
     op.drop_table('reviewers')
