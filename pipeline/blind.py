@@ -35,9 +35,15 @@ def create_sample(store: Store, lead: Reviewer, run_id: str, size: int, reviewer
         missing = set(names) - {r.name for r in reviewers}
         if missing:
             raise DecisionError(f"no reviewer named {', '.join(sorted(missing))}")
-        chunk_ids = sorted(s.scalars(select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)))
+        disabled = sorted(r.name for r in reviewers if r.disabled_at is not None)
+        if disabled:
+            raise DecisionError(f"{', '.join(disabled)} can no longer sign in")
+        # a passage any of them already codes blind is not drawn again: one unit, one code set per coder
+        taken = select(AssignmentRecord.chunk_id).where(AssignmentRecord.reviewer_id.in_([r.id for r in reviewers]))
+        chunk_ids = sorted(s.scalars(select(RunChunkRecord.chunk_id).where(
+            RunChunkRecord.run_id == run_id, RunChunkRecord.chunk_id.not_in(taken))))
         if not chunk_ids:
-            raise DecisionError(f"run '{run_id}' covered no passages")
+            raise DecisionError(f"run '{run_id}' has no passages left that these reviewers do not code already")
         chosen = sorted(random.Random(seed).sample(chunk_ids, min(size, len(chunk_ids))))
         stamp = now()
         for chunk_id in chosen:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 
 from pipeline.store import (
-    RejectionRecord, RunChunkRecord, RunRecord, Store, SuggestionRecord, TranscriptRecord,
+    AssignmentRecord, RejectionRecord, RunChunkRecord, RunRecord, Store, SuggestionRecord, TranscriptRecord,
 )
 from pipeline.suggestion import QUEUED
 
@@ -34,6 +34,8 @@ class QueueFilter:
     status: str = "pending"
     min_confidence: float | None = None
     max_confidence: float | None = None
+    # whose queue: passages they still code blind are left out
+    reviewer_id: int | None = None
 
     def query_string(self) -> dict[str, str]:
         values = {"run": self.run, "code": self.code, "transcript": self.transcript, "status": self.status,
@@ -53,11 +55,21 @@ def in_runs(run_ids: Sequence[str]) -> Any:
     )
 
 
+def coding_blind(reviewer_id: int) -> Any:
+    """The condition that a reviewer still has to code a suggestion's passage blind: until then
+    they must not see what the model proposed there."""
+    return exists(select(AssignmentRecord.id).where(
+        AssignmentRecord.chunk_id == SuggestionRecord.chunk_id, AssignmentRecord.reviewer_id == reviewer_id,
+        AssignmentRecord.coded_at.is_(None)))
+
+
 def _conditions(flt: QueueFilter, run_ids: Sequence[str], with_status: bool = True) -> list[Any]:
     ids = [flt.run] if flt.run else list(run_ids)
     if flt.run and flt.run not in run_ids:
         ids = []
     conditions: list[Any] = [in_runs(ids)]
+    if flt.reviewer_id is not None:
+        conditions.append(~coding_blind(flt.reviewer_id))
     if flt.code:
         conditions.append(SuggestionRecord.code == flt.code)
     if flt.transcript:

@@ -1370,3 +1370,44 @@ def test_postgres_case_metadata_filter(pg_world: tuple[str, str, dict[str, str]]
         check_case_filter(sign_in(app, "lena", passwords["lena"]), items_of(store), run_id)
     finally:
         store.engine.dispose()
+
+
+def test_a_passage_coded_blind_hides_the_models_suggestion_until_it_is_coded(
+        app: FastAPI, store: Store, world: World) -> None:
+    pw = world.passwords
+    lead, rita = sign_in(app, "lena", pw["lena"]), sign_in(app, "rita", pw["rita"])
+    token = csrf_of(lead.get("/lead").text)
+    size = len({i.chunk_id for i in world.of_run(world.run_a)})
+    r = lead.post("/lead/samples", data={"csrf_token": token, "run": world.run_a, "size": str(size),
+                                         "reviewer": ["rita", "bob"], "seed": "1"})
+    assert r.status_code == 303
+    rows = assignment_rows(store)
+    assert len({chunk for _, chunk, _, _ in rows}) == size  # every passage of the run, once per reviewer
+    blind_chunk = rows[0][1]
+    hidden = next(i for i in world.of_run(world.run_a) if i.chunk_id == blind_chunk)
+
+    # neither the queue nor the item's address shows rita the model's proposal there
+    assert hidden.id not in queue_ids(rita, status="all")
+    assert rita.get(f"/items/{hidden.id}").status_code == 404
+    assert hidden.id in queue_ids(lead, status="all")
+
+    # every passage is taken for these two: a second sample draws none of them again
+    r = lead.post("/lead/samples", data={"csrf_token": token, "run": world.run_a, "size": "1",
+                                         "reviewer": ["rita", "bob"]}, follow_redirects=True)
+    assert "no passages left that these reviewers do not code already" in message(r.text, "error")
+    assert len(assignment_rows(store)) == len(rows)
+
+    # once rita has coded it, the suggestion is hers to see
+    mine = next(a for a, chunk, name, _ in rows if chunk == blind_chunk and name == "rita")
+    r = rita.post(f"/blind/{mine}", data={"csrf_token": token_of(rita), "code": ["trust"]})
+    assert r.status_code == 303
+    assert rita.get(f"/items/{hidden.id}").status_code == 200
+
+
+def test_a_disabled_reviewer_gets_no_blind_sample(app: FastAPI, store: Store, world: World) -> None:
+    disable_reviewer(store, "bob")
+    lead = sign_in(app, "lena", world.passwords["lena"])
+    r = lead.post("/lead/samples", data={"csrf_token": csrf_of(lead.get("/lead").text), "run": world.run_a,
+                                         "size": "1", "reviewer": ["rita", "bob"]}, follow_redirects=True)
+    assert "bob can no longer sign in" in message(r.text, "error")
+    assert assignment_rows(store) == []

@@ -190,7 +190,7 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         # a new list, not an append: the session saves only what is assigned to it
         request.session["flash"] = [*request.session.get("flash", []), {"kind": kind, "text": message}]
 
-    def parse_filter(params: Any) -> queue.QueueFilter:
+    def parse_filter(params: Any, reviewer: Reviewer) -> queue.QueueFilter:
         def number(name: str) -> float | None:
             try:
                 return float(params.get(name)) if params.get(name) not in (None, "") else None
@@ -203,12 +203,14 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
             case={k[5:]: v for k, v in params.items() if k.startswith("case.") and v},
             status=status if status in queue.STATUSES else "pending",
             min_confidence=number("min_confidence"), max_confidence=number("max_confidence"),
+            reviewer_id=reviewer.id,
         )
 
     def visible_suggestion(reviewer: Reviewer, suggestion_id: str) -> bool:
         with store.session() as s:
             return bool(s.scalar(select(exists().where(
-                SuggestionRecord.id == suggestion_id, queue.in_runs(run_ids(reviewer))))))
+                SuggestionRecord.id == suggestion_id, queue.in_runs(run_ids(reviewer)),
+                ~queue.coding_blind(reviewer.id)))))
 
     def chunk_codebooks(reviewer: Reviewer, chunk_id: str) -> set[str]:
         """The codebook versions of the visible runs that covered a passage."""
@@ -271,7 +273,7 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         reviewer = current(request)
         runs = visible_runs(store, reviewer)
         ids = [r.id for r in runs]
-        flt = parse_filter(request.query_params)
+        flt = parse_filter(request.query_params, reviewer)
         return page(request, "queue.html", reviewer=reviewer, runs=runs, flt=flt,
                     items=queue.queue_items(store, ids, flt, limit=100),
                     counts=queue.queue_counts(store, ids, flt), options=queue.filter_options(store, ids),
@@ -280,7 +282,7 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
     @app.get("/next")
     def next_page(request: Request) -> Response:
         reviewer = current(request)
-        flt = parse_filter(request.query_params)
+        flt = parse_filter(request.query_params, reviewer)
         found = queue.next_item(store, run_ids(reviewer), flt, skip=leases.held_by_others(reviewer.id),
                                 after=request.query_params.get("after"))
         query = urlencode(flt.query_string())
@@ -295,7 +297,7 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         if not visible_suggestion(reviewer, suggestion_id):
             raise HTTPException(404, "No such item in the runs you can see.")
         leases.take(suggestion_id, reviewer.id)
-        flt = parse_filter(request.query_params)
+        flt = parse_filter(request.query_params, reviewer)
         return item_response(request, reviewer, suggestion_id, flt)
 
     def item_response(request: Request, reviewer: Reviewer, suggestion_id: str, flt: queue.QueueFilter,
@@ -311,7 +313,7 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         reviewer = await run_in_threadpool(current, request)
         if not await run_in_threadpool(visible_suggestion, reviewer, suggestion_id):
             raise HTTPException(404, "No such item in the runs you can see.")
-        flt = parse_filter(_query_from(form.get("query", "")))
+        flt = parse_filter(_query_from(form.get("query", "")), reviewer)
         try:
             version = int(form.get("version", ""))
             wish = decision.DecisionRequest(
@@ -341,7 +343,7 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         if not await run_in_threadpool(visible_chunk, reviewer, chunk_id):
             raise HTTPException(404, "No such passage in the runs you can see.")
         back = str(form.get("back", ""))
-        flt = parse_filter(_query_from(form.get("query", "")))
+        flt = parse_filter(_query_from(form.get("query", "")), reviewer)
         target = f"/items/{back}?{urlencode(flt.query_string())}" if back.isalnum() else "/queue"
         try:
             wish = decision.DecisionRequest(
