@@ -464,6 +464,57 @@ def reviewer_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     out.print(table)
 
 
+@app.command("agreement")
+def agreement_command(
+    codings: Annotated[Optional[Path], typer.Argument(help="The unit_id,coder,code table (CSV, UTF-8), e.g. from `qcode export --format codings`; or read the store with --db.")] = None,
+    as_json: JsonOption = False,
+    codebook: Annotated[Optional[Path], typer.Option("--codebook", help="Codebook YAML: its codes (unused ones too) and, for ordinal codebooks, the order of the codes.")] = None,
+    level: Annotated[Optional[str], typer.Option("--level", help="nominal | ordinal | interval | ratio (default: ordinal for an ordinal codebook, else nominal).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates for the 95% intervals (0: no intervals).")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")] = 0,
+    model_coders: Annotated[Optional[list[str]], typer.Option("--model-coder", help="A coder that is a model; repeatable (default: labels with ':' not starting 'reviewer:').")] = None,
+    db: DbOption = None,
+    run_id: Annotated[Optional[str], typer.Option("--run", help="With --db: the run whose model codes meet the reviewers' blind codes (an id or latest).")] = None,
+) -> None:
+    """Agreement between coders, per code and overall, with bootstrap 95% intervals (docs/agreement.md)."""
+    from pipeline.agreement import AgreementError, agreement, codings_from_store, footnotes, read_codings, tables
+
+    def fail(message: str) -> None:
+        if as_json:
+            print(json.dumps({"error": message}, ensure_ascii=False))
+        _fail(message)
+
+    if (codings is None) == (db is None and run_id is None):
+        fail("give either a CODINGS.csv table or --db URL [--run ID], not both")
+    loaded = None
+    if codebook is not None:
+        try:
+            loaded = load_codebook(codebook)
+        except CodebookError as exc:
+            fail(f"the codebook {codebook} has problems: {exc}")
+    try:
+        if codings is not None:
+            table = read_codings(codings, loaded)
+        else:
+            from pipeline.store import StoreError
+
+            try:
+                table = codings_from_store(_open_store(db), run_id, loaded)
+            except StoreError as exc:
+                fail(str(exc))
+        report = agreement(table, level=level, codebook=loaded, model_coders=model_coders, bootstrap=bootstrap,
+                           seed=seed)
+    except AgreementError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, allow_nan=False))
+        return
+    for table_ in tables(report):
+        out.print(table_)
+    for line in footnotes(report):
+        out.print(escape(line), highlight=False, soft_wrap=True)
+
+
 def main() -> None:  # pragma: no cover
     app()
 
