@@ -1411,3 +1411,49 @@ def test_a_disabled_reviewer_gets_no_blind_sample(app: FastAPI, store: Store, wo
                                          "size": "1", "reviewer": ["rita", "bob"]}, follow_redirects=True)
     assert "bob can no longer sign in" in message(r.text, "error")
     assert assignment_rows(store) == []
+
+
+# --- proposed with the lease and sign-in patches (benchmarks/review_load.py found both) -------------
+
+def test_reviewers_asking_for_the_next_item_at_once_are_sent_to_different_items(
+        app: FastAPI, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ["rita", "bob", *RACERS][:4]  # reviewers who see the same run
+    clients = [sign_in(app, name, world.passwords[name]) for name in names]
+    real, gate, lock, first = review_app.queue.next_item, threading.Barrier(len(names)), threading.Lock(), []
+
+    def together(*args: Any, **kwargs: Any) -> Any:  # every first choice is made before any is leased
+        found = real(*args, **kwargs)
+        with lock:
+            waits = len(first) < len(names)
+            first.append(found)
+        if waits:
+            try:
+                gate.wait(timeout=5)
+            except threading.BrokenBarrierError:
+                pass
+        return found
+
+    monkeypatch.setattr(review_app.queue, "next_item", together)
+    paths = at_once(len(names), lambda i: urlsplit(clients[i].get("/next").headers["location"]).path)
+    assert len(set(first[:len(names)])) == 1  # all chose the same first item
+    assert all(p.startswith("/items/") for p in paths) and len(set(paths)) == len(names), paths
+
+
+def test_right_passwords_sent_at_once_from_one_address_all_sign_in(
+        app: FastAPI, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ["lena", "rita", "bob", "otto", "nora"] * 2  # more at once than the throttle's limit of 5
+    real, gate = review_app.authenticate, threading.Barrier(5)
+
+    def together(*args: Any) -> Any:  # five sign-ins are being checked at the same time
+        try:
+            gate.wait(timeout=3)
+        except threading.BrokenBarrierError:
+            pass
+        return real(*args)
+
+    monkeypatch.setattr(review_app, "authenticate", together)
+    clients = [TestClient(app, follow_redirects=False) for _ in names]
+    tokens = [csrf_of(c.get("/login").text) for c in clients]
+    codes = at_once(len(names), lambda i: clients[i].post("/login", data={
+        "csrf_token": tokens[i], "name": names[i], "password": world.passwords[names[i]]}).status_code)
+    assert codes == [303] * len(names)

@@ -12,11 +12,12 @@ Safety rules kept throughout:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from pipeline.store import RunChunkRecord, RunRecord, Store, SuggestionRecord
 HERE = Path(__file__).parent
 LEASE_SECONDS = 600
 SESSION_HOURS = 12
+BUSY = -1.0  # LoginThrottle.attempt: only attempts still being checked stand in the way
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
@@ -48,6 +50,7 @@ class LoginThrottle:
     def __init__(self, limit: int = 5, window: float = 300.0):
         self.limit, self.window = limit, window
         self.failures: dict[str, deque[float]] = {}
+        self.checking: Counter[str] = Counter()  # attempts per key counted in failures but not checked yet
         self.lock = threading.Lock()
 
     def _recent(self, key: str, at: float) -> deque[float]:
@@ -65,18 +68,35 @@ class LoginThrottle:
         return max(waits, default=0.0)
 
     def attempt(self, keys: list[str]) -> tuple[float, float]:
-        """Check and count an attempt at once: (seconds to wait, 0 when allowed; the attempt's stamp).
-        An allowed attempt counts as a failure until `succeeded`, so guesses sent in parallel
-        cannot all pass the check before the first of them has failed."""
+        """Check and count an attempt at once: (seconds to wait: 0 when allowed, BUSY when only
+        attempts still being checked are in the way; the attempt's stamp). An allowed attempt
+        counts as a failure until `checked`, so guesses sent in parallel cannot all pass the check
+        before the first of them has failed; but right passwords sent at once (reviewers behind one
+        address) are not refused for failures that have not happened: they wait their turn."""
         at = time.monotonic()
         with self.lock:
             recent = [self._recent(key, at) for key in keys]
-            waits = [times[0] + self.window - at for times in recent if len(times) >= self.limit]
+            waits = [times[0] + self.window - at for key, times in zip(keys, recent)
+                     if len(times) - self.checking[key] >= self.limit]
             if waits:
                 return max(waits), at
-            for times in recent:
+            if any(len(times) >= self.limit for times in recent):
+                return BUSY, at
+            for key, times in zip(keys, recent):
                 times.append(at)
+                self.checking[key] += 1
         return 0.0, at
+
+    def checked(self, keys: list[str], at: float, ok: bool) -> None:
+        """An allowed attempt's outcome: a failure stays counted; a success forgives the name's
+        failures and takes back this attempt's mark from the other keys."""
+        with self.lock:
+            for key in keys:
+                self.checking[key] -= 1
+                if self.checking[key] <= 0:
+                    del self.checking[key]
+        if ok:
+            self.succeeded(keys, at)
 
     def failed(self, keys: list[str]) -> None:
         at = time.monotonic()
@@ -106,6 +126,17 @@ class Leases:
     def take(self, item: str, reviewer_id: int) -> None:
         with self.lock:
             self.held[item] = (reviewer_id, time.monotonic() + self.seconds)
+
+    def claim(self, item: str, reviewer_id: int) -> bool:
+        """Take the item unless another reviewer holds it: checked and taken under one lock, so
+        reviewers asking for the next item at the same moment are not all sent to the same one."""
+        at = time.monotonic()
+        with self.lock:
+            holder = self.held.get(item)
+            if holder is not None and holder[0] != reviewer_id and holder[1] > at:
+                return False
+            self.held[item] = (reviewer_id, at + self.seconds)
+            return True
 
     def release(self, item: str) -> None:
         with self.lock:
@@ -237,17 +268,25 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
         client = request.client.host if request.client else "unknown"
         keys = [f"name:{name.casefold()}", f"addr:{client}"]
-        wait, stamp = throttle.attempt(keys)
+        deadline = time.monotonic() + 10
+        while (answer := throttle.attempt(keys))[0] == BUSY and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # other sign-ins from this address or for this name are being checked
+        wait, stamp = answer
+        if wait == BUSY:
+            wait = 1.0
         if wait > 0:
             response = page(request, "login.html", status_code=429, next=_safe_next(str(form.get("next", ""))),
                             error=f"Too many failed sign-ins. Try again in {int(wait) + 1} seconds.")
             response.headers["Retry-After"] = str(int(wait) + 1)
             return response
-        reviewer = await run_in_threadpool(authenticate, store, name, password)
+        reviewer = None
+        try:
+            reviewer = await run_in_threadpool(authenticate, store, name, password)
+        finally:
+            throttle.checked(keys, stamp, ok=reviewer is not None)
         if reviewer is None:  # counted already, by throttle.attempt
             return page(request, "login.html", status_code=401, next=_safe_next(str(form.get("next", ""))),
                         error="Unknown name or wrong password.", name=name)
-        throttle.succeeded(keys, stamp)
         request.session.clear()
         session_id = await run_in_threadpool(start_session, store, reviewer)
         request.session.update({"sid": session_id, "cred": reviewer.credential, "csrf": secrets.token_urlsafe(32)})
@@ -283,8 +322,12 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
     def next_page(request: Request) -> Response:
         reviewer = current(request)
         flt = parse_filter(request.query_params, reviewer)
-        found = queue.next_item(store, run_ids(reviewer), flt, skip=leases.held_by_others(reviewer.id),
-                                after=request.query_params.get("after"))
+        ids, skip = run_ids(reviewer), leases.held_by_others(reviewer.id)
+        while True:  # the first item nobody holds, leased before the answer leaves
+            found = queue.next_item(store, ids, flt, skip=skip, after=request.query_params.get("after"))
+            if found is None or leases.claim(found, reviewer.id):
+                break
+            skip = leases.held_by_others(reviewer.id) | {found}  # and whatever else was taken meanwhile
         query = urlencode(flt.query_string())
         if found is None:
             flash(request, "Nothing left to review with these filters.")
