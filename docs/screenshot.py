@@ -12,11 +12,8 @@ suggestion, the actions and the keyboard help. Debian's chromium package is used
 from __future__ import annotations
 
 import csv
-import json
-import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,22 +22,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "docs"))
 
 import uvicorn  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
+from demo import ARGS, CHROMIUM, EXAMPLES, qcode_run  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from pipeline.review.app import create_app  # noqa: E402
 from pipeline.reviewer import add_reviewer, grant_runs  # noqa: E402
 from pipeline.store import ChunkRecord, Store, SuggestionRecord  # noqa: E402
 
-EXAMPLES = ROOT / "examples" / "transcripts"
 FILES = ["harbor_seacliff_principal.txt", "valley_cottonwood_principal.txt"]
-CODEBOOK = ROOT / "codebooks" / "linkages.yaml"
 OUT = ROOT / "docs" / "review-item.png"
-CHROMIUM = os.environ.get("QCODE_TEST_CHROMIUM") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 900}
 
 
@@ -56,12 +50,7 @@ def code_examples(folder: Path, db: Path) -> str:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(r for r in rows if r["file"] in FILES)
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", str(source), "--codebook", str(CODEBOOK), "--db", str(db),
-         "--json"], cwd=folder, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        sys.exit(f"qcode run failed:\n{result.stdout}\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
+    return qcode_run(source, db, folder)
 
 
 def pick_item(store: Store) -> str:

@@ -17,6 +17,7 @@ from rich.table import Table
 import pipeline  # noqa: F401  (sets the offline and no-telemetry environment first)
 from pipeline.codebook import CodebookError, check_codebook, load_codebook
 from pipeline.config import ConfigError, load_settings
+from pipeline.options import DbOption, JsonOption
 
 if TYPE_CHECKING:  # imported late at run time: `qcode --help` need not load Prefect
     from pipeline.flows import RunRequest
@@ -35,8 +36,6 @@ app.add_typer(reviewer_app, name="reviewer")
 out = Console()
 err = Console(stderr=True)
 
-DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL or SQLite path (default: $QCODE_DB, then ./qcode.db).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -349,8 +348,10 @@ def export_command(
     run_id: Annotated[Optional[str], typer.Option("--run", help="Only this run's suggestions.")] = None,
     status: Annotated[Optional[str], typer.Option("--status", help="Only accepted, review, audit or queued suggestions.")] = None,
 ) -> None:
-    """Write suggestions (jsonl, csv), the unit_id,coder,code table of the model and the blind
-    double codes (codings) or of the blind codes alone (blind), or the reviewers' audit log (decisions)."""
+    """Write suggestions (jsonl, csv), codes as unit_id,coder,code (codings, blind) or the decisions log.
+
+    codings: the model's codes and the reviewers' blind double codes; blind: the blind codes alone;
+    decisions: every reviewer decision (the audit log)."""
     from pipeline.export import FORMATS, export
 
     if fmt not in FORMATS:
@@ -372,8 +373,10 @@ def serve_command(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
 ) -> None:
-    """Start the review web app. Sessions are signed with $QCODE_SECRET_KEY (set it, or every
-    restart signs everyone out); set QCODE_SECURE_COOKIES=1 behind HTTPS."""
+    """Start the review web app.
+
+    Sessions are signed with $QCODE_SECRET_KEY (set it, or every restart signs everyone out);
+    set QCODE_SECURE_COOKIES=1 behind HTTPS."""
     from pipeline.review.app import serve
 
     store = _open_store(db)
@@ -513,6 +516,14 @@ def agreement_command(
         out.print(table_)
     for line in footnotes(report):
         out.print(escape(line), highlight=False, soft_wrap=True)
+
+
+# Commands that live beside what they do; their modules import little until they run.
+from pipeline.evals import eval_command  # noqa: E402
+from pipeline.report import report_command  # noqa: E402
+
+app.command("eval")(eval_command)
+app.command("report")(report_command)
 
 
 def main() -> None:  # pragma: no cover

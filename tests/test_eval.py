@@ -1,0 +1,362 @@
+"""qcode eval: a suite codes a gold set with each coder configuration through the real pipeline (Prefect
+flow, SQLite store, the offline coder, the openai coder against tests/openai_server.py) and compares it
+with the human coders (docs/evals.md). Human codes are the synthetic gold set of evals/examples-gold.csv."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import EXAMPLES, LINKAGES, ROOT, write
+from openai_server import FakeOpenAI
+from pipeline.cli import app
+from pipeline.evals import SuiteError, eval_command, human_rows, load_suite, locate
+
+if not any(command.name == "eval" for command in app.registered_commands):
+    app.command("eval")(eval_command)
+
+runner = CliRunner()
+GOLD = ROOT / "evals" / "examples-gold.csv"
+SHIPPED = ROOT / "evals" / "examples.yaml"
+# two of the example interviews: 5 and 4 chunks of 1,200 characters
+STUDY_FILES = ("harbor_seacliff_principal.txt", "valley_cottonwood_teacher_leader_timestamped.txt")
+OFFLINE = [{"name": "offline", "coder": "offline"},
+           {"name": "offline-confident", "coder": "offline", "threshold": 0.6}]
+
+
+def gold_rows(files: tuple[str, ...]) -> list[dict[str, str]]:
+    with GOLD.open(encoding="utf-8") as handle:
+        lines = [line for line in handle if not line.startswith("#")]
+    return [row for row in csv.DictReader(lines) if row["file"] in files]
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns or list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_suite(path: Path, study: Path, configurations: list[dict], **extra) -> Path:
+    suite = {"name": "test suite",
+             "gold": {"transcripts": str(study / "transcripts"), "codes": str(study / "gold.csv")},
+             "codebook": str(LINKAGES), "bootstrap": 200, "configurations": configurations}
+    suite.update(extra)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def evaluate(suite: Path, *extra: str) -> tuple[int, dict, str]:
+    result = runner.invoke(app, ["eval", str(suite), *extra])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    report = json.loads(result.stdout) if "--json" in extra and result.stdout.strip() else {}
+    return result.exit_code, report, result.output
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two example transcripts and the three human coders' codes for them."""
+    folder = tmp_path_factory.mktemp("study")
+    for name in STUDY_FILES:
+        (folder / "transcripts").mkdir(exist_ok=True)
+        shutil.copy(EXAMPLES / "transcripts" / name, folder / "transcripts" / name)
+    write_csv(folder / "gold.csv", gold_rows(STUDY_FILES))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def evaluated(study: Path) -> tuple[Path, dict]:
+    """The study coded once by the offline coder, counted twice (all suggestions, and confident ones)."""
+    suite = write_suite(study / "suite.yaml", study, OFFLINE)
+    code, report, output = evaluate(suite, "--json")
+    assert code == 0, output
+    return suite, report
+
+
+# ---------------------------------------------------------------- the gold format
+
+
+def test_quotes_are_found_whatever_the_case_spacing_and_typography() -> None:
+    text = "Ms. Chen: The district’s  plan\nworked — mostly. Later, the plan worked again."
+    [(start, end)] = locate(text, "the district's plan worked - mostly")
+    assert text[start:end] == "The district’s  plan\nworked — mostly"
+    [(start, end)] = locate(text, "THE DISTRICT’S PLAN")
+    assert text[start:end] == "The district’s  plan"
+    start, end = locate(text, "district's ... again.")[0]  # an ellipsis leaves words out
+    assert text[start:end].startswith("district’s") and text[start:end].endswith("again.")
+    assert len(locate(text, "worked again")) == 1 and len(locate(text, "plan worked")) == 2  # across a line break too
+    assert locate(text, "not in the text") == []
+
+
+def test_passages_follow_each_chunking_and_none_differs_from_missing(tmp_path: Path) -> None:
+    turns = ["Interviewer: How do teacher leaders hear about decisions?",
+             "Ms. Lee: The district sends a clear weekly update, and the director answers our emails the same day.",
+             "Interviewer: And the money?",
+             "Ms. Lee: We lost our literacy coach in the budget cuts. There is no money for substitutes anymore."]
+    write(tmp_path / "study" / "transcripts" / "lee.txt", "\n".join(turns) + "\n")
+    write(tmp_path / "study" / "transcripts" / "kim.txt", "Interviewer: Anything else?\nMr. Kim: Not really.\n")
+    rows = [
+        {"file": "lee.txt", "coder": "ana", "code": "communication.strength", "quote": "sends a clear weekly update"},
+        {"file": "lee.txt", "coder": "ana", "code": "resource.weakness",
+         "quote": "We lost our literacy coach ... substitutes anymore."},
+        {"file": "lee.txt", "coder": "ben", "code": "resource.weakness", "quote": "no money for substitutes"},
+        {"file": "kim.txt", "coder": "ana", "code": "", "quote": ""},  # ana coded kim.txt and found nothing
+    ]
+    write_csv(tmp_path / "study" / "gold.csv", rows)
+    suite = load_suite(write_suite(tmp_path / "suite.yaml", tmp_path / "study", [
+        {"name": "whole", "coder": "offline"}, {"name": "small", "coder": "offline", "chunk_size": 110}]))
+    whole, small = suite.configurations
+
+    codes = {}
+    for row in human_rows(suite, whole):
+        codes.setdefault((row["coder"], row["unit_id"]), set()).add(row["code"])
+    # one chunk per transcript: lee's holds every code; ana saw kim's and applied none; ben never coded kim's
+    assert sorted(codes.values(), key=sorted) == [
+        {""}, {"communication.strength", "resource.weakness"}, {"resource.weakness"}]
+    units = {row["unit_id"] for row in human_rows(suite, small)}
+    assert len(units) > 2  # the small chunks split lee's answers apart
+    by_unit: dict[str, set] = {}
+    for row in human_rows(suite, small):
+        if row["coder"] == "ana":
+            by_unit.setdefault(row["unit_id"], set()).add(row["code"])
+    assert sorted(map(sorted, by_unit.values())) == [[""], [""], [""], ["communication.strength"],
+                                                     ["resource.weakness"]]
+
+
+def test_the_shipped_gold_set_is_valid() -> None:
+    suite = load_suite(SHIPPED)
+    assert suite.gold.format == "passages" and suite.gold.coders == ["ana", "ben", "cleo"]
+    assert len(suite.gold.spans) == suite.gold.rows > 400  # every quote found, once
+    assert len(suite.gold.coverage) == 3 * len(suite.transcript_list)  # each coder coded every transcript
+    assert suite.db.endswith("/evals/.qcode-eval.db")
+    assert [c.name for c in suite.configurations] == ["offline", "offline-confident", "gpt-4o-mini"]
+    assert suite.configurations[2].requires_env == ["QCODE_EVAL_OPENAI"]
+    assert "SYNTHETIC" in GOLD.read_text(encoding="utf-8").splitlines()[0]
+
+
+# ---------------------------------------------------------------- running suites
+
+
+def test_configurations_side_by_side_with_the_humans(evaluated) -> None:
+    _, report = evaluated
+    assert report["gold"]["coders"] == ["ana", "ben", "cleo"] and report["gold"]["format"] == "passages"
+    humans = report["humans"][0]
+    assert humans["units"] == 9  # every chunk of both transcripts, coded by all three
+    assert [p["kind"] for p in humans["pairwise"]] == ["human-human"] * 3
+    assert humans["overall"]["krippendorff_alpha"] is not None
+    offline, confident = report["configurations"]
+    assert offline["status"] == confident["status"] == "ran"
+    assert offline["run"]["chunks"] == 9 and offline["run"]["chunks_coded_now"] == 9
+    assert confident["run"]["chunks_coded_now"] == 0  # the same coder: the threshold only filters its codes
+    assert offline["coding"]["cost_usd"] == 0.0 and offline["run"]["cost_usd"] == 0.0
+    for entry in (offline, confident):
+        consensus = entry["against_consensus"]
+        assert consensus["coders"] == [entry["name"], "consensus"] and consensus["units"] > 0
+        assert -1 <= consensus["krippendorff_alpha"] <= 1 and len(consensus["krippendorff_alpha_ci95"]) == 2
+        assert [h["human"] for h in entry["against_humans"]] == ["ana", "ben", "cleo"]
+        assert len(entry["per_code"]) == 12 and "f1" in entry["per_code"][0]["consensus"]
+        assert {"name": entry["name"], "role": "model", "units": 9} in entry["agreement"]["coders"]
+    assert report["passed"] is True and report["gates"] == []
+
+
+def test_a_rerun_codes_nothing(evaluated) -> None:
+    suite, first = evaluated
+    code, again, _ = evaluate(suite, "--json")
+    assert code == 0
+    for before, after in zip(first["configurations"], again["configurations"]):
+        assert after["run"]["chunks_coded_now"] == 0 and after["run"]["requests"] == 0
+        assert after["against_consensus"] == before["against_consensus"]
+
+
+def test_fail_under_gates_each_configuration_against_the_consensus(evaluated) -> None:
+    suite, report = evaluated
+    values = [c["against_consensus"]["krippendorff_alpha"] for c in report["configurations"]]
+    code, gated, _ = evaluate(suite, "--json", "--fail-under", f"krippendorff_alpha={max(values) + 0.01:.4f}")
+    assert code == 1 and gated["passed"] is False
+    assert [c["passed"] for c in gated["gates"][0]["configurations"]] == [False, False]
+    code, gated, output = evaluate(suite, "--fail-under", f"krippendorff_alpha={min(values) - 0.01:.4f}",
+                                   "--fail-under", "percent_agreement=0")
+    assert code == 0, output
+    assert "pass: offline krippendorff_alpha against the consensus" in output
+    for words in ("agreement with the human coders", "consensus", "Per code", "Cost and time", "cleo",
+                  "offline-confident"):  # the tables
+        assert words in output
+
+
+def test_units_from_a_blind_export_give_the_same_agreement(study: Path, evaluated, tmp_path: Path) -> None:
+    suite_path, report = evaluated
+    suite = load_suite(suite_path)
+    # as `qcode export --format blind` writes them: chunk ids and reviewer:NAME
+    rows = [{**row, "coder": f"reviewer:{row['coder']}"} for row in human_rows(suite, suite.configurations[0])]
+    write_csv(tmp_path / "blind.csv", rows)
+    units = write_suite(tmp_path / "units.yaml", study, OFFLINE[:1], db=str(study / ".qcode-eval.db"))
+    data = yaml.safe_load(units.read_text())
+    data["gold"].update(codes=str(tmp_path / "blind.csv"), chunk_size=1200)
+    units.write_text(yaml.safe_dump(data))
+    code, found, output = evaluate(units, "--json")
+    assert code == 0, output
+    assert found["gold"]["format"] == "units" and found["configurations"][0]["run"]["chunks_coded_now"] == 0
+    before = report["configurations"][0]["against_consensus"]
+    after = found["configurations"][0]["against_consensus"]
+    assert after["krippendorff_alpha"] == pytest.approx(before["krippendorff_alpha"])
+    # the same unit ids under another chunk size are refused before anything is coded
+    data["configurations"][0]["chunk_size"] = 600
+    units.write_text(yaml.safe_dump(data))
+    code, _, output = evaluate(units)
+    assert code == 2 and "blind.csv" in output and "chunk_size 600" in output
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+def test_an_openai_configuration_runs_when_enabled_and_is_free_the_second_time(
+        study: Path, tmp_path: Path, server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-stored")
+    monkeypatch.delenv("QCODE_TEST_EVAL_OPENAI", raising=False)
+    suite = write_suite(tmp_path / "model.yaml", study, [
+        {"name": "model", "coder": "openai", "model": "gpt-4o-mini", "base_url": server.url,
+         "requires_env": "QCODE_TEST_EVAL_OPENAI"}])
+    code, report, _ = evaluate(suite, "--json")
+    assert code == 0 and report["configurations"][0]["status"] == "skipped"
+    assert "QCODE_TEST_EVAL_OPENAI" in report["configurations"][0]["skipped"]
+    assert server.stats()["chat_requests"] == 0
+
+    monkeypatch.setenv("QCODE_TEST_EVAL_OPENAI", "1")
+    code, report, output = evaluate(suite, "--json")
+    assert code == 0, output
+    first = report["configurations"][0]
+    assert first["status"] == "ran" and first["run"]["requests"] == server.stats()["chat_completed"] >= 9
+    assert first["prompt_version"] and first["coding"]["cost_usd"] == 0  # a server on this machine
+    assert first["coding"]["input_tokens"] == server.stats()["prompt_tokens"]
+    before = server.stats()["chat_requests"]
+    code, report, _ = evaluate(suite, "--json")
+    again = report["configurations"][0]
+    assert code == 0 and again["run"]["requests"] == 0 and again["run"]["chunks_coded_now"] == 0
+    assert server.stats()["chat_requests"] == before
+    assert again["coding"]["input_tokens"] == first["coding"]["input_tokens"]  # what coding it cost, still known
+    assert again["against_consensus"] == first["against_consensus"]
+
+
+# ---------------------------------------------------------------- bad suites
+
+
+def test_bad_fail_under_is_refused_before_anything_runs(evaluated) -> None:
+    suite, _ = evaluated
+    code, _, output = evaluate(suite, "--fail-under", "fleiss_kappa=0.5")
+    assert code == 2 and "krippendorff_alpha" in output and "fleiss_kappa" in output
+    code, _, output = evaluate(suite, "--fail-under", "krippendorff_alpha=high")
+    assert code == 2 and "not a number" in output
+
+
+def _bad(tmp_path: Path, study: Path, problem: str) -> tuple[Path, str]:
+    """A suite with one problem, and the file the message must name."""
+    suite = tmp_path / "bad.yaml"
+    gold = tmp_path / "gold.csv"
+    rows = gold_rows(STUDY_FILES)
+    configurations = [{"name": "offline", "coder": "offline"}]
+    named = gold
+    if problem == "missing suite":
+        return tmp_path / "nowhere.yaml", "nowhere.yaml"
+    if problem == "missing gold file":
+        write_suite(suite, study, configurations)
+        data = yaml.safe_load(suite.read_text())
+        data["gold"]["codes"] = "no-such-codes.csv"
+        suite.write_text(yaml.safe_dump(data))
+        return suite, "no-such-codes.csv"
+    if problem == "unknown coder":
+        configurations = [{"name": "magic", "coder": "telepathy"}]
+        named = suite
+    elif problem == "unknown option":
+        configurations = [{"name": "offline", "coder": "offline", "model": "gpt-4o"}]
+        named = suite
+    elif problem == "code not in codebook":
+        rows[3]["code"] = "trust.strength"
+    elif problem == "missing columns":
+        write_csv(gold, [{k: v for k, v in row.items() if k != "code"} for row in rows])
+    elif problem == "quote not in transcript":
+        rows[5]["quote"] = "words nobody said in this interview"
+    elif problem == "one coder":
+        rows = [row for row in rows if row["coder"] == "ana"]
+    elif problem == "unknown file":
+        rows[2]["file"] = "harbor_seacliff_principle.txt"
+    elif problem == "invalid yaml":
+        suite.write_text("name: x\ngold: [unclosed\n", encoding="utf-8")
+        return suite, str(suite)
+    elif problem == "typo in a key":
+        write_suite(suite, study, configurations)
+        suite.write_text(suite.read_text().replace("configurations:", "configuration:"))
+        return suite, str(suite)
+    elif problem == "name of a human":
+        configurations = [{"name": "ana", "coder": "offline"}]
+        named = suite
+    if problem != "missing columns":
+        write_csv(gold, rows)
+    data = yaml.safe_load(write_suite(suite, study, configurations).read_text())
+    data["gold"]["codes"] = str(gold)
+    suite.write_text(yaml.safe_dump(data))
+    return suite, str(named)
+
+
+@pytest.mark.parametrize("problem, says", [
+    ("missing suite", "file not found"),
+    ("missing gold file", "does not exist"),
+    ("unknown coder", "unknown coder 'telepathy'"),
+    ("unknown option", "no option 'model'"),
+    ("code not in codebook", "code 'trust.strength' is not an applicable code"),
+    ("missing columns", "missing column(s) code"),
+    ("quote not in transcript", "the quote is not in harbor_seacliff_principal.txt"),
+    ("one coder", "only one human coder"),
+    ("unknown file", "did you mean 'harbor_seacliff_principal.txt'"),
+    ("invalid yaml", "not valid YAML"),
+    ("typo in a key", "did you mean 'configurations'"),
+    ("name of a human", "also a human coder's name"),
+])
+def test_bad_suites_exit_2_naming_the_file(tmp_path: Path, study: Path, problem: str, says: str) -> None:
+    suite, named = _bad(tmp_path, study, problem)
+    result = runner.invoke(app, ["eval", str(suite), "--json"])
+    assert result.exit_code == 2, result.output
+    message = json.loads(result.stdout)["error"]
+    assert named in message and says in message
+    if problem in ("code not in codebook", "quote not in transcript"):
+        assert ": line " in message  # the gold file's line
+    with pytest.raises(SuiteError):
+        load_suite(suite)
+
+
+# ---------------------------------------------------------------- the shipped suite
+
+
+@pytest.mark.slow
+def test_the_shipped_examples_suite_runs_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QCODE_EVAL_OPENAI", raising=False)
+    data = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+    # the same suite, with its store in tmp_path instead of evals/ (paths made absolute)
+    data["gold"]["transcripts"] = str((SHIPPED.parent / data["gold"]["transcripts"]).resolve())
+    data["gold"]["codes"] = str((SHIPPED.parent / data["gold"]["codes"]).resolve())
+    data["codebook"] = str((SHIPPED.parent / data["codebook"]).resolve())
+    suite = tmp_path / "examples.yaml"
+    suite.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    code, report, output = evaluate(suite, "--json")
+    assert code == 0, output
+    assert (tmp_path / ".qcode-eval.db").exists()
+    humans = report["humans"][0]
+    assert humans["units"] == 61 and report["gold"]["transcripts_coded"] == 23
+    offline, confident, model = report["configurations"]
+    assert offline["status"] == confident["status"] == "ran" and model["status"] == "skipped"
+    assert offline["run"]["chunks_coded_now"] == 61 and confident["run"]["chunks_coded_now"] == 0
+    # the humans agree with each other better than the embedding baseline agrees with them
+    assert humans["overall"]["krippendorff_alpha"] > offline["against_consensus"]["krippendorff_alpha"]
+    assert all(p["cohen_kappa"] > offline["against_consensus"]["cohen_kappa"] for p in humans["pairwise"])
