@@ -45,8 +45,9 @@ Definitions, with their sources:
   interval or ratio level; over code sets with the MASI distance (Passonneau
   2006) for multi-label data;
 - Cohen's kappa: Cohen (1960); weighted: Cohen (1968) with linear |i-j| or
-  quadratic (i-j)^2 disagreement weights over the ranks of the ordered values,
-  as scikit-learn's `cohen_kappa_score`.
+  quadratic (i-j)^2 disagreement weights, i and j positions on the ordered
+  scale: an ordinal codebook's whole scale (unobserved levels included), else
+  the values seen; as scikit-learn's `cohen_kappa_score` given those labels.
 """
 
 from __future__ import annotations
@@ -974,7 +975,11 @@ def _level_values(codings: Codings, categories: list[str], level: str,
             f"{codings.source}: the {level} level needs {how}; no value for code(s) "
             f"{', '.join(repr(c) for c in lacking[:5])}" + (" ..." if len(lacking) > 5 else "")
         )
-    scale = np.array(sorted(set(value_of.values())), dtype=np.float64)
+    # The scale is the codebook's whole scale where there is one: weighted kappa's weights are
+    # distances between positions on the scale (Cohen 1968), unobserved levels included.
+    # Krippendorff's ordinal and interval alphas do not change: an unobserved value has no pairs.
+    on_scale = set(value_of.values()) | (set(levels.values()) if level == "ordinal" else set())
+    scale = np.array(sorted(on_scale), dtype=np.float64)
     position = {v: i for i, v in enumerate(scale.tolist())}
     level_of = np.array([position[value_of[c]] for c in codings.codes] + [-1] * (len(categories) - len(codings.codes)))
     return scale, level_of

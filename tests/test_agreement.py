@@ -439,6 +439,29 @@ def test_all_coders_identical_on_one_value_is_undefined_not_nan():
     assert "NaN" not in text
 
 
+# Maple's EssayTools[QuadraticWeightedKappa] help page, examples 1 and 2: two graders' essay scores,
+# quadratic weights over the score range 1-10 (the whole scale, unobserved scores included): 0.758620689655172
+# and 0.438095238095238. A codebook gives qcode the whole scale; without one the scale is the scores seen.
+ESSAYS = [9, 7, 8, 7, 6, 8, 3, 5, 10]
+ESSAY_GRADERS = {0.758620689655172: [8, 8, 6, 6, 7, 6, 1, 4, 8], 0.438095238095238: [3, 5, 6, 6, 7, 6, 1, 4, 8]}
+
+
+@pytest.mark.parametrize("expected", sorted(ESSAY_GRADERS))
+def test_quadratic_weighted_kappa_maple_essay_example(tmp_path, expected):
+    codes = "\n".join(f"  - {{id: '{i}', name: Score {i}, definition: Score {i}., attributes: {{level: {i}}}}}"
+                      for i in range(1, 11))
+    path = tmp_path / "scores.yaml"
+    write(path, f"name: Scores\ndescription: Essay scores.\nmeasurement: ordinal\ncodes:\n{codes}\n")
+    scores = load_codebook(path)
+    rows = wide({"grader:1": ESSAYS, "grader:2": ESSAY_GRADERS[expected]})
+    report = agreement(codings_from_rows(rows, "t", scores), codebook=scores, bootstrap=0)
+    (pair,) = report["pairwise"]
+    assert pair["cohen_kappa_quadratic"] == pytest.approx(expected, abs=1e-12)
+    # the scale's unobserved scores change the weights of kappa, not Krippendorff's ordinal alpha
+    seen_only = run(rows, level="ordinal")["pairwise"][0]
+    assert seen_only["krippendorff_alpha"] == pytest.approx(pair["krippendorff_alpha"], abs=1e-12)
+
+
 def test_ordinal_order_comes_from_the_codebook(tmp_path):
     codebook = write(tmp_path / "stages.yaml", """\
 name: Stages
