@@ -1060,6 +1060,19 @@ def codings_from_store(store: Any, run_id: str | None, codebook: Codebook | None
     from pipeline.export import coding_rows, resolve_run
 
     run_id = resolve_run(store, run_id)
+    if run_id is None:
+        # the model of the run the reviewers' samples came from, not every model in the database
+        from sqlalchemy import select
+
+        from pipeline.store import AssignmentRecord
+
+        with store.session() as s:
+            sampled_runs = sorted(set(s.scalars(select(AssignmentRecord.run_id).where(
+                AssignmentRecord.coded_at.is_not(None)))))
+        if len(sampled_runs) > 1:
+            raise AgreementError(f"reviewers coded samples of {len(sampled_runs)} runs blind "
+                                 f"({', '.join(sampled_runs)}): choose one with --run")
+        run_id = sampled_runs[0] if sampled_runs else None
     blind = list(blind_rows(store, run_id=run_id))
     where = f"run '{run_id}'" if run_id else "the database"
     if not blind:

@@ -13,7 +13,9 @@ from sqlalchemy import func, select, update
 
 from pipeline.decision import Conflict, DecisionError, codebook_of, passage
 from pipeline.reviewer import Reviewer
-from pipeline.store import AssignmentRecord, ReviewerRecord, RunChunkRecord, RunRecord, Store, now
+from pipeline.store import (
+    AssignmentRecord, DecisionRecord, GrantRecord, ReviewerRecord, RunChunkRecord, RunRecord, Store, now,
+)
 
 
 def create_sample(store: Store, lead: Reviewer, run_id: str, size: int, reviewer_names: list[str],
@@ -38,12 +40,23 @@ def create_sample(store: Store, lead: Reviewer, run_id: str, size: int, reviewer
         disabled = sorted(r.name for r in reviewers if r.disabled_at is not None)
         if disabled:
             raise DecisionError(f"{', '.join(disabled)} can no longer sign in")
-        # a passage any of them already codes blind is not drawn again: one unit, one code set per coder
-        taken = select(AssignmentRecord.chunk_id).where(AssignmentRecord.reviewer_id.in_([r.id for r in reviewers]))
+        granted = set(s.scalars(select(GrantRecord.reviewer_id).where(GrantRecord.run_id == run_id)))
+        outside = sorted(r.name for r in reviewers if r.role != "lead" and r.id not in granted)
+        if outside:
+            raise DecisionError(f"{', '.join(outside)} may not see this run "
+                                f"(qcode reviewer grant NAME --run {run_id})")
+        ids = [r.id for r in reviewers]
+        names_in = [r.name for r in reviewers]
+        # not drawn: a passage one of them already codes blind (one code set per coder and unit), or
+        # has already reviewed, having seen the model's suggestions there (it would not be blind)
+        taken = select(AssignmentRecord.chunk_id).where(AssignmentRecord.reviewer_id.in_(ids))
+        seen = select(DecisionRecord.chunk_id).where(DecisionRecord.reviewer.in_(names_in))
         chunk_ids = sorted(s.scalars(select(RunChunkRecord.chunk_id).where(
-            RunChunkRecord.run_id == run_id, RunChunkRecord.chunk_id.not_in(taken))))
+            RunChunkRecord.run_id == run_id, RunChunkRecord.chunk_id.not_in(taken),
+            RunChunkRecord.chunk_id.not_in(seen))))
         if not chunk_ids:
-            raise DecisionError(f"run '{run_id}' has no passages left that these reviewers do not code already")
+            raise DecisionError(f"run '{run_id}' has no passages left that these reviewers have not coded "
+                                "or reviewed already")
         chosen = sorted(random.Random(seed).sample(chunk_ids, min(size, len(chunk_ids))))
         stamp = now()
         for chunk_id in chosen:

@@ -343,7 +343,7 @@ def queue_command(
 @app.command("export")
 def export_command(
     fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | codings | decisions | blind")],
-    out_path: Annotated[Path, typer.Option("--out", help="File to write.")],
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="File to write (default: standard output).")] = None,
     db: DbOption = None,
     run_id: Annotated[Optional[str], typer.Option("--run", help="Only this run's suggestions.")] = None,
     status: Annotated[Optional[str], typer.Option("--status", help="Only accepted, review, audit or queued suggestions.")] = None,
@@ -364,7 +364,7 @@ def export_command(
         count = export(_open_store(db), fmt, out_path, run_id, status)
     except StoreError as exc:
         _fail(str(exc))
-    err.print(f"wrote {count} record(s) to {out_path}", highlight=False)
+    err.print(f"wrote {count} record(s) to {out_path or 'standard output'}", highlight=False)
 
 
 @app.command("serve")
@@ -408,6 +408,12 @@ def reviewer_add(
     from pipeline.reviewer import add_reviewer, grant_runs
 
     store = _open_store(db)
+    if runs:  # a mistyped run must not leave an account whose password was never shown
+        from pipeline.export import resolve_run
+
+        for run in runs:
+            if run != "all":
+                _reviewer_call(resolve_run, store, run)
     password = _reviewer_call(add_reviewer, store, name, role)
     granted = _reviewer_call(grant_runs, store, name, runs) if runs else []
     out.print(f"{escape(name)} ({role}) created. One-time display of the password:", highlight=False)

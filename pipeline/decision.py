@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from pipeline.codebook import Codebook
 from pipeline.reviewer import Reviewer
@@ -110,8 +110,15 @@ def suggestion_view(store: Store, suggestion_id: str) -> dict[str, Any]:
         sug = s.get(SuggestionRecord, suggestion_id)
         if sug is None:
             raise DecisionError(f"no suggestion '{suggestion_id}'")
+        # only decisions in this suggestion's own project: the same coder configuration's suggestions
+        # (whoever may see this one may see those) and codes added under the same codebook
         decisions = [_decision_dict(d) for d in s.scalars(
-            select(DecisionRecord).where(DecisionRecord.chunk_id == sug.chunk_id)
+            select(DecisionRecord)
+            .outerjoin(SuggestionRecord, SuggestionRecord.id == DecisionRecord.suggestion_id)
+            .where(DecisionRecord.chunk_id == sug.chunk_id,
+                   or_(SuggestionRecord.coder_key == sug.coder_key,
+                       and_(DecisionRecord.suggestion_id.is_(None),
+                            DecisionRecord.codebook_version == sug.codebook_version)))
             .order_by(DecisionRecord.decided_at, DecisionRecord.id))]
         others = list(s.scalars(select(SuggestionRecord).where(
             SuggestionRecord.chunk_id == sug.chunk_id, SuggestionRecord.coder_key == sug.coder_key,
@@ -249,11 +256,12 @@ def add_code(store: Store, reviewer: Reviewer, chunk_id: str, codebook_version: 
         _check_quote(chunk, text, request.quote_start, request.quote_end)
         earlier = s.scalar(select(DecisionRecord).where(
             DecisionRecord.chunk_id == chunk_id, DecisionRecord.verdict == "add",
-            DecisionRecord.final_code == request.code))
+            DecisionRecord.final_code == request.code, DecisionRecord.codebook_version == codebook_version))
         if earlier is not None:
             raise Conflict(f"{earlier.reviewer} already added '{request.code}' to this passage.")
         record = DecisionRecord(
-            suggestion_id=None, chunk_id=chunk_id, reviewer=reviewer.name, verdict="add", final_code=request.code,
+            suggestion_id=None, chunk_id=chunk_id, codebook_version=codebook_version, reviewer=reviewer.name,
+            verdict="add", final_code=request.code,
             quote_start=request.quote_start, quote_end=request.quote_end, reason=request.reason, note=request.note,
             decided_at=now(),
         )
@@ -266,15 +274,18 @@ def decision_log(store: Store) -> list[dict[str, Any]]:
     """Every decision with what it settled, oldest first: the audit log."""
     with store.session() as s:
         rows = s.execute(
-            select(DecisionRecord, SuggestionRecord, ChunkRecord.transcript_id, TranscriptRecord.source_name,
-                   TranscriptRecord.text)
+            select(DecisionRecord, SuggestionRecord, ChunkRecord.transcript_id, TranscriptRecord.source_name)
             .join(ChunkRecord, ChunkRecord.id == DecisionRecord.chunk_id)
             .join(TranscriptRecord, TranscriptRecord.id == ChunkRecord.transcript_id)
             .outerjoin(SuggestionRecord, SuggestionRecord.id == DecisionRecord.suggestion_id)
             .order_by(DecisionRecord.decided_at, DecisionRecord.id)
         ).all()
+        texts: dict[str, str] = {}  # each transcript's text read once, however many decisions it has
         out = []
-        for d, sug, transcript_id, source_name, text in rows:
+        for d, sug, transcript_id, source_name in rows:
+            if transcript_id not in texts:
+                texts[transcript_id] = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == transcript_id))
+            text = texts[transcript_id]
             quote = text[d.quote_start:d.quote_end] if d.quote_start is not None and d.quote_end is not None else ""
             out.append({
                 "decision_id": d.id, "decided_at": _iso(d.decided_at), "reviewer": d.reviewer, "verdict": d.verdict,
@@ -289,7 +300,7 @@ def decision_log(store: Store) -> list[dict[str, Any]]:
                 "reason": d.reason or "", "note": d.note or "",
                 "coder": sug.coder if sug else "", "model": sug.model if sug else "",
                 "prompt_version": (sug.prompt_version or "") if sug else "",
-                "codebook_version": sug.codebook_version if sug else "",
+                "codebook_version": sug.codebook_version if sug else (d.codebook_version or ""),
             })
     return out
 

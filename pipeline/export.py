@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,48 +137,63 @@ def resolve_run(store: Store, run_id: str | None) -> str | None:
     return run_id
 
 
-def export(store: Store, fmt: str, out: Path, run_id: str | None = None, status: str | None = None) -> int:
-    """Write an export file; returns the number of records written."""
+def export(store: Store, fmt: str, out: Path | None, run_id: str | None = None, status: str | None = None) -> int:
+    """Write an export file (standard output when `out` is None); returns the number of records.
+    A file appears whole or not at all: it is written aside and moved into place."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     run_id = resolve_run(store, run_id)
+    if out is None:
+        return _write(store, fmt, sys.stdout, run_id, status)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(out.name + ".partial")
-    count = 0
     with temporary.open("w", encoding="utf-8", newline="") as handle:
-        if fmt == "jsonl":
-            for record in suggestion_records(store, run_id, status):
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                count += 1
-        elif fmt == "csv":
-            records = [_flatten(r) for r in suggestion_records(store, run_id, status)]
-            columns = list(dict.fromkeys(key for record in records for key in record)) or ["suggestion_id"]
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(records)
-            count = len(records)
-        elif fmt == "decisions":
-            from pipeline.decision import decision_log
-
-            records = decision_log(store)
-            columns = list(records[0]) if records else DECISION_COLUMNS
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(records)
-            count = len(records)
-        else:
-            from pipeline.blind import blind_rows
-
-            writer = csv.DictWriter(handle, fieldnames=["unit_id", "coder", "code"])
-            writer.writeheader()
-            rows = blind_rows(store, run_id=run_id)
-            if fmt == "codings":
-                rows = itertools.chain(coding_rows(store, run_id), rows)
-            for row in rows:
-                writer.writerow(row)
-                count += 1
+        count = _write(store, fmt, handle, run_id, status)
     temporary.replace(out)
     return count
+
+
+def _write(store: Store, fmt: str, handle: Any, run_id: str | None, status: str | None) -> int:
+    count = 0
+    if fmt == "jsonl":
+        for record in suggestion_records(store, run_id, status):
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    elif fmt == "csv":
+        records = [_flatten(r) for r in suggestion_records(store, run_id, status)]
+        columns = list(dict.fromkeys(key for record in records for key in record)) or ["suggestion_id"]
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(records)
+        count = len(records)
+    elif fmt == "decisions":
+        from pipeline.decision import decision_log
+
+        records = [{k: _inert(v) for k, v in r.items()} for r in decision_log(store)]
+        columns = list(records[0]) if records else DECISION_COLUMNS
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(records)
+        count = len(records)
+    else:
+        from pipeline.blind import blind_rows
+
+        writer = csv.DictWriter(handle, fieldnames=["unit_id", "coder", "code"])
+        writer.writeheader()
+        rows = blind_rows(store, run_id=run_id)
+        if fmt == "codings":
+            rows = itertools.chain(coding_rows(store, run_id), rows)
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    return count
+
+
+def _inert(value: Any) -> Any:
+    """Reviewers' free text as a spreadsheet shows it, never as a formula it runs (CSV injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 DECISION_COLUMNS = [

@@ -31,8 +31,6 @@ class Reviewer:
     id: int
     name: str
     role: str
-    # a fingerprint of the password hash: a reset ends every session signed in with the old one
-    credential: str
 
     @property
     def is_lead(self) -> bool:
@@ -40,7 +38,7 @@ class Reviewer:
 
 
 def _reviewer(record: ReviewerRecord) -> Reviewer:
-    return Reviewer(record.id, record.name, record.role, record.password_hash[-16:])
+    return Reviewer(record.id, record.name, record.role)
 
 
 def new_password() -> str:

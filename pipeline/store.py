@@ -253,6 +253,8 @@ class DecisionRecord(Base):
     note: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime]
     rejection_id: Mapped[int | None] = mapped_column(ForeignKey("rejections.id", name="fk_decisions_rejection"))
+    # the codebook a code was added under (a suggestion's decisions have it from the suggestion)
+    codebook_version: Mapped[str | None] = mapped_column(String(16))
 
 
 class ReviewerRecord(Base):

@@ -114,15 +114,16 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
 
     people = {name: authenticate(store, name, password) for name, password in passwords.items()}
     ids = {name: (sid, chunk) for sid, name, chunk in rows}
-    for name, (reviewer, request) in DECISIONS.items():
-        decide(store, people[reviewer], ids[name][0], 1, request)
-    add_code(store, people["ana"], ids["t6.txt"][1], codebook_version, DecisionRequest(verdict="add", code="trust"))
+    # blind first, as a study does it: a passage a reviewer has already reviewed is not drawn for them
     _, drawn = create_sample(store, people["lea"], run_id, 8, ["ana", "ben"], seed=1)
     assert drawn == 8
     chunk_names = {chunk: name for name, (_, chunk) in ids.items()}
     for position, reviewer in enumerate(("ana", "ben")):
         for item in assignments(store, people[reviewer]):
             submit(store, people[reviewer], item["id"], BLIND[chunk_names[item["chunk_id"]]][position])
+    for name, (reviewer, request) in DECISIONS.items():
+        decide(store, people[reviewer], ids[name][0], 1, request)
+    add_code(store, people["ana"], ids["t6.txt"][1], codebook_version, DecisionRequest(verdict="add", code="trust"))
     store.engine.dispose()
     return Study(folder, db, bare, run_id)
 

@@ -12,6 +12,7 @@ ones take about 0.4 s a hash on a small machine, and these tests sign in a few d
 from __future__ import annotations
 
 import csv
+import io
 import gc
 import html
 import json
@@ -522,10 +523,9 @@ def test_failed_sign_ins_are_limited_per_name_and_per_address(app: FastAPI, worl
     assert r.status_code == 429 and "Too many failed sign-ins" in r.text
     assert 1 <= int(r.headers["Retry-After"]) <= 301
     assert not signed_in(c)
-    # another name from the same address waits too: the address has failed five times
-    assert attempt(app, "nora", pw["nora"]).status_code == 429
-    # from elsewhere the other name is fine, the limited one is not
-    assert attempt(app, "nora", pw["nora"], ("10.0.0.9", 1)).status_code == 303
+    # a colleague at the same address is not locked out by otto's mistakes
+    assert attempt(app, "nora", pw["nora"]).status_code == 303
+    # from elsewhere the limited name is still limited
     assert attempt(app, "otto", pw["otto"], ("10.0.0.9", 1)).status_code == 429
 
     # a name guessed from five addresses is limited everywhere
@@ -533,8 +533,9 @@ def test_failed_sign_ins_are_limited_per_name_and_per_address(app: FastAPI, worl
         assert attempt(app, "rita", f"guess-{i}", (f"10.0.1.{i}", 1)).status_code == 401
     assert attempt(app, "rita", pw["rita"], ("10.0.1.99", 1)).status_code == 429
     assert attempt(app, "bob", pw["bob"], ("10.0.1.99", 1)).status_code == 303
-    # an address trying five different names is limited for every name
-    for i in range(5):
+    # an address trying many names is limited for every name, at its own, higher limit
+    limit = app.state.throttle.address_limit
+    for i in range(limit):
         assert attempt(app, f"ghost{i}", "guess", ("10.0.2.1", 1)).status_code == 401
     assert attempt(app, "bob", pw["bob"], ("10.0.2.1", 1)).status_code == 429
     assert attempt(app, "bob", pw["bob"], ("10.0.2.2", 1)).status_code == 303
@@ -1394,7 +1395,7 @@ def test_a_passage_coded_blind_hides_the_models_suggestion_until_it_is_coded(
     # every passage is taken for these two: a second sample draws none of them again
     r = lead.post("/lead/samples", data={"csrf_token": token, "run": world.run_a, "size": "1",
                                          "reviewer": ["rita", "bob"]}, follow_redirects=True)
-    assert "no passages left that these reviewers do not code already" in message(r.text, "error")
+    assert "no passages left that these reviewers have not coded or reviewed already" in message(r.text, "error")
     assert len(assignment_rows(store)) == len(rows)
 
     # once rita has coded it, the suggestion is hers to see
@@ -1457,3 +1458,69 @@ def test_right_passwords_sent_at_once_from_one_address_all_sign_in(
     codes = at_once(len(names), lambda i: clients[i].post("/login", data={
         "csrf_token": tokens[i], "name": names[i], "password": world.passwords[names[i]]}).status_code)
     assert codes == [303] * len(names)
+
+
+def test_decisions_and_samples_of_runs_a_reviewer_may_not_see_stay_out_of_reach(tmp_path: Path) -> None:
+    """Two coder configurations over the same transcript share its passages: what reviewers decide
+    on one project's suggestions does not show on the other project's pages."""
+    from review_server import QueueingCoder
+
+    codebook = tmp_path / "small.yaml"
+    codebook.write_text(SMALL_CODEBOOK, encoding="utf-8")
+    db = tmp_path / "two.db"
+    transcripts = {"shared.txt": "Ms. Chen: The grant paid for our release time.\nMr. Ortiz: I trust her.\n"}
+    first = make_review_db(tmp_path / "a", transcripts, codebook, db)
+    try:
+        QueueingCoder.confidence = 0.31  # another configuration: another coder key, another project
+        second = make_review_db(tmp_path / "b", transcripts, codebook, db)
+    finally:
+        QueueingCoder.confidence = 0.3
+    store = Store(str(db))
+    passwords = make_reviewers(db, {"ana": "reviewer"}, first)
+    passwords.update({"lee": add_reviewer(store, "lee", "lead")})
+    with store.session() as s:
+        mine, theirs = (s.scalar(select(SuggestionRecord.id).where(SuggestionRecord.run_id == run))
+                        for run in (first, second))
+    app = create_app(store=store, secret_key=SECRET)
+    lead = sign_in(app, "lee", passwords["lee"])
+    assert post_decision(lead, theirs, "reject", reason="SECRET-REASON", note="SECRET-NOTE").status_code == 303
+    ana = sign_in(app, "ana", passwords["ana"])
+    page = ana.get(f"/items/{mine}").text
+    assert "SECRET" not in page
+    assert ana.get(f"/items/{theirs}").status_code == 404
+    assert "SECRET-REASON" in lead.get(f"/items/{theirs}").text  # where it belongs
+
+    # nor can a lead hand ana passages of the other run to code blind
+    r = lead.post("/lead/samples", data={"csrf_token": csrf_of(lead.get("/lead").text), "run": second,
+                                         "size": "1", "reviewer": ["ana", "lee"]}, follow_redirects=True)
+    assert "ana may not see this run" in message(r.text, "error")
+
+
+def test_skipping_moves_on_instead_of_bouncing_between_two_items(app: FastAPI, world: World) -> None:
+    c = sign_in(app, "rita", world.passwords["rita"])
+    waiting = queue_ids(c)
+    assert len(waiting) >= 3
+    seen = []
+    location = c.get("/next").headers["location"]
+    for _ in range(len(waiting)):
+        current = location.split("/")[2].split("?")[0]
+        seen.append(current)
+        location = c.get(f"/next?after={current}&skip=1").headers["location"]
+    assert sorted(seen) == sorted(waiting)  # every waiting item once before any comes round again
+
+
+def test_adding_a_reviewer_with_a_mistyped_run_creates_no_account(db: Path) -> None:
+    result = qcode("reviewer", "add", "zoe", "--run", "no-such-run", "--db", db)
+    assert result.exit_code == 2 and "no run 'no-such-run'" in result.output
+    assert qcode("reviewer", "add", "zoe", "--run", "latest", "--db", db).exit_code == 0
+
+
+def test_the_decisions_log_goes_to_standard_output_and_runs_no_formula(app: FastAPI, db: Path, world: World) -> None:
+    c = sign_in(app, "rita", world.passwords["rita"])
+    target = queue_ids(c)[0]
+    assert post_decision(c, target, "reject", reason="=HYPERLINK(\"http://x\")", note="+1").status_code == 303
+    result = qcode("export", "--format", "decisions", "--db", db)
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["reviewer"], r["verdict"], r["reason"], r["note"]) for r in rows] == [
+        ("rita", "reject", "'=HYPERLINK(\"http://x\")", "'+1")]

@@ -38,6 +38,7 @@ from pipeline.store import RunChunkRecord, RunRecord, Store, SuggestionRecord
 
 HERE = Path(__file__).parent
 LEASE_SECONDS = 600
+SKIPPED_KEPT = 50  # items a reviewer skipped, remembered in the (at most 4 KB) session cookie
 SESSION_HOURS = 12
 BUSY = -1.0  # LoginThrottle.attempt: only attempts still being checked stand in the way
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -45,13 +46,18 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 class LoginThrottle:
-    """At most `limit` failed logins per name and per client address in `window` seconds."""
+    """At most `limit` failed logins per name, and `address_limit` per client address, in `window`
+    seconds. The address allows more: colleagues behind one office address or proxy must not be
+    locked out by one person mistyping, while guessing many names from one place is still stopped."""
 
-    def __init__(self, limit: int = 5, window: float = 300.0):
-        self.limit, self.window = limit, window
+    def __init__(self, limit: int = 5, window: float = 300.0, address_limit: int = 50):
+        self.limit, self.window, self.address_limit = limit, window, address_limit
         self.failures: dict[str, deque[float]] = {}
         self.checking: Counter[str] = Counter()  # attempts per key counted in failures but not checked yet
         self.lock = threading.Lock()
+
+    def limit_of(self, key: str) -> int:
+        return self.address_limit if key.startswith("addr:") else self.limit
 
     def _recent(self, key: str, at: float) -> deque[float]:
         times = self.failures.setdefault(key, deque())
@@ -64,7 +70,7 @@ class LoginThrottle:
         at = time.monotonic()
         with self.lock:
             waits = [times[0] + self.window - at for key in keys
-                     if len(times := self._recent(key, at)) >= self.limit]
+                     if len(times := self._recent(key, at)) >= self.limit_of(key)]
         return max(waits, default=0.0)
 
     def attempt(self, keys: list[str]) -> tuple[float, float]:
@@ -77,10 +83,10 @@ class LoginThrottle:
         with self.lock:
             recent = [self._recent(key, at) for key in keys]
             waits = [times[0] + self.window - at for key, times in zip(keys, recent)
-                     if len(times) - self.checking[key] >= self.limit]
+                     if len(times) - self.checking[key] >= self.limit_of(key)]
             if waits:
                 return max(waits), at
-            if any(len(times) >= self.limit for times in recent):
+            if any(len(times) >= self.limit_of(key) for key, times in zip(keys, recent)):
                 return BUSY, at
             for key, times in zip(keys, recent):
                 times.append(at)
@@ -204,7 +210,7 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
     def current(request: Request) -> Reviewer:
         session_id = request.session.get("sid")
         reviewer = session_reviewer(store, session_id, SESSION_HOURS) if isinstance(session_id, str) else None
-        if reviewer is None or request.session.get("cred") != reviewer.credential:
+        if reviewer is None:
             request.session.pop("sid", None)
             raise NotSignedIn()
         return reviewer
@@ -289,7 +295,7 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
                         error="Unknown name or wrong password.", name=name)
         request.session.clear()
         session_id = await run_in_threadpool(start_session, store, reviewer)
-        request.session.update({"sid": session_id, "cred": reviewer.credential, "csrf": secrets.token_urlsafe(32)})
+        request.session.update({"sid": session_id, "csrf": secrets.token_urlsafe(32)})
         return RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
 
     @app.post("/logout")
@@ -322,12 +328,25 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
     def next_page(request: Request) -> Response:
         reviewer = current(request)
         flt = parse_filter(request.query_params, reviewer)
-        ids, skip = run_ids(reviewer), leases.held_by_others(reviewer.id)
-        while True:  # the first item nobody holds, leased before the answer leaves
-            found = queue.next_item(store, ids, flt, skip=skip, after=request.query_params.get("after"))
-            if found is None or leases.claim(found, reviewer.id):
+        ids = run_ids(reviewer)
+        # items skipped with 'j' stay behind until nothing else is left (then they come round again)
+        skipped = [i for i in request.session.get("skipped", []) if isinstance(i, str)]
+        after = request.query_params.get("after")
+        if after and request.query_params.get("skip") and after not in skipped:
+            skipped = (skipped + [after])[-SKIPPED_KEPT:]
+        request.session["skipped"] = skipped
+        found = None
+        for passed_over in (set(skipped), set()):
+            skip = leases.held_by_others(reviewer.id) | passed_over
+            while True:  # the first item nobody holds, leased before the answer leaves
+                found = queue.next_item(store, ids, flt, skip=skip, after=after)
+                if found is None or leases.claim(found, reviewer.id):
+                    break
+                skip = leases.held_by_others(reviewer.id) | passed_over | {found}  # and what was taken meanwhile
+            if found is not None:
                 break
-            skip = leases.held_by_others(reviewer.id) | {found}  # and whatever else was taken meanwhile
+        if found is None:
+            request.session["skipped"] = []
         query = urlencode(flt.query_string())
         if found is None:
             flash(request, "Nothing left to review with these filters.")

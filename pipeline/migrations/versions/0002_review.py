@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-24 00:38:56.691112
+Create Date: 2026-11-24 01:29:53.602284
 """
 from alembic import op
 import sqlalchemy as sa
@@ -63,6 +63,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('decisions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('rejection_id', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('codebook_version', sa.String(length=16), nullable=True))
         batch_op.create_index('ix_decisions_chunk', ['chunk_id'], unique=False)
         batch_op.create_index('ix_decisions_suggestion', ['suggestion_id'], unique=False)
         batch_op.create_foreign_key('fk_decisions_rejection', 'rejections', ['rejection_id'], ['id'])
@@ -88,6 +89,7 @@ def downgrade() -> None:
         batch_op.drop_constraint('fk_decisions_rejection', type_='foreignkey')
         batch_op.drop_index('ix_decisions_suggestion')
         batch_op.drop_index('ix_decisions_chunk')
+        batch_op.drop_column('codebook_version')
         batch_op.drop_column('rejection_id')
 
     op.drop_table('reviewer_runs')
