@@ -18,8 +18,8 @@ from sqlalchemy import and_, or_, select, update
 from pipeline.codebook import Codebook
 from pipeline.reviewer import Reviewer
 from pipeline.store import (
-    ChunkRecord, CodebookRecord, DecisionRecord, Store, StoreError, SuggestionRecord, TranscriptRecord, TurnRecord,
-    now,
+    ChunkRecord, CodebookRecord, DecisionRecord, RejectionRecord, Store, StoreError, SuggestionRecord,
+    TranscriptRecord, TurnRecord, now,
 )
 
 Verdict = Literal["accept", "reject", "change", "add"]
@@ -289,7 +289,8 @@ def decision_log(store: Store) -> list[dict[str, Any]]:
             quote = text[d.quote_start:d.quote_end] if d.quote_start is not None and d.quote_end is not None else ""
             out.append({
                 "decision_id": d.id, "decided_at": _iso(d.decided_at), "reviewer": d.reviewer, "verdict": d.verdict,
-                "suggestion_id": d.suggestion_id or "", "chunk_id": d.chunk_id, "transcript_id": transcript_id,
+                "suggestion_id": d.suggestion_id or "", "rejection_id": d.rejection_id or "",
+                "chunk_id": d.chunk_id, "transcript_id": transcript_id,
                 "source_name": source_name,
                 "suggested_code": sug.code if sug else "", "suggested_quote": sug.quote if sug else "",
                 "suggested_quote_start": sug.quote_start if sug else "",
@@ -307,3 +308,69 @@ def decision_log(store: Store) -> list[dict[str, Any]]:
 
 def _iso(value: datetime) -> str:
     return value.isoformat() + "Z"
+
+
+def rejection_view(store: Store, rejection_id: int) -> dict[str, Any]:
+    """What the page of a rejected proposal shows: the passage, what the model said and why it failed."""
+    with store.session() as s:
+        rejection = s.get(RejectionRecord, rejection_id)
+        if rejection is None:
+            raise DecisionError(f"no rejected proposal {rejection_id}")
+        item = {"id": rejection.id, "code": rejection.code, "quote": rejection.quote, "reason": rejection.reason,
+                "status": rejection.status, "version": rejection.version, "chunk_id": rejection.chunk_id,
+                "coder": rejection.coder, "model": rejection.model, "codebook_version": rejection.codebook_version,
+                "run_id": rejection.run_id}
+        settled = s.scalar(select(DecisionRecord).where(DecisionRecord.rejection_id == rejection_id))
+    view = passage(store, item["chunk_id"])
+    view["segments"] = segments(view["text"], view["start"], [])
+    return {"rejection": item, "passage": view, "codebook": codebook_of(store, item["codebook_version"]),
+            "settled": _decision_dict(settled) if settled is not None else None}
+
+
+def settle_rejection(store: Store, reviewer: Reviewer, rejection_id: int, version: int,
+                     request: DecisionRequest) -> int:
+    """A person's answer to a proposal that failed validation: dismiss it (with a reason), or add the
+    code it should have been, with a quote from the passage. The first answer stands (Conflict)."""
+    if request.verdict not in ("reject", "add"):
+        raise DecisionError("a rejected proposal is dismissed or replaced by an added code")
+    try:
+        return _settle_rejection(store, reviewer, rejection_id, version, request)
+    except _Lost:
+        with store.session() as s:
+            first = s.scalar(select(DecisionRecord).where(DecisionRecord.rejection_id == rejection_id))
+        who = f"{first.reviewer} already settled this proposal ({first.verdict})" if first else "This proposal changed"
+        raise Conflict(f"{who}. Their answer stands; yours was not recorded.") from None
+
+
+def _settle_rejection(store: Store, reviewer: Reviewer, rejection_id: int, version: int,
+                      request: DecisionRequest) -> int:
+    with store.session() as s:
+        rejection = s.get(RejectionRecord, rejection_id)
+        if rejection is None:
+            raise DecisionError(f"no rejected proposal {rejection_id}")
+        chunk = s.get(ChunkRecord, rejection.chunk_id)
+        text = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == chunk.transcript_id))
+        if request.verdict == "add":
+            _check_code(_codebook_in(s, rejection.codebook_version), request.code)
+            _check_quote(chunk, text, request.quote_start, request.quote_end)
+        changed = s.execute(
+            update(RejectionRecord)
+            .where(RejectionRecord.id == rejection_id, RejectionRecord.version == version,
+                   RejectionRecord.status == "open")
+            .values(status="resolved", version=version + 1)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if changed != 1:
+            raise _Lost()
+        record = DecisionRecord(
+            suggestion_id=None, rejection_id=rejection_id, chunk_id=rejection.chunk_id,
+            codebook_version=rejection.codebook_version, reviewer=reviewer.name,
+            verdict="add" if request.verdict == "add" else "dismiss",
+            final_code=request.code if request.verdict == "add" else None,
+            quote_start=request.quote_start if request.verdict == "add" else None,
+            quote_end=request.quote_end if request.verdict == "add" else None,
+            reason=request.reason, note=request.note, decided_at=now(),
+        )
+        s.add(record)
+        s.flush()
+        return record.id

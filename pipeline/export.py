@@ -197,8 +197,8 @@ def _inert(value: Any) -> Any:
 
 
 DECISION_COLUMNS = [
-    "decision_id", "decided_at", "reviewer", "verdict", "suggestion_id", "chunk_id", "transcript_id", "source_name",
-    "suggested_code", "suggested_quote", "suggested_quote_start", "suggested_quote_end", "confidence", "routing",
+    "decision_id", "decided_at", "reviewer", "verdict", "suggestion_id", "rejection_id", "chunk_id", "transcript_id",
+    "source_name", "suggested_code", "suggested_quote", "suggested_quote_start", "suggested_quote_end", "confidence", "routing",
     "final_code", "quote_start", "quote_end", "quote", "reason", "note", "coder", "model", "prompt_version",
     "codebook_version",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 
 from pipeline.store import (
-    AssignmentRecord, RejectionRecord, RunChunkRecord, RunRecord, Store, SuggestionRecord, TranscriptRecord,
+    AssignmentRecord, ChunkRecord, RejectionRecord, RunChunkRecord, RunRecord, Store, SuggestionRecord, TranscriptRecord,
 )
 from pipeline.suggestion import QUEUED
 
@@ -192,3 +192,29 @@ def queued_suggestions(store: Store, limit: int = 50) -> tuple[list[dict[str, An
             for sug, name, metadata in rows
         ]
     return items, total or 0, rejections or 0
+
+
+def rejection_in_runs(run_ids: Sequence[str]) -> Any:
+    """The condition that a rejected proposal belongs to one of these runs (as `in_runs`)."""
+    return exists(
+        select(RunChunkRecord.chunk_id)
+        .join(RunRecord, RunRecord.id == RunChunkRecord.run_id)
+        .where(RunChunkRecord.chunk_id == RejectionRecord.chunk_id,
+               RunRecord.coder_key == RejectionRecord.coder_key,
+               RunChunkRecord.run_id.in_(list(run_ids)))
+    )
+
+
+def open_rejections(store: Store, run_ids: Sequence[str], limit: int = 200) -> tuple[list[dict[str, Any]], int]:
+    """Proposals that failed validation and wait for a person, oldest first; and how many there are."""
+    waiting = (RejectionRecord.status == "open", rejection_in_runs(run_ids))
+    with store.session() as s:
+        total = s.scalar(select(func.count()).select_from(RejectionRecord).where(*waiting)) or 0
+        rows = s.execute(
+            select(RejectionRecord, TranscriptRecord.source_name)
+            .join(ChunkRecord, ChunkRecord.id == RejectionRecord.chunk_id)
+            .join(TranscriptRecord, TranscriptRecord.id == ChunkRecord.transcript_id)
+            .where(*waiting).order_by(RejectionRecord.id).limit(limit)
+        ).all()
+    return [{"id": r.id, "code": r.code, "quote": r.quote, "reason": r.reason, "source_name": name}
+            for r, name in rows], total

@@ -394,7 +394,7 @@ def test_every_page_but_the_login_sends_an_anonymous_visitor_to_sign_in(app: Fas
     item = world.item("harbor_teacher.txt")
     c = TestClient(app, follow_redirects=False)
     for path in ["/queue", "/queue?status=all&code=funding", "/next", "/next?status=review", f"/items/{item.id}",
-                 "/items/0000000000000000", "/blind", "/blind/1", "/lead"]:
+                 "/items/0000000000000000", "/blind", "/blind/1", "/lead", "/rejections", "/rejections/1"]:
         r = c.get(path)
         assert r.status_code == 303, path
         location = urlsplit(r.headers["location"])
@@ -584,6 +584,7 @@ def test_every_post_needs_the_sessions_csrf_token(app: FastAPI, store: Store, wo
         f"/chunks/{item.chunk_id}/add": {"code": "trust", "codebook_version": item.codebook_version, "back": item.id},
         f"/blind/{assignment}": {"code": "funding"},
         "/lead/samples": {"run": world.run_a, "size": "2", "reviewer": ["rita", "bob"], "seed": "1"},
+        "/rejections/1/settle": {"version": "1", "verdict": "reject", "reason": "none"},
         "/logout": {},
     }
     bobs_token = token_of(other)
@@ -1524,3 +1525,74 @@ def test_the_decisions_log_goes_to_standard_output_and_runs_no_formula(app: Fast
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["reviewer"], r["verdict"], r["reason"], r["note"]) for r in rows] == [
         ("rita", "reject", "'=HYPERLINK(\"http://x\")", "'+1")]
+
+
+class InventingCoder:
+    """Proposes a code the codebook lacks, with a quote that is not in the passage: both rejected."""
+
+    name = "inventing"
+    model = "inventing-1"
+    parameters: dict[str, Any] = {}
+
+    def prompt_version(self, codebook: Any) -> str:
+        return "inventing-v1"
+
+    def code(self, chunks: Any, codebook: Any) -> list[Any]:
+        from pipeline.suggestion import ChunkCoding, Proposal
+
+        return [ChunkCoding(chunk_id=c.id, proposals=[
+            Proposal(code="made-up", justification="<b>j</b>", quote="words nobody said", confidence=0.9)])
+            for c in chunks]
+
+
+def test_a_person_settles_each_rejected_proposal_once(tmp_path: Path) -> None:
+    from pipeline.coders import register_coder
+    from pipeline.store import RejectionRecord
+
+    register_coder("inventing", InventingCoder)
+    codebook = tmp_path / "small.yaml"
+    codebook.write_text(SMALL_CODEBOOK, encoding="utf-8")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("Ms. Chen: The grant paid for our <i>release</i> time.\n", encoding="utf-8")
+    db = tmp_path / "r.db"
+    result = qcode("run", tmp_path / "in", "--codebook", codebook, "--db", db, "--coder", "inventing", "--json")
+    assert result.exit_code == 0, result.output
+    run_id = json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
+    store = Store(str(db))
+    passwords = make_reviewers(db, {"ana": "reviewer", "ben": "reviewer"}, run_id)
+    passwords["zed"] = add_reviewer(store, "zed", "reviewer")  # granted nothing
+    with store.session() as s:
+        rejection = s.scalar(select(RejectionRecord))
+        text = s.scalar(select(TranscriptRecord.text))
+    app = create_app(store=store, secret_key=SECRET)
+    ana, ben, zed = (sign_in(app, n, passwords[n]) for n in ("ana", "ben", "zed"))
+
+    listing = ana.get("/rejections").text
+    assert 'id="rejections-total">1<' in listing and "made-up" in listing
+    assert 'id="rejections-total">0<' in zed.get("/rejections").text
+    assert zed.get(f"/rejections/{rejection.id}").status_code == 404
+    page = ana.get(f"/rejections/{rejection.id}").text
+    assert "&lt;i&gt;release&lt;/i&gt;" in page and "<i>release" not in page
+    token = csrf_of(page)
+    ben_token = csrf_of(ben.get(f"/rejections/{rejection.id}").text)
+
+    # an unknown code is refused and nothing is settled
+    r = ana.post(f"/rejections/{rejection.id}/settle", data={"csrf_token": token, "version": "1", "verdict": "add",
+                                                             "code": "made-up"}, follow_redirects=True)
+    assert "not an applicable code" in message(r.text, "error")
+    # ana adds the right code with a quote; ben, answering the same version, is told she was first
+    start = text.index("grant paid")
+    r = ana.post(f"/rejections/{rejection.id}/settle", data={
+        "csrf_token": token, "version": "1", "verdict": "add", "code": "funding",
+        "quote_start": str(start), "quote_end": str(start + len("grant paid"))})
+    assert r.status_code == 303 and r.headers["location"] == "/rejections"
+    r = ben.post(f"/rejections/{rejection.id}/settle", data={
+        "csrf_token": ben_token, "version": "1", "verdict": "reject", "reason": "nothing here"}, follow_redirects=True)
+    assert "ana already settled this proposal (add)" in message(r.text, "conflict")
+    with store.session() as s:
+        settled = s.get(RejectionRecord, rejection.id)
+        rows = list(s.scalars(select(DecisionRecord).where(DecisionRecord.rejection_id == rejection.id)))
+    assert settled.status == "resolved" and settled.code == "made-up"  # the proposal itself is kept as it was
+    assert [(d.reviewer, d.verdict, d.final_code, text[d.quote_start:d.quote_end]) for d in rows] == [
+        ("ana", "add", "funding", "grant paid")]
+    assert 'id="rejections-total">0<' in ana.get("/rejections").text

@@ -425,6 +425,52 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
             flash(request, f"Added '{wish.code}' to this passage.")
         return RedirectResponse(target, status_code=303)
 
+    # --- rejected proposals --------------------------------------------------------------
+
+    def visible_rejection(reviewer: Reviewer, rejection_id: int) -> bool:
+        from pipeline.store import RejectionRecord
+
+        with store.session() as s:
+            return bool(s.scalar(select(exists().where(
+                RejectionRecord.id == rejection_id, queue.rejection_in_runs(run_ids(reviewer))))))
+
+    @app.get("/rejections", response_class=HTMLResponse)
+    def rejections_page(request: Request) -> HTMLResponse:
+        reviewer = current(request)
+        items, total = queue.open_rejections(store, run_ids(reviewer))
+        return page(request, "rejections.html", reviewer=reviewer, items=items, total=total)
+
+    @app.get("/rejections/{rejection_id}", response_class=HTMLResponse)
+    def rejection_page(request: Request, rejection_id: int) -> HTMLResponse:
+        reviewer = current(request)
+        if not visible_rejection(reviewer, rejection_id):
+            raise HTTPException(404, "No such rejected proposal in the runs you can see.")
+        return page(request, "rejection.html", reviewer=reviewer, **decision.rejection_view(store, rejection_id))
+
+    @app.post("/rejections/{rejection_id}/settle")
+    async def settle(request: Request, rejection_id: int) -> Response:
+        form = await form_checked(request)
+        reviewer = await run_in_threadpool(current, request)
+        if not await run_in_threadpool(visible_rejection, reviewer, rejection_id):
+            raise HTTPException(404, "No such rejected proposal in the runs you can see.")
+        try:
+            version = int(form.get("version", ""))
+            wish = decision.DecisionRequest(
+                verdict=form.get("verdict"), code=form.get("code") or None,
+                quote_start=_int_or_none(form.get("quote_start")), quote_end=_int_or_none(form.get("quote_end")),
+                reason=form.get("reason"), note=form.get("note"))
+            await run_in_threadpool(decision.settle_rejection, store, reviewer, rejection_id, version, wish)
+        except (ValueError, ValidationError) as exc:
+            flash(request, _first_error(exc), "error")
+        except decision.Conflict as exc:
+            flash(request, str(exc), "conflict")
+        except decision.DecisionError as exc:
+            flash(request, str(exc), "error")
+        else:
+            flash(request, "Recorded: " + ("dismissed." if wish.verdict == "reject" else f"added '{wish.code}'."))
+            return RedirectResponse("/rejections", status_code=303)
+        return RedirectResponse(f"/rejections/{rejection_id}", status_code=303)
+
     # --- blind double coding ---------------------------------------------------------
 
     @app.get("/blind", response_class=HTMLResponse)
