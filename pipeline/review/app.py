@@ -227,6 +227,14 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         # a new list, not an append: the session saves only what is assigned to it
         request.session["flash"] = [*request.session.get("flash", []), {"kind": kind, "text": message}]
 
+    def flash_failure(request: Request, exc: Exception) -> None:
+        if isinstance(exc, decision.Conflict):
+            flash(request, str(exc), "conflict")
+        elif isinstance(exc, decision.DecisionError):
+            flash(request, str(exc), "error")
+        else:
+            flash(request, _first_error(exc), "error")
+
     def parse_filter(params: Any, reviewer: Reviewer) -> queue.QueueFilter:
         def number(name: str) -> float | None:
             try:
@@ -378,11 +386,7 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         flt = parse_filter(_query_from(form.get("query", "")), reviewer)
         try:
             version = int(form.get("version", ""))
-            wish = decision.DecisionRequest(
-                verdict=form.get("verdict"), code=form.get("code") or None,
-                quote_start=_int_or_none(form.get("quote_start")), quote_end=_int_or_none(form.get("quote_end")),
-                reason=form.get("reason"), note=form.get("note"),
-            )
+            wish = _wish(form)
         except (ValueError, ValidationError) as exc:
             message = _first_error(exc)
             return await run_in_threadpool(item_response, request, reviewer, suggestion_id, flt, 422, message)
@@ -408,19 +412,13 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         flt = parse_filter(_query_from(form.get("query", "")), reviewer)
         target = f"/items/{back}?{urlencode(flt.query_string())}" if back.isalnum() else "/queue"
         try:
-            wish = decision.DecisionRequest(
-                verdict="add", code=form.get("code") or None, quote_start=_int_or_none(form.get("quote_start")),
-                quote_end=_int_or_none(form.get("quote_end")), reason=form.get("reason"), note=form.get("note"))
+            wish = _wish(form, verdict="add")
             version = str(form.get("codebook_version", ""))
             if version not in await run_in_threadpool(chunk_codebooks, reviewer, chunk_id):
                 raise decision.DecisionError(f"no codebook version '{version}' in the database for this passage")
             await run_in_threadpool(decision.add_code, store, reviewer, chunk_id, version, wish)
-        except (ValueError, ValidationError) as exc:
-            flash(request, _first_error(exc), "error")
-        except decision.Conflict as exc:
-            flash(request, str(exc), "conflict")
-        except decision.DecisionError as exc:
-            flash(request, str(exc), "error")
+        except (ValueError, ValidationError, decision.DecisionError, decision.Conflict) as exc:
+            flash_failure(request, exc)
         else:
             flash(request, f"Added '{wish.code}' to this passage.")
         return RedirectResponse(target, status_code=303)
@@ -455,17 +453,10 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
             raise HTTPException(404, "No such rejected proposal in the runs you can see.")
         try:
             version = int(form.get("version", ""))
-            wish = decision.DecisionRequest(
-                verdict=form.get("verdict"), code=form.get("code") or None,
-                quote_start=_int_or_none(form.get("quote_start")), quote_end=_int_or_none(form.get("quote_end")),
-                reason=form.get("reason"), note=form.get("note"))
+            wish = _wish(form)
             await run_in_threadpool(decision.settle_rejection, store, reviewer, rejection_id, version, wish)
-        except (ValueError, ValidationError) as exc:
-            flash(request, _first_error(exc), "error")
-        except decision.Conflict as exc:
-            flash(request, str(exc), "conflict")
-        except decision.DecisionError as exc:
-            flash(request, str(exc), "error")
+        except (ValueError, ValidationError, decision.DecisionError, decision.Conflict) as exc:
+            flash_failure(request, exc)
         else:
             flash(request, "Recorded: " + ("dismissed." if wish.verdict == "reject" else f"added '{wish.code}'."))
             return RedirectResponse("/rejections", status_code=303)
@@ -556,6 +547,14 @@ def _query_from(value: Any) -> dict[str, str]:
     from urllib.parse import parse_qsl
 
     return dict(parse_qsl(str(value or "")))
+
+
+def _wish(form: Any, verdict: str | None = None) -> decision.DecisionRequest:
+    """A decision as a form asks for it (ValueError or ValidationError when it cannot be one)."""
+    return decision.DecisionRequest(
+        verdict=verdict or form.get("verdict"), code=form.get("code") or None,
+        quote_start=_int_or_none(form.get("quote_start")), quote_end=_int_or_none(form.get("quote_end")),
+        reason=form.get("reason"), note=form.get("note"))
 
 
 def _int_or_none(value: Any) -> int | None:
