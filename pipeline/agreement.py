@@ -467,6 +467,8 @@ def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook 
                                                             return_counts=True)
     pattern_of = pattern_of.ravel()
     present, applied = present[:, representative], applied[:, representative]
+    per_code = None if consensus is None else (consensus["code_present"][representative],
+                                               consensus["code_applied"][representative])
     if single:
         values = values[:, representative]
     else:
@@ -492,7 +494,8 @@ def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook 
     if consensus is not None:
         pairs += [(coders.index(m), len(coders), "model-consensus") for m in models]
     for p, (a, b, _) in enumerate(pairs):
-        _plan_pair(plan, p, a, b, present, applied, n_codes, consensus_pair=(b == len(coders)))
+        _plan_pair(plan, p, a, b, present, applied, n_codes, consensus_pair=(b == len(coders)),
+                   per_code=per_code if b == len(coders) else None)
         if single:
             _plan_pair_single(plan, p, a, b, present, values, len(categories), level_of, level_values, level)
         else:
@@ -822,23 +825,33 @@ def distances_between(distances: _SetDistances, a: np.ndarray, b: np.ndarray) ->
 
 
 def _plan_pair(plan: _Plan, p: int, a: int, b: int, present: np.ndarray, applied: np.ndarray, n_codes: int,
-               consensus_pair: bool) -> None:
-    """Two coders, per code: the 2x2 table over the units both coded."""
+               consensus_pair: bool, per_code: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Two coders, per code: the 2x2 table over the units both coded. `per_code` gives coder b
+    (the consensus) as (decided, applied) per unit and code, when a unit can be decided for some
+    codes and not others."""
     sums = plan.sums
-    both = present[a] & present[b]
+    if per_code is None:
+        both = present[a] & present[b]
+        mask = np.broadcast_to(both[:, None], (len(both), n_codes))
+        b_applied = applied[b]
+    else:
+        decided, b_applied = per_code
+        mask = present[a][:, None] & decided
+        both = mask.any(axis=1)
     units = sums.add(both)
-    xa = (applied[a] & both[:, None]).T.astype(np.float64)
-    xb = (applied[b] & both[:, None]).T.astype(np.float64)
+    coded = units if per_code is None else sums.add(mask.T.astype(np.float64))
+    xa = (applied[a] & mask).T.astype(np.float64)
+    xb = (b_applied & mask).T.astype(np.float64)
     n11 = sums.add(xa * xb)
     na = sums.add(xa)
     nb = sums.add(xb)
 
     def po(t):
-        n = units.of(t)
+        n = coded.of(t)
         return _ratio(n - na.of(t) - nb.of(t) + 2.0 * n11.of(t), n)
 
     def kappa(t):
-        n = units.of(t)
+        n = coded.of(t)
         a1, b1 = na.of(t), nb.of(t)
         chance = _ratio(a1 * b1 + (n - a1) * (n - b1), n * n)
         return _chance_corrected(po(t), chance)
@@ -1019,13 +1032,20 @@ def _consensus(codings: Codings, humans: list[int], values: np.ndarray | None, n
         applied[np.flatnonzero(has_code), best[has_code]] = True
         result = {"values": np.where(decided, best, -1), "rule": "the value (a code or none) chosen by more than "
                   "half of the humans who coded the unit (at least two); otherwise the unit has no consensus"}
+        code_present, code_applied = decided[:, None] & np.ones(len(codings.codes), dtype=bool), applied
     else:
         r = codings.applied[humans].sum(axis=0)
-        decided = (m >= 2) & (2 * r != m[:, None]).all(axis=1)
-        applied = (2 * r > m[:, None]) & decided[:, None]
+        # per code, a tie (exactly half) leaves only that code undecided on the unit; over whole code
+        # sets (MASI, identical sets, the confusion table) a tie on any code leaves the unit out
+        code_present = (m >= 2)[:, None] & (2 * r != m[:, None])
+        code_applied = 2 * r > m[:, None]
+        decided = code_present.all(axis=1) & (m >= 2)
+        applied = code_applied & decided[:, None]
         result = {"rule": "the codes applied by more than half of the humans who coded the unit (at least two); "
-                  "a unit where some code was applied by exactly half of them has no consensus"}
-    result.update(present=decided, applied=applied, undecided=int(((m >= 2) & ~decided).sum()))
+                  "a code applied by exactly half of them is undecided there: left out of that code's "
+                  "comparisons, and the unit out of comparisons of whole code sets"}
+    result.update(present=decided, applied=applied, undecided=int(((m >= 2) & ~decided).sum()),
+                  code_present=code_present, code_applied=code_applied)
     return result
 
 

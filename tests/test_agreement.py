@@ -576,3 +576,24 @@ def test_cli_reads_model_and_blind_codes_from_the_store(tmp_path, db_url, monkey
     monkeypatch.setattr(pipeline.blind, "blind_rows", lambda store, sample=None, run_id=None: iter([]))
     done = CliRunner().invoke(app, ["agreement", "--db", db_url, "--run", "r1"])
     assert done.exit_code == 2 and "no blind double codes yet" in done.output
+
+
+def test_a_tie_on_one_code_leaves_only_that_code_undecided():
+    """Two reviewers who agree on code a but split on code b in u1: u1 still counts for a, not for b.
+    By hand: a's consensus is present in u1 and u2 (support 2) and the model has a only in u2
+    (recall 1/2, precision 1, agreement on 3 of 4 units); b's consensus is decided in u2, u3, u4 only
+    (support 1), where the model agrees."""
+    rows = []
+    for unit, codes in {"u1": (["a", "b"], ["a"], ["b"]), "u2": (["a"], ["a"], ["a"]), "u3": ([], [], []),
+                        "u4": (["b"], ["b"], ["b"])}.items():
+        for coder, applied in zip(("reviewer:ana", "reviewer:ben", "offline:m"), codes):
+            rows += [{"unit_id": unit, "coder": coder, "code": c} for c in applied or [""]]
+    report = run(rows)
+    (model,) = report["models"]
+    a, b = model["per_code"]
+    assert (a["code"], a["support"], a["recall"], a["precision"]) == ("a", 2, 0.5, 1.0)
+    assert (b["code"], b["support"], b["recall"], b["precision"]) == ("b", 1, 1.0, 1.0)
+    pair = next(p for p in report["per_code"][0]["pairwise"] if p["kind"] == "model-consensus")
+    assert pair["percent_agreement"] == pytest.approx(0.75)
+    # whole code sets still need every code decided: u1 is left out of those
+    assert report["consensus"]["units"] == 3 and report["consensus"]["undecided_units"] == 1
