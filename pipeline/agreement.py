@@ -1106,12 +1106,15 @@ def codings_from_store(store: Any, run_id: str | None, codebook: Codebook | None
 # ---------------------------------------------------------------- tables for people
 
 
-def _cell(entry: dict[str, Any], name: str) -> str:
+def stat_cell(entry: dict[str, Any] | None, name: str, digits: int = 3) -> str:
+    """A statistic with its interval as a table shows it: 'n/a' when undefined, '' when absent."""
+    if entry is None:
+        return ""
     value = entry.get(name)
     if value is None:
         return "n/a" if f"{name}_undefined" in entry else ""
     ci = entry.get(f"{name}_ci95")
-    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else f"{value:.{digits}f}"
 
 
 def tables(report: dict[str, Any]) -> list[Any]:
@@ -1136,13 +1139,13 @@ def tables(report: dict[str, Any]) -> list[Any]:
         rows += [("Fleiss' kappa", "fleiss_kappa"), ("Gwet's AC1", "gwet_ac1"),
                  ("percent agreement", "percent_agreement")]
         for label, name in rows:
-            overall.add_row(label, *(_cell(s, name) for s in sources))
+            overall.add_row(label, *(stat_cell(s, name) for s in sources))
     else:
-        overall.add_row(rows[0][0], *(_cell(s, "krippendorff_alpha") for s in sources))
+        overall.add_row(rows[0][0], *(stat_cell(s, "krippendorff_alpha") for s in sources))
         for label, name in [("mean per code: Krippendorff's alpha", "krippendorff_alpha"),
                             ("mean per code: Fleiss' kappa", "fleiss_kappa"), ("mean per code: Gwet's AC1", "gwet_ac1"),
                             ("mean per code: percent agreement", "percent_agreement")]:
-            overall.add_row(label, *(_cell(s["mean_per_code"], name) for s in sources))
+            overall.add_row(label, *(stat_cell(s["mean_per_code"], name) for s in sources))
     out.append(overall)
 
     pairwise = Table(title="Pairs of coders", title_justify="left")
@@ -1158,7 +1161,7 @@ def tables(report: dict[str, Any]) -> list[Any]:
         pairwise.add_column(header, overflow="fold")
     for entry in report["pairwise"]:
         pairwise.add_row(escape(" vs ".join(entry["coders"])), entry["kind"], str(entry["units"]),
-                         *(_cell(entry, name) for _, name in columns))
+                         *(stat_cell(entry, name) for _, name in columns))
     out.append(pairwise)
 
     per_code = Table(title="Per code (presence against absence, all coders)", title_justify="left")
@@ -1168,7 +1171,7 @@ def tables(report: dict[str, Any]) -> list[Any]:
     for header in ["code"] + [c[0] for c in columns]:
         per_code.add_column(header, overflow="fold")
     for entry in report["per_code"]:
-        per_code.add_row(escape(entry["code"]), *(_cell(entry, name) for _, name in columns))
+        per_code.add_row(escape(entry["code"]), *(stat_cell(entry, name) for _, name in columns))
     out.append(per_code)
 
     if report["pairwise"]:
@@ -1177,7 +1180,7 @@ def tables(report: dict[str, Any]) -> list[Any]:
         for entry in report["pairwise"]:
             kappas.add_column(escape(" vs ".join(entry["coders"])), overflow="fold")
         for entry in report["per_code"]:
-            kappas.add_row(escape(entry["code"]), *(_cell(cell, "cohen_kappa") for cell in entry["pairwise"]))
+            kappas.add_row(escape(entry["code"]), *(stat_cell(cell, "cohen_kappa") for cell in entry["pairwise"]))
         out.append(kappas)
 
     for model in report.get("models", []):
@@ -1186,8 +1189,8 @@ def tables(report: dict[str, Any]) -> list[Any]:
         for header in ("code", "support", "precision", "recall", "F1", "Cohen's kappa"):
             prf.add_column(header, overflow="fold")
         for row in model["per_code"]:
-            prf.add_row(escape(row["code"]), str(row["support"]), _cell(row, "precision"), _cell(row, "recall"),
-                        _cell(row, "f1"), _cell(row, "cohen_kappa"))
+            prf.add_row(escape(row["code"]), str(row["support"]), stat_cell(row, "precision"), stat_cell(row, "recall"),
+                        stat_cell(row, "f1"), stat_cell(row, "cohen_kappa"))
         out.append(prf)
         confusion = model["confusion"]
         matrix = Table(title=f"Confusion: rows the consensus, columns {escape(model['coder'])}", title_justify="left")

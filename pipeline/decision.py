@@ -180,7 +180,17 @@ def decide(store: Store, reviewer: Reviewer, suggestion_id: str, version: int, r
 
 
 class _Lost(Exception):
-    """The compare-and-set found the suggestion changed; raised inside the transaction to roll it back."""
+    """The compare-and-set found the item changed; raised inside the transaction to roll it back."""
+
+
+def _settle(s: Any, table: Any, row_id: Any, version: int, still_open: Any, **values: Any) -> None:
+    """Compare-and-set: only the reviewer who saw the current version settles an open item, and only once."""
+    changed = s.execute(
+        update(table).where(table.id == row_id, table.version == version, still_open)
+        .values(version=version + 1, **values).execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        raise _Lost()
 
 
 def _decide(store: Store, reviewer: Reviewer, suggestion_id: str, version: int, request: DecisionRequest) -> int:
@@ -198,16 +208,8 @@ def _decide(store: Store, reviewer: Reviewer, suggestion_id: str, version: int, 
         if request.verdict != "reject" and start is None:
             start, end = sug.quote_start, sug.quote_end
         decided_at = now()
-        # compare-and-set: only the reviewer who saw the current version, and only once
-        changed = s.execute(
-            update(SuggestionRecord)
-            .where(SuggestionRecord.id == suggestion_id, SuggestionRecord.version == version,
-                   SuggestionRecord.decided_at.is_(None))
-            .values(decided_at=decided_at, decided_by=reviewer.name, version=version + 1)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if changed != 1:
-            raise _Lost()
+        _settle(s, SuggestionRecord, suggestion_id, version, SuggestionRecord.decided_at.is_(None),
+                decided_at=decided_at, decided_by=reviewer.name)
         record = DecisionRecord(
             suggestion_id=suggestion_id, chunk_id=sug.chunk_id, reviewer=reviewer.name, verdict=request.verdict,
             final_code=final_code, quote_start=start if request.verdict != "reject" else None,
@@ -284,7 +286,8 @@ def decision_log(store: Store) -> list[dict[str, Any]]:
         out = []
         for d, sug, transcript_id, source_name in rows:
             if transcript_id not in texts:
-                texts[transcript_id] = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == transcript_id))
+                texts[transcript_id] = s.scalar(
+                    select(TranscriptRecord.text).where(TranscriptRecord.id == transcript_id))
             text = texts[transcript_id]
             quote = text[d.quote_start:d.quote_end] if d.quote_start is not None and d.quote_end is not None else ""
             out.append({
@@ -353,15 +356,7 @@ def _settle_rejection(store: Store, reviewer: Reviewer, rejection_id: int, versi
         if request.verdict == "add":
             _check_code(_codebook_in(s, rejection.codebook_version), request.code)
             _check_quote(chunk, text, request.quote_start, request.quote_end)
-        changed = s.execute(
-            update(RejectionRecord)
-            .where(RejectionRecord.id == rejection_id, RejectionRecord.version == version,
-                   RejectionRecord.status == "open")
-            .values(status="resolved", version=version + 1)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if changed != 1:
-            raise _Lost()
+        _settle(s, RejectionRecord, rejection_id, version, RejectionRecord.status == "open", status="resolved")
         record = DecisionRecord(
             suggestion_id=None, rejection_id=rejection_id, chunk_id=rejection.chunk_id,
             codebook_version=rejection.codebook_version, reviewer=reviewer.name,

@@ -894,13 +894,9 @@ def check_gates(report: dict[str, Any], gates: list[Gate]) -> bool:
 
 
 def _cell(entry: dict[str, Any] | None, name: str) -> str:
-    if entry is None:
-        return ""
-    value = entry.get(name)
-    if value is None:
-        return "n/a" if f"{name}_undefined" in entry else ""
-    ci = entry.get(f"{name}_ci95")
-    return f"{value:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{value:.2f}"
+    from pipeline.agreement import stat_cell
+
+    return stat_cell(entry, name, digits=2)
 
 
 def tables(report: dict[str, Any]) -> list[Any]:

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 
 from pipeline.store import (
-    AssignmentRecord, ChunkRecord, RejectionRecord, RunChunkRecord, RunRecord, Store, SuggestionRecord, TranscriptRecord,
+    AssignmentRecord, ChunkRecord, RejectionRecord, RunChunkRecord, RunRecord, Store, SuggestionRecord,
+    TranscriptRecord,
 )
 from pipeline.suggestion import QUEUED
 
@@ -44,13 +45,13 @@ class QueueFilter:
         return {k: str(v) for k, v in values.items() if v not in (None, "")}
 
 
-def in_runs(run_ids: Sequence[str]) -> Any:
-    """The condition that a suggestion belongs to one of these runs."""
+def in_runs(run_ids: Sequence[str], record: Any = SuggestionRecord) -> Any:
+    """The condition that a suggestion (or a rejected proposal: `record`) belongs to one of these runs."""
     return exists(
         select(RunChunkRecord.chunk_id)
         .join(RunRecord, RunRecord.id == RunChunkRecord.run_id)
-        .where(RunChunkRecord.chunk_id == SuggestionRecord.chunk_id,
-               RunRecord.coder_key == SuggestionRecord.coder_key,
+        .where(RunChunkRecord.chunk_id == record.chunk_id,
+               RunRecord.coder_key == record.coder_key,
                RunChunkRecord.run_id.in_(list(run_ids)))
     )
 
@@ -194,20 +195,9 @@ def queued_suggestions(store: Store, limit: int = 50) -> tuple[list[dict[str, An
     return items, total or 0, rejections or 0
 
 
-def rejection_in_runs(run_ids: Sequence[str]) -> Any:
-    """The condition that a rejected proposal belongs to one of these runs (as `in_runs`)."""
-    return exists(
-        select(RunChunkRecord.chunk_id)
-        .join(RunRecord, RunRecord.id == RunChunkRecord.run_id)
-        .where(RunChunkRecord.chunk_id == RejectionRecord.chunk_id,
-               RunRecord.coder_key == RejectionRecord.coder_key,
-               RunChunkRecord.run_id.in_(list(run_ids)))
-    )
-
-
 def open_rejections(store: Store, run_ids: Sequence[str], limit: int = 200) -> tuple[list[dict[str, Any]], int]:
     """Proposals that failed validation and wait for a person, oldest first; and how many there are."""
-    waiting = (RejectionRecord.status == "open", rejection_in_runs(run_ids))
+    waiting = (RejectionRecord.status == "open", in_runs(run_ids, RejectionRecord))
     with store.session() as s:
         total = s.scalar(select(func.count()).select_from(RejectionRecord).where(*waiting)) or 0
         rows = s.execute(

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import URL, make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -62,3 +65,48 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+# --- PostgreSQL: QCODE_TEST_POSTGRES names a server (.ci/run starts one); without it these tests skip
+
+POSTGRES_ENV = "QCODE_TEST_POSTGRES"
+
+
+def _connect(url: URL, database: str | None = None):
+    import psycopg  # in the test extra: pip install -e '.[test]'
+
+    return psycopg.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password,
+        dbname=database or url.database or "postgres", autocommit=True, connect_timeout=10,
+    )
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> URL:
+    """The server from QCODE_TEST_POSTGRES; the module skips without it."""
+    value = os.environ.get(POSTGRES_ENV)
+    if not value:
+        pytest.skip(f"{POSTGRES_ENV} is not set: these tests need a PostgreSQL server "
+                    "(.ci/run starts one; by hand: out=$(.ci/postgres-start) && eval \"$out\")")
+    url = make_url(value)
+    assert url.get_backend_name() == "postgresql", \
+        f"{POSTGRES_ENV} must be a postgresql+psycopg:// URL, not {url.drivername}"
+    with _connect(url):  # set but unreachable is a failure, not a skip
+        pass
+    return url
+
+
+@pytest.fixture
+def pg_db(postgres_url: URL) -> Iterator[str]:
+    """A new, empty database for one test, as a URL with the password; dropped afterwards."""
+    name = f"qcode_test_{uuid.uuid4().hex[:12]}"
+    with _connect(postgres_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        if os.environ.get("QCODE_DB") == url:
+            del os.environ["QCODE_DB"]  # `qcode run` keeps a URL's password there, out of run records
+        with _connect(postgres_url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

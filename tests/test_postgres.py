@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -38,47 +36,7 @@ from pipeline.suggestion import Usage
 
 from conftest import EXAMPLES
 
-ENV = "QCODE_TEST_POSTGRES"
 runner = CliRunner()
-
-
-def _connect(url: URL, database: str | None = None):
-    import psycopg  # in the test extra: pip install -e '.[test]'
-
-    return psycopg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password,
-        dbname=database or url.database or "postgres", autocommit=True, connect_timeout=10,
-    )
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> URL:
-    """The server from QCODE_TEST_POSTGRES; the module skips without it."""
-    value = os.environ.get(ENV)
-    if not value:
-        pytest.skip(f"{ENV} is not set: these tests need a PostgreSQL server "
-                    "(.ci/run starts one; by hand: out=$(.ci/postgres-start) && eval \"$out\")")
-    url = make_url(value)
-    assert url.get_backend_name() == "postgresql", f"{ENV} must be a postgresql+psycopg:// URL, not {url.drivername}"
-    with _connect(url):  # set but unreachable is a failure, not a skip
-        pass
-    return url
-
-
-@pytest.fixture
-def pg_db(postgres_url: URL) -> Iterator[str]:
-    """A new, empty database for one test, as a URL with the password; dropped afterwards."""
-    name = f"qcode_test_{uuid.uuid4().hex[:12]}"
-    with _connect(postgres_url) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = postgres_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        if os.environ.get("QCODE_DB") == url:
-            del os.environ["QCODE_DB"]  # `qcode run` keeps a URL's password there, out of run records
-        with _connect(postgres_url) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def qcode(*args: object) -> tuple[int, str, str]:

@@ -16,12 +16,10 @@ import io
 import gc
 import html
 import json
-import os
 import re
 import shutil
 import sqlite3
 import threading
-import uuid
 from base64 import b64decode, b64encode
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +34,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 import pipeline.decision as decision_module
@@ -58,7 +55,6 @@ from conftest import SMALL_CODEBOOK
 from review_server import make_review_db, make_reviewers
 
 SECRET = "test-secret-key-0123456789abcdef"
-PG_ENV = "QCODE_TEST_POSTGRES"
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = "<img src=x onerror=alert(2)>"
 
@@ -548,12 +544,11 @@ def test_failed_sign_ins_are_limited_per_name_and_per_address(app: FastAPI, worl
     assert attempt(app, "otto", pw["otto"]).status_code == 303
 
 
-def test_failed_sign_ins_sent_at_once_are_limited_too(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
-    n = 10
-    gate = threading.Barrier(n)
-    real = review_app.authenticate
+def checked_together(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """Password checks wait for each other in groups of n, so that n sign-ins are checked at once."""
+    real, gate = review_app.authenticate, threading.Barrier(n)
 
-    def together(*args: Any) -> Any:  # every guess that gets this far is in flight before any has failed
+    def together(*args: Any) -> Any:
         try:
             gate.wait(timeout=3)
         except threading.BrokenBarrierError:
@@ -561,6 +556,11 @@ def test_failed_sign_ins_sent_at_once_are_limited_too(app: FastAPI, monkeypatch:
         return real(*args)
 
     monkeypatch.setattr(review_app, "authenticate", together)
+
+
+def test_failed_sign_ins_sent_at_once_are_limited_too(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 10
+    checked_together(monkeypatch, n)  # every guess that gets this far is in flight before any has failed
     clients = [TestClient(app, follow_redirects=False) for _ in range(n)]
     tokens = [csrf_of(c.get("/login").text) for c in clients]
     codes = at_once(n, lambda i: clients[i].post(
@@ -1305,40 +1305,17 @@ def test_the_reviewer_commands(app: FastAPI, db: Path, world: World) -> None:
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
-def _pg_admin(url: Any) -> Any:
-    import psycopg  # in the test extra
-
-    return psycopg.connect(host=url.host, port=url.port, user=url.username, password=url.password,
-                           dbname=url.database or "postgres", autocommit=True, connect_timeout=10)
-
-
 @pytest.fixture
-def pg_world(tmp_path: Path, quick_passwords: None) -> Iterator[tuple[str, str, dict[str, str]]]:
+def pg_world(pg_db: str, tmp_path: Path, quick_passwords: None) -> Iterator[tuple[str, str, dict[str, str]]]:
     """A new PostgreSQL database with run A and the reviewers: (its URL, the run, the passwords)."""
-    value = os.environ.get(PG_ENV)
-    if not value:
-        pytest.skip(f"{PG_ENV} is not set: these tests need a PostgreSQL server "
-                    "(.ci/run starts one; by hand: out=$(.ci/postgres-start) && eval \"$out\")")
-    server = make_url(value)
-    assert server.get_backend_name() == "postgresql", f"{PG_ENV} must be a postgresql+psycopg:// URL"
-    name = f"qcode_review_{uuid.uuid4().hex[:12]}"
-    with _pg_admin(server) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
-        codebook = tmp_path / "small.yaml"
-        codebook.write_text(SMALL_CODEBOOK, encoding="utf-8")
-        run_id = make_review_db(tmp_path / "pg", TRANSCRIPTS_A, codebook, url)  # type: ignore[arg-type]
-        accounts = {"lena": "lead", "rita": "reviewer", "bob": "reviewer", **{r: "reviewer" for r in RACERS}}
-        passwords = make_reviewers(url, accounts, run_id)  # type: ignore[arg-type]
-        gc.collect()
-        yield url, run_id, passwords
-    finally:
-        if os.environ.get("QCODE_DB") == url:
-            del os.environ["QCODE_DB"]  # `qcode run` keeps a URL's password there
-        gc.collect()
-        with _pg_admin(server) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    codebook = tmp_path / "small.yaml"
+    codebook.write_text(SMALL_CODEBOOK, encoding="utf-8")
+    run_id = make_review_db(tmp_path / "pg", TRANSCRIPTS_A, codebook, pg_db)  # type: ignore[arg-type]
+    accounts = {"lena": "lead", "rita": "reviewer", "bob": "reviewer", **{r: "reviewer" for r in RACERS}}
+    passwords = make_reviewers(pg_db, accounts, run_id)  # type: ignore[arg-type]
+    gc.collect()
+    yield pg_db, run_id, passwords
+    gc.collect()  # the stores' connections closed before pg_db drops the database
 
 
 def test_postgres_decisions_conflicts_and_races(pg_world: tuple[str, str, dict[str, str]]) -> None:
@@ -1444,16 +1421,7 @@ def test_reviewers_asking_for_the_next_item_at_once_are_sent_to_different_items(
 def test_right_passwords_sent_at_once_from_one_address_all_sign_in(
         app: FastAPI, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     names = ["lena", "rita", "bob", "otto", "nora"] * 2  # more at once than the throttle's limit of 5
-    real, gate = review_app.authenticate, threading.Barrier(5)
-
-    def together(*args: Any) -> Any:  # five sign-ins are being checked at the same time
-        try:
-            gate.wait(timeout=3)
-        except threading.BrokenBarrierError:
-            pass
-        return real(*args)
-
-    monkeypatch.setattr(review_app, "authenticate", together)
+    checked_together(monkeypatch, 5)  # five sign-ins are being checked at the same time
     clients = [TestClient(app, follow_redirects=False) for _ in names]
     tokens = [csrf_of(c.get("/login").text) for c in clients]
     codes = at_once(len(names), lambda i: clients[i].post("/login", data={

@@ -65,14 +65,6 @@ class LoginThrottle:
             times.popleft()
         return times
 
-    def wait(self, keys: list[str]) -> float:
-        """Seconds until another attempt is allowed (0: allowed now)."""
-        at = time.monotonic()
-        with self.lock:
-            waits = [times[0] + self.window - at for key in keys
-                     if len(times := self._recent(key, at)) >= self.limit_of(key)]
-        return max(waits, default=0.0)
-
     def attempt(self, keys: list[str]) -> tuple[float, float]:
         """Check and count an attempt at once: (seconds to wait: 0 when allowed, BUSY when only
         attempts still being checked are in the way; the attempt's stamp). An allowed attempt
@@ -103,12 +95,6 @@ class LoginThrottle:
                     del self.checking[key]
         if ok:
             self.succeeded(keys, at)
-
-    def failed(self, keys: list[str]) -> None:
-        at = time.monotonic()
-        with self.lock:
-            for key in keys:
-                self._recent(key, at).append(at)
 
     def succeeded(self, keys: list[str], at: float) -> None:
         """The name's failures are forgiven; the other keys lose only this attempt's mark."""
@@ -430,7 +416,7 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
 
         with store.session() as s:
             return bool(s.scalar(select(exists().where(
-                RejectionRecord.id == rejection_id, queue.rejection_in_runs(run_ids(reviewer))))))
+                RejectionRecord.id == rejection_id, queue.in_runs(run_ids(reviewer), RejectionRecord)))))
 
     @app.get("/rejections", response_class=HTMLResponse)
     def rejections_page(request: Request) -> HTMLResponse:
