@@ -1072,9 +1072,9 @@ def _confusion(codings: Codings, model: int, consensus: int, present: np.ndarray
 
 
 def codings_from_store(store: Any, run_id: str | None, codebook: Codebook | None = None) -> Codings:
-    """The model's codes and the reviewers' blind codes, on the passages reviewers coded blind.
+    """The model's codes beside people's: reviewers' blind codes and imported projects' human codes.
 
-    Passages of the run that no reviewer has coded blind yet are left out: they say nothing about agreement,
+    Passages of the run that no person has coded yet are left out: they say nothing about agreement,
     and kept in they would weigh the model's own code shares in Fleiss' kappa and AC1."""
     from pipeline.blind import blind_rows
     from pipeline.export import coding_rows, resolve_run
@@ -1093,13 +1093,16 @@ def codings_from_store(store: Any, run_id: str | None, codebook: Codebook | None
             raise AgreementError(f"reviewers coded samples of {len(sampled_runs)} runs blind "
                                  f"({', '.join(sampled_runs)}): choose one with --run")
         run_id = sampled_runs[0] if sampled_runs else None
-    blind = list(blind_rows(store, run_id=run_id))
+    from pipeline.human_codes import human_rows
+
+    humans = list(blind_rows(store, run_id=run_id)) + list(human_rows(store, run_id))
     where = f"run '{run_id}'" if run_id else "the database"
-    if not blind:
-        raise AgreementError(f"{where} has no blind double codes yet: a lead assigns a sample for double coding in "
-                             "the review app, and reviewers code it blind")
-    sampled = {row["unit_id"] for row in blind}
-    rows = [row for row in coding_rows(store, run_id) if row["unit_id"] in sampled] + blind
+    if not humans:
+        raise AgreementError(f"{where} has no human codes yet: a lead assigns a sample for double coding in "
+                             "the review app and reviewers code it blind, or qcode import brings in a project "
+                             "coded by people in another QDA tool")
+    sampled = {row["unit_id"] for row in humans}
+    rows = [row for row in coding_rows(store, run_id) if row["unit_id"] in sampled] + humans
     return codings_from_rows(rows, where, codebook)
 
 

@@ -9,6 +9,7 @@ carries its exact offsets: chunk.text == transcript.text[chunk.start:chunk.end].
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 from pydantic import BaseModel, Field
@@ -17,6 +18,8 @@ from pipeline.transcript import Transcript, Turn
 
 DEFAULT_SIZE = 1200
 DEFAULT_OVERLAP = 0
+MIN_SHARE = 0.5  # a coded span counts for a chunk holding at least this share of it ...
+MIN_CHARS = 200  # ... or at least this many of its characters
 
 
 class ChunkTurn(BaseModel):
@@ -61,6 +64,14 @@ def for_coder(chunk: Chunk, text: str, metadata: dict[str, str]) -> Chunk:
     chunk.before, chunk.after = context(text, chunk.start, chunk.end)
     chunk.metadata = dict(metadata)
     return chunk
+
+
+def holds(chunk: Any, start: int, end: int) -> bool:
+    """Whether a span a person coded counts for a chunk: the chunk holds at least half of it, or at
+    least MIN_CHARS of its characters. So a code a person gave a long stretch lands on each chunk
+    that carries a real part of it, and a span that only grazes a chunk's edge does not."""
+    held = min(end, chunk.end) - max(start, chunk.start)
+    return held > 0 and (held >= MIN_SHARE * (end - start) or held >= MIN_CHARS)
 
 
 def chunk_id(transcript_id: str, start: int, end: int) -> str:

@@ -342,7 +342,7 @@ def queue_command(
 
 @app.command("export")
 def export_command(
-    fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | codings | decisions | blind")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | codings | decisions | blind | qdpx")],
     out_path: Annotated[Optional[Path], typer.Option("--out", help="File to write (default: standard output).")] = None,
     db: DbOption = None,
     run_id: Annotated[Optional[str], typer.Option("--run", help="Only this run's suggestions.")] = None,
@@ -350,8 +350,9 @@ def export_command(
 ) -> None:
     """Write suggestions (jsonl, csv), codes as unit_id,coder,code (codings, blind) or the decisions log.
 
-    codings: the model's codes and the reviewers' blind double codes; blind: the blind codes alone;
-    decisions: every reviewer decision (the audit log)."""
+    codings: the model's codes, the reviewers' blind double codes and imported human codes; blind: the
+    blind codes alone; decisions: every reviewer decision (the audit log); qdpx: a REFI-QDA project for
+    ATLAS.ti, NVivo, MAXQDA or QualCoder, with the codes that stand after review (needs --out)."""
     from pipeline.export import FORMATS, export
 
     if fmt not in FORMATS:
@@ -360,11 +361,77 @@ def export_command(
         _fail(f"unknown status '{status}' (choose from accepted, review, audit, queued)")
     from pipeline.store import StoreError
 
+    from pipeline.codebook_exchange import ExchangeError
+
+    if fmt == "qdpx" and out_path is None:
+        _fail("a qdpx project is a ZIP file: name it with --out")
     try:
         count = export(_open_store(db), fmt, out_path, run_id, status)
-    except StoreError as exc:
+    except (StoreError, ExchangeError) as exc:
         _fail(str(exc))
     err.print(f"wrote {count} record(s) to {out_path or 'standard output'}", highlight=False)
+
+
+@app.command("import")
+def import_command(
+    path: Annotated[Path, typer.Argument(metavar="PROJECT", help="A REFI-QDA project: PROJECT.qdpx (or a bare project.qde).")],
+    db: DbOption = None,
+    codebook_out: Annotated[Optional[Path], typer.Option("--codebook-out", help="Write the project's codebook here as YAML (default: PROJECT.codebook.yaml in the current folder).")] = None,
+    offsets: Annotated[str, typer.Option("--offsets", help="How the project counts positions: auto (by the software that wrote it), code-points, utf-16 (NVivo) or code-points-lf (CR LF as one, ATLAS.ti).")] = "auto",
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=50, help="Characters per chunk, as for qcode run.")] = 1200,
+    overlap: Annotated[int, typer.Option("--overlap", min=0, help="Characters chunks share, as for qcode run.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Bring in a project coded in another QDA tool: its transcripts, case variables, codebook and its
+    people's codes (the human codes qcode agreement and qcode eval compare the model with)."""
+    from pipeline.codebook_exchange import ExchangeError, dump_yaml
+    from pipeline.project_exchange import import_project, read_project
+    from pipeline.store import Store, StoreError
+
+    if offsets not in ("auto", "code-points", "utf-16", "code-points-lf"):
+        _fail(f"unknown --offsets '{offsets}' (choose from auto, code-points, utf-16, code-points-lf)")
+    target = codebook_out or Path(f"{path.stem}.codebook.yaml")
+    try:
+        # the whole project is read and checked before the store is opened (or created)
+        project = read_project(path, None if offsets == "auto" else offsets)  # type: ignore[arg-type]
+        store = Store(db)
+        summary = import_project(store, project, chunk_size=chunk_size, overlap=overlap)
+    except (ExchangeError, StoreError) as exc:
+        if as_json:
+            print(json.dumps({"error": str(exc)}, ensure_ascii=False))
+        _fail(f"{exc}\nNothing was imported.")
+    except Exception as exc:
+        _fail(f"{_explain(exc)}\nNothing was imported.")
+    written = None
+    if summary.codebook_version:
+        from pipeline.store import CodebookRecord
+        from pipeline.codebook import Codebook
+
+        with store.session() as s:
+            codebook = Codebook.model_validate(s.get(CodebookRecord, summary.codebook_version).content)
+        text = dump_yaml(codebook)
+        if target.exists() and target.read_text(encoding="utf-8") != text and codebook_out is None:
+            summary.warnings.append(f"{target} exists and differs; the codebook was not written there "
+                                    "(name a file with --codebook-out)")
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(target)
+            written = str(target)
+    if as_json:
+        print(json.dumps({**summary.model_dump(), "codebook_file": written}, ensure_ascii=False))
+        return
+    out.print(f"Imported {escape(str(path))}" + (f" ({escape(summary.origin)})" if summary.origin else ""),
+              highlight=False)
+    out.print(f"  {summary.transcripts} transcript(s), {summary.chunks} chunk(s); {summary.codes} code(s) in the "
+              f"codebook" + (f", written to {escape(written)}" if written else ""), highlight=False)
+    merged = f" ({summary.merged} repeated or already imported)" if summary.merged else ""
+    out.print(f"  {summary.human_codes} human code(s) by {len(summary.coders)} coder(s): "
+              f"{escape(', '.join(summary.coders)) or 'none'}{merged}", highlight=False)
+    out.print(f"  positions read as {summary.counting}", highlight=False)
+    for warning in summary.warnings:
+        err.print(f"warning: {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 @app.command("serve")
@@ -525,10 +592,15 @@ def agreement_command(
 
 
 # Commands that live beside what they do; their modules import little until they run.
+from pipeline.codebook_exchange import codebook_export_command, codebook_import_command  # noqa: E402
 from pipeline.evals import eval_command  # noqa: E402
+from pipeline.matrix import matrix_command  # noqa: E402
 from pipeline.report import report_command  # noqa: E402
 
+codebook_app.command("import")(codebook_import_command)
+codebook_app.command("export")(codebook_export_command)
 app.command("eval")(eval_command)
+app.command("matrix")(matrix_command)
 app.command("report")(report_command)
 
 

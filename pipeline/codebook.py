@@ -64,9 +64,16 @@ class Codebook(BaseModel):
 
     @property
     def leaves(self) -> list[Code]:
-        """The codes a coder applies; a code with children is a category."""
+        """The codes a coder applies: those without children (a code with children is a category),
+        unless `attributes.codable` says otherwise. NVivo and qc let people code with a parent code,
+        so a codebook imported from them keeps such a code applicable with `codable: true`."""
         parents = {code.parent for code in self.codes if code.parent}
-        return [code for code in self.codes if code.id not in parents]
+
+        def applicable(code: Code) -> bool:
+            given = code.attributes.get("codable")
+            return given if isinstance(given, bool) else code.id not in parents
+
+        return [code for code in self.codes if applicable(code)]
 
     def applicable_ids(self) -> set[str]:
         return {code.id for code in self.leaves}

@@ -12,8 +12,10 @@ The human codes come in one of two shapes:
 
 - passages (`file,coder,code` with `quote` and/or `start,end`): what a coder highlighted in which
   transcript. A passage counts for every chunk that holds at least half of it, or at least
-  `MIN_CHARS` characters of it, so the same gold set serves any chunk size. A coder who has a row
-  for a file coded all of that file: its chunks without any of their passages are "no code".
+  `MIN_CHARS` characters of it (`pipeline.chunk.holds`), so the same gold set serves any chunk size.
+  A coder who has a row for a file coded all of that file: its chunks without any of their passages
+  are "no code". A REFI-QDA project (`.qdpx`) given as gold codes is read as passages: its users'
+  codings, on the project's own text sources.
 - units (`unit_id,coder,code`): qcode chunk ids, as `qcode export --format blind` writes them. They
   hold for one chunking only; a configuration whose chunks do not include them is refused.
 
@@ -43,8 +45,6 @@ import typer
 from pipeline.options import JsonOption
 
 DEFAULT_DB = ".qcode-eval.db"
-MIN_SHARE = 0.5  # a passage counts for a chunk holding at least this share of it ...
-MIN_CHARS = 200  # ... or at least this many of its characters
 GATE_METRICS = ("krippendorff_alpha", "cohen_kappa", "percent_agreement", "exact_agreement", "cohen_kappa_linear",
                 "cohen_kappa_quadratic")
 SUITE_KEYS = ("name", "description", "gold", "codebook", "db", "bootstrap", "seed", "level", "configurations")
@@ -378,6 +378,15 @@ def _read_gold(suite: Suite) -> Gold:
     leaves = {c.id for c in suite.codebook.leaves}
     gold: Gold | None = None
     for path in suite.codes:
+        if path.suffix.lower() == ".qdpx":
+            if gold is None:
+                gold = Gold(format="passages", coders=[], files=[])
+            elif gold.format != "passages":
+                raise SuiteError(f"{path}: gold code files mix passages (a project) and units (unit_id,...); use one "
+                                 "shape")
+            gold.files.append(str(path))
+            _project_passages(suite, gold, path, leaves)
+            continue
         header, rows = _read_table(path)
         if all(c in header for c in UNIT_COLUMNS):
             shape = "units"
@@ -430,6 +439,32 @@ def _read_gold(suite: Suite) -> Gold:
                 raise SuiteError(f"{row['where']}: coder '{row['coder']}' both applied no code and applied codes to "
                                  f"unit '{row['unit_id']}'; keep one or the other")
     return gold
+
+
+def _project_passages(suite: Suite, gold: Gold, path: Path, leaves: set[str]) -> None:
+    """The codings of a REFI-QDA project's users, on its text sources (which gold.transcripts must hold)."""
+    from pipeline.codebook_exchange import ExchangeError
+    from pipeline.project_exchange import read_project
+
+    try:
+        project = read_project(path)
+    except ExchangeError as exc:
+        raise SuiteError(str(exc)) from None
+    known = {t.id for t in suite.transcript_list}
+    names = {t.id: t.source_name for t in project.transcripts}
+    for code in project.codes:
+        gold.rows += 1
+        where = f"{path}: {code.coder}'s coding of {names[code.transcript_id]} at {code.original_start}"
+        if code.transcript_id not in known:
+            raise SuiteError(f"{where}: the source is not among the gold transcripts; name the project in "
+                             "gold.transcripts too")
+        if code.code not in leaves:
+            raise SuiteError(f"{where}: code '{code.code}' is not an applicable code of the codebook "
+                             f"'{suite.codebook.name}' ({suite.codebook_path.name})")
+        gold.coverage.add((code.coder, code.transcript_id))
+        gold.spans.append(Span(code.coder, code.code, code.transcript_id, code.start, code.end))
+    if not project.codes:
+        raise SuiteError(f"{path}: the project has no codings of text to use as gold codes")
 
 
 def _passage(suite: Suite, gold: Gold, where: str, row: dict[str, str], code: str) -> None:
@@ -577,6 +612,8 @@ def human_rows(suite: Suite, configuration: Configuration) -> list[dict[str, str
     if gold.format == "units":
         rows = {(r["unit_id"], r["coder"], r["code"]) for r in gold.units}
         return [{"unit_id": u, "coder": c, "code": k} for u, c, k in sorted(rows)]
+    from pipeline.chunk import holds
+
     chunks = chunks_of(suite, configuration)
     spans: dict[tuple[str, str], list[Span]] = {}
     for span in gold.spans:
@@ -584,14 +621,9 @@ def human_rows(suite: Suite, configuration: Configuration) -> list[dict[str, str
     rows = []
     for coder, transcript_id in sorted(gold.coverage):
         for chunk in chunks[transcript_id]:
-            codes = sorted({s.code for s in spans.get((coder, transcript_id), []) if _counts_for(s, chunk)})
+            codes = sorted({s.code for s in spans.get((coder, transcript_id), []) if holds(chunk, s.start, s.end)})
             rows += [{"unit_id": chunk.id, "coder": coder, "code": code} for code in codes or [""]]
     return rows
-
-
-def _counts_for(span: Span, chunk: Any) -> bool:
-    held = min(span.end, chunk.end) - max(span.start, chunk.start)
-    return held > 0 and (held >= MIN_SHARE * (span.end - span.start) or held >= MIN_CHARS)
 
 
 # ---------------------------------------------------------------- running

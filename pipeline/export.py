@@ -3,7 +3,9 @@
 `jsonl` and `csv` write one record per suggestion; `codings` writes the long
 table `unit_id,coder,code` (a unit is a chunk) that agreement statistics read:
 one row per applied code, and one row with an empty code for a unit a coder
-saw and applied nothing to.
+saw and applied nothing to; the coders are the model, reviewers coding blind
+and the people whose codes came in with an imported project. `qdpx` writes a
+REFI-QDA project (pipeline.project_exchange).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pipeline.store import (
 )
 from pipeline.suggestion import QUEUED
 
-FORMATS = ("jsonl", "csv", "codings", "decisions", "blind")
+FORMATS = ("jsonl", "csv", "codings", "decisions", "blind", "qdpx")
 
 
 def suggestion_records(store: Store, run_id: str | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
@@ -143,6 +145,12 @@ def export(store: Store, fmt: str, out: Path | None, run_id: str | None = None, 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     run_id = resolve_run(store, run_id)
+    if fmt == "qdpx":
+        from pipeline.project_exchange import write_project
+
+        if out is None:
+            raise ValueError("a qdpx project is a ZIP file: name it with --out")
+        return write_project(store, out, run_id).codings
     if out is None:
         return _write(store, fmt, sys.stdout, run_id, status)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +190,9 @@ def _write(store: Store, fmt: str, handle: Any, run_id: str | None, status: str 
         writer.writeheader()
         rows = blind_rows(store, run_id=run_id)
         if fmt == "codings":
-            rows = itertools.chain(coding_rows(store, run_id), rows)
+            from pipeline.human_codes import human_rows
+
+            rows = itertools.chain(coding_rows(store, run_id), rows, human_rows(store, run_id))
         for row in rows:
             writer.writerow(row)
             count += 1

@@ -1,7 +1,8 @@
 """Ingest: files on disk become Transcripts with speaker turns and case metadata.
 
 Supported: .txt/.md (speaker turns, optional YAML front matter), .docx,
-.vtt/.srt captions, and .csv of open-ended responses (one transcript per row).
+.vtt/.srt captions, .csv of open-ended responses (one transcript per row), and
+the text sources of a REFI-QDA project (.qdpx, one transcript per source).
 Case metadata comes from a `manifest.csv` beside the files (or in a folder
 above them) and from front matter. Any problem with a file raises IngestError
 naming the file; the caller records it and goes on with the other files.
@@ -25,7 +26,7 @@ import yaml
 from pipeline.transcript import Transcript, Turn, transcript_id
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
-SUFFIXES = TEXT_SUFFIXES | {".docx", ".vtt", ".srt", ".csv"}
+SUFFIXES = TEXT_SUFFIXES | {".docx", ".vtt", ".srt", ".csv", ".qdpx"}
 MANIFEST = "manifest.csv"
 
 
@@ -91,6 +92,8 @@ def read_source(source: Source, csv: CsvOptions = CsvOptions()) -> list[Transcri
     suffix = path.suffix.lower()
     if suffix == ".docx":
         return [_read_docx(path, name, metadata)]
+    if suffix == ".qdpx":
+        return _read_project(path, metadata)
     data = _read_bytes(path)
     text, encoding = decode(data, path)
     if suffix in TEXT_SUFFIXES:
@@ -327,6 +330,21 @@ def _read_text(path: Path, name: str, text: str, encoding: str, metadata: dict[s
     front, body = _front_matter(text, path)
     fmt = "markdown" if path.suffix.lower() in (".md", ".markdown") else "text"
     return _transcript(path, name, fmt, encoding, body, parse_turns(body), {**metadata, **front})
+
+
+def _read_project(path: Path, metadata: dict[str, str]) -> list[Transcript]:
+    """A project's text sources, read as `qcode import` reads them (the same transcripts, the same ids)."""
+    from pipeline.codebook_exchange import ExchangeError
+    from pipeline.project_exchange import read_project
+
+    try:
+        project = read_project(path)
+    except ExchangeError as exc:
+        raise IngestError(path, str(exc).removeprefix(f"{path}: ")) from None
+    if not project.transcripts:
+        raise IngestError(path, "no text sources to code in this project")
+    # a manifest beside the project adds to what its cases say
+    return [t.model_copy(update={"metadata": {**metadata, **t.metadata}}) for t in project.transcripts]
 
 
 def _read_docx(path: Path, name: str, metadata: dict[str, str]) -> Transcript:

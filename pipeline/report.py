@@ -15,7 +15,8 @@ Sections, each saying plainly when it has no data:
   reviewers accepted (Wilson intervals, counts per bin, Brier score);
 - a threshold sweep: for each threshold, the share of suggestions sent to review and
   the estimated error of the rest (`threshold_sweep` documents the estimator);
-- code frequencies by case attribute, with an exemplar quote per cell;
+- codes by case attribute, with an exemplar quote per cell, and the codes that occur together
+  (`pipeline.matrix`'s cross-case matrices, as `qcode matrix` writes them);
 - a methods paragraph with the numbers filled in.
 """
 
@@ -44,13 +45,10 @@ CALIBRATION_BINS = 10
 SWEEP_THRESHOLDS = tuple(round(i * 0.05, 2) for i in range(21))
 MAX_ATTRIBUTE_VALUES = 6  # an attribute with more values than this makes too many columns
 MAX_COLUMNS = 8  # attribute combinations shown side by side at most
-QUOTE_CHARS = 150
 Z95 = 1.959963984540054
 TEMPLATE = "report.html.jinja"
 ACCEPTED = "accept"
 SUGGESTION_VERDICTS = ("accept", "reject", "change")
-NOT_RECORDED = "(not recorded)"
-
 
 
 # ---------------------------------------------------------------- small statistics
@@ -171,19 +169,13 @@ def threshold_sweep(items: Sequence[dict[str, Any]], audit_share: float | None =
 # ---------------------------------------------------------------- what the store holds
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_text(v) for v in value)
-    return "" if value is None else str(value).strip()
-
-
 def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
     """The runs, passages, transcripts, codebooks and blind assignments the report covers."""
     from sqlalchemy import func, select
 
+    from pipeline.matrix import covered
     from pipeline.store import (
-        AssignmentRecord, ChunkRecord, CodebookRecord, RejectionRecord, ReviewerRecord, RunChunkRecord, RunRecord,
-        TranscriptRecord,
+        AssignmentRecord, CodebookRecord, RejectionRecord, ReviewerRecord, RunChunkRecord, RunRecord,
     )
 
     with store.session() as s:
@@ -192,18 +184,11 @@ def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
             query = query.where(RunRecord.id == run_id)
         runs = list(s.scalars(query))
         run_ids = [r.id for r in runs]
-        covered = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id.in_(run_ids))
-        chunks = dict(s.execute(select(ChunkRecord.id, ChunkRecord.transcript_id)
-                                .where(ChunkRecord.id.in_(covered))).all())
-        transcripts = {
-            tid: {"source_name": name, "metadata": meta or {}}
-            for tid, name, meta in s.execute(
-                select(TranscriptRecord.id, TranscriptRecord.source_name, TranscriptRecord.case_metadata)
-                .where(TranscriptRecord.id.in_(select(ChunkRecord.transcript_id).where(ChunkRecord.id.in_(covered)))))
-        }
+        chunks, transcripts = covered(s, run_ids)
         keys = {r.coder_key for r in runs}
+        in_runs = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id.in_(run_ids))
         rejections = s.scalar(select(func.count()).select_from(RejectionRecord).where(
-            RejectionRecord.chunk_id.in_(covered), RejectionRecord.coder_key.in_(keys))) if runs else 0
+            RejectionRecord.chunk_id.in_(in_runs), RejectionRecord.coder_key.in_(keys))) if runs else 0
         codebooks = {c.version: c for c in s.scalars(select(CodebookRecord).where(
             CodebookRecord.version.in_({r.codebook_version for r in runs})))}
         assignment_query = (select(AssignmentRecord.sample, AssignmentRecord.chunk_id, ReviewerRecord.name,
@@ -230,22 +215,6 @@ def _codebook(scope: dict[str, Any]) -> Codebook | None:
     if len(scope["codebooks"]) != 1:
         return None
     return Codebook.model_validate(next(iter(scope["codebooks"].values())).content)
-
-
-def _decisions(store: Store, suggestion_ids: set[str], chunk_ids: set[str]) -> tuple[list[dict], dict[str, dict]]:
-    """Decisions in scope (oldest first), and the decision that settled each suggestion."""
-    from pipeline.decision import decision_log
-
-    kept, first = [], {}
-    for row in decision_log(store):
-        if row["suggestion_id"]:
-            if row["suggestion_id"] not in suggestion_ids:
-                continue
-            first.setdefault(row["suggestion_id"], row)
-        elif row["chunk_id"] not in chunk_ids:
-            continue
-        kept.append(row)
-    return kept, first
 
 
 # ---------------------------------------------------------------- sections
@@ -401,46 +370,44 @@ def _shade(matrix: list[list[int]]) -> list[list[dict[str, Any]]]:
     return out
 
 
-def frequencies_section(scope: dict[str, Any], suggestions: list[dict], decisions: list[dict],
-                        decided: dict[str, dict], codebook: Codebook | None) -> dict[str, Any]:
-    """Codes applied (as the study stands now) by case attribute, with an exemplar quote per cell.
+def matrices_section(scope: dict[str, Any], suggestions: list[dict], decisions: list[dict],
+                     decided: dict[str, dict], codebook: Codebook | None) -> dict[str, Any]:
+    """Codes as the study stands by case attribute, with an exemplar quote per cell, and the codes
+    that occur together: pipeline.matrix's tables under its status 'accepted', laid out for the page.
 
-    A code counts on a passage when it was accepted without review, or a reviewer accepted it,
-    changed a suggestion to it or added it. Rejected suggestions and those still waiting in the
-    queue do not count (the latter are counted in `pending`)."""
-    applied: list[dict[str, Any]] = []
-    pending = 0
-    for s in suggestions:
-        d = decided.get(s["suggestion_id"])
-        if d is None:
-            if s["status"] == "accepted":
-                applied.append({"chunk_id": s["chunk_id"], "transcript_id": s["transcript_id"], "code": s["code"],
-                                "quote": s["quote"], "confidence": s["confidence"], "reviewed": False})
-            else:
-                pending += 1
-        elif d["verdict"] in ("accept", "change"):
-            applied.append({"chunk_id": s["chunk_id"], "transcript_id": s["transcript_id"], "code": d["final_code"],
-                            "quote": d["quote"] or s["quote"], "confidence": s["confidence"], "reviewed": True})
-    for d in decisions:
-        if d["verdict"] == "add":
-            applied.append({"chunk_id": d["chunk_id"], "transcript_id": d["transcript_id"], "code": d["final_code"],
-                            "quote": d["quote"], "confidence": 1.0, "reviewed": True})
+    The two case attributes recorded most often are crossed (e.g. district by role) when that makes
+    at most MAX_COLUMNS columns; every other attribute gets a table of its own. Codes of several
+    coder configurations are not pooled: the section then names them (see `qcode report --run`)."""
+    from pipeline.matrix import (
+        CODE, Study, case_dimension, case_value, codebook_codes, coded_passages, configurations, cooccurrence,
+        cooccurrence_view, cross_tab, matrix_view,
+    )
+
     transcripts = scope["transcripts"]
+    passages = coded_passages(suggestions, decisions, decided, "accepted")
     attributes = choose_attributes({t: v["metadata"] for t, v in transcripts.items()})
-    section: dict[str, Any] = {"applied": len({(a["chunk_id"], a["code"]) for a in applied}), "pending": pending,
-                               "attributes": attributes, "tables": []}
-    if not applied:
+    section: dict[str, Any] = {"applied": len({(p["chunk_id"], p["code"]) for p in passages}),
+                               "pending": len(coded_passages(suggestions, decisions, decided, "review")),
+                               "attributes": attributes, "tables": [], "cooccurrence": None, "configurations": [],
+                               "unused": []}
+    configs = configurations(scope["runs"])
+    if len(configs) > 1:
+        section["configurations"] = configs
         return section
-    order = [c.id for c in codebook.leaves] if codebook else []
-    codes = sorted({a["code"] for a in applied}, key=lambda c: (order.index(c) if c in order else len(order), c))
-    names = {c.id: c.name for c in codebook.leaves} if codebook else {}
-    section["unused"] = [c for c in order if c not in codes]
+    if not passages:
+        return section
+    codes, names = codebook_codes(codebook)
+    study = Study(transcripts=transcripts, passages=passages, codes=codes, names=names)
+    used = {p["code"] for p in passages}
+    section["unused"] = [c for c in codes if c not in used]
 
     layouts: list[list[str]] = []
     if attributes:
         first = attributes[0]["name"]
         second = attributes[1]["name"] if len(attributes) > 1 else None
-        if second and len(_combinations(transcripts, [first, second])) <= MAX_COLUMNS:
+        crossed = {(case_value(t["metadata"], first), case_value(t["metadata"], second or ""))
+                   for t in transcripts.values()}
+        if second and len(crossed) <= MAX_COLUMNS:
             layouts.append([first, second])
             rest = attributes[2:]
         else:
@@ -450,7 +417,8 @@ def frequencies_section(scope: dict[str, Any], suggestions: list[dict], decision
     else:
         layouts.append([])
     for keys in layouts:
-        section["tables"].append(_frequency_table(keys, applied, transcripts, codes, names))
+        section["tables"].append(matrix_view(cross_tab(study, [CODE], [case_dimension(k) for k in keys])))
+    section["cooccurrence"] = cooccurrence_view(cooccurrence(study))
     return section
 
 
@@ -458,11 +426,13 @@ def choose_attributes(metadata: dict[str, dict[str, Any]]) -> list[dict[str, Any
     """Case attributes worth a column: recorded for at least half the transcripts, with 2 to
     MAX_ATTRIBUTE_VALUES short values, and not one value per transcript (an identifier, a name).
     Most often recorded first, then fewest values."""
+    from pipeline.matrix import case_text
+
     n = len(metadata)
     seen: dict[str, list[str]] = {}
     for meta in metadata.values():
         for key, value in meta.items():
-            text = _text(value)
+            text = case_text(value)
             if text:
                 seen.setdefault(str(key), []).append(text)
     chosen = []
@@ -475,64 +445,6 @@ def choose_attributes(metadata: dict[str, dict[str, Any]]) -> list[dict[str, Any
         chosen.append({"name": key, "transcripts": len(values), "values": distinct, "position": position})
     chosen.sort(key=lambda a: (-a["transcripts"], a["values"], a["position"]))
     return chosen
-
-
-def _value(meta: dict[str, Any], key: str) -> str:
-    return _text(meta.get(key)) or NOT_RECORDED
-
-
-def _combinations(transcripts: dict[str, dict], keys: list[str]) -> list[tuple[str, ...]]:
-    combos = {tuple(_value(t["metadata"], k) for k in keys) for t in transcripts.values()}
-    return sorted(combos, key=lambda c: tuple((v == NOT_RECORDED, v.casefold()) for v in c))
-
-
-def _frequency_table(keys: list[str], applied: list[dict], transcripts: dict[str, dict], codes: list[str],
-                     names: dict[str, str]) -> dict[str, Any]:
-    columns = _combinations(transcripts, keys) if keys else [()]
-    column_of = {tid: tuple(_value(t["metadata"], k) for k in keys) for tid, t in transcripts.items()}
-    sizes = Counter(column_of.values())
-    cells: dict[tuple[str, tuple], list[dict]] = defaultdict(list)
-    for a in applied:
-        column = column_of.get(a["transcript_id"])
-        if column is not None:
-            cells[(a["code"], column)].append(a)
-    rows = []
-    for code in codes:
-        row = {"code": code, "name": names.get(code), "cells": [], "passages": 0, "transcripts": 0}
-        everywhere = [a for column in columns for a in cells.get((code, column), [])]
-        row["passages"] = len({a["chunk_id"] for a in everywhere})
-        row["transcripts"] = len({a["transcript_id"] for a in everywhere})
-        for column in columns:
-            found = cells.get((code, column), [])
-            cell = {"passages": len({a["chunk_id"] for a in found}),
-                    "transcripts": len({a["transcript_id"] for a in found}), "quote": None, "source": None}
-            example = _exemplar(found)
-            if example is not None:
-                cell["quote"] = _shorten(example["quote"])
-                cell["source"] = transcripts[example["transcript_id"]]["source_name"]
-                cell["reviewed"] = example["reviewed"]
-            row["cells"].append(cell)
-        rows.append(row)
-    header = [{"values": list(c), "transcripts": sizes.get(c, 0)} for c in columns]
-    return {"by": keys, "columns": header, "rows": rows}
-
-
-def _exemplar(found: list[dict]) -> dict | None:
-    """A quote for a cell: one a reviewer confirmed if any, then the most confident, then a
-    moderate length; ties go to the first passage."""
-    with_quote = [a for a in found if (a["quote"] or "").strip()]
-    if not with_quote:
-        return None
-    return min(with_quote, key=lambda a: (not a["reviewed"], -a["confidence"], len(a["quote"]) > 300,
-                                          a["chunk_id"]))
-
-
-def _shorten(quote: str, limit: int = QUOTE_CHARS) -> str:
-    quote = re.sub(r"\s+", " ", quote).strip()
-    if len(quote) <= limit:
-        return quote
-    cut = quote[:limit].rsplit(" ", 1)[0] if " " in quote[: limit] else quote[:limit]
-    return cut.rstrip(",;:.") + "…"
 
 
 def methods_section(scope: dict[str, Any], suggestions: list[dict], decisions: list[dict],
@@ -747,12 +659,14 @@ def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
     """Everything the page shows, as one dict (plots as SVG markup)."""
     from pipeline import __version__
     from pipeline.export import resolve_run, suggestion_records
+    from pipeline.matrix import decisions_in_scope
 
     run_id = resolve_run(store, run_id)
     scope = _scope(store, run_id)
     codebook = _codebook(scope)
     suggestions = list(suggestion_records(store, run_id)) if scope["runs"] else []
-    decisions, decided = _decisions(store, {s["suggestion_id"] for s in suggestions}, set(scope["chunks"]))
+    decisions, decided = decisions_in_scope(store, {s["suggestion_id"] for s in suggestions}, set(scope["chunks"]),
+                                            {r["codebook_version"] for r in scope["runs"]})
 
     agreement = agreement_section(store, run_id, scope, codebook)
     confusion = confusion_section(agreement, decided, suggestions)
@@ -766,7 +680,7 @@ def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
         [{"confidence": s["confidence"], "queued_for_review": s["status"] == "review",
           "verdict": (decided.get(s["suggestion_id"]) or {}).get("verdict")} for s in suggestions],
         audit_shares[0] if len(audit_shares) == 1 else None)
-    frequencies = frequencies_section(scope, suggestions, decisions, decided, codebook)
+    matrices = matrices_section(scope, suggestions, decisions, decided, codebook)
     methods = methods_section(scope, suggestions, decisions, decided, agreement, sweep, calib, codebook)
 
     plots = {}
@@ -781,7 +695,7 @@ def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
         "database": _database_label(store.url), "run_id": run_id, "runs": scope["runs"],
         "codebook": codebook, "suggestions": len(suggestions), "agreement": agreement, "confusion": confusion,
         "calibration": calib, "sweep": sweep, "thresholds": thresholds, "audit_shares": audit_shares,
-        "frequencies": frequencies, "methods": methods, "plots": plots,
+        "matrices": matrices, "methods": methods, "plots": plots,
         "bootstrap": {"replicates": BOOTSTRAP_REPLICATES, "seed": BOOTSTRAP_SEED},
         "bins": CALIBRATION_BINS,
     }
@@ -800,9 +714,10 @@ def _database_label(url: str) -> str:
 def _environment() -> Any:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    # autoescape=True, not select_autoescape: the template's name ends in .jinja
-    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "report_templates"), autoescape=True,
-                      undefined=StrictUndefined)
+    # autoescape=True, not select_autoescape: the template's name ends in .jinja. The tables of codes
+    # by case are matrix_tables.jinja, the same as `qcode matrix` writes.
+    loader = FileSystemLoader(Path(__file__).parent / "report_templates")
+    env = Environment(loader=loader, autoescape=True, undefined=StrictUndefined)
     env.filters.update(num=_num, pct=_pct, ci=_ci, span=_span, plural=_plural)
     return env
 

@@ -311,6 +311,48 @@ class AssignmentRecord(Base):
     coded_at: Mapped[datetime | None]
 
 
+class ImportRecord(Base):
+    """A project file brought in from another QDA tool, with what came of it."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str | None] = mapped_column(String(500))
+    project_name: Mapped[str | None] = mapped_column(String(500))
+    codebook_version: Mapped[str | None] = mapped_column(String(16))
+    summary: Mapped[dict[str, Any]]
+    imported_at: Mapped[datetime]
+
+
+class HumanCodeRecord(Base):
+    """A code a person applied to a span of a transcript in another QDA tool.
+
+    `start:end` are code points of the transcript's text as qcode stores it; `original_start` and
+    `original_end` are the positions as the exporting tool wrote them. The same person applying the
+    same code to the same span twice says nothing more, so that is one row."""
+
+    __tablename__ = "human_codes"
+    __table_args__ = (
+        UniqueConstraint("transcript_id", "coder", "code", "start", "end", name="uq_human_code"),
+        Index("ix_human_codes_transcript", "transcript_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    import_id: Mapped[str] = mapped_column(String(36), ForeignKey("imports.id", ondelete="CASCADE"))
+    transcript_id: Mapped[str] = mapped_column(String(16), ForeignKey("transcripts.id", ondelete="CASCADE"))
+    coder: Mapped[str] = mapped_column(String(200))
+    code: Mapped[str] = mapped_column(String(200))
+    codebook_version: Mapped[str | None] = mapped_column(String(16))
+    start: Mapped[int]
+    end: Mapped[int]
+    original_start: Mapped[int]
+    original_end: Mapped[int]
+    note: Mapped[str | None] = mapped_column(Text)
+    coded_at: Mapped[datetime | None]
+
+
 class StoreError(Exception):
     pass
 
@@ -385,11 +427,16 @@ class Store:
 
     def save_codebook(self, codebook: Codebook, source_path: str) -> None:
         with self.session() as s:
-            if s.get(CodebookRecord, codebook.version) is None:
-                s.add(CodebookRecord(
-                    version=codebook.version, name=codebook.name, source_path=source_path,
-                    content=codebook.model_dump(mode="json"), created_at=now(),
-                ))
+            self.add_codebook(s, codebook, source_path)
+
+    @staticmethod
+    def add_codebook(s: Session, codebook: Codebook, source_path: str) -> None:
+        """The codebook, within a transaction of the caller's; once per version."""
+        if s.get(CodebookRecord, codebook.version) is None:
+            s.add(CodebookRecord(
+                version=codebook.version, name=codebook.name, source_path=source_path,
+                content=codebook.model_dump(mode="json"), created_at=now(),
+            ))
 
     def start_run(self, provenance: Provenance, codebook: Codebook, inputs: list[str], parameters: dict[str, Any]) -> str:
         from pipeline import __version__
@@ -431,10 +478,10 @@ class Store:
         """
         with self.session() as s:
             for transcript, chunks in prepared:
-                self._save_transcript(s, transcript, chunks)
+                self.save_transcript(s, transcript, chunks)
 
     @staticmethod
-    def _save_transcript(s: Session, transcript: Transcript, chunks: Sequence[Chunk]) -> None:
+    def save_transcript(s: Session, transcript: Transcript, chunks: Sequence[Chunk]) -> None:
         record = s.get(TranscriptRecord, transcript.id)
         if record is None:
             s.add(TranscriptRecord(

@@ -575,7 +575,7 @@ def test_cli_reads_model_and_blind_codes_from_the_store(tmp_path, db_url, monkey
     assert report["overall"]["percent_agreement"] == 1.0
     monkeypatch.setattr(pipeline.blind, "blind_rows", lambda store, sample=None, run_id=None: iter([]))
     done = CliRunner().invoke(app, ["agreement", "--db", db_url, "--run", "r1"])
-    assert done.exit_code == 2 and "no blind double codes yet" in done.output
+    assert done.exit_code == 2 and "no human codes yet" in done.output
 
 
 def test_a_tie_on_one_code_leaves_only_that_code_undecided():

@@ -117,3 +117,16 @@ def test_validate_command(tmp_path: Path) -> None:
     assert bad.exit_code == 1
     assert "duplicate code id 'alpha'" in bad.output
     assert "4 problem(s)" in bad.output
+
+
+def test_codable_decides_which_codes_are_applied(tmp_path: Path) -> None:
+    path = tmp_path / "nvivo.yaml"
+    path.write_text(
+        "name: N\ndescription: d\ncodes:\n"
+        "  - {id: parent, name: P, definition: x, attributes: {codable: true}}\n"
+        "  - {id: child, name: C, definition: y, parent: parent}\n"
+        "  - {id: group, name: G, definition: z}\n"
+        "  - {id: member, name: M, definition: w, parent: group}\n"
+        "  - {id: memo, name: Memo, definition: v, attributes: {codable: false}}\n"
+    )
+    assert [c.id for c in load_codebook(path).leaves] == ["parent", "child", "member"]

@@ -29,7 +29,7 @@ from pipeline.blind import assignments, create_sample, submit
 from pipeline.cli import app
 from pipeline.decision import DecisionRequest, add_code, decide
 from pipeline.report import (
-    BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED, calibration, choose_attributes, frequencies_section, render_report,
+    BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED, calibration, choose_attributes, matrices_section, render_report,
     report_command, threshold_sweep, wilson_interval,
 )
 from pipeline.reviewer import authenticate
@@ -459,21 +459,23 @@ def test_calibration_bins_and_scores() -> None:
 
 
 def test_codes_without_case_attributes_get_one_column() -> None:
-    scope = {"transcripts": {"a": {"source_name": "a.txt", "metadata": {}},
-                             "b": {"source_name": "b.txt", "metadata": {"note": "only here"}}}}
+    scope = {"runs": [], "transcripts": {"a": {"source_name": "a.txt", "metadata": {}, "label": "a.txt"},
+                                         "b": {"source_name": "b.txt", "metadata": {"note": "only here"},
+                                               "label": "b.txt"}}}
     suggestions = [
         {"suggestion_id": "s1", "chunk_id": "c1", "transcript_id": "a", "code": "trust", "quote": "We trust them.",
-         "confidence": 0.9, "status": "accepted"},
+         "quote_start": 9, "quote_end": 23, "confidence": 0.9, "status": "accepted"},
         {"suggestion_id": "s2", "chunk_id": "c2", "transcript_id": "b", "code": "trust", "quote": "Trust grew.",
-         "confidence": 0.4, "status": "review"},
+         "quote_start": 9, "quote_end": 20, "confidence": 0.4, "status": "review"},
     ]
-    section = frequencies_section(scope, suggestions, [], {}, None)
+    section = matrices_section(scope, suggestions, [], {}, None)
     assert section["attributes"] == [] and section["pending"] == 1 and section["applied"] == 1
     (table,) = section["tables"]
-    assert table["by"] == [] and table["columns"] == [{"values": [], "transcripts": 2}]
+    assert table["by"] == [] and table["columns"] == [{"labels": [], "transcripts": 2}]
     assert table["rows"][0]["cells"] == [{"passages": 1, "transcripts": 1, "quote": "We trust them.",
                                           "source": "a.txt", "reviewed": False}]
-    page = render_report({**build_report_stub(), "frequencies": section})
+    assert section["cooccurrence"]["rows"][0]["cells"][0]["n"] == 1
+    page = render_report({**build_report_stub(), "matrices": section})
     assert 'id="frequencies-no-attributes"' in page and "We trust them." in page
 
 
@@ -483,7 +485,7 @@ def build_report_stub() -> dict[str, Any]:
     return {"generated_at": "now", "qcode_version": "0", "database": "x.db", "run_id": None, "runs": [],
             "codebook": None, "suggestions": 0, "agreement": {"available": False, "reason": "No runs yet."},
             "confusion": {"blind": [], "review": None}, "calibration": empty, "sweep": [], "thresholds": [],
-            "audit_shares": [], "frequencies": {}, "plots": {}, "bins": 10,
+            "audit_shares": [], "matrices": {}, "plots": {}, "bins": 10,
             "bootstrap": {"replicates": BOOTSTRAP_REPLICATES, "seed": BOOTSTRAP_SEED},
             "methods": {"runs": 0, "transcripts": 0, "passages": 0, "suggestions": 0, "status": {}, "decisions": 0,
                         "reviewers": 0, "agreement": None, "at_threshold": None, "thresholds": [],

@@ -1,0 +1,888 @@
+"""`qcode matrix`: cross-case matrices, the core display of a multi-case study.
+
+A matrix crosses dimensions of the coded passages: `code`, `transcript`, or any case attribute
+recorded on the transcripts (district, school, role...). A cell counts the coded passages (distinct
+applications of a code to a passage, i.e. to a chunk) and the distinct transcripts they come from,
+with an exemplar quote; rows and columns have totals. The co-occurrence table counts the passages on
+which two codes both stand.
+
+Which codes count is decided here and nowhere else: `coded_passages` reads the suggestions and the
+reviewers' decisions (the report's tables of codes by case come from this module too). The
+researcher's account, with the file layouts, is docs/matrix.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from pipeline.options import DbOption
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.codebook import Codebook
+    from pipeline.store import Store
+
+STATUSES = ("accepted", "review", "all")
+FORMATS = ("html", "csv", "xlsx")
+CODE = "code"
+TRANSCRIPT = "transcript"
+CASE = "case."  # `case.NAME` names a case attribute even when NAME is `code` or `transcript`
+MISSING = "(missing)"  # a transcript without a value for a case attribute
+ALL = "(all)"  # the totals' rows and columns in csv
+QUOTE_CHARS = 150  # an exemplar quote in an HTML cell
+SHEET_QUOTE_CHARS = 1000  # in the exemplars sheet
+LONG_QUOTE = 300  # a longer quote is an exemplar only when no shorter one is as good
+
+STATUS_TEXT = {
+    "accepted": "Codes as they stand after review: suggestions accepted without review that no reviewer has "
+                "rejected since, suggestions a reviewer accepted, suggestions a reviewer changed (under the new code), "
+                "and codes reviewers added. Suggestions still waiting for a reviewer and codes reviewers rejected are "
+                "left out.",
+    "review": "Suggestions still waiting for a reviewer (routed to review, or drawn for the audit, and not decided "
+              "yet), under the code the coder proposed.",
+    "all": "The codes that stand after review and the suggestions still waiting for a reviewer, together. Codes "
+           "reviewers rejected, and the proposed code of a suggestion a reviewer changed, are left out.",
+}
+
+
+class MatrixError(ValueError):
+    """A matrix that cannot be made as asked; the message says what to change."""
+
+
+# ---------------------------------------------------------------- case attributes
+
+
+def case_text(value: Any) -> str:
+    """A case attribute's value as text: lists joined, None and blanks empty."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(case_text(v) for v in value)
+    return "" if value is None else str(value).strip()
+
+
+def case_value(metadata: dict[str, Any] | None, key: str) -> str:
+    """A transcript's value for a case attribute, MISSING when it has none."""
+    return case_text((metadata or {}).get(key)) or MISSING
+
+
+def case_dimension(key: str) -> str:
+    """The dimension that names a case attribute: `case.KEY` when KEY is a reserved name."""
+    return CASE + key if key in (CODE, TRANSCRIPT) or key.startswith(CASE) else key
+
+
+def transcript_labels(transcripts: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Transcript id -> a label: its file name, and for the transcripts that share one (the rows of
+    a CSV file, a changed file stored as a new transcript) what tells them apart: an identifier
+    attribute (`id`, `respondent_id`...), else the CSV row, else the start of the id."""
+    groups: dict[str, list[str]] = {}
+    for tid, t in transcripts.items():
+        groups.setdefault(t["source_name"], []).append(tid)
+    labels = {}
+    for name, ids in groups.items():
+        if len(ids) == 1:
+            labels[ids[0]] = name
+            continue
+        keys = [k for k in dict.fromkeys(k for tid in ids for k in transcripts[tid]["metadata"])
+                if re.fullmatch(r"(?i)(?:.*[_\s.-])?(?:id|identifier)", str(k))]
+        for key in keys:
+            values = [case_text(transcripts[tid]["metadata"].get(key)) for tid in ids]
+            if all(values) and len(set(values)) == len(values):
+                labels.update({tid: f"{name} {value}" for tid, value in zip(ids, values)})
+                break
+        else:
+            rows = [next((n.removeprefix("CSV ") for n in transcripts[tid].get("notes") or []
+                          if str(n).startswith("CSV row ")), None) for tid in ids]
+            if all(rows) and len(set(rows)) == len(rows):
+                labels.update({tid: f"{name} {row}" for tid, row in zip(ids, rows)})
+            else:
+                labels.update({tid: f"{name} #{tid[:6]}" for tid in ids})
+    return labels
+
+
+def shorten(quote: str, limit: int = QUOTE_CHARS) -> str:
+    """A quote on one line, cut at a word boundary with an ellipsis when longer than `limit`."""
+    quote = re.sub(r"\s+", " ", quote or "").strip()
+    if len(quote) <= limit:
+        return quote
+    cut = quote[:limit].rsplit(" ", 1)[0] if " " in quote[:limit] else quote[:limit]
+    return cut.rstrip(",;:.") + "…"
+
+
+# ---------------------------------------------------------------- what the store holds
+
+
+def covered(session: Any, run_ids: Sequence[str]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """The chunks the runs covered (chunk id -> transcript id), and their transcripts
+    (id -> source_name, metadata, label)."""
+    from sqlalchemy import select
+
+    from pipeline.store import ChunkRecord, RunChunkRecord, TranscriptRecord
+
+    chunks_covered = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id.in_(list(run_ids)))
+    chunks = dict(session.execute(select(ChunkRecord.id, ChunkRecord.transcript_id)
+                                  .where(ChunkRecord.id.in_(chunks_covered))).all())
+    transcripts = {tid: {"source_name": name, "metadata": meta or {}, "notes": notes or []}
+                   for tid, name, meta, notes in session.execute(
+                       select(TranscriptRecord.id, TranscriptRecord.source_name, TranscriptRecord.case_metadata,
+                              TranscriptRecord.notes)
+                       .where(TranscriptRecord.id.in_(select(ChunkRecord.transcript_id)
+                                                      .where(ChunkRecord.id.in_(chunks_covered)))))}
+    for tid, label in transcript_labels(transcripts).items():
+        transcripts[tid]["label"] = label
+    return chunks, transcripts
+
+
+def decisions_in_scope(store: Store, suggestion_ids: set[str], chunk_ids: set[str],
+                       codebook_versions: set[str] | None = None) -> tuple[list[dict], dict[str, dict]]:
+    """The decisions in scope (oldest first), and the decision that settled each suggestion.
+
+    A decision on a suggestion is in scope with its suggestion; one on a passage (an added code,
+    a dismissed proposal) when the passage is, and, for a decision that names its codebook, when
+    that codebook version is one of `codebook_versions`."""
+    from pipeline.decision import decision_log
+
+    kept, settled = [], {}
+    for row in decision_log(store):
+        if row["suggestion_id"]:
+            if row["suggestion_id"] not in suggestion_ids:
+                continue
+            settled.setdefault(row["suggestion_id"], row)
+        elif row["chunk_id"] not in chunk_ids or (
+                codebook_versions is not None and row["codebook_version"]
+                and row["codebook_version"] not in codebook_versions):
+            continue
+        kept.append(row)
+    return kept, settled
+
+
+def coded_passages(suggestions: Iterable[dict], decisions: Iterable[dict], settled: dict[str, dict],
+                   status: str = "accepted") -> list[dict[str, Any]]:
+    """The codes applied to passages, under a status (STATUS_TEXT says what each keeps).
+
+    `suggestions` are `pipeline.export.suggestion_records`, `decisions` and `settled` what
+    `decisions_in_scope` returns. A suggestion's proposal is never changed by review: a reviewer's
+    decision carries the final code and quote, and the first decision on a suggestion is the one
+    that stands. One row per application, with `how`: auto (accepted without review), accept,
+    change, add (by a reviewer) or queued; a code applied twice to one passage (by the coder and
+    by a reviewer) gives two rows, which the matrices count once."""
+    if status not in STATUSES:
+        raise MatrixError(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
+    standing: list[dict[str, Any]] = []
+    waiting: list[dict[str, Any]] = []
+    for s in suggestions:
+        d = settled.get(s["suggestion_id"])
+        if d is None:
+            how = "auto" if s["status"] == "accepted" else "queued"
+            (standing if how == "auto" else waiting).append(_passage(
+                s, s["code"], s["quote"], s["quote_start"], s["quote_end"], s["confidence"], how, s, None))
+        elif d["verdict"] in ("accept", "change"):
+            standing.append(_passage(s, d["final_code"], d["quote"] or s["quote"],
+                                     _offset(d["quote_start"], s["quote_start"]),
+                                     _offset(d["quote_end"], s["quote_end"]), s["confidence"], d["verdict"], s, d))
+    for d in decisions:
+        if d["verdict"] == "add" and d["final_code"]:
+            standing.append(_passage(d, d["final_code"], d["quote"], _offset(d["quote_start"]),
+                                     _offset(d["quote_end"]), None, "add", None, d))
+    return {"accepted": standing, "review": waiting, "all": standing + waiting}[status]
+
+
+def _offset(*values: Any) -> int | None:
+    return next((int(v) for v in values if v not in (None, "")), None)
+
+
+def _passage(row: dict, code: str, quote: str | None, start: int | None, end: int | None,
+             confidence: float | None, how: str, suggestion: dict | None, decision: dict | None) -> dict[str, Any]:
+    """One application; `suggestion` and `decision` are the rows behind it, for exports that name who and why."""
+    return {"chunk_id": row["chunk_id"], "transcript_id": row["transcript_id"], "code": code, "quote": quote or "",
+            "quote_start": start, "quote_end": end, "confidence": confidence,
+            "reviewed": how in ("accept", "change", "add"), "how": how, "suggestion": suggestion,
+            "decision": decision}
+
+
+def codebook_codes(codebook: Codebook | dict | None) -> tuple[list[str], dict[str, str]]:
+    """The codebook's applicable codes in its order, and their names."""
+    from pipeline.codebook import Codebook
+
+    if codebook is None:
+        return [], {}
+    if isinstance(codebook, dict):
+        codebook = Codebook.model_validate(codebook)
+    return [c.id for c in codebook.leaves], {c.id: c.name for c in codebook.leaves}
+
+
+def configurations(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The coder configurations of some runs (oldest first), each with its runs' count and latest run."""
+    found: dict[str, dict[str, Any]] = {}
+    for r in sorted(runs, key=lambda r: r["started_at"]):
+        c = found.setdefault(r["coder_key"], {"coder": r["coder"], "model": r["model"],
+                                              "codebook_name": r["codebook_name"],
+                                              "codebook_version": r["codebook_version"], "runs": 0})
+        c["runs"] += 1
+        c["latest_run"] = r["id"]
+    return list(found.values())
+
+
+def several_configurations(configs: Sequence[dict[str, Any]]) -> str:
+    """Why codes of several coder configurations are not pooled, and what to do."""
+    listed = "; ".join(f"{c['coder']} {c['model']} with the codebook '{c['codebook_name']}' "
+                       f"[{c['codebook_version']}] ({c['runs']} run{'s' if c['runs'] != 1 else ''}, latest "
+                       f"{c['latest_run']})" for c in configs)
+    return (f"the database holds runs of {len(configs)} coder configurations, whose codes are not pooled: "
+            f"{listed}. Choose one with --run ID (or --run latest); a run covers every file it was given, "
+            "so re-running the configuration over all the files gives one run for all of them, coding nothing again")
+
+
+@dataclass
+class Study:
+    """What matrices are computed from: the transcripts in scope and their coded passages."""
+
+    transcripts: dict[str, dict[str, Any]]  # id -> source_name, metadata, label
+    passages: list[dict[str, Any]]  # coded_passages(...)
+    codes: list[str] = field(default_factory=list)  # the codebook's applicable codes, in its order
+    names: dict[str, str] = field(default_factory=dict)
+    status: str = "accepted"
+    run_id: str | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    waiting: int = 0  # suggestions still waiting for a reviewer
+
+    def dimensions(self) -> list[str]:
+        """Every dimension a matrix can use here: code, transcript, then the case attributes
+        recorded on the transcripts, in the order they first appear."""
+        keys: dict[str, None] = {}
+        for t in sorted(self.transcripts.values(), key=lambda t: t["label"]):
+            keys.update(dict.fromkeys(str(k) for k in t["metadata"]))
+        return [CODE, TRANSCRIPT] + [case_dimension(k) for k in keys]
+
+
+def load_study(store: Store, run_id: str | None = None, status: str = "accepted") -> Study:
+    """The transcripts and coded passages of one run (an id, or latest), or of every run.
+
+    Runs of several coder configurations are not pooled: without a run, that is a MatrixError."""
+    from sqlalchemy import select
+
+    from pipeline.export import resolve_run, suggestion_records
+    from pipeline.store import CodebookRecord, RunRecord
+
+    if status not in STATUSES:
+        raise MatrixError(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
+    run_id = resolve_run(store, run_id)
+    with store.session() as s:
+        query = select(RunRecord).order_by(RunRecord.started_at)
+        if run_id:
+            query = query.where(RunRecord.id == run_id)
+        runs = [{"id": r.id, "coder_key": r.coder_key, "coder": r.coder, "model": r.model,
+                 "codebook_name": r.codebook_name, "codebook_version": r.codebook_version,
+                 "started_at": r.started_at} for r in s.scalars(query)]
+        if not runs:
+            raise MatrixError("the database has no runs yet: code transcripts first "
+                              "(qcode run FOLDER --codebook CODEBOOK.yaml)")
+        configs = configurations(runs)
+        if len(configs) > 1:
+            raise MatrixError(several_configurations(configs))
+        chunks, transcripts = covered(s, [r["id"] for r in runs])
+        record = s.get(CodebookRecord, runs[-1]["codebook_version"])
+        codebook = record.content if record is not None else None
+    suggestions = list(suggestion_records(store, run_id))
+    decisions, settled = decisions_in_scope(store, {x["suggestion_id"] for x in suggestions}, set(chunks),
+                                            {r["codebook_version"] for r in runs})
+    codes, names = codebook_codes(codebook)
+    return Study(transcripts=transcripts, passages=coded_passages(suggestions, decisions, settled, status),
+                 codes=codes, names=names, status=status, run_id=run_id, runs=runs,
+                 waiting=len(coded_passages(suggestions, decisions, settled, "review")))
+
+
+# ---------------------------------------------------------------- the tables
+
+
+@dataclass(frozen=True)
+class Cell:
+    passages: int = 0
+    transcripts: int = 0
+    exemplar: dict[str, Any] | None = None  # quote (whole), source (transcript label), confidence, reviewed, how
+
+
+EMPTY = Cell()
+
+
+@dataclass
+class Matrix:
+    rows: list[str]  # the row dimensions
+    cols: list[str]  # the column dimensions
+    row_keys: list[tuple[str, ...]]
+    col_keys: list[tuple[str, ...]]
+    cells: dict[tuple[tuple[str, ...], tuple[str, ...]], Cell]
+    row_totals: dict[tuple[str, ...], Cell]
+    col_totals: dict[tuple[str, ...], Cell]
+    total: Cell
+    row_sizes: dict[tuple[str, ...], int]  # transcripts in scope that a row's case values select
+    col_sizes: dict[tuple[str, ...], int]
+    names: dict[str, str] = field(default_factory=dict)  # code -> name
+
+    def cell(self, row: tuple[str, ...], col: tuple[str, ...]) -> Cell:
+        return self.cells.get((row, col), EMPTY)
+
+
+@dataclass
+class Cooccurrence:
+    codes: list[str]
+    counts: list[list[int]]  # counts[i][j]: passages where codes i and j both stand; [i][i]: passages with i
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def parse_dimensions(spec: str | Sequence[str] | None) -> list[str]:
+    """'district, role' -> ['district', 'role']."""
+    if spec is None:
+        return []
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    return [p.strip() for p in parts if p and p.strip()]
+
+
+def check_dimensions(study: Study, rows: Sequence[str], cols: Sequence[str]) -> None:
+    """A MatrixError naming the problem and the dimensions available."""
+    available = study.dimensions()
+    if not rows:
+        raise MatrixError(f"name at least one row dimension, e.g. --rows code (available: {', '.join(available)})")
+    seen: set[str] = set()
+    for dim in [*rows, *cols]:
+        if _column(study, dim) is None:
+            import difflib
+
+            close = difflib.get_close_matches(dim, available, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise MatrixError(f"unknown dimension '{dim}': the dimensions here are {', '.join(available)}{hint}")
+        if _column(study, dim) in seen:
+            raise MatrixError(f"the dimension '{dim}' is named twice in --rows and --cols")
+        seen.add(_column(study, dim))
+
+
+def _column(study: Study, dim: str) -> str | None:
+    """The dimension's column in the passages' frame: '@code', '@transcript' or '@case:KEY'."""
+    if dim in (CODE, TRANSCRIPT):
+        return "@" + dim
+    keys = {str(k) for t in study.transcripts.values() for k in t["metadata"]}
+    if dim in keys:
+        return "@case:" + dim
+    if dim.startswith(CASE) and dim[len(CASE):] in keys:
+        return "@case:" + dim[len(CASE):]
+    return None
+
+
+def _values(study: Study, dims: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Each transcript's values for the dimensions other than code."""
+    columns = [_column(study, d) for d in dims if d != CODE]
+    out = {}
+    for tid, t in study.transcripts.items():
+        out[tid] = tuple(t["label"] if c == "@transcript" else case_value(t["metadata"], c[len("@case:"):])
+                         for c in columns)
+    return out
+
+
+def passage_frame(study: Study, dims: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per coded passage (a code on a chunk, counted once), best exemplar first, with a
+    column per dimension. A code on a chunk twice (the coder's and a reviewer's) keeps its best row.
+
+    The exemplar order: a code a reviewer confirmed (accepted, changed to or added) ranks as
+    certain; then the higher stated confidence; then a quote of at most LONG_QUOTE characters;
+    then the transcript's label, the quote's position, the chunk and the code, so ties always
+    break the same way. Rows without a quote come last (they count, but have nothing to show)."""
+    import pandas as pd
+
+    columns = ["chunk_id", "transcript_id", "code", "quote", "quote_start", "confidence", "reviewed", "how"]
+    frame = pd.DataFrame([p for p in study.passages if p["transcript_id"] in study.transcripts], columns=columns)
+    labels = {tid: t["label"] for tid, t in study.transcripts.items()}
+    frame["source"] = frame["transcript_id"].map(labels).astype(object)
+    frame["quote"] = frame["quote"].fillna("").astype(str).str.replace(r"\s+", " ", regex=True).str.strip()
+    reviewed = frame["reviewed"].astype(bool)
+    frame = frame.assign(
+        _no_quote=frame["quote"] == "",
+        _certainty=frame["confidence"].astype(float).where(~reviewed, 1.0).fillna(0.0),
+        _confidence=frame["confidence"].astype(float).fillna(1.0),
+        _long=frame["quote"].str.len() > LONG_QUOTE,
+        _order=frame["source"].fillna("").str.casefold(),
+        _start=frame["quote_start"].astype(float).fillna(-1.0),
+    )
+    frame = frame.sort_values(["_no_quote", "_certainty", "_confidence", "_long", "_order", "_start", "chunk_id",
+                               "code"], ascending=[True, False, False, True, True, True, True, True], kind="stable")
+    frame = frame.drop_duplicates(["chunk_id", "code"]).reset_index(drop=True)
+    values = _values(study, dims)
+    others = [d for d in dims if d != CODE]
+    for i, dim in enumerate(others):
+        frame[_column(study, dim)] = frame["transcript_id"].map({t: v[i] for t, v in values.items()}).astype(object)
+    frame["@code"] = frame["code"]
+    return frame
+
+
+def _sort_key(study: Study, dims: Sequence[str], codes: Sequence[str]) -> Callable[[tuple[str, ...]], tuple]:
+    position = {c: i for i, c in enumerate(codes)}
+
+    def key(values: tuple[str, ...]) -> tuple:
+        out = []
+        for dim, value in zip(dims, values):
+            if dim == CODE:
+                out.append((position.get(value, len(position)), value))
+            else:
+                out.append((value == MISSING, value.casefold(), value))
+        return tuple(out)
+
+    return key
+
+
+def _keys(study: Study, dims: Sequence[str], codes: Sequence[str]) -> tuple[list[tuple[str, ...]], dict]:
+    """Every combination of values the dimensions take (the case values that transcripts in scope
+    have, crossed with every code), in order; and the transcripts each selects."""
+    combos = Counter(_values(study, dims).values())
+    keys, sizes = [], {}
+    where = dims.index(CODE) if CODE in dims else None
+    for combo, n in combos.items():
+        for code in (codes if where is not None else [None]):
+            key = combo if where is None else combo[:where] + (code,) + combo[where:]
+            keys.append(key)
+            sizes[key] = n
+    keys.sort(key=_sort_key(study, dims, codes))
+    return keys, sizes
+
+
+def _aggregate(frame: pd.DataFrame, columns: Sequence[str]) -> dict[tuple[str, ...], Cell]:
+    """Passages, distinct transcripts and the exemplar per combination of the columns' values."""
+    if frame.empty:
+        return {}
+    columns = list(columns)
+    by = columns or ["_all"]
+    keyed = frame.assign(_all="")
+    counts = keyed.groupby(by, sort=False).agg(passages=("chunk_id", "size"), transcripts=("transcript_id", "nunique"))
+    # the frame is in exemplar order: the first quoted row of a group is its exemplar
+    exemplars = {tuple(r[c] for c in columns): _exemplar(r)
+                 for r in keyed[~keyed["_no_quote"]].drop_duplicates(by).to_dict("records")}
+    out = {}
+    for r in counts.reset_index().to_dict("records"):
+        key = tuple(r[c] for c in columns)
+        out[key] = Cell(int(r["passages"]), int(r["transcripts"]), exemplars.get(key))
+    return out
+
+
+def _exemplar(row: dict[str, Any]) -> dict[str, Any]:
+    confidence = row["confidence"]
+    return {"quote": row["quote"], "source": row["source"], "transcript_id": row["transcript_id"],
+            "chunk_id": row["chunk_id"], "code": row["code"], "reviewed": bool(row["reviewed"]), "how": row["how"],
+            "confidence": None if confidence is None or math.isnan(confidence) else float(confidence)}
+
+
+def cross_tab(study: Study, rows: Sequence[str], cols: Sequence[str]) -> Matrix:
+    """The matrix of coded passages by the row and column dimensions, with totals.
+
+    Rows and columns are every combination of values the transcripts in scope have (a transcript
+    without a case attribute falls under MISSING), crossed with every code when `code` is a
+    dimension: a district where nothing was coded is a column of zeros, an unused code a row of
+    zeros. Without `code` among the dimensions a cell counts applications of every code."""
+    rows, cols = list(rows), list(cols)
+    check_dimensions(study, rows, cols)
+    frame = passage_frame(study, rows + cols)
+    codes = list(study.codes) + sorted(set(frame["code"]) - set(study.codes))
+    row_keys, row_sizes = _keys(study, rows, codes)
+    col_keys, col_sizes = _keys(study, cols, codes)
+    row_columns = [_column(study, d) for d in rows]
+    col_columns = [_column(study, d) for d in cols]
+    cells = {(key[:len(rows)], key[len(rows):]): cell
+             for key, cell in _aggregate(frame, row_columns + col_columns).items()}
+    return Matrix(rows=rows, cols=cols, row_keys=row_keys, col_keys=col_keys, cells=cells,
+                  row_totals=_aggregate(frame, row_columns), col_totals=_aggregate(frame, col_columns),
+                  total=_aggregate(frame, []).get((), EMPTY), row_sizes=row_sizes, col_sizes=col_sizes,
+                  names=study.names)
+
+
+def cooccurrence(study: Study) -> Cooccurrence:
+    """Code by code: the passages (chunks) on which both codes stand; on the diagonal, the
+    passages with the code. Only codes that stand somewhere, in the codebook's order."""
+    import pandas as pd
+
+    frame = passage_frame(study)
+    present = set(frame["code"])
+    codes = [c for c in study.codes if c in present] + sorted(present - set(study.codes))
+    if not codes:
+        return Cooccurrence([], [], study.names)
+    indicator = pd.crosstab(frame["chunk_id"], frame["code"]).reindex(columns=codes, fill_value=0).clip(upper=1)
+    counts = indicator.T.dot(indicator)
+    return Cooccurrence(codes, [[int(counts.loc[a, b]) for b in codes] for a in codes], study.names)
+
+
+# ---------------------------------------------------------------- for the pages
+
+
+def matrix_view(matrix: Matrix, quote_chars: int = QUOTE_CHARS) -> dict[str, Any]:
+    """The matrix as the HTML table shows it (the `matrix_table` macro)."""
+    code_at = matrix.rows.index(CODE) if CODE in matrix.rows else None
+
+    def cell(c: Cell) -> dict[str, Any]:
+        shown: dict[str, Any] = {"passages": c.passages, "transcripts": c.transcripts, "quote": None, "source": None,
+                                 "reviewed": False}
+        if c.exemplar is not None:
+            shown.update(quote=shorten(c.exemplar["quote"], quote_chars), source=c.exemplar["source"],
+                         reviewed=c.exemplar["reviewed"])
+        return shown
+
+    rows = []
+    for key in matrix.row_keys:
+        code = key[code_at] if code_at is not None else None
+        rows.append({"labels": list(key), "code": code, "name": matrix.names.get(code) if code else None,
+                     "cells": [cell(matrix.cell(key, col)) for col in matrix.col_keys],
+                     "total": cell(matrix.row_totals.get(key, EMPTY))})
+    return {"rows_by": list(matrix.rows), "by": list(matrix.cols), "code_at": code_at,
+            "columns": [{"labels": list(k), "transcripts": matrix.col_sizes.get(k, 0)} for k in matrix.col_keys],
+            "rows": rows, "totals": {"cells": [cell(matrix.col_totals.get(k, EMPTY)) for k in matrix.col_keys],
+                                     "total": cell(matrix.total)}}
+
+
+def cooccurrence_view(table: Cooccurrence) -> dict[str, Any]:
+    """The co-occurrence table as the HTML shows it: each cell with its share of the row code's passages."""
+    rows = []
+    for i, code in enumerate(table.codes):
+        n = table.counts[i][i]
+        rows.append({"code": code, "name": table.names.get(code), "n": n, "cells": [
+            {"n": table.counts[i][j], "other": other, "diagonal": i == j,
+             "share": table.counts[i][j] / n if n else 0.0} for j, other in enumerate(table.codes)]})
+    return {"codes": list(table.codes), "rows": rows}
+
+
+TEMPLATES = Path(__file__).parent / "report_templates"  # matrix.html.jinja and its tables, which the report uses too
+
+
+def _environment() -> Any:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined)
+
+
+def about(store: Store, study: Study, matrix: Matrix) -> dict[str, Any]:
+    """What a file says of itself: the table, the status, the scope and where it came from."""
+    from pipeline import __version__
+    from pipeline.report import _database_label
+
+    runs = study.runs
+    last = runs[-1] if runs else {}
+    if study.run_id:
+        scope = f"run {study.run_id}"
+    else:
+        scope = "the one run in the database" if len(runs) == 1 else f"all {len(runs)} runs in the database"
+    title = "Coded passages by " + " × ".join(matrix.rows) + (" and " + " × ".join(matrix.cols) if matrix.cols else "")
+    return {"title": title, "status": study.status, "status_text": STATUS_TEXT[study.status], "scope": scope,
+            "database": _database_label(store.url), "coder": f"{last.get('coder', '')} ({last.get('model', '')})",
+            "codebook": f"{last.get('codebook_name', '')} [{last.get('codebook_version', '')}]",
+            "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "qcode_version": __version__,
+            "waiting": study.waiting, "missing": MISSING, "transcripts": len(study.transcripts)}
+
+
+def render_html(matrix: Matrix, table: Cooccurrence, info: dict[str, Any]) -> str:
+    """The matrix and the co-occurrence table as one self-contained page."""
+    return _environment().get_template("matrix.html.jinja").render(
+        matrix=matrix_view(matrix), cooccurrence=cooccurrence_view(table), about=info)
+
+
+# ---------------------------------------------------------------- csv and xlsx
+
+
+def write_csv(matrix: Matrix, handle: Any) -> None:
+    """The long layout: one line per cell (row values, column values, passages, transcripts), then
+    the row totals, the column totals and the grand total, with ALL in the dimensions summed over."""
+    from pipeline.export import _inert
+
+    writer = csv.writer(handle)
+    writer.writerow([_inert(d) for d in [*matrix.rows, *matrix.cols, "passages", "transcripts"]])
+
+    def line(values: tuple[str, ...], cell: Cell) -> None:
+        writer.writerow([*(_inert(v) for v in values), cell.passages, cell.transcripts])
+
+    for row in matrix.row_keys:
+        for col in matrix.col_keys:
+            line(row + col, matrix.cell(row, col))
+    if matrix.cols:
+        for row in matrix.row_keys:
+            line(row + (ALL,) * len(matrix.cols), matrix.row_totals.get(row, EMPTY))
+    for col in matrix.col_keys if matrix.cols else []:
+        line((ALL,) * len(matrix.rows) + col, matrix.col_totals.get(col, EMPTY))
+    line((ALL,) * (len(matrix.rows) + len(matrix.cols)), matrix.total)
+
+
+def write_cooccurrence_csv(table: Cooccurrence, handle: Any) -> None:
+    """One line per pair of codes (code, with_code, passages), the diagonal included."""
+    from pipeline.export import _inert
+
+    writer = csv.writer(handle)
+    writer.writerow(["code", "with_code", "passages"])
+    for i, code in enumerate(table.codes):
+        for j, other in enumerate(table.codes):
+            writer.writerow([_inert(code), _inert(other), table.counts[i][j]])
+
+
+HOW = {"auto": "accepted without review", "accept": "accepted by a reviewer",
+       "change": "changed to this code by a reviewer", "add": "added by a reviewer", "queued": "waiting for a reviewer"}
+
+
+def write_xlsx(path: Path, matrix: Matrix, table: Cooccurrence, info: dict[str, Any]) -> None:
+    """Sheets: passages and transcripts (the matrix of each count, with totals), exemplars (one
+    line per non-empty cell with its quote), co-occurrence, and about."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "passages"
+    _matrix_sheet(sheet, matrix, "passages")
+    _matrix_sheet(book.create_sheet("transcripts"), matrix, "transcripts")
+    _exemplar_sheet(book.create_sheet("exemplars"), matrix)
+    _cooccurrence_sheet(book.create_sheet("co-occurrence"), table)
+    _about_sheet(book.create_sheet("about"), info, matrix)
+    book.save(path)
+
+
+def _put(sheet: Any, row: int, column: int, value: Any, bold: bool = False, wrap: bool = False) -> Any:
+    """One cell; text is stored as text, never as a formula, whatever it starts with."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.styles import Alignment, Font
+
+    cell = sheet.cell(row=row, column=column)
+    if isinstance(value, str):
+        cell.value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        cell.data_type = "s"
+    else:
+        cell.value = value
+    if bold:
+        cell.font = Font(bold=True)
+    if wrap:
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    return cell
+
+
+def _matrix_sheet(sheet: Any, matrix: Matrix, what: str) -> None:
+    from openpyxl.utils import get_column_letter
+
+    lead = len(matrix.rows)
+    last = lead + len(matrix.col_keys) + 1
+    r = 1
+    for level, dim in enumerate(matrix.cols):
+        _put(sheet, r, lead, dim, bold=True)
+        for j, key in enumerate(matrix.col_keys):
+            _put(sheet, r, lead + 1 + j, key[level], bold=True)
+        _put(sheet, r, last, "all", bold=True)
+        r += 1
+    for i, dim in enumerate(matrix.rows):
+        _put(sheet, r, 1 + i, dim, bold=True)
+    for j, key in enumerate(matrix.col_keys):
+        n = matrix.col_sizes.get(key, 0)
+        _put(sheet, r, lead + 1 + j, f"{n} transcript{'s' if n != 1 else ''}")
+    _put(sheet, r, last, f"{what}: all", bold=True)
+    sheet.freeze_panes = sheet.cell(row=r + 1, column=lead + 1)
+    for key in matrix.row_keys:
+        r += 1
+        for i, value in enumerate(key):
+            _put(sheet, r, 1 + i, value, bold=True)
+        for j, col in enumerate(matrix.col_keys):
+            _put(sheet, r, lead + 1 + j, getattr(matrix.cell(key, col), what))
+        _put(sheet, r, last, getattr(matrix.row_totals.get(key, EMPTY), what), bold=True)
+    r += 1
+    _put(sheet, r, 1, "all", bold=True)
+    for j, col in enumerate(matrix.col_keys):
+        _put(sheet, r, lead + 1 + j, getattr(matrix.col_totals.get(col, EMPTY), what), bold=True)
+    _put(sheet, r, last, getattr(matrix.total, what), bold=True)
+    for column in range(1, last + 1):
+        sheet.column_dimensions[get_column_letter(column)].width = 26 if column <= lead else 16
+
+
+def _exemplar_sheet(sheet: Any, matrix: Matrix) -> None:
+    from openpyxl.utils import get_column_letter
+
+    named = CODE in matrix.rows or CODE in matrix.cols
+    header = [*matrix.rows, *matrix.cols, *(["code name"] if named else []), "passages", "transcripts",
+              "exemplar quote", "from transcript", "confidence", "how the code stands"]
+    for j, name in enumerate(header):
+        _put(sheet, 1, 1 + j, name, bold=True)
+    dims = [*matrix.rows, *matrix.cols]
+    r = 1
+    for row in matrix.row_keys:
+        for col in matrix.col_keys:
+            cell = matrix.cell(row, col)
+            if not cell.passages:
+                continue
+            r += 1
+            example = cell.exemplar or {}
+            values: list[Any] = [*row, *col]
+            if named:
+                values.append(matrix.names.get((row + col)[dims.index(CODE)], ""))
+            values += [cell.passages, cell.transcripts, shorten(example.get("quote", ""), SHEET_QUOTE_CHARS),
+                       example.get("source", ""), example.get("confidence"), HOW.get(example.get("how", ""), "")]
+            for j, value in enumerate(values):
+                _put(sheet, r, 1 + j, value, wrap=header[j] == "exemplar quote")
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{r}"
+    for j, name in enumerate(header):
+        sheet.column_dimensions[get_column_letter(1 + j)].width = {"exemplar quote": 80, "from transcript": 30,
+                                                                   "how the code stands": 26}.get(name, 16)
+
+
+def _cooccurrence_sheet(sheet: Any, table: Cooccurrence) -> None:
+    from openpyxl.utils import get_column_letter
+
+    _put(sheet, 1, 1, "code", bold=True)
+    if not table.codes:
+        _put(sheet, 2, 1, "no coded passages under this status")
+        return
+    for j, code in enumerate(table.codes):
+        _put(sheet, 1, 2 + j, code, bold=True)
+    for i, code in enumerate(table.codes):
+        _put(sheet, 2 + i, 1, code, bold=True)
+        for j in range(len(table.codes)):
+            _put(sheet, 2 + i, 2 + j, table.counts[i][j], bold=i == j)
+    sheet.freeze_panes = "B2"
+    sheet.column_dimensions["A"].width = 26
+    for j in range(len(table.codes)):
+        sheet.column_dimensions[get_column_letter(2 + j)].width = 14
+
+
+def _about_sheet(sheet: Any, info: dict[str, Any], matrix: Matrix) -> None:
+    lines = [
+        ("table", info["title"]),
+        ("a cell", ("coded passages (a code on a passage counts once) in the 'passages' sheet; the distinct "
+                    "transcripts they come from in the 'transcripts' sheet; 'all' rows and columns are totals")),
+        ("status", info["status"]),
+        ("what counts", info["status_text"]),
+        ("waiting for review", info["waiting"]),
+        (MISSING, "transcripts without a value for the case attribute"),
+        ("exemplar", ("a quote a reviewer confirmed if any, else the most confident; ties go to the first "
+                      "transcript by name and the first passage in it")),
+        ("co-occurrence", "passages on which both codes stand; on the diagonal, the passages with the code"),
+        ("scope", info["scope"]),
+        ("transcripts in scope", info["transcripts"]),
+        ("coder", info["coder"]),
+        ("codebook", info["codebook"]),
+        ("database", info["database"]),
+        ("generated", f"{info['generated_at']} by qcode {info['qcode_version']}"),
+    ]
+    for i, (key, value) in enumerate(lines):
+        _put(sheet, 1 + i, 1, key, bold=True)
+        _put(sheet, 1 + i, 2, value, wrap=True)
+    sheet.column_dimensions["A"].width = 22
+    sheet.column_dimensions["B"].width = 100
+
+
+# ---------------------------------------------------------------- writing a file
+
+
+def _write_aside(out: Path, write: Callable[[Path], None]) -> None:
+    """A file appears whole or not at all: written beside its place, then moved there."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".partial")
+    try:
+        write(temporary)
+        temporary.replace(out)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def format_of(fmt: str | None, out: Path | None) -> str:
+    """The format asked for, else the one --out's extension names, else csv."""
+    if fmt is not None:
+        return fmt
+    suffix = out.suffix.lower() if out is not None else ""
+    return {".html": "html", ".htm": "html", ".xlsx": "xlsx"}.get(suffix, "csv")
+
+
+def write_matrix(store: Store, fmt: str, out: Path | None = None, rows: str | Sequence[str] = CODE,
+                 cols: str | Sequence[str] | None = None, status: str = "accepted", run_id: str | None = None,
+                 cooccurrence_only: bool = False) -> tuple[Study, Matrix, Cooccurrence]:
+    """Compute the matrix and the co-occurrence table and write them as html, csv or xlsx to `out`
+    (standard output when None; xlsx needs a file). csv holds the matrix, or with
+    `cooccurrence_only` the co-occurrence table (then `cols` may be left out); html and xlsx hold both."""
+    if fmt not in FORMATS:
+        raise MatrixError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
+    if status not in STATUSES:
+        raise MatrixError(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
+    if fmt == "xlsx" and out is None:
+        raise MatrixError("an xlsx workbook cannot go to the terminal: name the file with --out FILE.xlsx")
+    if cooccurrence_only and fmt != "csv":
+        raise MatrixError(f"--cooccurrence chooses the table a csv file holds; {fmt} holds both tables already")
+    if fmt == "xlsx":
+        try:
+            import openpyxl  # noqa: F401
+        except ModuleNotFoundError:
+            raise MatrixError("xlsx needs the openpyxl package: pip install openpyxl") from None
+    study = load_study(store, run_id, status)
+    if not parse_dimensions(cols) and not cooccurrence_only:
+        raise MatrixError("name the column dimensions with --cols, e.g. --cols district,role (the dimensions here: "
+                          f"{', '.join(study.dimensions())})")
+    matrix = cross_tab(study, parse_dimensions(rows), parse_dimensions(cols))
+    table = cooccurrence(study)
+    if fmt == "xlsx":
+        assert out is not None
+        info = about(store, study, matrix)
+        _write_aside(Path(out), lambda path: write_xlsx(path, matrix, table, info))
+        return study, matrix, table
+    if fmt == "html":
+        text = render_html(matrix, table, about(store, study, matrix))
+    else:
+        buffer = io.StringIO(newline="")
+        if cooccurrence_only:
+            write_cooccurrence_csv(table, buffer)
+        else:
+            write_csv(matrix, buffer)
+        text = buffer.getvalue()
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        _write_aside(Path(out), lambda path: path.write_text(text, encoding="utf-8", newline=""))
+    return study, matrix, table
+
+
+# ---------------------------------------------------------------- the command
+
+
+def matrix_command(
+    cols: Annotated[str | None, typer.Option("--cols", help="Column dimensions, comma-separated: code, transcript or case attributes, e.g. district,role. Required, except with --cooccurrence.")] = None,
+    rows: Annotated[str, typer.Option("--rows", help="Row dimensions, comma-separated, as --cols.")] = CODE,
+    status: Annotated[str, typer.Option("--status", help="accepted: codes as they stand after review; review: suggestions waiting for a reviewer; all: both.")] = "accepted",
+    fmt: Annotated[str | None, typer.Option("--format", help="html | csv | xlsx (default: from --out's extension, else csv).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="The file to write (default: standard output; xlsx needs a file).")] = None,
+    db: DbOption = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run (an id, or latest); default: every run in the database.")] = None,
+    cooccurrence_only: Annotated[bool, typer.Option("--cooccurrence", help="csv: write the code co-occurrence table instead of the matrix.")] = False,
+) -> None:
+    """Cross-case matrix: coded passages and distinct transcripts by code and case attribute.
+
+    html and xlsx also show an exemplar quote per cell, and which codes occur together.
+
+    Dimensions: code, transcript, or any case attribute of the transcripts (docs/matrix.md)."""
+    # imported here, not at the top: pipeline.cli imports this module to register the command
+    from pipeline.cli import _fail, _open_store, err
+    from pipeline.store import StoreError
+
+    fmt = format_of(fmt, out)
+    if fmt not in FORMATS:
+        _fail(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
+    if status not in STATUSES:
+        _fail(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
+    if fmt == "xlsx" and out is None:
+        _fail("an xlsx workbook cannot go to the terminal: name the file with --out FILE.xlsx")
+    store = _open_store(db)  # a mistyped --db is an error, not a new empty database
+    try:
+        study, matrix, _ = write_matrix(store, fmt, out, rows, cols, status, run_id, cooccurrence_only)
+    except (MatrixError, StoreError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{out}: cannot write: {exc.strerror or exc}")
+    finally:
+        store.engine.dispose()
+    left_out = (f"; {study.waiting} suggestion(s) still waiting for review left out"
+                if status == "accepted" and study.waiting else "")
+    err.print(f"wrote {out or 'standard output'} ({fmt}): {matrix.total.passages} coded passage(s) in "
+              f"{matrix.total.transcripts} transcript(s), {len(matrix.row_keys)} row(s) × {len(matrix.col_keys)} "
+              f"column(s), status {status}{left_out}", highlight=False, soft_wrap=True)

@@ -1,0 +1,800 @@
+"""Projects to and from other QDA tools: REFI-QDA `.qdpx` (ATLAS.ti, NVivo, MAXQDA, QualCoder, qc).
+
+A `.qdpx` is a ZIP holding `project.qde` (XML, namespace `urn:QDA-XML:project:1.0`) and a folder
+`sources/` of the files it names. Reading takes what qcode can code: text sources become
+transcripts, case variables become case metadata, users become human coders and their codings of
+text become human codes with their offsets. Everything else (pictures, PDFs, audio, video, codes of
+whole documents) is named in the import's warnings, never dropped silently.
+
+Offsets in REFI-QDA are Unicode code points from 0, end exclusive, but exporters count differently:
+NVivo counts UTF-16 code units with CR LF as two, ATLAS.ti counts CR LF as one. `COUNTINGS` maps an
+exporter to its counting; positions are converted to code points of the text as qcode stores it
+(line endings made `\\n`), and the positions as written are kept beside them.
+
+A bad project (not a ZIP, XML that is not well-formed, a coding of a code or source that is not
+there, positions outside the text, an entry that escapes its folder or is over the format's 2 GiB
+limit) raises ExchangeError naming the file and the problem, and nothing is imported: the import is
+one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+import uuid
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from lxml import etree
+from pydantic import BaseModel, Field
+
+from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, chunk_transcript
+from pipeline.codebook_exchange import ExchangeError, ImportedCodebook, codebook_from_codes, parse_xml
+from pipeline.ingest import parse_turns
+from pipeline.transcript import Transcript, transcript_id
+
+PROJECT_NAMESPACE = "urn:QDA-XML:project:1.0"
+MAX_ENTRY = 2**31 - 1  # REFI-QDA's limit on each file inside a project
+# What qcode reads of a project: project.qde and each text source. A transcript runs to a few
+# hundred kilobytes; far more is a damaged or crafted file (a small ZIP can unpack to gigabytes).
+MAX_READ = 256 * 2**20
+Counting = Literal["code-points", "utf-16", "code-points-lf"]
+COUNTINGS: dict[str, Counting] = {"nvivo": "utf-16", "atlas.ti": "code-points-lf"}
+_MEDIA = ("PictureSource", "PDFSource", "AudioSource", "VideoSource")
+
+
+def counting_for(origin: str | None) -> Counting:
+    """How the software that wrote a project counts positions: by the start of its `origin`."""
+    lowered = (origin or "").strip().lower()
+    for prefix, counting in COUNTINGS.items():
+        if lowered.startswith(prefix):
+            return counting
+    return "code-points"
+
+
+@dataclass
+class HumanCode:
+    """One coding of a text span by a person, as read from a project."""
+
+    coder: str
+    code: str
+    transcript_id: str
+    start: int
+    end: int
+    original_start: int
+    original_end: int
+    note: str | None = None
+    coded_at: datetime | None = None
+
+
+@dataclass
+class Project:
+    path: Path
+    sha256: str
+    name: str | None
+    origin: str | None
+    counting: Counting
+    codebook: ImportedCodebook | None
+    transcripts: list[Transcript] = field(default_factory=list)
+    codes: list[HumanCode] = field(default_factory=list)
+    coders: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    reassigned: Counter[tuple[str, str]] = field(default_factory=Counter)  # (selection's user, coding's user)
+
+
+# ---------------------------------------------------------------- the package
+
+
+class _Package:
+    """The files of a project: a `.qdpx` ZIP, or a bare `project.qde` with `sources/` beside it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.zip: zipfile.ZipFile | None = None
+        self.entries: dict[str, Any] = {}
+        if path.suffix.lower() == ".qde":
+            self.qde = _read_file(path)
+            folder = path.parent
+            for sub in folder.iterdir() if folder.is_dir() else []:
+                if sub.is_dir() and sub.name.lower() == "sources":
+                    self.entries = {f"sources/{p.name}".lower(): p for p in sub.iterdir()
+                                    if p.is_file() and not p.is_symlink()}
+            return
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise ExchangeError(f"{path}: not a QDPX project: the file is not a ZIP archive") from None
+        except OSError as exc:
+            raise ExchangeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        qde: list[zipfile.ZipInfo] = []
+        for info in self.zip.infolist():
+            name = info.filename.replace("\\", "/")
+            parts = name.split("/")
+            if name.startswith("/") or ".." in parts or (parts[0][1:2] == ":"):
+                raise ExchangeError(f"{path}: the ZIP entry '{info.filename}' points outside the project folder; "
+                                    "the file is damaged or crafted")
+            if info.file_size > MAX_ENTRY:
+                raise ExchangeError(f"{path}: the ZIP entry '{info.filename}' is {info.file_size:,} bytes, over the "
+                                    f"{MAX_ENTRY:,}-byte limit REFI-QDA sets on each file")
+            if info.is_dir():
+                continue
+            self.entries[name.lower()] = info
+            if len(parts) == 1 and name.lower().endswith(".qde"):
+                qde.append(info)
+        if not qde:
+            listed = ", ".join(sorted(i.filename for i in self.zip.infolist())[:5]) or "none"
+            raise ExchangeError(f"{path}: not a QDPX project: the archive has no project.qde (entries: {listed})")
+        qde.sort(key=lambda i: i.filename.lower() != "project.qde")
+        self.qde = self._read(qde[0])
+
+    def _read(self, info: zipfile.ZipInfo) -> bytes:
+        assert self.zip is not None
+        if info.file_size > MAX_READ:
+            raise ExchangeError(f"{self.path}: the ZIP entry '{info.filename}' unpacks to {info.file_size:,} bytes; "
+                                f"qcode reads entries of up to {MAX_READ:,} bytes")
+        try:
+            with self.zip.open(info) as handle:
+                # read no more than the limit, whatever the entry's header claims
+                data = handle.read(MAX_READ + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+            raise ExchangeError(f"{self.path}: cannot read the ZIP entry '{info.filename}': {exc}") from None
+        if len(data) > MAX_READ:
+            raise ExchangeError(f"{self.path}: the ZIP entry '{info.filename}' unpacks to more than {MAX_READ:,} "
+                                "bytes, more than its header says")
+        return data
+
+    def source(self, name: str) -> bytes | None:
+        """A file of the `sources/` folder, whatever the case of the folder or the file name."""
+        found = self.entries.get(f"sources/{name}".lower())
+        if found is None:
+            return None
+        return _read_file(found) if isinstance(found, Path) else self._read(found)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        if path.stat().st_size > MAX_READ:
+            raise ExchangeError(f"{path}: {path.stat().st_size:,} bytes; qcode reads files of up to {MAX_READ:,} "
+                                "bytes in a project")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ExchangeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+# ---------------------------------------------------------------- reading
+
+
+class _Xml:
+    """Element lookups in the project's namespace (or in none, for tolerance)."""
+
+    def __init__(self, namespace: str):
+        self.ns = namespace
+
+    def tag(self, name: str) -> str:
+        return f"{{{self.ns}}}{name}" if self.ns else name
+
+    def all(self, element: Any, name: str) -> list[Any]:
+        return element.findall(self.tag(name))
+
+    def one(self, element: Any, name: str) -> Any:
+        return element.find(self.tag(name))
+
+    def text(self, element: Any, name: str) -> str | None:
+        found = self.one(element, name)
+        return found.text if found is not None and found.text and found.text.strip() else None
+
+
+def guid(value: str | None) -> str:
+    """A GUID as REFI-QDA allows it written (either case, with or without braces), in one form."""
+    return (value or "").strip().strip("{}").lower()
+
+
+def read_project(path: str | Path, counting: Counting | None = None) -> Project:
+    """Read a `.qdpx` (or a bare `project.qde`) into transcripts, a codebook and human codes."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExchangeError(f"{path}: no such file")
+    package = _Package(path)
+    where = f"{path}: project.qde" if path.suffix.lower() != ".qde" else str(path)
+    root = parse_xml(package.qde, where)
+    namespace = etree.QName(root).namespace or ""
+    if etree.QName(root).localname != "Project" or namespace not in ("", PROJECT_NAMESPACE):
+        raise ExchangeError(f"{where}: not a REFI-QDA project: the root element is {root.tag}, not Project in "
+                            f"namespace {PROJECT_NAMESPACE}")
+    xml = _Xml(namespace)
+    origin = root.get("origin")
+    project = Project(path=path, sha256=hashlib.sha256(package.qde).hexdigest(), name=root.get("name"),
+                      origin=origin, counting=counting or counting_for(origin), codebook=None)
+    if not namespace:
+        project.warnings.append(f"{where}: the Project element has no namespace; read as {PROJECT_NAMESPACE}")
+
+    users = _users(root, xml, project)
+    codes = xml.one(xml.one(root, "CodeBook") if xml.one(root, "CodeBook") is not None else root, "Codes")
+    if codes is not None and len(xml.all(codes, "Code")):
+        description = xml.text(root, "Description") or f"Imported from {path.name}"
+        project.codebook = codebook_from_codes(codes, namespace, name=project.name or path.stem,
+                                               description=description, source=origin, sets=xml.one(root, "Sets"))
+        project.warnings += project.codebook.warnings
+    notes = {guid(n.get("guid")): _note_text(n, xml) for n in root.iter(xml.tag("Note"))}
+    metadata = _case_metadata(root, xml, project)
+
+    sources = xml.one(root, "Sources")
+    skipped: Counter[str] = Counter()
+    names: Counter[str] = Counter()
+    for source in sources if sources is not None else []:
+        if not isinstance(source.tag, str):
+            continue  # comments and processing instructions
+        kind = etree.QName(source).localname
+        if kind != "TextSource":
+            skipped[kind] += 1
+            for inner in source.iter():
+                if isinstance(inner.tag, str) and etree.QName(inner).localname.endswith("Selection"):
+                    skipped[etree.QName(inner).localname] += 1
+            continue
+        _text_source(source, xml, package, project, users, notes, metadata, names, where)
+    if skipped:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(skipped.items()))
+        project.warnings.append(f"not imported: {kinds} (qcode codes text; pictures, PDFs, audio and video stay "
+                                "in the other tool)")
+    project.coders = sorted({c.coder for c in project.codes})
+    if project.codebook is not None:
+        applicable = project.codebook.codebook.applicable_ids()
+        off = Counter(c.code for c in project.codes if c.code not in applicable)
+        if off:
+            project.warnings.append(f"{sum(off.values())} coding(s) apply codes that are categories in the codebook "
+                                    f"({', '.join(sorted(off)[:5])}); they are kept, but a coder cannot give them "
+                                    "(mark a code `codable: true` to let coders apply it)")
+    if project.reassigned:
+        pairs = ", ".join(f"{n} made by {a} and coded by {b}" for (a, b), n in sorted(project.reassigned.items()))
+        project.warnings.append(f"selections whose coding names another user ({pairs}): each code is credited to "
+                                "the user its coding names")
+    return project
+
+
+def _users(root: Any, xml: _Xml, project: Project) -> dict[str, str]:
+    users: dict[str, str] = {}
+    names: Counter[str] = Counter()
+    container = xml.one(root, "Users")
+    for user in xml.all(container, "User") if container is not None else []:
+        key = guid(user.get("guid"))
+        name = (user.get("name") or user.get("id") or key).strip()
+        names[name] += 1
+        users[key] = name if names[name] == 1 else f"{name} ({key[:8]})"
+    return users
+
+
+def _note_text(note: Any, xml: _Xml) -> str | None:
+    text = xml.text(note, "PlainTextContent")
+    return text.strip() if text else note.get("name")
+
+
+def _case_metadata(root: Any, xml: _Xml, project: Project) -> dict[str, dict[str, str]]:
+    """Each source's case metadata: the variables of the cases it belongs to, and its own."""
+    variables = {}
+    container = xml.one(root, "Variables")
+    for variable in xml.all(container, "Variable") if container is not None else []:
+        variables[guid(variable.get("guid"))] = variable.get("name") or guid(variable.get("guid"))
+    per_source: dict[str, dict[str, str]] = {}
+    cases = xml.one(root, "Cases")
+    source_guids = {guid(s.get("guid")) for s in root.iter(xml.tag("TextSource"))}
+    for case in xml.all(cases, "Case") if cases is not None else []:
+        values = _variable_values(case, xml, variables, project, f"case '{case.get('name') or case.get('guid')}'")
+        for ref in xml.all(case, "SourceRef"):
+            target = guid(ref.get("targetGUID"))
+            if target not in source_guids:
+                project.warnings.append(f"case '{case.get('name') or case.get('guid')}' names a source that is not "
+                                        f"in the project ({ref.get('targetGUID')}); that reference was not imported")
+                continue
+            merged = per_source.setdefault(target, {})
+            for key, value in values.items():
+                if key in merged and merged[key] != value:
+                    project.warnings.append(f"source {target}: cases give '{key}' two values ('{merged[key]}', "
+                                            f"'{value}'); both are kept, joined by '; '")
+                    value = f"{merged[key]}; {value}"
+                merged[key] = value
+    for source in root.iter(xml.tag("TextSource")):
+        own = _variable_values(source, xml, variables, project, f"source '{source.get('name')}'")
+        if own:
+            per_source.setdefault(guid(source.get("guid")), {}).update(own)
+    return per_source
+
+
+def _variable_values(element: Any, xml: _Xml, variables: dict[str, str], project: Project,
+                     where: str) -> dict[str, str]:
+    values = {}
+    for value in xml.all(element, "VariableValue"):
+        ref = xml.one(value, "VariableRef")
+        key = guid(ref.get("targetGUID")) if ref is not None else ""
+        if key not in variables:
+            project.warnings.append(f"{where}: a variable value names no variable of the project; not imported")
+            continue
+        found = [child for child in value if isinstance(child.tag, str) and child is not ref]
+        if found and found[0].text is not None and found[0].text.strip():
+            values[variables[key]] = found[0].text.strip()
+    return values
+
+
+def _text_source(source: Any, xml: _Xml, package: _Package, project: Project, users: dict[str, str],
+                 notes: dict[str, str | None], metadata: dict[str, dict[str, str]], names: Counter[str],
+                 where: str) -> None:
+    key = guid(source.get("guid"))
+    path = source.get("plainTextPath")
+    label = source.get("name") or (posixpath.basename(path) if path else None) or key
+    selections = xml.all(source, "PlainTextSelection")
+    inline = xml.one(source, "PlainTextContent")
+    if inline is not None:
+        data = (inline.text or "").encode("utf-8")
+    elif path:
+        data = _source_bytes(package, path, label, project, len(selections))
+        if data is None:
+            return
+    else:
+        project.warnings.append(f"source '{label}' has no plain text (no plainTextPath or PlainTextContent); "
+                                f"it and its {len(selections)} selection(s) were not imported")
+        return
+    whole = len(xml.all(source, "Coding"))
+    if whole:
+        project.warnings.append(f"source '{label}': {whole} coding(s) of the whole document were not imported "
+                                "(qcode compares codes of passages)")
+    positions = _Positions(data, project.counting, f"source '{label}'", project)
+    if not positions.text.strip():
+        project.warnings.append(f"source '{label}' has no text; it and its {len(selections)} selection(s) were "
+                                "not imported")
+        return
+    text = positions.text
+    known = _written_id(xml.text(source, "Description"))
+    names[label] += 1
+    name = label if names[label] == 1 or known else f"{label} ({names[label]})"
+    transcript = Transcript(
+        id=known or transcript_id(name, text), source_path=str(project.path / name), source_name=name, format="qdpx",
+        encoding="utf-8", text=text, turns=parse_turns(text), metadata=metadata.get(key, {}),
+        notes=[f"imported from {project.path.name}" + (f" ({project.origin})" if project.origin else "")],
+    )
+    if not transcript.turns:
+        project.warnings.append(f"source '{label}' has no text; not imported")
+        return
+    project.transcripts.append(transcript)
+    codes = project.codebook.guids if project.codebook else {}
+    for selection in selections:
+        sel = f"source '{label}', selection {selection.get('guid')}"
+        start, end = (_position(selection, attr, sel) for attr in ("startPosition", "endPosition"))
+        if start > end:
+            raise ExchangeError(f"{where}: {sel}: startPosition {start} is after endPosition {end}")
+        mapped = positions.convert(start, end, sel, where)
+        codings = xml.all(selection, "Coding")
+        if mapped[0] == mapped[1]:
+            project.warnings.append(f"{sel} selects no text; its {len(codings)} coding(s) were not imported")
+            continue
+        description = xml.text(selection, "Description")
+        for coding in codings:
+            ref = xml.one(coding, "CodeRef")
+            target = guid(ref.get("targetGUID")) if ref is not None else ""
+            if target not in codes:
+                raise ExchangeError(f"{where}: {sel}: a coding names code {ref.get('targetGUID') if ref is not None else '(none)'} "
+                                    "that is not in the project's codebook")
+            user = guid(coding.get("creatingUser") or selection.get("creatingUser") or "")
+            coder = users.get(user) or user or "unknown coder"
+            selector = guid(selection.get("creatingUser"))
+            if selector and selector != user:
+                project.reassigned[(users.get(selector, selector), coder)] += 1
+            if user and user not in users:
+                project.warnings.append(f"{sel}: coded by user {user}, who is not among the project's users; "
+                                        "the GUID stands as the coder's name")
+            if not user:
+                project.warnings.append(f"{sel}: a coding names no user; it is kept as 'unknown coder'")
+            texts = [description] + [notes.get(guid(r.get("targetGUID"))) for r in xml.all(coding, "NoteRef")]
+            project.codes.append(HumanCode(
+                coder=coder, code=codes[target], transcript_id=transcript.id, start=mapped[0], end=mapped[1],
+                original_start=start, original_end=end, note="\n\n".join(t for t in texts if t) or None,
+                coded_at=_when(coding.get("creationDateTime")),
+            ))
+
+
+_WRITTEN_ID = re.compile(r'^qcode: \{"transcript": "([0-9a-f]{16})"\}$', re.M)
+
+
+def _written_id(description: str | None) -> str | None:
+    """The transcript id qcode wrote on a source it exported. A transcript's id is a hash of its
+    name, its text and (for a row of a CSV file) the row's key; the key is not in the project, so
+    the id travels in the source's description, and a study comes back with the ids it had."""
+    found = _WRITTEN_ID.search(description or "")
+    return found.group(1) if found else None
+
+
+def _source_bytes(package: _Package, path: str, label: str, project: Project, selections: int) -> bytes | None:
+    lowered = path.lower()
+    if lowered.startswith("internal://"):
+        name = path[len("internal://"):]
+    elif "://" in path:
+        project.warnings.append(f"source '{label}' is a file outside the project ({path}); it and its {selections} "
+                                "selection(s) were not imported")
+        return None
+    else:
+        name = path  # a bare file name in sources/, as qc writes it
+    name = name.replace("\\", "/").lstrip("/")
+    if ".." in name.split("/"):
+        raise ExchangeError(f"{project.path}: source '{label}' points outside the project folder ({path})")
+    data = package.source(name)
+    if data is None:
+        if package.zip is None and not package.entries:
+            project.warnings.append(f"source '{label}': {path} is not beside {project.path.name} (no sources/ "
+                                    f"folder); it and its {selections} selection(s) were not imported")
+            return None
+        raise ExchangeError(f"{project.path}: source '{label}' names {path}, which is not in the project's sources")
+    return data
+
+
+def _position(selection: Any, attribute: str, where: str) -> int:
+    value = selection.get(attribute)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ExchangeError(f"{where}: {attribute} must be a whole number, not '{value}'") from None
+
+
+def _when(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone().replace(tzinfo=None)
+
+
+class _Positions:
+    """A source's text as qcode stores it, and its exporter's positions turned into qcode's.
+
+    qcode's text is the file's text without a byte-order mark, with CR LF and CR made `\\n` (as
+    ingest does for every text file) and U+0000 made U+FFFD. Each character of the file's text has a
+    width in the exporter's counting and in qcode's; their running sums map one onto the other."""
+
+    def __init__(self, data: bytes, counting: Counting, where: str, project: Project):
+        try:
+            raw = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ExchangeError(f"{project.path}: {where}: the plain text is not UTF-8 (byte 0x{data[exc.start]:02x} "
+                                f"at {exc.start}); REFI-QDA text sources are UTF-8") from None
+        points = np.frombuffer(raw.encode("utf-32-le"), dtype="<u4")
+        carriage = points == 13
+        before_line_feed = np.zeros(len(points), dtype=bool)
+        before_line_feed[:-1] = points[1:] == 10
+        joined = carriage & before_line_feed  # the CR of a CR LF: qcode keeps only the LF
+        mark = np.zeros(len(points), dtype=bool)
+        leading = len(raw) - len(raw.lstrip("\ufeff"))
+        mark[:leading] = True
+        # widths and running sums in int32: a text is at most MAX_READ bytes, so no sum overflows
+        ours = (~joined & ~mark).astype(np.int32)
+        if counting == "utf-16":
+            theirs = 1 + (points > 0xFFFF).astype(np.int32)
+        elif counting == "code-points-lf":
+            theirs = (~joined).astype(np.int32)
+        else:
+            theirs = np.ones(len(points), dtype=np.int32)
+        del points, carriage, before_line_feed, joined, mark
+        self.theirs = np.concatenate(([0], np.cumsum(theirs, dtype=np.int32)))
+        self.ours = np.concatenate(([0], np.cumsum(ours, dtype=np.int32)))
+        self.text = raw.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
+        self.counting = counting
+        self.where = where
+
+    def convert(self, start: int, end: int, selection: str, where: str) -> tuple[int, int]:
+        total = int(self.theirs[-1])
+        if start < 0 or end > total:
+            raise ExchangeError(f"{where}: {selection}: positions {start}–{end} are outside the text, which is "
+                                f"{total:,} long counted as {self.counting}")
+        # a position inside a character (half of a surrogate pair) widens the selection to whole characters
+        first = int(np.searchsorted(self.theirs, start, side="right")) - 1
+        last = int(np.searchsorted(self.theirs, end, side="left"))
+        return int(self.ours[first]), int(self.ours[last])
+
+
+# ---------------------------------------------------------------- importing into the store
+
+
+class ImportSummary(BaseModel):
+    import_id: str
+    path: str
+    project: str | None
+    origin: str | None
+    counting: str
+    transcripts: int
+    chunks: int
+    codes: int
+    codebook_version: str | None
+    coders: list[str]
+    human_codes: int
+    merged: int = Field(description="codings of the same span with the same code by the same person, kept once")
+    warnings: list[str]
+
+
+def import_project(store: Any, project: Project, *, chunk_size: int = DEFAULT_SIZE,
+                   overlap: int = DEFAULT_OVERLAP) -> ImportSummary:
+    """Store a project's codebook, transcripts (chunked) and human codes: all of it, or nothing."""
+    from sqlalchemy import func, select
+
+    from pipeline.store import HumanCodeRecord, ImportRecord, Store, TranscriptRecord, now
+
+    prepared = [(t, chunk_transcript(t, chunk_size, overlap)) for t in project.transcripts]
+    import_id = str(uuid.uuid4())
+    codebook = project.codebook.codebook if project.codebook else None
+    with store.session() as s:
+        for transcript in project.transcripts:
+            existing = s.get(TranscriptRecord, transcript.id)
+            if existing is not None and existing.text != transcript.text:
+                raise ExchangeError(f"{project.path}: source '{transcript.source_name}' carries the id of transcript "
+                                    f"{transcript.id} ({existing.source_name}) but not its text")
+        if codebook is not None:
+            Store.add_codebook(s, codebook, str(project.path))
+        for transcript, chunks in prepared:
+            Store.save_transcript(s, transcript, chunks)
+        summary = {"warnings": project.warnings, "coders": project.coders, "counting": project.counting}
+        s.add(ImportRecord(id=import_id, path=str(project.path), sha256=project.sha256, origin=project.origin,
+                           project_name=project.name, codebook_version=codebook.version if codebook else None,
+                           summary=summary, imported_at=now()))
+        s.flush()
+        rows = [
+            {"import_id": import_id, "transcript_id": c.transcript_id, "coder": c.coder, "code": c.code,
+             "codebook_version": codebook.version if codebook else None, "start": c.start, "end": c.end,
+             "original_start": c.original_start, "original_end": c.original_end, "note": c.note,
+             "coded_at": c.coded_at}
+            for c in project.codes
+        ]
+        if rows:
+            s.execute(store.insert(HumanCodeRecord).on_conflict_do_nothing(), rows)
+        stored = s.scalar(select(func.count()).select_from(HumanCodeRecord)
+                          .where(HumanCodeRecord.import_id == import_id))
+        summary["human_codes"] = stored
+    return ImportSummary(
+        import_id=import_id, path=str(project.path), project=project.name, origin=project.origin,
+        counting=project.counting, transcripts=len(prepared), chunks=sum(len(c) for _, c in prepared),
+        codes=len(codebook.codes) if codebook else 0, codebook_version=codebook.version if codebook else None,
+        coders=project.coders, human_codes=stored, merged=len(rows) - stored, warnings=project.warnings,
+    )
+
+
+# ---------------------------------------------------------------- writing
+
+
+_QCODE_GUIDS = uuid.UUID("6f1c3a52-8d0e-4d3b-9a57-3c2f0b9e7d41")
+_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+# characters XML 1.0 cannot hold (controls, lone surrogates, U+FFFE, U+FFFF) become U+FFFD in names and notes
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _guid(*key: object) -> str:
+    """Stable GUIDs, so exporting the same study twice gives files that differ only where the study did."""
+    return str(uuid.uuid5(_QCODE_GUIDS, "\0".join(str(k) for k in key)))
+
+
+def _stamp(value: datetime | None) -> str | None:
+    return value.replace(microsecond=0).isoformat() + "Z" if value else None
+
+
+class ExportSummary(BaseModel):
+    path: str
+    transcripts: int
+    codes: int
+    users: list[str]
+    codings: int
+    warnings: list[str]
+
+
+def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSummary:
+    """Write the study as a `.qdpx`: transcripts, codebook, case variables, and the codes that stand.
+
+    The model is a user of its own (named with its model and prompt version); reviewers are users;
+    people whose codes were imported are users. A model's code carries its justification and
+    confidence as a note. The file is written aside and moved into place, so it appears whole."""
+    from sqlalchemy import select
+
+    from pipeline import __version__
+    from pipeline.codebook import Codebook
+    from pipeline.codebook_exchange import code_guid, codebook_set_element, codes_element
+    from pipeline.export import resolve_run
+    from pipeline.store import CodebookRecord, HumanCodeRecord, RunRecord, TranscriptRecord
+
+    run_id = resolve_run(store, run_id)
+    warnings: list[str] = []
+    passages = coded_passages(store, run_id)
+    with store.session() as s:
+        runs = list(s.scalars(select(RunRecord).where(RunRecord.id == run_id) if run_id else select(RunRecord)))
+        if run_id:
+            transcript_ids = {p.transcript_id for p in passages} | _run_transcripts(s, run_id)
+            versions = {runs[0].codebook_version}
+        else:
+            transcript_ids = set(s.scalars(select(TranscriptRecord.id)))
+            versions = {r.codebook_version for r in runs} | set(s.scalars(
+                select(HumanCodeRecord.codebook_version).distinct().where(HumanCodeRecord.codebook_version.is_not(None))))
+        if len(versions) > 1:
+            raise ExchangeError(f"the store holds codes under {len(versions)} codebook versions "
+                                f"({', '.join(sorted(versions))}); a project has one codebook: choose a run with --run")
+        record = s.get(CodebookRecord, next(iter(versions))) if versions else None
+        if record is None:
+            raise ExchangeError("the store has no codebook yet: run qcode run or qcode import first")
+        codebook = Codebook.model_validate(record.content)
+        transcripts = sorted(s.scalars(select(TranscriptRecord).where(TranscriptRecord.id.in_(transcript_ids))),
+                             key=lambda t: (t.source_name, t.id))
+        human = list(s.scalars(select(HumanCodeRecord).where(HumanCodeRecord.transcript_id.in_(transcript_ids))
+                               .order_by(HumanCodeRecord.id)))
+    known = {c.id for c in codebook.codes}
+    codings = passages + [CodedPassage(transcript_id=h.transcript_id, start=h.start, end=h.end, code=h.code,
+                                       user=h.coder, at=h.coded_at, note=h.note) for h in human]
+    unknown = [c for c in codings if c.code not in known]
+    if unknown:
+        warnings.append(f"{len(unknown)} coding(s) name codes that are not in the codebook '{codebook.name}' "
+                        f"({', '.join(sorted({c.code for c in unknown})[:5])}); they were left out")
+        codings = [c for c in codings if c.code in known]
+
+    ns = PROJECT_NAMESPACE
+    # a reviewer who only accepted the model's codes is a user too, named in those codings' notes
+    users = sorted({c.user for c in codings} | {p.reviewer for p in passages if p.reviewer})
+    user_guid = {name: _guid("user", name) for name in users}
+    code_guids = {c.id: code_guid(codebook, c) for c in codebook.codes}
+    source_guid = {t.id: _guid("source", t.id) for t in transcripts}
+    keys = sorted({k for t in transcripts for k in (t.case_metadata or {})})
+    variable_guid = {k: _guid("variable", k) for k in keys}
+
+    def element(parent: Any, tag: str, text: str | None = None, /, **attributes: str | None) -> Any:
+        node = etree.SubElement(parent, f"{{{ns}}}{tag}",
+                                {k: _NOT_XML.sub("\ufffd", v) for k, v in attributes.items() if v is not None})
+        if text is not None:
+            node.text = _NOT_XML.sub("\ufffd", text)
+        return node
+
+    root = etree.Element(f"{{{ns}}}Project", nsmap={None: ns, "xsi": _XSI})
+    root.set(f"{{{_XSI}}}schemaLocation", f"{ns} Project.xsd")
+    root.set("name", codebook.name)
+    root.set("origin", f"qcode {__version__}")
+    root.set("creationDateTime", _stamp(datetime.now().astimezone().replace(tzinfo=None)) or "")
+    if users:
+        container = element(root, "Users")
+        for name in users:
+            element(container, "User", guid=user_guid[name], name=name)
+    codebook_node = element(root, "CodeBook")
+    codebook_node.append(codes_element(codebook, ns))
+    if keys:
+        container = element(root, "Variables")
+        for key in keys:
+            element(container, "Variable", guid=variable_guid[key], name=key, typeOfVariable="Text")
+        cases = element(root, "Cases")
+        for t in transcripts:
+            if t.case_metadata:
+                case = element(cases, "Case", guid=_guid("case", t.id), name=t.source_name)
+                for key, value in sorted(t.case_metadata.items()):
+                    holder = element(case, "VariableValue")
+                    element(holder, "VariableRef", targetGUID=variable_guid[key])
+                    element(holder, "TextValue", str(value))
+                element(case, "SourceRef", targetGUID=source_guid[t.id])
+        if not len(cases):
+            root.remove(cases)
+    notes: list[tuple[str, str, str]] = []
+    by_span: dict[tuple[str, int, int], list[CodedPassage]] = {}
+    for c in codings:
+        by_span.setdefault((c.transcript_id, c.start, c.end), []).append(c)
+    files: dict[str, str] = {}
+    sources = element(root, "Sources")
+    for t in transcripts:
+        key = source_guid[t.id]
+        files[f"sources/{key}.txt"] = t.text
+        source = element(sources, "TextSource", guid=key, name=t.source_name, plainTextPath=f"internal://{key}.txt",
+                         creationDateTime=_stamp(t.ingested_at))
+        element(source, "Description", f'qcode: {{"transcript": "{t.id}"}}')
+        for (_, start, end), found in sorted((k, v) for k, v in by_span.items() if k[0] == t.id):
+            selection = element(source, "PlainTextSelection", guid=_guid("selection", t.id, start, end),
+                                name=_label(t.text[start:end]), startPosition=str(start), endPosition=str(end))
+            for c in sorted(found, key=lambda c: (c.user, c.code)):
+                coding_guid = _guid("coding", t.id, start, end, c.user, c.code)
+                coding = element(selection, "Coding", guid=coding_guid, creatingUser=user_guid[c.user],
+                                 creationDateTime=_stamp(c.at))
+                element(coding, "CodeRef", targetGUID=code_guids[c.code])
+                if c.note:
+                    note_guid = _guid("note", coding_guid)
+                    element(coding, "NoteRef", targetGUID=note_guid)
+                    notes.append((note_guid, user_guid[c.user], c.note))
+    if notes:
+        container = element(root, "Notes")
+        for note_guid, author, text in notes:
+            note = element(container, "Note", guid=note_guid, name=_label(text), creatingUser=author)
+            element(note, "PlainTextContent", text)
+    # the codebook's own fields (name, description, measurement) ride in a set of its codes
+    element(root, "Sets").append(codebook_set_element(codebook, ns))
+
+    qde = etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".partial")
+    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("project.qde", qde)
+        for name, text in files.items():
+            archive.writestr(name, text.encode("utf-8"))
+    temporary.replace(out)
+    return ExportSummary(path=str(out), transcripts=len(transcripts), codes=len(codebook.codes), users=users,
+                         codings=len(codings), warnings=warnings)
+
+
+def _label(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _run_transcripts(s: Any, run_id: str) -> set[str]:
+    from sqlalchemy import select
+
+    from pipeline.store import ChunkRecord, RunChunkRecord
+
+    return set(s.scalars(select(ChunkRecord.transcript_id).distinct().join(
+        RunChunkRecord, RunChunkRecord.chunk_id == ChunkRecord.id).where(RunChunkRecord.run_id == run_id)))
+
+
+@dataclass
+class CodedPassage:
+    """A code that stands on a span of a transcript, with who stands behind it."""
+
+    transcript_id: str
+    start: int
+    end: int
+    code: str
+    user: str
+    at: datetime | None
+    note: str | None
+    reviewer: str | None = None  # who accepted, changed or added it; None when it stood without review
+
+
+def coded_passages(store: Any, run_id: str | None = None) -> list[CodedPassage]:
+    """The codes that stand after review (`pipeline.matrix.coded_passages`), each credited to whoever
+    stands behind it: the model (named with its model and prompt version) for its codes accepted
+    without review or by a reviewer, the reviewer for a code they changed or added."""
+    from sqlalchemy import select
+
+    from pipeline.export import suggestion_records
+    from pipeline.matrix import coded_passages as standing, decisions_in_scope
+    from pipeline.store import ChunkRecord, RunChunkRecord, RunRecord
+
+    suggestions = list(suggestion_records(store, run_id))
+    with store.session() as s:
+        query = select(ChunkRecord.id, ChunkRecord.start, ChunkRecord.end)
+        versions = None
+        if run_id:
+            query = query.where(ChunkRecord.id.in_(select(RunChunkRecord.chunk_id)
+                                                   .where(RunChunkRecord.run_id == run_id)))
+            versions = {s.get(RunRecord, run_id).codebook_version}
+        spans = {chunk_id: (start, end) for chunk_id, start, end in s.execute(query)}
+    decisions, settled = decisions_in_scope(store, {x["suggestion_id"] for x in suggestions}, set(spans), versions)
+    found = []
+    for row in standing(suggestions, decisions, settled, "accepted"):
+        sug, d = row["suggestion"], row["decision"]
+        start, end = row["quote_start"], row["quote_end"]
+        if start is None or end is None:  # a code added to the whole passage
+            start, end = spans[row["chunk_id"]]
+        said = (f"{model_user(sug)}: {sug['justification']}\nconfidence {sug['confidence']:.2f}" if sug else "")
+        why = "".join(f" ({x})" for x in (d["reason"], d["note"]) if x) if d else ""
+        if d is None:
+            user, at, note, reviewer = model_user(sug), sug["created_at"], said + "\naccepted without review", None
+        elif row["how"] == "accept":
+            user, at, reviewer = model_user(sug), sug["created_at"], d["reviewer"]
+            note = f"{said}\naccepted by {d['reviewer']} on {d['decided_at']}{why}"
+        elif row["how"] == "change":
+            user, at, reviewer = d["reviewer"], d["decided_at"], d["reviewer"]
+            note = f"{d['reviewer']} changed the code from {sug['code']}{why}.\nThe model had said: {said}"
+        else:
+            user, at, reviewer = d["reviewer"], d["decided_at"], d["reviewer"]
+            note = f"added by {d['reviewer']}{why}"
+        found.append(CodedPassage(transcript_id=row["transcript_id"], start=start, end=end, code=row["code"],
+                                  user=user, at=_when(at), note=note, reviewer=reviewer))
+    return found
+
+
+def model_user(suggestion: dict[str, Any]) -> str:
+    """The model as a coder of its own: coder, model and prompt version."""
+    model = suggestion["model"].rsplit("/", 1)[-1]
+    version = suggestion["prompt_version"] or ""
+    if re.fullmatch(r"[0-9a-f]{13,}", version):
+        version = version[:12]  # a hash: its first 12 characters name it
+    prompt = f" prompt {version}" if version else ""
+    return f"{suggestion['coder']}:{model}{prompt}"
