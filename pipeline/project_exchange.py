@@ -46,7 +46,6 @@ MAX_ENTRY = 2**31 - 1  # REFI-QDA's limit on each file inside a project
 MAX_READ = 256 * 2**20
 Counting = Literal["code-points", "utf-16", "code-points-lf"]
 COUNTINGS: dict[str, Counting] = {"nvivo": "utf-16", "atlas.ti": "code-points-lf"}
-_MEDIA = ("PictureSource", "PDFSource", "AudioSource", "VideoSource")
 
 
 def counting_for(origin: str | None) -> Counting:

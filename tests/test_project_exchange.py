@@ -30,7 +30,7 @@ from pipeline.reviewer import Reviewer
 from pipeline.store import (
     ChunkRecord, HumanCodeRecord, ImportRecord, ReviewerRecord, Store, SuggestionRecord, TranscriptRecord,
 )
-from tests.review_server import make_review_db
+from review_server import make_review_db
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path(os.environ.get("QCODE_REFI_SAMPLES", ROOT.parent / "shared" / "refi-qda" / "samples"))
