@@ -352,7 +352,7 @@ def export_command(
 
     codings: the model's codes, the reviewers' blind double codes and imported human codes; blind: the
     blind codes alone; decisions: every reviewer decision (the audit log); qdpx: a REFI-QDA project for
-    ATLAS.ti, NVivo, MAXQDA or QualCoder, with the codes that stand after review (needs --out)."""
+    ATLAS.ti, NVivo, MAXQDA or QualCoder, with the codes that stand after review."""
     from pipeline.export import FORMATS, export
 
     if fmt not in FORMATS:
@@ -363,8 +363,8 @@ def export_command(
 
     from pipeline.codebook_exchange import ExchangeError
 
-    if fmt == "qdpx" and out_path is None:
-        _fail("a qdpx project is a ZIP file: name it with --out")
+    if fmt == "qdpx" and out_path is None and sys.stdout.isatty():
+        _fail("a qdpx project is a ZIP file: name it with --out, or redirect standard output to a file")
     try:
         count = export(_open_store(db), fmt, out_path, run_id, status)
     except (StoreError, ExchangeError) as exc:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,9 +150,14 @@ def export(store: Store, fmt: str, out: Path | None, run_id: str | None = None, 
     if fmt == "qdpx":
         from pipeline.project_exchange import write_project
 
-        if out is None:
-            raise ValueError("a qdpx project is a ZIP file: name it with --out")
-        return write_project(store, out, run_id).codings
+        if out is not None:
+            return write_project(store, out, run_id).codings
+        with tempfile.TemporaryDirectory() as folder:  # a ZIP is written whole, then copied out
+            written = write_project(store, Path(folder) / "project.qdpx", run_id)
+            with open(written.path, "rb") as handle:
+                shutil.copyfileobj(handle, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        return written.codings
     if out is None:
         return _write(store, fmt, sys.stdout, run_id, status)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -381,8 +381,9 @@ def test_a_reviewed_run_exports_valid_and_comes_back_the_same(tmp_path: Path) ->
         verdict="add", code="relational.strength", quote_start=start, quote_end=start + len("coaches")))
 
     out = tmp_path / "study.qdpx"
-    result = invoke("export", "--format", "qdpx", "--db", db, "--run", run_id, "--out", out)
+    result = invoke("export", "--format", "qdpx", "--db", db, "--run", run_id)  # to standard output, redirected
     assert result.exit_code == 0, result.output
+    out.write_bytes(result.stdout_bytes)
     root = validate(out)
     users = {u.get("name") for u in root.iterfind(".//q:User", NS)}
     assert users == {"review-test:queueing-1 prompt queueing-v1", "dana"}
