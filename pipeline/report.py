@@ -175,7 +175,8 @@ def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
 
     from pipeline.matrix import covered
     from pipeline.store import (
-        AssignmentRecord, CodebookRecord, RejectionRecord, ReviewerRecord, RunChunkRecord, RunRecord,
+        AssignmentRecord, CodebookRecord, HumanCodeRecord, ImportRecord, RejectionRecord, ReviewerRecord,
+        RunChunkRecord, RunRecord,
     )
 
     with store.session() as s:
@@ -198,6 +199,10 @@ def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
             assignment_query = assignment_query.where(AssignmentRecord.run_id == run_id)
         assignments = [{"sample": a, "chunk_id": c, "reviewer": n, "coded": t is not None}
                        for a, c, n, t in s.execute(assignment_query)]
+        # people's codes that came in with projects from other QDA tools, on the transcripts in scope
+        imported = s.execute(select(HumanCodeRecord.coder, ImportRecord.path).distinct()
+                             .join(ImportRecord, ImportRecord.id == HumanCodeRecord.import_id)
+                             .where(HumanCodeRecord.transcript_id.in_(list(transcripts)))).all()
         run_rows = [{
             "id": r.id, "started_at": r.started_at, "finished_at": r.finished_at, "status": r.status,
             "coder": r.coder, "model": r.model, "coder_key": r.coder_key, "prompt_version": r.prompt_version,
@@ -205,7 +210,9 @@ def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
             "parameters": r.parameters or {}, "summary": r.summary or {}, "qcode_version": r.qcode_version,
         } for r in runs]
     return {"runs": run_rows, "chunks": chunks, "transcripts": transcripts, "rejections": rejections or 0,
-            "codebooks": codebooks, "assignments": assignments}
+            "codebooks": codebooks, "assignments": assignments,
+            "imported": {"coders": sorted({c for c, _ in imported}),
+                         "projects": sorted({Path(p).name for _, p in imported})}}
 
 
 def _codebook(scope: dict[str, Any]) -> Codebook | None:
@@ -234,16 +241,23 @@ def agreement_section(store: Store, run_id: str | None, scope: dict[str, Any],
 
     assignments = scope["assignments"]
     coded = [a for a in assignments if a["coded"]]
+    imported = scope["imported"]
     section: dict[str, Any] = {
         "available": False, "assigned_passages": len({a["chunk_id"] for a in assignments}),
         "coded_passages": len({a["chunk_id"] for a in coded}),
         "reviewers": sorted({a["reviewer"] for a in coded}),
         "samples": len({a["sample"] for a in assignments}),
+        "imported_coders": imported["coders"], "imported_projects": imported["projects"],
+        # who the human codes come from, in the words the page uses
+        "people": "reviewers" if not imported["coders"] else "human coders",
+        "coded_by": " or ".join(filter(None, [
+            "reviewers coded blind" if coded else "",
+            f"people coded in another QDA tool ({', '.join(imported['projects'])})" if imported["coders"] else ""])),
     }
     if not scope["runs"]:
         section["reason"] = "No runs yet."
         return section
-    if not coded:
+    if not coded and not imported["coders"]:
         section["reason"] = ("No blind double codes yet." if not assignments else
                              f"A blind sample of {section['assigned_passages']} passage(s) is assigned, but no "
                              "reviewer has coded any of it yet.")
@@ -485,6 +499,9 @@ def methods_section(scope: dict[str, Any], suggestions: list[dict], decisions: l
         "decisions": len(decisions), "verdicts": dict(verdicts), "reviewers": len(reviewers),
         "decided_suggestions": len(decided),
         "blind_passages": agreement.get("coded_passages", 0), "blind_reviewers": len(agreement.get("reviewers", [])),
+        "imported_coders": agreement.get("imported_coders", []),
+        "imported_projects": agreement.get("imported_projects", []),
+        "people": agreement.get("people", "reviewers"),
         "agreement": agreement.get("headline") if agreement.get("available") else None,
         "units": agreement["result"]["units"] if agreement.get("available") else 0,
         "at_threshold": at_threshold, "calibration": calib,

@@ -452,6 +452,13 @@ def test_imported_human_codes_feed_agreement_and_eval(tmp_path: Path) -> None:
     assert {**from_file, "source": None} == {**report, "source": None}
     assert {"ana", "ben"} <= {c["name"] for c in report["coders"] if c["role"] == "human"}
 
+    # the report measures the model against the imported coders too
+    report = tmp_path / "report.html"
+    assert invoke("report", "--db", db, "--run", "latest", "--out", report).exit_code == 0
+    page = report.read_text(encoding="utf-8")
+    assert "people coded in another QDA tool (pilot.qdpx)" in page and "No blind double codes yet" not in page
+    assert "2 people (ana, ben) coded the transcripts in another QDA tool" in page
+
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: pilot\ngold:\n  transcripts: pilot.qdpx\n  codes: pilot.qdpx\n  chunk_size: 100\n"
                      "codebook: cb.yaml\nbootstrap: 0\nconfigurations:\n  - name: offline\n    coder: offline\n"

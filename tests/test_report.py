@@ -489,7 +489,8 @@ def build_report_stub() -> dict[str, Any]:
             "bootstrap": {"replicates": BOOTSTRAP_REPLICATES, "seed": BOOTSTRAP_SEED},
             "methods": {"runs": 0, "transcripts": 0, "passages": 0, "suggestions": 0, "status": {}, "decisions": 0,
                         "reviewers": 0, "agreement": None, "at_threshold": None, "thresholds": [],
-                        "blind_passages": 0, "calibration": empty}}
+                        "blind_passages": 0, "imported_coders": [], "imported_projects": [], "people": "reviewers",
+                        "calibration": empty}}
 
 
 def test_attributes_worth_a_column() -> None:
