@@ -19,6 +19,7 @@ one transaction.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import posixpath
 import re
@@ -455,11 +456,13 @@ class _Positions:
     width in the exporter's counting and in qcode's; their running sums map one onto the other."""
 
     def __init__(self, data: bytes, counting: Counting, where: str, project: Project):
+        # REFI-QDA says UTF-8; a UTF-16 file says so with its byte-order mark, and is read too
+        encoding = "utf-16" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
         try:
-            raw = data.decode("utf-8-sig")
+            raw = data.decode(encoding)
         except UnicodeDecodeError as exc:
-            raise ExchangeError(f"{project.path}: {where}: the plain text is not UTF-8 (byte 0x{data[exc.start]:02x} "
-                                f"at {exc.start}); REFI-QDA text sources are UTF-8") from None
+            raise ExchangeError(f"{project.path}: {where}: the plain text is not {encoding.removesuffix('-sig')} "
+                                f"(byte 0x{data[exc.start]:02x} at {exc.start}); REFI-QDA text sources are UTF-8") from None
         points = np.frombuffer(raw.encode("utf-32-le"), dtype="<u4")
         carriage = points == 13
         before_line_feed = np.zeros(len(points), dtype=bool)
@@ -612,8 +615,10 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
             versions = {r.codebook_version for r in runs} | set(s.scalars(
                 select(HumanCodeRecord.codebook_version).distinct().where(HumanCodeRecord.codebook_version.is_not(None))))
         if len(versions) > 1:
+            hint = ("choose a run with --run" if runs else
+                    "keep projects with different codebooks in databases of their own (qcode import --db)")
             raise ExchangeError(f"the store holds codes under {len(versions)} codebook versions "
-                                f"({', '.join(sorted(versions))}); a project has one codebook: choose a run with --run")
+                                f"({', '.join(sorted(versions))}); a project has one codebook: {hint}")
         record = s.get(CodebookRecord, next(iter(versions))) if versions else None
         if record is None:
             raise ExchangeError("the store has no codebook yet: run qcode run or qcode import first")

@@ -184,7 +184,7 @@ TEXT = ("Interviewer: How do teacher leaders hear from the district?\r\n"
 
 
 def handmade(path: Path, selections: str, *, folder: str = "Sources", text: str = TEXT, header: str = "",
-             namespace: bool = True) -> Path:
+             namespace: bool = True, encoding: str = "utf-8") -> Path:
     """A project as a foreign tool might write it: capital `Sources/`, no schemaLocation, a BOM and CR LF in
     the text, a case with variables."""
     xmlns = f' xmlns="{PROJECT_NAMESPACE}"'
@@ -202,7 +202,7 @@ def handmade(path: Path, selections: str, *, folder: str = "Sources", text: str 
 <SourceRef targetGUID="66666666-6666-6666-6666-666666666666"/></Case></Cases>
 <Sources><TextSource guid="66666666-6666-6666-6666-666666666666" name="chen.txt" plainTextPath="internal://66666666-6666-6666-6666-666666666666.txt">
 {selections}</TextSource></Sources></Project>"""
-    data = b"\xef\xbb\xbf" + text.encode("utf-8")
+    data = text.encode(encoding) if encoding == "utf-16" else b"\xef\xbb\xbf" + text.encode(encoding)
     return project_zip(path, qde.replace("\n", "\r\n"), {f"{folder}/66666666-6666-6666-6666-666666666666.txt": data})
 
 
@@ -253,12 +253,16 @@ def test_a_foreign_project_with_cases_crlf_and_a_bom_lands_where_it_was_coded(tm
     assert len(stored(db)[1]) == 3
 
 
-def test_lower_case_sources_and_no_namespace_are_read_too(tmp_path: Path) -> None:
-    path = handmade(tmp_path / "p.qdpx", selection(*positions("Honestly"), guid_of("communication.weakness")),
-                    folder="sources", namespace=False)
+def test_lower_case_sources_no_namespace_and_utf16_text_are_read_too(tmp_path: Path) -> None:
+    honestly = selection(*positions("Honestly"), guid_of("communication.weakness"))
+    path = handmade(tmp_path / "p.qdpx", honestly, folder="sources", namespace=False)
     project = read_project(path)
     assert [c.coder for c in project.codes] == ["ana"]
     assert any("no namespace" in w for w in project.warnings)
+    utf16 = handmade(tmp_path / "u.qdpx", honestly, encoding="utf-16")
+    (code,) = read_project(utf16).codes
+    (transcript,) = read_project(utf16).transcripts
+    assert transcript.text[code.start:code.end] == "Honestly"
 
 
 # ---------------------------------------------------------------- bad projects
