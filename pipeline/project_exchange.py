@@ -112,7 +112,7 @@ class _Package:
             raise ExchangeError(f"{path}: not a QDPX project: the file is not a ZIP archive") from None
         except OSError as exc:
             raise ExchangeError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        qde: list[zipfile.ZipInfo] = []
+        names: dict[str, zipfile.ZipInfo] = {}
         for info in self.zip.infolist():
             name = info.filename.replace("\\", "/")
             parts = name.split("/")
@@ -122,16 +122,17 @@ class _Package:
             if info.file_size > MAX_ENTRY:
                 raise ExchangeError(f"{path}: the ZIP entry '{info.filename}' is {info.file_size:,} bytes, over the "
                                     f"{MAX_ENTRY:,}-byte limit REFI-QDA sets on each file")
-            if info.is_dir():
-                continue
-            self.entries[name.lower()] = info
-            if len(parts) == 1 and name.lower().endswith(".qde"):
-                qde.append(info)
-        if not qde:
+            if not info.is_dir():
+                names["/".join(p for p in parts if p not in ("", "."))] = info
+        # project.qde at the top, or (as a ZIP made of a project's folder has it) in one folder
+        qde = sorted((n for n in names if n.lower().endswith(".qde") and n.count("/") <= 1),
+                     key=lambda n: (n.count("/"), n.lower().rsplit("/", 1)[-1] != "project.qde", n))
+        if not qde or (qde[0].count("/") and len({n.rsplit("/", 1)[0] for n in qde}) > 1):
             listed = ", ".join(sorted(i.filename for i in self.zip.infolist())[:5]) or "none"
             raise ExchangeError(f"{path}: not a QDPX project: the archive has no project.qde (entries: {listed})")
-        qde.sort(key=lambda i: i.filename.lower() != "project.qde")
-        self.qde = self._read(qde[0])
+        folder = qde[0].rsplit("/", 1)[0] + "/" if "/" in qde[0] else ""
+        self.entries = {n[len(folder):].lower(): info for n, info in names.items() if n.startswith(folder)}
+        self.qde = self._read(names[qde[0]])
 
     def _read(self, info: zipfile.ZipInfo) -> bytes:
         assert self.zip is not None

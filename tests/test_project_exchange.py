@@ -297,6 +297,17 @@ def bad_projects(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
+def test_a_project_zipped_with_its_folder_or_with_dot_slash_names_is_read(tmp_path: Path) -> None:
+    flat = handmade(tmp_path / "flat.qdpx", selection(*positions("Honestly"), guid_of("communication.weakness")))
+    for label, prefix in (("folder", "Pilot study/"), ("dots", "./")):
+        wrapped = tmp_path / f"{label}.qdpx"
+        with zipfile.ZipFile(flat) as source, zipfile.ZipFile(wrapped, "w") as archive:
+            for name in source.namelist():
+                archive.writestr(prefix + name, source.read(name))
+        (code,) = read_project(wrapped).codes
+        assert (code.coder, code.code) == ("ana", "communication.weakness")
+
+
 def test_each_bad_project_is_refused_whole_with_a_message_naming_it(tmp_path: Path) -> None:
     db = tmp_path / "qcode.db"
     for label, (path, message) in bad_projects(tmp_path).items():
