@@ -26,7 +26,8 @@ def human_rows(store: Any, run_id: str | None = None) -> Iterator[dict[str, str]
         transcripts = sorted({c.transcript_id for c in codes})
         query = select(ChunkRecord).where(ChunkRecord.transcript_id.in_(transcripts))
         if run_id:
-            query = query.where(ChunkRecord.id.in_(select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)))
+            in_run = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)
+            query = query.where(ChunkRecord.id.in_(in_run))
         chunks: dict[str, list[ChunkRecord]] = {}
         for chunk in s.scalars(query.order_by(ChunkRecord.transcript_id, ChunkRecord.index)):
             chunks.setdefault(chunk.transcript_id, []).append(chunk)

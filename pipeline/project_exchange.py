@@ -86,6 +86,7 @@ class Project:
     coders: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     reassigned: Counter[tuple[str, str]] = field(default_factory=Counter)  # (selection's user, coding's user)
+    tallies: Counter[str] = field(default_factory=Counter)  # what befell how many codings, said once each
 
 
 # ---------------------------------------------------------------- the package
@@ -251,6 +252,7 @@ def read_project(path: str | Path, counting: Counting | None = None) -> Project:
             project.warnings.append(f"{sum(off.values())} coding(s) apply codes that are categories in the codebook "
                                     f"({', '.join(sorted(off)[:5])}); they are kept, but a coder cannot give them "
                                     "(mark a code `codable: true` to let coders apply it)")
+    project.warnings += [f"{n} {what}" for what, n in project.tallies.items()]
     if project.reassigned:
         pairs = ", ".join(f"{n} made by {a} and coded by {b}" for (a, b), n in sorted(project.reassigned.items()))
         project.warnings.append(f"selections whose coding names another user ({pairs}): each code is credited to "
@@ -350,6 +352,8 @@ def _text_source(source: Any, xml: _Xml, package: _Package, project: Project, us
         return
     text = positions.text
     known = _written_id(xml.text(source, "Description"))
+    if known in {t.id for t in project.transcripts}:
+        known = None  # a second copy of one source: a transcript of its own
     names[label] += 1
     name = label if names[label] == 1 or known else f"{label} ({names[label]})"
     transcript = Transcript(
@@ -370,25 +374,26 @@ def _text_source(source: Any, xml: _Xml, package: _Package, project: Project, us
         mapped = positions.convert(start, end, sel, where)
         codings = xml.all(selection, "Coding")
         if mapped[0] == mapped[1]:
-            project.warnings.append(f"{sel} selects no text; its {len(codings)} coding(s) were not imported")
+            project.tallies["coding(s) of selections of no text, not imported"] += len(codings)
             continue
         description = xml.text(selection, "Description")
         for coding in codings:
             ref = xml.one(coding, "CodeRef")
             target = guid(ref.get("targetGUID")) if ref is not None else ""
             if target not in codes:
-                raise ExchangeError(f"{where}: {sel}: a coding names code {ref.get('targetGUID') if ref is not None else '(none)'} "
-                                    "that is not in the project's codebook")
+                named = ref.get("targetGUID") if ref is not None else "(none)"
+                raise ExchangeError(f"{where}: {sel}: a coding names code {named}, which is not in the project's "
+                                    "codebook")
             user = guid(coding.get("creatingUser") or selection.get("creatingUser") or "")
             coder = users.get(user) or user or "unknown coder"
             selector = guid(selection.get("creatingUser"))
             if selector and selector != user:
                 project.reassigned[(users.get(selector, selector), coder)] += 1
             if user and user not in users:
-                project.warnings.append(f"{sel}: coded by user {user}, who is not among the project's users; "
-                                        "the GUID stands as the coder's name")
+                project.tallies[f"coding(s) by user {user}, who is not among the project's users: the GUID stands "
+                                "as the coder's name"] += 1
             if not user:
-                project.warnings.append(f"{sel}: a coding names no user; it is kept as 'unknown coder'")
+                project.tallies["coding(s) that name no user, kept as 'unknown coder'"] += 1
             texts = [description] + [notes.get(guid(r.get("targetGUID"))) for r in xml.all(coding, "NoteRef")]
             project.codes.append(HumanCode(
                 coder=coder, code=codes[target], transcript_id=transcript.id, start=mapped[0], end=mapped[1],
@@ -462,8 +467,9 @@ class _Positions:
         try:
             raw = data.decode(encoding)
         except UnicodeDecodeError as exc:
-            raise ExchangeError(f"{project.path}: {where}: the plain text is not {encoding.removesuffix('-sig')} "
-                                f"(byte 0x{data[exc.start]:02x} at {exc.start}); REFI-QDA text sources are UTF-8") from None
+            raise ExchangeError(
+                f"{project.path}: {where}: the plain text is not {encoding.removesuffix('-sig')} (byte "
+                f"0x{data[exc.start]:02x} at {exc.start}); REFI-QDA text sources are UTF-8") from None
         points = np.frombuffer(raw.encode("utf-32-le"), dtype="<u4")
         carriage = points == 13
         before_line_feed = np.zeros(len(points), dtype=bool)

@@ -284,7 +284,7 @@ def bad_projects(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "malformed": (project_zip(tmp_path / "malformed.qdpx", "<Project name='x'><Users></Project>"),
                       "not well-formed XML"),
         "missing code": (handmade(tmp_path / "code.qdpx", selection(0, 5, "99999999-9999-9999-9999-999999999999")),
-                         "not in the project's codebook"),
+                         "which is not in the project's codebook"),
         "outside the text": (handmade(tmp_path / "range.qdpx", selection(10, len(TEXT) + 40,
                                                                          guid_of("communication.weakness"))),
                              "outside the text"),
