@@ -403,21 +403,16 @@ def import_command(
     except Exception as exc:
         _fail(f"{_explain(exc)}\nNothing was imported.")
     written = None
-    if summary.codebook_version:
-        from pipeline.store import CodebookRecord
-        from pipeline.codebook import Codebook
+    if project.codebook is not None:
+        from pipeline.export import written_aside
 
-        with store.session() as s:
-            codebook = Codebook.model_validate(s.get(CodebookRecord, summary.codebook_version).content)
-        text = dump_yaml(codebook)
+        text = dump_yaml(project.codebook.codebook)
         if target.exists() and target.read_text(encoding="utf-8") != text and codebook_out is None:
             summary.warnings.append(f"{target} exists and differs; the codebook was not written there "
                                     "(name a file with --codebook-out)")
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            partial.write_text(text, encoding="utf-8")
-            partial.replace(target)
+            with written_aside(target) as temporary:
+                temporary.write_text(text, encoding="utf-8")
             written = str(target)
     if as_json:
         print(json.dumps({**summary.model_dump(), "codebook_file": written}, ensure_ascii=False))

@@ -15,9 +15,7 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
-import tempfile
 import unicodedata
 import uuid
 from collections import Counter
@@ -166,8 +164,9 @@ def _parse_codebook_text(text: str) -> tuple[str, str | None]:
 # ---------------------------------------------------------------- export
 
 
-def _normal_guid(guid: str) -> str:
-    return guid.strip().strip("{}").lower()
+def normal_guid(value: str | None) -> str:
+    """A GUID as REFI-QDA allows it written (either case, with or without braces), in one form."""
+    return (value or "").strip().strip("{}").lower()
 
 
 def _is_guid(guid: str) -> bool:
@@ -187,7 +186,7 @@ def code_guid(codebook: Codebook, code: Code) -> str:
     Renaming the codebook changes the derived GUIDs; ids stay the key qcode goes by."""
     given = code.attributes.get("refi_guid")
     if isinstance(given, str) and _is_guid(given):
-        return _normal_guid(given)
+        return normal_guid(given)
     return _derived_guid(codebook.name, code.id)
 
 
@@ -313,17 +312,10 @@ def qdc_bytes(codebook: Codebook) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from pipeline.export import written_aside
+
+    with written_aside(path) as temporary:
+        temporary.write_bytes(data)
 
 
 def write_qdc(codebook: Codebook, path: Path) -> None:
@@ -407,7 +399,7 @@ def _read_nodes(codes: etree._Element, namespace: str, warnings: list[str]) -> l
         text, data, unreadable = _split_trailer(_normalise("\n\n".join(texts)))
         if unreadable:
             bad_trailer.append(name)
-        return _Node(name=name.strip(), guid=_normal_guid(guid), guid_ok=_is_guid(guid),
+        return _Node(name=name.strip(), guid=normal_guid(guid), guid_ok=_is_guid(guid),
                      codable=codable_text not in ("false", "0"), color=color.strip() if color else None,
                      text=text, data=data, line=element.sourceline, children=kids)
 
@@ -628,7 +620,7 @@ def codebook_from_codes(
                 del attributes["color"]  # qcode wrote it as the colour, and the colour is gone now
         kept = attributes.get("refi_guid")
         if first_guid and node.guid_ok and node.guid != _derived_guid(name, code_id) \
-                and not (isinstance(kept, str) and _normal_guid(kept) == node.guid):
+                and not (isinstance(kept, str) and normal_guid(kept) == node.guid):
             attributes["refi_guid"] = node.guid
         has_children = bool(node.children)
         given = attributes.get("codable")

@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,20 @@ def resolve_run(store: Store, run_id: str | None) -> str | None:
     return run_id
 
 
+@contextmanager
+def written_aside(out: Path) -> Iterator[Path]:
+    """A file appears whole or not at all: the caller writes the path yielded, beside `out`, and it
+    is moved into place when the block ends without an error (and removed when it does not)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".partial")
+    try:
+        yield temporary
+        temporary.replace(out)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def export(store: Store, fmt: str, out: Path | None, run_id: str | None = None, status: str | None = None) -> int:
     """Write an export file (standard output when `out` is None); returns the number of records.
     A file appears whole or not at all: it is written aside and moved into place."""
@@ -160,12 +175,8 @@ def export(store: Store, fmt: str, out: Path | None, run_id: str | None = None, 
         return written.codings
     if out is None:
         return _write(store, fmt, sys.stdout, run_id, status)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".partial")
-    with temporary.open("w", encoding="utf-8", newline="") as handle:
-        count = _write(store, fmt, handle, run_id, status)
-    temporary.replace(out)
-    return count
+    with written_aside(out) as temporary, temporary.open("w", encoding="utf-8", newline="") as handle:
+        return _write(store, fmt, handle, run_id, status)
 
 
 def _write(store: Store, fmt: str, handle: Any, run_id: str | None, status: str | None) -> int:

@@ -20,16 +20,18 @@ from pipeline.store import ChunkRecord, HumanCodeRecord, RunChunkRecord
 def human_rows(store: Any, run_id: str | None = None) -> Iterator[dict[str, str]]:
     """unit_id, coder, code for every imported human code, over a run's chunks (or every chunk stored)."""
     with store.session() as s:
-        codes = list(s.scalars(select(HumanCodeRecord).order_by(HumanCodeRecord.transcript_id, HumanCodeRecord.coder)))
+        codes = list(s.scalars(select(HumanCodeRecord)))
         if not codes:
             return
         transcripts = sorted({c.transcript_id for c in codes})
-        query = select(ChunkRecord).where(ChunkRecord.transcript_id.in_(transcripts))
+        # offsets are all a chunk needs here: not its text
+        query = select(ChunkRecord.id, ChunkRecord.transcript_id, ChunkRecord.start, ChunkRecord.end).where(
+            ChunkRecord.transcript_id.in_(transcripts))
         if run_id:
             in_run = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)
             query = query.where(ChunkRecord.id.in_(in_run))
-        chunks: dict[str, list[ChunkRecord]] = {}
-        for chunk in s.scalars(query.order_by(ChunkRecord.transcript_id, ChunkRecord.index)):
+        chunks: dict[str, list[Any]] = {}
+        for chunk in s.execute(query.order_by(ChunkRecord.transcript_id, ChunkRecord.index)):
             chunks.setdefault(chunk.transcript_id, []).append(chunk)
     by_coder: dict[tuple[str, str], list[HumanCodeRecord]] = {}
     for code in codes:

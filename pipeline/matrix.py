@@ -777,17 +777,6 @@ def _about_sheet(sheet: Any, info: dict[str, Any], matrix: Matrix) -> None:
 # ---------------------------------------------------------------- writing a file
 
 
-def _write_aside(out: Path, write: Callable[[Path], None]) -> None:
-    """A file appears whole or not at all: written beside its place, then moved there."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".partial")
-    try:
-        write(temporary)
-        temporary.replace(out)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def format_of(fmt: str | None, out: Path | None) -> str:
     """The format asked for, else the one --out's extension names, else csv."""
     if fmt is not None:
@@ -810,11 +799,8 @@ def write_matrix(store: Store, fmt: str, out: Path | None = None, rows: str | Se
         raise MatrixError("an xlsx workbook cannot go to the terminal: name the file with --out FILE.xlsx")
     if cooccurrence_only and fmt != "csv":
         raise MatrixError(f"--cooccurrence chooses the table a csv file holds; {fmt} holds both tables already")
-    if fmt == "xlsx":
-        try:
-            import openpyxl  # noqa: F401
-        except ModuleNotFoundError:
-            raise MatrixError("xlsx needs the openpyxl package: pip install openpyxl") from None
+    from pipeline.export import written_aside
+
     study = load_study(store, run_id, status)
     if not parse_dimensions(cols) and not cooccurrence_only:
         raise MatrixError("name the column dimensions with --cols, e.g. --cols district,role (the dimensions here: "
@@ -824,7 +810,8 @@ def write_matrix(store: Store, fmt: str, out: Path | None = None, rows: str | Se
     if fmt == "xlsx":
         assert out is not None
         info = about(store, study, matrix)
-        _write_aside(Path(out), lambda path: write_xlsx(path, matrix, table, info))
+        with written_aside(out) as temporary:
+            write_xlsx(temporary, matrix, table, info)
         return study, matrix, table
     if fmt == "html":
         text = render_html(matrix, table, about(store, study, matrix))
@@ -839,7 +826,8 @@ def write_matrix(store: Store, fmt: str, out: Path | None = None, rows: str | Se
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        _write_aside(Path(out), lambda path: path.write_text(text, encoding="utf-8", newline=""))
+        with written_aside(out) as temporary:
+            temporary.write_text(text, encoding="utf-8", newline="")
     return study, matrix, table
 
 

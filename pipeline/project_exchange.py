@@ -27,7 +27,7 @@ import uuid
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +36,9 @@ from lxml import etree
 from pydantic import BaseModel, Field
 
 from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, chunk_transcript
-from pipeline.codebook_exchange import ExchangeError, ImportedCodebook, codebook_from_codes, parse_xml
+from pipeline.codebook_exchange import (
+    ExchangeError, ImportedCodebook, codebook_from_codes, normal_guid, parse_xml,
+)
 from pipeline.ingest import parse_turns
 from pipeline.transcript import Transcript, transcript_id
 
@@ -83,10 +85,13 @@ class Project:
     codebook: ImportedCodebook | None
     transcripts: list[Transcript] = field(default_factory=list)
     codes: list[HumanCode] = field(default_factory=list)
-    coders: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     reassigned: Counter[tuple[str, str]] = field(default_factory=Counter)  # (selection's user, coding's user)
     tallies: Counter[str] = field(default_factory=Counter)  # what befell how many codings, said once each
+
+    @property
+    def coders(self) -> list[str]:
+        return sorted({c.coder for c in self.codes})
 
 
 # ---------------------------------------------------------------- the package
@@ -192,11 +197,6 @@ class _Xml:
         return found.text if found is not None and found.text and found.text.strip() else None
 
 
-def guid(value: str | None) -> str:
-    """A GUID as REFI-QDA allows it written (either case, with or without braces), in one form."""
-    return (value or "").strip().strip("{}").lower()
-
-
 def read_project(path: str | Path, counting: Counting | None = None) -> Project:
     """Read a `.qdpx` (or a bare `project.qde`) into transcripts, a codebook and human codes."""
     path = Path(path)
@@ -223,7 +223,7 @@ def read_project(path: str | Path, counting: Counting | None = None) -> Project:
         project.codebook = codebook_from_codes(codes, namespace, name=project.name or path.stem,
                                                description=description, source=origin, sets=xml.one(root, "Sets"))
         project.warnings += project.codebook.warnings
-    notes = {guid(n.get("guid")): _note_text(n, xml) for n in root.iter(xml.tag("Note"))}
+    notes = {normal_guid(n.get("guid")): _note_text(n, xml) for n in root.iter(xml.tag("Note"))}
     metadata = _case_metadata(root, xml, project)
 
     sources = xml.one(root, "Sources")
@@ -244,7 +244,6 @@ def read_project(path: str | Path, counting: Counting | None = None) -> Project:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(skipped.items()))
         project.warnings.append(f"not imported: {kinds} (qcode codes text; pictures, PDFs, audio and video stay "
                                 "in the other tool)")
-    project.coders = sorted({c.coder for c in project.codes})
     if project.codebook is not None:
         applicable = project.codebook.codebook.applicable_ids()
         off = Counter(c.code for c in project.codes if c.code not in applicable)
@@ -265,7 +264,7 @@ def _users(root: Any, xml: _Xml, project: Project) -> dict[str, str]:
     names: Counter[str] = Counter()
     container = xml.one(root, "Users")
     for user in xml.all(container, "User") if container is not None else []:
-        key = guid(user.get("guid"))
+        key = normal_guid(user.get("guid"))
         name = (user.get("name") or user.get("id") or key).strip()
         names[name] += 1
         users[key] = name if names[name] == 1 else f"{name} ({key[:8]})"
@@ -282,14 +281,15 @@ def _case_metadata(root: Any, xml: _Xml, project: Project) -> dict[str, dict[str
     variables = {}
     container = xml.one(root, "Variables")
     for variable in xml.all(container, "Variable") if container is not None else []:
-        variables[guid(variable.get("guid"))] = variable.get("name") or guid(variable.get("guid"))
+        key = normal_guid(variable.get("guid"))
+        variables[key] = variable.get("name") or key
     per_source: dict[str, dict[str, str]] = {}
     cases = xml.one(root, "Cases")
-    source_guids = {guid(s.get("guid")) for s in root.iter(xml.tag("TextSource"))}
+    source_guids = {normal_guid(s.get("guid")) for s in root.iter(xml.tag("TextSource"))}
     for case in xml.all(cases, "Case") if cases is not None else []:
         values = _variable_values(case, xml, variables, project, f"case '{case.get('name') or case.get('guid')}'")
         for ref in xml.all(case, "SourceRef"):
-            target = guid(ref.get("targetGUID"))
+            target = normal_guid(ref.get("targetGUID"))
             if target not in source_guids:
                 project.warnings.append(f"case '{case.get('name') or case.get('guid')}' names a source that is not "
                                         f"in the project ({ref.get('targetGUID')}); that reference was not imported")
@@ -304,7 +304,7 @@ def _case_metadata(root: Any, xml: _Xml, project: Project) -> dict[str, dict[str
     for source in root.iter(xml.tag("TextSource")):
         own = _variable_values(source, xml, variables, project, f"source '{source.get('name')}'")
         if own:
-            per_source.setdefault(guid(source.get("guid")), {}).update(own)
+            per_source.setdefault(normal_guid(source.get("guid")), {}).update(own)
     return per_source
 
 
@@ -313,7 +313,7 @@ def _variable_values(element: Any, xml: _Xml, variables: dict[str, str], project
     values = {}
     for value in xml.all(element, "VariableValue"):
         ref = xml.one(value, "VariableRef")
-        key = guid(ref.get("targetGUID")) if ref is not None else ""
+        key = normal_guid(ref.get("targetGUID")) if ref is not None else ""
         if key not in variables:
             project.warnings.append(f"{where}: a variable value names no variable of the project; not imported")
             continue
@@ -326,7 +326,7 @@ def _variable_values(element: Any, xml: _Xml, variables: dict[str, str], project
 def _text_source(source: Any, xml: _Xml, package: _Package, project: Project, users: dict[str, str],
                  notes: dict[str, str | None], metadata: dict[str, dict[str, str]], names: Counter[str],
                  where: str) -> None:
-    key = guid(source.get("guid"))
+    key = normal_guid(source.get("guid"))
     path = source.get("plainTextPath")
     label = source.get("name") or (posixpath.basename(path) if path else None) or key
     selections = xml.all(source, "PlainTextSelection")
@@ -379,14 +379,14 @@ def _text_source(source: Any, xml: _Xml, package: _Package, project: Project, us
         description = xml.text(selection, "Description")
         for coding in codings:
             ref = xml.one(coding, "CodeRef")
-            target = guid(ref.get("targetGUID")) if ref is not None else ""
+            target = normal_guid(ref.get("targetGUID")) if ref is not None else ""
             if target not in codes:
                 named = ref.get("targetGUID") if ref is not None else "(none)"
                 raise ExchangeError(f"{where}: {sel}: a coding names code {named}, which is not in the project's "
                                     "codebook")
-            user = guid(coding.get("creatingUser") or selection.get("creatingUser") or "")
+            user = normal_guid(coding.get("creatingUser") or selection.get("creatingUser") or "")
             coder = users.get(user) or user or "unknown coder"
-            selector = guid(selection.get("creatingUser"))
+            selector = normal_guid(selection.get("creatingUser"))
             if selector and selector != user:
                 project.reassigned[(users.get(selector, selector), coder)] += 1
             if user and user not in users:
@@ -394,7 +394,8 @@ def _text_source(source: Any, xml: _Xml, package: _Package, project: Project, us
                                 "as the coder's name"] += 1
             if not user:
                 project.tallies["coding(s) that name no user, kept as 'unknown coder'"] += 1
-            texts = [description] + [notes.get(guid(r.get("targetGUID"))) for r in xml.all(coding, "NoteRef")]
+            refs = xml.all(coding, "NoteRef")
+            texts = [description] + [notes.get(normal_guid(r.get("targetGUID"))) for r in refs]
             project.codes.append(HumanCode(
                 coder=coder, code=codes[target], transcript_id=transcript.id, start=mapped[0], end=mapped[1],
                 original_start=start, original_end=end, note="\n\n".join(t for t in texts if t) or None,
@@ -451,7 +452,8 @@ def _when(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed.astimezone().replace(tzinfo=None)
+    # the store keeps UTC without a zone, as pipeline.store.now() writes it
+    return parsed if parsed.tzinfo is None else parsed.astimezone(UTC).replace(tzinfo=None)
 
 
 class _Positions:
@@ -543,10 +545,10 @@ def import_project(store: Any, project: Project, *, chunk_size: int = DEFAULT_SI
             Store.add_codebook(s, codebook, str(project.path))
         for transcript, chunks in prepared:
             Store.save_transcript(s, transcript, chunks)
-        summary = {"warnings": project.warnings, "coders": project.coders, "counting": project.counting}
-        s.add(ImportRecord(id=import_id, path=str(project.path), sha256=project.sha256, origin=project.origin,
-                           project_name=project.name, codebook_version=codebook.version if codebook else None,
-                           summary=summary, imported_at=now()))
+        record = ImportRecord(id=import_id, path=str(project.path), sha256=project.sha256, origin=project.origin,
+                              project_name=project.name, codebook_version=codebook.version if codebook else None,
+                              summary={}, imported_at=now())
+        s.add(record)
         s.flush()
         rows = [
             {"import_id": import_id, "transcript_id": c.transcript_id, "coder": c.coder, "code": c.code,
@@ -559,7 +561,8 @@ def import_project(store: Any, project: Project, *, chunk_size: int = DEFAULT_SI
             s.execute(store.insert(HumanCodeRecord).on_conflict_do_nothing(), rows)
         stored = s.scalar(select(func.count()).select_from(HumanCodeRecord)
                           .where(HumanCodeRecord.import_id == import_id))
-        summary["human_codes"] = stored
+        record.summary = {"warnings": project.warnings, "coders": project.coders, "counting": project.counting,
+                          "human_codes": stored}
     return ImportSummary(
         import_id=import_id, path=str(project.path), project=project.name, origin=project.origin,
         counting=project.counting, transcripts=len(prepared), chunks=sum(len(c) for _, c in prepared),
@@ -606,7 +609,8 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
     from pipeline import __version__
     from pipeline.codebook import Codebook
     from pipeline.codebook_exchange import code_guid, codebook_set_element, codes_element
-    from pipeline.export import resolve_run
+    from pipeline.export import resolve_run, written_aside
+    from pipeline.matrix import covered
     from pipeline.store import CodebookRecord, HumanCodeRecord, RunRecord, TranscriptRecord
 
     run_id = resolve_run(store, run_id)
@@ -615,7 +619,7 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
     with store.session() as s:
         runs = list(s.scalars(select(RunRecord).where(RunRecord.id == run_id) if run_id else select(RunRecord)))
         if run_id:
-            transcript_ids = {p.transcript_id for p in passages} | _run_transcripts(s, run_id)
+            transcript_ids = set(covered(s, [run_id])[1])
             versions = {runs[0].codebook_version}
         else:
             transcript_ids = set(s.scalars(select(TranscriptRecord.id)))
@@ -663,7 +667,7 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
     root.set(f"{{{_XSI}}}schemaLocation", f"{ns} Project.xsd")
     root.set("name", codebook.name)
     root.set("origin", f"qcode {__version__}")
-    root.set("creationDateTime", _stamp(datetime.now().astimezone().replace(tzinfo=None)) or "")
+    root.set("creationDateTime", _stamp(datetime.now(UTC).replace(tzinfo=None)) or "")
     if users:
         container = element(root, "Users")
         for name in users:
@@ -686,9 +690,9 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
         if not len(cases):
             root.remove(cases)
     notes: list[tuple[str, str, str]] = []
-    by_span: dict[tuple[str, int, int], list[CodedPassage]] = {}
+    spans: dict[str, dict[tuple[int, int], list[CodedPassage]]] = {}  # transcript -> span -> its codings
     for c in codings:
-        by_span.setdefault((c.transcript_id, c.start, c.end), []).append(c)
+        spans.setdefault(c.transcript_id, {}).setdefault((c.start, c.end), []).append(c)
     files: dict[str, str] = {}
     sources = element(root, "Sources")
     for t in transcripts:
@@ -697,7 +701,7 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
         source = element(sources, "TextSource", guid=key, name=t.source_name, plainTextPath=f"internal://{key}.txt",
                          creationDateTime=_stamp(t.ingested_at))
         element(source, "Description", f'qcode: {{"transcript": "{t.id}"}}')
-        for (_, start, end), found in sorted((k, v) for k, v in by_span.items() if k[0] == t.id):
+        for (start, end), found in sorted(spans.get(t.id, {}).items()):
             selection = element(source, "PlainTextSelection", guid=_guid("selection", t.id, start, end),
                                 name=_label(t.text[start:end]), startPosition=str(start), endPosition=str(end))
             for c in sorted(found, key=lambda c: (c.user, c.code)):
@@ -718,13 +722,10 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
     element(root, "Sets").append(codebook_set_element(codebook, ns))
 
     qde = etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".partial")
-    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with written_aside(out) as temporary, zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("project.qde", qde)
         for name, text in files.items():
             archive.writestr(name, text.encode("utf-8"))
-    temporary.replace(out)
     return ExportSummary(path=str(out), transcripts=len(transcripts), codes=len(codebook.codes), users=users,
                          codings=len(codings), warnings=warnings)
 
@@ -732,15 +733,6 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
 def _label(text: str, width: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _run_transcripts(s: Any, run_id: str) -> set[str]:
-    from sqlalchemy import select
-
-    from pipeline.store import ChunkRecord, RunChunkRecord
-
-    return set(s.scalars(select(ChunkRecord.transcript_id).distinct().join(
-        RunChunkRecord, RunChunkRecord.chunk_id == ChunkRecord.id).where(RunChunkRecord.run_id == run_id)))
 
 
 @dataclass
@@ -785,17 +777,18 @@ def coded_passages(store: Any, run_id: str | None = None) -> list[CodedPassage]:
             start, end = spans[row["chunk_id"]]
         said = (f"{model_user(sug)}: {sug['justification']}\nconfidence {sug['confidence']:.2f}" if sug else "")
         why = "".join(f" ({x})" for x in (d["reason"], d["note"]) if x) if d else ""
+        reviewer = d["reviewer"] if d else None
         if d is None:
-            user, at, note, reviewer = model_user(sug), sug["created_at"], said + "\naccepted without review", None
+            user, at, note = model_user(sug), sug["created_at"], said + "\naccepted without review"
         elif row["how"] == "accept":
-            user, at, reviewer = model_user(sug), sug["created_at"], d["reviewer"]
-            note = f"{said}\naccepted by {d['reviewer']} on {d['decided_at']}{why}"
+            user, at = model_user(sug), sug["created_at"]
+            note = f"{said}\naccepted by {reviewer} on {d['decided_at']}{why}"
         elif row["how"] == "change":
-            user, at, reviewer = d["reviewer"], d["decided_at"], d["reviewer"]
-            note = f"{d['reviewer']} changed the code from {sug['code']}{why}.\nThe model had said: {said}"
+            user, at = reviewer, d["decided_at"]
+            note = f"{reviewer} changed the code from {sug['code']}{why}.\nThe model had said: {said}"
         else:
-            user, at, reviewer = d["reviewer"], d["decided_at"], d["reviewer"]
-            note = f"added by {d['reviewer']}{why}"
+            user, at = reviewer, d["decided_at"]
+            note = f"added by {reviewer}{why}"
         found.append(CodedPassage(transcript_id=row["transcript_id"], start=start, end=end, code=row["code"],
                                   user=user, at=_when(at), note=note, reviewer=reviewer))
     return found

@@ -776,11 +776,10 @@ def write_report(store: Store, out: Path, run_id: str | None = None) -> dict[str
     """Build the report and write it to `out` (through a temporary file); returns what it shows."""
     report = build_report(store, run_id)
     html = render_report(report)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".partial")
-    temporary.write_text(html, encoding="utf-8")
-    temporary.replace(out)
+    from pipeline.export import written_aside
+
+    with written_aside(out) as temporary:
+        temporary.write_text(html, encoding="utf-8")
     return report
 
 
