@@ -33,6 +33,11 @@ How it measures
   qcode_cpu_ms_per_chunk_coding is the same difference of the CPU qcode's own
   process reports in its summary (`cpu_seconds`), which is what the target is
   about; cache_replay.cpu_ms_per_chunk is (replay - rerun) over the chunks.
+* The client's floor: afterwards the bare `openai` client sends 400 of the request
+  bodies qcode sent (read back from its call cache), at the same concurrency and
+  the same pace, to a server with the same latency, in a process of its own.
+  client_floor.cpu_ms_per_request is what any program pays that codes through the
+  client; qcode_cpu_ms_per_chunk_beyond_client is qcode's figure less that floor.
 * Throughput: the benchmark polls GET /_control/stats every 0.5 s during the
   cold run and fits the rate of completed requests between 10 % and 90 % of
   completion (least squares): achieved_per_s and ratio = achieved / ceiling.
@@ -200,13 +205,18 @@ FLOOR_SCRIPT = """
 import asyncio, json, sys, time
 import openai
 
-async def main(url, bodies_path, concurrency):
+async def main(url, bodies_path, concurrency, per_second):
     bodies = [json.loads(line) for line in open(bodies_path, encoding="utf-8")]
     client = openai.AsyncOpenAI(api_key="no-key", base_url=url, http_client=openai.DefaultAioHttpClient())
     gate = asyncio.Semaphore(concurrency)
+    due = [time.monotonic()]
 
     async def one(body):
         async with gate:
+            if per_second:  # evenly spaced, as qcode's limiter spaces them
+                slot = max(due[0], time.monotonic())
+                due[0] = slot + 1 / per_second
+                await asyncio.sleep(slot - time.monotonic())
             await client.post("/chat/completions", body=body, cast_to=object)
 
     await asyncio.gather(*(one(b) for b in bodies[:concurrency]))  # warm up the connections
@@ -215,14 +225,16 @@ async def main(url, bodies_path, concurrency):
     print(json.dumps({"requests": len(bodies), "cpu_seconds": time.process_time() - began}))
     await client.close()
 
-asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
 """
 
 
-def client_floor(db: Path, folder: Path, latency: float, concurrency: int, requests: int) -> dict:
-    """CPU per request of the bare openai client (same transport, same concurrency) sending the
-    very request bodies qcode sent, read back from its call cache, to a server with the same
-    latency and no rate limit: what any program that codes through this client pays."""
+def client_floor(db: Path, folder: Path, latency: float, concurrency: int, rpm: int, requests: int) -> dict:
+    """CPU per request of the bare openai client (same transport, same concurrency, same pace)
+    sending the very request bodies qcode sent, read back from its call cache, to a server
+    with the same latency: what any program that codes through this client pays. The pace
+    matters: a request every 100 ms costs more CPU than the same request in a crowd, since
+    each one wakes the event loop, and finds the processor's caches cold, on its own."""
     import sqlite3
 
     with sqlite3.connect(db) as connection:
@@ -231,14 +243,16 @@ def client_floor(db: Path, folder: Path, latency: float, concurrency: int, reque
     bodies.write_text("".join(row[0] + "\n" for row in rows), encoding="utf-8")
     server = Server(latency, 0)
     try:
-        done = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, server.url, str(bodies), str(concurrency)],
-                              capture_output=True, text=True, cwd=folder)
+        # 2 % under the limit, as qcode paces itself
+        per_second = rpm * 0.98 / 60 if rpm else 0
+        done = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, server.url, str(bodies), str(concurrency),
+                               str(per_second)], capture_output=True, text=True, cwd=folder)
     finally:
         server.stop()
     if done.returncode != 0:
         raise SystemExit(f"the client floor measurement failed:\n{done.stderr[-2000:]}")
     measured = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"requests": measured["requests"],
+    return {"requests": measured["requests"], "requests_per_minute": rpm,
             "cpu_ms_per_request": round(1000 * measured["cpu_seconds"] / max(1, measured["requests"]), 3)}
 
 
@@ -307,7 +321,7 @@ def main() -> None:
             end = server.stats()
         finally:
             server.stop()
-        floor = client_floor(db, folder, args.latency, args.concurrency, min(args.chunks, 400))
+        floor = client_floor(db, folder, args.latency, args.concurrency, args.rpm, min(args.chunks, 400))
 
     summary = cold["summary"]
     chunks = summary["chunks_coded_now"]

@@ -1,7 +1,9 @@
 """The run: a Prefect flow from files to stored, validated, routed suggestions.
 
 Tasks are coarse (one per file, one per batch of chunks) because each Prefect
-task run costs milliseconds and memory. Prefect orchestrates; all state lives
+task run costs milliseconds and memory. Their arguments are passed in `quote`:
+Prefect otherwise walks every argument, every chunk and code and turn, twice per
+task run looking for futures, which cost more CPU than coding the batch. Prefect orchestrates; all state lives
 in qcode's store, which is what makes a re-run free and a killed run resumable:
 a chunk already coded under the same coder configuration is never coded again.
 """
@@ -17,6 +19,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 
 from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, Chunk, chunk_transcript
@@ -202,7 +205,7 @@ def code_corpus(request: RunRequest) -> RunSummary:
     chunk_ids: list[str] = []
     notes = [FileNote(path=path, note=note) for path, note in manifest_notes(sources)]
     for source in sources:
-        ingested = ingest_file(store, source, request)
+        ingested = ingest_file(quote(store), quote(source), quote(request))
         if ingested.failure:
             failed.append(ingested.failure)
         transcript_ids += ingested.transcript_ids
@@ -216,7 +219,8 @@ def code_corpus(request: RunRequest) -> RunSummary:
     batch_usage = Usage()
     if request.batch and pending:
         try:
-            batch_usage = send_batches(store, coder, codebook, prov, run_id, pending, request.poll_interval)
+            batch_usage = send_batches(quote(store), quote(coder), quote(codebook), quote(prov), run_id,
+                                       quote(pending), request.poll_interval)
         except Exception as exc:
             notes.append(FileNote(path="(batch)", note=f"{exc}; the chunks are coded live"))
     _report("chunks", len(pending))
@@ -235,7 +239,8 @@ def code_corpus(request: RunRequest) -> RunSummary:
     try:
         for i in range(0, len(pending), batch_size):
             batch = pending[i:i + batch_size]
-            in_flight.append((batch, code_batch.submit(store, coder, codebook, prov, request.routing, run_id, batch)))
+            in_flight.append((batch, code_batch.submit(quote(store), quote(coder), quote(codebook), quote(prov),
+                                                       quote(request.routing), run_id, quote(batch))))
             if len(in_flight) >= getattr(coder, "batches_in_flight", 1):
                 settle(*in_flight.pop(0))
         while in_flight:

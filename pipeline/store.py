@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, create_engine, event, func, select,
+    JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, create_engine, event, func, insert,
+    select,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -482,27 +483,31 @@ class Store:
 
     @staticmethod
     def save_transcript(s: Session, transcript: Transcript, chunks: Sequence[Chunk]) -> None:
+        # rows go in as one INSERT per table: the ORM's bookkeeping of an object per turn
+        # and chunk cost more than storing them
         record = s.get(TranscriptRecord, transcript.id)
         if record is None:
-            s.add(TranscriptRecord(
+            s.execute(insert(TranscriptRecord), [dict(
                 id=transcript.id, source_path=transcript.source_path, source_name=transcript.source_name,
                 format=transcript.format, encoding=transcript.encoding, text=transcript.text,
                 case_metadata=transcript.metadata, notes=transcript.notes, ingested_at=now(),
-            ))
-            s.add_all(TurnRecord(transcript_id=transcript.id, **turn.model_dump()) for turn in transcript.turns)
+            )])
+            if transcript.turns:
+                s.execute(insert(TurnRecord), [dict(transcript_id=transcript.id, **turn.model_dump())
+                                               for turn in transcript.turns])
         else:
             record.case_metadata = transcript.metadata
             record.source_path = transcript.source_path
-        s.flush()
+            s.flush()
         known = set(s.scalars(select(ChunkRecord.id).where(ChunkRecord.transcript_id == transcript.id)))
-        s.add_all(
-            ChunkRecord(
-                id=c.id, transcript_id=c.transcript_id, index=c.index, start=c.start, end=c.end, text=c.text,
-                speakers=c.speakers, first_turn=c.first_turn, last_turn=c.last_turn,
-                turns=[t.model_dump() for t in c.turns],
-            )
+        rows = [
+            dict(id=c.id, transcript_id=c.transcript_id, index=c.index, start=c.start, end=c.end, text=c.text,
+                 speakers=c.speakers, first_turn=c.first_turn, last_turn=c.last_turn,
+                 turns=[t.model_dump() for t in c.turns])
             for c in chunks if c.id not in known
-        )
+        ]
+        if rows:
+            s.execute(insert(ChunkRecord), rows)
 
     def pending_chunks(self, chunk_ids: Iterable[str], coder_key: str) -> list[Chunk]:
         """Those of the chunks not yet coded under this coder (failed ones are retried)."""
@@ -540,6 +545,12 @@ class Store:
                      results: Sequence[tuple[ChunkCoding, list[Suggestion], list[Rejection]]]) -> None:
         """Store a batch of chunk codings with their suggestions and rejections, all or nothing."""
         stamp = now()
+        recorded = dict(coder=provenance.coder, model=provenance.model, prompt_version=provenance.prompt_version,
+                        codebook_version=provenance.codebook_version, run_id=run_id, coder_key=provenance.coder_key,
+                        created_at=stamp)
+        codings: list[dict[str, Any]] = []
+        suggestion_rows: list[dict[str, Any]] = []
+        rejection_rows: list[dict[str, Any]] = []
         with self.session() as s:
             existing = {
                 r.chunk_id: r for r in s.scalars(select(ChunkCodingRecord).where(
@@ -551,37 +562,36 @@ class Store:
                 record = existing.get(coding.chunk_id)
                 if record is not None and record.status == "coded":
                     continue  # coded meanwhile by another process
+                state = dict(
+                    run_id=run_id, status="failed" if coding.error else "coded", error=coding.error, raw=coding.raw,
+                    input_tokens=coding.usage.input_tokens, cached_input_tokens=coding.usage.cached_input_tokens,
+                    output_tokens=coding.usage.output_tokens, requests=coding.usage.requests,
+                    cache_hits=coding.usage.cache_hits, duration_ms=coding.duration_ms, coded_at=stamp,
+                )
                 if record is None:
-                    record = ChunkCodingRecord(chunk_id=coding.chunk_id, coder_key=provenance.coder_key)
-                    s.add(record)
-                record.run_id = run_id
-                record.status = "failed" if coding.error else "coded"
-                record.error = coding.error
-                record.raw = coding.raw
-                record.input_tokens = coding.usage.input_tokens
-                record.cached_input_tokens = coding.usage.cached_input_tokens
-                record.output_tokens = coding.usage.output_tokens
-                record.requests = coding.usage.requests
-                record.cache_hits = coding.usage.cache_hits
-                record.duration_ms = coding.duration_ms
-                record.coded_at = stamp
+                    codings.append(dict(chunk_id=coding.chunk_id, coder_key=provenance.coder_key, **state))
+                else:  # failed before: coded again now
+                    for name, value in state.items():
+                        setattr(record, name, value)
                 if coding.error:
                     continue
-                for suggestion in suggestions:
-                    s.add(SuggestionRecord(
-                        **suggestion.model_dump(), run_id=run_id, coder_key=provenance.coder_key,
-                        coder=provenance.coder, model=provenance.model, prompt_version=provenance.prompt_version,
-                        codebook_version=provenance.codebook_version, parameters=provenance.parameters,
-                        input_tokens=coding.usage.input_tokens, output_tokens=coding.usage.output_tokens,
-                        duration_ms=coding.duration_ms, created_at=stamp,
-                    ))
-                for rejection in rejections:
-                    s.add(RejectionRecord(
-                        **rejection.model_dump(exclude={"code"}), code=_fit(rejection.code, RejectionRecord.code),
-                        run_id=run_id, coder_key=provenance.coder_key,
-                        coder=provenance.coder, model=provenance.model, prompt_version=provenance.prompt_version,
-                        codebook_version=provenance.codebook_version, created_at=stamp,
-                    ))
+                suggestion_rows += [
+                    dict(**suggestion.model_dump(), **recorded, parameters=provenance.parameters,
+                         input_tokens=coding.usage.input_tokens, output_tokens=coding.usage.output_tokens,
+                         duration_ms=coding.duration_ms)
+                    for suggestion in suggestions
+                ]
+                rejection_rows += [
+                    dict(**rejection.model_dump(exclude={"code"}), code=_fit(rejection.code, RejectionRecord.code),
+                         **recorded)
+                    for rejection in rejections
+                ]
+            # one INSERT of many rows per table: the ORM's bookkeeping of an object per row
+            # cost more than the rows themselves
+            for table, rows in ((ChunkCodingRecord, codings), (SuggestionRecord, suggestion_rows),
+                                (RejectionRecord, rejection_rows)):
+                if rows:
+                    s.execute(insert(table), rows)
 
     def run_usage(self, run_id: str) -> Usage:
         """Tokens, requests and cache hits of the model calls made by one run."""

@@ -177,6 +177,17 @@ class CallCache:
 
 
 @dataclass
+class _Frame:
+    """What every request under one codebook shares, worked out once: the codebook's
+    version is a hash of the whole codebook, too dear to recompute for every chunk."""
+
+    codebook: Codebook  # held, so that its id() is not reused while the frame is kept
+    system: str
+    schema: dict[str, Any]
+    picker: Any = None
+
+
+@dataclass
 class _Sample:
     proposals: list[Proposal]
     content: str
@@ -217,6 +228,7 @@ class OpenAICoder:
             raise CoderConfigError("the openai coder needs a model: --model NAME")
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_ENDPOINT).rstrip("/")
+        self.endpoint = redact_url(self.base_url)
         self.api_key = os.environ.get("OPENAI_API_KEY") or None
         if samples < 1 or max_attempts < 1 or concurrency < 1:
             raise CoderConfigError("samples, max attempts and concurrency must be at least 1")
@@ -236,8 +248,7 @@ class OpenAICoder:
         self.fewshot = fewshot
         self.rpm, self.tpm = rpm, tpm
         self.store: Any = None
-        self._pickers: dict[str, Any] = {}
-        self._schemas: dict[str, dict[str, Any]] = {}
+        self._frames: dict[int, _Frame] = {}
         self._unsaved: list[tuple[str, str, str, dict[str, Any], Completion]] = []
         self._flushed_at = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -268,7 +279,7 @@ class OpenAICoder:
     @property
     def parameters(self) -> dict[str, Any]:
         return {
-            "endpoint": redact_url(self.base_url), "model": self.model, "prompt": self.prompt.name,
+            "endpoint": self.endpoint, "model": self.model, "prompt": self.prompt.name,
             "temperature": self.temperature, "top_p": self.top_p, "samples": self.samples,
             "max_tokens": self.max_tokens, "seed": self.seed, "logprobs": self.logprobs,
             "max_attempts": self.max_attempts, "fewshot": self.fewshot,
@@ -287,7 +298,7 @@ class OpenAICoder:
 
     def messages(self, chunk: Chunk, codebook: Codebook) -> list[dict[str, str]]:
         """The stable prefix first, then any adjudicated examples, then the chunk."""
-        messages = [{"role": "system", "content": self.prompt.system(codebook)}]
+        messages = [{"role": "system", "content": self._frame(codebook).system}]
         for example in self._examples(chunk, codebook):
             messages.append({"role": "user", "content": self.prompt.user(example.chunk)})
             messages.append({"role": "assistant", "content": example.reply()})
@@ -297,11 +308,19 @@ class OpenAICoder:
     def _examples(self, chunk: Chunk, codebook: Codebook) -> list[Any]:
         if self.fewshot <= 0 or self.store is None:
             return []
-        if codebook.version not in self._pickers:
+        frame = self._frame(codebook)
+        if frame.picker is None:
             from pipeline.fewshot import ExamplePicker, adjudicated
 
-            self._pickers[codebook.version] = ExamplePicker(adjudicated(self.store, codebook.applicable_ids()), self.fewshot)
-        return self._pickers[codebook.version].pick(chunk)
+            frame.picker = ExamplePicker(adjudicated(self.store, codebook.applicable_ids()), self.fewshot)
+        return frame.picker.pick(chunk)
+
+    def _frame(self, codebook: Codebook) -> _Frame:
+        frame = self._frames.get(id(codebook))
+        if frame is None:
+            frame = _Frame(codebook, self.prompt.system(codebook), reply_schema(codebook))
+            self._frames[id(codebook)] = frame
+        return frame
 
     def request_body(self, messages: list[dict[str, str]], codebook: Codebook, mode: str) -> dict[str, Any]:
         """The chat-completion request, without the model call's transport settings."""
@@ -319,16 +338,11 @@ class OpenAICoder:
         if mode == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "codes", "strict": True, "schema": self._schema(codebook)},
+                "json_schema": {"name": "codes", "strict": True, "schema": self._frame(codebook).schema},
             }
         else:
             body["response_format"] = {"type": "json_object"}
         return body
-
-    def _schema(self, codebook: Codebook) -> dict[str, Any]:
-        if codebook.version not in self._schemas:
-            self._schemas[codebook.version] = reply_schema(codebook)
-        return self._schemas[codebook.version]
 
     def cache_key(self, body: dict[str, Any]) -> str:
         material = json.dumps({"endpoint": self.base_url, **body}, sort_keys=True, ensure_ascii=False)
@@ -392,30 +406,38 @@ class OpenAICoder:
             )
             self._gate = asyncio.Semaphore(self.concurrency)
         messages = [self.messages(chunk, codebook) for chunk in chunks]
-        mode = "json_schema" if self.mode in ("auto", "json_schema") else "json_object"
-        first_keys = [self.cache_key(self.request_body(m, codebook, mode)) for m in messages]
-        cached = self.cache.get_many(first_keys) if self.cache is not None else {}
+        firsts = [self._request(m, codebook) for m in messages]
+        cached = self.cache.get_many([key for _, key in firsts]) if self.cache is not None else {}
         outcomes: list[_Outcome] = [_Outcome() for _ in chunks]
         try:
             results = await asyncio.gather(*(
-                self._code_chunk(self._client, self._gate, chunk, m, codebook, outcome, cached)
-                for chunk, m, outcome in zip(chunks, messages, outcomes)
+                self._code_chunk(self._client, self._gate, chunk, m, first, codebook, outcome, cached)
+                for chunk, m, first, outcome in zip(chunks, messages, firsts, outcomes)
             ))
         finally:
             # calls paid for are kept even when the batch fails, so a re-run does not pay again
             await asyncio.shield(self._flush())
         return list(results)
 
+    def _request(self, messages: list[dict[str, str]], codebook: Codebook,
+                 mode: str | None = None) -> tuple[dict[str, Any], str]:
+        """The request body in the mode the server is known to take (or `mode`), and its cache key."""
+        if mode is None:
+            mode = "json_schema" if self.mode in ("auto", "json_schema") else "json_object"
+        body = self.request_body(messages, codebook, mode)
+        return body, self.cache_key(body)
+
     async def _code_chunk(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, chunk: Chunk,
-                          messages: list[dict[str, str]], codebook: Codebook, outcome: _Outcome,
-                          cached: dict[str, Completion]) -> ChunkCoding:
+                          messages: list[dict[str, str]], first: tuple[dict[str, Any], str], codebook: Codebook,
+                          outcome: _Outcome, cached: dict[str, Completion]) -> ChunkCoding:
         samples: list[_Sample] = []
         invalid: list[Any] = []
         unparsed: str | None = None
         try:
             for attempt in range(1, self.max_attempts + 1):
-                # first requests were looked up in the cache for the whole batch at once
-                completion = await self._complete(client, gate, messages, codebook, outcome,
+                # first requests were built, and looked up in the cache, for the whole batch at once
+                request = first if attempt == 1 else self._request(messages, codebook)
+                completion = await self._complete(client, gate, messages, request, codebook, outcome,
                                                   cached if attempt == 1 else None)
                 samples, invalid, problems, unparsed = self._check(completion, chunk, codebook)
                 if not problems:
@@ -439,10 +461,10 @@ class OpenAICoder:
         )
 
     async def _complete(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, messages: list[dict[str, str]],
-                        codebook: Codebook, outcome: _Outcome, prefetched: dict[str, Completion] | None) -> Completion:
-        mode = "json_schema" if self.mode in ("auto", "json_schema") else "json_object"
-        body = self.request_body(messages, codebook, mode)
-        key = self.cache_key(body)
+                        request: tuple[dict[str, Any], str], codebook: Codebook, outcome: _Outcome,
+                        prefetched: dict[str, Completion] | None) -> Completion:
+        body, key = request
+        mode = body["response_format"]["type"]
         if prefetched is not None:
             cached = prefetched.get(key)
         else:
@@ -453,8 +475,8 @@ class OpenAICoder:
         async with gate:
             if mode == "json_schema" and self.mode == "json_object":
                 # another request found out meanwhile that the server lacks JSON-schema mode
-                mode, body = "json_object", self.request_body(messages, codebook, "json_object")
-                key = self.cache_key(body)
+                mode = "json_object"
+                body, key = self._request(messages, codebook, mode)
                 cached = self.cache.get(key) if self.cache is not None else None
                 if cached is not None:
                     outcome.usage = outcome.usage + Usage(cache_hits=1)
@@ -471,8 +493,7 @@ class OpenAICoder:
                 if mode == "json_schema" and self.mode != "json_schema" and _lacks_json_schema(exc):
                     with self._mode_lock:
                         self.mode = "json_object"  # chosen once: the server has no JSON-schema mode
-                    body = self.request_body(messages, codebook, "json_object")
-                    key = self.cache_key(body)
+                    body, key = self._request(messages, codebook, "json_object")
                     cached = self.cache.get(key) if self.cache is not None else None
                     if cached is not None:
                         outcome.usage = outcome.usage + Usage(cache_hits=1)
@@ -484,7 +505,7 @@ class OpenAICoder:
         completion = completion_from_json(response, elapsed)
         outcome.usage = outcome.usage + completion.usage
         outcome.duration_ms += elapsed
-        await self._remember((key, redact_url(self.base_url), self.model, body, completion))
+        await self._remember((key, self.endpoint, self.model, body, completion))
         return completion
 
     def _check(self, completion: Completion, chunk: Chunk, codebook: Codebook
