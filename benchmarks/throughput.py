@@ -33,11 +33,12 @@ How it measures
   qcode_cpu_ms_per_chunk_coding is the same difference of the CPU qcode's own
   process reports in its summary (`cpu_seconds`), which is what the target is
   about; cache_replay.cpu_ms_per_chunk is (replay - rerun) over the chunks.
-* The client's floor: afterwards the bare `openai` client sends 400 of the request
-  bodies qcode sent (read back from its call cache), at the same concurrency and
-  the same pace, to a server with the same latency, in a process of its own.
-  client_floor.cpu_ms_per_request is what any program pays that codes through the
-  client; qcode_cpu_ms_per_chunk_beyond_client is qcode's figure less that floor.
+* The client's floor: from qcode's first request on, the bare `openai` client, in
+  a process of its own, sends the same request bodies (built by qcode's coder) at
+  the same concurrency and pace to a second server with the same latency, side by
+  side with the cold run (see Floor). client_floor.cpu_ms_per_request is what any
+  program pays that codes through the client at this pace on this machine;
+  qcode_cpu_ms_per_chunk_beyond_client is qcode's figure less that floor.
 * Throughput: the benchmark polls GET /_control/stats every 0.5 s during the
   cold run and fits the rate of completed requests between 10 % and 90 % of
   completion (least squares): achieved_per_s and ratio = achieved / ceiling.
@@ -155,10 +156,13 @@ class Poller(threading.Thread):
         self.samples: list[tuple[float, int, int]] = []
         self.began = time.perf_counter()
         self.done = threading.Event()
+        self.requests_seen = threading.Event()
 
     def sample(self) -> None:
         stats = self.server.stats()
         self.samples.append((time.perf_counter() - self.began, stats["chat_requests"], stats["chat_completed"]))
+        if self.samples[-1][1] > self.samples[0][1]:
+            self.requests_seen.set()
 
     def run(self) -> None:
         while not self.done.is_set():
@@ -221,39 +225,71 @@ async def main(url, bodies_path, concurrency, per_second):
 
     await asyncio.gather(*(one(b) for b in bodies[:concurrency]))  # warm up the connections
     began = time.process_time()
-    await asyncio.gather(*(one(b) for b in bodies))
-    print(json.dumps({"requests": len(bodies), "cpu_seconds": time.process_time() - began}))
+    await asyncio.gather(*(one(b) for b in bodies[concurrency:]))
+    print(json.dumps({"requests": len(bodies) - concurrency, "cpu_seconds": time.process_time() - began}))
     await client.close()
 
 asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
 """
 
 
-def client_floor(db: Path, folder: Path, latency: float, concurrency: int, rpm: int, requests: int) -> dict:
-    """CPU per request of the bare openai client (same transport, same concurrency, same pace)
-    sending the very request bodies qcode sent, read back from its call cache, to a server
-    with the same latency: what any program that codes through this client pays. The pace
-    matters: a request every 100 ms costs more CPU than the same request in a crowd, since
-    each one wakes the event loop, and finds the processor's caches cold, on its own."""
-    import sqlite3
+def request_bodies(corpus: Path, codebook: Path, count: int) -> list[dict]:
+    """The first request body of each chunk, built by qcode's own coder as a run builds them."""
+    sys.path.insert(0, str(ROOT))
+    from pipeline.chunk import chunk_transcript
+    from pipeline.codebook import load_codebook
+    from pipeline.coders.openai_chat import OpenAICoder
+    from pipeline.ingest import CsvOptions, discover, read_source
 
-    with sqlite3.connect(db) as connection:
-        rows = connection.execute("SELECT request FROM model_calls LIMIT ?", (requests,)).fetchall()
-    bodies = folder / "bodies.jsonl"
-    bodies.write_text("".join(row[0] + "\n" for row in rows), encoding="utf-8")
-    server = Server(latency, 0)
-    try:
-        # 2 % under the limit, as qcode paces itself
-        per_second = rpm * 0.98 / 60 if rpm else 0
-        done = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, server.url, str(bodies), str(concurrency),
-                               str(per_second)], capture_output=True, text=True, cwd=folder)
-    finally:
-        server.stop()
-    if done.returncode != 0:
-        raise SystemExit(f"the client floor measurement failed:\n{done.stderr[-2000:]}")
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"requests": measured["requests"], "requests_per_minute": rpm,
-            "cpu_ms_per_request": round(1000 * measured["cpu_seconds"] / max(1, measured["requests"]), 3)}
+    book = load_codebook(str(codebook))
+    coder = OpenAICoder("gpt-4o-mini", base_url="http://127.0.0.1:1/v1")
+    sources, _ = discover([str(corpus)])
+    bodies = []
+    for source in sources:
+        for transcript in read_source(source, CsvOptions(None, None)):
+            for chunk in chunk_transcript(transcript, CHUNK_SIZE, 0):
+                bodies.append(coder.request_body(coder.messages(chunk, book), book, "json_schema"))
+    return [bodies[i % len(bodies)] for i in range(count)]
+
+
+class Floor:
+    """The bare openai client in a process of its own (same transport, concurrency and pace),
+    sending qcode's request bodies to a server of its own with the same latency, while
+    qcode's cold run codes: both see the same machine at the same moment, which matters on
+    a machine whose speed drifts by a third from one minute to the next. The pace matters
+    too: a request every 100 ms costs more CPU than the same request in a crowd, since each
+    one wakes the event loop, and finds the processor's caches cold, on its own."""
+
+    def __init__(self, bodies: list[dict], folder: Path, latency: float, concurrency: int, rpm: int):
+        self.path = folder / "floor-bodies.jsonl"
+        self.path.write_text("".join(json.dumps(b, ensure_ascii=False) + "\n" for b in bodies), encoding="utf-8")
+        self.concurrency, self.rpm = concurrency, rpm
+        self.server = Server(latency, 0)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        per_second = self.rpm * 0.98 / 60 if self.rpm else 0  # 2 % under the limit, as qcode paces itself
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", FLOOR_SCRIPT, self.server.url, str(self.path), str(self.concurrency),
+             str(per_second)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.path.parent)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.server.stop()
+
+    def result(self) -> dict:
+        try:
+            out, err = self.process.communicate()
+        finally:
+            self.server.stop()
+        if self.process.returncode != 0:
+            raise SystemExit(f"the client floor measurement failed:\n{err[-2000:]}")
+        measured = json.loads(out.strip().splitlines()[-1])
+        return {"requests": measured["requests"], "requests_per_minute": self.rpm,
+                "measured": "alongside qcode's cold run",
+                "cpu_ms_per_request": round(1000 * measured["cpu_seconds"] / max(1, measured["requests"]), 3)}
 
 
 def run_qcode(corpus: Path, codebook: Path, db: Path, workdir: Path, url: str, args: argparse.Namespace,
@@ -306,22 +342,38 @@ def main() -> None:
         corpus, codebook, db = folder / "corpus", folder / "codebook.yaml", folder / "bench.db"
         files = write_corpus(corpus, args.chunks)
         codebook.write_text(CODEBOOK, encoding="utf-8")
+        # as many requests as qcode sends, plus the floor's warm-up
+        floor = Floor(request_bodies(corpus, codebook, args.chunks + args.concurrency), folder, args.latency,
+                      args.concurrency, args.rpm)
         server = Server(args.latency, args.rpm)
         try:
             start = server.stats()
             poller = Poller(server)
             poller.start()
-            cold = run_qcode(corpus, codebook, db, folder, server.url, args,
-                             profile=str(Path(args.profile).resolve()) if args.profile else None)
+            outcome: dict = {}
+            coding = threading.Thread(target=lambda: outcome.update(cold=run_qcode(
+                corpus, codebook, db, folder, server.url, args,
+                profile=str(Path(args.profile).resolve()) if args.profile else None)))
+            coding.start()
+            while not poller.requests_seen.wait(0.5) and coding.is_alive():
+                pass
+            floor.start()  # when qcode's first request arrives: its start-up is not matched
+            coding.join()
+            if "cold" not in outcome:
+                raise SystemExit("qcode's cold run failed")
+            cold = outcome["cold"]
             poller.stop()
             after_cold = server.stats()
             rerun = run_qcode(corpus, codebook, db, folder, server.url, args)
             replay = None if args.no_replay else run_qcode(corpus, codebook, db, folder, server.url, args,
                                                            "--max-attempts", "2")
             end = server.stats()
+        except BaseException:
+            floor.stop()
+            raise
         finally:
             server.stop()
-        floor = client_floor(db, folder, args.latency, args.concurrency, args.rpm, min(args.chunks, 400))
+        floor_figures = floor.result()
 
     summary = cold["summary"]
     chunks = summary["chunks_coded_now"]
@@ -355,9 +407,9 @@ def main() -> None:
         "qcode_cpu_ms_per_chunk_coding": round(1000 * own_coding_cpu / max(1, chunks), 3),
         "qcode_cpu_estimate": "the same difference, of the CPU qcode's own process reports (time.process_time in "
                               "the run summary), without Prefect's temporary server process",
-        "client_floor": floor,
+        "client_floor": floor_figures,
         "qcode_cpu_ms_per_chunk_beyond_client": round(1000 * own_coding_cpu / max(1, chunks)
-                                                      - floor["cpu_ms_per_request"], 3),
+                                                      - floor_figures["cpu_ms_per_request"], 3),
         "baseline_rerun": {"wall_seconds": round(rerun["wall"], 2), "cpu_seconds": round(rerun["cpu"], 3),
                            "chunks_coded": rerun["summary"]["chunks_coded_now"]},
         "requests": summary["requests"],
