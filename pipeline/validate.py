@@ -7,6 +7,8 @@ with the reason. Nothing a coder says is accepted on its word.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
 from pipeline.chunk import Chunk
@@ -16,30 +18,21 @@ from pipeline.suggestion import ChunkCoding, Proposal, Rejection, Suggestion, su
 
 def locate_quote(quote: str, text: str) -> tuple[int, int] | None:
     """Offsets of `quote` in `text`, comparing with runs of whitespace collapsed."""
-    wanted = " ".join(quote.split())
-    if not wanted:
-        return None
-    normalised: list[str] = []
-    origin: list[int] = []
-    for i, ch in enumerate(text):
-        if ch.isspace():
-            if not normalised or normalised[-1] == " ":
-                continue
-            normalised.append(" ")
-        else:
-            normalised.append(ch)
-        origin.append(i)
-    if not any(ch.isalnum() for ch in wanted):
-        return None  # punctuation alone is no evidence
-    joined = "".join(normalised)
-    found = joined.find(wanted)
-    while found >= 0:
-        before = joined[found - 1] if found > 0 else " "
-        after = joined[found + len(wanted)] if found + len(wanted) < len(joined) else " "
+    words = quote.split()
+    if not any(ch.isalnum() for word in words for ch in word):
+        return None  # nothing, or punctuation alone, is no evidence
+    # the quote's words in order with any run of whitespace between them: searching the
+    # text as it is, rather than a collapsed copy built a character at a time, keeps
+    # checking a quote against a long chunk cheap
+    pattern = re.compile(r"\s+".join(map(re.escape, words)))
+    first, last = words[0][0].isalnum(), words[-1][-1].isalnum()
+    match = pattern.search(text)
+    while match is not None:
+        start, end = match.span()
         # whole words only: "a" is not found inside "data"
-        if not (before.isalnum() and wanted[0].isalnum()) and not (after.isalnum() and wanted[-1].isalnum()):
-            return origin[found], origin[found + len(wanted) - 1] + 1
-        found = joined.find(wanted, found + 1)
+        if not (first and start > 0 and text[start - 1].isalnum()) and not (last and end < len(text) and text[end].isalnum()):
+            return start, end
+        match = pattern.search(text, start + 1)
     return None
 
 

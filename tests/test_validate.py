@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pipeline.chunk import Chunk, ChunkTurn
 from pipeline.codebook import load_codebook
 from pipeline.suggestion import ChunkCoding
@@ -86,3 +89,48 @@ def test_locate_quote_edge_cases() -> None:
     assert locate_quote(".", "a b.") is None  # punctuation alone is no evidence
     assert locate_quote("a", "data a") == (5, 6)  # whole words, not inside "data"
     assert locate_quote("dat", "data") is None
+    assert locate_quote("a a", "ba a a") == (3, 6)  # a match overlapping a refused one is found
+    assert locate_quote("a (b)*", "x a\n(b)*") == (2, 8)  # regular-expression characters are plain text
+
+
+def collapsed_search(quote: str, text: str) -> tuple[int, int] | None:
+    """The rule spelled out: collapse every run of whitespace in both to one space, find
+    the quote as whole words, map the match back to the text's own offsets."""
+    wanted = " ".join(quote.split())
+    if not any(ch.isalnum() for ch in wanted):
+        return None
+    collapsed, origin = [], []
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if not collapsed or collapsed[-1] == " ":
+                continue
+            ch = " "
+        collapsed.append(ch)
+        origin.append(i)
+    joined = "".join(collapsed)
+    found = joined.find(wanted)
+    while found >= 0:
+        before = joined[found - 1] if found > 0 else " "
+        after = joined[found + len(wanted)] if found + len(wanted) < len(joined) else " "
+        if not (before.isalnum() and wanted[0].isalnum()) and not (after.isalnum() and wanted[-1].isalnum()):
+            return origin[found], origin[found + len(wanted) - 1] + 1
+        found = joined.find(wanted, found + 1)
+    return None
+
+
+# few letters, so words and near-misses recur; every kind of white space, punctuation
+# and characters a regular expression would read as syntax
+ALPHABET = st.sampled_from(list("aab.b-a") + [" ", "  ", "\n", "\t", "\r\n", "\u00a0", "\u2003", "\x1c",
+                                              ".", "*", "(", "[", "\\", "$", "é", "1"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.lists(ALPHABET, max_size=40).map("".join), data=st.data())
+def test_locate_quote_follows_the_collapsed_whitespace_rule(text: str, data: st.DataObject) -> None:
+    # quotes cut from the text, with their white space changed, and quotes made up
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, len(text)))
+    spaced = data.draw(st.sampled_from([" ", "\n", "  \t"]))
+    for quote in (text[start:end], spaced.join(text[start:end].split()),
+                  data.draw(st.lists(ALPHABET, max_size=8).map("".join))):
+        assert locate_quote(quote, text) == collapsed_search(quote, text), (quote, text)
