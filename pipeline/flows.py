@@ -3,9 +3,11 @@
 Tasks are coarse (one per file, one per batch of chunks) because each Prefect
 task run costs milliseconds and memory. Their arguments are passed in `quote`:
 Prefect otherwise walks every argument, every chunk and code and turn, twice per
-task run looking for futures, which cost more CPU than coding the batch. Prefect orchestrates; all state lives
-in qcode's store, which is what makes a re-run free and a killed run resumable:
-a chunk already coded under the same coder configuration is never coded again.
+task run looking for futures, which cost more CPU than coding the batch.
+
+Prefect orchestrates; all state lives in qcode's store, which is what makes a
+re-run free and a killed run resumable: a chunk already coded under the same
+coder configuration is never coded again.
 """
 
 # No `from __future__ import annotations` here: Prefect builds the flow's
