@@ -248,7 +248,7 @@ def request_bodies(corpus: Path, codebook: Path, count: int) -> list[dict]:
     for source in sources:
         for transcript in read_source(source, CsvOptions(None, None)):
             for chunk in chunk_transcript(transcript, CHUNK_SIZE, 0):
-                bodies.append(coder.request_body(coder.messages(chunk, book), book, "json_schema"))
+                bodies.append(coder.request(coder.messages(chunk, book), book)[0])
     return [bodies[i % len(bodies)] for i in range(count)]
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
-from pipeline.coders.openai_chat import OpenAICoder, completion_from_json, redact_url
+from pipeline.coders.openai_chat import OpenAICoder, completion_from_json
 from pipeline.store import BatchRecord, Store, now
 from pipeline.suggestion import Usage
 
@@ -53,12 +53,10 @@ def prefill_by_batch(store: Store, coder: OpenAICoder, codebook: Codebook, coder
         pending = _open_batches(store, coder_key)
         covered = {r["chunk_id"] for batch in pending for r in batch.requests.values()}
         todo: list[tuple[str, dict[str, Any], str]] = []
-        mode = "json_object" if coder.mode == "json_object" else "json_schema"
         for chunk in chunks:
             if chunk.id in covered:
                 continue
-            body = coder.request_body(coder.messages(chunk, codebook), codebook, mode)
-            key = coder.cache_key(body)
+            body, key = coder.request(coder.messages(chunk, codebook), codebook)
             if coder.cache.get(key) is None:
                 todo.append((chunk.id, body, key))
         for start in range(0, len(todo), MAX_REQUESTS):
@@ -149,7 +147,7 @@ def _wait_and_ingest(client: openai.OpenAI, store: Store, coder: OpenAICoder, ru
                 continue  # not cached: the chunk is coded live, and the failure is not lost
             completion = completion_from_json(response["body"], 0.0)
             usage = usage + completion.usage
-            entries.append((request["key"], redact_url(coder.base_url), coder.model, {"batch": batch_id, "chunk_id": request["chunk_id"]}, completion))
+            entries.append((request["key"], coder.endpoint, coder.model, {"batch": batch_id, "chunk_id": request["chunk_id"]}, completion))
     coder.cache.put(entries)
     # the provider keeps uploaded files until deleted, and these hold transcript text
     for file_id in (batch.input_file_id, batch.output_file_id, getattr(batch, "error_file_id", None)):

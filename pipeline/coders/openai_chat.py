@@ -267,7 +267,7 @@ class OpenAICoder:
             raise CoderConfigError("OPENAI_API_KEY is not set (a local server given by --base-url needs no key)")
         if self.api_key and self.base_url.startswith("http://") and not is_loopback(self.base_url):
             raise CoderConfigError(
-                f"refusing to send OPENAI_API_KEY unencrypted to {redact_url(self.base_url)}: "
+                f"refusing to send OPENAI_API_KEY unencrypted to {self.endpoint}: "
                 "use https, or unset the key for a server that needs none"
             )
 
@@ -406,7 +406,7 @@ class OpenAICoder:
             )
             self._gate = asyncio.Semaphore(self.concurrency)
         messages = [self.messages(chunk, codebook) for chunk in chunks]
-        firsts = [self._request(m, codebook) for m in messages]
+        firsts = [self.request(m, codebook) for m in messages]
         cached = self.cache.get_many([key for _, key in firsts]) if self.cache is not None else {}
         outcomes: list[_Outcome] = [_Outcome() for _ in chunks]
         try:
@@ -419,8 +419,8 @@ class OpenAICoder:
             await asyncio.shield(self._flush())
         return list(results)
 
-    def _request(self, messages: list[dict[str, str]], codebook: Codebook,
-                 mode: str | None = None) -> tuple[dict[str, Any], str]:
+    def request(self, messages: list[dict[str, str]], codebook: Codebook,
+                mode: str | None = None) -> tuple[dict[str, Any], str]:
         """The request body in the mode the server is known to take (or `mode`), and its cache key."""
         if mode is None:
             mode = "json_schema" if self.mode in ("auto", "json_schema") else "json_object"
@@ -436,7 +436,7 @@ class OpenAICoder:
         try:
             for attempt in range(1, self.max_attempts + 1):
                 # first requests were built, and looked up in the cache, for the whole batch at once
-                request = first if attempt == 1 else self._request(messages, codebook)
+                request = first if attempt == 1 else self.request(messages, codebook)
                 completion = await self._complete(client, gate, messages, request, codebook, outcome,
                                                   cached if attempt == 1 else None)
                 samples, invalid, problems, unparsed = self._check(completion, chunk, codebook)
@@ -476,7 +476,7 @@ class OpenAICoder:
             if mode == "json_schema" and self.mode == "json_object":
                 # another request found out meanwhile that the server lacks JSON-schema mode
                 mode = "json_object"
-                body, key = self._request(messages, codebook, mode)
+                body, key = self.request(messages, codebook, mode)
                 cached = self.cache.get(key) if self.cache is not None else None
                 if cached is not None:
                     outcome.usage = outcome.usage + Usage(cache_hits=1)
@@ -493,7 +493,7 @@ class OpenAICoder:
                 if mode == "json_schema" and self.mode != "json_schema" and _lacks_json_schema(exc):
                     with self._mode_lock:
                         self.mode = "json_object"  # chosen once: the server has no JSON-schema mode
-                    body, key = self._request(messages, codebook, "json_object")
+                    body, key = self.request(messages, codebook, "json_object")
                     cached = self.cache.get(key) if self.cache is not None else None
                     if cached is not None:
                         outcome.usage = outcome.usage + Usage(cache_hits=1)
