@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.agreement import agreement, read_codings  # noqa: E402
+from pipeline.measure.agreement import agreement, read_codings  # noqa: E402
 
 CODERS = ("offline:all-MiniLM-L6-v2", "reviewer:ana", "reviewer:ben")
 

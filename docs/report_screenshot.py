@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT / "docs"))
 from demo import ARGS, CHROMIUM, EXAMPLES, qcode_run  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from pipeline.blind import assignments, create_sample, submit  # noqa: E402
-from pipeline.decision import DecisionRequest, add_code, decide  # noqa: E402
-from pipeline.report import write_report  # noqa: E402
-from pipeline.reviewer import add_reviewer, authenticate, grant_runs  # noqa: E402
+from pipeline.review.blind import assignments, create_sample, submit  # noqa: E402
+from pipeline.review.decisions import DecisionRequest, add_code, decide  # noqa: E402
+from pipeline.measure.report import write_report  # noqa: E402
+from pipeline.review.reviewers import add_reviewer, authenticate, grant_runs  # noqa: E402
 from pipeline.store import ChunkRecord, RunRecord, Store, SuggestionRecord  # noqa: E402
 
 OUT = ROOT / "docs" / "report.png"

@@ -30,7 +30,7 @@ from demo import ARGS, CHROMIUM, EXAMPLES, qcode_run  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from pipeline.review.app import create_app  # noqa: E402
-from pipeline.reviewer import add_reviewer, grant_runs  # noqa: E402
+from pipeline.review.reviewers import add_reviewer, grant_runs  # noqa: E402
 from pipeline.store import ChunkRecord, Store, SuggestionRecord  # noqa: E402
 
 FILES = ["harbor_seacliff_principal.txt", "valley_cottonwood_principal.txt"]

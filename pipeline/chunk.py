@@ -159,11 +159,19 @@ def _split_turn(text: str, turn: Turn, size: int, overlap: int) -> list[tuple[in
     )
     body = text[turn.start:turn.end]
     pieces: list[tuple[int, int]] = []
+    last_start, last_end = -1, 0  # of the piece before, in `body`
     for document in splitter.create_documents([body]):
         piece = document.page_content
+        # a piece starts after the one before it and reaches past its end, overlap or not
+        earliest = max(last_start + 1, last_end - len(piece.rstrip()) + 1)
         offset = document.metadata["start_index"]
-        if offset < 0 or body[offset:offset + len(piece)] != piece:
-            offset = body.find(piece)  # defensive: the splitter's own index should hold
+        if offset < earliest or body[offset:offset + len(piece)] != piece:
+            # the splitter finds its pieces by searching the text, and with overlap it can find
+            # an earlier repeat of the same words ("0 0 0" inside "0 0 0. 0 0 0"): search on
+            offset = body.find(piece, earliest)
+        if offset < 0:
+            continue
+        last_start, last_end = offset, offset + len(piece.rstrip())
         lead = len(piece) - len(piece.lstrip())
         stripped = piece.strip()
         if not stripped:

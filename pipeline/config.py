@@ -5,7 +5,7 @@
 chunk_size, overlap, batch_size, and for the openai coder model, base_url,
 prompt, temperature, samples, max_attempts, concurrency, rpm, tpm, timeout,
 max_retries, fewshot; and a
-`[prices."MODEL"]` table per model (see pipeline/prices.toml). Secrets never go
+`[prices."MODEL"]` table per model (see pipeline/coders/prices.toml). Secrets never go
 in it: the API key comes from OPENAI_API_KEY only.
 """
 

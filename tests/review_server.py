@@ -19,7 +19,7 @@ from pipeline.cli import app as cli
 from pipeline.codebook import Codebook
 from pipeline.coders import register_coder
 from pipeline.review.app import create_app
-from pipeline.reviewer import add_reviewer, grant_runs
+from pipeline.review.reviewers import add_reviewer, grant_runs
 from pipeline.store import Store
 from pipeline.suggestion import ChunkCoding, Proposal
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipeline.agreement import (
+from pipeline.measure.agreement import (
     AgreementError, agreement, codings_from_rows, masi_distance, read_codings,
 )
 from pipeline.cli import app
@@ -555,8 +555,8 @@ def test_cli_bad_input_exits_2(tmp_path):
 
 
 def test_cli_reads_model_and_blind_codes_from_the_store(tmp_path, db_url, monkeypatch):
-    import pipeline.blind
-    import pipeline.export
+    import pipeline.review.blind
+    import pipeline.exchange.exports
     from pipeline.store import Store
 
     Store(db_url)  # an existing, empty store for --db
@@ -564,16 +564,16 @@ def test_cli_reads_model_and_blind_codes_from_the_store(tmp_path, db_url, monkey
              for i in range(10)]
     blind = [{"unit_id": f"chunk{i}", "coder": f"reviewer:{name}", "code": "x" if i % 2 else ""}
              for i in range(4) for name in ("ana", "ben")]
-    monkeypatch.setattr(pipeline.export, "resolve_run", lambda store, run_id: run_id)
-    monkeypatch.setattr(pipeline.export, "coding_rows", lambda store, run_id=None: iter(model))
-    monkeypatch.setattr(pipeline.blind, "blind_rows", lambda store, sample=None, run_id=None: iter(blind))
+    monkeypatch.setattr(pipeline.exchange.exports, "resolve_run", lambda store, run_id: run_id)
+    monkeypatch.setattr(pipeline.exchange.exports, "coding_rows", lambda store, run_id=None: iter(model))
+    monkeypatch.setattr(pipeline.review.blind, "blind_rows", lambda store, sample=None, run_id=None: iter(blind))
     done = CliRunner().invoke(app, ["agreement", "--db", db_url, "--run", "r1", "--json", "--bootstrap", "0"])
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
     assert report["units"] == 4  # only the passages reviewers coded blind
     assert report["models"][0]["coder"] == "offline:all-MiniLM-L6-v2"
     assert report["overall"]["percent_agreement"] == 1.0
-    monkeypatch.setattr(pipeline.blind, "blind_rows", lambda store, sample=None, run_id=None: iter([]))
+    monkeypatch.setattr(pipeline.review.blind, "blind_rows", lambda store, sample=None, run_id=None: iter([]))
     done = CliRunner().invoke(app, ["agreement", "--db", db_url, "--run", "r1"])
     assert done.exit_code == 2 and "no human codes yet" in done.output
 

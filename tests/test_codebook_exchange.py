@@ -10,7 +10,7 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from pipeline.codebook import Code, Codebook, CodebookError, Examples, load_codebook
-from pipeline.codebook_exchange import (
+from pipeline.exchange.codebooks import (
     PROJECT_NAMESPACE,
     QDC_NAMESPACE,
     ExchangeError,

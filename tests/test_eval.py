@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from conftest import EXAMPLES, LINKAGES, ROOT, write
 from openai_server import FakeOpenAI
 from pipeline.cli import app
-from pipeline.evals import SuiteError, eval_command, human_rows, load_suite, locate
+from pipeline.measure.evals import SuiteError, eval_command, human_rows, load_suite, locate
 
 if not any(command.name == "eval" for command in app.registered_commands):
     app.command("eval")(eval_command)

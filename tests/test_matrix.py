@@ -26,12 +26,12 @@ from pipeline.chunk import Chunk
 from pipeline.cli import app as qcode
 from pipeline.codebook import Codebook
 from pipeline.coders import register_coder
-from pipeline.decision import DecisionRequest, add_code, decide
-from pipeline.matrix import (
+from pipeline.review.decisions import DecisionRequest, add_code, decide
+from pipeline.measure.matrix import (
     MISSING, MatrixError, coded_passages, cooccurrence, cross_tab, load_study, matrix_command, shorten,
 )
-from pipeline.report import write_report
-from pipeline.reviewer import authenticate
+from pipeline.measure.report import write_report
+from pipeline.review.reviewers import authenticate
 from pipeline.store import RunRecord, Store, SuggestionRecord, TranscriptRecord
 from pipeline.suggestion import ChunkCoding, Proposal
 from review_server import make_reviewers

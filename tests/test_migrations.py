@@ -28,7 +28,7 @@ def test_a_database_from_before_the_review_app_upgrades_in_place(db_url: str) ->
 
     from sqlalchemy import create_engine, text
 
-    from pipeline.migrations import upgrade
+    from pipeline.store.migrations import upgrade
 
     engine = create_engine(db_url)
     upgrade(engine, "0001")

@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.coders.openai_chat import CallCache, Completion
-from pipeline.migrations import config as alembic_config
+from pipeline.store.migrations import config as alembic_config
 from pipeline.store import Base, Store
 from pipeline.suggestion import Usage
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.coders.openai_chat import OPENAI_ENDPOINT, CoderConfigError, OpenAICoder, _code_probability, _Sample, completion_from_json, redact_url
-from pipeline.prices import PriceError, run_cost
+from pipeline.coders.prices import PriceError, run_cost
 from pipeline.suggestion import Usage
 
 USAGE = Usage(input_tokens=1_000_000, cached_input_tokens=400_000, output_tokens=100_000)

@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app as cli
 from pipeline.codebook import load_codebook
-from pipeline.codebook_exchange import code_guid, codes_element
-from pipeline.decision import DecisionRequest, add_code, decide
-from pipeline.project_exchange import PROJECT_NAMESPACE, coded_passages, read_project
-from pipeline.reviewer import Reviewer
+from pipeline.exchange.codebooks import code_guid, codes_element
+from pipeline.review.decisions import DecisionRequest, add_code, decide
+from pipeline.exchange.projects import PROJECT_NAMESPACE, coded_passages, read_project
+from pipeline.review.reviewers import Reviewer
 from pipeline.store import (
     ChunkRecord, HumanCodeRecord, ImportRecord, ReviewerRecord, Store, SuggestionRecord, TranscriptRecord,
 )
@@ -323,9 +323,9 @@ def test_each_bad_project_is_refused_whole_with_a_message_naming_it(tmp_path: Pa
 
 
 def test_an_entry_that_unpacks_to_more_than_qcode_reads_is_refused(tmp_path: Path, monkeypatch) -> None:
-    import pipeline.project_exchange
+    import pipeline.exchange.projects
 
-    monkeypatch.setattr(pipeline.project_exchange, "MAX_READ", 100)
+    monkeypatch.setattr(pipeline.exchange.projects, "MAX_READ", 100)
     result = invoke("import", handmade(tmp_path / "p.qdpx", ""), "--db", tmp_path / "q.db")
     assert result.exit_code == 2 and "unpacks to" in result.output and "Nothing was imported" in result.output
     assert not (tmp_path / "q.db").exists()

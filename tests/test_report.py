@@ -24,15 +24,15 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from conftest import SMALL_CODEBOOK
-from pipeline.agreement import agreement, codings_from_store
-from pipeline.blind import assignments, create_sample, submit
+from pipeline.measure.agreement import agreement, codings_from_store
+from pipeline.review.blind import assignments, create_sample, submit
 from pipeline.cli import app
-from pipeline.decision import DecisionRequest, add_code, decide
-from pipeline.report import (
+from pipeline.review.decisions import DecisionRequest, add_code, decide
+from pipeline.measure.report import (
     BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED, calibration, choose_attributes, matrices_section, render_report,
     report_command, threshold_sweep, wilson_interval,
 )
-from pipeline.reviewer import authenticate
+from pipeline.review.reviewers import authenticate
 from pipeline.store import DecisionRecord, RunRecord, Store, SuggestionRecord, TranscriptRecord
 from review_server import make_review_db, make_reviewers
 
@@ -285,7 +285,7 @@ def test_agreement_figures_are_those_of_pipeline_agreement(report: str, study: S
         assert cells[2] == ("n/a" if value is None else
                             f"{value:.2f} [{entry['humans']['krippendorff_alpha_ci95'][0]:.2f}, "
                             f"{entry['humans']['krippendorff_alpha_ci95'][1]:.2f}]")
-    # the confusion table is pipeline.agreement's, less the codes neither side applied
+    # the confusion table is pipeline.measure.agreement's, less the codes neither side applied
     matrix = expected["models"][0]["confusion"]
     shown = {cells[0]: cells[1:] for _, cells in tables.tables["confusion-blind-1"][1:]}
     labels = tables.tables["confusion-blind-1"][0][1][1:]

@@ -36,16 +36,16 @@ from httpx import Response
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-import pipeline.decision as decision_module
+import pipeline.review.decisions as decision_module
 import pipeline.review.app as review_app
-import pipeline.reviewer as reviewer_module
-from pipeline import blind
+import pipeline.review.reviewers as reviewer_module
+from pipeline.review import blind
 from pipeline.chunk import Chunk
 from pipeline.cli import app as cli
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import register_coder
 from pipeline.review.app import create_app
-from pipeline.reviewer import add_reviewer, disable_reviewer, get_reviewer, reset_password
+from pipeline.review.reviewers import add_reviewer, disable_reviewer, get_reviewer, reset_password
 from pipeline.store import (
     AssignmentRecord, Base, ChunkRecord, DecisionRecord, ReviewerRecord, Store, SuggestionRecord, TranscriptRecord,
 )

@@ -13,7 +13,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-import pipeline.reviewer
+import pipeline.review.reviewers
 from pipeline.store import DecisionRecord, Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ REVIEWERS = 20
 def test_concurrent_reviewers_decide_every_item_exactly_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Accounts with cheap argon2 parameters (verification reads them from the hash), so that
     # 20 accounts and 20 sign-ins cost milliseconds rather than seconds; passwords are not under test.
-    monkeypatch.setattr(pipeline.reviewer, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(pipeline.review.reviewers, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
     db, run_id = review_load.build_database(tmp_path, ITEMS)
     accounts = review_load.make_accounts(db, REVIEWERS, run_id)
     assert len(accounts) == REVIEWERS

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.schedule import healthy
+from pipeline.run.schedule import healthy
 
 from conftest import write
 

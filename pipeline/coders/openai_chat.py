@@ -37,8 +37,8 @@ from pydantic import BaseModel
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
-from pipeline.limits import RateLimiter
-from pipeline.prompt import DEFAULT_PROMPT, Prompt
+from pipeline.coders.limits import RateLimiter
+from pipeline.coders.prompt import DEFAULT_PROMPT, Prompt
 from pipeline.suggestion import ChunkCoding, Proposal, Usage
 from pipeline.validate import validate_coding
 
@@ -310,7 +310,7 @@ class OpenAICoder:
             return []
         frame = self._frame(codebook)
         if frame.picker is None:
-            from pipeline.fewshot import ExamplePicker, adjudicated
+            from pipeline.coders.fewshot import ExamplePicker, adjudicated
 
             frame.picker = ExamplePicker(adjudicated(self.store, codebook.applicable_ids()), self.fewshot)
         return frame.picker.pick(chunk)
@@ -647,6 +647,6 @@ def _describe_error(exc: openai.APIError) -> str:
 
 
 def _estimate_tokens(body: dict[str, Any]) -> int:
-    from pipeline.tokens import count_chat_tokens
+    from pipeline.coders.tokens import count_chat_tokens
 
     return count_chat_tokens(body["model"], body["messages"]) + (body.get("max_tokens") or 0) // 4

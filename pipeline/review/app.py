@@ -32,8 +32,8 @@ from pydantic import ValidationError
 from sqlalchemy import exists, select
 from starlette.middleware.sessions import SessionMiddleware
 
-from pipeline import blind, decision, queue
-from pipeline.reviewer import Reviewer, authenticate, end_session, session_reviewer, start_session, visible_runs
+from pipeline.review import blind, decisions as decision, queued as queue
+from pipeline.review.reviewers import Reviewer, authenticate, end_session, session_reviewer, start_session, visible_runs
 from pipeline.store import RunChunkRecord, RunRecord, Store, SuggestionRecord
 
 HERE = Path(__file__).parent
@@ -489,7 +489,7 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         reviewer = current(request)
         if not reviewer.is_lead:
             raise HTTPException(403, "Only a lead can assign double coding.")
-        from pipeline.reviewer import list_reviewers
+        from pipeline.review.reviewers import list_reviewers
 
         return page(request, "lead.html", reviewer=reviewer, runs=visible_runs(store, reviewer),
                     reviewers=[r for r in list_reviewers(store) if r["active"]], samples=blind.samples(store))

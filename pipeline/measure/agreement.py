@@ -1076,8 +1076,8 @@ def codings_from_store(store: Any, run_id: str | None, codebook: Codebook | None
 
     Passages of the run that no person has coded yet are left out: they say nothing about agreement,
     and kept in they would weigh the model's own code shares in Fleiss' kappa and AC1."""
-    from pipeline.blind import blind_rows
-    from pipeline.export import coding_rows, resolve_run
+    from pipeline.review.blind import blind_rows
+    from pipeline.exchange.exports import coding_rows, resolve_run
 
     run_id = resolve_run(store, run_id)
     if run_id is None:
@@ -1093,7 +1093,7 @@ def codings_from_store(store: Any, run_id: str | None, codebook: Codebook | None
             raise AgreementError(f"reviewers coded samples of {len(sampled_runs)} runs blind "
                                  f"({', '.join(sampled_runs)}): choose one with --run")
         run_id = sampled_runs[0] if sampled_runs else None
-    from pipeline.human_codes import human_rows
+    from pipeline.store.human_codes import human_rows
 
     humans = list(blind_rows(store, run_id=run_id)) + list(human_rows(store, run_id))
     where = f"run '{run_id}'" if run_id else "the database"

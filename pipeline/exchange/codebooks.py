@@ -312,7 +312,7 @@ def qdc_bytes(codebook: Codebook) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    from pipeline.export import written_aside
+    from pipeline.exchange.exports import written_aside
 
     with written_aside(path) as temporary:
         temporary.write_bytes(data)

@@ -28,7 +28,7 @@ from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, Chunk, chunk_transcrip
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import Coder, make_coder, provenance
 from pipeline.ingest import CsvOptions, IngestError, Source, discover, manifest_notes, nearest_manifest, read_source
-from pipeline.prices import run_cost
+from pipeline.coders.prices import run_cost
 from pipeline.route import RoutingPolicy, route
 from pipeline.store import Store
 from pipeline.suggestion import ChunkCoding, Provenance, Usage
@@ -173,7 +173,7 @@ def code_batch(store: Store, coder: Coder, codebook: Codebook, prov: Provenance,
 def send_batches(store: Store, coder: Coder, codebook: Codebook, prov: Provenance, run_id: str,
                  chunks: list[Chunk], poll_interval: float) -> Usage:
     """First requests through the Batch API; their replies land in the model-call cache."""
-    from pipeline.batch import prefill_by_batch
+    from pipeline.coders.batch import prefill_by_batch
 
     return prefill_by_batch(store, coder, codebook, prov.coder_key, run_id, chunks, poll_interval)
 

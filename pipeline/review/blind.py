@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from pipeline.decision import Conflict, DecisionError, codebook_of, passage
-from pipeline.reviewer import Reviewer
+from pipeline.review.decisions import Conflict, DecisionError, codebook_of, passage
+from pipeline.review.reviewers import Reviewer
 from pipeline.store import (
     AssignmentRecord, DecisionRecord, GrantRecord, ReviewerRecord, RunChunkRecord, RunRecord, Store, now,
 )

@@ -36,7 +36,7 @@ from lxml import etree
 from pydantic import BaseModel, Field
 
 from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, chunk_transcript
-from pipeline.codebook_exchange import (
+from pipeline.exchange.codebooks import (
     ExchangeError, ImportedCodebook, codebook_from_codes, normal_guid, parse_xml,
 )
 from pipeline.ingest import parse_turns
@@ -608,9 +608,9 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
 
     from pipeline import __version__
     from pipeline.codebook import Codebook
-    from pipeline.codebook_exchange import code_guid, codebook_set_element, codes_element
-    from pipeline.export import resolve_run, written_aside
-    from pipeline.matrix import covered
+    from pipeline.exchange.codebooks import code_guid, codebook_set_element, codes_element
+    from pipeline.exchange.exports import resolve_run, written_aside
+    from pipeline.measure.matrix import covered
     from pipeline.store import CodebookRecord, HumanCodeRecord, RunRecord, TranscriptRecord
 
     run_id = resolve_run(store, run_id)
@@ -750,13 +750,13 @@ class CodedPassage:
 
 
 def coded_passages(store: Any, run_id: str | None = None) -> list[CodedPassage]:
-    """The codes that stand after review (`pipeline.matrix.coded_passages`), each credited to whoever
+    """The codes that stand after review (`pipeline.measure.matrix.coded_passages`), each credited to whoever
     stands behind it: the model (named with its model and prompt version) for its codes accepted
     without review or by a reviewer, the reviewer for a code they changed or added."""
     from sqlalchemy import select
 
-    from pipeline.export import suggestion_records
-    from pipeline.matrix import coded_passages as standing, decisions_in_scope
+    from pipeline.exchange.exports import suggestion_records
+    from pipeline.measure.matrix import coded_passages as standing, decisions_in_scope
     from pipeline.store import ChunkRecord, RunChunkRecord, RunRecord
 
     suggestions = list(suggestion_records(store, run_id))

@@ -24,7 +24,7 @@ DEFAULT_PROMPT = "coding-v1"
 
 
 def prompts_dir() -> Path:
-    return Path(os.environ.get("QCODE_PROMPTS") or Path(__file__).resolve().parent.parent / "prompts")
+    return Path(os.environ.get("QCODE_PROMPTS") or Path(__file__).resolve().parents[2] / "prompts")
 
 
 class PromptError(Exception):

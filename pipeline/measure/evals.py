@@ -2,9 +2,9 @@
 
 A suite file (YAML, `evals/*.yaml`) names a gold set (transcripts plus the codes two or more people
 gave them), a codebook and one or more coder configurations. `run_suite` codes the gold set with
-each configuration through the normal pipeline (`pipeline.flows.run`, into the suite's database, so
+each configuration through the normal pipeline (`pipeline.run.flow.run`, into the suite's database, so
 a re-run answers from the store and the model-call cache and pays nothing), maps the human codes
-onto that configuration's chunks, and computes agreement with `pipeline.agreement`: each
+onto that configuration's chunks, and computes agreement with `pipeline.measure.agreement`: each
 configuration against the human consensus and each human, beside the humans against each other.
 docs/evals.md describes the suite and gold formats for researchers.
 
@@ -42,7 +42,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from pipeline.options import JsonOption
+from pipeline.cli.options import JsonOption
 
 DEFAULT_DB = ".qcode-eval.db"
 GATE_METRICS = ("krippendorff_alpha", "cohen_kappa", "percent_agreement", "exact_agreement", "cohen_kappa_linear",
@@ -194,7 +194,7 @@ def load_suite(path: str | Path) -> Suite:
     if "://" not in db:
         db = f"sqlite:///{(folder / db).resolve()}"
 
-    from pipeline.agreement import LEVELS
+    from pipeline.measure.agreement import LEVELS
 
     level = data.get("level")
     if level is not None and level not in LEVELS:
@@ -306,7 +306,7 @@ def _configurations(suite: Suite, raw: Any) -> list[Configuration]:
 
 def request(suite: Suite, configuration: Configuration, db: str | None = None) -> Any:
     """The RunRequest that codes the suite's gold transcripts with one configuration."""
-    from pipeline.flows import RunRequest
+    from pipeline.run.flow import RunRequest
     from pipeline.route import RoutingPolicy
 
     routing = RoutingPolicy() if configuration.threshold is None else RoutingPolicy(threshold=configuration.threshold)
@@ -443,8 +443,8 @@ def _read_gold(suite: Suite) -> Gold:
 
 def _project_passages(suite: Suite, gold: Gold, path: Path, leaves: set[str]) -> None:
     """The codings of a REFI-QDA project's users, on its text sources (which gold.transcripts must hold)."""
-    from pipeline.codebook_exchange import ExchangeError
-    from pipeline.project_exchange import read_project
+    from pipeline.exchange.codebooks import ExchangeError
+    from pipeline.exchange.projects import read_project
 
     try:
         project = read_project(path)
@@ -633,8 +633,8 @@ def run_suite(suite: Suite, progress: Callable[[str, str, int], None] | None = N
     """Code the gold set with every configuration that is not skipped and compare each with the humans.
 
     Returns the JSON object `qcode eval --json` prints (docs/evals.md)."""
-    from pipeline.agreement import AgreementError, agreement, codings_from_rows
-    from pipeline.flows import run
+    from pipeline.measure.agreement import AgreementError, agreement, codings_from_rows
+    from pipeline.run.flow import run
     from pipeline.store import Store, has_password, redact
 
     gold = suite.gold
@@ -768,7 +768,7 @@ def _model_rows(store: Any, summary: Any, configuration: Configuration) -> tuple
     """The configuration's codes as the long table, labelled with its name; under `threshold`, dropped."""
     from sqlalchemy import select
 
-    from pipeline.export import coding_rows
+    from pipeline.exchange.exports import coding_rows
     from pipeline.store import RunRecord, SuggestionRecord
 
     rows = list(coding_rows(store, summary.run_id))
@@ -797,7 +797,7 @@ def _coding_cost(store: Any, summary: Any, configuration: Configuration) -> dict
     (the cost of this run is 0 when the store or the call cache answered)."""
     from sqlalchemy import func, select
 
-    from pipeline.prices import run_cost
+    from pipeline.coders.prices import run_cost
     from pipeline.store import ChunkCodingRecord, RunChunkRecord, RunRecord
     from pipeline.suggestion import Usage
 
@@ -926,7 +926,7 @@ def check_gates(report: dict[str, Any], gates: list[Gate]) -> bool:
 
 
 def _cell(entry: dict[str, Any] | None, name: str) -> str:
-    from pipeline.agreement import stat_cell
+    from pipeline.measure.agreement import stat_cell
 
     return stat_cell(entry, name, digits=2)
 

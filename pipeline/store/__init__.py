@@ -1,7 +1,7 @@
 """The store: every transcript, chunk, run, suggestion, rejection and decision.
 
 SQLAlchemy 2 over a SQLite file by default, or any database URL. The schema is
-created and upgraded by Alembic migrations (pipeline/migrations) when a store
+created and upgraded by Alembic migrations (pipeline/store/migrations) when a store
 is opened. Each write that belongs together is one transaction, so a crash or
 kill leaves the store consistent and the next run finishes the work.
 """
@@ -407,7 +407,7 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
-            from pipeline.migrations import upgrade
+            from pipeline.store.migrations import upgrade
 
             upgrade(self.engine)
 

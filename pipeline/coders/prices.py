@@ -1,4 +1,4 @@
-"""What model calls cost: tokens times an editable price table (pipeline/prices.toml,
+"""What model calls cost: tokens times an editable price table (pipeline/coders/prices.toml,
 overridden per model under [prices."MODEL"] in qcode.toml)."""
 
 from __future__ import annotations

@@ -334,8 +334,8 @@ def _read_text(path: Path, name: str, text: str, encoding: str, metadata: dict[s
 
 def _read_project(path: Path, metadata: dict[str, str]) -> list[Transcript]:
     """A project's text sources, read as `qcode import` reads them (the same transcripts, the same ids)."""
-    from pipeline.codebook_exchange import ExchangeError
-    from pipeline.project_exchange import read_project
+    from pipeline.exchange.codebooks import ExchangeError
+    from pipeline.exchange.projects import read_project
 
     try:
         project = read_project(path)

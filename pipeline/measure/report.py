@@ -7,7 +7,7 @@ case attributes, reviewer names) goes through Jinja2's autoescape.
 
 Sections, each saying plainly when it has no data:
 
-- agreement per code, with 95% bootstrap intervals (`pipeline.agreement` over the
+- agreement per code, with 95% bootstrap intervals (`pipeline.measure.agreement` over the
   model's codes and the reviewers' blind double codes);
 - confusion between codes: the model against the reviewers' consensus on the blind
   sample, and what reviewers made of the model's suggestions in review;
@@ -16,7 +16,7 @@ Sections, each saying plainly when it has no data:
 - a threshold sweep: for each threshold, the share of suggestions sent to review and
   the estimated error of the rest (`threshold_sweep` documents the estimator);
 - codes by case attribute, with an exemplar quote per cell, and the codes that occur together
-  (`pipeline.matrix`'s cross-case matrices, as `qcode matrix` writes them);
+  (`pipeline.measure.matrix`'s cross-case matrices, as `qcode matrix` writes them);
 - a methods paragraph with the numbers filled in.
 """
 
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from pipeline.options import DbOption
+from pipeline.cli.options import DbOption
 
 if TYPE_CHECKING:
     from pipeline.codebook import Codebook
@@ -173,7 +173,7 @@ def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
     """The runs, passages, transcripts, codebooks and blind assignments the report covers."""
     from sqlalchemy import func, select
 
-    from pipeline.matrix import covered
+    from pipeline.measure.matrix import covered
     from pipeline.store import (
         AssignmentRecord, CodebookRecord, HumanCodeRecord, ImportRecord, RejectionRecord, ReviewerRecord,
         RunChunkRecord, RunRecord,
@@ -236,8 +236,8 @@ def _stat(entry: dict[str, Any] | None, name: str) -> dict[str, Any]:
 
 def agreement_section(store: Store, run_id: str | None, scope: dict[str, Any],
                       codebook: Codebook | None) -> dict[str, Any]:
-    """pipeline.agreement over the model's codes and the blind double codes, shaped for the page."""
-    from pipeline.agreement import AgreementError, agreement, codings_from_store
+    """pipeline.measure.agreement over the model's codes and the blind double codes, shaped for the page."""
+    from pipeline.measure.agreement import AgreementError, agreement, codings_from_store
 
     assignments = scope["assignments"]
     coded = [a for a in assignments if a["coded"]]
@@ -387,12 +387,12 @@ def _shade(matrix: list[list[int]]) -> list[list[dict[str, Any]]]:
 def matrices_section(scope: dict[str, Any], suggestions: list[dict], decisions: list[dict],
                      decided: dict[str, dict], codebook: Codebook | None) -> dict[str, Any]:
     """Codes as the study stands by case attribute, with an exemplar quote per cell, and the codes
-    that occur together: pipeline.matrix's tables under its status 'accepted', laid out for the page.
+    that occur together: pipeline.measure.matrix's tables under its status 'accepted', laid out for the page.
 
     The two case attributes recorded most often are crossed (e.g. district by role) when that makes
     at most MAX_COLUMNS columns; every other attribute gets a table of its own. Codes of several
     coder configurations are not pooled: the section then names them (see `qcode report --run`)."""
-    from pipeline.matrix import (
+    from pipeline.measure.matrix import (
         CODE, Study, case_dimension, case_value, codebook_codes, coded_passages, configurations, cooccurrence,
         cooccurrence_view, cross_tab, matrix_view,
     )
@@ -440,7 +440,7 @@ def choose_attributes(metadata: dict[str, dict[str, Any]]) -> list[dict[str, Any
     """Case attributes worth a column: recorded for at least half the transcripts, with 2 to
     MAX_ATTRIBUTE_VALUES short values, and not one value per transcript (an identifier, a name).
     Most often recorded first, then fewest values."""
-    from pipeline.matrix import case_text
+    from pipeline.measure.matrix import case_text
 
     n = len(metadata)
     seen: dict[str, list[str]] = {}
@@ -675,8 +675,8 @@ def sweep_plot(sweep: list[dict[str, Any]], thresholds: list[float]) -> Any:
 def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
     """Everything the page shows, as one dict (plots as SVG markup)."""
     from pipeline import __version__
-    from pipeline.export import resolve_run, suggestion_records
-    from pipeline.matrix import decisions_in_scope
+    from pipeline.exchange.exports import resolve_run, suggestion_records
+    from pipeline.measure.matrix import decisions_in_scope
 
     run_id = resolve_run(store, run_id)
     scope = _scope(store, run_id)
@@ -733,7 +733,7 @@ def _environment() -> Any:
 
     # autoescape=True, not select_autoescape: the template's name ends in .jinja. The tables of codes
     # by case are matrix_tables.jinja, the same as `qcode matrix` writes.
-    loader = FileSystemLoader(Path(__file__).parent / "report_templates")
+    loader = FileSystemLoader(Path(__file__).parent / "templates")
     env = Environment(loader=loader, autoescape=True, undefined=StrictUndefined)
     env.filters.update(num=_num, pct=_pct, ci=_ci, span=_span, plural=_plural)
     return env
@@ -776,7 +776,7 @@ def write_report(store: Store, out: Path, run_id: str | None = None) -> dict[str
     """Build the report and write it to `out` (through a temporary file); returns what it shows."""
     report = build_report(store, run_id)
     html = render_report(report)
-    from pipeline.export import written_aside
+    from pipeline.exchange.exports import written_aside
 
     with written_aside(out) as temporary:
         temporary.write_text(html, encoding="utf-8")

@@ -17,10 +17,10 @@ from rich.table import Table
 import pipeline  # noqa: F401  (sets the offline and no-telemetry environment first)
 from pipeline.codebook import CodebookError, check_codebook, load_codebook
 from pipeline.config import ConfigError, load_settings
-from pipeline.options import DbOption, JsonOption
+from pipeline.cli.options import DbOption, JsonOption
 
 if TYPE_CHECKING:  # imported late at run time: `qcode --help` need not load Prefect
-    from pipeline.flows import RunRequest
+    from pipeline.run.flow import RunRequest
     from pipeline.store import Store
 
 app = typer.Typer(
@@ -107,7 +107,7 @@ def run_command(
         similarity_threshold=similarity_threshold, id_column=id_column, text_column=text_column,
         batch=batch, poll_interval=poll_interval, ready=not dry_run,
     )
-    from pipeline.flows import run
+    from pipeline.run.flow import run
 
     if dry_run:
         _print_estimate(request, as_json)
@@ -171,7 +171,7 @@ def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float 
     from pydantic import ValidationError
 
     from pipeline.coders import make_coder
-    from pipeline.flows import RunRequest
+    from pipeline.run.flow import RunRequest
     from pipeline.route import RoutingPolicy
 
     try:
@@ -210,7 +210,7 @@ def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float 
         _fail("--batch needs --coder openai")
     if request.coder == "openai" and not request.coder_options.get("model"):
         _fail("the openai coder needs a model: --model NAME (or model = ... under [run] in qcode.toml)")
-    from pipeline.prices import PriceError, price_table
+    from pipeline.coders.prices import PriceError, price_table
 
     try:
         price_table()  # a malformed override fails now, not after every call is paid for
@@ -255,7 +255,7 @@ def _explain(exc: BaseException) -> str:
 
 
 def _print_estimate(request: object, as_json: bool) -> None:
-    from pipeline.estimate import estimate
+    from pipeline.run.estimate import estimate
 
     found = estimate(request)
     for failure in found.failed:
@@ -288,7 +288,7 @@ def schedule_command(
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Suggestions under this confidence are queued for review.")] = None,
 ) -> None:
     """Serve a Prefect deployment that codes new or changed transcripts in FOLDER on a schedule."""
-    from pipeline.schedule import ScheduleError, serve
+    from pipeline.run.schedule import ScheduleError, serve
 
     if not folder.is_dir():
         _fail(f"{folder}: not a folder")
@@ -320,7 +320,7 @@ def queue_command(
     as_json: JsonOption = False,
 ) -> None:
     """List the suggestions waiting for a reviewer (low confidence or audit sample)."""
-    from pipeline.queue import queued_suggestions
+    from pipeline.review.queued import queued_suggestions
 
     items, total, open_rejections = queued_suggestions(_open_store(db), limit)
     if as_json:
@@ -353,7 +353,7 @@ def export_command(
     codings: the model's codes, the reviewers' blind double codes and imported human codes; blind: the
     blind codes alone; decisions: every reviewer decision (the audit log); qdpx: a REFI-QDA project for
     ATLAS.ti, NVivo, MAXQDA or QualCoder, with the codes that stand after review."""
-    from pipeline.export import FORMATS, export
+    from pipeline.exchange.exports import FORMATS, export
 
     if fmt not in FORMATS:
         _fail(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
@@ -361,7 +361,7 @@ def export_command(
         _fail(f"unknown status '{status}' (choose from accepted, review, audit, queued)")
     from pipeline.store import StoreError
 
-    from pipeline.codebook_exchange import ExchangeError
+    from pipeline.exchange.codebooks import ExchangeError
 
     if fmt == "qdpx" and out_path is None and sys.stdout.isatty():
         _fail("a qdpx project is a ZIP file: name it with --out, or redirect standard output to a file")
@@ -384,8 +384,8 @@ def import_command(
 ) -> None:
     """Bring in a project coded in another QDA tool: its transcripts, case variables, codebook and its
     people's codes (the human codes qcode agreement and qcode eval compare the model with)."""
-    from pipeline.codebook_exchange import ExchangeError, dump_yaml
-    from pipeline.project_exchange import import_project, read_project
+    from pipeline.exchange.codebooks import ExchangeError, dump_yaml
+    from pipeline.exchange.projects import import_project, read_project
     from pipeline.store import Store, StoreError
 
     if offsets not in ("auto", "code-points", "utf-16", "code-points-lf"):
@@ -404,7 +404,7 @@ def import_command(
         _fail(f"{_explain(exc)}\nNothing was imported.")
     written = None
     if project.codebook is not None:
-        from pipeline.export import written_aside
+        from pipeline.exchange.exports import written_aside
 
         text = dump_yaml(project.codebook.codebook)
         if target.exists() and target.read_text(encoding="utf-8") != text and codebook_out is None:
@@ -467,11 +467,11 @@ def reviewer_add(
     db: DbOption = None,
 ) -> None:
     """Create an account and print its password, once."""
-    from pipeline.reviewer import add_reviewer, grant_runs
+    from pipeline.review.reviewers import add_reviewer, grant_runs
 
     store = _open_store(db)
     if runs:  # a mistyped run must not leave an account whose password was never shown
-        from pipeline.export import resolve_run
+        from pipeline.exchange.exports import resolve_run
 
         for run in runs:
             if run != "all":
@@ -492,7 +492,7 @@ def reviewer_grant(
     db: DbOption = None,
 ) -> None:
     """Let a reviewer see the suggestions of these runs."""
-    from pipeline.reviewer import grant_runs
+    from pipeline.review.reviewers import grant_runs
 
     granted = _reviewer_call(grant_runs, _open_store(db), name, runs)
     out.print(f"{escape(name)} may see {len(granted)} run(s): {', '.join(granted)}", highlight=False)
@@ -501,7 +501,7 @@ def reviewer_grant(
 @reviewer_app.command("reset")
 def reviewer_reset(name: Annotated[str, typer.Argument(help="The reviewer.")], db: DbOption = None) -> None:
     """Give a reviewer a new password (printed once); their open sessions end."""
-    from pipeline.reviewer import reset_password
+    from pipeline.review.reviewers import reset_password
 
     password = _reviewer_call(reset_password, _open_store(db), name)
     out.print(f"New password for {escape(name)}, shown once:", highlight=False)
@@ -511,7 +511,7 @@ def reviewer_reset(name: Annotated[str, typer.Argument(help="The reviewer.")], d
 @reviewer_app.command("disable")
 def reviewer_disable(name: Annotated[str, typer.Argument(help="The reviewer.")], db: DbOption = None) -> None:
     """Stop a reviewer from signing in; their decisions stay."""
-    from pipeline.reviewer import disable_reviewer
+    from pipeline.review.reviewers import disable_reviewer
 
     _reviewer_call(disable_reviewer, _open_store(db), name)
     out.print(f"{escape(name)} can no longer sign in.", highlight=False)
@@ -520,7 +520,7 @@ def reviewer_disable(name: Annotated[str, typer.Argument(help="The reviewer.")],
 @reviewer_app.command("list")
 def reviewer_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every reviewer, their role and the runs they may see."""
-    from pipeline.reviewer import list_reviewers
+    from pipeline.review.reviewers import list_reviewers
 
     reviewers = list_reviewers(_open_store(db))
     if as_json:
@@ -548,7 +548,7 @@ def agreement_command(
     run_id: Annotated[Optional[str], typer.Option("--run", help="With --db: the run whose model codes meet the reviewers' blind codes (an id or latest).")] = None,
 ) -> None:
     """Agreement between coders, per code and overall, with bootstrap 95% intervals (docs/agreement.md)."""
-    from pipeline.agreement import AgreementError, agreement, codings_from_store, footnotes, read_codings, tables
+    from pipeline.measure.agreement import AgreementError, agreement, codings_from_store, footnotes, read_codings, tables
 
     def fail(message: str) -> None:
         if as_json:
@@ -587,10 +587,10 @@ def agreement_command(
 
 
 # Commands that live beside what they do; their modules import little until they run.
-from pipeline.codebook_exchange import codebook_export_command, codebook_import_command  # noqa: E402
-from pipeline.evals import eval_command  # noqa: E402
-from pipeline.matrix import matrix_command  # noqa: E402
-from pipeline.report import report_command  # noqa: E402
+from pipeline.exchange.codebooks import codebook_export_command, codebook_import_command  # noqa: E402
+from pipeline.measure.evals import eval_command  # noqa: E402
+from pipeline.measure.matrix import matrix_command  # noqa: E402
+from pipeline.measure.report import report_command  # noqa: E402
 
 codebook_app.command("import")(codebook_import_command)
 codebook_app.command("export")(codebook_export_command)

@@ -19,9 +19,9 @@ from pipeline.chunk import for_coder
 from pipeline.codebook import load_codebook
 from pipeline.coders import make_coder, provenance
 from pipeline.ingest import IngestError, discover
-from pipeline.prices import run_cost
+from pipeline.coders.prices import run_cost
 from pipeline.suggestion import Usage
-from pipeline.tokens import count_chat_tokens
+from pipeline.coders.tokens import count_chat_tokens
 
 OUTPUT_TOKENS_PER_SAMPLE = 150
 
@@ -40,7 +40,7 @@ class Estimate(BaseModel):
 
 
 def estimate(request: Any) -> Estimate:
-    from pipeline.flows import FileFailure, read_and_chunk
+    from pipeline.run.flow import FileFailure, read_and_chunk
 
     codebook = load_codebook(request.codebook)
     coder = make_coder(request.coder, **request.coder_options)

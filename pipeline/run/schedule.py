@@ -71,7 +71,7 @@ def serve(request: object, name: str, cron: str, api_url: str | None = None) -> 
     """Register the deployment and run its scheduled flow runs until interrupted."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from pipeline.flows import code_corpus
+    from pipeline.run.flow import code_corpus
 
     with prefect_server(api_url) as url, temporary_settings(updates={PREFECT_API_URL: url}):
         code_corpus.serve(

@@ -5,7 +5,7 @@ table `unit_id,coder,code` (a unit is a chunk) that agreement statistics read:
 one row per applied code, and one row with an empty code for a unit a coder
 saw and applied nothing to; the coders are the model, reviewers coding blind
 and the people whose codes came in with an imported project. `qdpx` writes a
-REFI-QDA project (pipeline.project_exchange).
+REFI-QDA project (pipeline.exchange.projects).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def export(store: Store, fmt: str, out: Path | None, run_id: str | None = None, 
         raise ValueError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     run_id = resolve_run(store, run_id)
     if fmt == "qdpx":
-        from pipeline.project_exchange import write_project
+        from pipeline.exchange.projects import write_project
 
         if out is not None:
             return write_project(store, out, run_id).codings
@@ -193,7 +193,7 @@ def _write(store: Store, fmt: str, handle: Any, run_id: str | None, status: str 
         writer.writerows(records)
         count = len(records)
     elif fmt == "decisions":
-        from pipeline.decision import decision_log
+        from pipeline.review.decisions import decision_log
 
         records = [{k: _inert(v) for k, v in r.items()} for r in decision_log(store)]
         columns = list(records[0]) if records else DECISION_COLUMNS
@@ -202,13 +202,13 @@ def _write(store: Store, fmt: str, handle: Any, run_id: str | None, status: str 
         writer.writerows(records)
         count = len(records)
     else:
-        from pipeline.blind import blind_rows
+        from pipeline.review.blind import blind_rows
 
         writer = csv.DictWriter(handle, fieldnames=["unit_id", "coder", "code"])
         writer.writeheader()
         rows = blind_rows(store, run_id=run_id)
         if fmt == "codings":
-            from pipeline.human_codes import human_rows
+            from pipeline.store.human_codes import human_rows
 
             rows = itertools.chain(coding_rows(store, run_id), rows, human_rows(store, run_id))
         for row in rows:

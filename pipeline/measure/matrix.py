@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipeline.options import DbOption
+from pipeline.cli.options import DbOption
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,7 +151,7 @@ def decisions_in_scope(store: Store, suggestion_ids: set[str], chunk_ids: set[st
     A decision on a suggestion is in scope with its suggestion; one on a passage (an added code,
     a dismissed proposal) when the passage is, and, for a decision that names its codebook, when
     that codebook version is one of `codebook_versions`."""
-    from pipeline.decision import decision_log
+    from pipeline.review.decisions import decision_log
 
     kept, settled = [], {}
     for row in decision_log(store):
@@ -171,7 +171,7 @@ def coded_passages(suggestions: Iterable[dict], decisions: Iterable[dict], settl
                    status: str = "accepted") -> list[dict[str, Any]]:
     """The codes applied to passages, under a status (STATUS_TEXT says what each keeps).
 
-    `suggestions` are `pipeline.export.suggestion_records`, `decisions` and `settled` what
+    `suggestions` are `pipeline.exchange.exports.suggestion_records`, `decisions` and `settled` what
     `decisions_in_scope` returns. A suggestion's proposal is never changed by review: a reviewer's
     decision carries the final code and quote, and the first decision on a suggestion is the one
     that stands. One row per application, with `how`: auto (accepted without review), accept,
@@ -272,7 +272,7 @@ def load_study(store: Store, run_id: str | None = None, status: str = "accepted"
     Runs of several coder configurations are not pooled: without a run, that is a MatrixError."""
     from sqlalchemy import select
 
-    from pipeline.export import resolve_run, suggestion_records
+    from pipeline.exchange.exports import resolve_run, suggestion_records
     from pipeline.store import CodebookRecord, RunRecord
 
     if status not in STATUSES:
@@ -555,7 +555,7 @@ def cooccurrence_view(table: Cooccurrence) -> dict[str, Any]:
     return {"codes": list(table.codes), "rows": rows}
 
 
-TEMPLATES = Path(__file__).parent / "report_templates"  # matrix.html.jinja and its tables, which the report uses too
+TEMPLATES = Path(__file__).parent / "templates"  # matrix.html.jinja and its tables, which the report uses too
 
 
 def _environment() -> Any:
@@ -567,7 +567,7 @@ def _environment() -> Any:
 def about(store: Store, study: Study, matrix: Matrix) -> dict[str, Any]:
     """What a file says of itself: the table, the status, the scope and where it came from."""
     from pipeline import __version__
-    from pipeline.report import _database_label
+    from pipeline.measure.report import _database_label
 
     runs = study.runs
     last = runs[-1] if runs else {}
@@ -595,7 +595,7 @@ def render_html(matrix: Matrix, table: Cooccurrence, info: dict[str, Any]) -> st
 def write_csv(matrix: Matrix, handle: Any) -> None:
     """The long layout: one line per cell (row values, column values, passages, transcripts), then
     the row totals, the column totals and the grand total, with ALL in the dimensions summed over."""
-    from pipeline.export import _inert
+    from pipeline.exchange.exports import _inert
 
     writer = csv.writer(handle)
     writer.writerow([_inert(d) for d in [*matrix.rows, *matrix.cols, "passages", "transcripts"]])
@@ -616,7 +616,7 @@ def write_csv(matrix: Matrix, handle: Any) -> None:
 
 def write_cooccurrence_csv(table: Cooccurrence, handle: Any) -> None:
     """One line per pair of codes (code, with_code, passages), the diagonal included."""
-    from pipeline.export import _inert
+    from pipeline.exchange.exports import _inert
 
     writer = csv.writer(handle)
     writer.writerow(["code", "with_code", "passages"])
@@ -799,7 +799,7 @@ def write_matrix(store: Store, fmt: str, out: Path | None = None, rows: str | Se
         raise MatrixError("an xlsx workbook cannot go to the terminal: name the file with --out FILE.xlsx")
     if cooccurrence_only and fmt != "csv":
         raise MatrixError(f"--cooccurrence chooses the table a csv file holds; {fmt} holds both tables already")
-    from pipeline.export import written_aside
+    from pipeline.exchange.exports import written_aside
 
     study = load_study(store, run_id, status)
     if not parse_dimensions(cols) and not cooccurrence_only:

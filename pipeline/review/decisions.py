@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import and_, or_, select, update
 
 from pipeline.codebook import Codebook
-from pipeline.reviewer import Reviewer
+from pipeline.review.reviewers import Reviewer
 from pipeline.store import (
     ChunkRecord, CodebookRecord, DecisionRecord, RejectionRecord, Store, StoreError, SuggestionRecord,
     TranscriptRecord, TurnRecord, now,
