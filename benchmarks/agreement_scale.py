@@ -40,8 +40,11 @@ def synthetic_table(path: Path, units: int, codes: int, kind: str, seed: int = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["unit_id", "coder", "code"])
-        sizes = rng.choice([0, 1, 2, 3], p=[0.3, 0.4, 0.2, 0.1], size=units) if kind == "multi" else \
-            rng.choice([0, 1], p=[0.15, 0.85], size=units)
+        sizes = (
+            rng.choice([0, 1, 2, 3], p=[0.3, 0.4, 0.2, 0.1], size=units)
+            if kind == "multi"
+            else rng.choice([0, 1], p=[0.15, 0.85], size=units)
+        )
         for u in range(units):
             truth = set(rng.choice(codes, size=sizes[u], replace=False, p=prevalence).tolist())
             for coder in CODERS:
@@ -75,14 +78,24 @@ def main() -> None:
         report = agreement(codings, bootstrap=args.replicates, seed=0)
         report_seconds = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({
-        "units": args.units, "coders": len(CODERS), "codes": args.codes, "rows": rows, "kind": args.kind,
-        "replicates": args.replicates, "read_seconds": round(read_seconds, 2),
-        "report_seconds": round(report_seconds, 2), "wall_seconds": round(read_seconds + report_seconds, 2),
-        "peak_rss_mb": round(peak, 1),
-        "krippendorff_alpha": report["overall"]["krippendorff_alpha"],
-        "krippendorff_alpha_ci95": report["overall"]["krippendorff_alpha_ci95"],
-    }))
+    print(
+        json.dumps(
+            {
+                "units": args.units,
+                "coders": len(CODERS),
+                "codes": args.codes,
+                "rows": rows,
+                "kind": args.kind,
+                "replicates": args.replicates,
+                "read_seconds": round(read_seconds, 2),
+                "report_seconds": round(report_seconds, 2),
+                "wall_seconds": round(read_seconds + report_seconds, 2),
+                "peak_rss_mb": round(peak, 1),
+                "krippendorff_alpha": report["overall"]["krippendorff_alpha"],
+                "krippendorff_alpha_ci95": report["overall"]["krippendorff_alpha_ci95"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

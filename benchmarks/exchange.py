@@ -59,9 +59,11 @@ def synthetic_project(path: Path, sources: int, chars: int, codings: int, seed: 
             start = rng.randrange(0, units - 400)
             end = start + rng.randint(20, 400)
             guid = uuid.UUID(int=rng.getrandbits(128))
-            parts.append(f'<PlainTextSelection guid="{guid}" startPosition="{start}" endPosition="{end}">'
-                         f'<Coding guid="{uuid.UUID(int=rng.getrandbits(128))}" creatingUser="{users[c % 2][0]}">'
-                         f'<CodeRef targetGUID="{rng.choice(codes)[0]}"/></Coding></PlainTextSelection>')
+            parts.append(
+                f'<PlainTextSelection guid="{guid}" startPosition="{start}" endPosition="{end}">'
+                f'<Coding guid="{uuid.UUID(int=rng.getrandbits(128))}" creatingUser="{users[c % 2][0]}">'
+                f'<CodeRef targetGUID="{rng.choice(codes)[0]}"/></Coding></PlainTextSelection>'
+            )
         parts.append("</TextSource>")
     parts.append("</Sources></Project>")
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -93,9 +95,14 @@ def main() -> None:
         exported = write_project(store, folder / "out.qdpx")
         export_seconds = time.perf_counter() - started
     result = {
-        "sources": args.sources, "characters": chars, "codings": codings, "human_codes_stored": summary.human_codes,
-        "chunks": summary.chunks, "codings_exported": exported.codings,
-        "read_seconds": round(read_seconds, 2), "import_seconds": round(import_seconds, 2),
+        "sources": args.sources,
+        "characters": chars,
+        "codings": codings,
+        "human_codes_stored": summary.human_codes,
+        "chunks": summary.chunks,
+        "codings_exported": exported.codings,
+        "read_seconds": round(read_seconds, 2),
+        "import_seconds": round(import_seconds, 2),
         "import_ms_per_coding": round(1000 * import_seconds / codings, 3),
         "import_seconds_per_million_characters": round(import_seconds / (chars / 1e6), 2),
         "export_seconds": round(export_seconds, 2),

@@ -27,7 +27,18 @@ CODEBOOK = ROOT / "codebooks" / "linkages.yaml"
 
 
 def timed_run(db: Path) -> dict:
-    command = [sys.executable, "-m", "pipeline.cli", "run", str(EXAMPLES), "--codebook", str(CODEBOOK), "--db", str(db), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "run",
+        str(EXAMPLES),
+        "--codebook",
+        str(CODEBOOK),
+        "--db",
+        str(db),
+        "--json",
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -59,7 +70,7 @@ def coder_throughput(repeat: int) -> dict:
     work = chunks * repeat
     began = time.perf_counter()
     for i in range(0, len(work), 32):
-        coder.code(work[i:i + 32], codebook)
+        coder.code(work[i : i + 32], codebook)
     seconds = time.perf_counter() - began
     return {
         "model_load_seconds": round(warmup, 2),

@@ -98,26 +98,43 @@ REJECT_REASON = "Not what the code means here (load test)."
 def build_database(folder: Path, items: int, db: str | None = None) -> tuple[str, str]:
     """A database with exactly `items` suggestions queued for review: returns (db, run id).
     Like tests/review_server.make_review_db, with one chunk per turn (--chunk-size)."""
+    from review_server import QueueingCoder
     from typer.testing import CliRunner
 
     from pipeline.cli import app as cli
     from pipeline.coders import register_coder
-    from review_server import QueueingCoder
 
     register_coder("review-test", QueueingCoder)
     corpus, codebook = folder / "transcripts", folder / "codebook.yaml"
     write_corpus(corpus, items)
     codebook.write_text(CODEBOOK, encoding="utf-8")
     db = db or str(folder / "review.db")
-    result = CliRunner().invoke(cli, [
-        "run", str(corpus), "--codebook", str(codebook), "--db", db, "--coder", "review-test",
-        "--audit-share", "0", "--chunk-size", str(CHUNK_SIZE), "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(corpus),
+            "--codebook",
+            str(codebook),
+            "--db",
+            db,
+            "--coder",
+            "review-test",
+            "--audit-share",
+            "0",
+            "--chunk-size",
+            str(CHUNK_SIZE),
+            "--json",
+        ],
+    )
     if result.exit_code != 0:
         raise RuntimeError(f"qcode run failed (exit {result.exit_code}):\n{result.output[-4000:]}")
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     if summary["queued"] != items or summary["suggestions"] != items:
-        raise RuntimeError(f"expected {items} queued suggestions, the run made {summary['suggestions']} "
-                           f"({summary['queued']} queued): is the database empty?")
+        raise RuntimeError(
+            f"expected {items} queued suggestions, the run made {summary['suggestions']} "
+            f"({summary['queued']} queued): is the database empty?"
+        )
     return db, summary["run_id"]
 
 
@@ -154,7 +171,11 @@ class ServerProcess:
         self._log = log.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli", "serve", *where, "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=log.parent,
+        )
         self.cpu_seconds: float | None = None
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -267,8 +288,17 @@ def sign_in(client: httpx.Client, name: str, password: str, log: ReviewerLog, pa
         time.sleep(random.uniform(0.1, 0.5))
 
 
-def review(url: str, name: str, password: str, seed: int, start: threading.Barrier | None = None,
-           think: float = 0.0, timeout: float = 120.0, max_errors: int = 50, max_steps: int = 100_000) -> ReviewerLog:
+def review(
+    url: str,
+    name: str,
+    password: str,
+    seed: int,
+    start: threading.Barrier | None = None,
+    think: float = 0.0,
+    timeout: float = 120.0,
+    max_errors: int = 50,
+    max_steps: int = 100_000,
+) -> ReviewerLog:
     """One reviewer: sign in, wait for the others, then decide items until /next has none left,
     pausing `think` seconds on each item page (0: clicking through as fast as pages come)."""
     log = ReviewerLog(name)
@@ -330,16 +360,32 @@ def review(url: str, name: str, password: str, seed: int, start: threading.Barri
                 if think > 0:
                     time.sleep(rng.uniform(0.5 * think, 1.5 * think))
                 began = time.perf_counter()
-                answer = client.post(f"/items/{item_id}/decide", data={
-                    "csrf_token": fields["csrf_token"], "version": fields["version"], "query": fields["query"],
-                    "quote_start": "", "quote_end": "", "note": "", "reason": wish.get("reason", ""),
-                    "code": wish.get("code", ""), "verdict": wish["verdict"]})
+                answer = client.post(
+                    f"/items/{item_id}/decide",
+                    data={
+                        "csrf_token": fields["csrf_token"],
+                        "version": fields["version"],
+                        "query": fields["query"],
+                        "quote_start": "",
+                        "quote_end": "",
+                        "note": "",
+                        "reason": wish.get("reason", ""),
+                        "code": wish.get("code", ""),
+                        "verdict": wish["verdict"],
+                    },
+                )
                 t_decide = time.perf_counter() - began
                 log.time("decide", t_decide)
                 if answer.status_code == 303:
                     clicked = t_decide
-                    log.decided.append({"suggestion_id": item_id, "reviewer": name, "verdict": wish["verdict"],
-                                        "final_code": _expected_code(wish, suggested)})
+                    log.decided.append(
+                        {
+                            "suggestion_id": item_id,
+                            "reviewer": name,
+                            "verdict": wish["verdict"],
+                            "final_code": _expected_code(wish, suggested),
+                        }
+                    )
                     target = answer.headers["location"]
                 elif answer.status_code == 409:
                     log.conflicts.append(item_id)
@@ -354,8 +400,9 @@ def review(url: str, name: str, password: str, seed: int, start: threading.Barri
     return log
 
 
-def run_reviewers(url: str, accounts: dict[str, str], seed: int = 0, think: float = 0.0,
-                  timeout: float = 120.0) -> tuple[list[ReviewerLog], float, float]:
+def run_reviewers(
+    url: str, accounts: dict[str, str], seed: int = 0, think: float = 0.0, timeout: float = 120.0
+) -> tuple[list[ReviewerLog], float, float]:
     """All reviewers at once, each in a thread: (their logs, seconds of the deciding phase, client CPU seconds)."""
     logs: list[ReviewerLog | None] = [None] * len(accounts)
     clock: dict[str, float] = {}
@@ -372,8 +419,10 @@ def run_reviewers(url: str, accounts: dict[str, str], seed: int = 0, think: floa
         except threading.BrokenBarrierError:
             logs[i] = ReviewerLog(name, errors=["the start barrier broke: another reviewer could not sign in"])
 
-    threads = [threading.Thread(target=one, args=(i, name, password), name=name, daemon=True)
-               for i, (name, password) in enumerate(accounts.items())]
+    threads = [
+        threading.Thread(target=one, args=(i, name, password), name=name, daemon=True)
+        for i, (name, password) in enumerate(accounts.items())
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -395,27 +444,49 @@ def integrity(db: str, logs: list[ReviewerLog], items: int) -> dict[str, Any]:
     store = Store(db, migrate=False)
     try:
         with store.session() as s:
-            suggestions = s.execute(select(SuggestionRecord.id, SuggestionRecord.decided_at,
-                                           SuggestionRecord.decided_by, SuggestionRecord.version)).all()
-            rows = s.execute(select(DecisionRecord.suggestion_id, DecisionRecord.reviewer, DecisionRecord.verdict,
-                                    DecisionRecord.final_code)).all()
-            other_rows = s.scalar(select(func.count()).select_from(DecisionRecord)
-                                  .where(DecisionRecord.suggestion_id.is_(None)))
+            suggestions = s.execute(
+                select(
+                    SuggestionRecord.id,
+                    SuggestionRecord.decided_at,
+                    SuggestionRecord.decided_by,
+                    SuggestionRecord.version,
+                )
+            ).all()
+            rows = s.execute(
+                select(
+                    DecisionRecord.suggestion_id,
+                    DecisionRecord.reviewer,
+                    DecisionRecord.verdict,
+                    DecisionRecord.final_code,
+                )
+            ).all()
+            other_rows = s.scalar(
+                select(func.count()).select_from(DecisionRecord).where(DecisionRecord.suggestion_id.is_(None))
+            )
     finally:
         store.engine.dispose()
     per_suggestion = Counter(r.suggestion_id for r in rows if r.suggestion_id is not None)
     doubles = sorted(sid for sid, n in per_suggestion.items() if n > 1)
     undecided = sorted(sug.id for sug in suggestions if sug.decided_at is None)
     by_row = {r.suggestion_id: r for r in rows}
-    told = Counter((d["suggestion_id"], d["reviewer"], d["verdict"], d["final_code"])
-                   for log in logs for d in log.decided)
+    told = Counter(
+        (d["suggestion_id"], d["reviewer"], d["verdict"], d["final_code"]) for log in logs for d in log.decided
+    )
     recorded = Counter((r.suggestion_id, r.reviewer, r.verdict, r.final_code) for r in rows if r.suggestion_id)
     lost = told - recorded  # a 303 with no row to show for it
     untold = recorded - told  # a row no reviewer was told about
-    conflicted_with_row = sorted(f"{log.name}:{sid}" for log in logs for sid in log.conflicts
-                                 if by_row.get(sid) is not None and by_row[sid].reviewer == log.name)
-    mismatched = sorted(sug.id for sug in suggestions if sug.decided_at is not None and (
-        sug.id not in by_row or by_row[sug.id].reviewer != sug.decided_by or sug.version != 2))
+    conflicted_with_row = sorted(
+        f"{log.name}:{sid}"
+        for log in logs
+        for sid in log.conflicts
+        if by_row.get(sid) is not None and by_row[sid].reviewer == log.name
+    )
+    mismatched = sorted(
+        sug.id
+        for sug in suggestions
+        if sug.decided_at is not None
+        and (sug.id not in by_row or by_row[sug.id].reviewer != sug.decided_by or sug.version != 2)
+    )
     checks = {
         "suggestions": len(suggestions),
         "decided_suggestions": len(suggestions) - len(undecided),
@@ -429,17 +500,26 @@ def integrity(db: str, logs: list[ReviewerLog], items: int) -> dict[str, Any]:
         "conflicts_with_a_row": len(conflicted_with_row),
         "suggestion_row_mismatches": len(mismatched),
     }
-    checks.update({
-        "every_item_decided": checks["decided_suggestions"] == items == checks["suggestions"] and not undecided,
-        "one_row_per_item": checks["decision_rows"] == items and not doubles and len(per_suggestion) == items,
-        "no_lost_decision": not lost and checks["recorded_responses"] == items,
-        "responses_match_rows": not lost and not untold and not conflicted_with_row and not mismatched,
-    })
-    checks["ok"] = all(checks[k] for k in ("every_item_decided", "one_row_per_item", "no_lost_decision",
-                                           "responses_match_rows")) and other_rows == 0
-    examples = {"double": doubles[:5], "undecided": undecided[:5], "lost": [list(k) for k in list(lost)[:5]],
-                "untold": [list(k) for k in list(untold)[:5]], "conflicted_with_row": conflicted_with_row[:5],
-                "mismatched": mismatched[:5]}
+    checks.update(
+        {
+            "every_item_decided": checks["decided_suggestions"] == items == checks["suggestions"] and not undecided,
+            "one_row_per_item": checks["decision_rows"] == items and not doubles and len(per_suggestion) == items,
+            "no_lost_decision": not lost and checks["recorded_responses"] == items,
+            "responses_match_rows": not lost and not untold and not conflicted_with_row and not mismatched,
+        }
+    )
+    checks["ok"] = (
+        all(checks[k] for k in ("every_item_decided", "one_row_per_item", "no_lost_decision", "responses_match_rows"))
+        and other_rows == 0
+    )
+    examples = {
+        "double": doubles[:5],
+        "undecided": undecided[:5],
+        "lost": [list(k) for k in list(lost)[:5]],
+        "untold": [list(k) for k in list(untold)[:5]],
+        "conflicted_with_row": conflicted_with_row[:5],
+        "mismatched": mismatched[:5],
+    }
     if any(examples.values()):
         checks["examples"] = {k: v for k, v in examples.items() if v}
     return checks
@@ -460,20 +540,29 @@ def latency_summary(logs: list[ReviewerLog]) -> dict[str, dict[str, float]]:
     for kind in ("login", "next", "item", "open", "decide", "click_to_next_item"):
         values = sorted(kinds.get(kind, []))
         if values:
-            out[kind] = {"count": len(values), "median_ms": round(1000 * percentile(values, 0.5), 1),
-                         "p95_ms": round(1000 * percentile(values, 0.95), 1),
-                         "p99_ms": round(1000 * percentile(values, 0.99), 1),
-                         "max_ms": round(1000 * values[-1], 1)}
+            out[kind] = {
+                "count": len(values),
+                "median_ms": round(1000 * percentile(values, 0.5), 1),
+                "p95_ms": round(1000 * percentile(values, 0.95), 1),
+                "p99_ms": round(1000 * percentile(values, 0.99), 1),
+                "max_ms": round(1000 * values[-1], 1),
+            }
     return out
 
 
 def _commit() -> str | None:
     """The checkout measured: its commit, with '+dirty' when pipeline/ has changes not committed."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "pipeline"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "pipeline"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+dirty" if dirty else "")
@@ -487,8 +576,9 @@ def _load_average() -> float | None:
         return None
 
 
-def load_test(folder: Path, items: int, reviewers: int, db: str | None = None, seed: int = 0,
-              think: float = 0.0) -> dict[str, Any]:
+def load_test(
+    folder: Path, items: int, reviewers: int, db: str | None = None, seed: int = 0, think: float = 0.0
+) -> dict[str, Any]:
     """Build the database, serve it, let the reviewers decide everything, check: the result."""
     began = time.perf_counter()
     load_before = _load_average()
@@ -517,8 +607,10 @@ def load_test(folder: Path, items: int, reviewers: int, db: str | None = None, s
         "errors": len(errors),
         "error_examples": errors[:5],
         "reviewers_finished": sum(log.finished for log in logs),
-        "decisions_per_reviewer": {"min": min((len(log.decided) for log in logs), default=0),
-                                   "max": max((len(log.decided) for log in logs), default=0)},
+        "decisions_per_reviewer": {
+            "min": min((len(log.decided) for log in logs), default=0),
+            "max": max((len(log.decided) for log in logs), default=0),
+        },
         "server_cpu_seconds": None if server.cpu_seconds is None else round(server.cpu_seconds, 2),
         "client_cpu_seconds": round(client_cpu, 2),
         "cpus": os.cpu_count(),
@@ -533,12 +625,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2000, help="suggestions queued for review")
     parser.add_argument("--reviewers", type=int, default=20, help="reviewers deciding at once")
-    parser.add_argument("--db", help="an empty database to use (e.g. a PostgreSQL URL); "
-                                     "default: a SQLite file in a temporary folder")
+    parser.add_argument(
+        "--db", help="an empty database to use (e.g. a PostgreSQL URL); default: a SQLite file in a temporary folder"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the reviewers' verdicts")
-    parser.add_argument("--think", type=float, default=0.0,
-                        help="seconds each reviewer spends on an item page before deciding (drawn from 0.5x to "
-                             "1.5x); default 0: the server is saturated and response times include its queue")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds each reviewer spends on an item page before deciding (drawn from 0.5x to "
+        "1.5x); default 0: the server is saturated and response times include its queue",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (database, server log)")
     args = parser.parse_args()
 

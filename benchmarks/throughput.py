@@ -125,7 +125,9 @@ class Server:
     def __init__(self, latency: float, rpm: int):
         self.process = subprocess.Popen(
             [sys.executable, str(SERVER), "--port", "0", "--latency", str(latency), "--rpm-limit", str(rpm)],
-            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
         )
         line = self.process.stdout.readline().strip()
         if not line.startswith("http"):
@@ -190,14 +192,15 @@ def steady_rate(samples: list[tuple[float, int, int]], low: float = 0.1, high: f
     if len(window) >= 3:
         mean_t = sum(t for t, _ in window) / len(window)
         mean_c = sum(c for _, c in window) / len(window)
-        slope = (sum((t - mean_t) * (c - mean_c) for t, c in window)
-                 / sum((t - mean_t) ** 2 for t, _ in window))
+        slope = sum((t - mean_t) * (c - mean_c) for t, c in window) / sum((t - mean_t) ** 2 for t, _ in window)
     else:  # too few polls in the window: the rate between the crossings
+
         def crossing(level: float) -> float:
             for (t0, _, c0), (t1, _, c1) in zip(points, points[1:]):
                 if c0 < level <= c1:
                     return t0 + (t1 - t0) * (level - c0) / (c1 - c0)
             return points[-1][0]
+
         slope = (high - low) * total / max(1e-9, crossing(high * total) - crossing(low * total))
     first = next(t for t, r, _ in points if r > 0)
     last = next(t for t, _, c in points if c >= total)
@@ -270,8 +273,20 @@ class Floor:
     def start(self) -> None:
         per_second = self.rpm * 0.98 / 60 if self.rpm else 0  # 2 % under the limit, as qcode paces itself
         self.process = subprocess.Popen(
-            [sys.executable, "-c", FLOOR_SCRIPT, self.server.url, str(self.path), str(self.concurrency),
-             str(per_second)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.path.parent)
+            [
+                sys.executable,
+                "-c",
+                FLOOR_SCRIPT,
+                self.server.url,
+                str(self.path),
+                str(self.concurrency),
+                str(per_second),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.path.parent,
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -287,24 +302,58 @@ class Floor:
         if self.process.returncode != 0:
             raise SystemExit(f"the client floor measurement failed:\n{err[-2000:]}")
         measured = json.loads(out.strip().splitlines()[-1])
-        return {"requests": measured["requests"], "requests_per_minute": self.rpm,
-                "measured": "alongside qcode's cold run",
-                "cpu_ms_per_request": round(1000 * measured["cpu_seconds"] / max(1, measured["requests"]), 3)}
+        return {
+            "requests": measured["requests"],
+            "requests_per_minute": self.rpm,
+            "measured": "alongside qcode's cold run",
+            "cpu_ms_per_request": round(1000 * measured["cpu_seconds"] / max(1, measured["requests"]), 3),
+        }
 
 
-def run_qcode(corpus: Path, codebook: Path, db: Path, workdir: Path, url: str, args: argparse.Namespace,
-              *extra: str, profile: str | None = None) -> dict:
+def run_qcode(
+    corpus: Path,
+    codebook: Path,
+    db: Path,
+    workdir: Path,
+    url: str,
+    args: argparse.Namespace,
+    *extra: str,
+    profile: str | None = None,
+) -> dict:
     """One `qcode run` in a fresh process: its summary, wall seconds and CPU seconds."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "QCODE_DB", "QCODE_CONFIG", "QCODE_THRESHOLD")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "QCODE_DB", "QCODE_CONFIG", "QCODE_THRESHOLD")
+    }
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     launcher = ["-m", "cProfile", "-o", profile] if profile else []
     command = [
-        sys.executable, *launcher, "-m", "pipeline.cli", "run", str(corpus), "--codebook", str(codebook),
-        "--db", str(db), "--coder", "openai", "--model", "gpt-4o-mini", "--base-url", url,
-        "--rpm", str(args.rpm), "--concurrency", str(args.concurrency),
+        sys.executable,
+        *launcher,
+        "-m",
+        "pipeline.cli",
+        "run",
+        str(corpus),
+        "--codebook",
+        str(codebook),
+        "--db",
+        str(db),
+        "--coder",
+        "openai",
+        "--model",
+        "gpt-4o-mini",
+        "--base-url",
+        url,
+        "--rpm",
+        str(args.rpm),
+        "--concurrency",
+        str(args.concurrency),
         *(["--batch-size", str(args.batch_size)] if args.batch_size else []),
-        "--chunk-size", str(CHUNK_SIZE), "--json", *extra,
+        "--chunk-size",
+        str(CHUNK_SIZE),
+        "--json",
+        *extra,
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
@@ -315,7 +364,9 @@ def run_qcode(corpus: Path, codebook: Path, db: Path, workdir: Path, url: str, a
     try:
         summary = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
-        raise SystemExit(f"qcode failed (exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        raise SystemExit(
+            f"qcode failed (exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+        ) from None
     if "error" in summary:
         raise SystemExit(f"qcode failed: {summary['error']}\n{done.stderr[-4000:]}")
     return {"summary": summary, "wall": wall, "cpu": cpu, "exit": done.returncode}
@@ -330,8 +381,11 @@ def main() -> None:
     parser.add_argument("--rpm", type=int, default=600, help="server rate limit, and qcode's --rpm")
     parser.add_argument("--quick", action="store_true", help="300 chunks, for trying things")
     parser.add_argument("--no-replay", action="store_true", help="skip the cache-replay run")
-    parser.add_argument("--profile", metavar="FILE",
-                        help="run the cold run under cProfile, writing FILE (its CPU numbers are then inflated)")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="run the cold run under cProfile, writing FILE (its CPU numbers are then inflated)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.chunks = 300
@@ -343,17 +397,32 @@ def main() -> None:
         files = write_corpus(corpus, args.chunks)
         codebook.write_text(CODEBOOK, encoding="utf-8")
         # as many requests as qcode sends, plus the floor's warm-up
-        floor = Floor(request_bodies(corpus, codebook, args.chunks + args.concurrency), folder, args.latency,
-                      args.concurrency, args.rpm)
+        floor = Floor(
+            request_bodies(corpus, codebook, args.chunks + args.concurrency),
+            folder,
+            args.latency,
+            args.concurrency,
+            args.rpm,
+        )
         server = Server(args.latency, args.rpm)
         try:
             start = server.stats()
             poller = Poller(server)
             poller.start()
             outcome: dict = {}
-            coding = threading.Thread(target=lambda: outcome.update(cold=run_qcode(
-                corpus, codebook, db, folder, server.url, args,
-                profile=str(Path(args.profile).resolve()) if args.profile else None)))
+            coding = threading.Thread(
+                target=lambda: outcome.update(
+                    cold=run_qcode(
+                        corpus,
+                        codebook,
+                        db,
+                        folder,
+                        server.url,
+                        args,
+                        profile=str(Path(args.profile).resolve()) if args.profile else None,
+                    )
+                )
+            )
             coding.start()
             while not poller.requests_seen.wait(0.5) and coding.is_alive():
                 pass
@@ -365,8 +434,11 @@ def main() -> None:
             poller.stop()
             after_cold = server.stats()
             rerun = run_qcode(corpus, codebook, db, folder, server.url, args)
-            replay = None if args.no_replay else run_qcode(corpus, codebook, db, folder, server.url, args,
-                                                           "--max-attempts", "2")
+            replay = (
+                None
+                if args.no_replay
+                else run_qcode(corpus, codebook, db, folder, server.url, args, "--max-attempts", "2")
+            )
             end = server.stats()
         except BaseException:
             floor.stop()
@@ -378,8 +450,7 @@ def main() -> None:
     summary = cold["summary"]
     chunks = summary["chunks_coded_now"]
     if summary["chunks"] != args.chunks or chunks != args.chunks:
-        print(f"warning: {summary['chunks']} chunks ingested, {chunks} coded; expected {args.chunks}",
-              file=sys.stderr)
+        print(f"warning: {summary['chunks']} chunks ingested, {chunks} coded; expected {args.chunks}", file=sys.stderr)
     rates = steady_rate(poller.samples)
     coding_cpu = cold["cpu"] - rerun["cpu"]
     # qcode's own process only: Prefect's temporary server is a child process of qcode's
@@ -403,15 +474,19 @@ def main() -> None:
         "cpu_ms_per_chunk_total": round(1000 * cold["cpu"] / max(1, chunks), 3),
         "cpu_ms_per_chunk_coding": round(1000 * coding_cpu / max(1, chunks), 3),
         "cpu_coding_estimate": "(CPU of the cold run - CPU of an identical rerun that codes nothing: start-up, "
-                               "Prefect, ingest) / chunks",
+        "Prefect, ingest) / chunks",
         "qcode_cpu_ms_per_chunk_coding": round(1000 * own_coding_cpu / max(1, chunks), 3),
         "qcode_cpu_estimate": "the same difference, of the CPU qcode's own process reports (time.process_time in "
-                              "the run summary), without Prefect's temporary server process",
+        "the run summary), without Prefect's temporary server process",
         "client_floor": floor_figures,
-        "qcode_cpu_ms_per_chunk_beyond_client": round(1000 * own_coding_cpu / max(1, chunks)
-                                                      - floor_figures["cpu_ms_per_request"], 3),
-        "baseline_rerun": {"wall_seconds": round(rerun["wall"], 2), "cpu_seconds": round(rerun["cpu"], 3),
-                           "chunks_coded": rerun["summary"]["chunks_coded_now"]},
+        "qcode_cpu_ms_per_chunk_beyond_client": round(
+            1000 * own_coding_cpu / max(1, chunks) - floor_figures["cpu_ms_per_request"], 3
+        ),
+        "baseline_rerun": {
+            "wall_seconds": round(rerun["wall"], 2),
+            "cpu_seconds": round(rerun["cpu"], 3),
+            "chunks_coded": rerun["summary"]["chunks_coded_now"],
+        },
         "requests": summary["requests"],
         "cache_hits": summary["cache_hits"],
         "failed_chunks": summary["failed_chunks"],
@@ -427,8 +502,10 @@ def main() -> None:
     }
     if replay is not None:
         result["cache_replay"] = {
-            "wall_seconds": round(replay["wall"], 2), "cpu_seconds": round(replay["cpu"], 3),
-            "chunks_coded": replay["summary"]["chunks_coded_now"], "cache_hits": replay["summary"]["cache_hits"],
+            "wall_seconds": round(replay["wall"], 2),
+            "cpu_seconds": round(replay["cpu"], 3),
+            "chunks_coded": replay["summary"]["chunks_coded_now"],
+            "cache_hits": replay["summary"]["cache_hits"],
             "requests": replay["summary"]["requests"],
             "cpu_ms_per_chunk": round(1000 * (replay["cpu"] - rerun["cpu"]) / max(1, chunks), 3),
         }

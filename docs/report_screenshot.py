@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT / "docs"))
 from demo import ARGS, CHROMIUM, EXAMPLES, qcode_run  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
+from pipeline.measure.report import write_report  # noqa: E402
 from pipeline.review.blind import assignments, create_sample, submit  # noqa: E402
 from pipeline.review.decisions import DecisionRequest, add_code, decide  # noqa: E402
-from pipeline.measure.report import write_report  # noqa: E402
 from pipeline.review.reviewers import add_reviewer, authenticate, grant_runs  # noqa: E402
 from pipeline.store import ChunkRecord, RunRecord, Store, SuggestionRecord  # noqa: E402
 
@@ -42,21 +42,66 @@ SEED = 7
 
 # what a sentence talks about, by linkage; the demo reviewers' whole codebook knowledge
 TOPICS = {
-    "structural": ["council", "position", "structure", "meeting", "academy", "schedule", "committee", "cohort",
-                   "role", "period", "team"],
+    "structural": [
+        "council",
+        "position",
+        "structure",
+        "meeting",
+        "academy",
+        "schedule",
+        "committee",
+        "cohort",
+        "role",
+        "period",
+        "team",
+    ],
     "relational": ["trust", "relationship", "respect", "partner", "isolat", "listen", "support", "colleague"],
-    "resource": ["stipend", "money", "budget", "grant", "resource", "funding", "coach", "release", "materials",
-                 "time"],
-    "communication": ["hear", "news", "note", "email", "message", "communicat", "texts", "brief", "tell", "told",
-                      "explain", "updates", "announce"],
-    "ideological": ["vision", "believe", "goal", "values", "mission", "priorit", "mandate", "fit", "expect",
-                    "initiative"],
-    "boundary-spanning": ["bring", "back to", "departments", "between", "teachers at large", "broker", "translate",
-                          "carry", "both sides", "go-between"],
+    "resource": ["stipend", "money", "budget", "grant", "resource", "funding", "coach", "release", "materials", "time"],
+    "communication": [
+        "hear",
+        "news",
+        "note",
+        "email",
+        "message",
+        "communicat",
+        "texts",
+        "brief",
+        "tell",
+        "told",
+        "explain",
+        "updates",
+        "announce",
+    ],
+    "ideological": [
+        "vision",
+        "believe",
+        "goal",
+        "values",
+        "mission",
+        "priorit",
+        "mandate",
+        "fit",
+        "expect",
+        "initiative",
+    ],
+    "boundary-spanning": [
+        "bring",
+        "back to",
+        "departments",
+        "between",
+        "teachers at large",
+        "broker",
+        "translate",
+        "carry",
+        "both sides",
+        "go-between",
+    ],
 }
-NEGATIVE = re.compile(r"\b(not|never|no|nobody|missing|lack\w*|hard|isolat\w*|undermin\w*|burn\w*|wait things out|"
-                      r"without|problem\w*|fail\w*|confus\w*|frustrat\w*|too many|varies|underestimat\w*)\b",
-                      re.IGNORECASE)
+NEGATIVE = re.compile(
+    r"\b(not|never|no|nobody|missing|lack\w*|hard|isolat\w*|undermin\w*|burn\w*|wait things out|"
+    r"without|problem\w*|fail\w*|confus\w*|frustrat\w*|too many|varies|underestimat\w*)\b",
+    re.IGNORECASE,
+)
 
 
 def judge(text: str, skip: frozenset[str] = frozenset()) -> list[str]:
@@ -99,13 +144,18 @@ def review(store: Store, run_id: str) -> dict[str, int]:
     rng = random.Random(SEED)
     with store.session() as s:
         codebook_version = s.get(RunRecord, run_id).codebook_version
-        queued = [(sug.id, sug.version, sug.code, sug.quote, sug.chunk_id, sug.confidence) for sug in s.scalars(
-            select(SuggestionRecord).where(SuggestionRecord.status.in_(("review", "audit")))
-            .order_by(SuggestionRecord.confidence, SuggestionRecord.id))]
+        queued = [
+            (sug.id, sug.version, sug.code, sug.quote, sug.chunk_id, sug.confidence)
+            for sug in s.scalars(
+                select(SuggestionRecord)
+                .where(SuggestionRecord.status.in_(("review", "audit")))
+                .order_by(SuggestionRecord.confidence, SuggestionRecord.id)
+            )
+        ]
         chunks = {c.id: c.text for c in s.scalars(select(ChunkRecord))}
     counts = {"decisions": 0, "blind": 0}
     # the queue, lowest confidence first, shared out between three reviewers
-    for i, (sid, version, code, quote, chunk_id, confidence) in enumerate(queued):
+    for i, (sid, version, code, quote, _chunk_id, confidence) in enumerate(queued):
         seen = judge(quote)
         topic, valence = code.split(".")
         sibling = f"{topic}.{'strength' if valence == 'weakness' else 'weakness'}"
@@ -126,8 +176,13 @@ def review(store: Store, run_id: str) -> dict[str, int]:
         text = chunks[chunk_id]
         extra = [c for c in judge(spoken(text)) if c not in {q[2] for q in queued if q[4] == chunk_id}]
         if extra:
-            add_code(store, reviewers["ben"], chunk_id, codebook_version,
-                     DecisionRequest(verdict="add", code=extra[0], note="Missed by the coder."))
+            add_code(
+                store,
+                reviewers["ben"],
+                chunk_id,
+                codebook_version,
+                DecisionRequest(verdict="add", code=extra[0], note="Missed by the coder."),
+            )
             counts["decisions"] += 1
     # a blind sample of twelve passages for ana and ben; ben reads communication a little differently
     create_sample(store, reviewers["lea"], run_id, 12, ["ana", "ben"], seed=SEED)
@@ -175,8 +230,9 @@ def main() -> None:
         html = folder / "report.html"
         write_report(store, html)
         store.engine.dispose()
-        print(f"{counts['decisions']} decisions, {counts['blind']} blind codings; "
-              f"report {html.stat().st_size // 1024} KB")
+        print(
+            f"{counts['decisions']} decisions, {counts['blind']} blind codings; report {html.stat().st_size // 1024} KB"
+        )
         photograph(html, OUT)
         if options.keep:
             options.keep.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs"))
 
 import uvicorn  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
 from demo import ARGS, CHROMIUM, EXAMPLES, qcode_run  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from pipeline.review.app import create_app  # noqa: E402
@@ -56,12 +56,18 @@ def code_examples(folder: Path, db: Path) -> str:
 def pick_item(store: Store) -> str:
     """A queued suggestion whose quote is a part of a mid-sized passage, so the highlight shows."""
     with store.session() as s:
-        rows = s.execute(select(SuggestionRecord, ChunkRecord)
-                         .join(ChunkRecord, ChunkRecord.id == SuggestionRecord.chunk_id)
-                         .where(SuggestionRecord.status.in_(("review", "audit")), SuggestionRecord.quote_start.is_not(None))
-                         .order_by(SuggestionRecord.confidence, SuggestionRecord.id)).all()
-    fitting = [sug for sug, chunk in rows if 250 <= chunk.end - chunk.start <= 650
-               and 40 <= sug.quote_end - sug.quote_start <= 0.6 * (chunk.end - chunk.start)]
+        rows = s.execute(
+            select(SuggestionRecord, ChunkRecord)
+            .join(ChunkRecord, ChunkRecord.id == SuggestionRecord.chunk_id)
+            .where(SuggestionRecord.status.in_(("review", "audit")), SuggestionRecord.quote_start.is_not(None))
+            .order_by(SuggestionRecord.confidence, SuggestionRecord.id)
+        ).all()
+    fitting = [
+        sug
+        for sug, chunk in rows
+        if 250 <= chunk.end - chunk.start <= 650
+        and 40 <= sug.quote_end - sug.quote_start <= 0.6 * (chunk.end - chunk.start)
+    ]
     if not fitting and not rows:
         sys.exit("the run queued nothing for review")
     return (fitting or [sug for sug, _ in rows])[0].id

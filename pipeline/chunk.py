@@ -50,12 +50,12 @@ class Chunk(BaseModel):
 
 def context(text: str, start: int, end: int, width: int = 600) -> tuple[str, str]:
     """Up to `width` characters before and after a span, cut at line breaks."""
-    before = text[max(0, start - width):start]
+    before = text[max(0, start - width) : start]
     if start - width > 0 and "\n" in before:
-        before = before[before.index("\n") + 1:]
-    after = text[end:end + width]
+        before = before[before.index("\n") + 1 :]
+    after = text[end : end + width]
     if end + width < len(text) and "\n" in after:
-        after = after[:after.rindex("\n")]
+        after = after[: after.rindex("\n")]
     return before.strip(), after.strip()
 
 
@@ -109,24 +109,26 @@ def chunk_transcript(transcript: Transcript, size: int = DEFAULT_SIZE, overlap: 
     for index, (start, end, first, last) in enumerate(spans):
         speakers: list[str | None] = []
         spoken: list[ChunkTurn] = []
-        for t in turns[first:last + 1]:
+        for t in turns[first : last + 1]:
             if t.speaker not in speakers:
                 speakers.append(t.speaker)
             s, e = max(start, t.text_start), min(end, t.end)
             if s < e:
                 spoken.append(ChunkTurn(index=t.index, speaker=t.speaker, start=s, end=e))
-        chunks.append(Chunk(
-            id=chunk_id(transcript.id, start, end),
-            transcript_id=transcript.id,
-            index=index,
-            start=start,
-            end=end,
-            text=transcript.text[start:end],
-            speakers=speakers,
-            first_turn=turns[first].index,
-            last_turn=turns[last].index,
-            turns=spoken,
-        ))
+        chunks.append(
+            Chunk(
+                id=chunk_id(transcript.id, start, end),
+                transcript_id=transcript.id,
+                index=index,
+                start=start,
+                end=end,
+                text=transcript.text[start:end],
+                speakers=speakers,
+                first_turn=turns[first].index,
+                last_turn=turns[last].index,
+                turns=spoken,
+            )
+        )
     return chunks
 
 
@@ -157,7 +159,7 @@ def _split_turn(text: str, turn: Turn, size: int, overlap: int) -> list[tuple[in
         add_start_index=True,
         strip_whitespace=False,
     )
-    body = text[turn.start:turn.end]
+    body = text[turn.start : turn.end]
     pieces: list[tuple[int, int]] = []
     last_start, last_end = -1, 0  # of the piece before, in `body`
     for document in splitter.create_documents([body]):
@@ -165,7 +167,7 @@ def _split_turn(text: str, turn: Turn, size: int, overlap: int) -> list[tuple[in
         # a piece starts after the one before it and reaches past its end, overlap or not
         earliest = max(last_start + 1, last_end - len(piece.rstrip()) + 1)
         offset = document.metadata["start_index"]
-        if offset < earliest or body[offset:offset + len(piece)] != piece:
+        if offset < earliest or body[offset : offset + len(piece)] != piece:
             # the splitter finds its pieces by searching the text, and with overlap it can find
             # an earlier repeat of the same words ("0 0 0" inside "0 0 0. 0 0 0"): search on
             offset = body.find(piece, earliest)

@@ -121,7 +121,9 @@ def check_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
         line = mark.line + 1 if mark else None
         return None, [Problem(file=name, line=line, message=f"not valid YAML: {getattr(exc, 'problem', exc)}")]
     if not isinstance(data, dict) or root is None:
-        return None, [Problem(file=name, line=1, message="a codebook is a YAML mapping with 'name', 'description' and 'codes'")]
+        return None, [
+            Problem(file=name, line=1, message="a codebook is a YAML mapping with 'name', 'description' and 'codes'")
+        ]
 
     lines = _LineIndex(root)
     problems: list[Problem] = []
@@ -160,19 +162,27 @@ def check_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
                 if err["type"] == "missing" and err["loc"][0] in ("id", "name", "definition"):
                     continue  # reported above, in plainer words
                 key = str(err["loc"][0]) if err["loc"] else ""
-                problems.append(Problem(file=name, line=lines.code_key(i, key) or line, message=f"{label}: {_describe(err)}"))
+                problems.append(
+                    Problem(file=name, line=lines.code_key(i, key) or line, message=f"{label}: {_describe(err)}")
+                )
             continue
         if not CODE_ID.match(code.id):
-            problems.append(Problem(
-                file=name, line=lines.code_key(i, "id") or line,
-                message=f"{label}: id must be lowercase letters, digits, '.', '-' or '_'",
-            ))
+            problems.append(
+                Problem(
+                    file=name,
+                    line=lines.code_key(i, "id") or line,
+                    message=f"{label}: id must be lowercase letters, digits, '.', '-' or '_'",
+                )
+            )
         if code.id in seen:
             first = seen[code.id]
-            problems.append(Problem(
-                file=name, line=line,
-                message=f"duplicate code id '{code.id}' (first defined at line {first})",
-            ))
+            problems.append(
+                Problem(
+                    file=name,
+                    line=line,
+                    message=f"duplicate code id '{code.id}' (first defined at line {first})",
+                )
+            )
         else:
             seen[code.id] = line
         codes.append(code)
@@ -181,10 +191,13 @@ def check_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
     index = {raw["id"]: i for i, raw in enumerate(raw_codes) if isinstance(raw, dict) and raw.get("id")}
     for code in codes:
         if code.parent is not None and code.parent not in ids:
-            problems.append(Problem(
-                file=name, line=lines.code_key(index.get(code.id, -1), "parent"),
-                message=f"code '{code.id}': unknown parent '{code.parent}'",
-            ))
+            problems.append(
+                Problem(
+                    file=name,
+                    line=lines.code_key(index.get(code.id, -1), "parent"),
+                    message=f"code '{code.id}': unknown parent '{code.parent}'",
+                )
+            )
     problems.extend(_parent_cycles(codes, name, lines, index))
 
     if problems:
@@ -194,10 +207,13 @@ def check_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
         for code in codebook.leaves:
             level = code.attributes.get("level")
             if isinstance(level, bool) or not isinstance(level, (int, float)):
-                problems.append(Problem(
-                    file=name, line=lines.code(index.get(code.id, -1)),
-                    message=f"code '{code.id}': an ordinal codebook needs a numeric attributes.level on every applicable code",
-                ))
+                problems.append(
+                    Problem(
+                        file=name,
+                        line=lines.code(index.get(code.id, -1)),
+                        message=f"code '{code.id}': an ordinal codebook needs a numeric attributes.level on every applicable code",
+                    )
+                )
     return (None, problems) if problems else (codebook, [])
 
 
@@ -209,10 +225,13 @@ def _parent_cycles(codes: list[Code], name: str, lines: _LineIndex, index: dict[
         current = parent.get(code.id)
         while current is not None and current in parent:
             if current in seen:
-                problems.append(Problem(
-                    file=name, line=lines.code_key(index.get(code.id, -1), "parent"),
-                    message=f"code '{code.id}': parent chain loops back through '{current}'",
-                ))
+                problems.append(
+                    Problem(
+                        file=name,
+                        line=lines.code_key(index.get(code.id, -1), "parent"),
+                        message=f"code '{code.id}': parent chain loops back through '{current}'",
+                    )
+                )
                 break
             seen.add(current)
             current = parent[current]
@@ -237,7 +256,7 @@ class _LineIndex:
     @staticmethod
     def _lookup(node: yaml.Node | None, key: str) -> yaml.Node | None:
         if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
+            for k, _ in node.value:
                 if getattr(k, "value", None) == key:
                     return k
         return None

@@ -41,7 +41,7 @@ class Transcript(BaseModel):
         return self
 
     def turn_text(self, turn: Turn) -> str:
-        return self.text[turn.text_start:turn.end]
+        return self.text[turn.text_start : turn.end]
 
 
 def transcript_id(source_name: str, text: str, key: str = "") -> str:
@@ -50,5 +50,5 @@ def transcript_id(source_name: str, text: str, key: str = "") -> str:
     The same file re-ingested gets the same id, so a re-run codes nothing twice;
     a transcript edited after coding is a new transcript.
     """
-    digest = hashlib.sha256(f"{source_name}\0{key}\0{text}".encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(f"{source_name}\0{key}\0{text}".encode()).hexdigest()
     return digest[:16]

@@ -30,31 +30,45 @@ def locate_quote(quote: str, text: str) -> tuple[int, int] | None:
     while match is not None:
         start, end = match.span()
         # whole words only: "a" is not found inside "data"
-        if not (first and start > 0 and text[start - 1].isalnum()) and not (last and end < len(text) and text[end].isalnum()):
+        if not (first and start > 0 and text[start - 1].isalnum()) and not (
+            last and end < len(text) and text[end].isalnum()
+        ):
             return start, end
         match = pattern.search(text, start + 1)
     return None
 
 
-def validate_coding(coding: ChunkCoding, chunk: Chunk, codebook: Codebook, coder_key: str) -> tuple[list[Suggestion], list[Rejection]]:
+def validate_coding(
+    coding: ChunkCoding, chunk: Chunk, codebook: Codebook, coder_key: str
+) -> tuple[list[Suggestion], list[Rejection]]:
     """Check every proposal of one chunk; quotes get absolute transcript offsets."""
     suggestions: dict[str, Suggestion] = {}
     rejections: list[Rejection] = []
     applicable = codebook.applicable_ids()
     if coding.invalid_reply is not None:
-        rejections.append(Rejection(
-            chunk_id=chunk.id, code=None, quote=None,
-            reason="the reply was not valid JSON of the requested form", raw=coding.invalid_reply,
-        ))
+        rejections.append(
+            Rejection(
+                chunk_id=chunk.id,
+                code=None,
+                quote=None,
+                reason="the reply was not valid JSON of the requested form",
+                raw=coding.invalid_reply,
+            )
+        )
     for raw in coding.proposals:
         try:
             proposal = raw if isinstance(raw, Proposal) else Proposal.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'proposal'}: {e['msg']}" for e in exc.errors())
-            rejections.append(Rejection(
-                chunk_id=chunk.id, code=_field(raw, "code"), quote=_field(raw, "quote"),
-                reason=f"malformed proposal: {problems}", raw=_jsonable(raw),
-            ))
+            rejections.append(
+                Rejection(
+                    chunk_id=chunk.id,
+                    code=_field(raw, "code"),
+                    quote=_field(raw, "quote"),
+                    reason=f"malformed proposal: {problems}",
+                    raw=_jsonable(raw),
+                )
+            )
             continue
         reason = _code_problem(proposal.code, codebook, applicable)
         span = None if reason else locate_quote(proposal.quote, chunk.text)
@@ -63,10 +77,15 @@ def validate_coding(coding: ChunkCoding, chunk: Chunk, codebook: Codebook, coder
         if reason is None and proposal.code in suggestions:
             reason = f"code '{proposal.code}' proposed more than once for this chunk"
         if reason:
-            rejections.append(Rejection(
-                chunk_id=chunk.id, code=proposal.code, quote=proposal.quote, reason=reason,
-                raw=proposal.model_dump(),
-            ))
+            rejections.append(
+                Rejection(
+                    chunk_id=chunk.id,
+                    code=proposal.code,
+                    quote=proposal.quote,
+                    reason=reason,
+                    raw=proposal.model_dump(),
+                )
+            )
             continue
         start, end = span
         suggestions[proposal.code] = Suggestion(

@@ -76,8 +76,13 @@ def _connect(url: URL, database: str | None = None):
     import psycopg  # in the test extra: pip install -e '.[test]'
 
     return psycopg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password,
-        dbname=database or url.database or "postgres", autocommit=True, connect_timeout=10,
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=database or url.database or "postgres",
+        autocommit=True,
+        connect_timeout=10,
     )
 
 
@@ -86,11 +91,14 @@ def postgres_url() -> URL:
     """The server from QCODE_TEST_POSTGRES; the module skips without it."""
     value = os.environ.get(POSTGRES_ENV)
     if not value:
-        pytest.skip(f"{POSTGRES_ENV} is not set: these tests need a PostgreSQL server "
-                    "(.ci/run starts one; by hand: out=$(.ci/postgres-start) && eval \"$out\")")
+        pytest.skip(
+            f"{POSTGRES_ENV} is not set: these tests need a PostgreSQL server "
+            '(.ci/run starts one; by hand: out=$(.ci/postgres-start) && eval "$out")'
+        )
     url = make_url(value)
-    assert url.get_backend_name() == "postgresql", \
+    assert url.get_backend_name() == "postgresql", (
         f"{POSTGRES_ENV} must be a postgresql+psycopg:// URL, not {url.drivername}"
+    )
     with _connect(url):  # set but unreachable is a failure, not a skip
         pass
     return url

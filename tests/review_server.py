@@ -45,8 +45,19 @@ class QueueingCoder:
         codings = []
         for chunk in chunks:
             quote = next(line for line in chunk.text.split("\n") if line.strip())
-            codings.append(ChunkCoding(chunk_id=chunk.id, proposals=[Proposal(
-                code=code, justification=f"The passage says: {quote}", quote=quote, confidence=self.confidence)]))
+            codings.append(
+                ChunkCoding(
+                    chunk_id=chunk.id,
+                    proposals=[
+                        Proposal(
+                            code=code,
+                            justification=f"The passage says: {quote}",
+                            quote=quote,
+                            confidence=self.confidence,
+                        )
+                    ],
+                )
+            )
         return codings
 
 
@@ -57,8 +68,22 @@ def make_review_db(folder: Path, transcripts: dict[str, str], codebook: Path, db
     source.mkdir(parents=True, exist_ok=True)
     for name, text in transcripts.items():
         (source / name).write_text(text, encoding="utf-8")
-    result = CliRunner().invoke(cli, ["run", str(source), "--codebook", str(codebook), "--db", str(db),
-                                      "--coder", "review-test", "--audit-share", "0", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(source),
+            "--codebook",
+            str(codebook),
+            "--db",
+            str(db),
+            "--coder",
+            "review-test",
+            "--audit-share",
+            "0",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
 

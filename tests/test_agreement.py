@@ -9,17 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipeline.measure.agreement import (
-    AgreementError, agreement, codings_from_rows, masi_distance, read_codings,
-)
 from pipeline.cli import app
 from pipeline.codebook import load_codebook
-
-from conftest import write
+from pipeline.measure.agreement import (
+    AgreementError,
+    agreement,
+    codings_from_rows,
+    masi_distance,
+    read_codings,
+)
 
 
 def table(path: Path, rows: list[tuple]) -> Path:
@@ -59,8 +62,9 @@ KRIPPENDORFF_2011 = {
 }
 
 
-@pytest.mark.parametrize("level, expected", [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849),
-                                             ("ratio", 0.797)])
+@pytest.mark.parametrize(
+    "level, expected", [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849), ("ratio", 0.797)]
+)
 def test_krippendorff_2011_worked_example(level, expected):
     # Krippendorff (2011): nominal alpha = .743, ordinal .815, interval .849, ratio .797
     report = run(wide(KRIPPENDORFF_2011), level=level)
@@ -81,8 +85,16 @@ def test_gwet_2014_worked_example_with_missing_ratings():
 # 378-382; the worked example of Wikipedia's "Fleiss' kappa" article: 10 subjects, 14 raters, 5 categories,
 # P-bar = 0.378, P-bar_e = 0.213, kappa = 0.210.
 FLEISS_TABLE = [
-    [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+    [0, 0, 0, 0, 14],
+    [0, 2, 6, 4, 2],
+    [0, 0, 3, 5, 6],
+    [0, 3, 9, 2, 0],
+    [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0],
+    [3, 2, 6, 3, 0],
+    [2, 5, 3, 2, 2],
+    [6, 5, 2, 1, 0],
+    [0, 2, 2, 3, 7],
 ]
 
 
@@ -100,8 +112,11 @@ def test_cohen_kappa_worked_example():
     # Wikipedia, "Cohen's kappa", first worked example: 50 grant proposals read by A and B; both yes 20,
     # both no 15, A yes B no 5, A no B yes 10: p_o = 0.7, p_e = 0.5, kappa = 0.4.
     pairs = [("yes", "yes")] * 20 + [("no", "no")] * 15 + [("yes", "no")] * 5 + [("no", "yes")] * 10
-    rows = [{"unit_id": f"p{i}", "coder": coder, "code": value}
-            for i, pair in enumerate(pairs) for coder, value in zip("AB", pair)]
+    rows = [
+        {"unit_id": f"p{i}", "coder": coder, "code": value}
+        for i, pair in enumerate(pairs)
+        for coder, value in zip("AB", pair)
+    ]
     report = run(rows)
     (pair,) = report["pairwise"]
     assert pair["percent_agreement"] == pytest.approx(0.7, abs=1e-12)
@@ -127,8 +142,16 @@ def test_masi_distance_passonneau_2006():
 # ------------------------------------------------------------ against the reference libraries (to 1e-9)
 
 
-def random_rows(rng: np.random.Generator, units: int, coders: list[str], codes: int, missing: float,
-                multi: bool, none: float = 0.15, agree: float = 0.6) -> list[dict]:
+def random_rows(
+    rng: np.random.Generator,
+    units: int,
+    coders: list[str],
+    codes: int,
+    missing: float,
+    multi: bool,
+    none: float = 0.15,
+    agree: float = 0.6,
+) -> list[dict]:
     rows = []
     for u in range(units):
         truth = {k for k in range(codes) if rng.random() < 0.3} if multi else {int(rng.integers(codes))}
@@ -206,8 +229,9 @@ def test_single_label_statistics_match_the_libraries(seed):
     rows = random_rows(rng, 80, ["a", "b", "c", "d"], 5, missing, multi=False)
     coders, units, sets = matrices(rows)
     # none is its own category at the nominal level (value 0 here) and missing at the others
-    nominal = np.array([[float(next(iter(sets[(u, c)]), 0)) if (u, c) in sets else np.nan for u in units]
-                        for c in coders])
+    nominal = np.array(
+        [[float(next(iter(sets[(u, c)]), 0)) if (u, c) in sets else np.nan for u in units] for c in coders]
+    )
     scaled = np.where(nominal == 0, np.nan, nominal)
     for level in ("nominal", "ordinal", "interval", "ratio"):
         report = run(rows, level=level)
@@ -219,13 +243,15 @@ def test_single_label_statistics_match_the_libraries(seed):
             both = ~np.isnan(nominal[i]) & ~np.isnan(nominal[j])
             assert close(pair["cohen_kappa"], cohen_kappa_score(nominal[i][both], nominal[j][both]))
             pair_data = data[[i, j]]
-            assert close(pair["krippendorff_alpha"], krippendorff.alpha(reliability_data=pair_data,
-                                                                         level_of_measurement=level))
+            assert close(
+                pair["krippendorff_alpha"], krippendorff.alpha(reliability_data=pair_data, level_of_measurement=level)
+            )
             if level != "nominal":
                 both = ~np.isnan(scaled[i]) & ~np.isnan(scaled[j])
                 for weights in ("linear", "quadratic"):
-                    expected = cohen_kappa_score(scaled[i][both], scaled[j][both], weights=weights,
-                                                 labels=[1.0, 2.0, 3.0, 4.0, 5.0])
+                    expected = cohen_kappa_score(
+                        scaled[i][both], scaled[j][both], weights=weights, labels=[1.0, 2.0, 3.0, 4.0, 5.0]
+                    )
                     assert close(pair[f"cohen_kappa_{weights}"], expected), (pair["coders"], weights)
     if missing == 0:
         counts, _ = aggregate_raters(nominal.T)
@@ -243,8 +269,9 @@ def test_masi_alpha_matches_krippendorff_with_a_custom_distance(seed):
     distinct = sorted({frozenset(s) for s in sets.values()}, key=sorted)
     index = {s: i for i, s in enumerate(distinct)}
     distance = np.array([[masi_distance(s, t) for t in distinct] for s in distinct])
-    data = np.array([[float(index[frozenset(sets[(u, c)])]) if (u, c) in sets else np.nan for u in units]
-                     for c in coders])
+    data = np.array(
+        [[float(index[frozenset(sets[(u, c)])]) if (u, c) in sets else np.nan for u in units] for c in coders]
+    )
 
     def masi(v1, v2, i1, i2, n_v, dtype=np.float64):
         return distance[i1, i2].astype(dtype)
@@ -302,19 +329,32 @@ def test_model_against_consensus_matches_scikit_learn():
 
 
 single_label_tables = st.builds(
-    lambda seed, units, coders, codes, missing: random_rows(np.random.default_rng(seed), units,
-                                                            [f"c{i}" for i in range(coders)], codes, missing, False),
-    st.integers(0, 10**6), st.integers(20, 60), st.integers(2, 4), st.integers(2, 5), st.sampled_from([0.0, 0.2]))
+    lambda seed, units, coders, codes, missing: random_rows(
+        np.random.default_rng(seed), units, [f"c{i}" for i in range(coders)], codes, missing, False
+    ),
+    st.integers(0, 10**6),
+    st.integers(20, 60),
+    st.integers(2, 4),
+    st.integers(2, 5),
+    st.sampled_from([0.0, 0.2]),
+)
 multi_label_tables = st.builds(
-    lambda seed, units, coders, codes: random_rows(np.random.default_rng(seed), units,
-                                                   [f"c{i}" for i in range(coders)], codes, 0.1, True),
-    st.integers(0, 10**6), st.integers(20, 50), st.integers(2, 4), st.integers(2, 4))
+    lambda seed, units, coders, codes: random_rows(
+        np.random.default_rng(seed), units, [f"c{i}" for i in range(coders)], codes, 0.1, True
+    ),
+    st.integers(0, 10**6),
+    st.integers(20, 50),
+    st.integers(2, 4),
+    st.integers(2, 4),
+)
 PROPERTY = settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
-@given(values=st.lists(st.sampled_from(["1", "2", "3", ""]), min_size=4, max_size=40).filter(lambda v: len(set(v)) > 1),
-       coders=st.integers(2, 4))
+@given(
+    values=st.lists(st.sampled_from(["1", "2", "3", ""]), min_size=4, max_size=40).filter(lambda v: len(set(v)) > 1),
+    coders=st.integers(2, 4),
+)
 def test_perfect_agreement_gives_one(values, coders):
     rows = [{"unit_id": f"u{u}", "coder": f"c{c}", "code": v} for u, v in enumerate(values) for c in range(coders)]
     report = run(rows, bootstrap=50)
@@ -357,7 +397,8 @@ def test_relabelling_codes_changes_nothing(rows):
     for entry in report["per_code"]:
         twin = by_code[mapping[entry["code"]]]
         assert dict(_numbers({k: v for k, v in entry.items() if k != "code"})) == pytest.approx(
-            dict(_numbers({k: v for k, v in twin.items() if k != "code"})), abs=1e-9)
+            dict(_numbers({k: v for k, v in twin.items() if k != "code"})), abs=1e-9
+        )
 
 
 def _intervals(node):
@@ -379,8 +420,7 @@ def test_intervals_contain_the_point_estimate(rows):
     checked = 0
     for name, value, (low, high) in _intervals(report):
         assert low <= high
-        if name in ("krippendorff_alpha", "fleiss_kappa", "gwet_ac1", "percent_agreement", "cohen_kappa",
-                    "prevalence"):
+        if name in ("krippendorff_alpha", "fleiss_kappa", "gwet_ac1", "percent_agreement", "cohen_kappa", "prevalence"):
             assert low - 1e-9 <= value <= high + 1e-9, (name, value, low, high)
             checked += 1
     assert checked
@@ -412,8 +452,11 @@ def test_missing_is_not_none():
 
 def test_a_code_that_never_occurs_is_defined_and_explained(tmp_path, small_codebook):
     rows = [{"unit_id": f"u{u}", "coder": c, "code": "funding" if u % 2 else ""} for u in range(6) for c in "ab"]
-    report = agreement(codings_from_rows(rows, "test", load_codebook(small_codebook)),
-                       codebook=load_codebook(small_codebook), bootstrap=30)
+    report = agreement(
+        codings_from_rows(rows, "test", load_codebook(small_codebook)),
+        codebook=load_codebook(small_codebook),
+        bootstrap=30,
+    )
     trust = next(c for c in report["per_code"] if c["code"] == "trust")
     assert trust["name"] == "Trust between colleagues"
     assert trust["prevalence"] == 0.0
@@ -448,8 +491,9 @@ ESSAY_GRADERS = {0.758620689655172: [8, 8, 6, 6, 7, 6, 1, 4, 8], 0.4380952380952
 
 @pytest.mark.parametrize("expected", sorted(ESSAY_GRADERS))
 def test_quadratic_weighted_kappa_maple_essay_example(tmp_path, expected):
-    codes = "\n".join(f"  - {{id: '{i}', name: Score {i}, definition: Score {i}., attributes: {{level: {i}}}}}"
-                      for i in range(1, 11))
+    codes = "\n".join(
+        f"  - {{id: '{i}', name: Score {i}, definition: Score {i}., attributes: {{level: {i}}}}}" for i in range(1, 11)
+    )
     path = tmp_path / "scores.yaml"
     write(path, f"name: Scores\ndescription: Essay scores.\nmeasurement: ordinal\ncodes:\n{codes}\n")
     scores = load_codebook(path)
@@ -463,7 +507,10 @@ def test_quadratic_weighted_kappa_maple_essay_example(tmp_path, expected):
 
 
 def test_ordinal_order_comes_from_the_codebook(tmp_path):
-    codebook = write(tmp_path / "stages.yaml", """\
+    codebook = (
+        write(
+            tmp_path / "stages.yaml",
+            """\
 name: Stages
 description: Ordered stages.
 measurement: ordinal
@@ -471,7 +518,10 @@ codes:
   - {id: low, name: Low, definition: Low stage., attributes: {level: 0}}
   - {id: mid, name: Mid, definition: Middle stage., attributes: {level: 1}}
   - {id: high, name: High, definition: High stage., attributes: {level: 2}}
-""") or tmp_path / "stages.yaml"
+""",
+        )
+        or tmp_path / "stages.yaml"
+    )
     loaded = load_codebook(codebook)
     letters = {1: "low", 2: "mid", 3: "high", 4: "high", 5: "high"}
     numeric = {c: [None if v is None else min(v, 3) for v in values] for c, values in KRIPPENDORFF_2011.items()}
@@ -526,8 +576,9 @@ def test_level_and_model_coder_mistakes(tmp_path):
 def test_cli_json_and_tables(tmp_path):
     path = table(tmp_path / "k.csv", [(r["unit_id"], r["coder"], r["code"]) for r in wide(KRIPPENDORFF_2011)])
     runner = CliRunner()
-    done = runner.invoke(app, ["agreement", str(path), "--json", "--level", "interval", "--bootstrap", "100",
-                               "--seed", "4"])
+    done = runner.invoke(
+        app, ["agreement", str(path), "--json", "--level", "interval", "--bootstrap", "100", "--seed", "4"]
+    )
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
     assert set(report) >= {"units", "coders", "single_label", "overall", "pairwise", "per_code"}
@@ -555,15 +606,19 @@ def test_cli_bad_input_exits_2(tmp_path):
 
 
 def test_cli_reads_model_and_blind_codes_from_the_store(tmp_path, db_url, monkeypatch):
-    import pipeline.review.blind
     import pipeline.exchange.exports
+    import pipeline.review.blind
     from pipeline.store import Store
 
     Store(db_url)  # an existing, empty store for --db
-    model = [{"unit_id": f"chunk{i}", "coder": "offline:all-MiniLM-L6-v2", "code": "x" if i % 2 else ""}
-             for i in range(10)]
-    blind = [{"unit_id": f"chunk{i}", "coder": f"reviewer:{name}", "code": "x" if i % 2 else ""}
-             for i in range(4) for name in ("ana", "ben")]
+    model = [
+        {"unit_id": f"chunk{i}", "coder": "offline:all-MiniLM-L6-v2", "code": "x" if i % 2 else ""} for i in range(10)
+    ]
+    blind = [
+        {"unit_id": f"chunk{i}", "coder": f"reviewer:{name}", "code": "x" if i % 2 else ""}
+        for i in range(4)
+        for name in ("ana", "ben")
+    ]
     monkeypatch.setattr(pipeline.exchange.exports, "resolve_run", lambda store, run_id: run_id)
     monkeypatch.setattr(pipeline.exchange.exports, "coding_rows", lambda store, run_id=None: iter(model))
     monkeypatch.setattr(pipeline.review.blind, "blind_rows", lambda store, sample=None, run_id=None: iter(blind))
@@ -584,8 +639,12 @@ def test_a_tie_on_one_code_leaves_only_that_code_undecided():
     (recall 1/2, precision 1, agreement on 3 of 4 units); b's consensus is decided in u2, u3, u4 only
     (support 1), where the model agrees."""
     rows = []
-    for unit, codes in {"u1": (["a", "b"], ["a"], ["b"]), "u2": (["a"], ["a"], ["a"]), "u3": ([], [], []),
-                        "u4": (["b"], ["b"], ["b"])}.items():
+    for unit, codes in {
+        "u1": (["a", "b"], ["a"], ["b"]),
+        "u2": (["a"], ["a"], ["a"]),
+        "u3": ([], [], []),
+        "u4": (["b"], ["b"], ["b"]),
+    }.items():
         for coder, applied in zip(("reviewer:ana", "reviewer:ben", "offline:m"), codes):
             rows += [{"unit_id": unit, "coder": coder, "code": c} for c in applied or [""]]
     report = run(rows)

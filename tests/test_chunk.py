@@ -13,12 +13,19 @@ from pipeline.transcript import Transcript, transcript_id
 
 def make(text: str) -> Transcript:
     return Transcript(
-        id=transcript_id("t.txt", text), source_path="t.txt", source_name="t.txt", format="text",
-        encoding="utf-8", text=text, turns=parse_turns(text),
+        id=transcript_id("t.txt", text),
+        source_path="t.txt",
+        source_name="t.txt",
+        format="text",
+        encoding="utf-8",
+        text=text,
+        turns=parse_turns(text),
     )
 
 
-words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=12)
+words = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=12
+)
 sentence = st.builds(
     lambda ws, end: " ".join(ws) + end,
     st.lists(words, min_size=1, max_size=25),
@@ -52,7 +59,7 @@ def test_chunks_are_exact_slices_and_never_cut_words(text: str, size: int, overl
     starts = {s for s, _ in words}
     ends = {e for _, e in words}
     for chunk in chunks:
-        assert chunk.text == transcript.text[chunk.start:chunk.end]
+        assert chunk.text == transcript.text[chunk.start : chunk.end]
         assert chunk.text.strip() == chunk.text  # no chunk begins or ends in whitespace
         assert chunk.start in starts and chunk.end in ends  # so no word is cut
         if chunk.end - chunk.start > size:
@@ -67,7 +74,7 @@ def test_chunks_are_exact_slices_and_never_cut_words(text: str, size: int, overl
     # every word of every turn is in some chunk
     covered = [False] * len(text)
     for chunk in chunks:
-        covered[chunk.start:chunk.end] = [True] * (chunk.end - chunk.start)
+        covered[chunk.start : chunk.end] = [True] * (chunk.end - chunk.start)
     assert all(covered[s] for s, _ in words)
     # chunks move forward
     assert [c.start for c in chunks] == sorted(c.start for c in chunks)

@@ -3,12 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import CODEBOOKS, SMALL_CODEBOOK
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.codebook import CodebookError, check_codebook, load_codebook
-
-from conftest import CODEBOOKS, SMALL_CODEBOOK
 
 runner = CliRunner()
 

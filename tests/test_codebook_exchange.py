@@ -6,6 +6,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 import typer
+from conftest import CODEBOOKS, ROOT
 from lxml import etree
 from typer.testing import CliRunner
 
@@ -16,9 +17,9 @@ from pipeline.exchange.codebooks import (
     ExchangeError,
     code_guid,
     codebook_export_command,
-    codebook_set_element,
     codebook_from_codes,
     codebook_import_command,
+    codebook_set_element,
     codes_element,
     dump_yaml,
     qdc_bytes,
@@ -26,8 +27,6 @@ from pipeline.exchange.codebooks import (
     read_spreadsheet,
     write_qdc,
 )
-
-from conftest import CODEBOOKS, ROOT
 
 SCHEMA = etree.XMLSchema(etree.parse(str(ROOT / "tests" / "refi_qda" / "Codebook.xsd")))
 SAMPLES = Path("/work/shared/refi-qda/samples")
@@ -87,24 +86,45 @@ def test_export_nests_codes_folds_the_description_and_is_stable() -> None:
     text = leaf.findtext(f"{Q}Description")
     structural = codebook.get("structural.strength")
     assert text.startswith(structural.definition + "\n\nInclusion criteria:\n- " + structural.inclusion[0])
-    assert "\n\nExclusion criteria:\n- " in text and "\n\nExamples:\n- " in text and "\n\nNegative examples:\n- " in text
-    assert text.splitlines()[-1].startswith('qcode: {"id": "structural.strength", "attributes": {"valence": "strength"}')
+    assert (
+        "\n\nExclusion criteria:\n- " in text and "\n\nExamples:\n- " in text and "\n\nNegative examples:\n- " in text
+    )
+    assert text.splitlines()[-1].startswith(
+        'qcode: {"id": "structural.strength", "attributes": {"valence": "strength"}'
+    )
     members = root.findall(f"{Q}Sets/{Q}Set/{Q}MemberCode")
     assert len(members) == len(codebook.codes)
 
 
 def test_colour_guid_order_and_awkward_text_survive(tmp_path: Path) -> None:
     codebook = Codebook(
-        name="Awkward", description="Line one.\n\nSource: not a source line", source="Someone (2020).",
-        measurement="ordinal", similarity_threshold=0.42,
+        name="Awkward",
+        description="Line one.\n\nSource: not a source line",
+        source="Someone (2020).",
+        measurement="ordinal",
+        similarity_threshold=0.42,
         codes=[
-            Code(id="child", name="Child & <co>", definition="Has a parent listed after it.",
-                 inclusion=["two\nlines", "  indented\n    more"], parent="top",
-                 attributes={"level": 2, "color": "#1f77b4", "note": "x"}),
-            Code(id="top", name="Top", definition="A definition.\n\nExamples:\n- not a real section",
-                 attributes={"refi_guid": "{0983E32E-6866-431A-BD94-DAC9BB963825}", "level": 1.5}),
-            Code(id="other", name="Other", definition="Uncodable leaf, bad colour.",
-                 examples=Examples(negative=["- starts with a dash"]), attributes={"codable": False, "color": "red", "level": 0}),
+            Code(
+                id="child",
+                name="Child & <co>",
+                definition="Has a parent listed after it.",
+                inclusion=["two\nlines", "  indented\n    more"],
+                parent="top",
+                attributes={"level": 2, "color": "#1f77b4", "note": "x"},
+            ),
+            Code(
+                id="top",
+                name="Top",
+                definition="A definition.\n\nExamples:\n- not a real section",
+                attributes={"refi_guid": "{0983E32E-6866-431A-BD94-DAC9BB963825}", "level": 1.5},
+            ),
+            Code(
+                id="other",
+                name="Other",
+                definition="Uncodable leaf, bad colour.",
+                examples=Examples(negative=["- starts with a dash"]),
+                attributes={"codable": False, "color": "red", "level": 0},
+            ),
         ],
     )
     out = tmp_path / "awkward.qdc"
@@ -124,8 +144,9 @@ def test_codes_element_in_the_project_namespace() -> None:
     element = codes_element(codebook, PROJECT_NAMESPACE)
     assert element.tag == f"{{{PROJECT_NAMESPACE}}}Codes"
     assert len(list(element.iter(f"{{{PROJECT_NAMESPACE}}}Code"))) == len(codebook.codes)
-    again = codebook_from_codes(element, PROJECT_NAMESPACE, name=codebook.name, description=codebook.description,
-                                source=codebook.source)
+    again = codebook_from_codes(
+        element, PROJECT_NAMESPACE, name=codebook.name, description=codebook.description, source=codebook.source
+    )
     assert again.codebook == codebook.model_copy(update={"similarity_threshold": 0.5})
 
 
@@ -139,14 +160,22 @@ def test_a_project_carries_the_whole_codebook_in_its_codes_and_a_set(path: Path)
     project = etree.fromstring(etree.tostring(project))
     schema = etree.XMLSchema(etree.parse(str(ROOT / "tests" / "refi_qda" / "Project.xsd")))
     assert schema.validate(project), schema.error_log
-    imported = codebook_from_codes(project.find(f"{p}CodeBook/{p}Codes"), PROJECT_NAMESPACE, name="Pilot project",
-                                   description="Imported from pilot.qdpx", sets=project.find(f"{p}Sets"))
+    imported = codebook_from_codes(
+        project.find(f"{p}CodeBook/{p}Codes"),
+        PROJECT_NAMESPACE,
+        name="Pilot project",
+        description="Imported from pilot.qdpx",
+        sets=project.find(f"{p}Sets"),
+    )
     assert imported.codebook == codebook and imported.warnings == []
 
 
 def test_a_codebook_whose_parents_loop_is_not_exported() -> None:
-    codebook = Codebook(name="Loop", description="d", codes=[
-        Code(id="a", name="A", definition="a", parent="b"), Code(id="b", name="B", definition="b", parent="a")])
+    codebook = Codebook(
+        name="Loop",
+        description="d",
+        codes=[Code(id="a", name="A", definition="a", parent="b"), Code(id="b", name="B", definition="b", parent="a")],
+    )
     with pytest.raises(ExchangeError, match="loop"):
         qdc_bytes(codebook)
 
@@ -155,22 +184,22 @@ def test_a_codebook_whose_parents_loop_is_not_exported() -> None:
 
 FOREIGN = (
     '<CodeBook xmlns="urn:QDA-XML:codebook:1.0" origin="OtherQDA 3.1">\r\n'
-    '  <Codes>\r\n'
+    "  <Codes>\r\n"
     '    <Code guid="{6F9619FF-8B86-D011-B42D-00C04FC964FF}" name="Emotions" isCodable="false" color="#FF0000">\r\n'
-    '      <Description>Feelings the speaker names.</Description>\r\n'
+    "      <Description>Feelings the speaker names.</Description>\r\n"
     '      <Code guid="{6F9619FF-8B86-D011-B42D-00C04FC96500}" name="Joy" isCodable="true" color="#0f0"/>\r\n'
     '      <Code guid="6f9619ff-8b86-d011-b42d-00c04fc96501" name="Anger" isCodable="true">\r\n'
-    '        <Description></Description>\r\n'
-    '      </Code>\r\n'
-    '    </Code>\r\n'
+    "        <Description></Description>\r\n"
+    "      </Code>\r\n"
+    "    </Code>\r\n"
     '    <Code guid="6f9619ff-8b86-d011-b42d-00c04fc96502" name="Memo only" isCodable="false">\r\n'
-    '      <Description>Line one\r\nline two</Description>\r\n'
-    '    </Code>\r\n'
+    "      <Description>Line one\r\nline two</Description>\r\n"
+    "    </Code>\r\n"
     '    <Code guid="6f9619ff-8b86-d011-b42d-00c04fc96503" name="Joy" isCodable="true"/>\r\n'
-    '  </Codes>\r\n'
+    "  </Codes>\r\n"
     '  <Sets><Set guid="6f9619ff-8b86-d011-b42d-00c04fc96504" name="Favourites">'
     '<MemberCode guid="6f9619ff-8b86-d011-b42d-00c04fc96503"/></Set></Sets>\r\n'
-    '</CodeBook>\r\n'
+    "</CodeBook>\r\n"
 )
 
 
@@ -184,7 +213,12 @@ def test_import_of_a_foreign_qdc(tmp_path: Path) -> None:
     assert codebook.description == "Imported from foreign.qdc"
     assert codebook.measurement == "nominal"
     assert [(c.id, c.parent) for c in codebook.codes] == [
-        ("emotions", None), ("joy", "emotions"), ("anger", "emotions"), ("memo-only", None), ("joy-2", None)]
+        ("emotions", None),
+        ("joy", "emotions"),
+        ("anger", "emotions"),
+        ("memo-only", None),
+        ("joy-2", None),
+    ]
     emotions, joy, anger, memo, _ = codebook.codes
     assert emotions.definition == "Feelings the speaker names."
     assert emotions.attributes == {"color": "#FF0000", "refi_guid": "6f9619ff-8b86-d011-b42d-00c04fc964ff"}
@@ -220,43 +254,74 @@ def test_a_description_edited_in_another_program_is_read_back(tmp_path: Path) ->
     imported = read_qdc(path)
     code = imported.codebook.get("relational.weakness")
     assert code.definition == "Rewritten in NVivo."
-    assert (code.inclusion, code.exclusion, code.examples) == (original.inclusion, original.exclusion, original.examples)
+    assert (code.inclusion, code.exclusion, code.examples) == (
+        original.inclusion,
+        original.exclusion,
+        original.examples,
+    )
     assert imported.codebook.codes[0] == codebook.codes[0]
-    assert imported.warnings == [("the description of code 'Relational linkage - weakness' was changed after qcode "
-                                  "wrote it: definition, criteria and examples were read back from its text")]
+    assert imported.warnings == [
+        (
+            "the description of code 'Relational linkage - weakness' was changed after qcode "
+            "wrote it: definition, criteria and examples were read back from its text"
+        )
+    ]
 
 
 def test_namespace_less_codebook_is_read_with_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "plain.qdc"
-    path.write_text('<?xml version="1.0"?><CodeBook><Codes><Code guid="6f9619ff-8b86-d011-b42d-00c04fc96502" '
-                    'name="Only" isCodable="true"><Description>d</Description></Code></Codes></CodeBook>')
+    path.write_text(
+        '<?xml version="1.0"?><CodeBook><Codes><Code guid="6f9619ff-8b86-d011-b42d-00c04fc96502" '
+        'name="Only" isCodable="true"><Description>d</Description></Code></Codes></CodeBook>'
+    )
     imported = read_qdc(path, name="Renamed")
     assert imported.codebook.name == "Renamed"
     assert [c.id for c in imported.codebook.codes] == ["only"]
     assert "no namespace" in imported.warnings[0]
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"this is not xml", "not well-formed XML"),
-    (b"", "not well-formed XML"),
-    (b'<Project xmlns="urn:QDA-XML:project:1.0" name="p"/>', "a REFI-QDA project, not a codebook"),
-    (b'<CodeBook xmlns="urn:example:other"><Codes/></CodeBook>', "namespace 'urn:example:other'"),
-    (b'<CodeBook xmlns="urn:QDA-XML:codebook:1.0"/>', "has no <Codes>"),
-    (b'<CodeBook xmlns="urn:QDA-XML:codebook:1.0"><Codes/></CodeBook>', "no <Code>"),
-    ((b'<CodeBook xmlns="urn:QDA-XML:codebook:1.0"><Codes>\n<Code guid="6f9619ff-8b86-d011-b42d-00c04fc96502" '
-      b'isCodable="true"/></Codes></CodeBook>'), "line 2: the <Code> with guid 6f9619ff-8b86-d011-b42d-00c04fc96502 has no name"),
-    (b'<CodeBook xmlns="urn:QDA-XML:codebook:1.0"><Codes><Code name="x" isCodable="true"/></Codes></CodeBook>',
-     "line 1: a <Code> has no guid"),
-    ((b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;">'
-      b'<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><CodeBook xmlns="urn:QDA-XML:codebook:1.0"><Codes>'
-      b'<Code guid="6f9619ff-8b86-d011-b42d-00c04fc96502" name="&lol3;" isCodable="true"/></Codes></CodeBook>'),
-     "DOCTYPE or ENTITY"),
-    ((b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><CodeBook '
-      b'xmlns="urn:QDA-XML:codebook:1.0"><Codes><Code guid="6f9619ff-8b86-d011-b42d-00c04fc96502" name="&xxe;" '
-      b'isCodable="true"/></Codes></CodeBook>'), "DOCTYPE or ENTITY"),
-    ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><CodeBook/>'.encode("utf-16"),
-     "DOCTYPE or ENTITY"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"this is not xml", "not well-formed XML"),
+        (b"", "not well-formed XML"),
+        (b'<Project xmlns="urn:QDA-XML:project:1.0" name="p"/>', "a REFI-QDA project, not a codebook"),
+        (b'<CodeBook xmlns="urn:example:other"><Codes/></CodeBook>', "namespace 'urn:example:other'"),
+        (b'<CodeBook xmlns="urn:QDA-XML:codebook:1.0"/>', "has no <Codes>"),
+        (b'<CodeBook xmlns="urn:QDA-XML:codebook:1.0"><Codes/></CodeBook>', "no <Code>"),
+        (
+            (
+                b'<CodeBook xmlns="urn:QDA-XML:codebook:1.0"><Codes>\n<Code guid="6f9619ff-8b86-d011-b42d-00c04fc96502" '
+                b'isCodable="true"/></Codes></CodeBook>'
+            ),
+            "line 2: the <Code> with guid 6f9619ff-8b86-d011-b42d-00c04fc96502 has no name",
+        ),
+        (
+            b'<CodeBook xmlns="urn:QDA-XML:codebook:1.0"><Codes><Code name="x" isCodable="true"/></Codes></CodeBook>',
+            "line 1: a <Code> has no guid",
+        ),
+        (
+            (
+                b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;">'
+                b'<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><CodeBook xmlns="urn:QDA-XML:codebook:1.0"><Codes>'
+                b'<Code guid="6f9619ff-8b86-d011-b42d-00c04fc96502" name="&lol3;" isCodable="true"/></Codes></CodeBook>'
+            ),
+            "DOCTYPE or ENTITY",
+        ),
+        (
+            (
+                b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><CodeBook '
+                b'xmlns="urn:QDA-XML:codebook:1.0"><Codes><Code guid="6f9619ff-8b86-d011-b42d-00c04fc96502" name="&xxe;" '
+                b'isCodable="true"/></Codes></CodeBook>'
+            ),
+            "DOCTYPE or ENTITY",
+        ),
+        (
+            '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><CodeBook/>'.encode("utf-16"),
+            "DOCTYPE or ENTITY",
+        ),
+    ],
+)
 def test_bad_qdc_files_are_refused_with_the_file_named(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "bad.qdc"
     path.write_bytes(content)
@@ -320,21 +385,50 @@ def write_xlsx(path: Path, rows: list[list[object]], extra_sheet: bool = False) 
 
 def test_spreadsheet_import_from_xlsx(tmp_path: Path) -> None:
     path = tmp_path / "My codes.xlsx"
-    write_xlsx(path, [
-        ["Category", "Code", "Definition", "Inclusion criteria", "Exclusion", "Example 1", "Example 2",
-         "Counterexamples", "Colour", "Valence", "Level"],
-        ["Structural", "Roles and meetings", "Formal roles and meetings.", "- a committee\n- a schedule",
-         "Stipends; use resource.", "We meet monthly.", "The council has a seat for us.", "We get paid.", "#1F77B4",
-         "strength", 2],
-        [None, None, None, None, None, None, None, None, None, None, None],
-        ["Structural", "No structure", None, None, None, None, None, None, "blue", "weakness", 2.5],
-        [None, "Trust", "Teachers trust the district.", None, None, None, None, None, None, None, None],
-    ], extra_sheet=True)
+    write_xlsx(
+        path,
+        [
+            [
+                "Category",
+                "Code",
+                "Definition",
+                "Inclusion criteria",
+                "Exclusion",
+                "Example 1",
+                "Example 2",
+                "Counterexamples",
+                "Colour",
+                "Valence",
+                "Level",
+            ],
+            [
+                "Structural",
+                "Roles and meetings",
+                "Formal roles and meetings.",
+                "- a committee\n- a schedule",
+                "Stipends; use resource.",
+                "We meet monthly.",
+                "The council has a seat for us.",
+                "We get paid.",
+                "#1F77B4",
+                "strength",
+                2,
+            ],
+            [None, None, None, None, None, None, None, None, None, None, None],
+            ["Structural", "No structure", None, None, None, None, None, None, "blue", "weakness", 2.5],
+            [None, "Trust", "Teachers trust the district.", None, None, None, None, None, None, None, None],
+        ],
+        extra_sheet=True,
+    )
     imported = read_spreadsheet(path)
     codebook = imported.codebook
     assert codebook.name == "My codes" and codebook.description == "Imported from My codes.xlsx"
     assert [(c.id, c.parent) for c in codebook.codes] == [
-        ("structural", None), ("roles-and-meetings", "structural"), ("no-structure", "structural"), ("trust", None)]
+        ("structural", None),
+        ("roles-and-meetings", "structural"),
+        ("no-structure", "structural"),
+        ("trust", None),
+    ]
     roles = codebook.get("roles-and-meetings")
     assert roles.inclusion == ["a committee", "a schedule"]
     assert roles.exclusion == ["Stipends; use resource."]  # not split on ';'
@@ -354,14 +448,19 @@ def test_spreadsheet_import_from_xlsx(tmp_path: Path) -> None:
 
 def test_spreadsheet_import_from_csv_with_ids_and_parents(tmp_path: Path) -> None:
     path = tmp_path / "codes.csv"
-    path.write_bytes("\ufeffID;Name;Description;Parent;Positive examples;Level\r\n"
-                     "soc;Stages;All stages;;;\r\n"
-                     "SOC-0;Unconcerned;Not on my radar;Stages;\"Not a priority.\r\nOther things first.\";0\r\n"
-                     "soc-1;Informational;Wants to know more;soc;;1\r\n".encode("utf-8"))
+    path.write_bytes(
+        "\ufeffID;Name;Description;Parent;Positive examples;Level\r\n"
+        "soc;Stages;All stages;;;\r\n"
+        'SOC-0;Unconcerned;Not on my radar;Stages;"Not a priority.\r\nOther things first.";0\r\n'
+        "soc-1;Informational;Wants to know more;soc;;1\r\n".encode("utf-8")
+    )
     codebook = read_spreadsheet(path, name="CBAM").codebook
     assert codebook.name == "CBAM"
     assert [(c.id, c.parent, c.attributes) for c in codebook.codes] == [
-        ("soc", None, {}), ("soc-0", "soc", {"level": 0}), ("soc-1", "soc", {"level": 1})]
+        ("soc", None, {}),
+        ("soc-0", "soc", {"level": 0}),
+        ("soc-1", "soc", {"level": 1}),
+    ]
     assert codebook.get("soc-0").examples.positive == ["Not a priority.", "Other things first."]
 
 
@@ -370,21 +469,28 @@ def test_spreadsheet_category_rows_and_repeated_columns(tmp_path: Path) -> None:
     path.write_text("Theme,Code,Notes,Notes\nTrust,Trust,a,b\nTrust,Respect,,c\n,Respect,,\n", encoding="utf-8")
     imported = read_spreadsheet(path)
     assert [(c.id, c.parent, c.attributes) for c in imported.codebook.codes] == [
-        ("trust", None, {"notes": "a", "notes-2": "b"}), ("respect", "trust", {"notes-2": "c"}), ("respect-2", None, {})]
-    assert imported.warnings[-1] == ("the id made from the name of code 'Respect' (respect-2) was taken by an "
-                                     "earlier code: it is numbered")
+        ("trust", None, {"notes": "a", "notes-2": "b"}),
+        ("respect", "trust", {"notes-2": "c"}),
+        ("respect-2", None, {}),
+    ]
+    assert imported.warnings[-1] == (
+        "the id made from the name of code 'Respect' (respect-2) was taken by an earlier code: it is numbered"
+    )
 
 
 def test_spreadsheet_problems_name_every_row(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
-    path.write_text("id,name,definition,parent\n"
-                    "a,Alpha,First,\n"
-                    "Not An Id,Beta,Second,\n"
-                    "c,Gamma,Third,zeta\n"
-                    "a,Delta,Fourth,\n"
-                    ",,Just a definition,\n"
-                    "e,Epsilon,Fifth,f\n"
-                    "f,Phi,Sixth,e\n", encoding="utf-8")
+    path.write_text(
+        "id,name,definition,parent\n"
+        "a,Alpha,First,\n"
+        "Not An Id,Beta,Second,\n"
+        "c,Gamma,Third,zeta\n"
+        "a,Delta,Fourth,\n"
+        ",,Just a definition,\n"
+        "e,Epsilon,Fifth,f\n"
+        "f,Phi,Sixth,e\n",
+        encoding="utf-8",
+    )
     with pytest.raises(CodebookError) as caught:
         read_spreadsheet(path)
     found = [(p.line, p.message) for p in caught.value.problems]

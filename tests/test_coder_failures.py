@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import write
 from typer.testing import CliRunner
 
 from pipeline.chunk import Chunk
@@ -18,8 +19,6 @@ from pipeline.cli import app
 from pipeline.codebook import Codebook
 from pipeline.coders import register_coder
 from pipeline.suggestion import ChunkCoding, Proposal
-
-from conftest import write
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -45,8 +44,12 @@ class ScriptedCoder:
         if self.failures:
             raise self.failures.pop(0)
         return [
-            ChunkCoding(chunk_id=c.id, proposals=[Proposal(code="funding", justification="Scripted.",
-                                                           quote=c.text.split("\n")[0], confidence=0.9)])
+            ChunkCoding(
+                chunk_id=c.id,
+                proposals=[
+                    Proposal(code="funding", justification="Scripted.", quote=c.text.split("\n")[0], confidence=0.9)
+                ],
+            )
             for c in chunks
         ]
 
@@ -60,7 +63,9 @@ def scripted() -> type[ScriptedCoder]:
 
 
 def run(folder: Path, codebook: Path, db: Path) -> tuple[int, dict]:
-    result = runner.invoke(app, ["run", str(folder), "--codebook", str(codebook), "--db", str(db), "--coder", "scripted", "--json"])
+    result = runner.invoke(
+        app, ["run", str(folder), "--codebook", str(codebook), "--db", str(db), "--coder", "scripted", "--json"]
+    )
     return result.exit_code, json.loads(result.stdout)
 
 
@@ -73,7 +78,9 @@ def test_transient_error_is_retried(tmp_path: Path, small_codebook: Path, script
     assert summary["failed_chunks"] == 0 and summary["suggestions"] == 1
 
 
-def test_failed_chunks_are_kept_with_the_reason_and_coded_next_time(tmp_path: Path, small_codebook: Path, scripted) -> None:
+def test_failed_chunks_are_kept_with_the_reason_and_coded_next_time(
+    tmp_path: Path, small_codebook: Path, scripted
+) -> None:
     write(tmp_path / "in" / "a.txt", "Ms. Chen: We got a grant.\n")
     write(tmp_path / "in" / "b.txt", "Mr. Ortiz: We trust each other.\n")
     db = tmp_path / "f.db"

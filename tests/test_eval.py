@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
-
 from conftest import EXAMPLES, LINKAGES, ROOT, write
 from openai_server import FakeOpenAI
+from typer.testing import CliRunner
+
 from pipeline.cli import app
 from pipeline.measure.evals import SuiteError, eval_command, human_rows, load_suite, locate
 
@@ -26,8 +26,7 @@ GOLD = ROOT / "evals" / "examples-gold.csv"
 SHIPPED = ROOT / "evals" / "examples.yaml"
 # two of the example interviews: 5 and 4 chunks of 1,200 characters
 STUDY_FILES = ("harbor_seacliff_principal.txt", "valley_cottonwood_teacher_leader_timestamped.txt")
-OFFLINE = [{"name": "offline", "coder": "offline"},
-           {"name": "offline-confident", "coder": "offline", "threshold": 0.6}]
+OFFLINE = [{"name": "offline", "coder": "offline"}, {"name": "offline-confident", "coder": "offline", "threshold": 0.6}]
 
 
 def gold_rows(files: tuple[str, ...]) -> list[dict[str, str]]:
@@ -46,9 +45,13 @@ def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | None 
 
 
 def write_suite(path: Path, study: Path, configurations: list[dict], **extra) -> Path:
-    suite = {"name": "test suite",
-             "gold": {"transcripts": str(study / "transcripts"), "codes": str(study / "gold.csv")},
-             "codebook": str(LINKAGES), "bootstrap": 200, "configurations": configurations}
+    suite = {
+        "name": "test suite",
+        "gold": {"transcripts": str(study / "transcripts"), "codes": str(study / "gold.csv")},
+        "codebook": str(LINKAGES),
+        "bootstrap": 200,
+        "configurations": configurations,
+    }
     suite.update(extra)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
@@ -99,22 +102,33 @@ def test_quotes_are_found_whatever_the_case_spacing_and_typography() -> None:
 
 
 def test_passages_follow_each_chunking_and_none_differs_from_missing(tmp_path: Path) -> None:
-    turns = ["Interviewer: How do teacher leaders hear about decisions?",
-             "Ms. Lee: The district sends a clear weekly update, and the director answers our emails the same day.",
-             "Interviewer: And the money?",
-             "Ms. Lee: We lost our literacy coach in the budget cuts. There is no money for substitutes anymore."]
+    turns = [
+        "Interviewer: How do teacher leaders hear about decisions?",
+        "Ms. Lee: The district sends a clear weekly update, and the director answers our emails the same day.",
+        "Interviewer: And the money?",
+        "Ms. Lee: We lost our literacy coach in the budget cuts. There is no money for substitutes anymore.",
+    ]
     write(tmp_path / "study" / "transcripts" / "lee.txt", "\n".join(turns) + "\n")
     write(tmp_path / "study" / "transcripts" / "kim.txt", "Interviewer: Anything else?\nMr. Kim: Not really.\n")
     rows = [
         {"file": "lee.txt", "coder": "ana", "code": "communication.strength", "quote": "sends a clear weekly update"},
-        {"file": "lee.txt", "coder": "ana", "code": "resource.weakness",
-         "quote": "We lost our literacy coach ... substitutes anymore."},
+        {
+            "file": "lee.txt",
+            "coder": "ana",
+            "code": "resource.weakness",
+            "quote": "We lost our literacy coach ... substitutes anymore.",
+        },
         {"file": "lee.txt", "coder": "ben", "code": "resource.weakness", "quote": "no money for substitutes"},
         {"file": "kim.txt", "coder": "ana", "code": "", "quote": ""},  # ana coded kim.txt and found nothing
     ]
     write_csv(tmp_path / "study" / "gold.csv", rows)
-    suite = load_suite(write_suite(tmp_path / "suite.yaml", tmp_path / "study", [
-        {"name": "whole", "coder": "offline"}, {"name": "small", "coder": "offline", "chunk_size": 110}]))
+    suite = load_suite(
+        write_suite(
+            tmp_path / "suite.yaml",
+            tmp_path / "study",
+            [{"name": "whole", "coder": "offline"}, {"name": "small", "coder": "offline", "chunk_size": 110}],
+        )
+    )
     whole, small = suite.configurations
 
     codes = {}
@@ -122,15 +136,23 @@ def test_passages_follow_each_chunking_and_none_differs_from_missing(tmp_path: P
         codes.setdefault((row["coder"], row["unit_id"]), set()).add(row["code"])
     # one chunk per transcript: lee's holds every code; ana saw kim's and applied none; ben never coded kim's
     assert sorted(codes.values(), key=sorted) == [
-        {""}, {"communication.strength", "resource.weakness"}, {"resource.weakness"}]
+        {""},
+        {"communication.strength", "resource.weakness"},
+        {"resource.weakness"},
+    ]
     units = {row["unit_id"] for row in human_rows(suite, small)}
     assert len(units) > 2  # the small chunks split lee's answers apart
     by_unit: dict[str, set] = {}
     for row in human_rows(suite, small):
         if row["coder"] == "ana":
             by_unit.setdefault(row["unit_id"], set()).add(row["code"])
-    assert sorted(map(sorted, by_unit.values())) == [[""], [""], [""], ["communication.strength"],
-                                                     ["resource.weakness"]]
+    assert sorted(map(sorted, by_unit.values())) == [
+        [""],
+        [""],
+        [""],
+        ["communication.strength"],
+        ["resource.weakness"],
+    ]
 
 
 def test_the_shipped_gold_set_is_valid() -> None:
@@ -184,12 +206,19 @@ def test_fail_under_gates_each_configuration_against_the_consensus(evaluated) ->
     code, gated, _ = evaluate(suite, "--json", "--fail-under", f"krippendorff_alpha={max(values) + 0.01:.4f}")
     assert code == 1 and gated["passed"] is False
     assert [c["passed"] for c in gated["gates"][0]["configurations"]] == [False, False]
-    code, gated, output = evaluate(suite, "--fail-under", f"krippendorff_alpha={min(values) - 0.01:.4f}",
-                                   "--fail-under", "percent_agreement=0")
+    code, gated, output = evaluate(
+        suite, "--fail-under", f"krippendorff_alpha={min(values) - 0.01:.4f}", "--fail-under", "percent_agreement=0"
+    )
     assert code == 0, output
     assert "pass: offline krippendorff_alpha against the consensus" in output
-    for words in ("agreement with the human coders", "consensus", "Per code", "Cost and time", "cleo",
-                  "offline-confident"):  # the tables
+    for words in (
+        "agreement with the human coders",
+        "consensus",
+        "Per code",
+        "Cost and time",
+        "cleo",
+        "offline-confident",
+    ):  # the tables
         assert words in output
 
 
@@ -223,12 +252,23 @@ def server():
 
 
 def test_an_openai_configuration_runs_when_enabled_and_is_free_the_second_time(
-        study: Path, tmp_path: Path, server, monkeypatch: pytest.MonkeyPatch) -> None:
+    study: Path, tmp_path: Path, server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-stored")
     monkeypatch.delenv("QCODE_TEST_EVAL_OPENAI", raising=False)
-    suite = write_suite(tmp_path / "model.yaml", study, [
-        {"name": "model", "coder": "openai", "model": "gpt-4o-mini", "base_url": server.url,
-         "requires_env": "QCODE_TEST_EVAL_OPENAI"}])
+    suite = write_suite(
+        tmp_path / "model.yaml",
+        study,
+        [
+            {
+                "name": "model",
+                "coder": "openai",
+                "model": "gpt-4o-mini",
+                "base_url": server.url,
+                "requires_env": "QCODE_TEST_EVAL_OPENAI",
+            }
+        ],
+    )
     code, report, _ = evaluate(suite, "--json")
     assert code == 0 and report["configurations"][0]["status"] == "skipped"
     assert "QCODE_TEST_EVAL_OPENAI" in report["configurations"][0]["skipped"]
@@ -310,20 +350,23 @@ def _bad(tmp_path: Path, study: Path, problem: str) -> tuple[Path, str]:
     return suite, str(named)
 
 
-@pytest.mark.parametrize("problem, says", [
-    ("missing suite", "file not found"),
-    ("missing gold file", "does not exist"),
-    ("unknown coder", "unknown coder 'telepathy'"),
-    ("unknown option", "no option 'model'"),
-    ("code not in codebook", "code 'trust.strength' is not an applicable code"),
-    ("missing columns", "missing column(s) code"),
-    ("quote not in transcript", "the quote is not in harbor_seacliff_principal.txt"),
-    ("one coder", "only one human coder"),
-    ("unknown file", "did you mean 'harbor_seacliff_principal.txt'"),
-    ("invalid yaml", "not valid YAML"),
-    ("typo in a key", "did you mean 'configurations'"),
-    ("name of a human", "also a human coder's name"),
-])
+@pytest.mark.parametrize(
+    "problem, says",
+    [
+        ("missing suite", "file not found"),
+        ("missing gold file", "does not exist"),
+        ("unknown coder", "unknown coder 'telepathy'"),
+        ("unknown option", "no option 'model'"),
+        ("code not in codebook", "code 'trust.strength' is not an applicable code"),
+        ("missing columns", "missing column(s) code"),
+        ("quote not in transcript", "the quote is not in harbor_seacliff_principal.txt"),
+        ("one coder", "only one human coder"),
+        ("unknown file", "did you mean 'harbor_seacliff_principal.txt'"),
+        ("invalid yaml", "not valid YAML"),
+        ("typo in a key", "did you mean 'configurations'"),
+        ("name of a human", "also a human coder's name"),
+    ],
+)
 def test_bad_suites_exit_2_naming_the_file(tmp_path: Path, study: Path, problem: str, says: str) -> None:
     suite, named = _bad(tmp_path, study, problem)
     result = runner.invoke(app, ["eval", str(suite), "--json"])

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import docx
 import pytest
+from conftest import EXAMPLES, write
 
 from pipeline.ingest import CsvOptions, IngestError, Source, discover, parse_turns, read_source
-
-from conftest import EXAMPLES, write
 
 
 def read(path: Path, **csv: str) -> list:
@@ -24,11 +23,13 @@ def spoken(transcript) -> list[str]:
 
 
 def test_plain_turns_with_continuation_lines(tmp_path: Path) -> None:
-    path = write(tmp_path / "a.txt", "Interviewer: How is it going?\nMs. Chen: Well.\nWe meet weekly.\n\nInterviewer: Thanks.\n")
+    path = write(
+        tmp_path / "a.txt", "Interviewer: How is it going?\nMs. Chen: Well.\nWe meet weekly.\n\nInterviewer: Thanks.\n"
+    )
     [t] = read(path)
     assert speakers(t) == ["Interviewer", "Ms. Chen", "Interviewer"]
     assert spoken(t)[1] == "Well.\nWe meet weekly."
-    assert t.text[t.turns[1].start:t.turns[1].end] == "Ms. Chen: Well.\nWe meet weekly."
+    assert t.text[t.turns[1].start : t.turns[1].end] == "Ms. Chen: Well.\nWe meet weekly."
     assert t.format == "text" and t.encoding == "utf-8"
 
 
@@ -36,11 +37,14 @@ def test_a_colon_inside_speech_is_not_a_speaker() -> None:
     text = "Interviewer: Tell me.\nDr. Ramos: Sure.\nIn short: it works.\nInterviewer: Good.\nDr. Ramos: Yes."
     turns = parse_turns(text)
     assert [t.speaker for t in turns] == ["Interviewer", "Dr. Ramos", "Interviewer", "Dr. Ramos"]
-    assert text[turns[1].text_start:turns[1].end] == "Sure.\nIn short: it works."
+    assert text[turns[1].text_start : turns[1].end] == "Sure.\nIn short: it works."
 
 
 def test_bold_markdown_turns_and_front_matter(tmp_path: Path) -> None:
-    path = write(tmp_path / "b.md", "---\ndistrict: Harbor\nrole: principal\n---\n# Interview\n\n**Interviewer:** Hello.\n\n**Dr. Ramos**: Hi there.\n")
+    path = write(
+        tmp_path / "b.md",
+        "---\ndistrict: Harbor\nrole: principal\n---\n# Interview\n\n**Interviewer:** Hello.\n\n**Dr. Ramos**: Hi there.\n",
+    )
     [t] = read(path)
     assert t.metadata == {"district": "Harbor", "role": "principal"}
     assert speakers(t) == [None, "Interviewer", "Dr. Ramos"] or speakers(t) == ["Interviewer", "Dr. Ramos"]
@@ -88,7 +92,11 @@ communicate with you?
 def test_vtt_voices_merge_consecutive_cues(tmp_path: Path) -> None:
     [t] = read(write(tmp_path / "e.vtt", VTT))
     assert speakers(t) == ["Interviewer", "Dr. Ramos", "Interviewer"]
-    assert spoken(t) == ["How does the district communicate with you?", "Mostly by email. And monthly meetings.", "Thanks."]
+    assert spoken(t) == [
+        "How does the district communicate with you?",
+        "Mostly by email. And monthly meetings.",
+        "Thanks.",
+    ]
     assert t.turns[1].timestamp == "00:00:03.500"
 
 
@@ -113,7 +121,10 @@ def test_srt_speaker_prefixes_merge(tmp_path: Path) -> None:
 
 
 def test_csv_one_transcript_per_response_with_detected_columns(tmp_path: Path) -> None:
-    path = write(tmp_path / "q.csv", "respondent_id,district,response\nR1,Harbor,The district listens to teacher leaders.\nR2,Valley,\nR3,Valley,We lack release time for planning.\n")
+    path = write(
+        tmp_path / "q.csv",
+        "respondent_id,district,response\nR1,Harbor,The district listens to teacher leaders.\nR2,Valley,\nR3,Valley,We lack release time for planning.\n",
+    )
     ts = read(path)
     assert [t.text for t in ts] == ["The district listens to teacher leaders.", "We lack release time for planning."]
     assert ts[0].metadata == {"district": "Harbor", "respondent_id": "R1"}
@@ -122,7 +133,10 @@ def test_csv_one_transcript_per_response_with_detected_columns(tmp_path: Path) -
 
 
 def test_csv_columns_by_flag_and_by_content(tmp_path: Path) -> None:
-    path = write(tmp_path / "q.csv", "who,site,thoughts\nA,North,Our coach meets with us every single week.\nB,South,Nobody explains the new district plan to us.\n")
+    path = write(
+        tmp_path / "q.csv",
+        "who,site,thoughts\nA,North,Our coach meets with us every single week.\nB,South,Nobody explains the new district plan to us.\n",
+    )
     by_content = read(path)
     assert [t.text for t in by_content][0].startswith("Our coach")
     by_flag = read(path, id_column="who", text_column="site")
@@ -147,7 +161,11 @@ def test_manifest_and_front_matter_metadata(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("encoding", ["cp1252", "latin-1"])
 def test_non_utf8_text_is_decoded_and_noted(tmp_path: Path, encoding: str) -> None:
-    words = "Interviewer: ¿Qué pasó?\nJosé: The district’s plan — it helped.\n" if encoding == "cp1252" else "Interviewer: Où?\nJosé: À l'école, très bien.\n"
+    words = (
+        "Interviewer: ¿Qué pasó?\nJosé: The district’s plan — it helped.\n"
+        if encoding == "cp1252"
+        else "Interviewer: Où?\nJosé: À l'école, très bien.\n"
+    )
     [t] = read(write(tmp_path / "w.txt", words, encoding=encoding))
     assert "José" in t.text
     assert t.encoding in ("cp1252", "latin_1", "iso8859_1", "iso8859_15", "cp1250")
@@ -165,6 +183,7 @@ def test_crlf_and_bom_are_normalised(tmp_path: Path) -> None:
 
 
 # --- bad input: one clear error naming the file ---------------------------------
+
 
 def _error(path: Path, **csv: str) -> str:
     with pytest.raises(IngestError) as caught:
@@ -244,7 +263,9 @@ def test_docx_tables_are_read_in_order(tmp_path: Path) -> None:
     document = docx.Document()
     document.add_paragraph("Interview 7")
     table = document.add_table(rows=2, cols=2)
-    for row, (name, words) in zip(table.rows, [("Interviewer", "What changed?"), ("Ms. Brooks", "We got release time.")]):
+    for row, (name, words) in zip(
+        table.rows, [("Interviewer", "What changed?"), ("Ms. Brooks", "We got release time.")]
+    ):
         row.cells[0].text, row.cells[1].text = name, words
     document.add_paragraph("Interviewer: Thank you.")
     document.save(tmp_path / "t.docx")
@@ -255,18 +276,25 @@ def test_docx_tables_are_read_in_order(tmp_path: Path) -> None:
 
 def test_files_of_one_name_in_two_folders_stay_apart(tmp_path: Path) -> None:
     for district in ("harbor", "valley"):
-        write(tmp_path / district / "responses.csv", "id,response\n1,The district office gives us time to plan together.\n")
+        write(
+            tmp_path / district / "responses.csv",
+            "id,response\n1,The district office gives us time to plan together.\n",
+        )
         write(tmp_path / district / "manifest.csv", f"file,district\nresponses.csv,{district}\n")
     sources, _ = discover([tmp_path])
     transcripts = [t for s in sources for t in read_source(s)]
     assert len({t.id for t in transcripts}) == 2
     assert sorted((t.source_name, t.metadata["district"]) for t in transcripts) == [
-        ("harbor/responses.csv", "harbor"), ("valley/responses.csv", "valley")]
+        ("harbor/responses.csv", "harbor"),
+        ("valley/responses.csv", "valley"),
+    ]
 
 
 def test_semicolon_and_tab_delimited_csv(tmp_path: Path) -> None:
     for name, sep in (("semi.csv", ";"), ("tabs.csv", "\t")):
-        path = write(tmp_path / name, f"id{sep}school{sep}response\n1{sep}Mesa{sep}The district helps us, mostly, with time.\n")
+        path = write(
+            tmp_path / name, f"id{sep}school{sep}response\n1{sep}Mesa{sep}The district helps us, mostly, with time.\n"
+        )
         [t] = read(path)
         assert t.text == "The district helps us, mostly, with time."
         assert t.metadata == {"school": "Mesa", "id": "1"}
@@ -276,4 +304,4 @@ def test_speaker_labels_ids_notes_and_short_interviewer_labels() -> None:
     text = "I: How does it work?\np1: We meet weekly.\nNote: this part was inaudible.\nI: And then?\np1: Then we plan."
     turns = parse_turns(text)
     assert [t.speaker for t in turns] == ["I", "p1", "I", "p1"]
-    assert text[turns[1].text_start:turns[1].end] == "We meet weekly.\nNote: this part was inaudible."
+    assert text[turns[1].text_start : turns[1].end] == "We meet weekly.\nNote: this part was inaudible."

@@ -19,23 +19,30 @@ from typing import Any
 import openpyxl
 import pytest
 import typer
+from review_server import make_reviewers
 from sqlalchemy import select
+from test_report import Tables
 from typer.testing import CliRunner
 
 from pipeline.chunk import Chunk
 from pipeline.cli import app as qcode
 from pipeline.codebook import Codebook
 from pipeline.coders import register_coder
-from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.measure.matrix import (
-    MISSING, MatrixError, coded_passages, cooccurrence, cross_tab, load_study, matrix_command, shorten,
+    MISSING,
+    MatrixError,
+    coded_passages,
+    cooccurrence,
+    cross_tab,
+    load_study,
+    matrix_command,
+    shorten,
 )
 from pipeline.measure.report import write_report
+from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.review.reviewers import authenticate
 from pipeline.store import RunRecord, Store, SuggestionRecord, TranscriptRecord
 from pipeline.suggestion import ChunkCoding, Proposal
-from review_server import make_reviewers
-from test_report import Tables
 
 CODEBOOK = """\
 name: Matrix test codebook
@@ -55,18 +62,18 @@ SCRIPT_TAG = "<script>alert(1)</script>"
 TRANSCRIPTS = {
     # two turns of about 60 characters: two passages at --chunk-size 80
     "n1.txt": "Teacher: The grant paid for our new books and release days.\n"
-              "Teacher: The grant also paid for a coach we trust a lot.\n",
+    "Teacher: The grant also paid for a coach we trust a lot.\n",
     "n2.txt": "Principal: We never have time to meet, and the budget is thin.\n",
     "s1.txt": f"Teacher: {SCRIPT_TAG} I trust the coach & the plan.\n",
     "s2.txt": "Teacher: Release time came from the district budget this year.\n",
     "s3.txt": "Principal: We talked about the weather.\n",
     # s2 has no role; the schools look like spreadsheet formulas
     "manifest.csv": "file,district,role,school\n"
-                    "n1.txt,North,teacher,Oak\n"
-                    "n2.txt,North,principal,=1+2\n"
-                    "s1.txt,South,teacher,Pine\n"
-                    "s2.txt,South,,Pine\n"
-                    "s3.txt,South,principal,@SUM(A1)\n",
+    "n1.txt,North,teacher,Oak\n"
+    "n2.txt,North,principal,=1+2\n"
+    "s1.txt,South,teacher,Pine\n"
+    "s2.txt,South,,Pine\n"
+    "s3.txt,South,principal,@SUM(A1)\n",
 }
 # the coder's proposals for the passage holding each phrase: (code, confidence, quote); under 0.6 goes to review
 SCRIPT = {
@@ -77,16 +84,24 @@ SCRIPT = {
     "Release time": [("trust", 0.5, "Release time came from the district budget")],
     "weather": [],
 }
-COLUMNS = [("North", "principal"), ("North", "teacher"), ("South", "principal"), ("South", "teacher"),
-           ("South", MISSING)]
+COLUMNS = [
+    ("North", "principal"),
+    ("North", "teacher"),
+    ("South", "principal"),
+    ("South", "teacher"),
+    ("South", MISSING),
+]
 # After review (--status accepted), by hand: (passages, transcripts) per code and (district, role).
 #   funding: n1's two passages (accepted unseen); s2 (a reviewer changed trust to funding); n2's was rejected
 #   trust: n1's second passage (accepted unseen), s1; n1's first waits for review, s2's was changed away
 #   time: n2 (a reviewer accepted it), s2 (a reviewer added it)
 ACCEPTED = {
-    ("funding", ("North", "teacher")): (2, 1), ("funding", ("South", MISSING)): (1, 1),
-    ("trust", ("North", "teacher")): (1, 1), ("trust", ("South", "teacher")): (1, 1),
-    ("time", ("North", "principal")): (1, 1), ("time", ("South", MISSING)): (1, 1),
+    ("funding", ("North", "teacher")): (2, 1),
+    ("funding", ("South", MISSING)): (1, 1),
+    ("trust", ("North", "teacher")): (1, 1),
+    ("trust", ("South", "teacher")): (1, 1),
+    ("time", ("North", "principal")): (1, 1),
+    ("time", ("South", MISSING)): (1, 1),
 }
 
 
@@ -107,9 +122,15 @@ class ScriptedCoder:
         codings = []
         for chunk in chunks:
             (proposals,) = [p for phrase, p in SCRIPT.items() if phrase in chunk.text]
-            codings.append(ChunkCoding(chunk_id=chunk.id, proposals=[
-                Proposal(code=code, justification="scripted", quote=quote, confidence=confidence)
-                for code, confidence, quote in proposals]))
+            codings.append(
+                ChunkCoding(
+                    chunk_id=chunk.id,
+                    proposals=[
+                        Proposal(code=code, justification="scripted", quote=quote, confidence=confidence)
+                        for code, confidence, quote in proposals
+                    ],
+                )
+            )
         return codings
 
 
@@ -126,8 +147,24 @@ class OtherCoder(ScriptedCoder):
 
 
 def run(folder: Path, db: Path, codebook: Path, coder: str) -> str:
-    result = CliRunner().invoke(qcode, ["run", str(folder), "--codebook", str(codebook), "--db", str(db),
-                                        "--coder", coder, "--chunk-size", "80", "--audit-share", "0", "--json"])
+    result = CliRunner().invoke(
+        qcode,
+        [
+            "run",
+            str(folder),
+            "--codebook",
+            str(codebook),
+            "--db",
+            str(db),
+            "--coder",
+            coder,
+            "--chunk-size",
+            "80",
+            "--audit-share",
+            "0",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
 
@@ -157,9 +194,14 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
     store = Store(str(db))
     with store.session() as s:
         rows = s.execute(
-            select(SuggestionRecord.id, TranscriptRecord.source_name, SuggestionRecord.code, SuggestionRecord.chunk_id,
-                   SuggestionRecord.status)
-            .join(TranscriptRecord, TranscriptRecord.id == SuggestionRecord.transcript_id)).all()
+            select(
+                SuggestionRecord.id,
+                TranscriptRecord.source_name,
+                SuggestionRecord.code,
+                SuggestionRecord.chunk_id,
+                SuggestionRecord.status,
+            ).join(TranscriptRecord, TranscriptRecord.id == SuggestionRecord.transcript_id)
+        ).all()
         s2_text = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.source_name == "s2.txt"))
         version = s.scalar(select(RunRecord.codebook_version))
     # the script's eight suggestions, routed by confidence: n1's four lie in two passages
@@ -172,8 +214,13 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
     decide(store, ana, found[("n2.txt", "funding")][0], 1, DecisionRequest(verdict="reject", reason="Not about money"))
     decide(store, ana, found[("s2.txt", "trust")][0], 1, DecisionRequest(verdict="change", code="funding"))
     start = s2_text.index("Release time")
-    add_code(store, ana, found[("s2.txt", "trust")][1], version,
-             DecisionRequest(verdict="add", code="time", quote_start=start, quote_end=start + len("Release time")))
+    add_code(
+        store,
+        ana,
+        found[("s2.txt", "trust")][1],
+        version,
+        DecisionRequest(verdict="add", code="time", quote_start=start, quote_end=start + len("Release time")),
+    )
     store.engine.dispose()
     return Study(folder, db, codebook, run_id)
 
@@ -207,15 +254,23 @@ def test_cells_and_totals_by_district_and_role(study: Study) -> None:
     assert cells(m) == ACCEPTED
     assert m.col_sizes == dict.fromkeys(COLUMNS, 1)
     assert {k[0]: (c.passages, c.transcripts) for k, c in m.row_totals.items()} == {
-        "funding": (3, 2), "trust": (2, 2), "time": (2, 2)}
+        "funding": (3, 2),
+        "trust": (2, 2),
+        "time": (2, 2),
+    }
     assert {k: (c.passages, c.transcripts) for k, c in m.col_totals.items()} == {
-        ("North", "principal"): (1, 1), ("North", "teacher"): (3, 1), ("South", "teacher"): (1, 1),
-        ("South", MISSING): (2, 1)}
+        ("North", "principal"): (1, 1),
+        ("North", "teacher"): (3, 1),
+        ("South", "teacher"): (1, 1),
+        ("South", MISSING): (2, 1),
+    }
     assert (m.total.passages, m.total.transcripts) == (7, 4)
     # without the code among the dimensions a cell counts every code's passages
     by_role = cross_tab(load(study.db), ["district"], ["role"])
-    assert (by_role.cell(("North",), ("teacher",)).passages, by_role.cell(("North",), ("teacher",)).transcripts) \
-        == (3, 1)
+    assert (by_role.cell(("North",), ("teacher",)).passages, by_role.cell(("North",), ("teacher",)).transcripts) == (
+        3,
+        1,
+    )
 
 
 def test_statuses_follow_the_reviewers_decisions(study: Study) -> None:
@@ -292,8 +347,16 @@ def test_xlsx_sheets(study: Study, tmp_path: Path) -> None:
     transcripts = [list(r) for r in book["transcripts"].iter_rows(values_only=True)]
     assert transcripts[3] == ["funding", 0, 1, 0, 0, 1, 2] and transcripts[-1] == ["all", 1, 1, 0, 1, 1, 4]
     exemplars = [list(r) for r in book["exemplars"].iter_rows(values_only=True)]
-    assert exemplars[0][:8] == ["code", "district", "role", "code name", "passages", "transcripts", "exemplar quote",
-                                "from transcript"]
+    assert exemplars[0][:8] == [
+        "code",
+        "district",
+        "role",
+        "code name",
+        "passages",
+        "transcripts",
+        "exemplar quote",
+        "from transcript",
+    ]
     trust = next(r for r in exemplars if r[:3] == ["trust", "South", "teacher"])
     assert trust[6] == f"{SCRIPT_TAG} I trust the coach & the plan" and trust[7] == "s1.txt"
     assert len(exemplars) == 1 + len(ACCEPTED)
@@ -348,8 +411,10 @@ def test_rows_by_transcript(study: Study) -> None:
 def test_unknown_dimension_names_the_ones_there_are(study: Study) -> None:
     result = matrix(study.db, "--cols", "distrct")
     assert result.exit_code == 2
-    assert ("unknown dimension 'distrct': the dimensions here are code, transcript, district, role, school; "
-            "did you mean 'district'?") in result.output
+    assert (
+        "unknown dimension 'distrct': the dimensions here are code, transcript, district, role, school; "
+        "did you mean 'district'?"
+    ) in result.output
     result = matrix(study.db, "--rows", "district", "--cols", "district")
     assert result.exit_code == 2 and "named twice" in result.output
     result = matrix(study.db, "--rows", "code")
@@ -357,13 +422,16 @@ def test_unknown_dimension_names_the_ones_there_are(study: Study) -> None:
     assert "the dimensions here: code, transcript, district, role, school" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--cols", "role", "--format", "xlsx"], "name the file with --out FILE.xlsx"),
-    (["--cols", "role", "--format", "pdf"], "unknown format 'pdf' (choose from html, csv, xlsx)"),
-    (["--cols", "role", "--status", "pending"], "unknown status 'pending' (choose from accepted, review, all)"),
-    (["--cols", "role", "--format", "html", "--cooccurrence"], "--cooccurrence chooses the table a csv file holds"),
-    (["--cols", "role", "--run", "nope"], "no run 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--cols", "role", "--format", "xlsx"], "name the file with --out FILE.xlsx"),
+        (["--cols", "role", "--format", "pdf"], "unknown format 'pdf' (choose from html, csv, xlsx)"),
+        (["--cols", "role", "--status", "pending"], "unknown status 'pending' (choose from accepted, review, all)"),
+        (["--cols", "role", "--format", "html", "--cooccurrence"], "--cooccurrence chooses the table a csv file holds"),
+        (["--cols", "role", "--run", "nope"], "no run 'nope'"),
+    ],
+)
 def test_bad_arguments_exit_2(study: Study, args: list[str], message: str) -> None:
     result = matrix(study.db, *args)
     assert result.exit_code == 2 and message in result.output, result.output

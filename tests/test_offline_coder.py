@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from conftest import LINKAGES
+
 from pipeline.chunk import chunk_transcript
 from pipeline.codebook import load_codebook
 from pipeline.coders import make_coder, provenance
@@ -7,12 +9,17 @@ from pipeline.ingest import parse_turns
 from pipeline.transcript import Transcript, transcript_id
 from pipeline.validate import validate_coding
 
-from conftest import LINKAGES
-
 
 def transcript(text: str) -> Transcript:
-    return Transcript(id=transcript_id("t", text), source_path="t", source_name="t", format="text",
-                      encoding="utf-8", text=text, turns=parse_turns(text))
+    return Transcript(
+        id=transcript_id("t", text),
+        source_path="t",
+        source_name="t",
+        format="text",
+        encoding="utf-8",
+        text=text,
+        turns=parse_turns(text),
+    )
 
 
 def test_offline_coder_proposes_valid_codes_with_verbatim_quotes(small_codebook) -> None:
@@ -34,7 +41,7 @@ def test_offline_coder_proposes_valid_codes_with_verbatim_quotes(small_codebook)
         by_chunk[chunk.index] = suggestions
         for s in suggestions:
             assert 0 <= s.confidence <= 1
-            assert t.text[s.quote_start:s.quote_end] == s.quote
+            assert t.text[s.quote_start : s.quote_end] == s.quote
             assert s.justification.count(".") >= 1
     grant = next(i for i, c in enumerate(chunks) if "grant" in c.text)
     assert [s.code for s in by_chunk[grant]][0] == "funding"

@@ -10,12 +10,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import write
+from openai_server import FakeOpenAI
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-
-from conftest import write
-from openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -72,10 +71,27 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def run(study, server, db: Path, *extra: str) -> tuple[int, dict]:
     folder, codebook = study
-    result = runner.invoke(app, [
-        "run", str(folder), "--codebook", str(codebook), "--db", str(db), "--coder", "openai",
-        "--model", "gpt-4o-mini", "--base-url", server.url, "--json", "--max-retries", "3", *extra,
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(folder),
+            "--codebook",
+            str(codebook),
+            "--db",
+            str(db),
+            "--coder",
+            "openai",
+            "--model",
+            "gpt-4o-mini",
+            "--base-url",
+            server.url,
+            "--json",
+            "--max-retries",
+            "3",
+            *extra,
+        ],
+    )
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, json.loads(result.stdout)
@@ -104,7 +120,9 @@ def test_clean_run_records_provenance_and_never_the_key(study, server, tmp_path:
         ("trust", "I trust the district office completely."),
         ("trust", "Still, we trust each other."),
     ]
-    parameters, prompt_version, tokens = rows(db, "select parameters, prompt_version, input_tokens > 0 from suggestions")[0]
+    parameters, prompt_version, tokens = rows(
+        db, "select parameters, prompt_version, input_tokens > 0 from suggestions"
+    )[0]
     parameters = json.loads(parameters)
     assert parameters["endpoint"] == server.url and parameters["temperature"] == 0.0 and parameters["samples"] == 1
     assert len(prompt_version) == 12 and tokens == 1
@@ -114,7 +132,9 @@ def test_clean_run_records_provenance_and_never_the_key(study, server, tmp_path:
     # the request: strict JSON schema whose codes are the codebook's, the chunk last
     request = server.requests[0]
     assert request["response_format"]["json_schema"]["strict"] is True
-    assert request["response_format"]["json_schema"]["schema"]["properties"]["codes"]["items"]["properties"]["code"]["enum"] == ["funding", "trust"]
+    assert request["response_format"]["json_schema"]["schema"]["properties"]["codes"]["items"]["properties"]["code"][
+        "enum"
+    ] == ["funding", "trust"]
     assert request["messages"][0]["role"] == "system" and "code: funding" in request["messages"][0]["content"]
     assert "<chunk>" in request["messages"][-1]["content"]
 
@@ -143,7 +163,9 @@ def test_calls_paid_for_are_answered_from_the_cache(study, server, tmp_path: Pat
 
 
 @pytest.mark.parametrize("kind, options", [("429", {"retry_after": 0.2}), ("500", {}), ("slow", {"seconds": 3})])
-def test_transient_faults_are_retried_and_nothing_is_lost(study, server, tmp_path: Path, kind: str, options: dict) -> None:
+def test_transient_faults_are_retried_and_nothing_is_lost(
+    study, server, tmp_path: Path, kind: str, options: dict
+) -> None:
     server.add_fault(kind, times=2, **options)
     code, summary = run(study, server, tmp_path / f"{kind}.db", "--timeout", "1")
     assert code == 0
@@ -155,6 +177,7 @@ def test_transient_faults_are_retried_and_nothing_is_lost(study, server, tmp_pat
 def test_429_honours_retry_after(study, server, tmp_path: Path) -> None:
     server.add_fault("429", times=1, match="weather", retry_after=1.5)
     import time
+
     began = time.monotonic()
     code, _ = run(study, server, tmp_path / "after.db", "--concurrency", "1")
     assert code == 0 and time.monotonic() - began >= 1.5
@@ -184,7 +207,9 @@ def test_invalid_replies_are_retried_with_the_problems_fed_back(study, server, t
     assert "could not be accepted" in retry[0]["messages"][3]["content"]
 
 
-def test_replies_still_invalid_after_every_attempt_become_rejections_for_a_person(study, server, tmp_path: Path) -> None:
+def test_replies_still_invalid_after_every_attempt_become_rejections_for_a_person(
+    study, server, tmp_path: Path
+) -> None:
     db = tmp_path / "reject.db"
     server.add_fault("fabricated_quote", times=3, match="Funding for release time")
     server.add_fault("malformed", times=3, match="I trust the district office")
@@ -209,7 +234,9 @@ def test_self_consistency_and_logprobs_shape_the_confidence(study, server, tmp_p
     code, _ = run(study, server, db, "--samples", "3", "--temperature", "0.7")
     assert code == 0
     assert server.requests[0]["n"] == 3 and server.requests[0]["logprobs"] is True
-    [(confidence,)] = rows(db, "select confidence from suggestions where quote = 'Funding for release time came from the district.'")
+    [(confidence,)] = rows(
+        db, "select confidence from suggestions where quote = 'Funding for release time came from the district.'"
+    )
     # one code in the reply: it is in 2 of the 3 samples; rating 0.9; each token's logprob -0.01
     rating, agreement = 0.9, 2 / 3
     assert agreement * math.sqrt(rating * math.exp(-0.05)) < confidence < agreement * math.sqrt(rating)
@@ -218,8 +245,25 @@ def test_self_consistency_and_logprobs_shape_the_confidence(study, server, tmp_p
 def test_dry_run_estimates_tokens_offline_within_ten_percent(study, server, tmp_path: Path) -> None:
     folder, codebook = study
     db = tmp_path / "dry.db"
-    result = runner.invoke(app, ["run", str(folder), "--codebook", str(codebook), "--db", str(db), "--coder", "openai",
-                                 "--model", "gpt-4o-mini", "--base-url", "http://127.0.0.1:9/v1", "--dry-run", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            str(folder),
+            "--codebook",
+            str(codebook),
+            "--db",
+            str(db),
+            "--coder",
+            "openai",
+            "--model",
+            "gpt-4o-mini",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--dry-run",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     estimate = json.loads(result.stdout)
     assert not db.exists()
@@ -248,7 +292,9 @@ def test_batch_mode_end_to_end(study, server, tmp_path: Path) -> None:
 def test_no_key_for_openai_itself_is_a_clear_error(study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
     folder, codebook = study
-    result = runner.invoke(app, ["run", str(folder), "--codebook", str(codebook), "--coder", "openai", "--model", "gpt-4o-mini"])
+    result = runner.invoke(
+        app, ["run", str(folder), "--codebook", str(codebook), "--coder", "openai", "--model", "gpt-4o-mini"]
+    )
     assert result.exit_code == 2 and "OPENAI_API_KEY" in result.stderr
 
 
@@ -262,9 +308,27 @@ def test_a_pending_batch_survives_the_process_ending(study, server, tmp_path: Pa
     folder, codebook = study
     db = tmp_path / "restart.db"
     server.configure(batch_polls_until_done=10**6)
-    command = [sys.executable, "-m", "pipeline.cli", "run", str(folder), "--codebook", str(codebook), "--db", str(db),
-               "--coder", "openai", "--model", "gpt-4o-mini", "--base-url", server.url, "--batch",
-               "--poll-interval", "0.1", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "run",
+        str(folder),
+        "--codebook",
+        str(codebook),
+        "--db",
+        str(db),
+        "--coder",
+        "openai",
+        "--model",
+        "gpt-4o-mini",
+        "--base-url",
+        server.url,
+        "--batch",
+        "--poll-interval",
+        "0.1",
+        "--json",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -297,13 +361,26 @@ def test_reviewers_decisions_become_few_shot_examples(study, server, tmp_path: P
     db = tmp_path / "fewshot.db"
     run(study, server, db)
     [(chunk_id, start, end)] = rows(db, "select id, start, end from chunks where text like '%parking lot%'")
-    text = rows(db, "select t.text from transcripts t join chunks c on c.transcript_id = t.id where c.id = '" + chunk_id + "'")[0][0]
+    text = rows(
+        db, "select t.text from transcripts t join chunks c on c.transcript_id = t.id where c.id = '" + chunk_id + "'"
+    )[0][0]
     quote_start = text.index("It rained all week.")
     store = Store(str(db))
     with store.session() as s:  # a reviewer added a code the model missed
-        s.add(DecisionRecord(suggestion_id=None, chunk_id=chunk_id, reviewer="ana", verdict="add", final_code="funding",
-                             quote_start=quote_start, quote_end=quote_start + len("It rained all week."),
-                             reason="storm repairs came out of the PD budget", note=None, decided_at=now()))
+        s.add(
+            DecisionRecord(
+                suggestion_id=None,
+                chunk_id=chunk_id,
+                reviewer="ana",
+                verdict="add",
+                final_code="funding",
+                quote_start=quote_start,
+                quote_end=quote_start + len("It rained all week."),
+                reason="storm repairs came out of the PD budget",
+                note=None,
+                decided_at=now(),
+            )
+        )
     server.reset()
     write(folder / "interview_9.txt", "Interviewer: Weather?\nMr. Kim: The roof leaked when it rained all week.\n")
     code, summary = run(study, server, db, "--fewshot", "1")
@@ -315,7 +392,13 @@ def test_reviewers_decisions_become_few_shot_examples(study, server, tmp_path: P
         assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
         assert "parking lot" in messages[1]["content"]
         assert json.loads(messages[2]["content"])["codes"] == [
-            {"code": "funding", "justification": "Adjudicated by a reviewer.", "quote": "It rained all week.", "confidence": 1.0}]
+            {
+                "code": "funding",
+                "justification": "Adjudicated by a reviewer.",
+                "quote": "It rained all week.",
+                "confidence": 1.0,
+            }
+        ]
 
 
 def test_a_batch_the_provider_lost_is_coded_live(study, server, tmp_path: Path) -> None:
@@ -330,14 +413,41 @@ def test_a_batch_the_provider_lost_is_coded_live(study, server, tmp_path: Path) 
     store.save_codebook(codebook, str(study[1]))
     # a run recorded a batch the provider has since forgotten (expired, or deleted)
     with store.session() as s:
-        s.add(RunRecord(id="old-run", started_at=now(), finished_at=None, status="interrupted", coder="openai",
-                        model="gpt-4o-mini", coder_key=prov.coder_key, prompt_version=prov.prompt_version,
-                        codebook_name=codebook.name, codebook_version=codebook.version, parameters={},
-                        inputs=[], summary=None, qcode_version="0", host="elsewhere", pid=1))
+        s.add(
+            RunRecord(
+                id="old-run",
+                started_at=now(),
+                finished_at=None,
+                status="interrupted",
+                coder="openai",
+                model="gpt-4o-mini",
+                coder_key=prov.coder_key,
+                prompt_version=prov.prompt_version,
+                codebook_name=codebook.name,
+                codebook_version=codebook.version,
+                parameters={},
+                inputs=[],
+                summary=None,
+                qcode_version="0",
+                host="elsewhere",
+                pid=1,
+            )
+        )
         s.flush()
-        s.add(BatchRecord(id="batch_forgotten", run_id="old-run", coder_key=prov.coder_key, status="in_progress",
-                          input_file_id="file-gone", output_file_id=None, requests={}, usage=None,
-                          created_at=now(), finished_at=None))
+        s.add(
+            BatchRecord(
+                id="batch_forgotten",
+                run_id="old-run",
+                coder_key=prov.coder_key,
+                status="in_progress",
+                input_file_id="file-gone",
+                output_file_id=None,
+                requests={},
+                usage=None,
+                created_at=now(),
+                finished_at=None,
+            )
+        )
     code, summary = run(study, server, db, "--batch", "--poll-interval", "0.05")
     assert code == 0 and summary["suggestions"] == 4
     assert rows(db, "select status from batches where id = 'batch_forgotten'") == [("lost",)]

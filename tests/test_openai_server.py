@@ -33,22 +33,33 @@ name: Weak communication
 code: staffing_levels
 name: Staffing
 """
-CHUNK = ("Interviewer: How was the year?\n"
-         "Teacher: Funding was cut in March. Our communication with the district was poor!\n"
-         "Teacher: We managed anyway.")
+CHUNK = (
+    "Interviewer: How was the year?\n"
+    "Teacher: Funding was cut in March. Our communication with the district was poor!\n"
+    "Teacher: We managed anyway."
+)
 
 
 def schema(codes: list[str] = CODES) -> dict[str, Any]:
     """qcode's strict reply schema."""
     return {
         "type": "object",
-        "properties": {"codes": {"type": "array", "items": {
-            "type": "object",
-            "properties": {"code": {"type": "string", "enum": codes}, "justification": {"type": "string"},
-                           "quote": {"type": "string"}, "confidence": {"type": "number"}},
-            "required": ["code", "justification", "quote", "confidence"],
-            "additionalProperties": False,
-        }}},
+        "properties": {
+            "codes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string", "enum": codes},
+                        "justification": {"type": "string"},
+                        "quote": {"type": "string"},
+                        "confidence": {"type": "number"},
+                    },
+                    "required": ["code", "justification", "quote", "confidence"],
+                    "additionalProperties": False,
+                },
+            }
+        },
         "required": ["codes"],
         "additionalProperties": False,
     }
@@ -59,14 +70,15 @@ def json_schema_format(codes: list[str] = CODES) -> dict[str, Any]:
 
 
 def messages(chunk: str = CHUNK, system: str = SYSTEM, before: str = "Staffing was fine last year.") -> list[dict]:
-    user = (f"Context before the passage (do not code or quote it):\n{before}\n\n"
-            f"The passage to code:\n<chunk>\n{chunk}\n</chunk>\n")
+    user = (
+        f"Context before the passage (do not code or quote it):\n{before}\n\n"
+        f"The passage to code:\n<chunk>\n{chunk}\n</chunk>\n"
+    )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def ask(client: openai.OpenAI, **overrides: Any) -> Any:
-    body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": messages(),
-                            "response_format": json_schema_format()}
+    body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": messages(), "response_format": json_schema_format()}
     body.update(overrides)
     return client.chat.completions.create(**body)
 
@@ -88,9 +100,12 @@ def client(server: FakeOpenAI):
 
 
 def control(server: FakeOpenAI, path: str, data: dict | None = None) -> dict:
-    request = urllib.request.Request(server.root_url + path, method="POST" if data is not None else "GET",
-                                     data=json.dumps(data).encode() if data is not None else None,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        server.root_url + path,
+        method="POST" if data is not None else "GET",
+        data=json.dumps(data).encode() if data is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 
@@ -109,8 +124,10 @@ def test_json_schema_reply_codes_the_chunk_with_verbatim_quotes(server: FakeOpen
     # staffing is only in the context before the chunk, so it does not apply; enum order is kept
     assert [item["code"] for item in reply["codes"]] == ["communication.weakness", "funding"]
     quotes = {item["code"]: item["quote"] for item in reply["codes"]}
-    assert quotes == {"funding": "Funding was cut in March.",
-                      "communication.weakness": "Our communication with the district was poor!"}
+    assert quotes == {
+        "funding": "Funding was cut in March.",
+        "communication.weakness": "Our communication with the district was poor!",
+    }
     for item in reply["codes"]:
         assert item["quote"] in CHUNK
         assert item["confidence"] == 0.9
@@ -135,8 +152,10 @@ def test_enum_limits_the_codes(client: openai.OpenAI) -> None:
 
 
 def test_retry_messages_still_code_the_chunk(client: openai.OpenAI) -> None:
-    retry = messages() + [{"role": "assistant", "content": '{"codes": []}'},
-                          {"role": "user", "content": "Your reply could not be accepted. Reply again with JSON."}]
+    retry = messages() + [
+        {"role": "assistant", "content": '{"codes": []}'},
+        {"role": "user", "content": "Your reply could not be accepted. Reply again with JSON."},
+    ]
     response = ask(client, messages=retry)
     assert codes_of(response.choices[0].message.content) == ["communication.weakness", "funding"]
 
@@ -164,8 +183,10 @@ def test_strict_schema_is_checked_like_the_api(client: openai.OpenAI) -> None:
     loose = schema()
     del loose["properties"]["codes"]["items"]["additionalProperties"]
     with pytest.raises(openai.BadRequestError, match="additionalProperties"):
-        ask(client, response_format={"type": "json_schema",
-                                     "json_schema": {"name": "codes", "strict": True, "schema": loose}})
+        ask(
+            client,
+            response_format={"type": "json_schema", "json_schema": {"name": "codes", "strict": True, "schema": loose}},
+        )
     with pytest.raises(openai.BadRequestError, match="json"):
         ask(client, messages=messages(system="Code the passage."), response_format={"type": "json_object"})
 
@@ -224,8 +245,9 @@ def test_max_tokens_cuts_the_reply(client: openai.OpenAI) -> None:
 
 
 def test_a_shared_long_prefix_is_cached(server: FakeOpenAI, client: openai.OpenAI) -> None:
-    long_system = SYSTEM + "".join(f"Rule {i}: read the whole passage carefully before coding it.\n"
-                                   for i in range(150))
+    long_system = SYSTEM + "".join(
+        f"Rule {i}: read the whole passage carefully before coding it.\n" for i in range(150)
+    )
     first = ask(client, messages=messages(system=long_system))
     assert first.usage.prompt_tokens > 1200
     assert first.usage.prompt_tokens_details.cached_tokens == 0
@@ -317,8 +339,7 @@ def test_fault_match_targets_one_passage(server: FakeOpenAI, client: openai.Open
 
 
 def test_rpm_limit(client: openai.OpenAI) -> None:
-    with FakeOpenAI(rpm_limit=3) as limited, \
-            openai.OpenAI(base_url=limited.url, api_key="test", max_retries=0) as c:
+    with FakeOpenAI(rpm_limit=3) as limited, openai.OpenAI(base_url=limited.url, api_key="test", max_retries=0) as c:
         raw = c.chat.completions.with_raw_response.create(model="m", messages=messages())
         assert raw.headers["x-ratelimit-remaining-requests"] == "2"
         ask(c)
@@ -331,8 +352,10 @@ def test_rpm_limit(client: openai.OpenAI) -> None:
 
 
 def test_latency_and_concurrency() -> None:
-    with FakeOpenAI(latency=0.3) as fake, \
-            openai.OpenAI(base_url=fake.url, api_key="test", max_retries=0, timeout=10) as c:
+    with (
+        FakeOpenAI(latency=0.3) as fake,
+        openai.OpenAI(base_url=fake.url, api_key="test", max_retries=0, timeout=10) as c,
+    ):
         errors: list[BaseException] = []
 
         def one() -> None:
@@ -363,8 +386,12 @@ def batch_line(custom_id: str, chunk: str) -> str:
 
 
 def test_batch_api_end_to_end(server: FakeOpenAI, client: openai.OpenAI) -> None:
-    lines = [batch_line("a", CHUNK), batch_line("b", "Staffing is thin. Nothing else."),
-             batch_line("c", "The weather was bad."), batch_line("d", "Funding — “café” money.")]
+    lines = [
+        batch_line("a", CHUNK),
+        batch_line("b", "Staffing is thin. Nothing else."),
+        batch_line("c", "The weather was bad."),
+        batch_line("d", "Funding — “café” money."),
+    ]
     server.add_fault("fabricated_quote", match="Staffing is thin")
     server.add_fault("500", match="weather")
     uploaded = client.files.create(file=("requests.jsonl", "\n".join(lines).encode()), purpose="batch")
@@ -372,8 +399,9 @@ def test_batch_api_end_to_end(server: FakeOpenAI, client: openai.OpenAI) -> None
     assert client.files.retrieve(uploaded.id).bytes == len("\n".join(lines).encode())
     assert client.files.content(uploaded.id).text == "\n".join(lines)
 
-    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
-                                  completion_window="24h", metadata={"run": "t"})
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h", metadata={"run": "t"}
+    )
     assert batch.status == "validating" and batch.output_file_id is None and batch.metadata == {"run": "t"}
     statuses = []
     while batch.status not in ("completed", "failed", "cancelled"):
@@ -408,8 +436,10 @@ def test_batch_validation_and_cancel(server: FakeOpenAI, client: openai.OpenAI) 
     batch = client.batches.create(input_file_id=bad.id, endpoint="/v1/chat/completions", completion_window="24h")
     failed = client.batches.retrieve(batch.id)
     assert failed.status == "failed"
-    assert [(e.line, e.code) for e in failed.errors.data] == [(1, "missing_required_parameter"),
-                                                             (2, "invalid_json_line")]
+    assert [(e.line, e.code) for e in failed.errors.data] == [
+        (1, "missing_required_parameter"),
+        (2, "invalid_json_line"),
+    ]
 
     good = client.files.create(file=("good.jsonl", batch_line("a", CHUNK).encode()), purpose="batch")
     batch = client.batches.create(input_file_id=good.id, endpoint="/v1/chat/completions", completion_window="24h")
@@ -443,14 +473,16 @@ def test_control_endpoints(server: FakeOpenAI, client: openai.OpenAI) -> None:
 
 def test_command_line_server() -> None:
     script = Path(__file__).resolve().parent / "openai_server.py"
-    process = subprocess.Popen([sys.executable, str(script), "--port", "0", "--latency", "0.01"],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--port", "0", "--latency", "0.01"], stdout=subprocess.PIPE, text=True
+    )
     try:
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
         root = url[: -len("/v1")]
-        request = urllib.request.Request(root + "/_control/faults", data=json.dumps({"kind": "500"}).encode(),
-                                         method="POST")
+        request = urllib.request.Request(
+            root + "/_control/faults", data=json.dumps({"kind": "500"}).encode(), method="POST"
+        )
         urllib.request.urlopen(request, timeout=5).read()
         with openai.OpenAI(base_url=url, api_key="test", max_retries=0) as c:
             with pytest.raises(openai.InternalServerError):

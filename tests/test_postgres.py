@@ -24,17 +24,16 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from conftest import EXAMPLES
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.coders.openai_chat import CallCache, Completion
-from pipeline.store.migrations import config as alembic_config
 from pipeline.store import Base, Store
+from pipeline.store.migrations import config as alembic_config
 from pipeline.suggestion import Usage
-
-from conftest import EXAMPLES
 
 runner = CliRunner()
 
@@ -61,7 +60,11 @@ def test_migrations_create_exactly_the_models_schema(pg_db: str) -> None:
         store.engine.dispose()
 
 
-SLICE = ("harbor_seacliff_principal.txt", "harbor_district_administrator.vtt", "valley_mesa_verde_teacher_leader_cp1252.txt")
+SLICE = (
+    "harbor_seacliff_principal.txt",
+    "harbor_district_administrator.vtt",
+    "valley_mesa_verde_teacher_leader_cp1252.txt",
+)
 TABLES = ("transcripts", "turns", "chunks", "codebooks", "suggestions", "rejections", "chunk_codings", "run_chunks")
 
 
@@ -74,7 +77,8 @@ def test_a_run_is_stored_not_repeated_and_exported(pg_db: str, tmp_path: Path, s
     manifest = (EXAMPLES / "transcripts" / "manifest.csv").read_text(encoding="utf-8").splitlines()
     (folder / "manifest.csv").write_text(
         "\n".join([manifest[0], *(line for line in manifest[1:] if line.split(",")[0] in SLICE)]) + "\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
 
     code, stdout, stderr = qcode("run", folder, "--codebook", small_codebook, "--db", pg_db, "--json")
     assert code == 0, stderr
@@ -91,10 +95,15 @@ def test_a_run_is_stored_not_repeated_and_exported(pg_db: str, tmp_path: Path, s
             assert before["chunk_codings"] == before["chunks"] == first["chunks"]
             assert before["suggestions"] == first["suggestions"]
             assert {m["district"] for (m,) in c.execute(text("select metadata from transcripts"))} == {
-                "Harbor Union High School District", "Valley Union High School District"}
-            for quote, start, end, transcript in c.execute(text(
+                "Harbor Union High School District",
+                "Valley Union High School District",
+            }
+            for quote, start, end, transcript in c.execute(
+                text(
                     "select s.quote, s.quote_start, s.quote_end, t.text from suggestions s "
-                    "join transcripts t on t.id = s.transcript_id")):
+                    "join transcripts t on t.id = s.transcript_id"
+                )
+            ):
                 assert transcript[start:end] == quote  # offsets survive the round trip through PostgreSQL
             # the run records name the database without its password
             password = make_url(pg_db).password
@@ -109,7 +118,9 @@ def test_a_run_is_stored_not_repeated_and_exported(pg_db: str, tmp_path: Path, s
             assert second[key] == first[key]
         with engine.connect() as c:
             assert {t: c.execute(text(f"select count(*) from {t}")).scalar_one() for t in TABLES} == {
-                **before, "run_chunks": 2 * before["run_chunks"]}
+                **before,
+                "run_chunks": 2 * before["run_chunks"],
+            }
             assert c.execute(text("select status from runs")).scalars().all() == ["finished", "finished"]
     finally:
         engine.dispose()
@@ -128,9 +139,12 @@ def test_a_run_is_stored_not_repeated_and_exported(pg_db: str, tmp_path: Path, s
 
 
 def _completion(content: str) -> Completion:
-    return Completion(contents=[content], logprobs=[[["funding", -0.05, 7]]],
-                      usage=Usage(input_tokens=120, cached_input_tokens=64, output_tokens=30, requests=1),
-                      duration_ms=12.5)
+    return Completion(
+        contents=[content],
+        logprobs=[[["funding", -0.05, 7]]],
+        usage=Usage(input_tokens=120, cached_input_tokens=64, output_tokens=30, requests=1),
+        duration_ms=12.5,
+    )
 
 
 def _entry(key: str, content: str) -> tuple:
@@ -166,12 +180,12 @@ def test_the_call_cache_keeps_the_first_reply_once(pg_db: str) -> None:
 def test_a_made_up_code_longer_than_its_column_is_stored(pg_db: str, tmp_path: Path) -> None:
     """PostgreSQL enforces VARCHAR lengths (SQLite does not): a model's long made-up code must not
     sink the transaction of its whole batch."""
+    from conftest import LINKAGES, write
+
     from pipeline.chunk import chunk_transcript
     from pipeline.codebook import load_codebook
     from pipeline.ingest import discover, read_source
     from pipeline.suggestion import ChunkCoding, Provenance, Rejection
-
-    from conftest import LINKAGES, write
 
     write(tmp_path / "in" / "a.txt", "Interviewer: Any support?\nMs. Chen: The district gave us a grant.\n")
     store = Store(pg_db)
@@ -182,12 +196,23 @@ def test_a_made_up_code_longer_than_its_column_is_stored(pg_db: str, tmp_path: P
         chunk = prepared[0][1][0]
         codebook = load_codebook(LINKAGES)
         store.save_codebook(codebook, str(LINKAGES))
-        prov = Provenance(coder="openai", model="test-model", coder_key="c" * 16, prompt_version="p",
-                          codebook_version=codebook.version, parameters={})
+        prov = Provenance(
+            coder="openai",
+            model="test-model",
+            coder_key="c" * 16,
+            prompt_version="p",
+            codebook_version=codebook.version,
+            parameters={},
+        )
         run_id = store.start_run(prov, codebook, [], {})
         made_up = "the district's structural support for teacher leaders " * 6
-        rejection = Rejection(chunk_id=chunk.id, code=made_up, quote="a grant",
-                              reason=f"code '{made_up}' is not in the codebook", raw={"code": made_up})
+        rejection = Rejection(
+            chunk_id=chunk.id,
+            code=made_up,
+            quote="a grant",
+            reason=f"code '{made_up}' is not in the codebook",
+            raw={"code": made_up},
+        )
         store.save_codings(run_id, prov, [(ChunkCoding(chunk_id=chunk.id), [], [rejection])])
         with store.engine.connect() as c:
             code, raw = c.execute(text("select code, raw from rejections")).one()

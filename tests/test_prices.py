@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.coders.openai_chat import OPENAI_ENDPOINT, CoderConfigError, OpenAICoder, _code_probability, _Sample, completion_from_json, redact_url
+from pipeline.coders.openai_chat import (
+    OPENAI_ENDPOINT,
+    CoderConfigError,
+    OpenAICoder,
+    _code_probability,
+    _Sample,
+    completion_from_json,
+    redact_url,
+)
 from pipeline.coders.prices import PriceError, run_cost
 from pipeline.suggestion import Usage
 
@@ -22,7 +30,10 @@ def test_cost_from_the_price_table_with_cached_tokens_and_batch_discount() -> No
 
 def test_prices_can_be_overridden_and_a_bad_override_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "qcode.toml").write_text('[prices."my-model"]\ninput = 1.0\noutput = 2.0\n')
-    assert run_cost("my-model", "https://gpu.example.org/v1", Usage(input_tokens=1_000_000, output_tokens=1_000_000)) == 3.0
+    assert (
+        run_cost("my-model", "https://gpu.example.org/v1", Usage(input_tokens=1_000_000, output_tokens=1_000_000))
+        == 3.0
+    )
     (tmp_path / "qcode.toml").write_text('[prices."my-model"]\ninput = 1.0\n')
     with pytest.raises(PriceError, match="output"):
         run_cost("my-model", "https://gpu.example.org/v1", USAGE)
@@ -43,6 +54,8 @@ def test_code_probability_follows_token_bytes_through_multibyte_text() -> None:
     tokens = []
     for ch in content:  # one token per character, as bytes; 'trust' tokens get -0.1 each
         tokens.append({"token": ch, "logprob": -0.1 if ch in "trust" else -0.001, "bytes": list(ch.encode())})
-    completion = completion_from_json({"choices": [{"message": {"content": content}, "logprobs": {"content": tokens}}]}, 0)
+    completion = completion_from_json(
+        {"choices": [{"message": {"content": content}, "logprobs": {"content": tokens}}]}, 0
+    )
     probability = _code_probability(_Sample([], content, completion.logprobs[0]), "trust")
-    assert probability == pytest.approx(2.718281828 ** -0.5, rel=1e-6)
+    assert probability == pytest.approx(2.718281828**-0.5, rel=1e-6)

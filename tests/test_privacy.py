@@ -13,5 +13,11 @@ def test_importing_qcode_turns_off_hub_access_telemetry_and_tracing() -> None:
         "print(json.dumps({'env': {k: os.environ.get(k) for k in ('LANGSMITH_TRACING', 'DO_NOT_TRACK')},"
         "'hub_offline': h.HF_HUB_OFFLINE, 'analytics': s.get_current_settings().server.analytics_enabled}))"
     )
-    found = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
-    assert found == {"env": {"LANGSMITH_TRACING": "false", "DO_NOT_TRACK": "1"}, "hub_offline": True, "analytics": False}
+    found = json.loads(
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    )
+    assert found == {
+        "env": {"LANGSMITH_TRACING": "false", "DO_NOT_TRACK": "1"},
+        "hub_offline": True,
+        "analytics": False,
+    }

@@ -18,19 +18,25 @@ from xml.etree import ElementTree
 
 import pytest
 from lxml import etree
+from review_server import make_review_db
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from pipeline.cli import app as cli
 from pipeline.codebook import load_codebook
 from pipeline.exchange.codebooks import code_guid, codes_element
-from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.exchange.projects import PROJECT_NAMESPACE, coded_passages, read_project
+from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.review.reviewers import Reviewer
 from pipeline.store import (
-    ChunkRecord, HumanCodeRecord, ImportRecord, ReviewerRecord, Store, SuggestionRecord, TranscriptRecord,
+    ChunkRecord,
+    HumanCodeRecord,
+    ImportRecord,
+    ReviewerRecord,
+    Store,
+    SuggestionRecord,
+    TranscriptRecord,
 )
-from review_server import make_review_db
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path(os.environ.get("QCODE_REFI_SAMPLES", ROOT.parent / "shared" / "refi-qda" / "samples"))
@@ -64,8 +70,15 @@ def expected_codes(path: Path) -> set[tuple[str, int, int, str, str]]:
             for coding in selection.iterfind("q:Coding", NS):
                 user = (coding.get("creatingUser") or selection.get("creatingUser")).lower()
                 code = coding.find("q:CodeRef", NS).get("targetGUID").lower()
-                found.add((label, int(selection.get("startPosition")), int(selection.get("endPosition")),
-                           users[user], names[code]))
+                found.add(
+                    (
+                        label,
+                        int(selection.get("startPosition")),
+                        int(selection.get("endPosition")),
+                        users[user],
+                        names[code],
+                    )
+                )
     return found
 
 
@@ -82,7 +95,7 @@ def span_as_exporter_meant(raw: bytes, start: int, end: int, counting: str) -> s
     text = raw.decode("utf-8-sig")
     if counting == "utf-16":
         units = text.encode("utf-16-le")
-        text = units[2 * start:2 * end].decode("utf-16-le")
+        text = units[2 * start : 2 * end].decode("utf-16-le")
     else:
         text = text[start:end]
     return text.replace("\r\n", "\n").replace("\r", "\n")
@@ -92,13 +105,17 @@ def span_as_exporter_meant(raw: bytes, start: int, end: int, counting: str) -> s
 
 
 @needs_samples
-@pytest.mark.parametrize("name, counting, coders", [
-    ("oltas0517.qdpx", "utf-16", ["Gergo"]),
-    ("oltas.qdpx", "utf-16", ["floriansipos"]),
-    ("demo.qdpx", "code-points", ["cp"]),
-])
-def test_every_coding_of_a_sample_lands_on_the_span_its_exporter_meant(tmp_path: Path, name: str, counting: str,
-                                                                        coders: list[str]) -> None:
+@pytest.mark.parametrize(
+    "name, counting, coders",
+    [
+        ("oltas0517.qdpx", "utf-16", ["Gergo"]),
+        ("oltas.qdpx", "utf-16", ["floriansipos"]),
+        ("demo.qdpx", "code-points", ["cp"]),
+    ],
+)
+def test_every_coding_of_a_sample_lands_on_the_span_its_exporter_meant(
+    tmp_path: Path, name: str, counting: str, coders: list[str]
+) -> None:
     path = SAMPLES / name
     db = tmp_path / "qcode.db"
     result = invoke("import", path, "--db", db, "--codebook-out", tmp_path / "codebook.yaml", "--json")
@@ -111,8 +128,10 @@ def test_every_coding_of_a_sample_lands_on_the_span_its_exporter_meant(tmp_path:
     code_names = {c.id: c.name for c in codebook.codes}
 
     expected = expected_codes(path)
-    got = {(transcripts[c.transcript_id].source_name, c.original_start, c.original_end, c.coder, code_names[c.code])
-           for c in codes}
+    got = {
+        (transcripts[c.transcript_id].source_name, c.original_start, c.original_end, c.coder, code_names[c.code])
+        for c in codes
+    }
     labels = {label for label, *_ in expected}
     assert got == expected and len(codes) == len(expected) == summary["human_codes"]
 
@@ -127,8 +146,9 @@ def test_every_coding_of_a_sample_lands_on_the_span_its_exporter_meant(tmp_path:
             raw = archive.read(files[f"sources/{entry}".lower()])
             transcript = next(t for t in transcripts.values() if t.source_name == label)
             for c in (c for c in codes if c.transcript_id == transcript.id):
-                assert transcript.text[c.start:c.end] == span_as_exporter_meant(raw, c.original_start,
-                                                                                 c.original_end, counting)
+                assert transcript.text[c.start : c.end] == span_as_exporter_meant(
+                    raw, c.original_start, c.original_end, counting
+                )
     # the positions as NVivo counts them put nearly every selection at the start of a comment
     if name == "oltas0517.qdpx":
         starts = {(c.transcript_id, c.start) for c in codes}
@@ -138,16 +158,30 @@ def test_every_coding_of_a_sample_lands_on_the_span_its_exporter_meant(tmp_path:
 
 @needs_samples
 def test_a_codebook_only_nvivo_project_and_a_bare_atlas_project_say_what_they_could_not_import(tmp_path: Path) -> None:
-    result = invoke("import", SAMPLES / "nvivo_project.qdpx", "--db", tmp_path / "a.db", "--codebook-out",
-                    tmp_path / "nvivo.yaml", "--json")
+    result = invoke(
+        "import",
+        SAMPLES / "nvivo_project.qdpx",
+        "--db",
+        tmp_path / "a.db",
+        "--codebook-out",
+        tmp_path / "nvivo.yaml",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["transcripts"], summary["codes"], summary["human_codes"]) == (0, 262, 0)
     assert sum("has no text" in w for w in summary["warnings"]) == 2
     assert len(load_codebook(tmp_path / "nvivo.yaml").codes) == 262
 
-    result = invoke("import", SAMPLES / "Project.qde", "--db", tmp_path / "b.db", "--codebook-out",
-                    tmp_path / "atlas.yaml", "--json")
+    result = invoke(
+        "import",
+        SAMPLES / "Project.qde",
+        "--db",
+        tmp_path / "b.db",
+        "--codebook-out",
+        tmp_path / "atlas.yaml",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["counting"] == "code-points-lf" and summary["codes"] == 14 and summary["human_codes"] == 0
@@ -177,14 +211,24 @@ def guid_of(code_id: str) -> str:
     return code_guid(codebook, codebook.get(code_id))
 
 
-TEXT = ("Interviewer: How do teacher leaders hear from the district?\r\n"
-        "Ms. Chen: We meet with the district coaches every month, and they bring the plans. 😀\r\n"
-        "Interviewer: And does it work?\r\n"
-        "Ms. Chen: Honestly the meetings get cancelled a lot, so the plans never reach us.\r\n")
+TEXT = (
+    "Interviewer: How do teacher leaders hear from the district?\r\n"
+    "Ms. Chen: We meet with the district coaches every month, and they bring the plans. 😀\r\n"
+    "Interviewer: And does it work?\r\n"
+    "Ms. Chen: Honestly the meetings get cancelled a lot, so the plans never reach us.\r\n"
+)
 
 
-def handmade(path: Path, selections: str, *, folder: str = "Sources", text: str = TEXT, header: str = "",
-             namespace: bool = True, encoding: str = "utf-8") -> Path:
+def handmade(
+    path: Path,
+    selections: str,
+    *,
+    folder: str = "Sources",
+    text: str = TEXT,
+    header: str = "",
+    namespace: bool = True,
+    encoding: str = "utf-8",
+) -> Path:
     """A project as a foreign tool might write it: capital `Sources/`, no schemaLocation, a BOM and CR LF in
     the text, a case with variables."""
     xmlns = f' xmlns="{PROJECT_NAMESPACE}"'
@@ -206,11 +250,12 @@ def handmade(path: Path, selections: str, *, folder: str = "Sources", text: str 
     return project_zip(path, qde.replace("\n", "\r\n"), {f"{folder}/66666666-6666-6666-6666-666666666666.txt": data})
 
 
-def selection(start: int, end: int, code: str, user: str = "11111111-1111-1111-1111-111111111111",
-              n: int = 1) -> str:
-    return (f'<PlainTextSelection guid="77777777-7777-7777-7777-{n:012d}" startPosition="{start}" endPosition="{end}">'
-            f'<Coding guid="88888888-8888-8888-8888-{n:012d}" creatingUser="{user}"><CodeRef targetGUID="{code}"/>'
-            "</Coding></PlainTextSelection>")
+def selection(start: int, end: int, code: str, user: str = "11111111-1111-1111-1111-111111111111", n: int = 1) -> str:
+    return (
+        f'<PlainTextSelection guid="77777777-7777-7777-7777-{n:012d}" startPosition="{start}" endPosition="{end}">'
+        f'<Coding guid="88888888-8888-8888-8888-{n:012d}" creatingUser="{user}"><CodeRef targetGUID="{code}"/>'
+        "</Coding></PlainTextSelection>"
+    )
 
 
 def positions(needle: str) -> tuple[int, int]:
@@ -221,11 +266,12 @@ def positions(needle: str) -> tuple[int, int]:
 def test_a_foreign_project_with_cases_crlf_and_a_bom_lands_where_it_was_coded(tmp_path: Path) -> None:
     meet = positions("We meet with the district coaches every month, and they bring the plans. 😀")
     cancelled = positions("the meetings get cancelled a lot, so the plans never reach us.")
-    selections = (selection(*meet, guid_of("structural.strength"), n=1)
-                  + selection(*cancelled, guid_of("communication.weakness"), n=2)
-                  + selection(*cancelled, guid_of("communication.weakness"),
-                              "22222222-2222-2222-2222-222222222222", n=3)
-                  + selection(*cancelled, guid_of("communication.weakness"), n=4))  # ana twice: kept once
+    selections = (
+        selection(*meet, guid_of("structural.strength"), n=1)
+        + selection(*cancelled, guid_of("communication.weakness"), n=2)
+        + selection(*cancelled, guid_of("communication.weakness"), "22222222-2222-2222-2222-222222222222", n=3)
+        + selection(*cancelled, guid_of("communication.weakness"), n=4)
+    )  # ana twice: kept once
     path = handmade(tmp_path / "pilot.qdpx", selections, header='\ufeff<?xml version="1.0" encoding="utf-8"?>\n')
     db = tmp_path / "qcode.db"
     result = invoke("import", path, "--db", db, "--codebook-out", tmp_path / "cb.yaml", "--json")
@@ -236,7 +282,7 @@ def test_a_foreign_project_with_cases_crlf_and_a_bom_lands_where_it_was_coded(tm
     (transcript,) = transcripts.values()
     assert transcript.case_metadata == {"role": "teacher leader", "district": "Valley"}
     assert "\r" not in transcript.text and transcript.source_name == "chen.txt"
-    spans = {(c.coder, c.code, transcript.text[c.start:c.end]) for c in codes}
+    spans = {(c.coder, c.code, transcript.text[c.start : c.end]) for c in codes}
     assert spans == {
         ("ana", "structural.strength", "We meet with the district coaches every month, and they bring the plans. 😀"),
         ("ana", "communication.weakness", "the meetings get cancelled a lot, so the plans never reach us."),
@@ -245,7 +291,9 @@ def test_a_foreign_project_with_cases_crlf_and_a_bom_lands_where_it_was_coded(tm
     # the codes came back as qcode wrote them; the codebook is named after the project
     linkages = load_codebook(LINKAGES)
     assert load_codebook(tmp_path / "cb.yaml").codes == [
-        c.model_copy(update={"attributes": {**c.attributes, "refi_guid": code_guid(linkages, c)}}) for c in linkages.codes]
+        c.model_copy(update={"attributes": {**c.attributes, "refi_guid": code_guid(linkages, c)}})
+        for c in linkages.codes
+    ]
 
     # importing it again changes nothing
     again = json.loads(invoke("import", path, "--db", db, "--codebook-out", tmp_path / "cb.yaml", "--json").stdout)
@@ -262,7 +310,7 @@ def test_lower_case_sources_no_namespace_and_utf16_text_are_read_too(tmp_path: P
     utf16 = handmade(tmp_path / "u.qdpx", honestly, encoding="utf-16")
     (code,) = read_project(utf16).codes
     (transcript,) = read_project(utf16).transcripts
-    assert transcript.text[code.start:code.end] == "Honestly"
+    assert transcript.text[code.start : code.end] == "Honestly"
 
 
 # ---------------------------------------------------------------- bad projects
@@ -281,19 +329,33 @@ def bad_projects(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     return {
         "not a zip": (not_zip, "not a ZIP archive"),
         "no project.qde": (no_qde, "no project.qde"),
-        "malformed": (project_zip(tmp_path / "malformed.qdpx", "<Project name='x'><Users></Project>"),
-                      "not well-formed XML"),
-        "missing code": (handmade(tmp_path / "code.qdpx", selection(0, 5, "99999999-9999-9999-9999-999999999999")),
-                         "which is not in the project's codebook"),
-        "outside the text": (handmade(tmp_path / "range.qdpx", selection(10, len(TEXT) + 40,
-                                                                         guid_of("communication.weakness"))),
-                             "outside the text"),
-        "missing source": (project_zip(tmp_path / "source.qdpx", zipfile.ZipFile(handmade(tmp_path / "s.qdpx", good))
-                                       .read("project.qde")), "not in the project's sources"),
+        "malformed": (
+            project_zip(tmp_path / "malformed.qdpx", "<Project name='x'><Users></Project>"),
+            "not well-formed XML",
+        ),
+        "missing code": (
+            handmade(tmp_path / "code.qdpx", selection(0, 5, "99999999-9999-9999-9999-999999999999")),
+            "which is not in the project's codebook",
+        ),
+        "outside the text": (
+            handmade(tmp_path / "range.qdpx", selection(10, len(TEXT) + 40, guid_of("communication.weakness"))),
+            "outside the text",
+        ),
+        "missing source": (
+            project_zip(
+                tmp_path / "source.qdpx", zipfile.ZipFile(handmade(tmp_path / "s.qdpx", good)).read("project.qde")
+            ),
+            "not in the project's sources",
+        ),
         "escape": (escape, "points outside the project folder"),
-        "entities": (project_zip(tmp_path / "laughs.qdpx", '<?xml version="1.0"?><!DOCTYPE Project [<!ENTITY a "ha">'
-                                 '<!ENTITY b "&a;&a;&a;&a;">]><Project xmlns="urn:QDA-XML:project:1.0" name="&b;"/>'),
-                     "DOCTYPE or ENTITY declaration"),
+        "entities": (
+            project_zip(
+                tmp_path / "laughs.qdpx",
+                '<?xml version="1.0"?><!DOCTYPE Project [<!ENTITY a "ha">'
+                '<!ENTITY b "&a;&a;&a;&a;">]><Project xmlns="urn:QDA-XML:project:1.0" name="&b;"/>',
+            ),
+            "DOCTYPE or ENTITY declaration",
+        ),
     }
 
 
@@ -372,7 +434,7 @@ def test_a_reviewed_run_exports_valid_and_comes_back_the_same(tmp_path: Path) ->
     transcripts = {
         "chen.md": "---\ndistrict: Valley\nrole: teacher leader\n---\n" + TEXT.replace("\r\n", "\n"),
         "ortiz.txt": "Mr. Ortiz: The coaches visit 😀 our school\uffff twice a year.\nInterviewer: Why?\n"
-                            "Mr. Ortiz: They trust us to run the professional development ourselves.\n",
+        "Mr. Ortiz: They trust us to run the professional development ourselves.\n",
         "diaz.txt": "Ms. Diaz: Nobody from the district has asked us anything this year.\n",
         # rows of a CSV file: their ids hold the row's key, which must survive the trip
         "answers.csv": "respondent_id,role,answer\nr1,teacher,Our coach listens.\nr2,teacher,Our coach listens.\n",
@@ -382,18 +444,34 @@ def test_a_reviewed_run_exports_valid_and_comes_back_the_same(tmp_path: Path) ->
     store = Store(str(db))
     lead = reviewer(db, "dana")
     with store.session() as s:
-        by_name = {t.source_name: sug for sug, t in s.execute(select(SuggestionRecord, TranscriptRecord).join(
-            TranscriptRecord, TranscriptRecord.id == SuggestionRecord.transcript_id))}
+        by_name = {
+            t.source_name: sug
+            for sug, t in s.execute(
+                select(SuggestionRecord, TranscriptRecord).join(
+                    TranscriptRecord, TranscriptRecord.id == SuggestionRecord.transcript_id
+                )
+            )
+        }
         first, second, third = by_name["ortiz.txt"], by_name["chen.md"], by_name["diaz.txt"]
         chunk = s.get(ChunkRecord, first.chunk_id)
         text = s.get(TranscriptRecord, chunk.transcript_id).text
     decide(store, lead, first.id, first.version, DecisionRequest(verdict="accept"))
-    decide(store, lead, second.id, second.version, DecisionRequest(verdict="change", code="resource.weakness",
-                                                                    reason="about time, not structure"))
+    decide(
+        store,
+        lead,
+        second.id,
+        second.version,
+        DecisionRequest(verdict="change", code="resource.weakness", reason="about time, not structure"),
+    )
     decide(store, lead, third.id, third.version, DecisionRequest(verdict="reject", reason="not a linkage"))
     start = text.index("coaches")
-    add_code(store, lead, chunk.id, first.codebook_version, DecisionRequest(
-        verdict="add", code="relational.strength", quote_start=start, quote_end=start + len("coaches")))
+    add_code(
+        store,
+        lead,
+        chunk.id,
+        first.codebook_version,
+        DecisionRequest(verdict="add", code="relational.strength", quote_start=start, quote_end=start + len("coaches")),
+    )
 
     out = tmp_path / "study.qdpx"
     result = invoke("export", "--format", "qdpx", "--db", db, "--run", run_id)  # to standard output, redirected
@@ -412,16 +490,18 @@ def test_a_reviewed_run_exports_valid_and_comes_back_the_same(tmp_path: Path) ->
     assert load_codebook(tmp_path / "back.yaml") == load_codebook(LINKAGES)
     before, _ = stored(db)
     after, codes = stored(again)
-    assert {(t.source_name, t.text, json.dumps(t.case_metadata, sort_keys=True)) for t in before.values()} == \
-           {(t.source_name, t.text, json.dumps(t.case_metadata, sort_keys=True)) for t in after.values()}
+    assert {(t.source_name, t.text, json.dumps(t.case_metadata, sort_keys=True)) for t in before.values()} == {
+        (t.source_name, t.text, json.dumps(t.case_metadata, sort_keys=True)) for t in after.values()
+    }
     assert set(before) == set(after)  # the same transcripts, down to their ids
 
     standing = {(p.transcript_id, p.start, p.end, p.code, p.user) for p in coded_passages(store, run_id)}
     assert {(c.transcript_id, c.start, c.end, c.code, c.coder) for c in codes} == standing
     assert ("dana", "relational.strength") in {(c.coder, c.code) for c in codes}
     # the rejected suggestion stays out
-    assert (third.transcript_id, third.quote_start, third.quote_end, third.code) not in \
-        {(c.transcript_id, c.start, c.end, c.code) for c in codes}
+    assert (third.transcript_id, third.quote_start, third.quote_end, third.code) not in {
+        (c.transcript_id, c.start, c.end, c.code) for c in codes
+    }
 
 
 @needs_samples
@@ -436,8 +516,9 @@ def test_an_imported_project_exports_valid_and_round_trips(tmp_path: Path) -> No
     assert load_codebook(tmp_path / "a.yaml") == load_codebook(tmp_path / "b.yaml")
     (one, first), (two, second) = stored(db), stored(back)
     assert {(t.source_name, t.text) for t in one.values()} == {(t.source_name, t.text) for t in two.values()}
-    assert {(c.transcript_id, c.coder, c.code, c.start, c.end) for c in first} == \
-           {(c.transcript_id, c.coder, c.code, c.start, c.end) for c in second}
+    assert {(c.transcript_id, c.coder, c.code, c.start, c.end) for c in first} == {
+        (c.transcript_id, c.coder, c.code, c.start, c.end) for c in second
+    }
 
 
 # ---------------------------------------------------------------- human codes feed agreement and eval
@@ -447,14 +528,17 @@ def test_imported_human_codes_feed_agreement_and_eval(tmp_path: Path) -> None:
     meet = positions("We meet with the district coaches every month, and they bring the plans. 😀")
     cancelled = positions("the meetings get cancelled a lot, so the plans never reach us.")
     ben = "22222222-2222-2222-2222-222222222222"
-    selections = (selection(*meet, guid_of("structural.strength"), n=1)
-                  + selection(*meet, guid_of("communication.strength"), ben, n=2)
-                  + selection(*cancelled, guid_of("communication.weakness"), n=3)
-                  + selection(*cancelled, guid_of("communication.weakness"), ben, n=4))
+    selections = (
+        selection(*meet, guid_of("structural.strength"), n=1)
+        + selection(*meet, guid_of("communication.strength"), ben, n=2)
+        + selection(*cancelled, guid_of("communication.weakness"), n=3)
+        + selection(*cancelled, guid_of("communication.weakness"), ben, n=4)
+    )
     path = handmade(tmp_path / "pilot.qdpx", selections)
     db = tmp_path / "qcode.db"
-    assert invoke("import", path, "--db", db, "--codebook-out", tmp_path / "cb.yaml", "--chunk-size", "100"
-                  ).exit_code == 0
+    assert (
+        invoke("import", path, "--db", db, "--codebook-out", tmp_path / "cb.yaml", "--chunk-size", "100").exit_code == 0
+    )
     result = invoke("run", path, "--codebook", tmp_path / "cb.yaml", "--db", db, "--chunk-size", "100", "--json")
     assert result.exit_code == 0, result.output
 
@@ -475,9 +559,12 @@ def test_imported_human_codes_feed_agreement_and_eval(tmp_path: Path) -> None:
     assert "2 people (ana, ben) coded the transcripts in another QDA tool" in page
 
     suite = tmp_path / "suite.yaml"
-    suite.write_text("name: pilot\ngold:\n  transcripts: pilot.qdpx\n  codes: pilot.qdpx\n  chunk_size: 100\n"
-                     "codebook: cb.yaml\nbootstrap: 0\nconfigurations:\n  - name: offline\n    coder: offline\n"
-                     "    chunk_size: 100\n", encoding="utf-8")
+    suite.write_text(
+        "name: pilot\ngold:\n  transcripts: pilot.qdpx\n  codes: pilot.qdpx\n  chunk_size: 100\n"
+        "codebook: cb.yaml\nbootstrap: 0\nconfigurations:\n  - name: offline\n    coder: offline\n"
+        "    chunk_size: 100\n",
+        encoding="utf-8",
+    )
     result = invoke("eval", suite, "--json")
     assert result.exit_code == 0, result.output
     evaluated = json.loads(result.stdout)

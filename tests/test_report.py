@@ -20,21 +20,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SMALL_CODEBOOK
+from review_server import make_review_db, make_reviewers
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from conftest import SMALL_CODEBOOK
-from pipeline.measure.agreement import agreement, codings_from_store
-from pipeline.review.blind import assignments, create_sample, submit
 from pipeline.cli import app
-from pipeline.review.decisions import DecisionRequest, add_code, decide
+from pipeline.measure.agreement import agreement, codings_from_store
 from pipeline.measure.report import (
-    BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED, calibration, choose_attributes, matrices_section, render_report,
-    report_command, threshold_sweep, wilson_interval,
+    BOOTSTRAP_REPLICATES,
+    BOOTSTRAP_SEED,
+    calibration,
+    choose_attributes,
+    matrices_section,
+    render_report,
+    report_command,
+    threshold_sweep,
+    wilson_interval,
 )
+from pipeline.review.blind import assignments, create_sample, submit
+from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.review.reviewers import authenticate
 from pipeline.store import DecisionRecord, RunRecord, Store, SuggestionRecord, TranscriptRecord
-from review_server import make_review_db, make_reviewers
 
 if not any(command.name == "report" for command in app.registered_commands):
     app.command("report")(report_command)
@@ -50,16 +57,22 @@ TRANSCRIPTS = {
     "t6.txt": "Principal: Money for substitutes came through, and people trust the plan.\n",
     "t7.txt": "Teacher: Nobody told us anything about the schedule.\n",
     "t8.txt": "Principal: The grant bought laptops for every classroom.\n",
-    "manifest.csv": "file,district,role,interviewee\n" + "".join(
+    "manifest.csv": "file,district,role,interviewee\n"
+    + "".join(
         f"t{n}.txt,{'North' if n <= 4 else 'South'},{'teacher' if n % 2 else 'principal'},Person {n}\n"
-        for n in range(1, 9)),
+        for n in range(1, 9)
+    ),
 }
 # the coder's confidence, routing and code for each transcript's one suggestion
 SUGGESTIONS = {
-    "t1.txt": (0.15, "review", "funding"), "t2.txt": (0.35, "review", "funding"),
-    "t3.txt": (0.45, "review", "funding"), "t4.txt": (0.55, "review", "funding"),
-    "t5.txt": (0.65, "audit", "trust"), "t6.txt": (0.75, "accepted", "funding"),
-    "t7.txt": (0.85, "audit", "funding"), "t8.txt": (0.95, "accepted", "funding"),
+    "t1.txt": (0.15, "review", "funding"),
+    "t2.txt": (0.35, "review", "funding"),
+    "t3.txt": (0.45, "review", "funding"),
+    "t4.txt": (0.55, "review", "funding"),
+    "t5.txt": (0.65, "audit", "trust"),
+    "t6.txt": (0.75, "accepted", "funding"),
+    "t7.txt": (0.85, "audit", "funding"),
+    "t8.txt": (0.95, "accepted", "funding"),
 }
 # (reviewer, request) on each transcript's suggestion; t6 and t8 were accepted without review
 DECISIONS = {
@@ -72,13 +85,23 @@ DECISIONS = {
 }
 # blind codes of ana and ben on every passage
 BLIND = {
-    "t1.txt": ([], []), "t2.txt": (["trust"], ["trust"]), "t3.txt": (["funding"], ["funding"]),
-    "t4.txt": (["funding"], ["funding"]), "t5.txt": (["trust"], ["trust"]),
-    "t6.txt": (["funding", "trust"], ["funding"]), "t7.txt": ([], ["trust"]), "t8.txt": (["funding"], ["funding"]),
+    "t1.txt": ([], []),
+    "t2.txt": (["trust"], ["trust"]),
+    "t3.txt": (["funding"], ["funding"]),
+    "t4.txt": (["funding"], ["funding"]),
+    "t5.txt": (["trust"], ["trust"]),
+    "t6.txt": (["funding", "trust"], ["funding"]),
+    "t7.txt": ([], ["trust"]),
+    "t8.txt": (["funding"], ["funding"]),
 }
-SECTIONS = ["1. Agreement per code", "2. Confusion between codes",
-            "3. Calibration: stated confidence against reviewers' acceptance", "4. Threshold sweep",
-            "5. Codes by case attribute", "6. Methods"]
+SECTIONS = [
+    "1. Agreement per code",
+    "2. Confusion between codes",
+    "3. Calibration: stated confidence against reviewers' acceptance",
+    "4. Threshold sweep",
+    "5. Codes by case attribute",
+    "6. Methods",
+]
 
 
 @dataclass
@@ -99,13 +122,19 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
     passwords = make_reviewers(db, {"ana": "reviewer", "ben": "reviewer", "lea": "lead"}, run_id)
     store = Store(str(db))
     with store.session() as s:
-        rows = s.execute(select(SuggestionRecord.id, TranscriptRecord.source_name, SuggestionRecord.chunk_id)
-                         .join(TranscriptRecord, TranscriptRecord.id == SuggestionRecord.transcript_id)).all()
+        rows = s.execute(
+            select(SuggestionRecord.id, TranscriptRecord.source_name, SuggestionRecord.chunk_id).join(
+                TranscriptRecord, TranscriptRecord.id == SuggestionRecord.transcript_id
+            )
+        ).all()
         for sid, name, _ in rows:
             confidence, status, code = SUGGESTIONS[name]
-            s.execute(update(SuggestionRecord).where(SuggestionRecord.id == sid)
-                      .values(confidence=confidence, status=status, code=code)
-                      .execution_options(synchronize_session=False))
+            s.execute(
+                update(SuggestionRecord)
+                .where(SuggestionRecord.id == sid)
+                .values(confidence=confidence, status=status, code=code)
+                .execution_options(synchronize_session=False)
+            )
         codebook_version = s.scalar(select(RunRecord.codebook_version))
     assert sorted(name for _, name, _ in rows) == sorted(SUGGESTIONS)
     bare = folder / "bare.db"
@@ -211,7 +240,7 @@ def test_the_report_is_one_self_contained_file(report: str) -> None:
 
 
 def test_every_section_is_there(report: str) -> None:
-    headings = [text_of(h) .strip() for h in re.findall(r"<h2\b[^>]*>(.*?)</h2>", report, re.S)]
+    headings = [text_of(h).strip() for h in re.findall(r"<h2\b[^>]*>(.*?)</h2>", report, re.S)]
     assert headings == SECTIONS
     for empty in ("agreement-empty", "calibration-empty", "sweep-empty", "frequencies-empty", "methods-empty"):
         assert f'id="{empty}"' not in report, f"{empty}: the study has data for it"
@@ -229,10 +258,18 @@ def test_markup_in_a_transcript_quote_shows_escaped(report: str) -> None:
 def test_calibration_counts_equal_the_decisions(report: str, study: Study) -> None:
     tables = Tables(report)
     # bin: suggestions, decided, accepted, rejected or changed, acceptance rate
-    expected = {"0.0": ["0", "0", "0", "0", "–"], "0.1": ["1", "1", "0", "1", "0%"], "0.2": ["0", "0", "0", "0", "–"],
-                "0.3": ["1", "1", "0", "1", "0%"], "0.4": ["1", "1", "1", "0", "100%"],
-                "0.5": ["1", "1", "1", "0", "100%"], "0.6": ["1", "1", "1", "0", "100%"],
-                "0.7": ["1", "0", "0", "0", "–"], "0.8": ["1", "1", "0", "1", "0%"], "0.9": ["1", "0", "0", "0", "–"]}
+    expected = {
+        "0.0": ["0", "0", "0", "0", "–"],
+        "0.1": ["1", "1", "0", "1", "0%"],
+        "0.2": ["0", "0", "0", "0", "–"],
+        "0.3": ["1", "1", "0", "1", "0%"],
+        "0.4": ["1", "1", "1", "0", "100%"],
+        "0.5": ["1", "1", "1", "0", "100%"],
+        "0.6": ["1", "1", "1", "0", "100%"],
+        "0.7": ["1", "0", "0", "0", "–"],
+        "0.8": ["1", "1", "0", "1", "0%"],
+        "0.9": ["1", "0", "0", "0", "–"],
+    }
     for low, cells in expected.items():
         assert row(tables, "calibration-table", **{"data-bin": low})[1:6] == cells, low
     total = tables.tables["calibration-table"][-1][1]
@@ -245,8 +282,9 @@ def test_calibration_counts_equal_the_decisions(report: str, study: Study) -> No
     assert len(on_suggestions) == 6
     assert sum(v.verdict == "accept" for v in on_suggestions) == 3
     # 1/8 + 0.35^2 + ... : Brier score of the six decided confidences against acceptance
-    brier = ((0.15 - 0) ** 2 + (0.35 - 0) ** 2 + (0.45 - 1) ** 2 + (0.55 - 1) ** 2 + (0.65 - 1) ** 2
-             + (0.85 - 0) ** 2) / 6
+    brier = (
+        (0.15 - 0) ** 2 + (0.35 - 0) ** 2 + (0.45 - 1) ** 2 + (0.55 - 1) ** 2 + (0.65 - 1) ** 2 + (0.85 - 0) ** 2
+    ) / 6
     assert f"Brier score {brier:.3f}" in text_of(report)
 
 
@@ -257,13 +295,38 @@ def test_threshold_sweep_rows(report: str) -> None:
     # at 0.60: four suggestions below; above it, 0.65 (audit, accepted) and 0.85 (audit, rejected) were
     # decided, 0.75 and 0.95 (accepted unseen) lie in strata nobody reviewed: error 1/2, coverage 2/4
     assert row(tables, "sweep-table", **{"data-threshold": "0.60"}) == [
-        "0.60", "4 (50%)", "50%", "4", "2", "1", "50.0% [9.5%, 90.5%]", "50%", "2.0"]
+        "0.60",
+        "4 (50%)",
+        "50%",
+        "4",
+        "2",
+        "1",
+        "50.0% [9.5%, 90.5%]",
+        "50%",
+        "2.0",
+    ]
     # at 0: every decided suggestion, each alone in its stratum: 3 errors in 6, coverage 6/8
     assert row(tables, "sweep-table", **{"data-threshold": "0.00"})[:8] == [
-        "0.00", "0 (0%)", "0%", "8", "6", "3", "50.0% [18.8%, 81.2%]", "75%"]
+        "0.00",
+        "0 (0%)",
+        "0%",
+        "8",
+        "6",
+        "3",
+        "50.0% [18.8%, 81.2%]",
+        "75%",
+    ]
     # at 0.90 only the unseen 0.95 is left: no estimate
     assert row(tables, "sweep-table", **{"data-threshold": "0.90"})[:8] == [
-        "0.90", "7 (88%)", "88%", "1", "0", "0", "–", "0%"]
+        "0.90",
+        "7 (88%)",
+        "88%",
+        "1",
+        "0",
+        "0",
+        "–",
+        "0%",
+    ]
 
 
 def test_agreement_figures_are_those_of_pipeline_agreement(report: str, study: Study) -> None:
@@ -276,21 +339,28 @@ def test_agreement_figures_are_those_of_pipeline_agreement(report: str, study: S
     assert f"Krippendorff's α with the MASI distance was {humans:.2f} (95% CI {lo:.2f} to {hi:.2f})" in text
     model = next(p for p in expected["pairwise"] if p["kind"] == "model-consensus")
     kappa, (klo, khi) = model["cohen_kappa"], model["cohen_kappa_ci95"]
-    assert (f"on {model['units']} passages at Cohen's κ (mean over codes) = {kappa:.2f} "
-            f"(95% CI {klo:.2f} to {khi:.2f})") in text
+    assert (
+        f"on {model['units']} passages at Cohen's κ (mean over codes) = {kappa:.2f} (95% CI {klo:.2f} to {khi:.2f})"
+    ) in text
     tables = Tables(report)
     for entry in expected["per_code"]:
         cells = row(tables, "agreement-table", **{"data-code": entry["code"]})
         value = entry["humans"]["krippendorff_alpha"]
-        assert cells[2] == ("n/a" if value is None else
-                            f"{value:.2f} [{entry['humans']['krippendorff_alpha_ci95'][0]:.2f}, "
-                            f"{entry['humans']['krippendorff_alpha_ci95'][1]:.2f}]")
+        assert cells[2] == (
+            "n/a"
+            if value is None
+            else f"{value:.2f} [{entry['humans']['krippendorff_alpha_ci95'][0]:.2f}, "
+            f"{entry['humans']['krippendorff_alpha_ci95'][1]:.2f}]"
+        )
     # the confusion table is pipeline.measure.agreement's, less the codes neither side applied
     matrix = expected["models"][0]["confusion"]
     shown = {cells[0]: cells[1:] for _, cells in tables.tables["confusion-blind-1"][1:]}
     labels = tables.tables["confusion-blind-1"][0][1][1:]
-    assert labels == [label for i, label in enumerate(matrix["labels"])
-                      if any(matrix["matrix"][i]) or any(r[i] for r in matrix["matrix"])]
+    assert labels == [
+        label
+        for i, label in enumerate(matrix["labels"])
+        if any(matrix["matrix"][i]) or any(r[i] for r in matrix["matrix"])
+    ]
     for label in labels:
         i = matrix["labels"].index(label)
         assert shown[label] == [str(matrix["matrix"][i][matrix["labels"].index(c)]) for c in labels]
@@ -322,8 +392,7 @@ def test_codes_by_district_and_role_with_an_exemplar_quote(report: str) -> None:
     assert funding[3].startswith("2 · 2 ")
     assert funding[4] == "–"
     trust = row(tables, "frequencies-1", **{"data-code": "trust"})
-    assert [cell.split(" ", 3)[:3] for cell in trust[1:5]] == [["1", "·", "1"], ["–"], ["1", "·", "1"],
-                                                              ["1", "·", "1"]]
+    assert [cell.split(" ", 3)[:3] for cell in trust[1:5]] == [["1", "·", "1"], ["–"], ["1", "·", "1"], ["1", "·", "1"]]
     assert trust[-1] == "3 · 3"
     # the interviewee's name is one value per transcript: never a column
     assert "Person 1" not in report
@@ -331,7 +400,7 @@ def test_codes_by_district_and_role_with_an_exemplar_quote(report: str) -> None:
 
 def test_methods_paragraph_has_the_numbers(report: str) -> None:
     text = text_of(report)
-    paragraph = text[text.index("The 8 transcripts"):text.index("Statistics and their sources")]
+    paragraph = text[text.index("The 8 transcripts") : text.index("Statistics and their sources")]
     for words in [
         "The 8 transcripts, split into 8 passages of whole speaker turns (at most 1,200 characters)",
         "using the review-test coder (model queueing-1, prompt version queueing-v1)",
@@ -350,8 +419,16 @@ def test_methods_paragraph_has_the_numbers(report: str) -> None:
         "50.0% (95% CI 9.5% to 90.5%; 1 error among 2 reviewed suggestions",
     ]:
         assert words in paragraph, words
-    for source in ("Krippendorff, K. (2011)", "Cohen, J. (1960)", "Fleiss, J. L. (1971)", "Gwet, K. L. (2008)",
-                   "Wilson, E. B. (1927)", "Efron, B., & Tibshirani", "Brier, G. W. (1950)", "Kish, L. (1965)"):
+    for source in (
+        "Krippendorff, K. (2011)",
+        "Cohen, J. (1960)",
+        "Fleiss, J. L. (1971)",
+        "Gwet, K. L. (2008)",
+        "Wilson, E. B. (1927)",
+        "Efron, B., & Tibshirani",
+        "Brier, G. W. (1950)",
+        "Kish, L. (1965)",
+    ):
         assert source in text, source
 
 
@@ -370,8 +447,13 @@ def test_an_empty_database_gives_a_report_that_says_so(tmp_path: Path) -> None:
         assert heading in text
     for empty in ("agreement-empty", "calibration-empty", "sweep-empty", "frequencies-empty", "methods-empty"):
         assert f'id="{empty}"' in page, empty
-    for words in ("No runs yet.", "No reviewer decisions yet.", "No suggestions yet.", "No codes applied yet.",
-                  "No runs yet, so there is nothing to describe."):
+    for words in (
+        "No runs yet.",
+        "No reviewer decisions yet.",
+        "No suggestions yet.",
+        "No codes applied yet.",
+        "No runs yet, so there is nothing to describe.",
+    ):
         assert words in text, words
     assert "<svg" not in page and "nan" not in text.lower().split()
 
@@ -417,8 +499,12 @@ def test_one_run_and_bad_arguments(study: Study, tmp_path: Path) -> None:
 def test_wilson_interval_reproduces_newcombes_worked_examples() -> None:
     # Newcombe, R. G. (1998). Two-sided confidence intervals for the single proportion: comparison of seven
     # methods. Statistics in Medicine, 17, 857-872, Table I, method 3 (score method without continuity correction)
-    for (k, n), (lo, hi) in {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605), (0, 20): (0.0, 0.1611),
-                             (1, 29): (0.0061, 0.1718)}.items():
+    for (k, n), (lo, hi) in {
+        (81, 263): (0.2553, 0.3662),
+        (15, 148): (0.0624, 0.1605),
+        (0, 20): (0.0, 0.1611),
+        (1, 29): (0.0061, 0.1718),
+    }.items():
         got = wilson_interval(k, n)
         assert got is not None and round(got[0], 4) == lo and round(got[1], 4) == hi, (k, n, got)
     assert wilson_interval(0, 0) is None
@@ -428,10 +514,17 @@ def test_the_sweep_weights_each_stratum_by_its_size() -> None:
     # 10 suggestions under the routing threshold, 5 of them reviewed with 2 errors; 30 confident ones, of which
     # an audit of 3 found no error. Unweighted the error above 0.5 would be 2/8; each stratum weighed by its
     # size gives (10 * 2/5 + 30 * 0/3) / 40 = 0.1, with n_eff = 40^2 / (10^2/5 + 30^2/3) = 5.
-    items = [{"confidence": 0.55, "queued_for_review": True,
-              "verdict": ("reject", "change", "accept", "accept", "accept")[i] if i < 5 else None} for i in range(10)]
-    items += [{"confidence": 0.75, "queued_for_review": False, "verdict": "accept" if i < 3 else None}
-              for i in range(30)]
+    items = [
+        {
+            "confidence": 0.55,
+            "queued_for_review": True,
+            "verdict": ("reject", "change", "accept", "accept", "accept")[i] if i < 5 else None,
+        }
+        for i in range(10)
+    ]
+    items += [
+        {"confidence": 0.75, "queued_for_review": False, "verdict": "accept" if i < 3 else None} for i in range(30)
+    ]
     at, above = threshold_sweep(items, audit_share=0.1, thresholds=[0.5, 0.6])
     assert (at["to_review"], at["auto_accepted"], at["decided"], at["errors"]) == (0, 40, 8, 2)
     assert at["error"] == pytest.approx(0.1) and at["n_eff"] == pytest.approx(5.0) and at["coverage"] == 1.0
@@ -452,28 +545,51 @@ def test_calibration_bins_and_scores() -> None:
     assert (bins[1]["decided"], bins[1]["accepted"], bins[1]["rate"]) == (2, 1, 0.5)
     assert bins[1]["mean_confidence"] == pytest.approx(0.15)
     assert bins[9]["rate"] == 1.0 and bins[5]["rate"] is None
-    assert result["brier"] == pytest.approx((0.05 ** 2 + 0.88 ** 2 + 0.18 ** 2 + 0) / 4)
+    assert result["brier"] == pytest.approx((0.05**2 + 0.88**2 + 0.18**2 + 0) / 4)
     # |0 - 0.05| * 1 + |0.5 - 0.15| * 2 + |1 - 1| * 1, over 4
     assert result["ece"] == pytest.approx((0.05 + 0.7) / 4)
     assert calibration([], [])["brier"] is None
 
 
 def test_codes_without_case_attributes_get_one_column() -> None:
-    scope = {"runs": [], "transcripts": {"a": {"source_name": "a.txt", "metadata": {}, "label": "a.txt"},
-                                         "b": {"source_name": "b.txt", "metadata": {"note": "only here"},
-                                               "label": "b.txt"}}}
+    scope = {
+        "runs": [],
+        "transcripts": {
+            "a": {"source_name": "a.txt", "metadata": {}, "label": "a.txt"},
+            "b": {"source_name": "b.txt", "metadata": {"note": "only here"}, "label": "b.txt"},
+        },
+    }
     suggestions = [
-        {"suggestion_id": "s1", "chunk_id": "c1", "transcript_id": "a", "code": "trust", "quote": "We trust them.",
-         "quote_start": 9, "quote_end": 23, "confidence": 0.9, "status": "accepted"},
-        {"suggestion_id": "s2", "chunk_id": "c2", "transcript_id": "b", "code": "trust", "quote": "Trust grew.",
-         "quote_start": 9, "quote_end": 20, "confidence": 0.4, "status": "review"},
+        {
+            "suggestion_id": "s1",
+            "chunk_id": "c1",
+            "transcript_id": "a",
+            "code": "trust",
+            "quote": "We trust them.",
+            "quote_start": 9,
+            "quote_end": 23,
+            "confidence": 0.9,
+            "status": "accepted",
+        },
+        {
+            "suggestion_id": "s2",
+            "chunk_id": "c2",
+            "transcript_id": "b",
+            "code": "trust",
+            "quote": "Trust grew.",
+            "quote_start": 9,
+            "quote_end": 20,
+            "confidence": 0.4,
+            "status": "review",
+        },
     ]
     section = matrices_section(scope, suggestions, [], {}, None)
     assert section["attributes"] == [] and section["pending"] == 1 and section["applied"] == 1
     (table,) = section["tables"]
     assert table["by"] == [] and table["columns"] == [{"labels": [], "transcripts": 2}]
-    assert table["rows"][0]["cells"] == [{"passages": 1, "transcripts": 1, "quote": "We trust them.",
-                                          "source": "a.txt", "reviewed": False}]
+    assert table["rows"][0]["cells"] == [
+        {"passages": 1, "transcripts": 1, "quote": "We trust them.", "source": "a.txt", "reviewed": False}
+    ]
     assert section["cooccurrence"]["rows"][0]["cells"][0]["n"] == 1
     page = render_report({**build_report_stub(), "matrices": section})
     assert 'id="frequencies-no-attributes"' in page and "We trust them." in page
@@ -482,21 +598,56 @@ def test_codes_without_case_attributes_get_one_column() -> None:
 def build_report_stub() -> dict[str, Any]:
     """What render_report needs of an empty database, without one."""
     empty = calibration([], [])
-    return {"generated_at": "now", "qcode_version": "0", "database": "x.db", "run_id": None, "runs": [],
-            "codebook": None, "suggestions": 0, "agreement": {"available": False, "reason": "No runs yet."},
-            "confusion": {"blind": [], "review": None}, "calibration": empty, "sweep": [], "thresholds": [],
-            "audit_shares": [], "matrices": {}, "plots": {}, "bins": 10,
-            "bootstrap": {"replicates": BOOTSTRAP_REPLICATES, "seed": BOOTSTRAP_SEED},
-            "methods": {"runs": 0, "transcripts": 0, "passages": 0, "suggestions": 0, "status": {}, "decisions": 0,
-                        "reviewers": 0, "agreement": None, "at_threshold": None, "thresholds": [],
-                        "blind_passages": 0, "imported_coders": [], "imported_projects": [], "people": "reviewers",
-                        "calibration": empty}}
+    return {
+        "generated_at": "now",
+        "qcode_version": "0",
+        "database": "x.db",
+        "run_id": None,
+        "runs": [],
+        "codebook": None,
+        "suggestions": 0,
+        "agreement": {"available": False, "reason": "No runs yet."},
+        "confusion": {"blind": [], "review": None},
+        "calibration": empty,
+        "sweep": [],
+        "thresholds": [],
+        "audit_shares": [],
+        "matrices": {},
+        "plots": {},
+        "bins": 10,
+        "bootstrap": {"replicates": BOOTSTRAP_REPLICATES, "seed": BOOTSTRAP_SEED},
+        "methods": {
+            "runs": 0,
+            "transcripts": 0,
+            "passages": 0,
+            "suggestions": 0,
+            "status": {},
+            "decisions": 0,
+            "reviewers": 0,
+            "agreement": None,
+            "at_threshold": None,
+            "thresholds": [],
+            "blind_passages": 0,
+            "imported_coders": [],
+            "imported_projects": [],
+            "people": "reviewers",
+            "calibration": empty,
+        },
+    }
 
 
 def test_attributes_worth_a_column() -> None:
-    meta = {f"t{i}": {"district": "N" if i < 3 else "S", "role": ["a", "b", "c"][i % 3], "name": f"Person {i}",
-                      "note": "same everywhere", "rare": "x" if i == 0 else "", "site": str(i % 2)}
-            for i in range(6)}
+    meta = {
+        f"t{i}": {
+            "district": "N" if i < 3 else "S",
+            "role": ["a", "b", "c"][i % 3],
+            "name": f"Person {i}",
+            "note": "same everywhere",
+            "rare": "x" if i == 0 else "",
+            "site": str(i % 2),
+        }
+        for i in range(6)
+    }
     chosen = [a["name"] for a in choose_attributes(meta)]
     assert chosen == ["district", "site", "role"]
 
@@ -505,9 +656,15 @@ def test_attributes_worth_a_column() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("QCODE_TEST_CHROMIUM") and not Path(CHROMIUM).exists(),
-                    reason="no browser: install Debian's chromium package or set QCODE_TEST_CHROMIUM to a "
-                           "Chromium binary")
+@pytest.mark.skipif(
+    not os.environ.get("QCODE_TEST_CHROMIUM") and not Path(CHROMIUM).exists(),
+    reason="no browser: install Debian's chromium package or set QCODE_TEST_CHROMIUM to a Chromium binary",
+)
+def _keep(problems: list[str], wanted: Any, text: str) -> Any:
+    """A page event handler that notes the events `wanted` says are problems."""
+    return lambda event: problems.append(text.format(event)) if wanted(event) else None
+
+
 def test_the_report_opens_in_chromium(report: str, study: Study, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"QCODE_TEST_CHROMIUM={CHROMIUM!r}: no such file")
@@ -515,19 +672,27 @@ def test_the_report_opens_in_chromium(report: str, study: Study, tmp_path: Path)
     empty = tmp_path / "empty.db"
     Store(str(empty)).engine.dispose()
     assert run_report(empty, tmp_path / "empty.html").exit_code == 0
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+    ]
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         try:
             for path in (study.folder / "report.html", tmp_path / "empty.html"):
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 problems: list[str] = []
-                page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                        if m.type in ("error", "warning") else None)
-                page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-                page.on("request", lambda r: problems.append(f"request: {r.url}")
-                        if not r.url.startswith("file:") else None)
+                page.on(
+                    "console", _keep(problems, lambda m: m.type in ("error", "warning"), "console {0.type}: {0.text}")
+                )
+                page.on("pageerror", _keep(problems, lambda exc: True, "page error: {0}"))
+                page.on("request", _keep(problems, lambda r: not r.url.startswith("file:"), "request: {0.url}"))
                 page.goto(path.resolve().as_uri())
                 for heading in SECTIONS:
                     sync_api.expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
@@ -536,8 +701,9 @@ def test_the_report_opens_in_chromium(report: str, study: Study, tmp_path: Path)
                         box = page.locator(f"#{plot}").bounding_box()
                         assert box and box["width"] > 300 and box["height"] > 150, (plot, box)
                     assert page.evaluate("window.__xss") is None
-                    sync_api.expect(page.locator("#frequencies-1 blockquote", has_text="window.__xss=1")) \
-                        .to_have_count(1)
+                    sync_api.expect(page.locator("#frequencies-1 blockquote", has_text="window.__xss=1")).to_have_count(
+                        1
+                    )
                 else:
                     sync_api.expect(page.get_by_text("No reviewer decisions yet.").first).to_be_visible()
                 assert problems == [], problems

@@ -12,9 +12,9 @@ ones take about 0.4 s a hash on a small machine, and these tests sign in a few d
 from __future__ import annotations
 
 import csv
-import io
 import gc
 import html
+import io
 import json
 import re
 import shutil
@@ -30,29 +30,35 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from argon2 import PasswordHasher
+from conftest import SMALL_CODEBOOK
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
+from review_server import make_review_db, make_reviewers
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-import pipeline.review.decisions as decision_module
 import pipeline.review.app as review_app
+import pipeline.review.decisions as decision_module
 import pipeline.review.reviewers as reviewer_module
-from pipeline.review import blind
 from pipeline.chunk import Chunk
 from pipeline.cli import app as cli
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import register_coder
+from pipeline.review import blind
 from pipeline.review.app import create_app
 from pipeline.review.reviewers import add_reviewer, disable_reviewer, get_reviewer, reset_password
 from pipeline.store import (
-    AssignmentRecord, Base, ChunkRecord, DecisionRecord, ReviewerRecord, Store, SuggestionRecord, TranscriptRecord,
+    AssignmentRecord,
+    Base,
+    ChunkRecord,
+    DecisionRecord,
+    ReviewerRecord,
+    Store,
+    SuggestionRecord,
+    TranscriptRecord,
 )
 from pipeline.suggestion import ChunkCoding, Proposal
-
-from conftest import SMALL_CODEBOOK
-from review_server import make_review_db, make_reviewers
 
 SECRET = "test-secret-key-0123456789abcdef"
 XSS_SCRIPT = "<script>alert(1)</script>"
@@ -78,41 +84,42 @@ _WHITFIELD = [
 
 HARBOR_PRINCIPAL = "".join(
     f"Interviewer: What happened in year {i + 1}?\nMr. Whitfield: In year {i + 1} {line}.\n"
-    for i, line in enumerate(_WHITFIELD))
+    for i, line in enumerate(_WHITFIELD)
+)
 
 TRANSCRIPTS_A = {
     "manifest.csv": "file,district,school,role\n"
-                    "harbor_principal.txt,Harbor,Seacliff High,principal\n"
-                    "harbor_teacher.txt,Harbor,Port Avenue High,teacher\n",
+    "harbor_principal.txt,Harbor,Seacliff High,principal\n"
+    "harbor_teacher.txt,Harbor,Port Avenue High,teacher\n",
     "harbor_principal.txt": HARBOR_PRINCIPAL,
     "harbor_teacher.txt": "Interviewer: Does the district support you?\n"
-                          "Ms. Chen: The district gave us a grant for new materials.\n"
-                          "Interviewer: Anything else?\nMs. Chen: Not really, that was it.\n",
+    "Ms. Chen: The district gave us a grant for new materials.\n"
+    "Interviewer: Anything else?\nMs. Chen: Not really, that was it.\n",
     "valley_teacher.txt": "---\ndistrict: Valley\nschool: Mesa Verde High\nrole: teacher\n---\n"
-                          "Interviewer: How do you plan lessons?\n"
-                          "Mr. Soto: We plan together every Tuesday in the library.\n",
-    "markup.txt": "---\ndistrict: Valley\nschool: Mesa Verde High\nrole: \"<i>counsellor</i>\"\n---\n"
-                  f"Ms. Diaz: {XSS_SCRIPT} and {XSS_IMG} came in a parent's email.\n"
-                  "Interviewer: What did you do?\nMs. Diaz: We reported it to the district.\n",
+    "Interviewer: How do you plan lessons?\n"
+    "Mr. Soto: We plan together every Tuesday in the library.\n",
+    "markup.txt": '---\ndistrict: Valley\nschool: Mesa Verde High\nrole: "<i>counsellor</i>"\n---\n'
+    f"Ms. Diaz: {XSS_SCRIPT} and {XSS_IMG} came in a parent's email.\n"
+    "Interviewer: What did you do?\nMs. Diaz: We reported it to the district.\n",
 }
 
 TRANSCRIPTS_B = {
     "manifest.csv": "file,district,school,role\n"
-                    "b_harbor_principal.txt,Harbor,Seacliff High,principal\n"
-                    "b_harbor_teacher.txt,Harbor,Port Avenue High,teacher\n",
+    "b_harbor_principal.txt,Harbor,Seacliff High,principal\n"
+    "b_harbor_teacher.txt,Harbor,Port Avenue High,teacher\n",
     "b_harbor_principal.txt": "Interviewer: How is the budget?\n"
-                              "Ms. Reyes: [funding 0.15] We had no budget for new materials this year.\n"
-                              "Interviewer: And your staff?\n"
-                              "Ms. Reyes: [trust 0.50] I trust my assistant principals with anything.\n",
+    "Ms. Reyes: [funding 0.15] We had no budget for new materials this year.\n"
+    "Interviewer: And your staff?\n"
+    "Ms. Reyes: [trust 0.50] I trust my assistant principals with anything.\n",
     "b_harbor_teacher.txt": "Interviewer: Any support?\n"
-                            "Mr. Okafor: [funding 0.45] The grant paid for one release day.\n",
+    "Mr. Okafor: [funding 0.45] The grant paid for one release day.\n",
     "b_valley_teacher.txt": "---\ndistrict: Valley\nschool: Mesa Verde High\nrole: teacher\n---\n"
-                            "Interviewer: What gets in the way?\n"
-                            "Ms. Lin: [funding 0.55] Money for coaching ran out in March.\n"
-                            "Ms. Lin: [trust 0.25] Some colleagues are hard to read.\n",
+    "Interviewer: What gets in the way?\n"
+    "Ms. Lin: [funding 0.55] Money for coaching ran out in March.\n"
+    "Ms. Lin: [trust 0.25] Some colleagues are hard to read.\n",
     "b_valley_principal.txt": "---\ndistrict: Valley\nschool: Mesa Verde High\nrole: principal\n---\n"
-                              "Interviewer: Resources?\n"
-                              "Dr. Adeyemi: [funding 0.90] The district funds every request we make.\n",
+    "Interviewer: Resources?\n"
+    "Dr. Adeyemi: [funding 0.90] The district funds every request we make.\n",
 }
 
 MARK = re.compile(r"\[(\w+) (\d\.\d+)\]")
@@ -133,10 +140,22 @@ class MarkedCoder:
         return "marked-v1"
 
     def code(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
-        return [ChunkCoding(chunk_id=chunk.id, proposals=[
-            Proposal(code=m.group(1), justification=f"Marked {m.group(1)}.", quote=line.strip(),
-                     confidence=float(m.group(2)))
-            for line in chunk.text.split("\n") if (m := MARK.search(line))]) for chunk in chunks]
+        return [
+            ChunkCoding(
+                chunk_id=chunk.id,
+                proposals=[
+                    Proposal(
+                        code=m.group(1),
+                        justification=f"Marked {m.group(1)}.",
+                        quote=line.strip(),
+                        confidence=float(m.group(2)),
+                    )
+                    for line in chunk.text.split("\n")
+                    if (m := MARK.search(line))
+                ],
+            )
+            for chunk in chunks
+        ]
 
 
 def code_with_marks(folder: Path, transcripts: dict[str, str], codebook: Path, db: Path) -> str:
@@ -146,13 +165,28 @@ def code_with_marks(folder: Path, transcripts: dict[str, str], codebook: Path, d
     source.mkdir(parents=True, exist_ok=True)
     for name, text in transcripts.items():
         (source / name).write_text(text, encoding="utf-8")
-    result = CliRunner().invoke(cli, ["run", str(source), "--codebook", str(codebook), "--db", str(db),
-                                      "--coder", MarkedCoder.name, "--audit-share", "0", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(source),
+            "--codebook",
+            str(codebook),
+            "--db",
+            str(db),
+            "--coder",
+            MarkedCoder.name,
+            "--audit-share",
+            "0",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
 
 
 # --- the module's database --------------------------------------------------------------------
+
 
 @dataclass
 class Item:
@@ -175,12 +209,30 @@ class Item:
 def items_of(store: Store) -> dict[tuple[str, int, str], Item]:
     """Every suggestion by (transcript, chunk index, code)."""
     with store.session() as s:
-        rows = s.execute(select(SuggestionRecord, ChunkRecord, TranscriptRecord)
-                         .join(ChunkRecord, ChunkRecord.id == SuggestionRecord.chunk_id)
-                         .join(TranscriptRecord, TranscriptRecord.id == SuggestionRecord.transcript_id)).all()
-        return {(t.source_name, c.index, sug.code): Item(
-            sug.id, sug.run_id, c.id, sug.code, t.source_name, c.index, c.start, c.end, sug.quote_start,
-            sug.quote_end, sug.confidence, sug.status, sug.codebook_version, t.text) for sug, c, t in rows}
+        rows = s.execute(
+            select(SuggestionRecord, ChunkRecord, TranscriptRecord)
+            .join(ChunkRecord, ChunkRecord.id == SuggestionRecord.chunk_id)
+            .join(TranscriptRecord, TranscriptRecord.id == SuggestionRecord.transcript_id)
+        ).all()
+        return {
+            (t.source_name, c.index, sug.code): Item(
+                sug.id,
+                sug.run_id,
+                c.id,
+                sug.code,
+                t.source_name,
+                c.index,
+                c.start,
+                c.end,
+                sug.quote_start,
+                sug.quote_end,
+                sug.confidence,
+                sug.status,
+                sug.codebook_version,
+                t.text,
+            )
+            for sug, c, t in rows
+        }
 
 
 @dataclass
@@ -223,8 +275,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, quick_passwords: None) -> Wo
         db = base / "template.db"
         run_a = make_review_db(base / "a", TRANSCRIPTS_A, codebook, db)
         run_b = code_with_marks(base / "b", TRANSCRIPTS_B, codebook, db)
-        passwords = make_reviewers(db, {"lena": "lead", "rita": "reviewer", "bob": "reviewer",
-                                        **{name: "reviewer" for name in RACERS}}, run_a)
+        passwords = make_reviewers(
+            db, {"lena": "lead", "rita": "reviewer", "bob": "reviewer", **{name: "reviewer" for name in RACERS}}, run_a
+        )
         passwords |= make_reviewers(db, {"otto": "reviewer"}, run_b)
         store = Store(str(db))
         passwords["nora"] = add_reviewer(store, "nora")  # granted no run
@@ -239,9 +292,13 @@ def world(tmp_path_factory: pytest.TempPathFactory, quick_passwords: None) -> Wo
     assert len(world.of_run(run_a)) == 5 and {i.code for i in world.of_run(run_a)} == {"funding"}
     assert world.item("harbor_principal.txt", 1).chunk_id != world.item("harbor_principal.txt", 0).chunk_id
     assert {(i.source_name, i.code, i.confidence, i.status) for i in world.of_run(run_b)} == {
-        ("b_harbor_principal.txt", "funding", 0.15, "review"), ("b_harbor_principal.txt", "trust", 0.5, "review"),
-        ("b_harbor_teacher.txt", "funding", 0.45, "review"), ("b_valley_teacher.txt", "funding", 0.55, "review"),
-        ("b_valley_teacher.txt", "trust", 0.25, "review"), ("b_valley_principal.txt", "funding", 0.9, "accepted")}
+        ("b_harbor_principal.txt", "funding", 0.15, "review"),
+        ("b_harbor_principal.txt", "trust", 0.5, "review"),
+        ("b_harbor_teacher.txt", "funding", 0.45, "review"),
+        ("b_valley_teacher.txt", "funding", 0.55, "review"),
+        ("b_valley_teacher.txt", "trust", 0.25, "review"),
+        ("b_valley_principal.txt", "funding", 0.9, "accepted"),
+    }
     return world
 
 
@@ -265,6 +322,7 @@ def app(store: Store) -> FastAPI:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
 
 def csrf_of(page: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', page)
@@ -295,11 +353,17 @@ def open_item(c: TestClient, suggestion_id: str) -> tuple[str, int]:
     return csrf_of(r.text), int(version.group(1))
 
 
-def post_decision(c: TestClient, suggestion_id: str, verdict: str, loaded: tuple[str, int] | None = None,
-                  **fields: Any) -> Response:
+def post_decision(
+    c: TestClient, suggestion_id: str, verdict: str, loaded: tuple[str, int] | None = None, **fields: Any
+) -> Response:
     token, version = loaded or open_item(c, suggestion_id)
-    data = {"csrf_token": token, "version": str(version), "verdict": verdict, "query": "",
-            **{k: str(v) for k, v in fields.items()}}
+    data = {
+        "csrf_token": token,
+        "version": str(version),
+        "verdict": verdict,
+        "query": "",
+        **{k: str(v) for k, v in fields.items()},
+    }
     return c.post(f"/items/{suggestion_id}/decide", data=data)
 
 
@@ -337,8 +401,10 @@ TABLES = ("decisions", "suggestions", "assignments", "reviewers", "reviewer_runs
 
 def snapshot(store: Store) -> dict[str, list[tuple]]:
     with store.engine.connect() as c:
-        return {name: sorted((tuple(row) for row in c.execute(select(Base.metadata.tables[name]))), key=repr)
-                for name in TABLES}
+        return {
+            name: sorted((tuple(row) for row in c.execute(select(Base.metadata.tables[name]))), key=repr)
+            for name in TABLES
+        }
 
 
 def decisions(store: Store, **where: Any) -> list[DecisionRecord]:
@@ -357,10 +423,14 @@ def suggestion(store: Store, suggestion_id: str) -> SuggestionRecord:
 def assignment_rows(store: Store) -> list[tuple[int, str, str, Any]]:
     """(assignment id, chunk id, reviewer name, codes or None when uncoded)."""
     with store.session() as s:
-        return [(a.id, a.chunk_id, name, a.codes if a.coded_at else None) for a, name in s.execute(
-            select(AssignmentRecord, ReviewerRecord.name)
-            .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
-            .order_by(AssignmentRecord.id))]
+        return [
+            (a.id, a.chunk_id, name, a.codes if a.coded_at else None)
+            for a, name in s.execute(
+                select(AssignmentRecord, ReviewerRecord.name)
+                .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
+                .order_by(AssignmentRecord.id)
+            )
+        ]
 
 
 def qcode(*args: object) -> Any:
@@ -386,11 +456,23 @@ def at_once(n: int, work: Callable[[int], Any]) -> list[Any]:
 
 # --- signing in ---------------------------------------------------------------------------------
 
+
 def test_every_page_but_the_login_sends_an_anonymous_visitor_to_sign_in(app: FastAPI, world: World) -> None:
     item = world.item("harbor_teacher.txt")
     c = TestClient(app, follow_redirects=False)
-    for path in ["/queue", "/queue?status=all&code=funding", "/next", "/next?status=review", f"/items/{item.id}",
-                 "/items/0000000000000000", "/blind", "/blind/1", "/lead", "/rejections", "/rejections/1"]:
+    for path in [
+        "/queue",
+        "/queue?status=all&code=funding",
+        "/next",
+        "/next?status=review",
+        f"/items/{item.id}",
+        "/items/0000000000000000",
+        "/blind",
+        "/blind/1",
+        "/lead",
+        "/rejections",
+        "/rejections/1",
+    ]:
         r = c.get(path)
         assert r.status_code == 303, path
         location = urlsplit(r.headers["location"])
@@ -423,8 +505,10 @@ def test_signing_in_sets_a_signed_httponly_strict_cookie(app: FastAPI, store: St
     assert unknown.status_code == 401
     assert not signed_in(c)
 
-    r = c.post("/login", data={"csrf_token": anonymous_token, "name": "rita", "password": world.passwords["rita"],
-                               "next": "/blind"})
+    r = c.post(
+        "/login",
+        data={"csrf_token": anonymous_token, "name": "rita", "password": world.passwords["rita"], "next": "/blind"},
+    )
     assert r.status_code == 303 and r.headers["location"] == "/blind"
     (cookie,) = r.headers.get_list("set-cookie")
     attributes = [a.strip().lower() for a in cookie.split(";")]
@@ -443,12 +527,17 @@ def test_signing_in_sets_a_signed_httponly_strict_cookie(app: FastAPI, store: St
     # only a path on this site is a place to go next, and it is shown as text
     page = TestClient(app).get("/login", params={"next": '/"><script>alert(3)</script>'}).text
     assert "<script>alert(3)" not in page and 'value="/&#34;&gt;&lt;script&gt;alert(3)&lt;/script&gt;"' in page
-    for target, expected in [("//evil.example/x", "/queue"), ("https://evil.example/", "/queue"),
-                             ("/\\evil.example", "/queue"), ("/items/abc?status=all", "/items/abc?status=all")]:
+    for target, expected in [
+        ("//evil.example/x", "/queue"),
+        ("https://evil.example/", "/queue"),
+        ("/\\evil.example", "/queue"),
+        ("/items/abc?status=all", "/items/abc?status=all"),
+    ]:
         other = TestClient(app, follow_redirects=False)
         token = csrf_of(other.get("/login").text)
-        r = other.post("/login", data={"csrf_token": token, "name": "bob", "password": world.passwords["bob"],
-                                       "next": target})
+        r = other.post(
+            "/login", data={"csrf_token": token, "name": "bob", "password": world.passwords["bob"], "next": target}
+        )
         assert r.status_code == 303 and r.headers["location"] == expected, target
 
     # the cookie is signed: a changed payload, or one signed with another key, is no session
@@ -461,14 +550,20 @@ def test_signing_in_sets_a_signed_httponly_strict_cookie(app: FastAPI, store: St
     for change in ({"csrf": "chosen-by-the-attacker"}, {"sid": "a-session-id-the-attacker-guessed"}):
         forged = b64encode(json.dumps({**data, **change}).encode()).decode()
         r = TestClient(app, follow_redirects=False).get(
-            "/queue", headers={"Cookie": f"qcode_session={forged}.{stamp}.{signature}"})
+            "/queue", headers={"Cookie": f"qcode_session={forged}.{stamp}.{signature}"}
+        )
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
     flipped = f"{payload}.{stamp}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
-    assert TestClient(app, follow_redirects=False).get(
-        "/queue", headers={"Cookie": f"qcode_session={flipped}"}).status_code == 303
+    assert (
+        TestClient(app, follow_redirects=False)
+        .get("/queue", headers={"Cookie": f"qcode_session={flipped}"})
+        .status_code
+        == 303
+    )
     elsewhere = sign_in(create_app(store=store, secret_key="another-key-" + SECRET), "rita", world.passwords["rita"])
     r = TestClient(app, follow_redirects=False).get(
-        "/queue", headers={"Cookie": f"qcode_session={elsewhere.cookies['qcode_session']}"})
+        "/queue", headers={"Cookie": f"qcode_session={elsewhere.cookies['qcode_session']}"}
+    )
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
 
 
@@ -503,6 +598,7 @@ def test_a_cookie_copied_before_signing_out_no_longer_works(app: FastAPI, world:
 
 
 # --- the login rate limit -------------------------------------------------------------------
+
 
 def attempt(app: FastAPI, name: str, password: str, client: tuple[str, int] = ("testclient", 50000)) -> Response:
     c = TestClient(app, follow_redirects=False, client=client)
@@ -563,12 +659,19 @@ def test_failed_sign_ins_sent_at_once_are_limited_too(app: FastAPI, monkeypatch:
     checked_together(monkeypatch, n)  # every guess that gets this far is in flight before any has failed
     clients = [TestClient(app, follow_redirects=False) for _ in range(n)]
     tokens = [csrf_of(c.get("/login").text) for c in clients]
-    codes = at_once(n, lambda i: clients[i].post(
-        "/login", data={"csrf_token": tokens[i], "name": "rita", "password": f"guess-{i}"}).status_code)
+    codes = at_once(
+        n,
+        lambda i: (
+            clients[i]
+            .post("/login", data={"csrf_token": tokens[i], "name": "rita", "password": f"guess-{i}"})
+            .status_code
+        ),
+    )
     assert sorted(codes) == [401] * 5 + [429] * 5
 
 
 # --- CSRF, and no GET changes anything ----------------------------------------------------------
+
 
 def test_every_post_needs_the_sessions_csrf_token(app: FastAPI, store: Store, world: World) -> None:
     lead = sign_in(app, "lena", world.passwords["lena"])
@@ -605,20 +708,27 @@ def test_every_post_needs_the_sessions_csrf_token(app: FastAPI, store: Store, wo
     assert signed_in(lead)
 
     # the token in the X-CSRF-Token header, with no form field, works
-    r = lead.post(f"/items/{item.id}/decide", headers={"X-CSRF-Token": token},
-                  data={"version": str(version), "verdict": "accept", "query": ""})
+    r = lead.post(
+        f"/items/{item.id}/decide",
+        headers={"X-CSRF-Token": token},
+        data={"version": str(version), "verdict": "accept", "query": ""},
+    )
     assert r.status_code == 303
     assert [(d.reviewer, d.verdict) for d in decisions(store, suggestion_id=item.id)] == [("lena", "accept")]
-    r = lead.post("/lead/samples", headers={"X-CSRF-Token": token},
-                  data={"run": world.run_a, "size": "2", "reviewer": ["rita", "bob"], "seed": "1"})
+    r = lead.post(
+        "/lead/samples",
+        headers={"X-CSRF-Token": token},
+        data={"run": world.run_a, "size": "2", "reviewer": ["rita", "bob"], "seed": "1"},
+    )
     assert r.status_code == 303 and len(assignment_rows(store)) == 2 + 4
 
 
 def test_a_token_that_is_not_ascii_is_refused_not_a_server_error(app: FastAPI, world: World) -> None:
     anonymous = TestClient(app, follow_redirects=False, raise_server_exceptions=False)
     anonymous.get("/login")
-    r = anonymous.post("/login", data={"csrf_token": "\u00e9t\u00e9", "name": "rita",
-                                       "password": world.passwords["rita"]})
+    r = anonymous.post(
+        "/login", data={"csrf_token": "\u00e9t\u00e9", "name": "rita", "password": world.passwords["rita"]}
+    )
     assert r.status_code == 403 and not signed_in(anonymous)
     lead = sign_in(app, "lena", world.passwords["lena"])
     lead = TestClient(app, follow_redirects=False, raise_server_exceptions=False, cookies=lead.cookies)
@@ -637,16 +747,29 @@ def test_no_get_changes_the_database(app: FastAPI, store: Store, world: World) -
     assert before["decisions"] and before["assignments"]
 
     item = world.item("valley_teacher.txt")
-    gets = ["/", "/login", "/login?next=/lead", "/queue", "/queue?status=all", "/queue?status=decided",
-            f"/queue?run={world.run_b}&code=trust&transcript=b_valley_teacher.txt&case.district=Valley"
-            "&status=review&min_confidence=0.1&max_confidence=0.9",
-            "/next", "/next?status=audit&case.role=teacher", f"/next?after={item.id}", "/blind", "/lead",
-            *(f"/items/{i.id}" for i in world.items.values()), f"/items/{item.id}?status=all&code=funding",
-            *(f"/blind/{a}" for a in assignments),
-            # GETs on the POST routes, with what a form would send
-            f"/items/{item.id}/decide?verdict=accept&version=1&csrf_token=x",
-            f"/chunks/{item.chunk_id}/add?code=trust&codebook_version={item.codebook_version}",
-            f"/lead/samples?run={world.run_a}&size=3&reviewer=rita&reviewer=bob", "/logout"]
+    gets = [
+        "/",
+        "/login",
+        "/login?next=/lead",
+        "/queue",
+        "/queue?status=all",
+        "/queue?status=decided",
+        f"/queue?run={world.run_b}&code=trust&transcript=b_valley_teacher.txt&case.district=Valley"
+        "&status=review&min_confidence=0.1&max_confidence=0.9",
+        "/next",
+        "/next?status=audit&case.role=teacher",
+        f"/next?after={item.id}",
+        "/blind",
+        "/lead",
+        *(f"/items/{i.id}" for i in world.items.values()),
+        f"/items/{item.id}?status=all&code=funding",
+        *(f"/blind/{a}" for a in assignments),
+        # GETs on the POST routes, with what a form would send
+        f"/items/{item.id}/decide?verdict=accept&version=1&csrf_token=x",
+        f"/chunks/{item.chunk_id}/add?code=trust&codebook_version={item.codebook_version}",
+        f"/lead/samples?run={world.run_a}&size=3&reviewer=rita&reviewer=bob",
+        "/logout",
+    ]
     for c in (lead, rita):
         for path in gets:
             r = c.get(path)
@@ -658,6 +781,7 @@ def test_no_get_changes_the_database(app: FastAPI, store: Store, world: World) -
 
 
 # --- who sees what ---------------------------------------------------------------------------
+
 
 def test_reviewers_see_only_the_runs_granted_to_them(app: FastAPI, store: Store, world: World) -> None:
     pw = world.passwords
@@ -683,12 +807,15 @@ def test_reviewers_see_only_the_runs_granted_to_them(app: FastAPI, store: Store,
     token = token_of(rita)
     r = rita.post(f"/items/{b_item.id}/decide", data={"csrf_token": token, "version": "1", "verdict": "accept"})
     assert r.status_code == 404
-    r = rita.post(f"/chunks/{b_item.chunk_id}/add", data={
-        "csrf_token": token, "code": "trust", "codebook_version": b_item.codebook_version})
+    r = rita.post(
+        f"/chunks/{b_item.chunk_id}/add",
+        data={"csrf_token": token, "code": "trust", "codebook_version": b_item.codebook_version},
+    )
     assert r.status_code == 404
     assert rita.get("/lead").status_code == 403
-    r = rita.post("/lead/samples", data={"csrf_token": token, "run": world.run_a, "size": "2",
-                                         "reviewer": ["rita", "bob"]})
+    r = rita.post(
+        "/lead/samples", data={"csrf_token": token, "run": world.run_a, "size": "2", "reviewer": ["rita", "bob"]}
+    )
     assert r.status_code == 403
     assert "Double coding</a>" not in rita.get("/queue").text
     assert snapshot(store) == before
@@ -704,7 +831,6 @@ def test_reviewers_see_only_the_runs_granted_to_them(app: FastAPI, store: Store,
         assert lena.get(f"/items/{item.id}").status_code == 200
     assert lena.get("/lead").status_code == 200
     assert "Double coding</a>" in lena.get("/queue").text
-
 
 
 def test_next_hands_two_reviewers_different_items(app: FastAPI, world: World) -> None:
@@ -740,8 +866,10 @@ def test_a_new_password_ends_the_sessions_of_the_old_one(app: FastAPI, store: St
 
 # --- the queue ---------------------------------------------------------------------------------
 
-def test_the_queue_filters_by_code_transcript_case_status_and_confidence(app: FastAPI, store: Store,
-                                                                         world: World) -> None:
+
+def test_the_queue_filters_by_code_transcript_case_status_and_confidence(
+    app: FastAPI, store: Store, world: World
+) -> None:
     by = {(i.source_name, i.code): i.id for i in world.of_run(world.run_b)}
     otto = sign_in(app, "otto", world.passwords["otto"])
 
@@ -751,9 +879,13 @@ def test_the_queue_filters_by_code_transcript_case_status_and_confidence(app: Fa
         assert len(ids) == len(set(ids))
         return {names[i] for i in ids}
 
-    pending = {("b_harbor_principal.txt", "funding"), ("b_harbor_principal.txt", "trust"),
-               ("b_harbor_teacher.txt", "funding"), ("b_valley_teacher.txt", "funding"),
-               ("b_valley_teacher.txt", "trust")}
+    pending = {
+        ("b_harbor_principal.txt", "funding"),
+        ("b_harbor_principal.txt", "trust"),
+        ("b_harbor_teacher.txt", "funding"),
+        ("b_valley_teacher.txt", "funding"),
+        ("b_valley_teacher.txt", "trust"),
+    }
     assert shown() == shown(status="pending") == pending
     assert shown(status="all") == pending | {("b_valley_principal.txt", "funding")}
     assert shown(status="accepted") == {("b_valley_principal.txt", "funding")}
@@ -761,20 +893,33 @@ def test_the_queue_filters_by_code_transcript_case_status_and_confidence(app: Fa
     assert shown(status="no-such-status") == pending
     assert shown(code="trust") == {("b_harbor_principal.txt", "trust"), ("b_valley_teacher.txt", "trust")}
     assert shown(transcript="b_harbor_teacher.txt") == {("b_harbor_teacher.txt", "funding")}
-    assert shown(**{"case.district": "Valley"}) == {("b_valley_teacher.txt", "funding"),
-                                                    ("b_valley_teacher.txt", "trust")}
+    assert shown(**{"case.district": "Valley"}) == {
+        ("b_valley_teacher.txt", "funding"),
+        ("b_valley_teacher.txt", "trust"),
+    }
     assert shown(**{"case.district": "Valley", "status": "all"}) == {
-        ("b_valley_teacher.txt", "funding"), ("b_valley_teacher.txt", "trust"), ("b_valley_principal.txt", "funding")}
+        ("b_valley_teacher.txt", "funding"),
+        ("b_valley_teacher.txt", "trust"),
+        ("b_valley_principal.txt", "funding"),
+    }
     assert shown(**{"case.district": "Harbor", "case.role": "teacher"}) == {("b_harbor_teacher.txt", "funding")}
     assert shown(**{"case.school": "Mesa Verde High", "code": "funding", "status": "all"}) == {
-        ("b_valley_teacher.txt", "funding"), ("b_valley_principal.txt", "funding")}
+        ("b_valley_teacher.txt", "funding"),
+        ("b_valley_principal.txt", "funding"),
+    }
     assert shown(**{"case.district": "Nowhere"}) == set()
     assert shown(**{"case.no_such_key": "x"}) == set()
     assert shown(**{"case.district": ""}) == pending  # an empty choice is no filter
     assert shown(min_confidence="0.2", max_confidence="0.5") == {
-        ("b_harbor_principal.txt", "trust"), ("b_harbor_teacher.txt", "funding"), ("b_valley_teacher.txt", "trust")}
+        ("b_harbor_principal.txt", "trust"),
+        ("b_harbor_teacher.txt", "funding"),
+        ("b_valley_teacher.txt", "trust"),
+    }
     assert shown(min_confidence="0.5", status="all") == {
-        ("b_harbor_principal.txt", "trust"), ("b_valley_teacher.txt", "funding"), ("b_valley_principal.txt", "funding")}
+        ("b_harbor_principal.txt", "trust"),
+        ("b_valley_teacher.txt", "funding"),
+        ("b_valley_principal.txt", "funding"),
+    }
     assert shown(max_confidence="0.15") == {("b_harbor_principal.txt", "funding")}
     assert shown(min_confidence="not a number") == pending
     # lowest confidence first
@@ -796,8 +941,11 @@ def test_the_queue_filters_by_code_transcript_case_status_and_confidence(app: Fa
     assert queue_counts(otto, **{"case.district": "Valley"}) == (1, 2)
     assert queue_counts(otto, code="trust") == (1, 1)
     assert shown() == pending - {("b_harbor_principal.txt", "funding"), ("b_valley_teacher.txt", "trust")}
-    assert shown(status="decided") == {("b_harbor_principal.txt", "funding"), ("b_valley_teacher.txt", "trust"),
-                                       ("b_valley_principal.txt", "funding")}
+    assert shown(status="decided") == {
+        ("b_harbor_principal.txt", "funding"),
+        ("b_valley_teacher.txt", "trust"),
+        ("b_valley_principal.txt", "funding"),
+    }
     assert shown(status="accepted") == set()
     assert "decided by otto" in otto.get("/queue", params={"status": "decided"}).text
 
@@ -815,7 +963,10 @@ def check_case_filter(lead: TestClient, items: dict[tuple[str, int, str], Item],
 
     assert shown(**{"case.district": "Valley"}) == ["markup.txt", "valley_teacher.txt"]
     assert shown(**{"case.district": "Harbor"}) == [
-        "harbor_principal.txt", "harbor_principal.txt", "harbor_teacher.txt"]
+        "harbor_principal.txt",
+        "harbor_principal.txt",
+        "harbor_teacher.txt",
+    ]
     assert shown(**{"case.district": "Harbor", "case.role": "teacher"}) == ["harbor_teacher.txt"]
     assert shown(**{"case.school": "Mesa Verde High", "case.role": "teacher"}) == ["valley_teacher.txt"]
     assert shown(**{"case.role": "<i>counsellor</i>"}) == ["markup.txt"]
@@ -825,8 +976,19 @@ def check_case_filter(lead: TestClient, items: dict[tuple[str, int, str], Item],
 
 # --- decisions -------------------------------------------------------------------------------
 
-PROPOSAL_COLUMNS = ("code", "quote", "quote_start", "quote_end", "justification", "confidence", "status",
-                    "chunk_id", "coder", "model", "codebook_version")
+PROPOSAL_COLUMNS = (
+    "code",
+    "quote",
+    "quote_start",
+    "quote_end",
+    "justification",
+    "confidence",
+    "status",
+    "chunk_id",
+    "coder",
+    "model",
+    "codebook_version",
+)
 
 
 def proposals(store: Store) -> dict[str, tuple]:
@@ -835,7 +997,8 @@ def proposals(store: Store) -> dict[str, tuple]:
 
 
 def test_accepting_rejecting_and_changing_record_a_decision_and_keep_the_proposal(
-        app: FastAPI, store: Store, world: World) -> None:
+    app: FastAPI, store: Store, world: World
+) -> None:
     rita = sign_in(app, "rita", world.passwords["rita"])
     kept = proposals(store)
 
@@ -846,7 +1009,15 @@ def test_accepting_rejecting_and_changing_record_a_decision_and_keep_the_proposa
     assert parse_qs(urlsplit(r.headers["location"]).query)["after"] == [item.id]
     (d,) = decisions(store, suggestion_id=item.id)
     assert (d.reviewer, d.verdict, d.final_code, d.quote_start, d.quote_end, d.reason, d.note, d.chunk_id) == (
-        "rita", "accept", "funding", item.quote_start, item.quote_end, None, "clear case", item.chunk_id)
+        "rita",
+        "accept",
+        "funding",
+        item.quote_start,
+        item.quote_end,
+        None,
+        "clear case",
+        item.chunk_id,
+    )
     sug = suggestion(store, item.id)
     assert (sug.decided_by, sug.version) == ("rita", 2) and sug.decided_at is not None
     following = rita.get(r.headers["location"], follow_redirects=True)
@@ -886,7 +1057,12 @@ def test_accepting_rejecting_and_changing_record_a_decision_and_keep_the_proposa
     assert r.status_code == 303
     (d,) = decisions(store, suggestion_id=item.id)
     assert (d.verdict, d.final_code, d.quote_start, d.quote_end, d.reason) == (
-        "reject", None, None, None, "planning, not money")
+        "reject",
+        None,
+        None,
+        None,
+        "planning, not money",
+    )
 
     # change: only to a code of the codebook
     item = world.item("harbor_principal.txt", 0)
@@ -900,7 +1076,11 @@ def test_accepting_rejecting_and_changing_record_a_decision_and_keep_the_proposa
     assert r.status_code == 303
     (d,) = decisions(store, suggestion_id=item.id)
     assert (d.verdict, d.final_code, d.quote_start, d.quote_end) == (
-        "change", "trust", item.quote_start, item.quote_end)
+        "change",
+        "trust",
+        item.quote_start,
+        item.quote_end,
+    )
 
     # the model's proposals are as they were; only the decision bookkeeping moved
     assert proposals(store) == kept
@@ -914,9 +1094,17 @@ def test_adding_a_missed_code(app: FastAPI, store: Store, world: World) -> None:
 
     def add(c: TestClient, **fields: Any) -> Response:
         token, _ = open_item(c, item.id)
-        return c.post(f"/chunks/{item.chunk_id}/add", data={
-            "csrf_token": token, "back": item.id, "query": "status=all", "codebook_version": item.codebook_version,
-            **{k: str(v) for k, v in fields.items()}}, follow_redirects=True)
+        return c.post(
+            f"/chunks/{item.chunk_id}/add",
+            data={
+                "csrf_token": token,
+                "back": item.id,
+                "query": "status=all",
+                "codebook_version": item.codebook_version,
+                **{k: str(v) for k, v in fields.items()},
+            },
+            follow_redirects=True,
+        )
 
     phrase = "Not really, that was it."
     start = item.text.index(phrase)
@@ -925,7 +1113,14 @@ def test_adding_a_missed_code(app: FastAPI, store: Store, world: World) -> None:
     assert "Added 'trust' to this passage." in flashes(r.text)
     (d,) = decisions(store, chunk_id=item.chunk_id)
     assert (d.suggestion_id, d.verdict, d.final_code, d.reviewer, d.quote_start, d.quote_end, d.note) == (
-        None, "add", "trust", "rita", start, start + len(phrase), "tone")
+        None,
+        "add",
+        "trust",
+        "rita",
+        start,
+        start + len(phrase),
+        "tone",
+    )
     assert "rita · add · trust" in r.text
 
     r = add(bob, code="trust")
@@ -954,8 +1149,11 @@ codes:
 
 def add_with_codebook(c: TestClient, item: Item, version: str, code: str) -> Response:
     token, _ = open_item(c, item.id)
-    return c.post(f"/chunks/{item.chunk_id}/add", follow_redirects=True, data={
-        "csrf_token": token, "back": item.id, "codebook_version": version, "code": code})
+    return c.post(
+        f"/chunks/{item.chunk_id}/add",
+        follow_redirects=True,
+        data={"csrf_token": token, "back": item.id, "codebook_version": version, "code": code},
+    )
 
 
 def test_an_added_code_needs_a_codebook_the_database_knows(app: FastAPI, store: Store, world: World) -> None:
@@ -968,7 +1166,8 @@ def test_an_added_code_needs_a_codebook_the_database_knows(app: FastAPI, store: 
 
 
 def test_an_added_code_is_checked_against_the_runs_codebook_whatever_the_form_says(
-        app: FastAPI, store: Store, world: World, tmp_path: Path) -> None:
+    app: FastAPI, store: Store, world: World, tmp_path: Path
+) -> None:
     other = tmp_path / "other.yaml"
     other.write_text(OTHER_CODEBOOK, encoding="utf-8")
     codebook = load_codebook(other)
@@ -981,7 +1180,8 @@ def test_an_added_code_is_checked_against_the_runs_codebook_whatever_the_form_sa
 
 
 def test_two_reviewers_adding_the_same_code_at_once_record_it_once(
-        app: FastAPI, store: Store, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    app: FastAPI, store: Store, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     item = world.item("harbor_teacher.txt")
     clients = [sign_in(app, name, world.passwords[name]) for name in ("rita", "bob")]
     tokens = [open_item(c, item.id)[0] for c in clients]
@@ -996,8 +1196,13 @@ def test_two_reviewers_adding_the_same_code_at_once_record_it_once(
         return real_now()
 
     monkeypatch.setattr(decision_module, "now", now_together)
-    at_once(2, lambda i: clients[i].post(f"/chunks/{item.chunk_id}/add", data={
-        "csrf_token": tokens[i], "back": item.id, "codebook_version": item.codebook_version, "code": "trust"}))
+    at_once(
+        2,
+        lambda i: clients[i].post(
+            f"/chunks/{item.chunk_id}/add",
+            data={"csrf_token": tokens[i], "back": item.id, "codebook_version": item.codebook_version, "code": "trust"},
+        ),
+    )
     assert len(decisions(store, chunk_id=item.chunk_id, verdict="add")) == 1
 
 
@@ -1006,9 +1211,16 @@ def test_deciding_the_last_item_says_nothing_is_left(app: FastAPI, world: World)
     rita = sign_in(app, "rita", world.passwords["rita"])
     item = world.item("harbor_teacher.txt")
     token, version = open_item(rita, item.id)
-    r = rita.post(f"/items/{item.id}/decide", follow_redirects=True, data={
-        "csrf_token": token, "version": str(version), "verdict": "accept",
-        "query": "transcript=harbor_teacher.txt"})
+    r = rita.post(
+        f"/items/{item.id}/decide",
+        follow_redirects=True,
+        data={
+            "csrf_token": token,
+            "version": str(version),
+            "verdict": "accept",
+            "query": "transcript=harbor_teacher.txt",
+        },
+    )
     assert r.url.path == "/queue"
     shown = " ".join(flashes(r.text))
     assert "Recorded: accept." in shown and "Nothing left to review with these filters." in shown
@@ -1049,17 +1261,16 @@ def check_race(app: FastAPI, store: Store, passwords: dict[str, str], item_id: s
     assert (sug.decided_by, sug.version) == (winner, 2)
 
 
-def test_of_two_reviewers_deciding_one_item_the_first_decision_stands(app: FastAPI, store: Store,
-                                                                     world: World) -> None:
+def test_of_two_reviewers_deciding_one_item_the_first_decision_stands(app: FastAPI, store: Store, world: World) -> None:
     check_conflict(app, store, world.passwords, world.item("harbor_teacher.txt").id)
 
 
-def test_ten_reviewers_deciding_one_item_at_once_make_one_decision(app: FastAPI, store: Store,
-                                                                   world: World) -> None:
+def test_ten_reviewers_deciding_one_item_at_once_make_one_decision(app: FastAPI, store: Store, world: World) -> None:
     check_race(app, store, world.passwords, world.item("valley_teacher.txt").id)
 
 
 # --- markup in transcripts ----------------------------------------------------------------------
+
 
 def test_markup_in_a_transcript_shows_as_text(app: FastAPI, store: Store, world: World) -> None:
     lead = sign_in(app, "lena", world.passwords["lena"])
@@ -1096,27 +1307,34 @@ def test_markup_in_a_transcript_shows_as_text(app: FastAPI, store: Store, world:
 
 # --- blind double coding ------------------------------------------------------------------------
 
-def test_blind_double_coding_and_its_export(app: FastAPI, store: Store, db: Path, world: World,
-                                            tmp_path: Path) -> None:
+
+def test_blind_double_coding_and_its_export(app: FastAPI, store: Store, db: Path, world: World, tmp_path: Path) -> None:
     pw = world.passwords
     lead, rita, bob = (sign_in(app, name, pw[name]) for name in ("lena", "rita", "bob"))
 
     # fewer than two reviewers is refused, and so is a reviewer's request
     token = csrf_of(lead.get("/lead").text)
     for names in (["rita"], ["rita", "rita"], ["rita", " "], []):
-        r = lead.post("/lead/samples", data={"csrf_token": token, "run": world.run_a, "size": "2",
-                                             "reviewer": names}, follow_redirects=True)
+        r = lead.post(
+            "/lead/samples",
+            data={"csrf_token": token, "run": world.run_a, "size": "2", "reviewer": names},
+            follow_redirects=True,
+        )
         assert "double coding needs at least two reviewers" in message(r.text, "error")
-    for data, problem in [({"size": "0", "reviewer": ["rita", "bob"]}, "at least one passage"),
-                          ({"size": "two", "reviewer": ["rita", "bob"]}, "whole numbers"),
-                          ({"size": "2", "reviewer": ["rita", "ghost"]}, "no reviewer named ghost"),
-                          ({"size": "2", "reviewer": ["rita", "bob"], "run": "no-such-run"}, "no run 'no-such-run'")]:
+    for data, problem in [
+        ({"size": "0", "reviewer": ["rita", "bob"]}, "at least one passage"),
+        ({"size": "two", "reviewer": ["rita", "bob"]}, "whole numbers"),
+        ({"size": "2", "reviewer": ["rita", "ghost"]}, "no reviewer named ghost"),
+        ({"size": "2", "reviewer": ["rita", "bob"], "run": "no-such-run"}, "no run 'no-such-run'"),
+    ]:
         r = lead.post("/lead/samples", data={"csrf_token": token, "run": world.run_a, **data}, follow_redirects=True)
         assert problem in message(r.text, "error")
     assert assignment_rows(store) == []
 
-    r = lead.post("/lead/samples", data={"csrf_token": token, "run": world.run_a, "size": "2",
-                                         "reviewer": ["rita", "bob"], "seed": "7"})
+    r = lead.post(
+        "/lead/samples",
+        data={"csrf_token": token, "run": world.run_a, "size": "2", "reviewer": ["rita", "bob"], "seed": "7"},
+    )
     assert r.status_code == 303 and r.headers["location"] == "/lead"
     page = lead.get("/lead").text
     assert re.search(r"Sample [0-9a-f]{8}: 2 passage\(s\) assigned to each reviewer\.", " ".join(flashes(page)))
@@ -1130,8 +1348,9 @@ def test_blind_double_coding_and_its_export(app: FastAPI, store: Store, db: Path
 
     # bob codes the first passage, with a note
     token = csrf_of(bob.get(f"/blind/{mine['bob'][c1]}").text)
-    r = bob.post(f"/blind/{mine['bob'][c1]}", data={"csrf_token": token, "code": ["funding"],
-                                                    "note": "bob-private-note"})
+    r = bob.post(
+        f"/blind/{mine['bob'][c1]}", data={"csrf_token": token, "code": ["funding"], "note": "bob-private-note"}
+    )
     assert r.status_code == 303 and r.headers["location"] == f"/blind/{mine['bob'][c2]}"
     assert "Codes recorded." in flashes(bob.get(r.headers["location"]).text)
     r = bob.post(f"/blind/{mine['bob'][c2]}", data={"csrf_token": token, "code": ["made-up"]}, follow_redirects=True)
@@ -1145,11 +1364,22 @@ def test_blind_double_coding_and_its_export(app: FastAPI, store: Store, db: Path
     page = r.text
     with store.session() as s:
         chunk = s.get(ChunkRecord, c1)
-        text = s.get(TranscriptRecord, chunk.transcript_id).text[chunk.start:chunk.end]
+        text = s.get(TranscriptRecord, chunk.transcript_id).text[chunk.start : chunk.end]
         model = s.scalar(select(SuggestionRecord).where(SuggestionRecord.chunk_id == c1))
     assert html.escape(text.split("\n")[1], quote=False) in page
-    for hidden in ("The passage says", model.justification, 'id="justification"', 'id="quote"', "quote-mark",
-                   "Suggested code", "Confidence", "0.30", "bob", "bob-private-note", "queueing-1"):
+    for hidden in (
+        "The passage says",
+        model.justification,
+        'id="justification"',
+        'id="quote"',
+        "quote-mark",
+        "Suggested code",
+        "Confidence",
+        "0.30",
+        "bob",
+        "bob-private-note",
+        "queueing-1",
+    ):
         assert html.escape(hidden) not in page, hidden
     assert 'value="funding"' in page and 'value="trust"' in page  # the codebook's codes to choose from
 
@@ -1176,14 +1406,17 @@ def test_blind_double_coding_and_its_export(app: FastAPI, store: Store, db: Path
     assert "You coded this passage: funding, trust." in r.text and 'id="blind"' not in r.text
     assert rita.get(f"/blind/{mine['rita'][c2]}").text.count("You coded this passage: none of the codes.") == 1
     codes = {(chunk, name): got for _, chunk, name, got in assignment_rows(store)}
-    assert codes == {(c1, "rita"): ["funding", "trust"], (c2, "rita"): [], (c1, "bob"): ["funding"],
-                     (c2, "bob"): None}
+    assert codes == {(c1, "rita"): ["funding", "trust"], (c2, "rita"): [], (c1, "bob"): ["funding"], (c2, "bob"): None}
     page = lead.get("/lead").text
     assert "bob: 1/2" in page and "rita: 2/2" in page
 
     # the exports: one row per code, an empty code for none, nothing for what is not coded yet
-    expected = [(c1, "reviewer:bob", "funding"), (c1, "reviewer:rita", "funding"), (c1, "reviewer:rita", "trust"),
-                (c2, "reviewer:rita", "")]
+    expected = [
+        (c1, "reviewer:bob", "funding"),
+        (c1, "reviewer:rita", "funding"),
+        (c1, "reviewer:rita", "trust"),
+        (c2, "reviewer:rita", ""),
+    ]
     out = tmp_path / "blind.csv"
     result = qcode("export", "--db", db, "--format", "blind", "--out", out)
     assert result.exit_code == 0, result.output
@@ -1195,7 +1428,8 @@ def test_blind_double_coding_and_its_export(app: FastAPI, store: Store, db: Path
     table = [(r["unit_id"], r["coder"], r["code"]) for r in read_csv(out)]
     model_rows = [row for row in table if not row[1].startswith("reviewer:")]
     assert sorted(model_rows) == sorted(
-        (i.chunk_id, "review-test:queueing-1", "funding") for i in world.of_run(world.run_a))
+        (i.chunk_id, "review-test:queueing-1", "funding") for i in world.of_run(world.run_a)
+    )
     assert sorted(row for row in table if row[1].startswith("reviewer:")) == expected
     result = qcode("export", "--db", db, "--format", "blind", "--run", world.run_b, "--out", out)
     assert result.exit_code == 0 and read_csv(out) == []
@@ -1203,8 +1437,10 @@ def test_blind_double_coding_and_its_export(app: FastAPI, store: Store, db: Path
 
 # --- the audit log --------------------------------------------------------------------------------
 
-def test_the_decisions_export_is_the_audit_log(app: FastAPI, store: Store, db: Path, world: World,
-                                               tmp_path: Path) -> None:
+
+def test_the_decisions_export_is_the_audit_log(
+    app: FastAPI, store: Store, db: Path, world: World, tmp_path: Path
+) -> None:
     rita, bob = (sign_in(app, name, world.passwords[name]) for name in ("rita", "bob"))
     out = tmp_path / "decisions.csv"
     result = qcode("export", "--db", db, "--format", "decisions", "--out", out)
@@ -1216,34 +1452,98 @@ def test_the_decisions_export_is_the_audit_log(app: FastAPI, store: Store, db: P
     phrase = "a federal grant"
     start = corrected.text.index(phrase, corrected.chunk_start)
     assert post_decision(rita, accepted.id, "accept").status_code == 303
-    assert post_decision(rita, corrected.id, "accept", quote_start=start, quote_end=start + len(phrase),
-                         note="narrower").status_code == 303
+    assert (
+        post_decision(
+            rita, corrected.id, "accept", quote_start=start, quote_end=start + len(phrase), note="narrower"
+        ).status_code
+        == 303
+    )
     assert post_decision(bob, rejected.id, "reject", reason="about planning, not money").status_code == 303
     assert post_decision(bob, changed.id, "change", code="trust", reason="it is about trust").status_code == 303
-    bob.post(f"/chunks/{accepted.chunk_id}/add", data={
-        "csrf_token": token_of(bob), "code": "trust", "back": accepted.id,
-        "codebook_version": accepted.codebook_version})
+    bob.post(
+        f"/chunks/{accepted.chunk_id}/add",
+        data={
+            "csrf_token": token_of(bob),
+            "code": "trust",
+            "back": accepted.id,
+            "codebook_version": accepted.codebook_version,
+        },
+    )
 
     result = qcode("export", "--db", db, "--format", "decisions", "--out", out)
     assert result.exit_code == 0, result.output
     assert "wrote 5 record(s)" in result.stderr
     log = read_csv(out)
-    fields = ("reviewer", "verdict", "suggestion_id", "chunk_id", "source_name", "suggested_code", "final_code",
-              "quote_start", "quote_end", "quote", "reason", "note")
+    fields = (
+        "reviewer",
+        "verdict",
+        "suggestion_id",
+        "chunk_id",
+        "source_name",
+        "suggested_code",
+        "final_code",
+        "quote_start",
+        "quote_end",
+        "quote",
+        "reason",
+        "note",
+    )
     got = [tuple(row[f] for f in fields) for row in log]
 
     def quote(item: Item, a: int, b: int) -> tuple[str, str, str]:
         return str(a), str(b), item.text[a:b]
 
     assert got == [
-        ("rita", "accept", accepted.id, accepted.chunk_id, "harbor_teacher.txt", "funding", "funding",
-         *quote(accepted, accepted.quote_start, accepted.quote_end), "", ""),
-        ("rita", "accept", corrected.id, corrected.chunk_id, "harbor_principal.txt", "funding", "funding",
-         *quote(corrected, start, start + len(phrase)), "", "narrower"),
-        ("bob", "reject", rejected.id, rejected.chunk_id, "valley_teacher.txt", "funding", "", "", "", "",
-         "about planning, not money", ""),
-        ("bob", "change", changed.id, changed.chunk_id, "harbor_principal.txt", "funding", "trust",
-         *quote(changed, changed.quote_start, changed.quote_end), "it is about trust", ""),
+        (
+            "rita",
+            "accept",
+            accepted.id,
+            accepted.chunk_id,
+            "harbor_teacher.txt",
+            "funding",
+            "funding",
+            *quote(accepted, accepted.quote_start, accepted.quote_end),
+            "",
+            "",
+        ),
+        (
+            "rita",
+            "accept",
+            corrected.id,
+            corrected.chunk_id,
+            "harbor_principal.txt",
+            "funding",
+            "funding",
+            *quote(corrected, start, start + len(phrase)),
+            "",
+            "narrower",
+        ),
+        (
+            "bob",
+            "reject",
+            rejected.id,
+            rejected.chunk_id,
+            "valley_teacher.txt",
+            "funding",
+            "",
+            "",
+            "",
+            "",
+            "about planning, not money",
+            "",
+        ),
+        (
+            "bob",
+            "change",
+            changed.id,
+            changed.chunk_id,
+            "harbor_principal.txt",
+            "funding",
+            "trust",
+            *quote(changed, changed.quote_start, changed.quote_end),
+            "it is about trust",
+            "",
+        ),
         ("bob", "add", "", accepted.chunk_id, "harbor_teacher.txt", "", "trust", "", "", "", "", ""),
     ]
     assert log[1]["suggested_quote_start"] == str(corrected.quote_start)
@@ -1253,6 +1553,7 @@ def test_the_decisions_export_is_the_audit_log(app: FastAPI, store: Store, db: P
 
 
 # --- the reviewer commands ---------------------------------------------------------------------
+
 
 def test_the_reviewer_commands(app: FastAPI, db: Path, world: World) -> None:
     result = qcode("reviewer", "add", "carol", "--role", "lead", "--db", db)
@@ -1305,6 +1606,7 @@ def test_the_reviewer_commands(app: FastAPI, db: Path, world: World) -> None:
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def pg_world(pg_db: str, tmp_path: Path, quick_passwords: None) -> Iterator[tuple[str, str, dict[str, str]]]:
     """A new PostgreSQL database with run A and the reviewers: (its URL, the run, the passwords)."""
@@ -1332,8 +1634,11 @@ def test_postgres_decisions_conflicts_and_races(pg_world: tuple[str, str, dict[s
         rita, bob = (sign_in(app, name, passwords[name]) for name in ("rita", "bob"))
         for c in (rita, bob):
             token, _ = open_item(c, item.id)
-            r = c.post(f"/chunks/{item.chunk_id}/add", follow_redirects=True, data={
-                "csrf_token": token, "code": "trust", "back": item.id, "codebook_version": item.codebook_version})
+            r = c.post(
+                f"/chunks/{item.chunk_id}/add",
+                follow_redirects=True,
+                data={"csrf_token": token, "code": "trust", "back": item.id, "codebook_version": item.codebook_version},
+            )
         assert "rita already added 'trust' to this passage." in message(r.text, "conflict")
         assert [(d.reviewer, d.suggestion_id) for d in decisions(store, chunk_id=item.chunk_id)] == [("rita", None)]
         assert queue_counts(rita) == (3, 2)
@@ -1352,13 +1657,16 @@ def test_postgres_case_metadata_filter(pg_world: tuple[str, str, dict[str, str]]
 
 
 def test_a_passage_coded_blind_hides_the_models_suggestion_until_it_is_coded(
-        app: FastAPI, store: Store, world: World) -> None:
+    app: FastAPI, store: Store, world: World
+) -> None:
     pw = world.passwords
     lead, rita = sign_in(app, "lena", pw["lena"]), sign_in(app, "rita", pw["rita"])
     token = csrf_of(lead.get("/lead").text)
     size = len({i.chunk_id for i in world.of_run(world.run_a)})
-    r = lead.post("/lead/samples", data={"csrf_token": token, "run": world.run_a, "size": str(size),
-                                         "reviewer": ["rita", "bob"], "seed": "1"})
+    r = lead.post(
+        "/lead/samples",
+        data={"csrf_token": token, "run": world.run_a, "size": str(size), "reviewer": ["rita", "bob"], "seed": "1"},
+    )
     assert r.status_code == 303
     rows = assignment_rows(store)
     assert len({chunk for _, chunk, _, _ in rows}) == size  # every passage of the run, once per reviewer
@@ -1371,8 +1679,11 @@ def test_a_passage_coded_blind_hides_the_models_suggestion_until_it_is_coded(
     assert hidden.id in queue_ids(lead, status="all")
 
     # every passage is taken for these two: a second sample draws none of them again
-    r = lead.post("/lead/samples", data={"csrf_token": token, "run": world.run_a, "size": "1",
-                                         "reviewer": ["rita", "bob"]}, follow_redirects=True)
+    r = lead.post(
+        "/lead/samples",
+        data={"csrf_token": token, "run": world.run_a, "size": "1", "reviewer": ["rita", "bob"]},
+        follow_redirects=True,
+    )
     assert "no passages left that these reviewers have not coded or reviewed already" in message(r.text, "error")
     assert len(assignment_rows(store)) == len(rows)
 
@@ -1386,16 +1697,26 @@ def test_a_passage_coded_blind_hides_the_models_suggestion_until_it_is_coded(
 def test_a_disabled_reviewer_gets_no_blind_sample(app: FastAPI, store: Store, world: World) -> None:
     disable_reviewer(store, "bob")
     lead = sign_in(app, "lena", world.passwords["lena"])
-    r = lead.post("/lead/samples", data={"csrf_token": csrf_of(lead.get("/lead").text), "run": world.run_a,
-                                         "size": "1", "reviewer": ["rita", "bob"]}, follow_redirects=True)
+    r = lead.post(
+        "/lead/samples",
+        data={
+            "csrf_token": csrf_of(lead.get("/lead").text),
+            "run": world.run_a,
+            "size": "1",
+            "reviewer": ["rita", "bob"],
+        },
+        follow_redirects=True,
+    )
     assert "bob can no longer sign in" in message(r.text, "error")
     assert assignment_rows(store) == []
 
 
 # --- proposed with the lease and sign-in patches (benchmarks/review_load.py found both) -------------
 
+
 def test_reviewers_asking_for_the_next_item_at_once_are_sent_to_different_items(
-        app: FastAPI, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    app: FastAPI, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     names = ["rita", "bob", *RACERS][:4]  # reviewers who see the same run
     clients = [sign_in(app, name, world.passwords[name]) for name in names]
     real, gate, lock, first = review_app.queue.next_item, threading.Barrier(len(names)), threading.Lock(), []
@@ -1414,18 +1735,25 @@ def test_reviewers_asking_for_the_next_item_at_once_are_sent_to_different_items(
 
     monkeypatch.setattr(review_app.queue, "next_item", together)
     paths = at_once(len(names), lambda i: urlsplit(clients[i].get("/next").headers["location"]).path)
-    assert len(set(first[:len(names)])) == 1  # all chose the same first item
+    assert len(set(first[: len(names)])) == 1  # all chose the same first item
     assert all(p.startswith("/items/") for p in paths) and len(set(paths)) == len(names), paths
 
 
 def test_right_passwords_sent_at_once_from_one_address_all_sign_in(
-        app: FastAPI, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    app: FastAPI, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     names = ["lena", "rita", "bob", "otto", "nora"] * 2  # more at once than the throttle's limit of 5
     checked_together(monkeypatch, 5)  # five sign-ins are being checked at the same time
     clients = [TestClient(app, follow_redirects=False) for _ in names]
     tokens = [csrf_of(c.get("/login").text) for c in clients]
-    codes = at_once(len(names), lambda i: clients[i].post("/login", data={
-        "csrf_token": tokens[i], "name": names[i], "password": world.passwords[names[i]]}).status_code)
+    codes = at_once(
+        len(names),
+        lambda i: (
+            clients[i]
+            .post("/login", data={"csrf_token": tokens[i], "name": names[i], "password": world.passwords[names[i]]})
+            .status_code
+        ),
+    )
     assert codes == [303] * len(names)
 
 
@@ -1448,8 +1776,9 @@ def test_decisions_and_samples_of_runs_a_reviewer_may_not_see_stay_out_of_reach(
     passwords = make_reviewers(db, {"ana": "reviewer"}, first)
     passwords.update({"lee": add_reviewer(store, "lee", "lead")})
     with store.session() as s:
-        mine, theirs = (s.scalar(select(SuggestionRecord.id).where(SuggestionRecord.run_id == run))
-                        for run in (first, second))
+        mine, theirs = (
+            s.scalar(select(SuggestionRecord.id).where(SuggestionRecord.run_id == run)) for run in (first, second)
+        )
     app = create_app(store=store, secret_key=SECRET)
     lead = sign_in(app, "lee", passwords["lee"])
     assert post_decision(lead, theirs, "reject", reason="SECRET-REASON", note="SECRET-NOTE").status_code == 303
@@ -1460,8 +1789,11 @@ def test_decisions_and_samples_of_runs_a_reviewer_may_not_see_stay_out_of_reach(
     assert "SECRET-REASON" in lead.get(f"/items/{theirs}").text  # where it belongs
 
     # nor can a lead hand ana passages of the other run to code blind
-    r = lead.post("/lead/samples", data={"csrf_token": csrf_of(lead.get("/lead").text), "run": second,
-                                         "size": "1", "reviewer": ["ana", "lee"]}, follow_redirects=True)
+    r = lead.post(
+        "/lead/samples",
+        data={"csrf_token": csrf_of(lead.get("/lead").text), "run": second, "size": "1", "reviewer": ["ana", "lee"]},
+        follow_redirects=True,
+    )
     assert "ana may not see this run" in message(r.text, "error")
 
 
@@ -1487,12 +1819,13 @@ def test_adding_a_reviewer_with_a_mistyped_run_creates_no_account(db: Path) -> N
 def test_the_decisions_log_goes_to_standard_output_and_runs_no_formula(app: FastAPI, db: Path, world: World) -> None:
     c = sign_in(app, "rita", world.passwords["rita"])
     target = queue_ids(c)[0]
-    assert post_decision(c, target, "reject", reason="=HYPERLINK(\"http://x\")", note="+1").status_code == 303
+    assert post_decision(c, target, "reject", reason='=HYPERLINK("http://x")', note="+1").status_code == 303
     result = qcode("export", "--format", "decisions", "--db", db)
     assert result.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["reviewer"], r["verdict"], r["reason"], r["note"]) for r in rows] == [
-        ("rita", "reject", "'=HYPERLINK(\"http://x\")", "'+1")]
+        ("rita", "reject", '\'=HYPERLINK("http://x")', "'+1")
+    ]
 
 
 class InventingCoder:
@@ -1508,9 +1841,15 @@ class InventingCoder:
     def code(self, chunks: Any, codebook: Any) -> list[Any]:
         from pipeline.suggestion import ChunkCoding, Proposal
 
-        return [ChunkCoding(chunk_id=c.id, proposals=[
-            Proposal(code="made-up", justification="<b>j</b>", quote="words nobody said", confidence=0.9)])
-            for c in chunks]
+        return [
+            ChunkCoding(
+                chunk_id=c.id,
+                proposals=[
+                    Proposal(code="made-up", justification="<b>j</b>", quote="words nobody said", confidence=0.9)
+                ],
+            )
+            for c in chunks
+        ]
 
 
 def test_a_person_settles_each_rejected_proposal_once(tmp_path: Path) -> None:
@@ -1545,22 +1884,37 @@ def test_a_person_settles_each_rejected_proposal_once(tmp_path: Path) -> None:
     ben_token = csrf_of(ben.get(f"/rejections/{rejection.id}").text)
 
     # an unknown code is refused and nothing is settled
-    r = ana.post(f"/rejections/{rejection.id}/settle", data={"csrf_token": token, "version": "1", "verdict": "add",
-                                                             "code": "made-up"}, follow_redirects=True)
+    r = ana.post(
+        f"/rejections/{rejection.id}/settle",
+        data={"csrf_token": token, "version": "1", "verdict": "add", "code": "made-up"},
+        follow_redirects=True,
+    )
     assert "not an applicable code" in message(r.text, "error")
     # ana adds the right code with a quote; ben, answering the same version, is told she was first
     start = text.index("grant paid")
-    r = ana.post(f"/rejections/{rejection.id}/settle", data={
-        "csrf_token": token, "version": "1", "verdict": "add", "code": "funding",
-        "quote_start": str(start), "quote_end": str(start + len("grant paid"))})
+    r = ana.post(
+        f"/rejections/{rejection.id}/settle",
+        data={
+            "csrf_token": token,
+            "version": "1",
+            "verdict": "add",
+            "code": "funding",
+            "quote_start": str(start),
+            "quote_end": str(start + len("grant paid")),
+        },
+    )
     assert r.status_code == 303 and r.headers["location"] == "/rejections"
-    r = ben.post(f"/rejections/{rejection.id}/settle", data={
-        "csrf_token": ben_token, "version": "1", "verdict": "reject", "reason": "nothing here"}, follow_redirects=True)
+    r = ben.post(
+        f"/rejections/{rejection.id}/settle",
+        data={"csrf_token": ben_token, "version": "1", "verdict": "reject", "reason": "nothing here"},
+        follow_redirects=True,
+    )
     assert "ana already settled this proposal (add)" in message(r.text, "conflict")
     with store.session() as s:
         settled = s.get(RejectionRecord, rejection.id)
         rows = list(s.scalars(select(DecisionRecord).where(DecisionRecord.rejection_id == rejection.id)))
     assert settled.status == "resolved" and settled.code == "made-up"  # the proposal itself is kept as it was
-    assert [(d.reviewer, d.verdict, d.final_code, text[d.quote_start:d.quote_end]) for d in rows] == [
-        ("ana", "add", "funding", "grant paid")]
+    assert [(d.reviewer, d.verdict, d.final_code, text[d.quote_start : d.quote_end]) for d in rows] == [
+        ("ana", "add", "funding", "grant paid")
+    ]
     assert 'id="rejections-total">0<' in ana.get("/rejections").text

@@ -19,18 +19,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SMALL_CODEBOOK
+from review_server import ReviewServer, make_review_db, make_reviewers
 from sqlalchemy import select
 
-from conftest import SMALL_CODEBOOK
 from pipeline.store import (
-    AssignmentRecord, DecisionRecord, ReviewerRecord, Store, SuggestionRecord, TranscriptRecord,
+    AssignmentRecord,
+    DecisionRecord,
+    ReviewerRecord,
+    Store,
+    SuggestionRecord,
+    TranscriptRecord,
 )
-from review_server import ReviewServer, make_review_db, make_reviewers
 
 CHROMIUM = os.environ.get("QCODE_TEST_CHROMIUM") or "/usr/bin/chromium"
 if not os.environ.get("QCODE_TEST_CHROMIUM") and not Path(CHROMIUM).exists():
-    pytest.skip("no browser: install Debian's chromium package or set QCODE_TEST_CHROMIUM "
-                "to a Chromium binary", allow_module_level=True)
+    pytest.skip(
+        "no browser: install Debian's chromium package or set QCODE_TEST_CHROMIUM to a Chromium binary",
+        allow_module_level=True,
+    )
 if not Path(CHROMIUM).exists():
     raise RuntimeError(f"QCODE_TEST_CHROMIUM={CHROMIUM!r}: no such file")
 
@@ -39,9 +46,16 @@ expect = sync_api.expect
 
 pytestmark = pytest.mark.slow
 
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--disable-background-networking", "--disable-component-update", "--no-first-run",
-               "--disable-sync"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 TIMEOUT_MS = 15_000
 
 # a turn a little over half the chunk size, so each one is a chunk of its own
@@ -50,7 +64,9 @@ XSS_SCRIPT = "<script>window.__xss=1</script>"
 XSS_IMG = '<img src=x onerror="window.__xss=2">'
 TRANSCRIPTS = {
     # three passages for the keyboard walk
-    "keys.txt": "\n".join(f"Teacher: Passage {n} is about the district budget.{FILLER}" for n in ("one", "two", "three")),
+    "keys.txt": "\n".join(
+        f"Teacher: Passage {n} is about the district budget.{FILLER}" for n in ("one", "two", "three")
+    ),
     # characters outside the BMP both in the marked quote and just before the words selected
     "emoji.txt": "Teacher: We celebrated 🎉 last spring.\nPrincipal: 🙌 Then the grant money finally arrived.\n",
     "conflict.txt": "Teacher: Two of us opened this passage at the same time.\n",
@@ -92,14 +108,22 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     store = Store(str(db))
     items: dict[str, list[str]] = {}
     with store.session() as s:
-        rows = s.execute(select(TranscriptRecord.source_name, SuggestionRecord.id)
-                         .join(TranscriptRecord, TranscriptRecord.id == SuggestionRecord.transcript_id)
-                         .order_by(SuggestionRecord.quote_start)).all()
+        rows = s.execute(
+            select(TranscriptRecord.source_name, SuggestionRecord.id)
+            .join(TranscriptRecord, TranscriptRecord.id == SuggestionRecord.transcript_id)
+            .order_by(SuggestionRecord.quote_start)
+        ).all()
     for name, suggestion_id in rows:
         items.setdefault(name, []).append(suggestion_id)
     assert {name: len(ids) for name, ids in items.items()} == {
-        "keys.txt": 3, "emoji.txt": 1, "conflict.txt": 1, "xss.txt": 1, "missed.txt": 1, "blind.txt": 1,
-        "last.txt": 1}
+        "keys.txt": 3,
+        "emoji.txt": 1,
+        "conflict.txt": 1,
+        "xss.txt": 1,
+        "missed.txt": 1,
+        "blind.txt": 1,
+        "last.txt": 1,
+    }
     with ReviewServer(db) as server:
         yield Site(server.url, db, store, run_id, passwords, items)
     store.engine.dispose()
@@ -126,8 +150,9 @@ def new_page(browser: Any, site: Site) -> Iterator[Callable[..., Any]]:
     contexts, errors = [], []
 
     def make(storage_state: Any = None) -> Any:
-        context = browser.new_context(base_url=site.url, viewport={"width": 1280, "height": 900},
-                                      storage_state=storage_state)
+        context = browser.new_context(
+            base_url=site.url, viewport={"width": 1280, "height": 900}, storage_state=storage_state
+        )
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()
@@ -253,8 +278,10 @@ def test_review_three_items_with_the_keyboard_only(sign_in: Callable[..., Any], 
         (third, "ana", "change", "trust", None),
     ]
     with site.store.session() as s:
-        suggestions = {sug.id: sug for sug in s.scalars(select(SuggestionRecord).where(
-            SuggestionRecord.id.in_(site.items["keys.txt"])))}
+        suggestions = {
+            sug.id: sug
+            for sug in s.scalars(select(SuggestionRecord).where(SuggestionRecord.id.in_(site.items["keys.txt"])))
+        }
     # accept and change keep the model's quote; a rejection records none
     for d in stored:
         sug = suggestions[d.suggestion_id]
@@ -288,7 +315,8 @@ def test_correct_the_quote_by_selecting_words_with_the_mouse(sign_in: Callable[.
     expect(page.locator("#quote-preview")).to_have_text(last_line)
 
     # drag the mouse from inside the first letter to inside the last one
-    box = page.evaluate("""(words) => {
+    box = page.evaluate(
+        """(words) => {
         for (const seg of document.querySelectorAll("#passage .seg")) {
             const node = seg.firstChild, at = node.data.indexOf(words);
             if (at < 0) continue;
@@ -301,7 +329,9 @@ def test_correct_the_quote_by_selecting_words_with_the_mouse(sign_in: Callable[.
                     x2: last.right - last.width * 0.2, y2: last.top + last.height / 2};
         }
         return null;
-    }""", words)
+    }""",
+        words,
+    )
     assert box is not None
     page.mouse.move(box["x1"], box["y1"])
     page.mouse.down()
@@ -320,9 +350,9 @@ def test_correct_the_quote_by_selecting_words_with_the_mouse(sign_in: Callable[.
     [decision] = site.decisions(suggestion_id=site.items["emoji.txt"])
     assert (decision.reviewer, decision.verdict, decision.final_code) == ("ana", "accept", "funding")
     # offsets in code points, as Python counts: two emoji come before the words
-    assert text[decision.quote_start:decision.quote_end] == words
+    assert text[decision.quote_start : decision.quote_end] == words
     assert decision.quote_start == text.index(words)
-    assert len(text[:decision.quote_start].encode("utf-16-le")) // 2 == decision.quote_start + 2
+    assert len(text[: decision.quote_start].encode("utf-16-le")) // 2 == decision.quote_start + 2
 
 
 def test_after_the_last_decision_the_queue_says_so(sign_in: Callable[..., Any], site: Site) -> None:
@@ -332,7 +362,8 @@ def test_after_the_last_decision_the_queue_says_so(sign_in: Callable[..., Any], 
     expect(page.locator(".flash").first).to_have_text("Recorded: accept.")
     # both messages: the decision recorded, and nothing left with these filters
     expect(page.locator(".flash")).to_have_text(
-        ["Recorded: accept.", "Nothing left to review with these filters."], timeout=1000)
+        ["Recorded: accept.", "Nothing left to review with these filters."], timeout=1000
+    )
 
 
 def test_a_second_reviewer_deciding_the_same_item_sees_the_conflict(sign_in: Callable[..., Any], site: Site) -> None:
@@ -438,8 +469,11 @@ def test_blind_double_coding_with_the_keyboard(sign_in: Callable[..., Any], site
 
     with site.store.session() as s:
         ana_id = s.scalar(select(ReviewerRecord.id).where(ReviewerRecord.name == "ana"))
-        rows = list(s.scalars(select(AssignmentRecord).where(AssignmentRecord.reviewer_id == ana_id)
-                              .order_by(AssignmentRecord.id)))
+        rows = list(
+            s.scalars(
+                select(AssignmentRecord).where(AssignmentRecord.reviewer_id == ana_id).order_by(AssignmentRecord.id)
+            )
+        )
     assert [(a.codes, a.coded_at is not None) for a in rows] == [(["funding"], True), ([], True)]
     lead.reload()
     expect(lead.locator("tbody tr").first).to_contain_text("ana: 2/2")

@@ -28,7 +28,9 @@ REVIEWERS = 20
 def test_concurrent_reviewers_decide_every_item_exactly_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Accounts with cheap argon2 parameters (verification reads them from the hash), so that
     # 20 accounts and 20 sign-ins cost milliseconds rather than seconds; passwords are not under test.
-    monkeypatch.setattr(pipeline.review.reviewers, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(
+        pipeline.review.reviewers, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
     db, run_id = review_load.build_database(tmp_path, ITEMS)
     accounts = review_load.make_accounts(db, REVIEWERS, run_id)
     assert len(accounts) == REVIEWERS
@@ -60,8 +62,16 @@ def test_concurrent_reviewers_decide_every_item_exactly_once(tmp_path: Path, mon
     store = Store(db, migrate=False)
     with store.session() as s:
         row = s.scalar(select(DecisionRecord).where(DecisionRecord.suggestion_id == told[0]["suggestion_id"]))
-        s.add(DecisionRecord(suggestion_id=row.suggestion_id, chunk_id=row.chunk_id, reviewer="reviewer-00",
-                             verdict="accept", final_code=row.final_code, decided_at=row.decided_at))
+        s.add(
+            DecisionRecord(
+                suggestion_id=row.suggestion_id,
+                chunk_id=row.chunk_id,
+                reviewer="reviewer-00",
+                verdict="accept",
+                final_code=row.final_code,
+                decided_at=row.decided_at,
+            )
+        )
     store.engine.dispose()
     logs[0].decided.append({**told[1], "reviewer": "reviewer-00", "verdict": "reject", "final_code": None})
     broken = review_load.integrity(db, logs, ITEMS)

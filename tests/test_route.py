@@ -5,8 +5,17 @@ from pipeline.suggestion import Suggestion
 
 
 def suggestion(i: int, confidence: float) -> Suggestion:
-    return Suggestion(id=f"s{i}", chunk_id="c", transcript_id="t", code="x", justification="j",
-                      quote="q", quote_start=0, quote_end=1, confidence=confidence)
+    return Suggestion(
+        id=f"s{i}",
+        chunk_id="c",
+        transcript_id="t",
+        code="x",
+        justification="j",
+        quote="q",
+        quote_start=0,
+        quote_end=1,
+        confidence=confidence,
+    )
 
 
 def test_low_confidence_goes_to_review() -> None:
@@ -22,7 +31,9 @@ def test_audit_share_is_about_the_configured_share_and_reproducible() -> None:
     # binomial(5000, 0.1): sd 21; 5 sd either side
     assert 395 <= audited <= 605
     assert statuses == [route(suggestion(i, 0.9), policy) for i in range(5000)]
-    other_seed = [route(suggestion(i, 0.9), RoutingPolicy(threshold=0.5, audit_share=0.10, seed=8)) for i in range(5000)]
+    other_seed = [
+        route(suggestion(i, 0.9), RoutingPolicy(threshold=0.5, audit_share=0.10, seed=8)) for i in range(5000)
+    ]
     assert other_seed != statuses
 
 

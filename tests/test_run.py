@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLES, LINKAGES, write
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-
-from conftest import EXAMPLES, LINKAGES, write
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -51,7 +50,9 @@ def examples_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 def test_examples_are_coded_offline(examples_run) -> None:
     db, summary = examples_run
-    assert {"run_id", "transcripts", "chunks", "suggestions", "accepted", "queued", "rejected", "failed"} <= set(summary)
+    assert {"run_id", "transcripts", "chunks", "suggestions", "accepted", "queued", "rejected", "failed"} <= set(
+        summary
+    )
     assert summary["failed"] == [] and summary["failed_chunks"] == 0
     assert summary["transcripts"] >= 20  # 11 interviews and a questionnaire of 12 responses
     assert summary["chunks"] > summary["transcripts"]
@@ -71,7 +72,7 @@ def test_every_quote_is_verbatim_in_its_chunk_and_transcript(examples_run, tmp_p
     texts = dict(rows(db, "select id, text from transcripts"))
     for r in records:
         text = texts[r["transcript_id"]]
-        assert text[r["quote_start"]:r["quote_end"]] == r["quote"]
+        assert text[r["quote_start"] : r["quote_end"]] == r["quote"]
         assert r["chunk_start"] <= r["quote_start"] < r["quote_end"] <= r["chunk_end"]
         assert r["coder"] == "offline" and r["model"].endswith("all-MiniLM-L6-v2")
         assert r["codebook_version"] and r["prompt_version"] and r["status"] in ("accepted", "review", "audit")
@@ -110,7 +111,10 @@ def test_queue_lists_what_waits_for_review(examples_run) -> None:
 
 def test_rerun_codes_nothing_twice(examples_run) -> None:
     db, first = examples_run
-    before = {t: rows(db, f"select count(*) from {t}")[0][0] for t in ("transcripts", "turns", "chunks", "suggestions", "rejections", "chunk_codings")}
+    before = {
+        t: rows(db, f"select count(*) from {t}")[0][0]
+        for t in ("transcripts", "turns", "chunks", "suggestions", "rejections", "chunk_codings")
+    }
     code, second, _ = run_json(EXAMPLES / "transcripts", "--codebook", LINKAGES, "--db", db)
     assert code == 0
     assert second["chunks_coded_now"] == 0
@@ -121,12 +125,17 @@ def test_rerun_codes_nothing_twice(examples_run) -> None:
 
 
 def test_threshold_and_audit_routing_through_the_cli(tmp_path: Path, small_codebook: Path) -> None:
-    write(tmp_path / "in" / "a.txt", "Interviewer: Any support?\nMs. Chen: The district gave us a grant to buy new materials for the lab.\nMs. Chen: I trust my principal completely.\n")
+    write(
+        tmp_path / "in" / "a.txt",
+        "Interviewer: Any support?\nMs. Chen: The district gave us a grant to buy new materials for the lab.\nMs. Chen: I trust my principal completely.\n",
+    )
     db = tmp_path / "r.db"
     _, everything, _ = run_json(tmp_path / "in", "--codebook", small_codebook, "--db", db, "--threshold", "1.0")
     assert everything["suggestions"] > 0 and everything["review"] == everything["suggestions"]
     db2 = tmp_path / "r2.db"
-    _, audited, _ = run_json(tmp_path / "in", "--codebook", small_codebook, "--db", db2, "--threshold", "0", "--audit-share", "1")
+    _, audited, _ = run_json(
+        tmp_path / "in", "--codebook", small_codebook, "--db", db2, "--threshold", "0", "--audit-share", "1"
+    )
     assert audited["audit"] == audited["suggestions"] > 0
 
 
@@ -138,7 +147,11 @@ def test_bad_files_fail_alone(tmp_path: Path, small_codebook: Path) -> None:
     (folder / "corrupt.docx").write_bytes(b"PK\x03\x04 broken")
     write(folder / "broken.vtt", "WEBVTT\n\n00:00:01.000 --> 00:00:xx.000\n<v A>Hello there.\n")
     write(folder / "numbers.csv", "id,score\n1,4\n2,5\n")
-    write(folder / "latin.txt", "Interviewer: ¿Qué?\nJosé: The district’s grant bought new materials.\n", encoding="cp1252")
+    write(
+        folder / "latin.txt",
+        "Interviewer: ¿Qué?\nJosé: The district’s grant bought new materials.\n",
+        encoding="cp1252",
+    )
     db = tmp_path / "m.db"
     code, summary, stderr = run_json(folder, "--codebook", small_codebook, "--db", db)
     assert code == 1
@@ -165,8 +178,12 @@ def test_codebook_with_a_duplicate_id_stops_before_coding(tmp_path: Path, small_
     assert not (tmp_path / "d.db").exists()
 
 
-def test_db_from_environment_and_config_file(tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write(tmp_path / "in" / "a.txt", "Interviewer: Money?\nMs. Chen: The district gave us a grant to buy new materials.\n")
+def test_db_from_environment_and_config_file(
+    tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(
+        tmp_path / "in" / "a.txt", "Interviewer: Money?\nMs. Chen: The district gave us a grant to buy new materials.\n"
+    )
     (tmp_path / "qcode.toml").write_text(f'[run]\ncodebook = "{small_codebook}"\nthreshold = 1.0\n')
     monkeypatch.setenv("QCODE_DB", str(tmp_path / "env.db"))
     code, summary, _ = run_json(tmp_path / "in")
@@ -182,7 +199,10 @@ def _corpus(folder: Path, n: int) -> None:
         "Nobody tells us about decisions until after they are made.",
     ]
     for i in range(n):
-        turns = [f"Interviewer: Question {j} for interview {i}?\nP{i}: {lines[(i + j) % 4]} Case {i}, answer {j}." for j in range(12)]
+        turns = [
+            f"Interviewer: Question {j} for interview {i}?\nP{i}: {lines[(i + j) % 4]} Case {i}, answer {j}."
+            for j in range(12)
+        ]
         write(folder / f"interview_{i:02d}.txt", "\n".join(turns) + "\n")
 
 
@@ -190,8 +210,22 @@ def test_a_killed_run_finishes_on_the_next_run(tmp_path: Path, small_codebook: P
     folder = tmp_path / "corpus"
     _corpus(folder, 30)
     db = tmp_path / "k.db"
-    command = [sys.executable, "-m", "pipeline.cli", "run", str(folder), "--codebook", str(small_codebook),
-               "--db", str(db), "--chunk-size", "120", "--batch-size", "2", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "run",
+        str(folder),
+        "--codebook",
+        str(small_codebook),
+        "--db",
+        str(db),
+        "--chunk-size",
+        "120",
+        "--batch-size",
+        "2",
+        "--json",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     try:
@@ -224,7 +258,9 @@ def test_a_killed_run_finishes_on_the_next_run(tmp_path: Path, small_codebook: P
     after = dict(rows(db, "select chunk_id, run_id from chunk_codings"))
     assert len(after) == summary["chunks"] == rows(db, "select count(*) from chunks")[0][0]
     assert all(after[c] == r for c, r in first.items())  # what was coded before the kill was not coded again
-    duplicates = rows(db, "select chunk_id, coder_key, code, count(*) from suggestions group by 1, 2, 3 having count(*) > 1")
+    duplicates = rows(
+        db, "select chunk_id, coder_key, code, count(*) from suggestions group by 1, 2, 3 having count(*) > 1"
+    )
     assert duplicates == []
     statuses = [status for (status,) in rows(db, "select status from runs order by started_at")]
     assert statuses == ["interrupted", "finished"]
@@ -252,7 +288,9 @@ def test_export_and_queue_refuse_a_database_that_does_not_exist(tmp_path: Path) 
 
 def test_a_database_that_cannot_be_opened_is_one_line_and_one_json_object(tmp_path: Path, small_codebook: Path) -> None:
     write(tmp_path / "in" / "a.txt", "Ms. Chen: We got a grant.\n")
-    code, stdout, stderr = qcode("run", tmp_path / "in", "--codebook", small_codebook, "--db", tmp_path / "no" / "such" / "dir.db", "--json")
+    code, stdout, stderr = qcode(
+        "run", tmp_path / "in", "--codebook", small_codebook, "--db", tmp_path / "no" / "such" / "dir.db", "--json"
+    )
     assert code == 2
     assert "cannot be opened" in json.loads(stdout)["error"]
     assert "Traceback" not in stderr
@@ -278,7 +316,9 @@ def test_export_of_one_run_matches_its_summary_across_chunk_sizes(tmp_path: Path
     assert len(latest.read_text().splitlines()) == large["suggestions"]
 
 
-def test_a_password_in_the_database_url_stays_out_of_run_records(tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_password_in_the_database_url_stays_out_of_run_records(
+    tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pipeline.store import database_url, redact
 
     url = "postgresql+psycopg://coder:s3cret@db.example/study"
@@ -290,7 +330,9 @@ def test_a_password_in_the_database_url_stays_out_of_run_records(tmp_path: Path,
         database_url(redact(url))
 
 
-def test_a_prefect_server_left_in_the_environment_is_not_used(tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_prefect_server_left_in_the_environment_is_not_used(
+    tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing listens there
     write(tmp_path / "in" / "a.txt", "Ms. Chen: The district gave us a grant.\n")
     code, summary, _ = run_json(tmp_path / "in", "--codebook", small_codebook, "--db", tmp_path / "p.db")

@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import write
 
 from pipeline.run.schedule import healthy
-
-from conftest import write
 
 pytestmark = pytest.mark.slow
 
@@ -49,12 +48,31 @@ def stop(process: subprocess.Popen) -> None:
 def test_schedule_serves_a_cron_deployment_whose_runs_code_the_folder(tmp_path: Path, small_codebook: Path) -> None:
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port), "--analytics-off", "--no-ui"],
-                              env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--analytics-off",
+            "--no-ui",
+        ],
+        env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     served = None
     try:
         wait_for(lambda: healthy(api), 120, "the Prefect server")
@@ -62,9 +80,27 @@ def test_schedule_serves_a_cron_deployment_whose_runs_code_the_folder(tmp_path: 
         write(folder / "a.txt", "Interviewer: Money?\nMs. Chen: The district gave us a grant to buy new materials.\n")
         db = tmp_path / "scheduled.db"
         served = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "schedule", str(folder), "--cron", "0 3 * * *",
-             "--codebook", str(small_codebook), "--db", str(db), "--name", "nightly", "--prefect-api", api],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                "schedule",
+                str(folder),
+                "--cron",
+                "0 3 * * *",
+                "--codebook",
+                str(small_codebook),
+                "--db",
+                str(db),
+                "--name",
+                "nightly",
+                "--prefect-api",
+                api,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         from prefect.client.orchestration import get_client
         from prefect.deployments import run_deployment

@@ -13,8 +13,15 @@ TEXT = "Ms. Chen: The district gives us\n  release time every month.  We trust o
 
 def chunk(offset: int = 100) -> Chunk:
     return Chunk(
-        id="c1", transcript_id="t1", index=0, start=offset, end=offset + len(TEXT), text=TEXT,
-        speakers=["Ms. Chen"], first_turn=0, last_turn=0,
+        id="c1",
+        transcript_id="t1",
+        index=0,
+        start=offset,
+        end=offset + len(TEXT),
+        text=TEXT,
+        speakers=["Ms. Chen"],
+        first_turn=0,
+        last_turn=0,
         turns=[ChunkTurn(index=0, speaker="Ms. Chen", start=offset + 10, end=offset + len(TEXT))],
     )
 
@@ -32,7 +39,7 @@ def test_verbatim_quote_becomes_a_suggestion_with_absolute_offsets(small_codeboo
     [s], rejections = check(small_codebook, proposal(quote="gives us release   time"))
     assert not rejections
     assert s.quote == "gives us\n  release time"
-    assert TEXT[s.quote_start - 100:s.quote_end - 100] == s.quote
+    assert TEXT[s.quote_start - 100 : s.quote_end - 100] == s.quote
     assert (s.quote_start, s.quote_end) == (100 + TEXT.index("gives"), 100 + TEXT.index(" every"))
 
 
@@ -120,8 +127,10 @@ def collapsed_search(quote: str, text: str) -> tuple[int, int] | None:
 
 # few letters, so words and near-misses recur; every kind of white space, punctuation
 # and characters a regular expression would read as syntax
-ALPHABET = st.sampled_from(list("aab.b-a") + [" ", "  ", "\n", "\t", "\r\n", "\u00a0", "\u2003", "\x1c",
-                                              ".", "*", "(", "[", "\\", "$", "é", "1"])
+ALPHABET = st.sampled_from(
+    list("aab.b-a")
+    + [" ", "  ", "\n", "\t", "\r\n", "\u00a0", "\u2003", "\x1c", ".", "*", "(", "[", "\\", "$", "é", "1"]
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -131,6 +140,9 @@ def test_locate_quote_follows_the_collapsed_whitespace_rule(text: str, data: st.
     start = data.draw(st.integers(0, len(text)))
     end = data.draw(st.integers(start, len(text)))
     spaced = data.draw(st.sampled_from([" ", "\n", "  \t"]))
-    for quote in (text[start:end], spaced.join(text[start:end].split()),
-                  data.draw(st.lists(ALPHABET, max_size=8).map("".join))):
+    for quote in (
+        text[start:end],
+        spaced.join(text[start:end].split()),
+        data.draw(st.lists(ALPHABET, max_size=8).map("".join)),
+    ):
         assert locate_quote(quote, text) == collapsed_search(quote, text), (quote, text)

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,9 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import pipeline  # noqa: F401  (sets the offline and no-telemetry environment first)
+from pipeline.cli.options import DbOption, JsonOption
 from pipeline.codebook import CodebookError, check_codebook, load_codebook
 from pipeline.config import ConfigError, load_settings
-from pipeline.cli.options import DbOption, JsonOption
 
 if TYPE_CHECKING:  # imported late at run time: `qcode --help` need not load Prefect
     from pipeline.run.flow import RunRequest
@@ -35,7 +35,6 @@ app.add_typer(reviewer_app, name="reviewer")
 
 out = Console()
 err = Console(stderr=True)
-
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -56,56 +55,140 @@ def codebook_validate(file: Annotated[Path, typer.Argument(help="Codebook YAML f
     out.print(
         f"{file}: ok: '{codebook.name}', {len(codebook.codes)} codes "
         f"({len(codebook.leaves)} applicable), {codebook.measurement}, version {codebook.version}",
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
 @app.command("run")
 def run_command(
     paths: Annotated[list[Path], typer.Argument(help="Transcript files or folders.")],
-    codebook: Annotated[Optional[Path], typer.Option("--codebook", help="Codebook YAML file.")] = None,
+    codebook: Annotated[Path | None, typer.Option("--codebook", help="Codebook YAML file.")] = None,
     db: DbOption = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Suggestions under this confidence are queued for review (default 0.6).")] = None,
-    audit_share: Annotated[Optional[float], typer.Option("--audit-share", help="Share of confident suggestions also queued, as an audit (default 0.10).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the audit draw (default 0).")] = None,
-    chunk_size: Annotated[Optional[int], typer.Option("--chunk-size", help="Largest chunk in characters (default 1200).")] = None,
-    overlap: Annotated[Optional[int], typer.Option("--overlap", help="Characters of trailing turns repeated in the next chunk (default 0).")] = None,
-    coder: Annotated[Optional[str], typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
-    similarity_threshold: Annotated[Optional[float], typer.Option("--similarity-threshold", help="Offline coder: overrides the codebook's similarity_threshold.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Chunks coded and stored together (default 32 offline, 128 openai).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="openai coder: the model name.")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="openai coder: an OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, then OpenAI).")] = None,
-    prompt: Annotated[Optional[str], typer.Option("--prompt", help="openai coder: prompt template folder under prompts/ (default coding-v1).")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", help="openai coder: sampling temperature (default 0).")] = None,
-    samples: Annotated[Optional[int], typer.Option("--samples", help="openai coder: replies per chunk for self-consistency (default 1).")] = None,
-    max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", help="openai coder: tries per chunk when a reply is invalid (default 3).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="openai coder: requests in flight at once (default 8).")] = None,
-    rpm: Annotated[Optional[float], typer.Option("--rpm", help="openai coder: requests per minute at most.")] = None,
-    tpm: Annotated[Optional[float], typer.Option("--tpm", help="openai coder: tokens per minute at most.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="openai coder: seconds to wait for one reply (default 120).")] = None,
-    fewshot: Annotated[Optional[int], typer.Option("--fewshot", help="openai coder: show the model this many adjudicated chunks most like each one (default 0: off).")] = None,
-    max_retries: Annotated[Optional[int], typer.Option("--max-retries", help="openai coder: retries after a 429, 5xx or timeout, with backoff (default 4).")] = None,
-    prefect_api: Annotated[Optional[str], typer.Option("--prefect-api", help="Record the run on this Prefect server (default: a temporary local one).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate tokens and cost offline; send and store nothing.")] = False,
-    batch: Annotated[bool, typer.Option("--batch", help="openai coder: send first requests through the Batch API (half price, answers within 24 h).")] = False,
-    poll_interval: Annotated[float, typer.Option("--poll-interval", help="--batch: seconds between checks on a pending batch.")] = 30.0,
-    id_column: Annotated[Optional[str], typer.Option("--id-column", help="CSV: the column identifying each response.")] = None,
-    text_column: Annotated[Optional[str], typer.Option("--text-column", help="CSV: the column holding each response.")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Suggestions under this confidence are queued for review (default 0.6)."),
+    ] = None,
+    audit_share: Annotated[
+        float | None,
+        typer.Option("--audit-share", help="Share of confident suggestions also queued, as an audit (default 0.10)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the audit draw (default 0).")] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option("--chunk-size", help="Largest chunk in characters (default 1200).")
+    ] = None,
+    overlap: Annotated[
+        int | None,
+        typer.Option("--overlap", help="Characters of trailing turns repeated in the next chunk (default 0)."),
+    ] = None,
+    coder: Annotated[str | None, typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
+    similarity_threshold: Annotated[
+        float | None,
+        typer.Option("--similarity-threshold", help="Offline coder: overrides the codebook's similarity_threshold."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", help="Chunks coded and stored together (default 32 offline, 128 openai)."),
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="openai coder: the model name.")] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url", help="openai coder: an OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, then OpenAI)."
+        ),
+    ] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option("--prompt", help="openai coder: prompt template folder under prompts/ (default coding-v1)."),
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="openai coder: sampling temperature (default 0).")
+    ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option("--samples", help="openai coder: replies per chunk for self-consistency (default 1)."),
+    ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option("--max-attempts", help="openai coder: tries per chunk when a reply is invalid (default 3)."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", help="openai coder: requests in flight at once (default 8).")
+    ] = None,
+    rpm: Annotated[float | None, typer.Option("--rpm", help="openai coder: requests per minute at most.")] = None,
+    tpm: Annotated[float | None, typer.Option("--tpm", help="openai coder: tokens per minute at most.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="openai coder: seconds to wait for one reply (default 120).")
+    ] = None,
+    fewshot: Annotated[
+        int | None,
+        typer.Option(
+            "--fewshot",
+            help="openai coder: show the model this many adjudicated chunks most like each one (default 0: off).",
+        ),
+    ] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option(
+            "--max-retries", help="openai coder: retries after a 429, 5xx or timeout, with backoff (default 4)."
+        ),
+    ] = None,
+    prefect_api: Annotated[
+        str | None,
+        typer.Option("--prefect-api", help="Record the run on this Prefect server (default: a temporary local one)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Estimate tokens and cost offline; send and store nothing.")
+    ] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch", help="openai coder: send first requests through the Batch API (half price, answers within 24 h)."
+        ),
+    ] = False,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", help="--batch: seconds between checks on a pending batch.")
+    ] = 30.0,
+    id_column: Annotated[
+        str | None, typer.Option("--id-column", help="CSV: the column identifying each response.")
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option("--text-column", help="CSV: the column holding each response.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest, chunk, code, validate, route and store transcripts."""
     request = _request(
         paths,
         {
-            "codebook": str(codebook) if codebook else None, "db": db, "coder": coder, "threshold": threshold,
-            "audit_share": audit_share, "seed": seed, "chunk_size": chunk_size, "overlap": overlap,
-            "batch_size": batch_size, "model": model, "base_url": base_url, "prompt": prompt,
-            "temperature": temperature, "samples": samples, "max_attempts": max_attempts,
-            "concurrency": concurrency, "rpm": rpm, "tpm": tpm, "timeout": timeout, "max_retries": max_retries,
+            "codebook": str(codebook) if codebook else None,
+            "db": db,
+            "coder": coder,
+            "threshold": threshold,
+            "audit_share": audit_share,
+            "seed": seed,
+            "chunk_size": chunk_size,
+            "overlap": overlap,
+            "batch_size": batch_size,
+            "model": model,
+            "base_url": base_url,
+            "prompt": prompt,
+            "temperature": temperature,
+            "samples": samples,
+            "max_attempts": max_attempts,
+            "concurrency": concurrency,
+            "rpm": rpm,
+            "tpm": tpm,
+            "timeout": timeout,
+            "max_retries": max_retries,
             "fewshot": fewshot,
         },
-        similarity_threshold=similarity_threshold, id_column=id_column, text_column=text_column,
-        batch=batch, poll_interval=poll_interval, ready=not dry_run,
+        similarity_threshold=similarity_threshold,
+        id_column=id_column,
+        text_column=text_column,
+        batch=batch,
+        poll_interval=poll_interval,
+        ready=not dry_run,
     )
     from pipeline.run.flow import run
 
@@ -114,8 +197,13 @@ def run_command(
         return
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True, disable=not err.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
     ) as bar:
         tasks: dict[str, int] = {}
 
@@ -134,7 +222,9 @@ def run_command(
             _fail(message)
 
     for failure in summary.failed:
-        err.print(f"[red]failed:[/red] {escape(failure.path)}: {escape(failure.error)}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[red]failed:[/red] {escape(failure.path)}: {escape(failure.error)}", highlight=False, soft_wrap=True
+        )
     for note in summary.notes:
         err.print(escape(f"note: {note.path}: {note.note}"), highlight=False, soft_wrap=True)
     if as_json:
@@ -152,8 +242,14 @@ def run_command(
             ("rejected", summary.rejected),
             ("failed files", len(summary.failed)),
             ("failed chunks", summary.failed_chunks),
-            ("model requests", f"{summary.requests} live, {summary.batch_requests} in batches, {summary.cache_hits} answered from the cache"),
-            ("tokens", f"{summary.input_tokens} in ({summary.cached_input_tokens} cached), {summary.output_tokens} out"),
+            (
+                "model requests",
+                f"{summary.requests} live, {summary.batch_requests} in batches, {summary.cache_hits} answered from the cache",
+            ),
+            (
+                "tokens",
+                f"{summary.input_tokens} in ({summary.cached_input_tokens} cached), {summary.output_tokens} out",
+            ),
             ("cost", "unknown (no price for this model)" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"),
             ("time", f"{summary.seconds:.1f} s"),
             ("store", summary.db),
@@ -164,15 +260,23 @@ def run_command(
         raise typer.Exit(1)
 
 
-def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float | None = None,
-             id_column: str | None = None, text_column: str | None = None, batch: bool = False,
-             poll_interval: float = 30.0, ready: bool = True) -> "RunRequest":
+def _request(
+    paths: list[Path],
+    overrides: dict,
+    *,
+    similarity_threshold: float | None = None,
+    id_column: str | None = None,
+    text_column: str | None = None,
+    batch: bool = False,
+    poll_interval: float = 30.0,
+    ready: bool = True,
+) -> RunRequest:
     """A checked run request from flags, environment and qcode.toml; exits with a clear error otherwise."""
     from pydantic import ValidationError
 
     from pipeline.coders import make_coder
-    from pipeline.run.flow import RunRequest
     from pipeline.route import RoutingPolicy
+    from pipeline.run.flow import RunRequest
 
     try:
         settings = load_settings(overrides)
@@ -190,17 +294,39 @@ def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float 
     if settings.coder == "offline":
         coder_options = {"similarity_threshold": similarity_threshold}
     else:
-        coder_options = {name: getattr(settings, name) for name in (
-            "model", "base_url", "prompt", "temperature", "samples", "max_attempts", "concurrency", "rpm", "tpm",
-            "timeout", "max_retries", "fewshot")}
+        coder_options = {
+            name: getattr(settings, name)
+            for name in (
+                "model",
+                "base_url",
+                "prompt",
+                "temperature",
+                "samples",
+                "max_attempts",
+                "concurrency",
+                "rpm",
+                "tpm",
+                "timeout",
+                "max_retries",
+                "fewshot",
+            )
+        }
     coder_options = {k: v for k, v in coder_options.items() if v is not None}
     try:
         request = RunRequest(
-            paths=[str(p) for p in paths], codebook=settings.codebook, db=settings.db, coder=settings.coder,
-            coder_options=coder_options, chunk_size=settings.chunk_size, overlap=settings.overlap,
+            paths=[str(p) for p in paths],
+            codebook=settings.codebook,
+            db=settings.db,
+            coder=settings.coder,
+            coder_options=coder_options,
+            chunk_size=settings.chunk_size,
+            overlap=settings.overlap,
             routing=RoutingPolicy(threshold=settings.threshold, audit_share=settings.audit_share, seed=settings.seed),
-            batch_size=settings.batch_size, id_column=id_column, text_column=text_column,
-            batch=batch, poll_interval=poll_interval,
+            batch_size=settings.batch_size,
+            id_column=id_column,
+            text_column=text_column,
+            batch=batch,
+            poll_interval=poll_interval,
         )
     except ValidationError as exc:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
@@ -231,7 +357,7 @@ def _request(paths: list[Path], overrides: dict, *, similarity_threshold: float 
     return request
 
 
-def _open_store(db: str | None) -> "Store":
+def _open_store(db: str | None) -> Store:
     """An existing store: a mistyped --db is an error, not a new empty database."""
     from pipeline.store import Store, StoreError
 
@@ -259,16 +385,22 @@ def _print_estimate(request: object, as_json: bool) -> None:
 
     found = estimate(request)
     for failure in found.failed:
-        err.print(f"[red]failed:[/red] {escape(failure.path)}: {escape(failure.error)}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[red]failed:[/red] {escape(failure.path)}: {escape(failure.error)}", highlight=False, soft_wrap=True
+        )
     if as_json:
         print(json.dumps(found.model_dump(mode="json"), ensure_ascii=False))
         return
     table = Table(title="dry run: nothing was sent or stored", show_header=False)
     cost = "unknown (no price for this model)" if found.cost_usd is None else f"${found.cost_usd:.4f}"
     for label, value in [
-        ("coder", f"{found.coder} ({found.model})"), ("transcripts", found.transcripts),
-        ("chunks", f"{found.chunks} ({found.pending} not yet coded)"), ("requests", found.requests),
-        ("input tokens", found.input_tokens), ("output tokens (estimate)", found.output_tokens), ("cost", cost),
+        ("coder", f"{found.coder} ({found.model})"),
+        ("transcripts", found.transcripts),
+        ("chunks", f"{found.chunks} ({found.pending} not yet coded)"),
+        ("requests", found.requests),
+        ("input tokens", found.input_tokens),
+        ("output tokens (estimate)", found.output_tokens),
+        ("cost", cost),
     ]:
         table.add_row(label, str(value))
     out.print(table)
@@ -278,14 +410,24 @@ def _print_estimate(request: object, as_json: bool) -> None:
 def schedule_command(
     folder: Annotated[Path, typer.Argument(help="Folder of transcripts to code on each run.")],
     cron: Annotated[str, typer.Option("--cron", help="When to run, as a cron expression, e.g. '0 2 * * *'.")],
-    codebook: Annotated[Optional[Path], typer.Option("--codebook", help="Codebook YAML file.")] = None,
+    codebook: Annotated[Path | None, typer.Option("--codebook", help="Codebook YAML file.")] = None,
     db: DbOption = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Deployment name (default: qcode-FOLDER).")] = None,
-    prefect_api: Annotated[Optional[str], typer.Option("--prefect-api", help="A persistent Prefect server's API URL (default: $PREFECT_API_URL, or one started on 127.0.0.1:4200).")] = None,
-    coder: Annotated[Optional[str], typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="openai coder: the model name.")] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="openai coder: an OpenAI-compatible endpoint.")] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Suggestions under this confidence are queued for review.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Deployment name (default: qcode-FOLDER).")] = None,
+    prefect_api: Annotated[
+        str | None,
+        typer.Option(
+            "--prefect-api",
+            help="A persistent Prefect server's API URL (default: $PREFECT_API_URL, or one started on 127.0.0.1:4200).",
+        ),
+    ] = None,
+    coder: Annotated[str | None, typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="openai coder: the model name.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="openai coder: an OpenAI-compatible endpoint.")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Suggestions under this confidence are queued for review.")
+    ] = None,
 ) -> None:
     """Serve a Prefect deployment that codes new or changed transcripts in FOLDER on a schedule."""
     from pipeline.run.schedule import ScheduleError, serve
@@ -298,10 +440,17 @@ def schedule_command(
         CronSchedule(cron=cron)
     except ValueError as exc:
         _fail(f"--cron '{cron}' is not a cron expression: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}")
-    request = _request([folder.resolve()], {
-        "codebook": str(Path(codebook).resolve()) if codebook else None, "db": db, "coder": coder,
-        "model": model, "base_url": base_url, "threshold": threshold,
-    })
+    request = _request(
+        [folder.resolve()],
+        {
+            "codebook": str(Path(codebook).resolve()) if codebook else None,
+            "db": db,
+            "coder": coder,
+            "model": model,
+            "base_url": base_url,
+            "threshold": threshold,
+        },
+    )
     from pipeline.store import database_url
 
     if not request.db or "://" not in request.db:
@@ -331,8 +480,14 @@ def queue_command(
         table.add_column(column, overflow="fold")
     for item in items:
         quote = item["quote"] if len(item["quote"]) <= 80 else item["quote"][:77] + "..."
-        table.add_row(item["suggestion_id"], escape(item["source_name"]), escape(item["code"]),
-                      f"{item['confidence']:.2f}", item["status"], escape(quote))
+        table.add_row(
+            item["suggestion_id"],
+            escape(item["source_name"]),
+            escape(item["code"]),
+            f"{item['confidence']:.2f}",
+            item["status"],
+            escape(quote),
+        )
     out.print(table)
     if total > len(items):
         out.print(f"... and {total - len(items)} more (use --limit)")
@@ -343,10 +498,12 @@ def queue_command(
 @app.command("export")
 def export_command(
     fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | codings | decisions | blind | qdpx")],
-    out_path: Annotated[Optional[Path], typer.Option("--out", help="File to write (default: standard output).")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="File to write (default: standard output).")] = None,
     db: DbOption = None,
-    run_id: Annotated[Optional[str], typer.Option("--run", help="Only this run's suggestions.")] = None,
-    status: Annotated[Optional[str], typer.Option("--status", help="Only accepted, review, audit or queued suggestions.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run's suggestions.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only accepted, review, audit or queued suggestions.")
+    ] = None,
 ) -> None:
     """Write suggestions (jsonl, csv), codes as unit_id,coder,code (codings, blind) or the decisions log.
 
@@ -359,9 +516,8 @@ def export_command(
         _fail(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     if status not in (None, "accepted", "review", "audit", "queued"):
         _fail(f"unknown status '{status}' (choose from accepted, review, audit, queued)")
-    from pipeline.store import StoreError
-
     from pipeline.exchange.codebooks import ExchangeError
+    from pipeline.store import StoreError
 
     if fmt == "qdpx" and out_path is None and sys.stdout.isatty():
         _fail("a qdpx project is a ZIP file: name it with --out, or redirect standard output to a file")
@@ -374,11 +530,27 @@ def export_command(
 
 @app.command("import")
 def import_command(
-    path: Annotated[Path, typer.Argument(metavar="PROJECT", help="A REFI-QDA project: PROJECT.qdpx (or a bare project.qde).")],
+    path: Annotated[
+        Path, typer.Argument(metavar="PROJECT", help="A REFI-QDA project: PROJECT.qdpx (or a bare project.qde).")
+    ],
     db: DbOption = None,
-    codebook_out: Annotated[Optional[Path], typer.Option("--codebook-out", help="Write the project's codebook here as YAML (default: PROJECT.codebook.yaml in the current folder).")] = None,
-    offsets: Annotated[str, typer.Option("--offsets", help="How the project counts positions: auto (by the software that wrote it), code-points, utf-16 (NVivo) or code-points-lf (CR LF as one, ATLAS.ti).")] = "auto",
-    chunk_size: Annotated[int, typer.Option("--chunk-size", min=50, help="Characters per chunk, as for qcode run.")] = 1200,
+    codebook_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--codebook-out",
+            help="Write the project's codebook here as YAML (default: PROJECT.codebook.yaml in the current folder).",
+        ),
+    ] = None,
+    offsets: Annotated[
+        str,
+        typer.Option(
+            "--offsets",
+            help="How the project counts positions: auto (by the software that wrote it), code-points, utf-16 (NVivo) or code-points-lf (CR LF as one, ATLAS.ti).",
+        ),
+    ] = "auto",
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", min=50, help="Characters per chunk, as for qcode run.")
+    ] = 1200,
     overlap: Annotated[int, typer.Option("--overlap", min=0, help="Characters chunks share, as for qcode run.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -408,8 +580,9 @@ def import_command(
 
         text = dump_yaml(project.codebook.codebook)
         if target.exists() and target.read_text(encoding="utf-8") != text and codebook_out is None:
-            summary.warnings.append(f"{target} exists and differs; the codebook was not written there "
-                                    "(name a file with --codebook-out)")
+            summary.warnings.append(
+                f"{target} exists and differs; the codebook was not written there (name a file with --codebook-out)"
+            )
         else:
             with written_aside(target) as temporary:
                 temporary.write_text(text, encoding="utf-8")
@@ -417,13 +590,20 @@ def import_command(
     if as_json:
         print(json.dumps({**summary.model_dump(), "codebook_file": written}, ensure_ascii=False))
         return
-    out.print(f"Imported {escape(str(path))}" + (f" ({escape(summary.origin)})" if summary.origin else ""),
-              highlight=False)
-    out.print(f"  {summary.transcripts} transcript(s), {summary.chunks} chunk(s); {summary.codes} code(s) in the "
-              f"codebook" + (f", written to {escape(written)}" if written else ""), highlight=False)
+    out.print(
+        f"Imported {escape(str(path))}" + (f" ({escape(summary.origin)})" if summary.origin else ""), highlight=False
+    )
+    out.print(
+        f"  {summary.transcripts} transcript(s), {summary.chunks} chunk(s); {summary.codes} code(s) in the "
+        f"codebook" + (f", written to {escape(written)}" if written else ""),
+        highlight=False,
+    )
     merged = f" ({summary.merged} repeated or already imported)" if summary.merged else ""
-    out.print(f"  {summary.human_codes} human code(s) by {len(summary.coders)} coder(s): "
-              f"{escape(', '.join(summary.coders)) or 'none'}{merged}", highlight=False)
+    out.print(
+        f"  {summary.human_codes} human code(s) by {len(summary.coders)} coder(s): "
+        f"{escape(', '.join(summary.coders)) or 'none'}{merged}",
+        highlight=False,
+    )
     out.print(f"  positions read as {summary.counting}", highlight=False)
     for warning in summary.warnings:
         err.print(f"warning: {escape(warning)}", highlight=False, soft_wrap=True)
@@ -432,7 +612,9 @@ def import_command(
 @app.command("serve")
 def serve_command(
     db: DbOption = None,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes it to the network.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
 ) -> None:
     """Start the review web app.
@@ -462,8 +644,13 @@ def _reviewer_call(fn: Any, *args: Any) -> Any:
 @reviewer_app.command("add")
 def reviewer_add(
     name: Annotated[str, typer.Argument(help="The reviewer's sign-in name.")],
-    role: Annotated[str, typer.Option("--role", help="reviewer | lead (a lead sees every run and assigns double coding).")] = "reviewer",
-    runs: Annotated[Optional[list[str]], typer.Option("--run", help="A run this reviewer may see (an id, latest or all); repeatable.")] = None,
+    role: Annotated[
+        str, typer.Option("--role", help="reviewer | lead (a lead sees every run and assigns double coding).")
+    ] = "reviewer",
+    runs: Annotated[
+        list[str] | None,
+        typer.Option("--run", help="A run this reviewer may see (an id, latest or all); repeatable."),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Create an account and print its password, once."""
@@ -481,8 +668,9 @@ def reviewer_add(
     out.print(f"{escape(name)} ({role}) created. One-time display of the password:", highlight=False)
     print(password)
     if role != "lead" and not granted:
-        err.print(f"note: {name} sees no runs yet; give some with `qcode reviewer grant {name} --run latest`",
-                  highlight=False)
+        err.print(
+            f"note: {name} sees no runs yet; give some with `qcode reviewer grant {name} --run latest`", highlight=False
+        )
 
 
 @reviewer_app.command("grant")
@@ -537,18 +725,55 @@ def reviewer_list(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 @app.command("agreement")
 def agreement_command(
-    codings: Annotated[Optional[Path], typer.Argument(help="The unit_id,coder,code table (CSV, UTF-8), e.g. from `qcode export --format codings`; or read the store with --db.")] = None,
+    codings: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The unit_id,coder,code table (CSV, UTF-8), e.g. from `qcode export --format codings`; or read the store with --db."
+        ),
+    ] = None,
     as_json: JsonOption = False,
-    codebook: Annotated[Optional[Path], typer.Option("--codebook", help="Codebook YAML: its codes (unused ones too) and, for ordinal codebooks, the order of the codes.")] = None,
-    level: Annotated[Optional[str], typer.Option("--level", help="nominal | ordinal | interval | ratio (default: ordinal for an ordinal codebook, else nominal).")] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates for the 95% intervals (0: no intervals).")] = 1000,
+    codebook: Annotated[
+        Path | None,
+        typer.Option(
+            "--codebook",
+            help="Codebook YAML: its codes (unused ones too) and, for ordinal codebooks, the order of the codes.",
+        ),
+    ] = None,
+    level: Annotated[
+        str | None,
+        typer.Option(
+            "--level",
+            help="nominal | ordinal | interval | ratio (default: ordinal for an ordinal codebook, else nominal).",
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap replicates for the 95% intervals (0: no intervals).")
+    ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")] = 0,
-    model_coders: Annotated[Optional[list[str]], typer.Option("--model-coder", help="A coder that is a model; repeatable (default: labels with ':' not starting 'reviewer:').")] = None,
+    model_coders: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-coder",
+            help="A coder that is a model; repeatable (default: labels with ':' not starting 'reviewer:').",
+        ),
+    ] = None,
     db: DbOption = None,
-    run_id: Annotated[Optional[str], typer.Option("--run", help="With --db: the run whose model codes meet the reviewers' blind codes (an id or latest).")] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run", help="With --db: the run whose model codes meet the reviewers' blind codes (an id or latest)."
+        ),
+    ] = None,
 ) -> None:
     """Agreement between coders, per code and overall, with bootstrap 95% intervals (docs/agreement.md)."""
-    from pipeline.measure.agreement import AgreementError, agreement, codings_from_store, footnotes, read_codings, tables
+    from pipeline.measure.agreement import (
+        AgreementError,
+        agreement,
+        codings_from_store,
+        footnotes,
+        read_codings,
+        tables,
+    )
 
     def fail(message: str) -> None:
         if as_json:
@@ -573,8 +798,9 @@ def agreement_command(
                 table = codings_from_store(_open_store(db), run_id, loaded)
             except StoreError as exc:
                 fail(str(exc))
-        report = agreement(table, level=level, codebook=loaded, model_coders=model_coders, bootstrap=bootstrap,
-                           seed=seed)
+        report = agreement(
+            table, level=level, codebook=loaded, model_coders=model_coders, bootstrap=bootstrap, seed=seed
+        )
     except AgreementError as exc:
         fail(str(exc))
     if as_json:

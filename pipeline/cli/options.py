@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL or SQLite path (default: $QCODE_DB, then ./qcode.db).")]
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="Database URL or SQLite path (default: $QCODE_DB, then ./qcode.db).")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]

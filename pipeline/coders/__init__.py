@@ -47,7 +47,8 @@ def provenance(coder: Coder, codebook: Codebook) -> Provenance:
     parameters = dict(coder.parameters)
     identity = json.dumps(
         [coder.name, coder.model, coder.prompt_version(codebook), codebook.version, parameters],
-        sort_keys=True, default=str,
+        sort_keys=True,
+        default=str,
     )
     return Provenance(
         coder=coder.name,

@@ -37,9 +37,16 @@ class BatchError(Exception):
     pass
 
 
-def prefill_by_batch(store: Store, coder: OpenAICoder, codebook: Codebook, coder_key: str, run_id: str,
-                     chunks: Sequence[Chunk], poll_interval: float = 30.0,
-                     report: Callable[[str], None] | None = None) -> Usage:
+def prefill_by_batch(
+    store: Store,
+    coder: OpenAICoder,
+    codebook: Codebook,
+    coder_key: str,
+    run_id: str,
+    chunks: Sequence[Chunk],
+    poll_interval: float = 30.0,
+    report: Callable[[str], None] | None = None,
+) -> Usage:
     """Send the chunks' first requests as batches (resuming pending ones), wait, and cache the replies.
 
     Returns the usage billed at batch prices, for the run's cost.
@@ -47,8 +54,9 @@ def prefill_by_batch(store: Store, coder: OpenAICoder, codebook: Codebook, coder
     if coder.cache is None:
         raise BatchError("batch mode needs the model-call cache (a store)")
     coder.check_ready()
-    client = openai.OpenAI(api_key=coder.api_key or "no-key", base_url=coder.base_url,
-                           timeout=coder.timeout, max_retries=coder.max_retries)
+    client = openai.OpenAI(
+        api_key=coder.api_key or "no-key", base_url=coder.base_url, timeout=coder.timeout, max_retries=coder.max_retries
+    )
     try:
         pending = _open_batches(store, coder_key)
         covered = {r["chunk_id"] for batch in pending for r in batch.requests.values()}
@@ -60,9 +68,9 @@ def prefill_by_batch(store: Store, coder: OpenAICoder, codebook: Codebook, coder
             if coder.cache.get(key) is None:
                 todo.append((chunk.id, body, key))
         for start in range(0, len(todo), MAX_REQUESTS):
-            pending.append(_create(client, store, run_id, coder_key, todo[start:start + MAX_REQUESTS]))
+            pending.append(_create(client, store, run_id, coder_key, todo[start : start + MAX_REQUESTS]))
             if report:
-                report(f"batch {pending[-1].id} created with {len(todo[start:start + MAX_REQUESTS])} requests")
+                report(f"batch {pending[-1].id} created with {len(todo[start : start + MAX_REQUESTS])} requests")
         usage = Usage()
         for batch in pending:
             usage = usage + _wait_and_ingest(client, store, coder, run_id, batch.id, poll_interval, report)
@@ -76,38 +84,61 @@ def prefill_by_batch(store: Store, coder: OpenAICoder, codebook: Codebook, coder
 
 def _open_batches(store: Store, coder_key: str) -> list[BatchRecord]:
     with store.session() as s:
-        return list(s.scalars(select(BatchRecord).where(
-            BatchRecord.coder_key == coder_key, BatchRecord.status.in_(OPEN + ("completed",)),
-            BatchRecord.finished_at.is_(None),
-        )))
+        return list(
+            s.scalars(
+                select(BatchRecord).where(
+                    BatchRecord.coder_key == coder_key,
+                    BatchRecord.status.in_(OPEN + ("completed",)),
+                    BatchRecord.finished_at.is_(None),
+                )
+            )
+        )
 
 
-def _create(client: openai.OpenAI, store: Store, run_id: str, coder_key: str,
-            requests: list[tuple[str, dict[str, Any], str]]) -> BatchRecord:
+def _create(
+    client: openai.OpenAI, store: Store, run_id: str, coder_key: str, requests: list[tuple[str, dict[str, Any], str]]
+) -> BatchRecord:
     lines = [
-        json.dumps({"custom_id": chunk_id, "method": "POST", "url": "/v1/chat/completions", "body": body},
-                   ensure_ascii=False)
+        json.dumps(
+            {"custom_id": chunk_id, "method": "POST", "url": "/v1/chat/completions", "body": body}, ensure_ascii=False
+        )
         for chunk_id, body, _ in requests
     ]
     upload = client.files.create(
-        file=("qcode-batch.jsonl", io.BytesIO(("\n".join(lines) + "\n").encode("utf-8"))), purpose="batch",
+        file=("qcode-batch.jsonl", io.BytesIO(("\n".join(lines) + "\n").encode("utf-8"))),
+        purpose="batch",
     )
     batch = client.batches.create(
-        input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h",
+        input_file_id=upload.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
         metadata={"qcode_run": run_id},
     )
     record = BatchRecord(
-        id=batch.id, run_id=run_id, coder_key=coder_key, status=batch.status, input_file_id=upload.id,
-        output_file_id=None, requests={chunk_id: {"chunk_id": chunk_id, "key": key} for chunk_id, _, key in requests},
-        created_at=now(), finished_at=None,
+        id=batch.id,
+        run_id=run_id,
+        coder_key=coder_key,
+        status=batch.status,
+        input_file_id=upload.id,
+        output_file_id=None,
+        requests={chunk_id: {"chunk_id": chunk_id, "key": key} for chunk_id, _, key in requests},
+        created_at=now(),
+        finished_at=None,
     )
     with store.session() as s:
         s.add(record)
     return record
 
 
-def _wait_and_ingest(client: openai.OpenAI, store: Store, coder: OpenAICoder, run_id: str, batch_id: str,
-                     poll_interval: float, report: Callable[[str], None] | None) -> Usage:
+def _wait_and_ingest(
+    client: openai.OpenAI,
+    store: Store,
+    coder: OpenAICoder,
+    run_id: str,
+    batch_id: str,
+    poll_interval: float,
+    report: Callable[[str], None] | None,
+) -> Usage:
     while True:
         try:
             batch = client.batches.retrieve(batch_id)
@@ -147,7 +178,15 @@ def _wait_and_ingest(client: openai.OpenAI, store: Store, coder: OpenAICoder, ru
                 continue  # not cached: the chunk is coded live, and the failure is not lost
             completion = completion_from_json(response["body"], 0.0)
             usage = usage + completion.usage
-            entries.append((request["key"], coder.endpoint, coder.model, {"batch": batch_id, "chunk_id": request["chunk_id"]}, completion))
+            entries.append(
+                (
+                    request["key"],
+                    coder.endpoint,
+                    coder.model,
+                    {"batch": batch_id, "chunk_id": request["chunk_id"]},
+                    completion,
+                )
+            )
     coder.cache.put(entries)
     # the provider keeps uploaded files until deleted, and these hold transcript text
     for file_id in (batch.input_file_id, batch.output_file_id, getattr(batch, "error_file_id", None)):

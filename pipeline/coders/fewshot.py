@@ -27,10 +27,20 @@ class Example:
     codes: list[dict[str, str]]
 
     def reply(self) -> str:
-        return json.dumps({"codes": [
-            {"code": c["code"], "justification": "Adjudicated by a reviewer.", "quote": c["quote"], "confidence": 1.0}
-            for c in self.codes
-        ]}, ensure_ascii=False)
+        return json.dumps(
+            {
+                "codes": [
+                    {
+                        "code": c["code"],
+                        "justification": "Adjudicated by a reviewer.",
+                        "quote": c["quote"],
+                        "confidence": 1.0,
+                    }
+                    for c in self.codes
+                ]
+            },
+            ensure_ascii=False,
+        )
 
 
 def adjudicated(store: Store, codes: set[str]) -> list[Example]:
@@ -51,8 +61,13 @@ def adjudicated(store: Store, codes: set[str]) -> list[Example]:
                     per_chunk[suggested] = None
                 per_chunk[decision.final_code] = {"start": decision.quote_start, "end": decision.quote_end}
         records = {r.id: r for r in s.scalars(select(ChunkRecord).where(ChunkRecord.id.in_(list(final))))}
-        texts = dict(s.execute(select(TranscriptRecord.id, TranscriptRecord.text)
-                               .where(TranscriptRecord.id.in_({r.transcript_id for r in records.values()}))).all())
+        texts = dict(
+            s.execute(
+                select(TranscriptRecord.id, TranscriptRecord.text).where(
+                    TranscriptRecord.id.in_({r.transcript_id for r in records.values()})
+                )
+            ).all()
+        )
     examples = []
     for chunk_id, per_code in final.items():
         record = records.get(chunk_id)

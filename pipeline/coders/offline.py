@@ -33,7 +33,8 @@ METHOD_VERSION = "offline-embedding-v1"
 
 # Interviewers' questions echo the codes' words; codes describe what participants say.
 _INTERVIEWER = re.compile(
-    r"(interviewer|interview|int|i|moderator|facilitator|researcher|q|question)(\s*[\d#-].*|\s*\(.*\))?", re.I,
+    r"(interviewer|interview|int|i|moderator|facilitator|researcher|q|question)(\s*[\d#-].*|\s*\(.*\))?",
+    re.I,
 )
 _SENTENCE = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"'”’)\]]*|$)", re.M)
 
@@ -90,8 +91,9 @@ class EmbeddingCoder:
     model = MODEL_NAME
     batch_size = 32
 
-    def __init__(self, similarity_threshold: float | None = None, max_codes: int = 3, margin: float = 0.08,
-                 scale: float = 0.05):
+    def __init__(
+        self, similarity_threshold: float | None = None, max_codes: int = 3, margin: float = 0.08, scale: float = 0.05
+    ):
         self.similarity_threshold = similarity_threshold
         self.max_codes = max_codes
         self.margin = margin
@@ -101,8 +103,10 @@ class EmbeddingCoder:
     @property
     def parameters(self) -> dict[str, Any]:
         return {
-            "similarity_threshold": self.similarity_threshold, "max_codes": self.max_codes,
-            "margin": self.margin, "scale": self.scale,
+            "similarity_threshold": self.similarity_threshold,
+            "max_codes": self.max_codes,
+            "margin": self.margin,
+            "scale": self.scale,
         }
 
     def prompt_version(self, codebook: Codebook) -> str:
@@ -116,7 +120,9 @@ class EmbeddingCoder:
     def code(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
         began = time.perf_counter()
         table = self._table(codebook)
-        threshold = self.similarity_threshold if self.similarity_threshold is not None else codebook.similarity_threshold
+        threshold = (
+            self.similarity_threshold if self.similarity_threshold is not None else codebook.similarity_threshold
+        )
 
         sentences: list[tuple[int, str]] = []  # chunk position, sentence text
         for position, chunk in enumerate(chunks):
@@ -133,8 +139,15 @@ class EmbeddingCoder:
             results.append(ChunkCoding(chunk_id=chunk.id, proposals=proposals, duration_ms=per_chunk))
         return results
 
-    def _propose(self, rows: list[int], sentences: list[tuple[int, str]], similarity: np.ndarray,
-                 negative: np.ndarray | None, table: _CodeTable, threshold: float) -> list[Proposal]:
+    def _propose(
+        self,
+        rows: list[int],
+        sentences: list[tuple[int, str]],
+        similarity: np.ndarray,
+        negative: np.ndarray | None,
+        table: _CodeTable,
+        threshold: float,
+    ) -> list[Proposal]:
         found = []
         for c, code in enumerate(table.codes):
             columns = np.flatnonzero(table.owners == c)
@@ -167,15 +180,17 @@ class EmbeddingCoder:
         for score, code, sentence, descriptor in found[: self.max_codes]:
             # a similarity is never certainty: leave the top of the scale to reviewers
             confidence = min(0.99, 1 / (1 + math.exp(-(score - threshold) / self.scale)))
-            proposals.append(Proposal(
-                code=code.id,
-                justification=(
-                    f"The passage is close (cosine {score:.2f}) to the {table.kinds[descriptor]} of "
-                    f"'{code.name}': \"{_shorten(table.texts[descriptor])}\"."
-                ),
-                quote=sentence,
-                confidence=round(confidence, 4),
-            ))
+            proposals.append(
+                Proposal(
+                    code=code.id,
+                    justification=(
+                        f"The passage is close (cosine {score:.2f}) to the {table.kinds[descriptor]} of "
+                        f"'{code.name}': \"{_shorten(table.texts[descriptor])}\"."
+                    ),
+                    quote=sentence,
+                    confidence=round(confidence, 4),
+                )
+            )
         return proposals
 
 
@@ -185,7 +200,7 @@ def participant_sentences(chunk: Chunk) -> list[str]:
     for turn in chunk.turns:
         if turn.speaker and _INTERVIEWER.fullmatch(turn.speaker.strip()):
             continue
-        spoken = chunk.text[turn.start - chunk.start:turn.end - chunk.start]
+        spoken = chunk.text[turn.start - chunk.start : turn.end - chunk.start]
         for m in _SENTENCE.finditer(spoken):
             sentence = m.group(0).strip()
             if len(sentence.split()) >= 4:

@@ -120,8 +120,12 @@ class Completion:
     cached: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"contents": self.contents, "logprobs": self.logprobs, "usage": self.usage.model_dump(),
-                "duration_ms": self.duration_ms}
+        return {
+            "contents": self.contents,
+            "logprobs": self.logprobs,
+            "usage": self.usage.model_dump(),
+            "duration_ms": self.duration_ms,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:
@@ -149,7 +153,7 @@ class CallCache:
         found: dict[str, Completion] = {}
         with self.store.session() as s:
             for start in range(0, len(keys), 500):
-                part = list(keys[start:start + 500])
+                part = list(keys[start : start + 500])
                 for key, response in s.execute(
                     select(ModelCallRecord.key, ModelCallRecord.response).where(ModelCallRecord.key.in_(part))
                 ):
@@ -163,13 +167,21 @@ class CallCache:
             return
         rows = {}
         for key, endpoint, model, request, completion in entries:
-            rows.setdefault(key, dict(
-                key=key, endpoint=endpoint, model=model, request=request, response=completion.to_json(),
-                input_tokens=completion.usage.input_tokens,
-                cached_input_tokens=completion.usage.cached_input_tokens,
-                output_tokens=completion.usage.output_tokens,
-                duration_ms=completion.duration_ms, created_at=now(),
-            ))
+            rows.setdefault(
+                key,
+                dict(
+                    key=key,
+                    endpoint=endpoint,
+                    model=model,
+                    request=request,
+                    response=completion.to_json(),
+                    input_tokens=completion.usage.input_tokens,
+                    cached_input_tokens=completion.usage.cached_input_tokens,
+                    output_tokens=completion.usage.output_tokens,
+                    duration_ms=completion.duration_ms,
+                    created_at=now(),
+                ),
+            )
         with self.store.session() as s:
             # another run may have cached the same call meanwhile: the first answer stays
             # in key order: two runs inserting the same keys in different orders deadlock on PostgreSQL
@@ -279,17 +291,30 @@ class OpenAICoder:
     @property
     def parameters(self) -> dict[str, Any]:
         return {
-            "endpoint": self.endpoint, "model": self.model, "prompt": self.prompt.name,
-            "temperature": self.temperature, "top_p": self.top_p, "samples": self.samples,
-            "max_tokens": self.max_tokens, "seed": self.seed, "logprobs": self.logprobs,
-            "max_attempts": self.max_attempts, "fewshot": self.fewshot,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "prompt": self.prompt.name,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "samples": self.samples,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "logprobs": self.logprobs,
+            "max_attempts": self.max_attempts,
+            "fewshot": self.fewshot,
         }
 
     @property
     def limits(self) -> dict[str, Any]:
         """Settings that change speed but not replies: recorded with the run, not in the coder key."""
-        return {"concurrency": self.concurrency, "timeout": self.timeout, "max_retries": self.max_retries,
-                "rpm": self.rpm, "tpm": self.tpm, "mode": self.mode}
+        return {
+            "concurrency": self.concurrency,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "mode": self.mode,
+        }
 
     def prompt_version(self, codebook: Codebook) -> str:
         return self.prompt.version(codebook)
@@ -401,8 +426,11 @@ class OpenAICoder:
         if self._client is None:
             self._client = openai.AsyncOpenAI(
                 # local OpenAI-compatible servers take any key
-                api_key=self.api_key or "no-key", base_url=self.base_url, timeout=self.timeout,
-                max_retries=self.max_retries, http_client=openai.DefaultAioHttpClient(timeout=self.timeout),
+                api_key=self.api_key or "no-key",
+                base_url=self.base_url,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                http_client=openai.DefaultAioHttpClient(timeout=self.timeout),
             )
             self._gate = asyncio.Semaphore(self.concurrency)
         messages = [self.messages(chunk, codebook) for chunk in chunks]
@@ -410,26 +438,37 @@ class OpenAICoder:
         cached = self.cache.get_many([key for _, key in firsts]) if self.cache is not None else {}
         outcomes: list[_Outcome] = [_Outcome() for _ in chunks]
         try:
-            results = await asyncio.gather(*(
-                self._code_chunk(self._client, self._gate, chunk, m, first, codebook, outcome, cached)
-                for chunk, m, first, outcome in zip(chunks, messages, firsts, outcomes)
-            ))
+            results = await asyncio.gather(
+                *(
+                    self._code_chunk(self._client, self._gate, chunk, m, first, codebook, outcome, cached)
+                    for chunk, m, first, outcome in zip(chunks, messages, firsts, outcomes)
+                )
+            )
         finally:
             # calls paid for are kept even when the batch fails, so a re-run does not pay again
             await asyncio.shield(self._flush())
         return list(results)
 
-    def request(self, messages: list[dict[str, str]], codebook: Codebook,
-                mode: str | None = None) -> tuple[dict[str, Any], str]:
+    def request(
+        self, messages: list[dict[str, str]], codebook: Codebook, mode: str | None = None
+    ) -> tuple[dict[str, Any], str]:
         """The request body in the mode the server is known to take (or `mode`), and its cache key."""
         if mode is None:
             mode = "json_schema" if self.mode in ("auto", "json_schema") else "json_object"
         body = self.request_body(messages, codebook, mode)
         return body, self.cache_key(body)
 
-    async def _code_chunk(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, chunk: Chunk,
-                          messages: list[dict[str, str]], first: tuple[dict[str, Any], str], codebook: Codebook,
-                          outcome: _Outcome, cached: dict[str, Completion]) -> ChunkCoding:
+    async def _code_chunk(
+        self,
+        client: openai.AsyncOpenAI,
+        gate: asyncio.Semaphore,
+        chunk: Chunk,
+        messages: list[dict[str, str]],
+        first: tuple[dict[str, Any], str],
+        codebook: Codebook,
+        outcome: _Outcome,
+        cached: dict[str, Completion],
+    ) -> ChunkCoding:
         samples: list[_Sample] = []
         invalid: list[Any] = []
         unparsed: str | None = None
@@ -437,8 +476,9 @@ class OpenAICoder:
             for attempt in range(1, self.max_attempts + 1):
                 # first requests were built, and looked up in the cache, for the whole batch at once
                 request = first if attempt == 1 else self.request(messages, codebook)
-                completion = await self._complete(client, gate, messages, request, codebook, outcome,
-                                                  cached if attempt == 1 else None)
+                completion = await self._complete(
+                    client, gate, messages, request, codebook, outcome, cached if attempt == 1 else None
+                )
                 samples, invalid, problems, unparsed = self._check(completion, chunk, codebook)
                 if not problems:
                     break
@@ -448,8 +488,9 @@ class OpenAICoder:
                         {"role": "user", "content": _feedback(problems)},
                     ]
         except openai.APIError as exc:
-            return ChunkCoding(chunk_id=chunk.id, error=_describe_error(exc), usage=outcome.usage,
-                               duration_ms=outcome.duration_ms)
+            return ChunkCoding(
+                chunk_id=chunk.id, error=_describe_error(exc), usage=outcome.usage, duration_ms=outcome.duration_ms
+            )
         proposals = self._combine(samples, codebook) + invalid
         return ChunkCoding(
             chunk_id=chunk.id,
@@ -460,9 +501,16 @@ class OpenAICoder:
             invalid_reply=unparsed if not samples and unparsed is not None else None,
         )
 
-    async def _complete(self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, messages: list[dict[str, str]],
-                        request: tuple[dict[str, Any], str], codebook: Codebook, outcome: _Outcome,
-                        prefetched: dict[str, Completion] | None) -> Completion:
+    async def _complete(
+        self,
+        client: openai.AsyncOpenAI,
+        gate: asyncio.Semaphore,
+        messages: list[dict[str, str]],
+        request: tuple[dict[str, Any], str],
+        codebook: Codebook,
+        outcome: _Outcome,
+        prefetched: dict[str, Completion] | None,
+    ) -> Completion:
         body, key = request
         mode = body["response_format"]["type"]
         if prefetched is not None:
@@ -508,8 +556,9 @@ class OpenAICoder:
         await self._remember((key, self.endpoint, self.model, body, completion))
         return completion
 
-    def _check(self, completion: Completion, chunk: Chunk, codebook: Codebook
-               ) -> tuple[list[_Sample], list[Any], list[str], str | None]:
+    def _check(
+        self, completion: Completion, chunk: Chunk, codebook: Codebook
+    ) -> tuple[list[_Sample], list[Any], list[str], str | None]:
         """Parse and check every sample: (valid samples, invalid items, problems, unparsed content)."""
         samples: list[_Sample] = []
         invalid: list[Any] = []
@@ -528,9 +577,13 @@ class OpenAICoder:
                 unparsed = content
                 continue
             # the same checks as the pipeline's validation, so the model hears what would be rejected
-            suggestions, rejections = validate_coding(ChunkCoding(chunk_id=chunk.id, proposals=items), chunk, codebook, "")
-            good = [Proposal(code=x.code, justification=x.justification, quote=x.quote, confidence=x.confidence)
-                    for x in suggestions]
+            suggestions, rejections = validate_coding(
+                ChunkCoding(chunk_id=chunk.id, proposals=items), chunk, codebook, ""
+            )
+            good = [
+                Proposal(code=x.code, justification=x.justification, quote=x.quote, confidence=x.confidence)
+                for x in suggestions
+            ]
             for rejection in rejections:
                 if rejection.reason.endswith("more than once for this chunk"):
                     continue  # a code repeated within one reply: the first one stands
@@ -586,10 +639,18 @@ def completion_from_json(data: dict[str, Any], elapsed_ms: float) -> Completion:
         contents.append((choice.get("message") or {}).get("content") or "")
         tokens = (choice.get("logprobs") or {}).get("content")
         # byte lengths, not characters: a token may hold part of a multi-byte character
-        logprobs.append([
-            (t["token"], t["logprob"], len(t["bytes"]) if t.get("bytes") is not None else len(t["token"].encode("utf-8")))
-            for t in tokens
-        ] if tokens else None)
+        logprobs.append(
+            [
+                (
+                    t["token"],
+                    t["logprob"],
+                    len(t["bytes"]) if t.get("bytes") is not None else len(t["token"].encode("utf-8")),
+                )
+                for t in tokens
+            ]
+            if tokens
+            else None
+        )
     usage = data.get("usage") or {}
     details = usage.get("prompt_tokens_details") or {}
     return Completion(
@@ -629,8 +690,9 @@ def _code_probability(sample: _Sample, code: str) -> float | None:
 def _feedback(problems: list[str]) -> str:
     listed = "\n".join(f"- {p}" for p in dict.fromkeys(problems))
     return (
-        "Your reply could not be accepted:\n" + listed +
-        "\nReply again with JSON only, applying only the listed code ids and copying each quote word for word "
+        "Your reply could not be accepted:\n"
+        + listed
+        + "\nReply again with JSON only, applying only the listed code ids and copying each quote word for word "
         "from between <chunk> and </chunk>."
     )
 

@@ -22,8 +22,9 @@ class Price(BaseModel):
     def cost(self, usage: Usage, discount: float = 1.0) -> float:
         cached = usage.cached_input_tokens
         cached_rate = self.cached_input if self.cached_input is not None else self.input
-        dollars = ((usage.input_tokens - cached) * self.input + cached * cached_rate
-                   + usage.output_tokens * self.output) / 1_000_000
+        dollars = (
+            (usage.input_tokens - cached) * self.input + cached * cached_rate + usage.output_tokens * self.output
+        ) / 1_000_000
         return round(dollars * discount, 6)
 
 

@@ -38,8 +38,12 @@ class Prompt:
         if not (self.directory / "system.jinja").is_file() or not (self.directory / "user.jinja").is_file():
             raise PromptError(f"prompt '{name}' needs system.jinja and user.jinja in {self.directory}")
         self._env = Environment(
-            loader=FileSystemLoader(str(self.directory)), undefined=StrictUndefined,
-            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False, autoescape=False,
+            loader=FileSystemLoader(str(self.directory)),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            autoescape=False,
         )
         self._systems: dict[str, str] = {}
 
@@ -56,14 +60,23 @@ class Prompt:
             leaves = codebook.leaves
             categories = [code for code in codebook.codes if code not in leaves]
             self._systems[codebook.version] = template.render(
-                codebook=codebook, codes=leaves, categories=categories,
+                codebook=codebook,
+                codes=leaves,
+                categories=categories,
             ).strip()
         return self._systems[codebook.version]
 
     def user(self, chunk: Chunk) -> str:
-        return self._env.get_template("user.jinja").render(
-            chunk=chunk, before=chunk.before, after=chunk.after, metadata=chunk.metadata,
-        ).strip()
+        return (
+            self._env.get_template("user.jinja")
+            .render(
+                chunk=chunk,
+                before=chunk.before,
+                after=chunk.after,
+                metadata=chunk.metadata,
+            )
+            .strip()
+        )
 
     def version(self, codebook: Codebook) -> str:
         material = f"{self.name}\0{self.system(codebook)}\0{self._user_source}"

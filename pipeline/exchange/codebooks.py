@@ -68,10 +68,20 @@ _HEADINGS = {
 }
 # read back case-insensitively, with or without "criteria", so light edits in another program still parse
 _HEADING_ALIASES = {
-    "inclusion criteria": "inclusion", "inclusion": "inclusion", "include": "inclusion", "include when": "inclusion",
-    "exclusion criteria": "exclusion", "exclusion": "exclusion", "exclude": "exclusion", "exclude when": "exclusion",
-    "examples": "positive", "example": "positive", "positive examples": "positive",
-    "negative examples": "negative", "counterexamples": "negative", "near misses": "negative",
+    "inclusion criteria": "inclusion",
+    "inclusion": "inclusion",
+    "include": "inclusion",
+    "include when": "inclusion",
+    "exclusion criteria": "exclusion",
+    "exclusion": "exclusion",
+    "exclude": "exclusion",
+    "exclude when": "exclusion",
+    "examples": "positive",
+    "example": "positive",
+    "positive examples": "positive",
+    "negative examples": "negative",
+    "counterexamples": "negative",
+    "near misses": "negative",
 }
 _BULLET = re.compile(r"[-*\u2022\u2013]\s+(.*)")
 
@@ -144,7 +154,7 @@ def _split_trailer(text: str) -> tuple[str, dict[str, Any] | None, bool]:
     if not last.startswith(_TRAILER + "{"):
         return text, None, False
     try:
-        data = json.loads(last[len(_TRAILER):])
+        data = json.loads(last[len(_TRAILER) :])
     except ValueError:
         return head.strip(), None, True
     if not isinstance(data, dict):
@@ -239,8 +249,10 @@ def codes_element(codebook: Codebook, namespace: str) -> etree._Element:
     for code in ordered:
         guid = code_guid(codebook, code)
         if guid in guids:
-            raise ExchangeError(f"codes '{guids[guid]}' and '{code.id}' have the same REFI guid {guid}: "
-                                "remove attributes.refi_guid from one of them")
+            raise ExchangeError(
+                f"codes '{guids[guid]}' and '{code.id}' have the same REFI guid {guid}: "
+                "remove attributes.refi_guid from one of them"
+            )
         guids[guid] = code.id
 
     root = etree.Element(_q(namespace, "Codes"), nsmap={None: namespace} if namespace else None)
@@ -248,8 +260,13 @@ def codes_element(codebook: Codebook, namespace: str) -> etree._Element:
     def add(parent: etree._Element, code: Code) -> None:
         kids = children.get(code.id, [])
         try:
-            element = etree.SubElement(parent, _q(namespace, "Code"), guid=code_guid(codebook, code), name=code.name,
-                                       isCodable="true" if _codable(code, bool(kids)) else "false")
+            element = etree.SubElement(
+                parent,
+                _q(namespace, "Code"),
+                guid=code_guid(codebook, code),
+                name=code.name,
+                isCodable="true" if _codable(code, bool(kids)) else "false",
+            )
         except ValueError as exc:
             raise ExchangeError(f"code '{code.id}': its name: {exc}") from exc
         color = code.attributes.get("color")
@@ -260,8 +277,11 @@ def codes_element(codebook: Codebook, namespace: str) -> etree._Element:
         human = _render(fields)
         data: dict[str, Any] = {"id": code.id}
         guid = element.get("guid")
-        attributes = {k: v for k, v in code.attributes.items()
-                      if not (k == "refi_guid" and v == guid) and not (k == "color" and written_color)}
+        attributes = {
+            k: v
+            for k, v in code.attributes.items()
+            if not (k == "refi_guid" and v == guid) and not (k == "color" and written_color)
+        }
         if attributes:
             data["attributes"] = attributes
         if _parse(_normalise(human)) != fields:  # the text would not read back exactly: carry the fields themselves
@@ -283,8 +303,12 @@ def codebook_set_element(codebook: Codebook, namespace: str) -> etree._Element:
 
     In a .qdc it goes in <Sets>; in a project in the project's <Sets> (members there are targetGUID refs)."""
     _, ordered = _tree(codebook)
-    element = etree.Element(_q(namespace, "Set"), nsmap={None: namespace} if namespace else None,
-                            guid=str(uuid.uuid5(_GUID_NAMESPACE, f"codebook\n{codebook.name}")), name=codebook.name)
+    element = etree.Element(
+        _q(namespace, "Set"),
+        nsmap={None: namespace} if namespace else None,
+        guid=str(uuid.uuid5(_GUID_NAMESPACE, f"codebook\n{codebook.name}")),
+        name=codebook.name,
+    )
     human = _codebook_text(codebook.description, codebook.source)
     data: dict[str, Any] = {
         "codebook": {"measurement": codebook.measurement, "similarity_threshold": codebook.similarity_threshold},
@@ -399,9 +423,17 @@ def _read_nodes(codes: etree._Element, namespace: str, warnings: list[str]) -> l
         text, data, unreadable = _split_trailer(_normalise("\n\n".join(texts)))
         if unreadable:
             bad_trailer.append(name)
-        return _Node(name=name.strip(), guid=normal_guid(guid), guid_ok=_is_guid(guid),
-                     codable=codable_text not in ("false", "0"), color=color.strip() if color else None,
-                     text=text, data=data, line=element.sourceline, children=kids)
+        return _Node(
+            name=name.strip(),
+            guid=normal_guid(guid),
+            guid_ok=_is_guid(guid),
+            codable=codable_text not in ("false", "0"),
+            color=color.strip() if color else None,
+            text=text,
+            data=data,
+            line=element.sourceline,
+            children=kids,
+        )
 
     roots = []
     for child in codes:
@@ -411,21 +443,38 @@ def _read_nodes(codes: etree._Element, namespace: str, warnings: list[str]) -> l
         elif tag is not None:
             stray[tag] += 1
     if outside:
-        warnings.append(f"elements in {', '.join(sorted(outside))} where {namespace or 'no namespace'} was expected "
-                        "were read by their names")
+        warnings.append(
+            f"elements in {', '.join(sorted(outside))} where {namespace or 'no namespace'} was expected "
+            "were read by their names"
+        )
     if bad_guid:
-        warnings.append(_several(bad_guid, "code {names} has a guid that is not a GUID: a new one is written on export",
-                                 "{n} codes have a guid that is not a GUID ({names}): new ones are written on export"))
+        warnings.append(
+            _several(
+                bad_guid,
+                "code {names} has a guid that is not a GUID: a new one is written on export",
+                "{n} codes have a guid that is not a GUID ({names}): new ones are written on export",
+            )
+        )
     if bad_codable:
-        warnings.append(_several(bad_codable, "code {names}: isCodable is not true or false; read as true",
-                                 "{n} codes have an isCodable that is not true or false ({names}); read as true"))
+        warnings.append(
+            _several(
+                bad_codable,
+                "code {names}: isCodable is not true or false; read as true",
+                "{n} codes have an isCodable that is not true or false ({names}); read as true",
+            )
+        )
     if bad_color:
         warnings.append(_several(bad_color, _BAD_COLOR_ONE, _BAD_COLOR_MANY, quote=False))
     if bad_trailer:
-        warnings.append(_several(bad_trailer, "code {names}: the 'qcode:' line of its description could not be read; "
-                                 "the code was imported like one from another program",
-                                 "{n} codes have a 'qcode:' line that could not be read ({names}); they were "
-                                 "imported like codes from another program"))
+        warnings.append(
+            _several(
+                bad_trailer,
+                "code {names}: the 'qcode:' line of its description could not be read; "
+                "the code was imported like one from another program",
+                "{n} codes have a 'qcode:' line that could not be read ({names}); they were "
+                "imported like codes from another program",
+            )
+        )
     if notes:
         warnings.append(f"{notes} note(s) linked to codes (NoteRef) not imported: a qcode codebook has no memos")
     for tag, n in sorted(stray.items()):
@@ -442,8 +491,17 @@ def _split_colon_names(siblings: list[_Node], warnings: list[str]) -> None:
         for node in container:
             if node.name == name:
                 return node
-        node = _Node(name=name, guid=None, guid_ok=False, codable=False, color=None,
-                     text=f"The codes named '{prefix}::…' in the imported file.", data=None, line=None, created=True)
+        node = _Node(
+            name=name,
+            guid=None,
+            guid_ok=False,
+            codable=False,
+            color=None,
+            text=f"The codes named '{prefix}::…' in the imported file.",
+            data=None,
+            line=None,
+            created=True,
+        )
         container.insert(min(at, len(container)), node)
         created.append(prefix)
         return node
@@ -458,8 +516,9 @@ def _split_colon_names(siblings: list[_Node], warnings: list[str]) -> None:
             container.remove(node)
             holder = container
             for depth, part in enumerate(parts[:-1]):
-                holder = find_or_make(holder, part, at if holder is container else len(holder),
-                                      "::".join(parts[:depth + 1])).children
+                holder = find_or_make(
+                    holder, part, at if holder is container else len(holder), "::".join(parts[: depth + 1])
+                ).children
             split.append(node.name)
             node.name = parts[-1]
             holder.append(node)
@@ -468,13 +527,23 @@ def _split_colon_names(siblings: list[_Node], warnings: list[str]) -> None:
 
     walk(siblings)
     if split:
-        warnings.append(_several(split, "code {names} was nested under the code its name starts with and named after "
-                                 "its last part (ATLAS.ti writes hierarchies as 'Parent::Child')",
-                                 "{n} codes named 'Parent::Child' (ATLAS.ti style) were nested under their parent "
-                                 "code and named after their last part: {names}"))
+        warnings.append(
+            _several(
+                split,
+                "code {names} was nested under the code its name starts with and named after "
+                "its last part (ATLAS.ti writes hierarchies as 'Parent::Child')",
+                "{n} codes named 'Parent::Child' (ATLAS.ti style) were nested under their parent "
+                "code and named after their last part: {names}",
+            )
+        )
     if created:
-        warnings.append(_several(created, "category {names} was added for the codes whose names start with it",
-                                 "{n} categories were added for codes whose names start with them: {names}"))
+        warnings.append(
+            _several(
+                created,
+                "category {names} was added for the codes whose names start with it",
+                "{n} categories were added for codes whose names start with them: {names}",
+            )
+        )
 
 
 def _slug(name: str) -> str:
@@ -566,9 +635,13 @@ def codebook_from_codes(
             if ids[id(node)] != base:
                 renumbered.append(f"'{node.name}' ({ids[id(node)]})")
     if bad_ids:
-        warnings.append(_several(bad_ids, "code {names}: its qcode id was missing, not valid or taken; made from its name",
-                                 "{n} codes had a qcode id that was missing, not valid or taken ({names}); "
-                                 "made from their names"))
+        warnings.append(
+            _several(
+                bad_ids,
+                "code {names}: its qcode id was missing, not valid or taken; made from its name",
+                "{n} codes had a qcode id that was missing, not valid or taken ({names}); made from their names",
+            )
+        )
     if renumbered:
         warnings.append(_several(renumbered, _RENUMBERED_ONE, _RENUMBERED_MANY, quote=False))
 
@@ -607,7 +680,7 @@ def codebook_from_codes(
 
         attributes: dict[str, Any] = {}
         raw = node.data.get("attributes", {}) if node.data else {}
-        for key, value in (raw.items() if isinstance(raw, dict) else []):
+        for key, value in raw.items() if isinstance(raw, dict) else []:
             if isinstance(key, str) and _attribute_value(value):
                 attributes[key] = value
             else:
@@ -619,8 +692,12 @@ def codebook_from_codes(
             if isinstance(color, str) and _COLOR.fullmatch(color):
                 del attributes["color"]  # qcode wrote it as the colour, and the colour is gone now
         kept = attributes.get("refi_guid")
-        if first_guid and node.guid_ok and node.guid != _derived_guid(name, code_id) \
-                and not (isinstance(kept, str) and normal_guid(kept) == node.guid):
+        if (
+            first_guid
+            and node.guid_ok
+            and node.guid != _derived_guid(name, code_id)
+            and not (isinstance(kept, str) and normal_guid(kept) == node.guid)
+        ):
             attributes["refi_guid"] = node.guid
         has_children = bool(node.children)
         given = attributes.get("codable")
@@ -635,64 +712,114 @@ def codebook_from_codes(
         order = node.data.get("order") if node.data else None
         try:
             code = Code(
-                id=code_id, name=node.name, definition=fields["definition"],
-                inclusion=fields["inclusion"], exclusion=fields["exclusion"],
+                id=code_id,
+                name=node.name,
+                definition=fields["definition"],
+                inclusion=fields["inclusion"],
+                exclusion=fields["exclusion"],
                 examples=Examples(positive=fields["positive"], negative=fields["negative"]),
-                parent=ids[id(parent)] if parent is not None else None, attributes=attributes,
+                parent=ids[id(parent)] if parent is not None else None,
+                attributes=attributes,
             )
         except ValidationError as exc:
             raise ExchangeError(f"line {node.line}: code '{node.name}': {exc}") from exc
         built.append((order if isinstance(order, int) and not isinstance(order, bool) else None, code))
 
     if duplicate_guids:
-        warnings.append(_several(duplicate_guids, "code {names} has the guid of an earlier code: it gets a new one on export",
-                                 "{n} codes have the guid of an earlier code ({names}): they get new ones on export"))
+        warnings.append(
+            _several(
+                duplicate_guids,
+                "code {names} has the guid of an earlier code: it gets a new one on export",
+                "{n} codes have the guid of an earlier code ({names}): they get new ones on export",
+            )
+        )
     if edited:
-        warnings.append(_several(edited, "the description of code {names} was changed after qcode wrote it: "
-                                 "definition, criteria and examples were read back from its text",
-                                 "the descriptions of {n} codes were changed after qcode wrote them ({names}): "
-                                 "definition, criteria and examples were read back from their text"))
+        warnings.append(
+            _several(
+                edited,
+                "the description of code {names} was changed after qcode wrote it: "
+                "definition, criteria and examples were read back from its text",
+                "the descriptions of {n} codes were changed after qcode wrote them ({names}): "
+                "definition, criteria and examples were read back from their text",
+            )
+        )
     if no_description:
-        warnings.append(_several(no_description, "code {names} has no description: its name stands as its definition",
-                                 "{n} codes have no description: their names stand as their definitions ({names})"))
+        warnings.append(
+            _several(
+                no_description,
+                "code {names} has no description: its name stands as its definition",
+                "{n} codes have no description: their names stand as their definitions ({names})",
+            )
+        )
     if codable_categories:
-        warnings.append(_several(codable_categories,
-                                 "code {names} has child codes and is codable in the file: qcode applies it as well "
-                                 "as its children (attributes.codable: true)",
-                                 "{n} codes have child codes and are codable in the file ({names}): qcode applies them "
-                                 "as well as their children (attributes.codable: true)"))
+        warnings.append(
+            _several(
+                codable_categories,
+                "code {names} has child codes and is codable in the file: qcode applies it as well "
+                "as its children (attributes.codable: true)",
+                "{n} codes have child codes and are codable in the file ({names}): qcode applies them "
+                "as well as their children (attributes.codable: true)",
+            )
+        )
     if uncodable_leaves:
-        warnings.append(_several(uncodable_leaves,
-                                 "code {names} is not codable in the file (isCodable=\"false\") but has no child codes: "
-                                 "qcode will not apply it either (attributes.codable: false)",
-                                 "{n} codes are not codable in the file (isCodable=\"false\") but have no child codes "
-                                 "({names}): qcode will not apply them either (attributes.codable: false)"))
+        warnings.append(
+            _several(
+                uncodable_leaves,
+                'code {names} is not codable in the file (isCodable="false") but has no child codes: '
+                "qcode will not apply it either (attributes.codable: false)",
+                '{n} codes are not codable in the file (isCodable="false") but have no child codes '
+                "({names}): qcode will not apply them either (attributes.codable: false)",
+            )
+        )
     if bad_attributes:
-        warnings.append(_several(bad_attributes, "attribute {names} is not a string, number or true/false: not kept",
-                                 "{n} attributes are not a string, number or true/false: not kept ({names})"))
+        warnings.append(
+            _several(
+                bad_attributes,
+                "attribute {names} is not a string, number or true/false: not kept",
+                "{n} attributes are not a string, number or true/false: not kept ({names})",
+            )
+        )
 
     if all(order is not None for order, _ in built):
         built.sort(key=lambda pair: pair[0])
     try:
-        codebook = Codebook(name=name, description=description, source=source, measurement=measurement,
-                            similarity_threshold=similarity_threshold, codes=[code for _, code in built])
+        codebook = Codebook(
+            name=name,
+            description=description,
+            source=source,
+            measurement=measurement,
+            similarity_threshold=similarity_threshold,
+            codes=[code for _, code in built],
+        )
     except ValidationError as exc:
         raise ExchangeError(f"not a valid codebook: {exc}") from exc
     if codebook.measurement == "ordinal":
-        missing = [code.id for code in codebook.leaves if isinstance(code.attributes.get("level"), bool)
-                   or not isinstance(code.attributes.get("level"), (int, float))]
+        missing = [
+            code.id
+            for code in codebook.leaves
+            if isinstance(code.attributes.get("level"), bool)
+            or not isinstance(code.attributes.get("level"), (int, float))
+        ]
         if missing:
-            warnings.append(_several(missing, "the codebook is ordinal but code {names} has no numeric attributes.level: "
-                                     "add one before using the codebook",
-                                     "the codebook is ordinal but {n} codes have no numeric attributes.level "
-                                     "({names}): add them before using the codebook"))
+            warnings.append(
+                _several(
+                    missing,
+                    "the codebook is ordinal but code {names} has no numeric attributes.level: "
+                    "add one before using the codebook",
+                    "the codebook is ordinal but {n} codes have no numeric attributes.level "
+                    "({names}): add them before using the codebook",
+                )
+            )
     return ImportedCodebook(codebook=codebook, guids=guids, warnings=warnings)
 
 
 def read_codebook_set(element: etree._Element) -> tuple[dict[str, Any] | None, list[str]]:
     """The codebook-level fields from a <Set> qcode wrote (codebook_set_element), or None for any other set."""
-    texts = [("".join(child.itertext())) for child in element
-             if isinstance(child.tag, str) and etree.QName(child).localname == "Description"]
+    texts = [
+        ("".join(child.itertext()))
+        for child in element
+        if isinstance(child.tag, str) and etree.QName(child).localname == "Description"
+    ]
     text, data, _ = _split_trailer(_normalise("\n\n".join(texts)))
     if data is None or not isinstance(data.get("codebook"), dict):
         return None, []
@@ -700,8 +827,12 @@ def read_codebook_set(element: etree._Element) -> tuple[dict[str, Any] | None, l
     fields: dict[str, Any] = {"name": (element.get("name") or "").strip()}
     unchanged = data.get("text") == _digest(text)
     kept = data.get("fields")
-    if unchanged and isinstance(kept, dict) and isinstance(kept.get("description"), str) \
-            and isinstance(kept.get("source"), (str, type(None))):
+    if (
+        unchanged
+        and isinstance(kept, dict)
+        and isinstance(kept.get("description"), str)
+        and isinstance(kept.get("source"), (str, type(None)))
+    ):
         fields["description"], fields["source"] = kept["description"], kept["source"]
     else:
         fields["description"], fields["source"] = _parse_codebook_text(text)
@@ -721,8 +852,9 @@ def parse_xml(data: bytes, path: Path | str) -> etree._Element:
     # REFI files never need a DTD; one can only expand entities (billion laughs) or reach for other files
     if b"<!DOCTYPE" in data.replace(b"\x00", b"") or b"<!ENTITY" in data.replace(b"\x00", b""):
         raise ExchangeError(f"{path}: has a DOCTYPE or ENTITY declaration, which qcode does not read")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                             remove_blank_text=False)
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_blank_text=False
+    )
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
@@ -753,8 +885,9 @@ def read_qdc(path: Path, *, name: str | None = None) -> ImportedCodebook:
         raise ExchangeError(f"{path}: the root element is <{qname.localname}>{hint}; a .qdc file has <CodeBook>")
     namespace = qname.namespace or ""
     if namespace == PROJECT_NAMESPACE:
-        warnings.append(f"<CodeBook> is in the project namespace {PROJECT_NAMESPACE}, not {QDC_NAMESPACE}; "
-                        "read as a codebook")
+        warnings.append(
+            f"<CodeBook> is in the project namespace {PROJECT_NAMESPACE}, not {QDC_NAMESPACE}; read as a codebook"
+        )
     elif not namespace:
         warnings.append(f"<CodeBook> has no namespace (expected {QDC_NAMESPACE}); read as a codebook")
     elif namespace != QDC_NAMESPACE:
@@ -784,12 +917,18 @@ def read_qdc(path: Path, *, name: str | None = None) -> ImportedCodebook:
     if codes is None:
         raise ExchangeError(f"{path}: <CodeBook> has no <Codes>")
     if other_sets:
-        warnings.append(_several(other_sets, "code set {names} not imported: a qcode codebook has no code sets",
-                                 "{n} code sets not imported ({names}): a qcode codebook has no code sets"))
+        warnings.append(
+            _several(
+                other_sets,
+                "code set {names} not imported: a qcode codebook has no code sets",
+                "{n} code sets not imported ({names}): a qcode codebook has no code sets",
+            )
+        )
     settings = settings or {}
     try:
         imported = codebook_from_codes(
-            codes, namespace,
+            codes,
+            namespace,
             name=name or settings.get("name") or path.stem,
             description=settings.get("description") or f"Imported from {path.name}",
             source=settings.get("source"),
@@ -809,14 +948,46 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "id": ("id", "code id", "key", "code key", "short name", "abbreviation"),
     "name": ("name", "label", "code name", "code label", "title"),
     "definition": ("definition", "description", "meaning", "code definition", "code description"),
-    "inclusion": ("inclusion", "inclusions", "include", "inclusion criteria", "inclusion criterion", "when to use",
-                  "apply when"),
-    "exclusion": ("exclusion", "exclusions", "exclude", "exclusion criteria", "exclusion criterion", "when not to use",
-                  "do not apply when"),
-    "positive": ("examples", "example", "positive examples", "positive example", "typical examples",
-                 "typical example", "exemplars", "exemplar"),
-    "negative": ("negative examples", "negative example", "counterexamples", "counterexample", "counter examples",
-                 "counter example", "near misses", "near miss", "non examples", "non example"),
+    "inclusion": (
+        "inclusion",
+        "inclusions",
+        "include",
+        "inclusion criteria",
+        "inclusion criterion",
+        "when to use",
+        "apply when",
+    ),
+    "exclusion": (
+        "exclusion",
+        "exclusions",
+        "exclude",
+        "exclusion criteria",
+        "exclusion criterion",
+        "when not to use",
+        "do not apply when",
+    ),
+    "positive": (
+        "examples",
+        "example",
+        "positive examples",
+        "positive example",
+        "typical examples",
+        "typical example",
+        "exemplars",
+        "exemplar",
+    ),
+    "negative": (
+        "negative examples",
+        "negative example",
+        "counterexamples",
+        "counterexample",
+        "counter examples",
+        "counter example",
+        "near misses",
+        "near miss",
+        "non examples",
+        "non example",
+    ),
     "parent": ("parent", "parent id", "parent code", "parent name"),
     "category": ("category", "parent category", "group", "code group", "theme"),
     "color": ("color", "colour"),
@@ -895,8 +1066,13 @@ def _xlsx_rows(path: Path, warnings: list[str]) -> list[tuple[int, list[Any]]]:
     (first, frame), *others = sheets.items()
     ignored = [sheet for sheet, other in others if not other.dropna(how="all").empty]
     if ignored:
-        warnings.append(_several(ignored, f"only the first sheet '{first}' was read; sheet {{names}} was not",
-                                 f"only the first sheet '{first}' was read; {{n}} other sheets were not: {{names}}"))
+        warnings.append(
+            _several(
+                ignored,
+                f"only the first sheet '{first}' was read; sheet {{names}} was not",
+                f"only the first sheet '{first}' was read; {{n}} other sheets were not: {{names}}",
+            )
+        )
     return [(int(index) + 1, list(row)) for index, row in zip(frame.index, frame.itertuples(index=False, name=None))]
 
 
@@ -918,8 +1094,9 @@ def read_spreadsheet(path: Path, *, name: str | None = None) -> ImportedCodebook
     file = str(path)
     rows = [(n, cells) for n, cells in rows if any(_cell_text(c) for c in cells)]
     if not rows:
-        raise CodebookError([Problem(file=file, line=None, message="the sheet is empty: expected a header row and "
-                                     "one row per code")])
+        raise CodebookError(
+            [Problem(file=file, line=None, message="the sheet is empty: expected a header row and one row per code")]
+        )
     header_row, header = rows[0]
     problems: list[Problem] = []
 
@@ -937,20 +1114,30 @@ def read_spreadsheet(path: Path, *, name: str | None = None) -> ImportedCodebook
             continue
         columns.setdefault(kind, []).append(i)
     if "parent" in columns and "category" in columns:
-        problems.append(Problem(file=file, line=header_row, message=f"columns '{headers[columns['parent'][0]]}' and "
-                                f"'{headers[columns['category'][0]]}' both name the parent code: keep one"))
+        problems.append(
+            Problem(
+                file=file,
+                line=header_row,
+                message=f"columns '{headers[columns['parent'][0]]}' and "
+                f"'{headers[columns['category'][0]]}' both name the parent code: keep one",
+            )
+        )
     for kind in ("id", "name", "definition", "parent", "category", "color"):
         if len(columns.get(kind, [])) > 1:
             names = "', '".join(headers[i] for i in columns[kind])
-            problems.append(Problem(file=file, line=header_row, message=f"columns '{names}' all give the {kind}: keep one"))
+            problems.append(
+                Problem(file=file, line=header_row, message=f"columns '{names}' all give the {kind}: keep one")
+            )
     if "name" not in columns and "id" not in columns:
         expected = ", ".join(sorted(_COLUMNS["name"] + ("code",)))
-        problems.append(Problem(file=file, line=header_row,
-                                message=f"no column for the code's name (one of: {expected})"))
+        problems.append(
+            Problem(file=file, line=header_row, message=f"no column for the code's name (one of: {expected})")
+        )
     if problems:
         raise CodebookError(problems)
-    headerless = sorted({i for _, cells in rows[1:] for i, c in enumerate(cells)
-                         if _cell_text(c) and (i >= len(keys) or not keys[i])})
+    headerless = sorted(
+        {i for _, cells in rows[1:] for i, c in enumerate(cells) if _cell_text(c) and (i >= len(keys) or not keys[i])}
+    )
     if headerless:
         warnings.append(f"column(s) {', '.join(str(i + 1) for i in headerless)} have no header: not imported")
     if "name" not in columns:
@@ -968,11 +1155,20 @@ def read_spreadsheet(path: Path, *, name: str | None = None) -> ImportedCodebook
         raw_id = _cell_text(cell(cells, "id")).lower()
         if raw_id:
             if not CODE_ID.match(raw_id):
-                problems.append(Problem(file=file, line=n, message=f"id '{raw_id}' must be lowercase letters, digits, "
-                                        "'.', '-' or '_', starting with a letter or digit"))
+                problems.append(
+                    Problem(
+                        file=file,
+                        line=n,
+                        message=f"id '{raw_id}' must be lowercase letters, digits, "
+                        "'.', '-' or '_', starting with a letter or digit",
+                    )
+                )
             elif raw_id in first_row:
-                problems.append(Problem(file=file, line=n,
-                                        message=f"duplicate code id '{raw_id}' (first in row {first_row[raw_id]})"))
+                problems.append(
+                    Problem(
+                        file=file, line=n, message=f"duplicate code id '{raw_id}' (first in row {first_row[raw_id]})"
+                    )
+                )
             else:
                 first_row[raw_id] = n
                 taken.add(raw_id)
@@ -989,8 +1185,10 @@ def read_spreadsheet(path: Path, *, name: str | None = None) -> ImportedCodebook
         if not definition:
             definition = label
             no_definition.append(label)
-        lists = {kind: [item for i in columns.get(kind, []) if i < len(cells) for item in _cell_list(cells[i])]
-                 for kind in _LISTS}
+        lists = {
+            kind: [item for i in columns.get(kind, []) if i < len(cells) for item in _cell_list(cells[i])]
+            for kind in _LISTS
+        }
         attributes: dict[str, Any] = {}
         for i, key in attribute_columns.items():
             value = _cell_value(cells[i]) if i < len(cells) else None
@@ -1004,12 +1202,25 @@ def read_spreadsheet(path: Path, *, name: str | None = None) -> ImportedCodebook
         code_id = raw_id or _unique(_slug(label), taken)
         if not raw_id and code_id != _slug(label):
             renumbered.append(f"'{label}' ({code_id})")
-        entries.append({"row": n, "id": code_id, "name": label,
-                        "definition": definition, "lists": lists, "parent": _cell_text(cell(cells, parent_kind)),
-                        "attributes": attributes})
+        entries.append(
+            {
+                "row": n,
+                "id": code_id,
+                "name": label,
+                "definition": definition,
+                "lists": lists,
+                "parent": _cell_text(cell(cells, parent_kind)),
+                "attributes": attributes,
+            }
+        )
     if no_definition:
-        warnings.append(_several(no_definition, "code {names} has no definition: its name stands as its definition",
-                                 "{n} codes have no definition: their names stand as their definitions ({names})"))
+        warnings.append(
+            _several(
+                no_definition,
+                "code {names} has no definition: its name stands as its definition",
+                "{n} codes have no definition: their names stand as their definitions ({names})",
+            )
+        )
     if bad_colors:
         warnings.append(_several(bad_colors, _BAD_COLOR_ONE, _BAD_COLOR_MANY, quote=False))
     if renumbered:
@@ -1031,31 +1242,53 @@ def read_spreadsheet(path: Path, *, name: str | None = None) -> ImportedCodebook
             entry["parent"] = by_name[wanted.casefold()][0]["id"]
         elif len(by_name.get(wanted.casefold(), [])) > 1:
             rows_named = ", ".join(str(e["row"]) for e in by_name[wanted.casefold()])
-            problems.append(Problem(file=file, line=entry["row"], message=f"parent '{wanted}' names several codes "
-                                    f"(rows {rows_named}): give its id instead"))
+            problems.append(
+                Problem(
+                    file=file,
+                    line=entry["row"],
+                    message=f"parent '{wanted}' names several codes (rows {rows_named}): give its id instead",
+                )
+            )
         elif parent_kind == "category":
             if wanted.casefold() not in added:
-                added[wanted.casefold()] = {"row": None, "id": _unique(_slug(wanted), taken), "name": wanted,
-                                            "definition": wanted, "lists": {kind: [] for kind in _LISTS},
-                                            "parent": None, "attributes": {}, "before": entry["row"]}
+                added[wanted.casefold()] = {
+                    "row": None,
+                    "id": _unique(_slug(wanted), taken),
+                    "name": wanted,
+                    "definition": wanted,
+                    "lists": {kind: [] for kind in _LISTS},
+                    "parent": None,
+                    "attributes": {},
+                    "before": entry["row"],
+                }
             entry["parent"] = added[wanted.casefold()]["id"]
         else:
-            problems.append(Problem(file=file, line=entry["row"], message=f"unknown parent '{wanted}': no code has "
-                                    "that id or name"))
+            problems.append(
+                Problem(file=file, line=entry["row"], message=f"unknown parent '{wanted}': no code has that id or name")
+            )
         if entry["parent"] == entry["id"]:
             problems.append(Problem(file=file, line=entry["row"], message=f"code '{entry['id']}' is its own parent"))
     if added:
         names = [category["name"] for category in added.values()]
-        warnings.append(_several(names, "category {names} has no row of its own: added, with its name as its definition",
-                                 "{n} categories have no row of their own: added, with their names as their "
-                                 "definitions ({names})"))
+        warnings.append(
+            _several(
+                names,
+                "category {names} has no row of its own: added, with its name as its definition",
+                "{n} categories have no row of their own: added, with their names as their definitions ({names})",
+            )
+        )
     parent_of = {entry["id"]: entry["parent"] for entry in entries}
     for entry in entries:
         seen, current = {entry["id"]}, parent_of.get(entry["id"])
         while current in parent_of:
             if current in seen:
-                problems.append(Problem(file=file, line=entry["row"],
-                                        message=f"code '{entry['id']}': parent chain loops back through '{current}'"))
+                problems.append(
+                    Problem(
+                        file=file,
+                        line=entry["row"],
+                        message=f"code '{entry['id']}': parent chain loops back through '{current}'",
+                    )
+                )
                 break
             seen.add(current)
             current = parent_of[current]
@@ -1067,10 +1300,16 @@ def read_spreadsheet(path: Path, *, name: str | None = None) -> ImportedCodebook
         ordered.extend(c for c in added.values() if c["before"] == entry["row"])
         ordered.append(entry)
     codes = [
-        Code(id=e["id"], name=e["name"], definition=e["definition"], inclusion=e["lists"]["inclusion"],
-             exclusion=e["lists"]["exclusion"],
-             examples=Examples(positive=e["lists"]["positive"], negative=e["lists"]["negative"]),
-             parent=e["parent"], attributes=e["attributes"])
+        Code(
+            id=e["id"],
+            name=e["name"],
+            definition=e["definition"],
+            inclusion=e["lists"]["inclusion"],
+            exclusion=e["lists"]["exclusion"],
+            examples=Examples(positive=e["lists"]["positive"], negative=e["lists"]["negative"]),
+            parent=e["parent"],
+            attributes=e["attributes"],
+        )
         for e in ordered
     ]
     codebook = Codebook(name=name or path.stem, description=f"Imported from {path.name}", codes=codes)
@@ -1085,8 +1324,10 @@ def import_codebook(path: Path, *, name: str | None = None) -> ImportedCodebook:
         return read_qdc(path, name=name)
     if suffix in (".xlsx", ".xlsm", ".csv"):
         return read_spreadsheet(path, name=name)
-    raise ExchangeError(f"{path}: cannot import a '{suffix or 'suffix-less'}' file: "
-                        "expected a REFI-QDA codebook (.qdc) or a spreadsheet (.xlsx, .csv)")
+    raise ExchangeError(
+        f"{path}: cannot import a '{suffix or 'suffix-less'}' file: "
+        "expected a REFI-QDA codebook (.qdc) or a spreadsheet (.xlsx, .csv)"
+    )
 
 
 # ---------------------------------------------------------------- YAML
@@ -1139,8 +1380,9 @@ def _yaml_document(codebook: Codebook, flow: type[dict] = _Flow, folded: type[st
             entry["inclusion"] = list(code.inclusion)
         if code.exclusion:
             entry["exclusion"] = list(code.exclusion)
-        examples = {k: list(v) for k, v in (("positive", code.examples.positive),
-                                             ("negative", code.examples.negative)) if v}
+        examples = {
+            k: list(v) for k, v in (("positive", code.examples.positive), ("negative", code.examples.negative)) if v
+        }
         if examples:
             entry["examples"] = examples
         if code.parent is not None:
@@ -1173,9 +1415,16 @@ def _reads_back(text: str, codebook: Codebook) -> bool:
 
 
 def codebook_import_command(
-    file: Annotated[Path, typer.Argument(help="A REFI-QDA codebook (.qdc) or a spreadsheet (.xlsx, .csv) with one row per code.")],
-    out: Annotated[Path | None, typer.Option("--out", help="The codebook YAML to write (default: standard output).")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="The codebook's name (default: the one in the file, else the file name).")] = None,
+    file: Annotated[
+        Path, typer.Argument(help="A REFI-QDA codebook (.qdc) or a spreadsheet (.xlsx, .csv) with one row per code.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The codebook YAML to write (default: standard output).")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="The codebook's name (default: the one in the file, else the file name)."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Import a codebook from other QDA software (.qdc) or a spreadsheet, as codebook YAML.
@@ -1209,14 +1458,22 @@ def codebook_import_command(
         err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
     # "categories": every code not applied (a code with children, or one marked codable: false)
     categories = _counted(len(codebook.codes) - len(codebook.leaves), "category", "categories")
-    err.print(f"{file}: {len(codebook.codes)} codes ({categories}, {len(codebook.leaves)} applicable) "
-              f"imported{f' to {out}' if out else ''}, {len(imported.warnings)} warning(s)",
-              highlight=False, soft_wrap=True)
+    err.print(
+        f"{file}: {len(codebook.codes)} codes ({categories}, {len(codebook.leaves)} applicable) "
+        f"imported{f' to {out}' if out else ''}, {len(imported.warnings)} warning(s)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def codebook_export_command(
     codebook: Annotated[Path, typer.Argument(help="Codebook YAML file.")],
-    fmt: Annotated[str, typer.Option("--format", help="The file format: qdc (REFI-QDA codebook, for NVivo, MAXQDA, ATLAS.ti and others).")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="The file format: qdc (REFI-QDA codebook, for NVivo, MAXQDA, ATLAS.ti and others)."
+        ),
+    ],
     out: Annotated[Path | None, typer.Option("--out", help="The file to write (default: standard output).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
@@ -1250,5 +1507,9 @@ def codebook_export_command(
         except OSError as exc:
             _fail(f"{out}: cannot write: {exc.strerror or exc}")
     categories = _counted(len(loaded.codes) - len(loaded.leaves), "category", "categories")
-    err.print(f"{codebook}: {len(loaded.codes)} codes ({categories}) exported as REFI-QDA codebook"
-              f"{f' to {out}' if out else ''}", highlight=False, soft_wrap=True)
+    err.print(
+        f"{codebook}: {len(loaded.codes)} codes ({categories}) exported as REFI-QDA codebook"
+        f"{f' to {out}' if out else ''}",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -24,7 +24,14 @@ from typing import Any
 from sqlalchemy import select
 
 from pipeline.store import (
-    ChunkCodingRecord, ChunkRecord, CodebookRecord, RunChunkRecord, RunRecord, Store, StoreError, SuggestionRecord,
+    ChunkCodingRecord,
+    ChunkRecord,
+    CodebookRecord,
+    RunChunkRecord,
+    RunRecord,
+    Store,
+    StoreError,
+    SuggestionRecord,
     TranscriptRecord,
 )
 from pipeline.suggestion import QUEUED
@@ -225,9 +232,30 @@ def _inert(value: Any) -> Any:
 
 
 DECISION_COLUMNS = [
-    "decision_id", "decided_at", "reviewer", "verdict", "suggestion_id", "rejection_id", "chunk_id", "transcript_id",
-    "source_name", "suggested_code", "suggested_quote", "suggested_quote_start", "suggested_quote_end", "confidence", "routing",
-    "final_code", "quote_start", "quote_end", "quote", "reason", "note", "coder", "model", "prompt_version",
+    "decision_id",
+    "decided_at",
+    "reviewer",
+    "verdict",
+    "suggestion_id",
+    "rejection_id",
+    "chunk_id",
+    "transcript_id",
+    "source_name",
+    "suggested_code",
+    "suggested_quote",
+    "suggested_quote_start",
+    "suggested_quote_end",
+    "confidence",
+    "routing",
+    "final_code",
+    "quote_start",
+    "quote_end",
+    "quote",
+    "reason",
+    "note",
+    "coder",
+    "model",
+    "prompt_version",
     "codebook_version",
 ]
 

@@ -37,7 +37,11 @@ from pydantic import BaseModel, Field
 
 from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, chunk_transcript
 from pipeline.exchange.codebooks import (
-    ExchangeError, ImportedCodebook, codebook_from_codes, normal_guid, parse_xml,
+    ExchangeError,
+    ImportedCodebook,
+    codebook_from_codes,
+    normal_guid,
+    parse_xml,
 )
 from pipeline.ingest import parse_turns
 from pipeline.transcript import Transcript, transcript_id
@@ -109,8 +113,9 @@ class _Package:
             folder = path.parent
             for sub in folder.iterdir() if folder.is_dir() else []:
                 if sub.is_dir() and sub.name.lower() == "sources":
-                    self.entries = {f"sources/{p.name}".lower(): p for p in sub.iterdir()
-                                    if p.is_file() and not p.is_symlink()}
+                    self.entries = {
+                        f"sources/{p.name}".lower(): p for p in sub.iterdir() if p.is_file() and not p.is_symlink()
+                    }
             return
         try:
             self.zip = zipfile.ZipFile(path)
@@ -123,28 +128,36 @@ class _Package:
             name = info.filename.replace("\\", "/")
             parts = name.split("/")
             if name.startswith("/") or ".." in parts or (parts[0][1:2] == ":"):
-                raise ExchangeError(f"{path}: the ZIP entry '{info.filename}' points outside the project folder; "
-                                    "the file is damaged or crafted")
+                raise ExchangeError(
+                    f"{path}: the ZIP entry '{info.filename}' points outside the project folder; "
+                    "the file is damaged or crafted"
+                )
             if info.file_size > MAX_ENTRY:
-                raise ExchangeError(f"{path}: the ZIP entry '{info.filename}' is {info.file_size:,} bytes, over the "
-                                    f"{MAX_ENTRY:,}-byte limit REFI-QDA sets on each file")
+                raise ExchangeError(
+                    f"{path}: the ZIP entry '{info.filename}' is {info.file_size:,} bytes, over the "
+                    f"{MAX_ENTRY:,}-byte limit REFI-QDA sets on each file"
+                )
             if not info.is_dir():
                 names["/".join(p for p in parts if p not in ("", "."))] = info
         # project.qde at the top, or (as a ZIP made of a project's folder has it) in one folder
-        qde = sorted((n for n in names if n.lower().endswith(".qde") and n.count("/") <= 1),
-                     key=lambda n: (n.count("/"), n.lower().rsplit("/", 1)[-1] != "project.qde", n))
+        qde = sorted(
+            (n for n in names if n.lower().endswith(".qde") and n.count("/") <= 1),
+            key=lambda n: (n.count("/"), n.lower().rsplit("/", 1)[-1] != "project.qde", n),
+        )
         if not qde or (qde[0].count("/") and len({n.rsplit("/", 1)[0] for n in qde}) > 1):
             listed = ", ".join(sorted(i.filename for i in self.zip.infolist())[:5]) or "none"
             raise ExchangeError(f"{path}: not a QDPX project: the archive has no project.qde (entries: {listed})")
         folder = qde[0].rsplit("/", 1)[0] + "/" if "/" in qde[0] else ""
-        self.entries = {n[len(folder):].lower(): info for n, info in names.items() if n.startswith(folder)}
+        self.entries = {n[len(folder) :].lower(): info for n, info in names.items() if n.startswith(folder)}
         self.qde = self._read(names[qde[0]])
 
     def _read(self, info: zipfile.ZipInfo) -> bytes:
         assert self.zip is not None
         if info.file_size > MAX_READ:
-            raise ExchangeError(f"{self.path}: the ZIP entry '{info.filename}' unpacks to {info.file_size:,} bytes; "
-                                f"qcode reads entries of up to {MAX_READ:,} bytes")
+            raise ExchangeError(
+                f"{self.path}: the ZIP entry '{info.filename}' unpacks to {info.file_size:,} bytes; "
+                f"qcode reads entries of up to {MAX_READ:,} bytes"
+            )
         try:
             with self.zip.open(info) as handle:
                 # read no more than the limit, whatever the entry's header claims
@@ -152,8 +165,10 @@ class _Package:
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
             raise ExchangeError(f"{self.path}: cannot read the ZIP entry '{info.filename}': {exc}") from None
         if len(data) > MAX_READ:
-            raise ExchangeError(f"{self.path}: the ZIP entry '{info.filename}' unpacks to more than {MAX_READ:,} "
-                                "bytes, more than its header says")
+            raise ExchangeError(
+                f"{self.path}: the ZIP entry '{info.filename}' unpacks to more than {MAX_READ:,} "
+                "bytes, more than its header says"
+            )
         return data
 
     def source(self, name: str) -> bytes | None:
@@ -167,8 +182,9 @@ class _Package:
 def _read_file(path: Path) -> bytes:
     try:
         if path.stat().st_size > MAX_READ:
-            raise ExchangeError(f"{path}: {path.stat().st_size:,} bytes; qcode reads files of up to {MAX_READ:,} "
-                                "bytes in a project")
+            raise ExchangeError(
+                f"{path}: {path.stat().st_size:,} bytes; qcode reads files of up to {MAX_READ:,} bytes in a project"
+            )
         return path.read_bytes()
     except OSError as exc:
         raise ExchangeError(f"{path}: cannot read: {exc.strerror or exc}") from None
@@ -207,12 +223,20 @@ def read_project(path: str | Path, counting: Counting | None = None) -> Project:
     root = parse_xml(package.qde, where)
     namespace = etree.QName(root).namespace or ""
     if etree.QName(root).localname != "Project" or namespace not in ("", PROJECT_NAMESPACE):
-        raise ExchangeError(f"{where}: not a REFI-QDA project: the root element is {root.tag}, not Project in "
-                            f"namespace {PROJECT_NAMESPACE}")
+        raise ExchangeError(
+            f"{where}: not a REFI-QDA project: the root element is {root.tag}, not Project in "
+            f"namespace {PROJECT_NAMESPACE}"
+        )
     xml = _Xml(namespace)
     origin = root.get("origin")
-    project = Project(path=path, sha256=hashlib.sha256(package.qde).hexdigest(), name=root.get("name"),
-                      origin=origin, counting=counting or counting_for(origin), codebook=None)
+    project = Project(
+        path=path,
+        sha256=hashlib.sha256(package.qde).hexdigest(),
+        name=root.get("name"),
+        origin=origin,
+        counting=counting or counting_for(origin),
+        codebook=None,
+    )
     if not namespace:
         project.warnings.append(f"{where}: the Project element has no namespace; read as {PROJECT_NAMESPACE}")
 
@@ -220,8 +244,14 @@ def read_project(path: str | Path, counting: Counting | None = None) -> Project:
     codes = xml.one(xml.one(root, "CodeBook") if xml.one(root, "CodeBook") is not None else root, "Codes")
     if codes is not None and len(xml.all(codes, "Code")):
         description = xml.text(root, "Description") or f"Imported from {path.name}"
-        project.codebook = codebook_from_codes(codes, namespace, name=project.name or path.stem,
-                                               description=description, source=origin, sets=xml.one(root, "Sets"))
+        project.codebook = codebook_from_codes(
+            codes,
+            namespace,
+            name=project.name or path.stem,
+            description=description,
+            source=origin,
+            sets=xml.one(root, "Sets"),
+        )
         project.warnings += project.codebook.warnings
     notes = {normal_guid(n.get("guid")): _note_text(n, xml) for n in root.iter(xml.tag("Note"))}
     metadata = _case_metadata(root, xml, project)
@@ -242,20 +272,24 @@ def read_project(path: str | Path, counting: Counting | None = None) -> Project:
         _text_source(source, xml, package, project, users, notes, metadata, names, where)
     if skipped:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(skipped.items()))
-        project.warnings.append(f"not imported: {kinds} (qcode codes text; pictures, PDFs, audio and video stay "
-                                "in the other tool)")
+        project.warnings.append(
+            f"not imported: {kinds} (qcode codes text; pictures, PDFs, audio and video stay in the other tool)"
+        )
     if project.codebook is not None:
         applicable = project.codebook.codebook.applicable_ids()
         off = Counter(c.code for c in project.codes if c.code not in applicable)
         if off:
-            project.warnings.append(f"{sum(off.values())} coding(s) apply codes that are categories in the codebook "
-                                    f"({', '.join(sorted(off)[:5])}); they are kept, but a coder cannot give them "
-                                    "(mark a code `codable: true` to let coders apply it)")
+            project.warnings.append(
+                f"{sum(off.values())} coding(s) apply codes that are categories in the codebook "
+                f"({', '.join(sorted(off)[:5])}); they are kept, but a coder cannot give them "
+                "(mark a code `codable: true` to let coders apply it)"
+            )
     project.warnings += [f"{n} {what}" for what, n in project.tallies.items()]
     if project.reassigned:
         pairs = ", ".join(f"{n} made by {a} and coded by {b}" for (a, b), n in sorted(project.reassigned.items()))
-        project.warnings.append(f"selections whose coding names another user ({pairs}): each code is credited to "
-                                "the user its coding names")
+        project.warnings.append(
+            f"selections whose coding names another user ({pairs}): each code is credited to the user its coding names"
+        )
     return project
 
 
@@ -291,14 +325,18 @@ def _case_metadata(root: Any, xml: _Xml, project: Project) -> dict[str, dict[str
         for ref in xml.all(case, "SourceRef"):
             target = normal_guid(ref.get("targetGUID"))
             if target not in source_guids:
-                project.warnings.append(f"case '{case.get('name') or case.get('guid')}' names a source that is not "
-                                        f"in the project ({ref.get('targetGUID')}); that reference was not imported")
+                project.warnings.append(
+                    f"case '{case.get('name') or case.get('guid')}' names a source that is not "
+                    f"in the project ({ref.get('targetGUID')}); that reference was not imported"
+                )
                 continue
             merged = per_source.setdefault(target, {})
             for key, value in values.items():
                 if key in merged and merged[key] != value:
-                    project.warnings.append(f"source {target}: cases give '{key}' two values ('{merged[key]}', "
-                                            f"'{value}'); both are kept, joined by '; '")
+                    project.warnings.append(
+                        f"source {target}: cases give '{key}' two values ('{merged[key]}', "
+                        f"'{value}'); both are kept, joined by '; '"
+                    )
                     value = f"{merged[key]}; {value}"
                 merged[key] = value
     for source in root.iter(xml.tag("TextSource")):
@@ -308,8 +346,9 @@ def _case_metadata(root: Any, xml: _Xml, project: Project) -> dict[str, dict[str
     return per_source
 
 
-def _variable_values(element: Any, xml: _Xml, variables: dict[str, str], project: Project,
-                     where: str) -> dict[str, str]:
+def _variable_values(
+    element: Any, xml: _Xml, variables: dict[str, str], project: Project, where: str
+) -> dict[str, str]:
     values = {}
     for value in xml.all(element, "VariableValue"):
         ref = xml.one(value, "VariableRef")
@@ -323,9 +362,17 @@ def _variable_values(element: Any, xml: _Xml, variables: dict[str, str], project
     return values
 
 
-def _text_source(source: Any, xml: _Xml, package: _Package, project: Project, users: dict[str, str],
-                 notes: dict[str, str | None], metadata: dict[str, dict[str, str]], names: Counter[str],
-                 where: str) -> None:
+def _text_source(
+    source: Any,
+    xml: _Xml,
+    package: _Package,
+    project: Project,
+    users: dict[str, str],
+    notes: dict[str, str | None],
+    metadata: dict[str, dict[str, str]],
+    names: Counter[str],
+    where: str,
+) -> None:
     key = normal_guid(source.get("guid"))
     path = source.get("plainTextPath")
     label = source.get("name") or (posixpath.basename(path) if path else None) or key
@@ -338,17 +385,22 @@ def _text_source(source: Any, xml: _Xml, package: _Package, project: Project, us
         if data is None:
             return
     else:
-        project.warnings.append(f"source '{label}' has no plain text (no plainTextPath or PlainTextContent); "
-                                f"it and its {len(selections)} selection(s) were not imported")
+        project.warnings.append(
+            f"source '{label}' has no plain text (no plainTextPath or PlainTextContent); "
+            f"it and its {len(selections)} selection(s) were not imported"
+        )
         return
     whole = len(xml.all(source, "Coding"))
     if whole:
-        project.warnings.append(f"source '{label}': {whole} coding(s) of the whole document were not imported "
-                                "(qcode compares codes of passages)")
+        project.warnings.append(
+            f"source '{label}': {whole} coding(s) of the whole document were not imported "
+            "(qcode compares codes of passages)"
+        )
     positions = _Positions(data, project.counting, f"source '{label}'", project)
     if not positions.text.strip():
-        project.warnings.append(f"source '{label}' has no text; it and its {len(selections)} selection(s) were "
-                                "not imported")
+        project.warnings.append(
+            f"source '{label}' has no text; it and its {len(selections)} selection(s) were not imported"
+        )
         return
     text = positions.text
     known = _written_id(xml.text(source, "Description"))
@@ -357,8 +409,14 @@ def _text_source(source: Any, xml: _Xml, package: _Package, project: Project, us
     names[label] += 1
     name = label if names[label] == 1 or known else f"{label} ({names[label]})"
     transcript = Transcript(
-        id=known or transcript_id(name, text), source_path=str(project.path / name), source_name=name, format="qdpx",
-        encoding="utf-8", text=text, turns=parse_turns(text), metadata=metadata.get(key, {}),
+        id=known or transcript_id(name, text),
+        source_path=str(project.path / name),
+        source_name=name,
+        format="qdpx",
+        encoding="utf-8",
+        text=text,
+        turns=parse_turns(text),
+        metadata=metadata.get(key, {}),
         notes=[f"imported from {project.path.name}" + (f" ({project.origin})" if project.origin else "")],
     )
     if not transcript.turns:
@@ -382,25 +440,36 @@ def _text_source(source: Any, xml: _Xml, package: _Package, project: Project, us
             target = normal_guid(ref.get("targetGUID")) if ref is not None else ""
             if target not in codes:
                 named = ref.get("targetGUID") if ref is not None else "(none)"
-                raise ExchangeError(f"{where}: {sel}: a coding names code {named}, which is not in the project's "
-                                    "codebook")
+                raise ExchangeError(
+                    f"{where}: {sel}: a coding names code {named}, which is not in the project's codebook"
+                )
             user = normal_guid(coding.get("creatingUser") or selection.get("creatingUser") or "")
             coder = users.get(user) or user or "unknown coder"
             selector = normal_guid(selection.get("creatingUser"))
             if selector and selector != user:
                 project.reassigned[(users.get(selector, selector), coder)] += 1
             if user and user not in users:
-                project.tallies[f"coding(s) by user {user}, who is not among the project's users: the GUID stands "
-                                "as the coder's name"] += 1
+                project.tallies[
+                    f"coding(s) by user {user}, who is not among the project's users: the GUID stands "
+                    "as the coder's name"
+                ] += 1
             if not user:
                 project.tallies["coding(s) that name no user, kept as 'unknown coder'"] += 1
             refs = xml.all(coding, "NoteRef")
             texts = [description] + [notes.get(normal_guid(r.get("targetGUID"))) for r in refs]
-            project.codes.append(HumanCode(
-                coder=coder, code=codes[target], transcript_id=transcript.id, start=mapped[0], end=mapped[1],
-                original_start=start, original_end=end, note="\n\n".join(t for t in texts if t) or None,
-                coded_at=_when(coding.get("creationDateTime")),
-            ))
+            project.codes.append(
+                HumanCode(
+                    coder=coder,
+                    code=codes[target],
+                    transcript_id=transcript.id,
+                    start=mapped[0],
+                    end=mapped[1],
+                    original_start=start,
+                    original_end=end,
+                    note="\n\n".join(t for t in texts if t) or None,
+                    coded_at=_when(coding.get("creationDateTime")),
+                )
+            )
 
 
 _WRITTEN_ID = re.compile(r'^qcode: \{"transcript": "([0-9a-f]{16})"\}$', re.M)
@@ -417,10 +486,12 @@ def _written_id(description: str | None) -> str | None:
 def _source_bytes(package: _Package, path: str, label: str, project: Project, selections: int) -> bytes | None:
     lowered = path.lower()
     if lowered.startswith("internal://"):
-        name = path[len("internal://"):]
+        name = path[len("internal://") :]
     elif "://" in path:
-        project.warnings.append(f"source '{label}' is a file outside the project ({path}); it and its {selections} "
-                                "selection(s) were not imported")
+        project.warnings.append(
+            f"source '{label}' is a file outside the project ({path}); it and its {selections} "
+            "selection(s) were not imported"
+        )
         return None
     else:
         name = path  # a bare file name in sources/, as qc writes it
@@ -430,8 +501,10 @@ def _source_bytes(package: _Package, path: str, label: str, project: Project, se
     data = package.source(name)
     if data is None:
         if package.zip is None and not package.entries:
-            project.warnings.append(f"source '{label}': {path} is not beside {project.path.name} (no sources/ "
-                                    f"folder); it and its {selections} selection(s) were not imported")
+            project.warnings.append(
+                f"source '{label}': {path} is not beside {project.path.name} (no sources/ "
+                f"folder); it and its {selections} selection(s) were not imported"
+            )
             return None
         raise ExchangeError(f"{project.path}: source '{label}' names {path}, which is not in the project's sources")
     return data
@@ -471,7 +544,8 @@ class _Positions:
         except UnicodeDecodeError as exc:
             raise ExchangeError(
                 f"{project.path}: {where}: the plain text is not {encoding.removesuffix('-sig')} (byte "
-                f"0x{data[exc.start]:02x} at {exc.start}); REFI-QDA text sources are UTF-8") from None
+                f"0x{data[exc.start]:02x} at {exc.start}); REFI-QDA text sources are UTF-8"
+            ) from None
         points = np.frombuffer(raw.encode("utf-32-le"), dtype="<u4")
         carriage = points == 13
         before_line_feed = np.zeros(len(points), dtype=bool)
@@ -498,8 +572,10 @@ class _Positions:
     def convert(self, start: int, end: int, selection: str, where: str) -> tuple[int, int]:
         total = int(self.theirs[-1])
         if start < 0 or end > total:
-            raise ExchangeError(f"{where}: {selection}: positions {start}–{end} are outside the text, which is "
-                                f"{total:,} long counted as {self.counting}")
+            raise ExchangeError(
+                f"{where}: {selection}: positions {start}–{end} are outside the text, which is "
+                f"{total:,} long counted as {self.counting}"
+            )
         # a position inside a character (half of a surrogate pair) widens the selection to whole characters
         first = int(np.searchsorted(self.theirs, start, side="right")) - 1
         last = int(np.searchsorted(self.theirs, end, side="left"))
@@ -525,8 +601,9 @@ class ImportSummary(BaseModel):
     warnings: list[str]
 
 
-def import_project(store: Any, project: Project, *, chunk_size: int = DEFAULT_SIZE,
-                   overlap: int = DEFAULT_OVERLAP) -> ImportSummary:
+def import_project(
+    store: Any, project: Project, *, chunk_size: int = DEFAULT_SIZE, overlap: int = DEFAULT_OVERLAP
+) -> ImportSummary:
     """Store a project's codebook, transcripts (chunked) and human codes: all of it, or nothing."""
     from sqlalchemy import func, select
 
@@ -539,35 +616,67 @@ def import_project(store: Any, project: Project, *, chunk_size: int = DEFAULT_SI
         for transcript in project.transcripts:
             existing = s.get(TranscriptRecord, transcript.id)
             if existing is not None and existing.text != transcript.text:
-                raise ExchangeError(f"{project.path}: source '{transcript.source_name}' carries the id of transcript "
-                                    f"{transcript.id} ({existing.source_name}) but not its text")
+                raise ExchangeError(
+                    f"{project.path}: source '{transcript.source_name}' carries the id of transcript "
+                    f"{transcript.id} ({existing.source_name}) but not its text"
+                )
         if codebook is not None:
             Store.add_codebook(s, codebook, str(project.path))
         for transcript, chunks in prepared:
             Store.save_transcript(s, transcript, chunks)
-        record = ImportRecord(id=import_id, path=str(project.path), sha256=project.sha256, origin=project.origin,
-                              project_name=project.name, codebook_version=codebook.version if codebook else None,
-                              summary={}, imported_at=now())
+        record = ImportRecord(
+            id=import_id,
+            path=str(project.path),
+            sha256=project.sha256,
+            origin=project.origin,
+            project_name=project.name,
+            codebook_version=codebook.version if codebook else None,
+            summary={},
+            imported_at=now(),
+        )
         s.add(record)
         s.flush()
         rows = [
-            {"import_id": import_id, "transcript_id": c.transcript_id, "coder": c.coder, "code": c.code,
-             "codebook_version": codebook.version if codebook else None, "start": c.start, "end": c.end,
-             "original_start": c.original_start, "original_end": c.original_end, "note": c.note,
-             "coded_at": c.coded_at}
+            {
+                "import_id": import_id,
+                "transcript_id": c.transcript_id,
+                "coder": c.coder,
+                "code": c.code,
+                "codebook_version": codebook.version if codebook else None,
+                "start": c.start,
+                "end": c.end,
+                "original_start": c.original_start,
+                "original_end": c.original_end,
+                "note": c.note,
+                "coded_at": c.coded_at,
+            }
             for c in project.codes
         ]
         if rows:
             s.execute(store.insert(HumanCodeRecord).on_conflict_do_nothing(), rows)
-        stored = s.scalar(select(func.count()).select_from(HumanCodeRecord)
-                          .where(HumanCodeRecord.import_id == import_id))
-        record.summary = {"warnings": project.warnings, "coders": project.coders, "counting": project.counting,
-                          "human_codes": stored}
+        stored = s.scalar(
+            select(func.count()).select_from(HumanCodeRecord).where(HumanCodeRecord.import_id == import_id)
+        )
+        record.summary = {
+            "warnings": project.warnings,
+            "coders": project.coders,
+            "counting": project.counting,
+            "human_codes": stored,
+        }
     return ImportSummary(
-        import_id=import_id, path=str(project.path), project=project.name, origin=project.origin,
-        counting=project.counting, transcripts=len(prepared), chunks=sum(len(c) for _, c in prepared),
-        codes=len(codebook.codes) if codebook else 0, codebook_version=codebook.version if codebook else None,
-        coders=project.coders, human_codes=stored, merged=len(rows) - stored, warnings=project.warnings,
+        import_id=import_id,
+        path=str(project.path),
+        project=project.name,
+        origin=project.origin,
+        counting=project.counting,
+        transcripts=len(prepared),
+        chunks=sum(len(c) for _, c in prepared),
+        codes=len(codebook.codes) if codebook else 0,
+        codebook_version=codebook.version if codebook else None,
+        coders=project.coders,
+        human_codes=stored,
+        merged=len(rows) - stored,
+        warnings=project.warnings,
     )
 
 
@@ -623,28 +732,57 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
             versions = {runs[0].codebook_version}
         else:
             transcript_ids = set(s.scalars(select(TranscriptRecord.id)))
-            versions = {r.codebook_version for r in runs} | set(s.scalars(
-                select(HumanCodeRecord.codebook_version).distinct().where(HumanCodeRecord.codebook_version.is_not(None))))
+            versions = {r.codebook_version for r in runs} | set(
+                s.scalars(
+                    select(HumanCodeRecord.codebook_version)
+                    .distinct()
+                    .where(HumanCodeRecord.codebook_version.is_not(None))
+                )
+            )
         if len(versions) > 1:
-            hint = ("choose a run with --run" if runs else
-                    "keep projects with different codebooks in databases of their own (qcode import --db)")
-            raise ExchangeError(f"the store holds codes under {len(versions)} codebook versions "
-                                f"({', '.join(sorted(versions))}); a project has one codebook: {hint}")
+            hint = (
+                "choose a run with --run"
+                if runs
+                else "keep projects with different codebooks in databases of their own (qcode import --db)"
+            )
+            raise ExchangeError(
+                f"the store holds codes under {len(versions)} codebook versions "
+                f"({', '.join(sorted(versions))}); a project has one codebook: {hint}"
+            )
         record = s.get(CodebookRecord, next(iter(versions))) if versions else None
         if record is None:
             raise ExchangeError("the store has no codebook yet: run qcode run or qcode import first")
         codebook = Codebook.model_validate(record.content)
-        transcripts = sorted(s.scalars(select(TranscriptRecord).where(TranscriptRecord.id.in_(transcript_ids))),
-                             key=lambda t: (t.source_name, t.id))
-        human = list(s.scalars(select(HumanCodeRecord).where(HumanCodeRecord.transcript_id.in_(transcript_ids))
-                               .order_by(HumanCodeRecord.id)))
+        transcripts = sorted(
+            s.scalars(select(TranscriptRecord).where(TranscriptRecord.id.in_(transcript_ids))),
+            key=lambda t: (t.source_name, t.id),
+        )
+        human = list(
+            s.scalars(
+                select(HumanCodeRecord)
+                .where(HumanCodeRecord.transcript_id.in_(transcript_ids))
+                .order_by(HumanCodeRecord.id)
+            )
+        )
     known = {c.id for c in codebook.codes}
-    codings = passages + [CodedPassage(transcript_id=h.transcript_id, start=h.start, end=h.end, code=h.code,
-                                       user=h.coder, at=h.coded_at, note=h.note) for h in human]
+    codings = passages + [
+        CodedPassage(
+            transcript_id=h.transcript_id,
+            start=h.start,
+            end=h.end,
+            code=h.code,
+            user=h.coder,
+            at=h.coded_at,
+            note=h.note,
+        )
+        for h in human
+    ]
     unknown = [c for c in codings if c.code not in known]
     if unknown:
-        warnings.append(f"{len(unknown)} coding(s) name codes that are not in the codebook '{codebook.name}' "
-                        f"({', '.join(sorted({c.code for c in unknown})[:5])}); they were left out")
+        warnings.append(
+            f"{len(unknown)} coding(s) name codes that are not in the codebook '{codebook.name}' "
+            f"({', '.join(sorted({c.code for c in unknown})[:5])}); they were left out"
+        )
         codings = [c for c in codings if c.code in known]
 
     ns = PROJECT_NAMESPACE
@@ -657,8 +795,9 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
     variable_guid = {k: _guid("variable", k) for k in keys}
 
     def element(parent: Any, tag: str, text: str | None = None, /, **attributes: str | None) -> Any:
-        node = etree.SubElement(parent, f"{{{ns}}}{tag}",
-                                {k: _NOT_XML.sub("\ufffd", v) for k, v in attributes.items() if v is not None})
+        node = etree.SubElement(
+            parent, f"{{{ns}}}{tag}", {k: _NOT_XML.sub("\ufffd", v) for k, v in attributes.items() if v is not None}
+        )
         if text is not None:
             node.text = _NOT_XML.sub("\ufffd", text)
         return node
@@ -698,16 +837,29 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
     for t in transcripts:
         key = source_guid[t.id]
         files[f"sources/{key}.txt"] = t.text
-        source = element(sources, "TextSource", guid=key, name=t.source_name, plainTextPath=f"internal://{key}.txt",
-                         creationDateTime=_stamp(t.ingested_at))
+        source = element(
+            sources,
+            "TextSource",
+            guid=key,
+            name=t.source_name,
+            plainTextPath=f"internal://{key}.txt",
+            creationDateTime=_stamp(t.ingested_at),
+        )
         element(source, "Description", f'qcode: {{"transcript": "{t.id}"}}')
         for (start, end), found in sorted(spans.get(t.id, {}).items()):
-            selection = element(source, "PlainTextSelection", guid=_guid("selection", t.id, start, end),
-                                name=_label(t.text[start:end]), startPosition=str(start), endPosition=str(end))
+            selection = element(
+                source,
+                "PlainTextSelection",
+                guid=_guid("selection", t.id, start, end),
+                name=_label(t.text[start:end]),
+                startPosition=str(start),
+                endPosition=str(end),
+            )
             for c in sorted(found, key=lambda c: (c.user, c.code)):
                 coding_guid = _guid("coding", t.id, start, end, c.user, c.code)
-                coding = element(selection, "Coding", guid=coding_guid, creatingUser=user_guid[c.user],
-                                 creationDateTime=_stamp(c.at))
+                coding = element(
+                    selection, "Coding", guid=coding_guid, creatingUser=user_guid[c.user], creationDateTime=_stamp(c.at)
+                )
                 element(coding, "CodeRef", targetGUID=code_guids[c.code])
                 if c.note:
                     note_guid = _guid("note", coding_guid)
@@ -726,8 +878,14 @@ def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSum
         archive.writestr("project.qde", qde)
         for name, text in files.items():
             archive.writestr(name, text.encode("utf-8"))
-    return ExportSummary(path=str(out), transcripts=len(transcripts), codes=len(codebook.codes), users=users,
-                         codings=len(codings), warnings=warnings)
+    return ExportSummary(
+        path=str(out),
+        transcripts=len(transcripts),
+        codes=len(codebook.codes),
+        users=users,
+        codings=len(codings),
+        warnings=warnings,
+    )
 
 
 def _label(text: str, width: int = 60) -> str:
@@ -756,7 +914,8 @@ def coded_passages(store: Any, run_id: str | None = None) -> list[CodedPassage]:
     from sqlalchemy import select
 
     from pipeline.exchange.exports import suggestion_records
-    from pipeline.measure.matrix import coded_passages as standing, decisions_in_scope
+    from pipeline.measure.matrix import coded_passages as standing
+    from pipeline.measure.matrix import decisions_in_scope
     from pipeline.store import ChunkRecord, RunChunkRecord, RunRecord
 
     suggestions = list(suggestion_records(store, run_id))
@@ -764,8 +923,9 @@ def coded_passages(store: Any, run_id: str | None = None) -> list[CodedPassage]:
         query = select(ChunkRecord.id, ChunkRecord.start, ChunkRecord.end)
         versions = None
         if run_id:
-            query = query.where(ChunkRecord.id.in_(select(RunChunkRecord.chunk_id)
-                                                   .where(RunChunkRecord.run_id == run_id)))
+            query = query.where(
+                ChunkRecord.id.in_(select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id))
+            )
             versions = {s.get(RunRecord, run_id).codebook_version}
         spans = {chunk_id: (start, end) for chunk_id, start, end in s.execute(query)}
     decisions, settled = decisions_in_scope(store, {x["suggestion_id"] for x in suggestions}, set(spans), versions)
@@ -775,7 +935,7 @@ def coded_passages(store: Any, run_id: str | None = None) -> list[CodedPassage]:
         start, end = row["quote_start"], row["quote_end"]
         if start is None or end is None:  # a code added to the whole passage
             start, end = spans[row["chunk_id"]]
-        said = (f"{model_user(sug)}: {sug['justification']}\nconfidence {sug['confidence']:.2f}" if sug else "")
+        said = f"{model_user(sug)}: {sug['justification']}\nconfidence {sug['confidence']:.2f}" if sug else ""
         why = "".join(f" ({x})" for x in (d["reason"], d["note"]) if x) if d else ""
         reviewer = d["reviewer"] if d else None
         if d is None:
@@ -789,8 +949,18 @@ def coded_passages(store: Any, run_id: str | None = None) -> list[CodedPassage]:
         else:
             user, at = reviewer, d["decided_at"]
             note = f"added by {reviewer}{why}"
-        found.append(CodedPassage(transcript_id=row["transcript_id"], start=start, end=end, code=row["code"],
-                                  user=user, at=_when(at), note=note, reviewer=reviewer))
+        found.append(
+            CodedPassage(
+                transcript_id=row["transcript_id"],
+                start=start,
+                end=end,
+                code=row["code"],
+                user=user,
+                at=_when(at),
+                note=note,
+                reviewer=reviewer,
+            )
+        )
     return found
 
 

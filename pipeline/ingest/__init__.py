@@ -64,8 +64,11 @@ def discover(paths: list[str | Path]) -> tuple[list[Source], list[IngestError]]:
         path = Path(raw)
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in SUFFIXES and p.name != MANIFEST
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in SUFFIXES
+                and p.name != MANIFEST
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             for p in found:
@@ -74,7 +77,11 @@ def discover(paths: list[str | Path]) -> tuple[list[Source], list[IngestError]]:
                     sources.append(Source(p, path))
         elif path.is_file():
             if path.suffix.lower() not in SUFFIXES:
-                errors.append(IngestError(path, f"unsupported file type '{path.suffix}' (supported: {', '.join(sorted(SUFFIXES))})"))
+                errors.append(
+                    IngestError(
+                        path, f"unsupported file type '{path.suffix}' (supported: {', '.join(sorted(SUFFIXES))})"
+                    )
+                )
             elif path.resolve() not in seen:
                 seen.add(path.resolve())
                 sources.append(Source(path, path.parent))
@@ -137,7 +144,9 @@ def decode(data: bytes, path: str | Path) -> tuple[str, str]:
             try:
                 text, encoding = data.decode(name), name
             except UnicodeDecodeError as exc:
-                raise IngestError(path, f"starts with a {name} byte-order mark but does not decode: {exc.reason}") from exc
+                raise IngestError(
+                    path, f"starts with a {name} byte-order mark but does not decode: {exc.reason}"
+                ) from exc
             break
     if text is None:
         if b"\x00" in data:
@@ -214,9 +223,33 @@ def _label(line: str) -> tuple[str, str | None, int, bool] | None:
 
 # Capitalised words that open notes, not speakers' turns.
 _NOT_SPEAKERS = {
-    "note", "notes", "nb", "ps", "p.s", "update", "edit", "example", "summary", "warning", "important",
-    "source", "tip", "caution", "disclaimer", "subject", "date", "time", "location", "title", "transcript",
-    "duration", "recorded", "attendees", "present", "keywords", "tags",
+    "note",
+    "notes",
+    "nb",
+    "ps",
+    "p.s",
+    "update",
+    "edit",
+    "example",
+    "summary",
+    "warning",
+    "important",
+    "source",
+    "tip",
+    "caution",
+    "disclaimer",
+    "subject",
+    "date",
+    "time",
+    "location",
+    "title",
+    "transcript",
+    "duration",
+    "recorded",
+    "attendees",
+    "present",
+    "keywords",
+    "tags",
 }
 _ID_LABEL = re.compile(r"^[A-Za-z]{1,3}[-_ ]?\d{1,4}$")  # p1, R12, TL-2
 
@@ -291,12 +324,12 @@ def _front_matter(text: str, path: Path) -> tuple[dict[str, str], str]:
     if not m:
         raise IngestError(path, "front matter opened with '---' is never closed")
     try:
-        data = yaml.safe_load(text[4:4 + m.start()]) or {}
+        data = yaml.safe_load(text[4 : 4 + m.start()]) or {}
     except yaml.YAMLError as exc:
         raise IngestError(path, f"front matter is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise IngestError(path, "front matter must be a YAML mapping of metadata fields")
-    body = text[4 + m.end():].lstrip("\n")
+    body = text[4 + m.end() :].lstrip("\n")
     return {str(k): _metadata_value(v) for k, v in data.items() if v is not None}, body
 
 
@@ -306,8 +339,17 @@ def _metadata_value(value: object) -> str:
     return str(value)
 
 
-def _transcript(path: Path, name: str, fmt: str, encoding: str, text: str, turns: list[Turn],
-                metadata: dict[str, str], key: str = "", notes: list[str] | None = None) -> Transcript:
+def _transcript(
+    path: Path,
+    name: str,
+    fmt: str,
+    encoding: str,
+    text: str,
+    turns: list[Turn],
+    metadata: dict[str, str],
+    key: str = "",
+    notes: list[str] | None = None,
+) -> Transcript:
     if not text.strip() or not turns:
         raise IngestError(path, "no text to code")
     notes = list(notes or [])
@@ -388,9 +430,7 @@ def _docx_lines(document: object) -> list[str]:
 
 # --- captions ------------------------------------------------------------------
 
-_CUE_TIME = re.compile(
-    r"^\s*(?:\d+:)?\d{1,2}:\d{2}[.,]\d{3}\s+-->\s+(?:\d+:)?\d{1,2}:\d{2}[.,]\d{3}(?:\s.*)?$"
-)
+_CUE_TIME = re.compile(r"^\s*(?:\d+:)?\d{1,2}:\d{2}[.,]\d{3}\s+-->\s+(?:\d+:)?\d{1,2}:\d{2}[.,]\d{3}(?:\s.*)?$")
 _CAPTION_LABEL = re.compile(rf"^-?\s*(?P<name>{_NAME})\s*:\s+")
 
 
@@ -415,7 +455,7 @@ def _read_captions(path: Path, name: str, text: str, encoding: str, metadata: di
         if speaker is None:
             m = _CAPTION_LABEL.match(body)
             if m:
-                speaker, body = m.group("name").strip(), body[m.end():]
+                speaker, body = m.group("name").strip(), body[m.end() :]
         if not body:
             continue
         if merged and merged[-1]["speaker"] == speaker:
@@ -429,8 +469,16 @@ def _read_captions(path: Path, name: str, text: str, encoding: str, metadata: di
     for item in merged:
         label = f"{item['speaker']}: " if item["speaker"] else ""
         line = label + " ".join(item["words"])
-        turns.append(Turn(index=len(turns), speaker=item["speaker"], start=pos, end=pos + len(line),
-                          text_start=pos + len(label), timestamp=item["timestamp"]))
+        turns.append(
+            Turn(
+                index=len(turns),
+                speaker=item["speaker"],
+                start=pos,
+                end=pos + len(line),
+                text_start=pos + len(label),
+                timestamp=item["timestamp"],
+            )
+        )
         parts.append(line)
         pos += len(line) + 1
     return _transcript(path, name, fmt, encoding, "\n".join(parts), turns, metadata)
@@ -438,11 +486,22 @@ def _read_captions(path: Path, name: str, text: str, encoding: str, metadata: di
 
 # --- CSV of open-ended responses ---------------------------------------------
 
-_ID_NAMES = ("id", "respondent_id", "respondent", "participant_id", "participant", "response_id", "record_id", "case_id")
+_ID_NAMES = (
+    "id",
+    "respondent_id",
+    "respondent",
+    "participant_id",
+    "participant",
+    "response_id",
+    "record_id",
+    "case_id",
+)
 _TEXT_NAMES = ("response", "text", "answer", "comment", "comments", "open_response", "open_ended", "feedback")
 
 
-def _read_csv(path: Path, name: str, text: str, encoding: str, metadata: dict[str, str], options: CsvOptions) -> list[Transcript]:
+def _read_csv(
+    path: Path, name: str, text: str, encoding: str, metadata: dict[str, str], options: CsvOptions
+) -> list[Transcript]:
     frame = _read_table(path, text, "not a readable CSV")
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
@@ -461,10 +520,19 @@ def _read_csv(path: Path, name: str, text: str, encoding: str, metadata: dict[st
         if id_column:
             row_metadata[id_column] = key
         turn = Turn(index=0, speaker=key, start=0, end=len(response), text_start=0)
-        transcripts.append(_transcript(
-            path, name, "csv", encoding, response, [turn], {**metadata, **row_metadata},
-            key=key, notes=[f"CSV row {row_number}"],
-        ))
+        transcripts.append(
+            _transcript(
+                path,
+                name,
+                "csv",
+                encoding,
+                response,
+                [turn],
+                {**metadata, **row_metadata},
+                key=key,
+                notes=[f"CSV row {row_number}"],
+            )
+        )
     if not transcripts:
         raise IngestError(path, f"column '{text_column}' has no responses")
     return transcripts
@@ -584,7 +652,10 @@ def read_manifest(path: Path) -> dict[str, dict[str, str]]:
     lowered = {str(c).lower().strip(): str(c) for c in frame.columns}
     key = next((lowered[n] for n in _FILE_COLUMNS if n in lowered), None)
     if key is None:
-        raise IngestError(path, f"manifest needs a 'file' column naming each transcript (columns: {', '.join(map(str, frame.columns))})")
+        raise IngestError(
+            path,
+            f"manifest needs a 'file' column naming each transcript (columns: {', '.join(map(str, frame.columns))})",
+        )
     entries = {}
     for row in frame.to_dict(orient="records"):
         name = str(row[key]).strip().replace("\\", "/")

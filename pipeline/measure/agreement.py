@@ -57,10 +57,10 @@ import io
 import itertools
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -144,12 +144,26 @@ def codings_from_rows(rows: Iterable[dict[str, Any]], source: str, codebook: Cod
         coders.append(str(row["coder"]).strip())
         codes.append(str(row.get("code") or "").strip())
     lines = np.arange(len(units)) + 1
-    return _build(source, np.array(units, dtype=object), np.array(coders, dtype=object),
-                  np.array(codes, dtype=object), lines, codebook, row_word="row")
+    return _build(
+        source,
+        np.array(units, dtype=object),
+        np.array(coders, dtype=object),
+        np.array(codes, dtype=object),
+        lines,
+        codebook,
+        row_word="row",
+    )
 
 
-def _build(name: str, units: np.ndarray, coders: np.ndarray, codes: np.ndarray, lines: np.ndarray,
-           codebook: Codebook | None, row_word: str = "line") -> Codings:
+def _build(
+    name: str,
+    units: np.ndarray,
+    coders: np.ndarray,
+    codes: np.ndarray,
+    lines: np.ndarray,
+    codebook: Codebook | None,
+    row_word: str = "line",
+) -> Codings:
     if len(units) == 0:
         raise AgreementError(f"{name}: the table has no rows")
     for column, values in (("unit_id", units), ("coder", coders)):
@@ -157,8 +171,9 @@ def _build(name: str, units: np.ndarray, coders: np.ndarray, codes: np.ndarray, 
         if len(empty):
             raise AgreementError(f"{name}: {row_word} {lines[empty[0]]} has an empty {column}")
 
-    key = np.char.add(np.char.add(units.astype(str), "\x1f"), np.char.add(np.char.add(coders.astype(str), "\x1f"),
-                                                                         codes.astype(str)))
+    key = np.char.add(
+        np.char.add(units.astype(str), "\x1f"), np.char.add(np.char.add(coders.astype(str), "\x1f"), codes.astype(str))
+    )
     _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
     repeated = np.flatnonzero(counts[inverse] > 1)
     repeated = repeated[repeated != first[inverse[repeated]]]
@@ -212,8 +227,15 @@ def _build(name: str, units: np.ndarray, coders: np.ndarray, codes: np.ndarray, 
                 f"{name}: {row_word} {lines[i]} says coder '{coders[i]}' applied no code to unit '{units[i]}', "
                 "but other rows give that coder codes for that unit; keep one or the other"
             )
-    return Codings(source=name, units=unit_ids.tolist(), coders=coder_ids.tolist(), codes=list(code_ids),
-                   present=present, applied=applied, names=names)
+    return Codings(
+        source=name,
+        units=unit_ids.tolist(),
+        coders=coder_ids.tolist(),
+        codes=list(code_ids),
+        present=present,
+        applied=applied,
+        names=names,
+    )
 
 
 def default_models(coders: list[str]) -> list[str]:
@@ -231,7 +253,7 @@ class _Ref:
         self.kind, self.start, self.stop = kind, start, stop
 
     def of(self, totals: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        return totals[self.kind][:, self.start:self.stop]
+        return totals[self.kind][:, self.start : self.stop]
 
 
 class _Sums:
@@ -257,8 +279,9 @@ class _Sums:
     def add_coo(self, n_rows: int, rows: np.ndarray, units: np.ndarray, values: np.ndarray | float) -> _Ref:
         values = np.broadcast_to(np.asarray(values, dtype=np.float64), np.shape(rows))
         ref = _Ref(1, self._ns, self._ns + n_rows)
-        self._coo.append((np.asarray(rows, dtype=np.int64) + self._ns, np.asarray(units, dtype=np.int64),
-                          np.array(values)))
+        self._coo.append(
+            (np.asarray(rows, dtype=np.int64) + self._ns, np.asarray(units, dtype=np.int64), np.array(values))
+        )
         self._ns += n_rows
         return ref
 
@@ -397,8 +420,15 @@ class _Plan:
         self.stats.append(_Stat(key, compute, reason))
 
 
-def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook | None = None,
-              model_coders: list[str] | None = None, bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
+def agreement(
+    codings: Codings,
+    *,
+    level: str | None = None,
+    codebook: Codebook | None = None,
+    model_coders: list[str] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Every statistic of the report, as the JSON object the module docstring describes."""
     if bootstrap < 0:
         raise AgreementError("--bootstrap must be 0 (no intervals) or more replicates")
@@ -427,8 +457,9 @@ def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook 
     else:
         unknown = [m for m in model_coders if m not in coders]
         if unknown:
-            raise AgreementError(f"{codings.source}: no coder named {', '.join(repr(u) for u in unknown)} "
-                                 f"(coders: {', '.join(coders)})")
+            raise AgreementError(
+                f"{codings.source}: no coder named {', '.join(repr(u) for u in unknown)} (coders: {', '.join(coders)})"
+            )
         models = list(dict.fromkeys(model_coders))
     humans = [c for c in coders if c not in models]
 
@@ -442,7 +473,7 @@ def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook 
     none_used = bool((present & ~applied.any(axis=2)).any())
     categories = list(codings.codes) + ([NONE_LABEL] if none_used else [])
     values = _values(codings, categories) if single else None
-    level_values, level_of = (_level_values(codings, categories, level, codebook) if single else (None, None))
+    level_values, level_of = _level_values(codings, categories, level, codebook) if single else (None, None)
 
     # consensus of the humans: a pseudo-coder appended after the real ones
     consensus = None
@@ -457,18 +488,23 @@ def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook 
     confusions = {}
     if consensus is not None:
         for m in models:
-            confusions[m] = _confusion(codings, coders.index(m), len(coders), present, applied, values, categories,
-                                       single)
+            confusions[m] = _confusion(
+                codings, coders.index(m), len(coders), present, applied, values, categories, single
+            )
 
     # Units coded alike (the same codes from the same coders) contribute alike: the sums run over these
     # patterns, each weighted by how many units have it (in a bootstrap replicate, how often they were drawn).
     key = (values if single else sets)[: len(coders)].T
-    _, representative, pattern_of, multiplicity = np.unique(key, axis=0, return_index=True, return_inverse=True,
-                                                            return_counts=True)
+    _, representative, pattern_of, multiplicity = np.unique(
+        key, axis=0, return_index=True, return_inverse=True, return_counts=True
+    )
     pattern_of = pattern_of.ravel()
     present, applied = present[:, representative], applied[:, representative]
-    per_code = None if consensus is None else (consensus["code_present"][representative],
-                                               consensus["code_applied"][representative])
+    per_code = (
+        None
+        if consensus is None
+        else (consensus["code_present"][representative], consensus["code_applied"][representative])
+    )
     if single:
         values = values[:, representative]
     else:
@@ -482,8 +518,9 @@ def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook 
     for group, members in groups.items():
         _plan_group(plan, group, members, present, applied, n_codes)
         if single:
-            _plan_group_single(plan, group, members, present, values, categories, level_values, level_of, level,
-                               codebook)
+            _plan_group_single(
+                plan, group, members, present, values, categories, level_values, level_of, level, codebook
+            )
         else:
             _plan_group_sets(plan, group, members, present, sets, set_distances, n_codes)
 
@@ -494,8 +531,17 @@ def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook 
     if consensus is not None:
         pairs += [(coders.index(m), len(coders), "model-consensus") for m in models]
     for p, (a, b, _) in enumerate(pairs):
-        _plan_pair(plan, p, a, b, present, applied, n_codes, consensus_pair=(b == len(coders)),
-                   per_code=per_code if b == len(coders) else None)
+        _plan_pair(
+            plan,
+            p,
+            a,
+            b,
+            present,
+            applied,
+            n_codes,
+            consensus_pair=(b == len(coders)),
+            per_code=per_code if b == len(coders) else None,
+        )
         if single:
             _plan_pair_single(plan, p, a, b, present, values, len(categories), level_of, level_values, level)
         else:
@@ -513,8 +559,9 @@ def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook 
             ci = ci[index]
         value = None if value is None or not math.isfinite(value) else float(value)
         target[name] = value
-        target[f"{name}_ci95"] = None if value is None or ci is None or not all(map(math.isfinite, ci)) else \
-            [float(ci[0]), float(ci[1])]
+        target[f"{name}_ci95"] = (
+            None if value is None or ci is None or not all(map(math.isfinite, ci)) else [float(ci[0]), float(ci[1])]
+        )
         if value is None:
             stat = next(s for s in plan.stats if s.key == key)
             why = reason or (stat.reason if isinstance(stat.reason, str) else stat.reason(point_totals, index))
@@ -524,8 +571,10 @@ def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook 
         "source": codings.source,
         "units": len(codings.units),
         "pairable_units": int((coded >= 2).sum()),
-        "coders": [{"name": c, "role": "model" if c in models else "human", "units": int(codings.present[i].sum())}
-                   for i, c in enumerate(coders)],
+        "coders": [
+            {"name": c, "role": "model" if c in models else "human", "units": int(codings.present[i].sum())}
+            for i, c in enumerate(coders)
+        ],
         "codes": list(codings.codes),
         "single_label": single,
         "level": level,
@@ -590,7 +639,7 @@ def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook 
             "rule": consensus["rule"],
         }
         report["models"] = []
-        for p, (a, b, kind) in enumerate(pairs):
+        for p, (a, _, kind) in enumerate(pairs):
             if kind != "model-consensus":
                 continue
             model: dict[str, Any] = {"coder": names[a], "against": "consensus", "units": int(points[(p, "units")])}
@@ -605,8 +654,10 @@ def agreement(codings: Codings, *, level: str | None = None, codebook: Codebook 
     elif models and len(humans) < 2:
         notes.append("no human consensus: it needs at least two human coders besides the model(s)")
     if single and level != "nominal" and none_used:
-        notes.append(f"'{NONE_LABEL}' has no place on the {level} scale: Krippendorff's alpha at that level and the "
-                     "weighted kappas leave those codings out; the nominal statistics count it as a category")
+        notes.append(
+            f"'{NONE_LABEL}' has no place on the {level} scale: Krippendorff's alpha at that level and the "
+            "weighted kappas leave those codings out; the nominal statistics count it as a category"
+        )
     report["notes"] = notes
     return report
 
@@ -631,7 +682,7 @@ def _bootstrap(plan: _Plan, replicates: int, seed: int, points: dict) -> dict[tu
         del picks
         totals = plan.sums.totals(weights)
         for s in plan.stats:
-            draws[s.key][start:start + size] = s.compute(totals)
+            draws[s.key][start : start + size] = s.compute(totals)
     intervals = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-undefined columns give NaN, reported as null
@@ -646,8 +697,9 @@ def _bootstrap(plan: _Plan, replicates: int, seed: int, points: dict) -> dict[tu
 # ---------------------------------------------------------------- what each statistic sums
 
 
-def _plan_group(plan: _Plan, group: str, members: list[int], present: np.ndarray, applied: np.ndarray,
-                n_codes: int) -> None:
+def _plan_group(
+    plan: _Plan, group: str, members: list[int], present: np.ndarray, applied: np.ndarray, n_codes: int
+) -> None:
     """Per code, presence against absence, among the coders of a group (Gwet 2014 with missing codings)."""
     sums = plan.sums
     m = present[members].sum(axis=0).astype(np.float64)
@@ -686,8 +738,9 @@ def _plan_group(plan: _Plan, group: str, members: list[int], present: np.ndarray
 
     plan.stat((group, "code", "prevalence"), pi, "no unit in this group")
     plan.stat((group, "code", "percent_agreement"), pa, reason)
-    plan.stat((group, "code", "fleiss_kappa"), lambda t: _chance_corrected(pa(t), pi(t) ** 2 + (1 - pi(t)) ** 2),
-              reason)
+    plan.stat(
+        (group, "code", "fleiss_kappa"), lambda t: _chance_corrected(pa(t), pi(t) ** 2 + (1 - pi(t)) ** 2), reason
+    )
     # Gwet (2008), eq. for AC1 with q = 2 categories: p_e = sum_k pi_k (1 - pi_k) / (q - 1) = 2 pi (1 - pi)
     plan.stat((group, "code", "gwet_ac1"), lambda t: _chance_corrected(pa(t), 2.0 * pi(t) * (1 - pi(t))), reason)
     plan.stat((group, "code", "krippendorff_alpha"), alpha, reason)
@@ -700,15 +753,25 @@ def _plan_group(plan: _Plan, group: str, members: list[int], present: np.ndarray
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 return np.nanmean(values, axis=1) if values.shape[1] else np.full(values.shape[0], np.nan)
+
         return mean
 
     for stat in ("krippendorff_alpha", "fleiss_kappa", "gwet_ac1", "percent_agreement"):
         plan.stat((group, "mean", stat), mean_of(stat), "undefined for every code")
 
 
-def _plan_group_single(plan: _Plan, group: str, members: list[int], present: np.ndarray, values: np.ndarray,
-                       categories: list[str], level_values: np.ndarray, level_of: np.ndarray, level: str,
-                       codebook: Codebook | None) -> None:
+def _plan_group_single(
+    plan: _Plan,
+    group: str,
+    members: list[int],
+    present: np.ndarray,
+    values: np.ndarray,
+    categories: list[str],
+    level_values: np.ndarray,
+    level_of: np.ndarray,
+    level: str,
+    codebook: Codebook | None,
+) -> None:
     """Single-label data: one category per coder and unit (a code or none)."""
     sums = plan.sums
     n_units = present.shape[1]
@@ -722,8 +785,7 @@ def _plan_group_single(plan: _Plan, group: str, members: list[int], present: np.
     units_once = sums.add(once)
     units_twice = sums.add(twice)
     share = sums.add(np.where(once, counts / np.where(once, m, 1.0), 0.0))
-    agree = sums.add(np.where(twice, (counts * (counts - 1.0)).sum(axis=0) / np.where(twice, m * (m - 1.0), 1.0),
-                              0.0))
+    agree = sums.add(np.where(twice, (counts * (counts - 1.0)).sum(axis=0) / np.where(twice, m * (m - 1.0), 1.0), 0.0))
     q = n_cat  # categories of the scale: the codebook's codes (or those used) and (none) when used
 
     def pa(t):
@@ -734,15 +796,22 @@ def _plan_group_single(plan: _Plan, group: str, members: list[int], present: np.
 
     no_variation = "every coder gave every unit the same value: chance agreement is 1, so it is undefined"
     plan.stat((group, "overall", "percent_agreement"), pa)
-    plan.stat((group, "overall", "fleiss_kappa"),
-              lambda t: _chance_corrected(pa(t), (pi(t) ** 2).sum(axis=1)), no_variation)
+    plan.stat(
+        (group, "overall", "fleiss_kappa"), lambda t: _chance_corrected(pa(t), (pi(t) ** 2).sum(axis=1)), no_variation
+    )
     if q >= 2:
         # Gwet (2008), AC1: p_e = sum_k pi_k (1 - pi_k) / (q - 1)
-        plan.stat((group, "overall", "gwet_ac1"),
-                  lambda t: _chance_corrected(pa(t), (pi(t) * (1 - pi(t))).sum(axis=1) / (q - 1)), no_variation)
+        plan.stat(
+            (group, "overall", "gwet_ac1"),
+            lambda t: _chance_corrected(pa(t), (pi(t) * (1 - pi(t))).sum(axis=1) / (q - 1)),
+            no_variation,
+        )
     else:
-        plan.stat((group, "overall", "gwet_ac1"), lambda t: np.full(t[0].shape[0], np.nan),
-                  "only one category exists, so chance agreement is undefined")
+        plan.stat(
+            (group, "overall", "gwet_ac1"),
+            lambda t: np.full(t[0].shape[0], np.nan),
+            "only one category exists, so chance agreement is undefined",
+        )
 
     # Krippendorff's alpha at the level, from coincidences of the values on its scale
     n_lv = len(level_values)
@@ -757,14 +826,23 @@ def _plan_group_single(plan: _Plan, group: str, members: list[int], present: np.
         vals.append(1.0 / (m_lv[units] - 1.0))
     o_ref = sums.add_coo(n_lv * n_lv, np.concatenate(rows), np.concatenate(cols), np.concatenate(vals))
     delta = _level_delta(level, level_values)
-    plan.stat((group, "overall", "krippendorff_alpha"),
-              lambda t: _alpha_from_coincidences(o_ref.of(t).reshape(-1, n_lv, n_lv), delta),
-              f"every coder gave every unit the same value on the {level} scale (no variation), or fewer than two "
-              "values could be paired: chance disagreement is 0, so it is undefined")
+    plan.stat(
+        (group, "overall", "krippendorff_alpha"),
+        lambda t: _alpha_from_coincidences(o_ref.of(t).reshape(-1, n_lv, n_lv), delta),
+        f"every coder gave every unit the same value on the {level} scale (no variation), or fewer than two "
+        "values could be paired: chance disagreement is 0, so it is undefined",
+    )
 
 
-def _plan_group_sets(plan: _Plan, group: str, members: list[int], present: np.ndarray, sets: np.ndarray,
-                     distances: _SetDistances, n_codes: int) -> None:
+def _plan_group_sets(
+    plan: _Plan,
+    group: str,
+    members: list[int],
+    present: np.ndarray,
+    sets: np.ndarray,
+    distances: _SetDistances,
+    n_codes: int,
+) -> None:
     """Multi-label data: Krippendorff's alpha over code sets with the MASI distance."""
     sums = plan.sums
     m = present[members].sum(axis=0).astype(np.float64)
@@ -784,8 +862,11 @@ def _plan_group_sets(plan: _Plan, group: str, members: list[int], present: np.nd
     support, local = np.unique(rows_all, return_inverse=True)
     counts = sums.add_coo(len(support), local, np.concatenate(cols), 1.0)
 
-    plan.stat((group, "overall", "krippendorff_alpha"), _masi_alpha(observed, counts, support, distances),
-              _masi_reason(support, "every coder gave every unit the same code set"))
+    plan.stat(
+        (group, "overall", "krippendorff_alpha"),
+        _masi_alpha(observed, counts, support, distances),
+        _masi_reason(support, "every coder gave every unit the same code set"),
+    )
 
 
 def _masi_alpha(observed: _Ref, counts: _Ref, support: np.ndarray, distances: _SetDistances) -> Callable:
@@ -810,8 +891,10 @@ def _masi_alpha(observed: _Ref, counts: _Ref, support: np.ndarray, distances: _S
 
 def _masi_reason(support: np.ndarray, same: str) -> str:
     if len(support) > _MASI_LIMIT:
-        return (f"{len(support)} distinct code sets: more than {_MASI_LIMIT:,}, too many for the MASI distance "
-                "matrix; see the mean of the per-code statistics")
+        return (
+            f"{len(support)} distinct code sets: more than {_MASI_LIMIT:,}, too many for the MASI distance "
+            "matrix; see the mean of the per-code statistics"
+        )
     return f"{same}: no variation, so it is undefined"
 
 
@@ -824,8 +907,17 @@ def distances_between(distances: _SetDistances, a: np.ndarray, b: np.ndarray) ->
     return np.where(ok, _masi(inter, distances.sizes[ia], distances.sizes[ib]), 0.0)
 
 
-def _plan_pair(plan: _Plan, p: int, a: int, b: int, present: np.ndarray, applied: np.ndarray, n_codes: int,
-               consensus_pair: bool, per_code: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+def _plan_pair(
+    plan: _Plan,
+    p: int,
+    a: int,
+    b: int,
+    present: np.ndarray,
+    applied: np.ndarray,
+    n_codes: int,
+    consensus_pair: bool,
+    per_code: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
     """Two coders, per code: the 2x2 table over the units both coded. `per_code` gives coder b
     (the consensus) as (decided, applied) per unit and code, when a unit can be decided for some
     codes and not others."""
@@ -866,16 +958,35 @@ def _plan_pair(plan: _Plan, p: int, a: int, b: int, present: np.ndarray, applied
     plan.stat((p, "code", "cohen_kappa"), kappa, reason)
     if consensus_pair:
         plan.stat((p, "code", "support"), lambda t: nb.of(t))
-        plan.stat((p, "code", "precision"), lambda t: _ratio(n11.of(t), na.of(t)),
-                  "the model never applied this code on these units")
-        plan.stat((p, "code", "recall"), lambda t: _ratio(n11.of(t), nb.of(t)),
-                  "the consensus never has this code on these units")
-        plan.stat((p, "code", "f1"), lambda t: _ratio(2.0 * n11.of(t), na.of(t) + nb.of(t)),
-                  "neither the model nor the consensus applied this code")
+        plan.stat(
+            (p, "code", "precision"),
+            lambda t: _ratio(n11.of(t), na.of(t)),
+            "the model never applied this code on these units",
+        )
+        plan.stat(
+            (p, "code", "recall"),
+            lambda t: _ratio(n11.of(t), nb.of(t)),
+            "the consensus never has this code on these units",
+        )
+        plan.stat(
+            (p, "code", "f1"),
+            lambda t: _ratio(2.0 * n11.of(t), na.of(t) + nb.of(t)),
+            "neither the model nor the consensus applied this code",
+        )
 
 
-def _plan_pair_single(plan: _Plan, p: int, a: int, b: int, present: np.ndarray, values: np.ndarray, n_cat: int,
-                      level_of: np.ndarray, level_values: np.ndarray, level: str) -> None:
+def _plan_pair_single(
+    plan: _Plan,
+    p: int,
+    a: int,
+    b: int,
+    present: np.ndarray,
+    values: np.ndarray,
+    n_cat: int,
+    level_of: np.ndarray,
+    level_values: np.ndarray,
+    level: str,
+) -> None:
     sums = plan.sums
     both = np.flatnonzero(present[a] & present[b] & (values[a] >= 0) & (values[b] >= 0))
     table = sums.add_coo(n_cat * n_cat, values[a][both] * n_cat + values[b][both], both, 1.0)
@@ -897,8 +1008,11 @@ def _plan_pair_single(plan: _Plan, p: int, a: int, b: int, present: np.ndarray, 
         c = lv_table.of(t).reshape(-1, n_lv, n_lv) if weights is not None else confusion(t)
         size = c.shape[1]
         idx = np.arange(size)
-        w = (1.0 - np.eye(size)) if weights is None else (
-            np.abs(idx[:, None] - idx[None, :]) if weights == "linear" else (idx[:, None] - idx[None, :]) ** 2.0)
+        w = (
+            (1.0 - np.eye(size))
+            if weights is None
+            else (np.abs(idx[:, None] - idx[None, :]) if weights == "linear" else (idx[:, None] - idx[None, :]) ** 2.0)
+        )
         n = c.sum(axis=(1, 2))
         expected = c.sum(axis=2)[:, :, None] * c.sum(axis=1)[:, None, :]
         return 1.0 - _ratio((w * c).sum(axis=(1, 2)), _ratio((w * expected).sum(axis=(1, 2)), n))
@@ -916,8 +1030,9 @@ def _plan_pair_single(plan: _Plan, p: int, a: int, b: int, present: np.ndarray, 
     plan.stat((p, "krippendorff_alpha"), alpha, no_variation)
 
 
-def _plan_pair_sets(plan: _Plan, p: int, a: int, b: int, present: np.ndarray, sets: np.ndarray,
-                    distances: _SetDistances) -> None:
+def _plan_pair_sets(
+    plan: _Plan, p: int, a: int, b: int, present: np.ndarray, sets: np.ndarray, distances: _SetDistances
+) -> None:
     sums = plan.sums
     both = present[a] & present[b]
     d = distances_between(distances, np.where(both, sets[a], -1), np.where(both, sets[b], -1))
@@ -938,14 +1053,17 @@ def _plan_pair_sets(plan: _Plan, p: int, a: int, b: int, present: np.ndarray, se
                 warnings.simplefilter("ignore", RuntimeWarning)
                 v = compute(t)
                 return np.nanmean(v, axis=1) if v.shape[1] else np.full(v.shape[0], np.nan)
+
         return run
 
     plan.stat((p, "percent_agreement"), mean(per_code_po), "the two coders share no unit")
     plan.stat((p, "cohen_kappa"), mean(per_code_kappa), "Cohen's kappa is undefined for every code")
-    plan.stat((p, "krippendorff_alpha"), alpha,
-              _masi_reason(support, "both coders gave every shared unit the same code set"))
-    plan.stat((p, "exact_agreement"), lambda t: _ratio(exact.of(t)[:, 0], pair_units(t)),
-              "the two coders share no unit")
+    plan.stat(
+        (p, "krippendorff_alpha"), alpha, _masi_reason(support, "both coders gave every shared unit the same code set")
+    )
+    plan.stat(
+        (p, "exact_agreement"), lambda t: _ratio(exact.of(t)[:, 0], pair_units(t)), "the two coders share no unit"
+    )
 
 
 # ---------------------------------------------------------------- values, sets, consensus
@@ -959,8 +1077,9 @@ def _values(codings: Codings, categories: list[str]) -> np.ndarray:
     return np.where(codings.present, np.where(has, code, none), -1).astype(np.int64)
 
 
-def _level_values(codings: Codings, categories: list[str], level: str,
-                  codebook: Codebook | None) -> tuple[np.ndarray, np.ndarray]:
+def _level_values(
+    codings: Codings, categories: list[str], level: str, codebook: Codebook | None
+) -> tuple[np.ndarray, np.ndarray]:
     """The ordered values of the level's scale, and each category's position on it (-1 for (none))."""
     if level == "nominal":
         return np.arange(len(categories), dtype=np.float64), np.arange(len(categories))
@@ -982,8 +1101,11 @@ def _level_values(codings: Codings, categories: list[str], level: str,
     value_of = {c: first.get(c, second.get(c)) for c in codings.codes}
     lacking = [c for c, v in value_of.items() if v is None]
     if lacking:
-        how = ("an ordinal codebook (--codebook FILE with attributes.level on every code) or numeric codes"
-               if level == "ordinal" else "numeric codes (or a codebook giving each code a numeric attributes.level)")
+        how = (
+            "an ordinal codebook (--codebook FILE with attributes.level on every code) or numeric codes"
+            if level == "ordinal"
+            else "numeric codes (or a codebook giving each code a numeric attributes.level)"
+        )
         raise AgreementError(
             f"{codings.source}: the {level} level needs {how}; no value for code(s) "
             f"{', '.join(repr(c) for c in lacking[:5])}" + (" ..." if len(lacking) > 5 else "")
@@ -1030,8 +1152,11 @@ def _consensus(codings: Codings, humans: list[int], values: np.ndarray | None, n
         applied = np.zeros((present.shape[1], len(codings.codes)), dtype=bool)
         has_code = decided & (best != none)
         applied[np.flatnonzero(has_code), best[has_code]] = True
-        result = {"values": np.where(decided, best, -1), "rule": "the value (a code or none) chosen by more than "
-                  "half of the humans who coded the unit (at least two); otherwise the unit has no consensus"}
+        result = {
+            "values": np.where(decided, best, -1),
+            "rule": "the value (a code or none) chosen by more than "
+            "half of the humans who coded the unit (at least two); otherwise the unit has no consensus",
+        }
         code_present, code_applied = decided[:, None] & np.ones(len(codings.codes), dtype=bool), applied
     else:
         r = codings.applied[humans].sum(axis=0)
@@ -1041,16 +1166,31 @@ def _consensus(codings: Codings, humans: list[int], values: np.ndarray | None, n
         code_applied = 2 * r > m[:, None]
         decided = code_present.all(axis=1) & (m >= 2)
         applied = code_applied & decided[:, None]
-        result = {"rule": "the codes applied by more than half of the humans who coded the unit (at least two); "
-                  "a code applied by exactly half of them is undecided there: left out of that code's "
-                  "comparisons, and the unit out of comparisons of whole code sets"}
-    result.update(present=decided, applied=applied, undecided=int(((m >= 2) & ~decided).sum()),
-                  code_present=code_present, code_applied=code_applied)
+        result = {
+            "rule": "the codes applied by more than half of the humans who coded the unit (at least two); "
+            "a code applied by exactly half of them is undecided there: left out of that code's "
+            "comparisons, and the unit out of comparisons of whole code sets"
+        }
+    result.update(
+        present=decided,
+        applied=applied,
+        undecided=int(((m >= 2) & ~decided).sum()),
+        code_present=code_present,
+        code_applied=code_applied,
+    )
     return result
 
 
-def _confusion(codings: Codings, model: int, consensus: int, present: np.ndarray, applied: np.ndarray,
-               values: np.ndarray | None, categories: list[str], single: bool) -> dict[str, Any]:
+def _confusion(
+    codings: Codings,
+    model: int,
+    consensus: int,
+    present: np.ndarray,
+    applied: np.ndarray,
+    values: np.ndarray | None,
+    categories: list[str],
+    single: bool,
+) -> dict[str, Any]:
     """Rows: the consensus; columns: the model. Multi-label: units counted once per (consensus code, model code)
     pair they hold, with (none) standing for an empty set."""
     from sklearn.metrics import confusion_matrix
@@ -1076,8 +1216,8 @@ def codings_from_store(store: Any, run_id: str | None, codebook: Codebook | None
 
     Passages of the run that no person has coded yet are left out: they say nothing about agreement,
     and kept in they would weigh the model's own code shares in Fleiss' kappa and AC1."""
-    from pipeline.review.blind import blind_rows
     from pipeline.exchange.exports import coding_rows, resolve_run
+    from pipeline.review.blind import blind_rows
 
     run_id = resolve_run(store, run_id)
     if run_id is None:
@@ -1087,20 +1227,25 @@ def codings_from_store(store: Any, run_id: str | None, codebook: Codebook | None
         from pipeline.store import AssignmentRecord
 
         with store.session() as s:
-            sampled_runs = sorted(set(s.scalars(select(AssignmentRecord.run_id).where(
-                AssignmentRecord.coded_at.is_not(None)))))
+            sampled_runs = sorted(
+                set(s.scalars(select(AssignmentRecord.run_id).where(AssignmentRecord.coded_at.is_not(None))))
+            )
         if len(sampled_runs) > 1:
-            raise AgreementError(f"reviewers coded samples of {len(sampled_runs)} runs blind "
-                                 f"({', '.join(sampled_runs)}): choose one with --run")
+            raise AgreementError(
+                f"reviewers coded samples of {len(sampled_runs)} runs blind "
+                f"({', '.join(sampled_runs)}): choose one with --run"
+            )
         run_id = sampled_runs[0] if sampled_runs else None
     from pipeline.store.human_codes import human_rows
 
     humans = list(blind_rows(store, run_id=run_id)) + list(human_rows(store, run_id))
     where = f"run '{run_id}'" if run_id else "the database"
     if not humans:
-        raise AgreementError(f"{where} has no human codes yet: a lead assigns a sample for double coding in "
-                             "the review app and reviewers code it blind, or qcode import brings in a project "
-                             "coded by people in another QDA tool")
+        raise AgreementError(
+            f"{where} has no human codes yet: a lead assigns a sample for double coding in "
+            "the review app and reviewers code it blind, or qcode import brings in a project "
+            "coded by people in another QDA tool"
+        )
     sampled = {row["unit_id"] for row in humans}
     rows = [row for row in coding_rows(store, run_id) if row["unit_id"] in sampled] + humans
     return codings_from_rows(rows, where, codebook)
@@ -1127,10 +1272,13 @@ def tables(report: dict[str, Any]) -> list[Any]:
 
     out = []
     kind = "single-label" if report["single_label"] else "multi-label"
-    overall = Table(title=f"Agreement: {report['units']} units ({report['pairable_units']} coded by two or more "
-                          f"coders), {len(report['coders'])} coders, {kind}, level {report['level']}; 95% bootstrap "
-                          f"intervals over {report['bootstrap']['replicates']} replicates, seed "
-                          f"{report['bootstrap']['seed']}", title_justify="left")
+    overall = Table(
+        title=f"Agreement: {report['units']} units ({report['pairable_units']} coded by two or more "
+        f"coders), {len(report['coders'])} coders, {kind}, level {report['level']}; 95% bootstrap "
+        f"intervals over {report['bootstrap']['replicates']} replicates, seed "
+        f"{report['bootstrap']['seed']}",
+        title_justify="left",
+    )
     overall.add_column("statistic")
     overall.add_column("all coders")
     humans = report.get("overall_humans")
@@ -1139,15 +1287,21 @@ def tables(report: dict[str, Any]) -> list[Any]:
     rows = [("Krippendorff's alpha" + ("" if report["single_label"] else " (MASI)"), "krippendorff_alpha")]
     sources = [report["overall"]] + ([humans] if humans else [])
     if report["single_label"]:
-        rows += [("Fleiss' kappa", "fleiss_kappa"), ("Gwet's AC1", "gwet_ac1"),
-                 ("percent agreement", "percent_agreement")]
+        rows += [
+            ("Fleiss' kappa", "fleiss_kappa"),
+            ("Gwet's AC1", "gwet_ac1"),
+            ("percent agreement", "percent_agreement"),
+        ]
         for label, name in rows:
             overall.add_row(label, *(stat_cell(s, name) for s in sources))
     else:
         overall.add_row(rows[0][0], *(stat_cell(s, "krippendorff_alpha") for s in sources))
-        for label, name in [("mean per code: Krippendorff's alpha", "krippendorff_alpha"),
-                            ("mean per code: Fleiss' kappa", "fleiss_kappa"), ("mean per code: Gwet's AC1", "gwet_ac1"),
-                            ("mean per code: percent agreement", "percent_agreement")]:
+        for label, name in [
+            ("mean per code: Krippendorff's alpha", "krippendorff_alpha"),
+            ("mean per code: Fleiss' kappa", "fleiss_kappa"),
+            ("mean per code: Gwet's AC1", "gwet_ac1"),
+            ("mean per code: percent agreement", "percent_agreement"),
+        ]:
             overall.add_row(label, *(stat_cell(s["mean_per_code"], name) for s in sources))
     out.append(overall)
 
@@ -1163,14 +1317,22 @@ def tables(report: dict[str, Any]) -> list[Any]:
     for header in ["coders", "kind", "units"] + [c[0] for c in columns]:
         pairwise.add_column(header, overflow="fold")
     for entry in report["pairwise"]:
-        pairwise.add_row(escape(" vs ".join(entry["coders"])), entry["kind"], str(entry["units"]),
-                         *(stat_cell(entry, name) for _, name in columns))
+        pairwise.add_row(
+            escape(" vs ".join(entry["coders"])),
+            entry["kind"],
+            str(entry["units"]),
+            *(stat_cell(entry, name) for _, name in columns),
+        )
     out.append(pairwise)
 
     per_code = Table(title="Per code (presence against absence, all coders)", title_justify="left")
-    columns = [("prevalence", "prevalence"), ("percent agreement", "percent_agreement"),
-               ("Fleiss' kappa", "fleiss_kappa"), ("Krippendorff's alpha", "krippendorff_alpha"),
-               ("Gwet's AC1", "gwet_ac1")]
+    columns = [
+        ("prevalence", "prevalence"),
+        ("percent agreement", "percent_agreement"),
+        ("Fleiss' kappa", "fleiss_kappa"),
+        ("Krippendorff's alpha", "krippendorff_alpha"),
+        ("Gwet's AC1", "gwet_ac1"),
+    ]
     for header in ["code"] + [c[0] for c in columns]:
         per_code.add_column(header, overflow="fold")
     for entry in report["per_code"]:
@@ -1187,13 +1349,20 @@ def tables(report: dict[str, Any]) -> list[Any]:
         out.append(kappas)
 
     for model in report.get("models", []):
-        prf = Table(title=f"{escape(model['coder'])} against the human consensus ({model['units']} units)",
-                    title_justify="left")
+        prf = Table(
+            title=f"{escape(model['coder'])} against the human consensus ({model['units']} units)", title_justify="left"
+        )
         for header in ("code", "support", "precision", "recall", "F1", "Cohen's kappa"):
             prf.add_column(header, overflow="fold")
         for row in model["per_code"]:
-            prf.add_row(escape(row["code"]), str(row["support"]), stat_cell(row, "precision"), stat_cell(row, "recall"),
-                        stat_cell(row, "f1"), stat_cell(row, "cohen_kappa"))
+            prf.add_row(
+                escape(row["code"]),
+                str(row["support"]),
+                stat_cell(row, "precision"),
+                stat_cell(row, "recall"),
+                stat_cell(row, "f1"),
+                stat_cell(row, "cohen_kappa"),
+            )
         out.append(prf)
         confusion = model["confusion"]
         matrix = Table(title=f"Confusion: rows the consensus, columns {escape(model['coder'])}", title_justify="left")
@@ -1230,6 +1399,8 @@ def footnotes(report: dict[str, Any]) -> list[str]:
                 walk(item, where)
 
     walk({k: v for k, v in report.items() if k != "coders"}, "")
-    lines = [f"n/a: {reason}: {', '.join(where[:4])}" + (f" and {len(where) - 4} more" if len(where) > 4 else "")
-             for reason, where in reasons.items()]
+    lines = [
+        f"n/a: {reason}: {', '.join(where[:4])}" + (f" and {len(where) - 4} more" if len(where) > 4 else "")
+        for reason, where in reasons.items()
+    ]
     return lines + [f"note: {note}" for note in report.get("notes", [])]

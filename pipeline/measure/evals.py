@@ -38,20 +38,34 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from pipeline.cli.options import JsonOption
 
 DEFAULT_DB = ".qcode-eval.db"
-GATE_METRICS = ("krippendorff_alpha", "cohen_kappa", "percent_agreement", "exact_agreement", "cohen_kappa_linear",
-                "cohen_kappa_quadratic")
+GATE_METRICS = (
+    "krippendorff_alpha",
+    "cohen_kappa",
+    "percent_agreement",
+    "exact_agreement",
+    "cohen_kappa_linear",
+    "cohen_kappa_quadratic",
+)
 SUITE_KEYS = ("name", "description", "gold", "codebook", "db", "bootstrap", "seed", "level", "configurations")
 GOLD_KEYS = ("transcripts", "codes", "chunk_size", "overlap", "id_column", "text_column")
 # every other key of a configuration is an option of its coder (model, base_url, prompt, temperature, ...)
-CONFIGURATION_KEYS = ("name", "coder", "threshold", "chunk_size", "overlap", "batch_size", "requires_env",
-                      "description")
+CONFIGURATION_KEYS = (
+    "name",
+    "coder",
+    "threshold",
+    "chunk_size",
+    "overlap",
+    "batch_size",
+    "requires_env",
+    "description",
+)
 PASSAGE_COLUMNS = ("file", "coder", "code")
 UNIT_COLUMNS = ("unit_id", "coder", "code")
 
@@ -173,8 +187,10 @@ def load_suite(path: str | Path) -> Suite:
     codes = [_existing(where, "gold.codes", folder, value) for value in codes_value]
     gold_chunking = None
     if gold.get("chunk_size") is not None or gold.get("overlap") is not None:
-        gold_chunking = (_integer(where, "gold.chunk_size", gold.get("chunk_size", 1200), 50),
-                         _integer(where, "gold.overlap", gold.get("overlap", 0), 0))
+        gold_chunking = (
+            _integer(where, "gold.chunk_size", gold.get("chunk_size", 1200), 50),
+            _integer(where, "gold.overlap", gold.get("overlap", 0), 0),
+        )
 
     if not data.get("codebook"):
         raise SuiteError(f"{where}: 'codebook' is missing (a codebook YAML file, relative to the suite)")
@@ -185,8 +201,9 @@ def load_suite(path: str | Path) -> Suite:
         codebook = load_codebook(codebook_path)
     except CodebookError as exc:
         first = exc.problems[0] if exc.problems else "unreadable"
-        raise SuiteError(f"{where}: the codebook {codebook_path} has {len(exc.problems)} problem(s), e.g. {first}") \
-            from None
+        raise SuiteError(
+            f"{where}: the codebook {codebook_path} has {len(exc.problems)} problem(s), e.g. {first}"
+        ) from None
 
     db = data.get("db") or DEFAULT_DB
     if not isinstance(db, str):
@@ -200,12 +217,21 @@ def load_suite(path: str | Path) -> Suite:
     if level is not None and level not in LEVELS:
         raise SuiteError(f"{where}: level '{level}' is not one of {', '.join(LEVELS)}")
     suite = Suite(
-        path=path, name=str(data.get("name") or path.stem), description=str(data.get("description") or "").strip(),
-        transcripts=transcripts, codes=codes, codebook_path=codebook_path, codebook=codebook, db=db,
+        path=path,
+        name=str(data.get("name") or path.stem),
+        description=str(data.get("description") or "").strip(),
+        transcripts=transcripts,
+        codes=codes,
+        codebook_path=codebook_path,
+        codebook=codebook,
+        db=db,
         bootstrap=_integer(where, "bootstrap", data.get("bootstrap", 1000), 0),
-        seed=_integer(where, "seed", data.get("seed", 0), None), level=level,
-        configurations=[], gold_chunking=gold_chunking,
-        id_column=gold.get("id_column"), text_column=gold.get("text_column"),
+        seed=_integer(where, "seed", data.get("seed", 0), None),
+        level=level,
+        configurations=[],
+        gold_chunking=gold_chunking,
+        id_column=gold.get("id_column"),
+        text_column=gold.get("text_column"),
     )
     suite.configurations = _configurations(suite, data.get("configurations"))
     suite.transcript_list = _read_transcripts(suite)
@@ -214,8 +240,10 @@ def load_suite(path: str | Path) -> Suite:
     suite.gold = _read_gold(suite)
     clash = sorted({c.name for c in suite.configurations} & (set(suite.gold.coders) | {"consensus"}))
     if clash:
-        raise SuiteError(f"{where}: configuration name '{clash[0]}' is also a human coder's name (or 'consensus'); "
-                         "rename the configuration")
+        raise SuiteError(
+            f"{where}: configuration name '{clash[0]}' is also a human coder's name (or 'consensus'); "
+            "rename the configuration"
+        )
     for configuration in suite.configurations:
         if suite.gold.format == "units":
             _check_units(suite, configuration)
@@ -226,8 +254,10 @@ def _unknown(where: str, what: str, mapping: dict, allowed: Iterable[str]) -> No
     unknown = [str(k) for k in mapping if k not in allowed]
     if unknown:
         hint = difflib.get_close_matches(unknown[0], list(allowed), n=1)
-        raise SuiteError(f"{where}: {what} has unknown key(s) {', '.join(unknown)}"
-                         + (f" (did you mean '{hint[0]}'?)" if hint else f" (known: {', '.join(allowed)})"))
+        raise SuiteError(
+            f"{where}: {what} has unknown key(s) {', '.join(unknown)}"
+            + (f" (did you mean '{hint[0]}'?)" if hint else f" (known: {', '.join(allowed)})")
+        )
 
 
 def _existing(where: str, key: str, folder: Path, value: Any) -> Path:
@@ -269,8 +299,9 @@ def _configurations(suite: Suite, raw: Any) -> list[Configuration]:
         coder = item.get("coder", "offline")
         options = {k: v for k, v in item.items() if k not in CONFIGURATION_KEYS}
         threshold = item.get("threshold")
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                      or not 0 <= threshold <= 1):
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1
+        ):
             raise SuiteError(f"{what}: threshold must be a number from 0 to 1, not {threshold!r}")
         requires = item.get("requires_env") or []
         requires = [requires] if isinstance(requires, str) else requires
@@ -278,12 +309,15 @@ def _configurations(suite: Suite, raw: Any) -> list[Configuration]:
             raise SuiteError(f"{what}: requires_env must be an environment variable's name or a list of them")
         batch_size = item.get("batch_size")
         configuration = Configuration(
-            name=name, coder=str(coder), options=options,
+            name=name,
+            coder=str(coder),
+            options=options,
             threshold=None if threshold is None else float(threshold),
             chunk_size=_integer(what, "chunk_size", item.get("chunk_size", default_size), 50),
             overlap=_integer(what, "overlap", item.get("overlap", default_overlap), 0),
             batch_size=None if batch_size is None else _integer(what, "batch_size", batch_size, 1),
-            requires_env=requires, description=str(item.get("description") or "").strip(),
+            requires_env=requires,
+            description=str(item.get("description") or "").strip(),
         )
         if configuration.overlap >= configuration.chunk_size:
             raise SuiteError(f"{what}: overlap must be smaller than chunk_size")
@@ -291,30 +325,39 @@ def _configurations(suite: Suite, raw: Any) -> list[Configuration]:
             make_coder(configuration.coder, **options)
         except TypeError as exc:  # an option the coder does not take
             bad = re.search(r"argument '(\w+)'", str(exc))
-            raise SuiteError(f"{what}: the {configuration.coder} coder has no option "
-                             f"'{bad.group(1) if bad else exc}'") from None
+            raise SuiteError(
+                f"{what}: the {configuration.coder} coder has no option '{bad.group(1) if bad else exc}'"
+            ) from None
         except Exception as exc:
             raise SuiteError(f"{what}: {exc}") from None
         try:
             request(suite, configuration)
         except ValidationError as exc:
-            raise SuiteError(f"{what}: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                                    for e in exc.errors())) from None
+            raise SuiteError(
+                f"{what}: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            ) from None
         configurations.append(configuration)
     return configurations
 
 
 def request(suite: Suite, configuration: Configuration, db: str | None = None) -> Any:
     """The RunRequest that codes the suite's gold transcripts with one configuration."""
-    from pipeline.run.flow import RunRequest
     from pipeline.route import RoutingPolicy
+    from pipeline.run.flow import RunRequest
 
     routing = RoutingPolicy() if configuration.threshold is None else RoutingPolicy(threshold=configuration.threshold)
     return RunRequest(
-        paths=[str(suite.transcripts)], codebook=str(suite.codebook_path), db=db or suite.db,
-        coder=configuration.coder, coder_options=dict(configuration.options), chunk_size=configuration.chunk_size,
-        overlap=configuration.overlap, routing=routing, batch_size=configuration.batch_size,
-        id_column=suite.id_column, text_column=suite.text_column,
+        paths=[str(suite.transcripts)],
+        codebook=str(suite.codebook_path),
+        db=db or suite.db,
+        coder=configuration.coder,
+        coder_options=dict(configuration.options),
+        chunk_size=configuration.chunk_size,
+        overlap=configuration.overlap,
+        routing=routing,
+        batch_size=configuration.batch_size,
+        id_column=suite.id_column,
+        text_column=suite.text_column,
     )
 
 
@@ -355,8 +398,9 @@ def _read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]
         text = codecs.decode(raw, "utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise SuiteError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8") \
-            from None
+        raise SuiteError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8"
+        ) from None
     # lines starting with # before the header are comments (a file's provenance note)
     lines = text.splitlines(keepends=True)
     skipped = 0
@@ -382,8 +426,9 @@ def _read_gold(suite: Suite) -> Gold:
             if gold is None:
                 gold = Gold(format="passages", coders=[], files=[])
             elif gold.format != "passages":
-                raise SuiteError(f"{path}: gold code files mix passages (a project) and units (unit_id,...); use one "
-                                 "shape")
+                raise SuiteError(
+                    f"{path}: gold code files mix passages (a project) and units (unit_id,...); use one shape"
+                )
             gold.files.append(str(path))
             _project_passages(suite, gold, path, leaves)
             continue
@@ -393,12 +438,16 @@ def _read_gold(suite: Suite) -> Gold:
         elif all(c in header for c in PASSAGE_COLUMNS):
             shape = "passages"
             if "quote" not in header and not ("start" in header and "end" in header):
-                raise SuiteError(f"{path}: missing column quote (or start and end): each passage needs a quote of "
-                                 "the coded text or its character offsets")
+                raise SuiteError(
+                    f"{path}: missing column quote (or start and end): each passage needs a quote of "
+                    "the coded text or its character offsets"
+                )
         else:
             missing = [c for c in PASSAGE_COLUMNS if c not in header]
-            raise SuiteError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header)}); "
-                             "gold codes need file,coder,code with quote (or start,end), or unit_id,coder,code")
+            raise SuiteError(
+                f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header)}); "
+                "gold codes need file,coder,code with quote (or start,end), or unit_id,coder,code"
+            )
         if gold is None:
             gold = Gold(format=shape, coders=[], files=[])
         elif gold.format != shape:
@@ -412,14 +461,15 @@ def _read_gold(suite: Suite) -> Gold:
             code = row.get("code", "")
             if code and code not in leaves:
                 hint = difflib.get_close_matches(code, sorted(leaves), n=1)
-                raise SuiteError(f"{where}: code '{code}' is not an applicable code of the codebook "
-                                 f"'{suite.codebook.name}' ({suite.codebook_path.name})"
-                                 + (f"; did you mean '{hint[0]}'?" if hint else ""))
+                raise SuiteError(
+                    f"{where}: code '{code}' is not an applicable code of the codebook "
+                    f"'{suite.codebook.name}' ({suite.codebook_path.name})"
+                    + (f"; did you mean '{hint[0]}'?" if hint else "")
+                )
             if shape == "units":
                 if not row.get("unit_id"):
                     raise SuiteError(f"{where}: the unit_id is empty")
-                gold.units.append({"unit_id": row["unit_id"], "coder": row["coder"], "code": code,
-                                   "where": where})
+                gold.units.append({"unit_id": row["unit_id"], "coder": row["coder"], "code": code, "where": where})
             else:
                 _passage(suite, gold, where, row, code)
         if not rows:
@@ -428,16 +478,20 @@ def _read_gold(suite: Suite) -> Gold:
     coders = {row["coder"] for row in gold.units} | {coder for coder, _ in gold.coverage}
     gold.coders = sorted(coders)
     if len(gold.coders) < 2:
-        raise SuiteError(f"{', '.join(gold.files)}: only one human coder ({', '.join(gold.coders)}); a gold set is "
-                         "coded independently by two or more people")
+        raise SuiteError(
+            f"{', '.join(gold.files)}: only one human coder ({', '.join(gold.coders)}); a gold set is "
+            "coded independently by two or more people"
+        )
     if gold.format == "units":
         seen: dict[tuple[str, str], str] = {}
         for row in gold.units:
             key = (row["unit_id"], row["coder"])
             kind = "none" if not row["code"] else "code"
             if seen.setdefault(key, kind) != kind:
-                raise SuiteError(f"{row['where']}: coder '{row['coder']}' both applied no code and applied codes to "
-                                 f"unit '{row['unit_id']}'; keep one or the other")
+                raise SuiteError(
+                    f"{row['where']}: coder '{row['coder']}' both applied no code and applied codes to "
+                    f"unit '{row['unit_id']}'; keep one or the other"
+                )
     return gold
 
 
@@ -456,11 +510,14 @@ def _project_passages(suite: Suite, gold: Gold, path: Path, leaves: set[str]) ->
         gold.rows += 1
         where = f"{path}: {code.coder}'s coding of {names[code.transcript_id]} at {code.original_start}"
         if code.transcript_id not in known:
-            raise SuiteError(f"{where}: the source is not among the gold transcripts; name the project in "
-                             "gold.transcripts too")
+            raise SuiteError(
+                f"{where}: the source is not among the gold transcripts; name the project in gold.transcripts too"
+            )
         if code.code not in leaves:
-            raise SuiteError(f"{where}: code '{code.code}' is not an applicable code of the codebook "
-                             f"'{suite.codebook.name}' ({suite.codebook_path.name})")
+            raise SuiteError(
+                f"{where}: code '{code.code}' is not an applicable code of the codebook "
+                f"'{suite.codebook.name}' ({suite.codebook_path.name})"
+            )
         gold.coverage.add((code.coder, code.transcript_id))
         gold.spans.append(Span(code.coder, code.code, code.transcript_id, code.start, code.end))
     if not project.codes:
@@ -476,8 +533,9 @@ def _passage(suite: Suite, gold: Gold, where: str, row: dict[str, str], code: st
     transcripts = suite.by_file.get(name, [])
     if not transcripts:
         hint = difflib.get_close_matches(name, sorted(suite.by_file), n=1)
-        raise SuiteError(f"{where}: no transcript '{name}' in {suite.transcripts}"
-                         + (f"; did you mean '{hint[0]}'?" if hint else ""))
+        raise SuiteError(
+            f"{where}: no transcript '{name}' in {suite.transcripts}" + (f"; did you mean '{hint[0]}'?" if hint else "")
+        )
     coder = row["coder"]
     for transcript in transcripts:  # a coder with a row for a file coded all of it
         gold.coverage.add((coder, transcript.id))
@@ -491,22 +549,29 @@ def _passage(suite: Suite, gold: Gold, where: str, row: dict[str, str], code: st
         try:
             offsets = (int(start), int(end))
         except ValueError:
-            raise SuiteError(f"{where}: start and end must be whole numbers (character offsets), "
-                             f"not '{start}', '{end}'") from None
+            raise SuiteError(
+                f"{where}: start and end must be whole numbers (character offsets), not '{start}', '{end}'"
+            ) from None
     if offsets and not quote:
         if len(transcripts) > 1:
-            raise SuiteError(f"{where}: {name} holds {len(transcripts)} transcripts (one per CSV row); give a quote "
-                             "to say which the offsets belong to")
+            raise SuiteError(
+                f"{where}: {name} holds {len(transcripts)} transcripts (one per CSV row); give a quote "
+                "to say which the offsets belong to"
+            )
         text = transcripts[0].text
         if not 0 <= offsets[0] < offsets[1] <= len(text):
-            raise SuiteError(f"{where}: offsets {offsets[0]}:{offsets[1]} are outside {name} "
-                             f"({len(text)} characters as qcode reads it)")
+            raise SuiteError(
+                f"{where}: offsets {offsets[0]}:{offsets[1]} are outside {name} "
+                f"({len(text)} characters as qcode reads it)"
+            )
         gold.spans.append(Span(coder, code, transcripts[0].id, *offsets))
         return
     if offsets:
         for transcript in transcripts:
-            if 0 <= offsets[0] < offsets[1] <= len(transcript.text) and \
-                    _normal(transcript.text[offsets[0]:offsets[1]])[0].strip() == _normal(quote)[0].strip():
+            if (
+                0 <= offsets[0] < offsets[1] <= len(transcript.text)
+                and _normal(transcript.text[offsets[0] : offsets[1]])[0].strip() == _normal(quote)[0].strip()
+            ):
                 gold.spans.append(Span(coder, code, transcript.id, *offsets))
                 return
         gold.relocated += 1
@@ -515,14 +580,18 @@ def _passage(suite: Suite, gold: Gold, where: str, row: dict[str, str], code: st
             suite.folded[transcript.id] = _normal(transcript.text)
     found = [(t, s, e) for t in transcripts for s, e in _find(suite.folded[t.id], quote)]
     if not found:
-        raise SuiteError(f"{where}: the quote is not in {name}: '{_short(quote)}' (compared ignoring case, spacing "
-                         "and the style of quotes and dashes)")
+        raise SuiteError(
+            f"{where}: the quote is not in {name}: '{_short(quote)}' (compared ignoring case, spacing "
+            "and the style of quotes and dashes)"
+        )
     if len(found) > 1:
         if offsets:  # the occurrence nearest the offsets given
             found.sort(key=lambda f: abs(f[1] - offsets[0]))
         else:
-            raise SuiteError(f"{where}: the quote occurs {len(found)} times in {name}: '{_short(quote)}'; quote more "
-                             "of the passage, or give start and end")
+            raise SuiteError(
+                f"{where}: the quote occurs {len(found)} times in {name}: '{_short(quote)}'; quote more "
+                "of the passage, or give start and end"
+            )
     transcript, s, e = found[0]
     gold.spans.append(Span(coder, code, transcript.id, s, e))
 
@@ -532,8 +601,25 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-_FOLD = {"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"',
-         "–": "-", "—": "-", "‒": "-", "―": "-", "−": "-", "…": "...", "\u00a0": " "}
+_FOLD = {
+    "‘": "'",
+    "’": "'",
+    "‚": "'",
+    "‛": "'",
+    "′": "'",
+    "“": '"',
+    "”": '"',
+    "„": '"',
+    "‟": '"',
+    "″": '"',
+    "–": "-",
+    "—": "-",
+    "‒": "-",
+    "―": "-",
+    "−": "-",
+    "…": "...",
+    "\u00a0": " ",
+}
 
 
 def _normal(text: str) -> tuple[str, list[int]]:
@@ -596,7 +682,8 @@ def _check_units(suite: Suite, configuration: Configuration) -> None:
             f"configuration '{configuration.name}' (chunk_size {configuration.chunk_size}, overlap "
             f"{configuration.overlap}); {len(missing)} of {len(suite.gold.units)} rows do not match. Unit ids are "
             "chunk ids: they hold only for the transcripts and chunk size they came from (set gold.chunk_size), or "
-            "give passages instead")
+            "give passages instead"
+        )
 
 
 def chunks_of(suite: Suite, configuration: Configuration) -> dict[str, list[Any]]:
@@ -650,12 +737,16 @@ def run_suite(suite: Suite, progress: Callable[[str, str, int], None] | None = N
     report: dict[str, Any] = {
         "suite": str(suite.path),
         "name": suite.name,
-        "gold": {"transcripts": str(suite.transcripts), "codes": gold.files, "format": gold.format,
-                 "coders": gold.coders, "rows": gold.rows,
-                 "transcripts_coded": len({t for _, t in gold.coverage}) if gold.format == "passages" else None,
-                 "passages": len(gold.spans) if gold.format == "passages" else None},
-        "codebook": {"path": str(suite.codebook_path), "name": suite.codebook.name,
-                     "version": suite.codebook.version},
+        "gold": {
+            "transcripts": str(suite.transcripts),
+            "codes": gold.files,
+            "format": gold.format,
+            "coders": gold.coders,
+            "rows": gold.rows,
+            "transcripts_coded": len({t for _, t in gold.coverage}) if gold.format == "passages" else None,
+            "passages": len(gold.spans) if gold.format == "passages" else None,
+        },
+        "codebook": {"path": str(suite.codebook_path), "name": suite.codebook.name, "version": suite.codebook.version},
         "db": redact(suite.db),
         "bootstrap": {"replicates": suite.bootstrap, "seed": suite.seed},
         "humans": [],
@@ -663,14 +754,21 @@ def run_suite(suite: Suite, progress: Callable[[str, str, int], None] | None = N
         "notes": list(suite.notes),
     }
     if gold.relocated:
-        report["notes"].append(f"{gold.relocated} passage(s) had offsets that do not point at their quote; they were "
-                               "found by the quote")
+        report["notes"].append(
+            f"{gold.relocated} passage(s) had offsets that do not point at their quote; they were found by the quote"
+        )
 
     def compare(rows: list[dict[str, str]], source: str, models: list[str]) -> dict[str, Any]:
         try:
             codings = codings_from_rows(rows, source, suite.codebook)
-            return agreement(codings, level=suite.level, codebook=suite.codebook, model_coders=models,
-                             bootstrap=suite.bootstrap, seed=suite.seed)
+            return agreement(
+                codings,
+                level=suite.level,
+                codebook=suite.codebook,
+                model_coders=models,
+                bootstrap=suite.bootstrap,
+                seed=suite.seed,
+            )
         except AgreementError as exc:
             raise SuiteError(f"{suite.path}: {exc}") from None
 
@@ -682,10 +780,15 @@ def run_suite(suite: Suite, progress: Callable[[str, str, int], None] | None = N
         rows = human_rows(suite, configuration)
         human = compare(rows, f"{suite.path}: gold codes, chunks of {configuration.chunk_size}", [])
         humans_by_chunking[configuration.chunking] = {
-            "chunk_size": configuration.chunk_size, "overlap": configuration.overlap,
-            "configurations": [configuration.name], "units": human["units"],
-            "pairable_units": human["pairable_units"], "single_label": human["single_label"],
-            "level": human["level"], "overall": human["overall"], "pairwise": human["pairwise"],
+            "chunk_size": configuration.chunk_size,
+            "overlap": configuration.overlap,
+            "configurations": [configuration.name],
+            "units": human["units"],
+            "pairable_units": human["pairable_units"],
+            "single_label": human["single_label"],
+            "level": human["level"],
+            "overall": human["overall"],
+            "pairwise": human["pairwise"],
             "per_code": human["per_code"],
             "notes": human["notes"],
         }
@@ -693,9 +796,14 @@ def run_suite(suite: Suite, progress: Callable[[str, str, int], None] | None = N
 
     for configuration in suite.configurations:
         entry: dict[str, Any] = {
-            "name": configuration.name, "description": configuration.description, "coder": configuration.coder,
-            "options": configuration.options, "threshold": configuration.threshold,
-            "chunk_size": configuration.chunk_size, "overlap": configuration.overlap, "notes": [],
+            "name": configuration.name,
+            "description": configuration.description,
+            "coder": configuration.coder,
+            "options": configuration.options,
+            "threshold": configuration.threshold,
+            "chunk_size": configuration.chunk_size,
+            "overlap": configuration.overlap,
+            "notes": [],
         }
         report["configurations"].append(entry)
         if configuration.skipped:
@@ -714,21 +822,33 @@ def run_suite(suite: Suite, progress: Callable[[str, str, int], None] | None = N
             progress(configuration.name, "start", 0)
         began = time.perf_counter()
         try:
-            summary = run(request(suite, configuration, db),
-                          (lambda event, n, name=configuration.name: progress(name, event, n)) if progress else None)
+            summary = run(
+                request(suite, configuration, db),
+                (lambda event, n, name=configuration.name: progress(name, event, n)) if progress else None,
+            )
         except Exception as exc:
-            raise SuiteError(f"{suite.path}: configuration '{configuration.name}' could not run: "
-                             f"{type(exc).__name__}: {exc}") from None
+            raise SuiteError(
+                f"{suite.path}: configuration '{configuration.name}' could not run: {type(exc).__name__}: {exc}"
+            ) from None
         entry["status"] = "ran"
         entry["model"] = summary.model
         entry["prompt_version"] = summary.prompt_version
         entry["run"] = {
-            "run_id": summary.run_id, "chunks": summary.chunks, "chunks_coded_now": summary.chunks_coded_now,
-            "failed_chunks": summary.failed_chunks, "failed_files": [f.model_dump() for f in summary.failed],
-            "requests": summary.requests, "batch_requests": summary.batch_requests, "cache_hits": summary.cache_hits,
-            "input_tokens": summary.input_tokens, "cached_input_tokens": summary.cached_input_tokens,
-            "output_tokens": summary.output_tokens, "cost_usd": summary.cost_usd, "seconds": summary.seconds,
-            "eval_seconds": None, "file_notes": [f"{note.path}: {note.note}" for note in summary.notes],
+            "run_id": summary.run_id,
+            "chunks": summary.chunks,
+            "chunks_coded_now": summary.chunks_coded_now,
+            "failed_chunks": summary.failed_chunks,
+            "failed_files": [f.model_dump() for f in summary.failed],
+            "requests": summary.requests,
+            "batch_requests": summary.batch_requests,
+            "cache_hits": summary.cache_hits,
+            "input_tokens": summary.input_tokens,
+            "cached_input_tokens": summary.cached_input_tokens,
+            "output_tokens": summary.output_tokens,
+            "cost_usd": summary.cost_usd,
+            "seconds": summary.seconds,
+            "eval_seconds": None,
+            "file_notes": [f"{note.path}: {note.note}" for note in summary.notes],
         }
         entry["coding"] = _coding_cost(store, summary, configuration)
         model_rows, dropped = _model_rows(store, summary, configuration)
@@ -737,17 +857,21 @@ def run_suite(suite: Suite, progress: Callable[[str, str, int], None] | None = N
         run_units = _run_units(store, summary.run_id)
         lost = units - run_units
         if lost:
-            raise SuiteError(f"{suite.path}: configuration '{configuration.name}': {len(lost)} gold passage(s) are "
-                             "not among the run's chunks; the gold transcripts changed while the eval ran?")
+            raise SuiteError(
+                f"{suite.path}: configuration '{configuration.name}': {len(lost)} gold passage(s) are "
+                "not among the run's chunks; the gold transcripts changed while the eval ran?"
+            )
         model_rows = [row for row in model_rows if row["unit_id"] in units]
         coded = {row["unit_id"] for row in model_rows}
         if len(coded) < len(units):
             entry["notes"].append(
                 f"{len(units) - len(coded)} of {len(units)} gold passage(s) were not coded (failed chunks): they are "
-                "missing for this configuration, not 'no code'")
+                "missing for this configuration, not 'no code'"
+            )
         if dropped:
             entry["notes"].append(
-                f"{dropped} suggestion(s) under the threshold {configuration.threshold} are not counted as codes")
+                f"{dropped} suggestion(s) under the threshold {configuration.threshold} are not counted as codes"
+            )
         found = compare(humans + model_rows, f"{suite.path}: {configuration.name}", [configuration.name])
         entry["run"]["eval_seconds"] = round(time.perf_counter() - began, 3)
         entry.update(_summary(found, configuration.name))
@@ -776,9 +900,14 @@ def _model_rows(store: Any, summary: Any, configuration: Configuration) -> tuple
     if configuration.threshold is not None:
         with store.session() as s:
             key = s.scalar(select(RunRecord.coder_key).where(RunRecord.id == summary.run_id))
-            low = {(chunk, code) for chunk, code in s.execute(
-                select(SuggestionRecord.chunk_id, SuggestionRecord.code).where(
-                    SuggestionRecord.coder_key == key, SuggestionRecord.confidence < configuration.threshold))}
+            low = {
+                (chunk, code)
+                for chunk, code in s.execute(
+                    select(SuggestionRecord.chunk_id, SuggestionRecord.code).where(
+                        SuggestionRecord.coder_key == key, SuggestionRecord.confidence < configuration.threshold
+                    )
+                )
+            }
     by_unit: dict[str, list[str]] = {}
     dropped = 0
     for row in rows:
@@ -787,8 +916,11 @@ def _model_rows(store: Any, summary: Any, configuration: Configuration) -> tuple
             dropped += 1
         elif row["code"]:
             codes.append(row["code"])
-    out = [{"unit_id": unit, "coder": configuration.name, "code": code}
-           for unit, codes in by_unit.items() for code in (codes or [""])]
+    out = [
+        {"unit_id": unit, "coder": configuration.name, "code": code}
+        for unit, codes in by_unit.items()
+        for code in (codes or [""])
+    ]
     return out, dropped
 
 
@@ -804,16 +936,29 @@ def _coding_cost(store: Any, summary: Any, configuration: Configuration) -> dict
     with store.session() as s:
         run = s.get(RunRecord, summary.run_id)
         chunks = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == summary.run_id)
-        columns = (ChunkCodingRecord.input_tokens, ChunkCodingRecord.cached_input_tokens,
-                   ChunkCodingRecord.output_tokens, ChunkCodingRecord.requests, ChunkCodingRecord.duration_ms)
-        row = s.execute(select(*(func.coalesce(func.sum(c), 0) for c in columns)).where(
-            ChunkCodingRecord.coder_key == run.coder_key, ChunkCodingRecord.chunk_id.in_(chunks))).one()
+        columns = (
+            ChunkCodingRecord.input_tokens,
+            ChunkCodingRecord.cached_input_tokens,
+            ChunkCodingRecord.output_tokens,
+            ChunkCodingRecord.requests,
+            ChunkCodingRecord.duration_ms,
+        )
+        row = s.execute(
+            select(*(func.coalesce(func.sum(c), 0) for c in columns)).where(
+                ChunkCodingRecord.coder_key == run.coder_key, ChunkCodingRecord.chunk_id.in_(chunks)
+            )
+        ).one()
         endpoint = (run.parameters.get("coder") or {}).get("endpoint")
     usage = Usage(input_tokens=row[0], cached_input_tokens=row[1], output_tokens=row[2], requests=row[3])
     cost = 0.0 if configuration.coder == "offline" else run_cost(summary.model, endpoint, usage)
-    return {"input_tokens": usage.input_tokens, "cached_input_tokens": usage.cached_input_tokens,
-            "output_tokens": usage.output_tokens, "requests": usage.requests,
-            "cost_usd": None if cost is None else round(cost, 6), "coder_seconds": round(row[4] / 1000, 3)}
+    return {
+        "input_tokens": usage.input_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "output_tokens": usage.output_tokens,
+        "requests": usage.requests,
+        "cost_usd": None if cost is None else round(cost, 6),
+        "coder_seconds": round(row[4] / 1000, 3),
+    }
 
 
 def _summary(found: dict[str, Any], name: str) -> dict[str, Any]:
@@ -833,16 +978,26 @@ def _summary(found: dict[str, Any], name: str) -> dict[str, Any]:
             row["consensus"] = {k2: v for k2, v in cell.items() if k2 not in ("coders", "kind")}
             if model is not None:
                 row["consensus"].update({k2: v for k2, v in model["per_code"][k].items() if k2 != "code"})
-        row["humans"] = [{"human": next(c2 for c2 in c["coders"] if c2 != name),
-                          **{k2: v for k2, v in c.items() if k2 not in ("coders", "kind")}}
-                         for c in cells if c["kind"] == "model-human"]
+        row["humans"] = [
+            {
+                "human": next(c2 for c2 in c["coders"] if c2 != name),
+                **{k2: v for k2, v in c.items() if k2 not in ("coders", "kind")},
+            }
+            for c in cells
+            if c["kind"] == "model-human"
+        ]
         per_code.append(row)
     return {
         "units": found["units"],
         "consensus": found.get("consensus"),
         "against_consensus": None if consensus is None else {k: v for k, v in consensus.items() if k != "kind"},
-        "against_humans": [{"human": next(c for c in p["coders"] if c != name),
-                            **{k: v for k, v in p.items() if k not in ("coders", "kind")}} for p in humans],
+        "against_humans": [
+            {
+                "human": next(c for c in p["coders"] if c != name),
+                **{k: v for k, v in p.items() if k not in ("coders", "kind")},
+            }
+            for p in humans
+        ],
         "per_code": per_code,
         "confusion": None if model is None else model["confusion"],
     }
@@ -870,8 +1025,10 @@ def parse_gates(values: Iterable[str]) -> list[Gate]:
         if not sep or not metric:
             raise SuiteError(f"--fail-under '{value}': write METRIC=VALUE, e.g. krippendorff_alpha=0.6")
         if metric not in GATE_METRICS:
-            raise SuiteError(f"--fail-under: '{metric}' is not a statistic of a configuration against the human "
-                             f"consensus (choose from {', '.join(GATE_METRICS)})")
+            raise SuiteError(
+                f"--fail-under: '{metric}' is not a statistic of a configuration against the human "
+                f"consensus (choose from {', '.join(GATE_METRICS)})"
+            )
         try:
             minimum = float(number)
         except ValueError:
@@ -896,8 +1053,10 @@ def check_gates(report: dict[str, Any], gates: list[Gate]) -> bool:
             pair = entry.get("against_consensus")
             if pair is not None and gate.metric not in pair:
                 kind = "single-label" if entry["agreement"]["single_label"] else "multi-label"
-                raise SuiteError(f"--fail-under {gate.metric}: not reported for {kind} data at the "
-                                 f"{entry['agreement']['level']} level (configuration '{entry['name']}')")
+                raise SuiteError(
+                    f"--fail-under {gate.metric}: not reported for {kind} data at the "
+                    f"{entry['agreement']['level']} level (configuration '{entry['name']}')"
+                )
             value = None if pair is None else pair.get(gate.metric)
             ok = value is not None and value >= gate.minimum
             why = None
@@ -905,17 +1064,21 @@ def check_gates(report: dict[str, Any], gates: list[Gate]) -> bool:
                 why = "no human consensus to compare with"
             elif value is None:
                 why = pair.get(f"{gate.metric}_undefined", "undefined")
-            checked.append({"configuration": entry["name"], "value": value, "passed": ok,
-                            **({"undefined": why} if why else {})})
+            checked.append(
+                {"configuration": entry["name"], "value": value, "passed": ok, **({"undefined": why} if why else {})}
+            )
             passed &= ok
-        results.append({"metric": gate.metric, "minimum": gate.minimum, "against": "consensus",
-                        "configurations": checked})
+        results.append(
+            {"metric": gate.metric, "minimum": gate.minimum, "against": "consensus", "configurations": checked}
+        )
     report["gates"] = results
     ran = [e for e in report["configurations"] if e.get("status") == "ran"]
     failed = [e["name"] for e in ran if e["run"]["failed_chunks"] or e["run"]["failed_files"]]
     if failed:
-        report["notes"].append(f"configuration(s) {', '.join(failed)} did not code every passage (see failed_chunks); "
-                               "the eval is incomplete")
+        report["notes"].append(
+            f"configuration(s) {', '.join(failed)} did not code every passage (see failed_chunks); "
+            "the eval is incomplete"
+        )
     if gates and not ran:
         report["notes"].append("no configuration ran, so no gate was checked")
     report["passed"] = passed and not failed
@@ -945,12 +1108,15 @@ def tables(report: dict[str, Any]) -> list[Any]:
         return f" (chunks of {entry['chunk_size']}" + (f", overlap {entry['overlap']})" if entry["overlap"] else ")")
 
     out = []
-    overall = Table(title=f"{escape(report['name'])}: agreement with the human coders ({intervals})",
-                    title_justify="left")
+    overall = Table(
+        title=f"{escape(report['name'])}: agreement with the human coders ({intervals})", title_justify="left"
+    )
     multi = not all(h["single_label"] for h in report["humans"])
-    columns = [("Krippendorff's alpha" + (" (MASI)" if multi else ""), "krippendorff_alpha"),
-               ("Cohen's kappa" + (" (mean per code)" if multi else ""), "cohen_kappa"),
-               ("percent agreement" + (" (mean per code)" if multi else ""), "percent_agreement")]
+    columns = [
+        ("Krippendorff's alpha" + (" (MASI)" if multi else ""), "krippendorff_alpha"),
+        ("Cohen's kappa" + (" (mean per code)" if multi else ""), "cohen_kappa"),
+        ("percent agreement" + (" (mean per code)" if multi else ""), "percent_agreement"),
+    ]
     if multi:
         columns.append(("identical code sets", "exact_agreement"))
     for header in ["coder", "against", "units"] + [c[0] for c in columns]:
@@ -960,25 +1126,44 @@ def tables(report: dict[str, Any]) -> list[Any]:
         label = "humans" + (chunking(humans) if several else "")
         alpha = group.get("krippendorff_alpha")
         group_pa = group if humans["single_label"] else group.get("mean_per_code", {})
-        overall.add_row(escape(label), "each other (all)", str(humans["pairable_units"]),
-                        _cell(group, "krippendorff_alpha") if alpha is not None or "krippendorff_alpha_undefined"
-                        in group else "", "", _cell(group_pa, "percent_agreement"), *([""] if multi else []))
+        overall.add_row(
+            escape(label),
+            "each other (all)",
+            str(humans["pairable_units"]),
+            _cell(group, "krippendorff_alpha") if alpha is not None or "krippendorff_alpha_undefined" in group else "",
+            "",
+            _cell(group_pa, "percent_agreement"),
+            *([""] if multi else []),
+        )
         for pair in humans["pairwise"]:
-            overall.add_row(escape(pair["coders"][0]), escape(pair["coders"][1]), str(pair["units"]),
-                            *(_cell(pair, name) for _, name in columns))
+            overall.add_row(
+                escape(pair["coders"][0]),
+                escape(pair["coders"][1]),
+                str(pair["units"]),
+                *(_cell(pair, name) for _, name in columns),
+            )
     for entry in ran:
         label = entry["name"] + (chunking(entry) if several else "")
         consensus = entry["against_consensus"]
         if consensus is not None:
-            overall.add_row(escape(label), "consensus", str(consensus["units"]),
-                            *(_cell(consensus, name) for _, name in columns), style="bold")
+            overall.add_row(
+                escape(label),
+                "consensus",
+                str(consensus["units"]),
+                *(_cell(consensus, name) for _, name in columns),
+                style="bold",
+            )
         for pair in entry["against_humans"]:
-            overall.add_row(escape(label), escape(pair["human"]), str(pair["units"]),
-                            *(_cell(pair, name) for _, name in columns))
+            overall.add_row(
+                escape(label), escape(pair["human"]), str(pair["units"]), *(_cell(pair, name) for _, name in columns)
+            )
     out.append(overall)
 
-    per_code = Table(title="Per code: the humans' Krippendorff's alpha among themselves; each configuration's "
-                           "Cohen's kappa and F1 against the human consensus", title_justify="left")
+    per_code = Table(
+        title="Per code: the humans' Krippendorff's alpha among themselves; each configuration's "
+        "Cohen's kappa and F1 against the human consensus",
+        title_justify="left",
+    )
     per_code.add_column("code", overflow="fold")
     for humans in report["humans"]:
         per_code.add_column("prevalence" + (chunking(humans) if several else ""), overflow="fold")
@@ -999,8 +1184,11 @@ def tables(report: dict[str, Any]) -> list[Any]:
         per_code.add_row(escape(code), *cells)
     out.append(per_code)
 
-    cost = Table(title="Cost and time. Now: this run, which the store and the call cache may answer. Gold set: "
-                       "coding it from scratch, from the stored token counts and coder times.", title_justify="left")
+    cost = Table(
+        title="Cost and time. Now: this run, which the store and the call cache may answer. Gold set: "
+        "coding it from scratch, from the stored token counts and coder times.",
+        title_justify="left",
+    )
     cost.add_column("")
     for entry in report["configurations"]:
         cost.add_column(escape(entry["name"]), overflow="fold")
@@ -1039,8 +1227,10 @@ def lines(report: dict[str, Any]) -> list[str]:
             value = "undefined" if item["value"] is None else f"{item['value']:.3f}"
             verdict = "pass" if item["passed"] else "FAIL"
             why = f" ({item['undefined']})" if item.get("undefined") else ""
-            result.append(f"{verdict}: {item['configuration']} {gate['metric']} against the consensus {value}, "
-                          f"at least {gate['minimum']:g} required{why}")
+            result.append(
+                f"{verdict}: {item['configuration']} {gate['metric']} against the consensus {value}, "
+                f"at least {gate['minimum']:g} required{why}"
+            )
     for entry in report["configurations"]:
         for note in entry.get("notes", []):
             result.append(f"note: {entry['name']}: {note}")
@@ -1050,8 +1240,10 @@ def lines(report: dict[str, Any]) -> list[str]:
     result += [f"note: {note}" for note in report["notes"]]
     shown = {k: v for k, v in report.items() if k in ("humans", "configurations")}
     if "_undefined" in json.dumps(shown, default=str):
-        result.append("n/a: undefined on these data (e.g. a code nobody applied: no variation, so chance agreement "
-                      "is 1); --json gives each reason beside the statistic, as NAME_undefined")
+        result.append(
+            "n/a: undefined on these data (e.g. a code nobody applied: no variation, so chance agreement "
+            "is 1); --json gives each reason beside the statistic, as NAME_undefined"
+        )
     return result
 
 
@@ -1059,10 +1251,15 @@ def lines(report: dict[str, Any]) -> list[str]:
 
 
 SuiteArgument = Annotated[Path, typer.Argument(help="The suite file (YAML), e.g. evals/examples.yaml.")]
-FailUnderOption = Annotated[Optional[list[str]], typer.Option(
-    "--fail-under", metavar="METRIC=VALUE",
-    help="Exit 1 when a configuration's statistic against the human consensus is under VALUE (or undefined), "
-         f"e.g. krippendorff_alpha=0.6; repeatable. METRIC: {', '.join(GATE_METRICS)}.")]
+FailUnderOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--fail-under",
+        metavar="METRIC=VALUE",
+        help="Exit 1 when a configuration's statistic against the human consensus is under VALUE (or undefined), "
+        f"e.g. krippendorff_alpha=0.6; repeatable. METRIC: {', '.join(GATE_METRICS)}.",
+    ),
+]
 
 
 def eval_command(suite: SuiteArgument, as_json: JsonOption = False, fail_under: FailUnderOption = None) -> None:
@@ -1088,8 +1285,15 @@ def eval_command(suite: SuiteArgument, as_json: JsonOption = False, fail_under: 
     except SuiteError as exc:
         fail(str(exc))
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True, disable=not err.is_terminal) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def progress(name: str, event: str, n: int) -> None:

@@ -48,13 +48,13 @@ LONG_QUOTE = 300  # a longer quote is an exemplar only when no shorter one is as
 
 STATUS_TEXT = {
     "accepted": "Codes as they stand after review: suggestions accepted without review that no reviewer has "
-                "rejected since, suggestions a reviewer accepted, suggestions a reviewer changed (under the new code), "
-                "and codes reviewers added. Suggestions still waiting for a reviewer and codes reviewers rejected are "
-                "left out.",
+    "rejected since, suggestions a reviewer accepted, suggestions a reviewer changed (under the new code), "
+    "and codes reviewers added. Suggestions still waiting for a reviewer and codes reviewers rejected are "
+    "left out.",
     "review": "Suggestions still waiting for a reviewer (routed to review, or drawn for the audit, and not decided "
-              "yet), under the code the coder proposed.",
+    "yet), under the code the coder proposed.",
     "all": "The codes that stand after review and the suggestions still waiting for a reviewer, together. Codes "
-           "reviewers rejected, and the proposed code of a suggestion a reviewer changed, are left out.",
+    "reviewers rejected, and the proposed code of a suggestion a reviewer changed, are left out.",
 }
 
 
@@ -94,16 +94,28 @@ def transcript_labels(transcripts: dict[str, dict[str, Any]]) -> dict[str, str]:
         if len(ids) == 1:
             labels[ids[0]] = name
             continue
-        keys = [k for k in dict.fromkeys(k for tid in ids for k in transcripts[tid]["metadata"])
-                if re.fullmatch(r"(?i)(?:.*[_\s.-])?(?:id|identifier)", str(k))]
+        keys = [
+            k
+            for k in dict.fromkeys(k for tid in ids for k in transcripts[tid]["metadata"])
+            if re.fullmatch(r"(?i)(?:.*[_\s.-])?(?:id|identifier)", str(k))
+        ]
         for key in keys:
             values = [case_text(transcripts[tid]["metadata"].get(key)) for tid in ids]
             if all(values) and len(set(values)) == len(values):
                 labels.update({tid: f"{name} {value}" for tid, value in zip(ids, values)})
                 break
         else:
-            rows = [next((n.removeprefix("CSV ") for n in transcripts[tid].get("notes") or []
-                          if str(n).startswith("CSV row ")), None) for tid in ids]
+            rows = [
+                next(
+                    (
+                        n.removeprefix("CSV ")
+                        for n in transcripts[tid].get("notes") or []
+                        if str(n).startswith("CSV row ")
+                    ),
+                    None,
+                )
+                for tid in ids
+            ]
             if all(rows) and len(set(rows)) == len(rows):
                 labels.update({tid: f"{name} {row}" for tid, row in zip(ids, rows)})
             else:
@@ -131,21 +143,32 @@ def covered(session: Any, run_ids: Sequence[str]) -> tuple[dict[str, str], dict[
     from pipeline.store import ChunkRecord, RunChunkRecord, TranscriptRecord
 
     chunks_covered = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id.in_(list(run_ids)))
-    chunks = dict(session.execute(select(ChunkRecord.id, ChunkRecord.transcript_id)
-                                  .where(ChunkRecord.id.in_(chunks_covered))).all())
-    transcripts = {tid: {"source_name": name, "metadata": meta or {}, "notes": notes or []}
-                   for tid, name, meta, notes in session.execute(
-                       select(TranscriptRecord.id, TranscriptRecord.source_name, TranscriptRecord.case_metadata,
-                              TranscriptRecord.notes)
-                       .where(TranscriptRecord.id.in_(select(ChunkRecord.transcript_id)
-                                                      .where(ChunkRecord.id.in_(chunks_covered)))))}
+    chunks = dict(
+        session.execute(
+            select(ChunkRecord.id, ChunkRecord.transcript_id).where(ChunkRecord.id.in_(chunks_covered))
+        ).all()
+    )
+    transcripts = {
+        tid: {"source_name": name, "metadata": meta or {}, "notes": notes or []}
+        for tid, name, meta, notes in session.execute(
+            select(
+                TranscriptRecord.id,
+                TranscriptRecord.source_name,
+                TranscriptRecord.case_metadata,
+                TranscriptRecord.notes,
+            ).where(
+                TranscriptRecord.id.in_(select(ChunkRecord.transcript_id).where(ChunkRecord.id.in_(chunks_covered)))
+            )
+        )
+    }
     for tid, label in transcript_labels(transcripts).items():
         transcripts[tid]["label"] = label
     return chunks, transcripts
 
 
-def decisions_in_scope(store: Store, suggestion_ids: set[str], chunk_ids: set[str],
-                       codebook_versions: set[str] | None = None) -> tuple[list[dict], dict[str, dict]]:
+def decisions_in_scope(
+    store: Store, suggestion_ids: set[str], chunk_ids: set[str], codebook_versions: set[str] | None = None
+) -> tuple[list[dict], dict[str, dict]]:
     """The decisions in scope (oldest first), and the decision that settled each suggestion.
 
     A decision on a suggestion is in scope with its suggestion; one on a passage (an added code,
@@ -160,15 +183,18 @@ def decisions_in_scope(store: Store, suggestion_ids: set[str], chunk_ids: set[st
                 continue
             settled.setdefault(row["suggestion_id"], row)
         elif row["chunk_id"] not in chunk_ids or (
-                codebook_versions is not None and row["codebook_version"]
-                and row["codebook_version"] not in codebook_versions):
+            codebook_versions is not None
+            and row["codebook_version"]
+            and row["codebook_version"] not in codebook_versions
+        ):
             continue
         kept.append(row)
     return kept, settled
 
 
-def coded_passages(suggestions: Iterable[dict], decisions: Iterable[dict], settled: dict[str, dict],
-                   status: str = "accepted") -> list[dict[str, Any]]:
+def coded_passages(
+    suggestions: Iterable[dict], decisions: Iterable[dict], settled: dict[str, dict], status: str = "accepted"
+) -> list[dict[str, Any]]:
     """The codes applied to passages, under a status (STATUS_TEXT says what each keeps).
 
     `suggestions` are `pipeline.exchange.exports.suggestion_records`, `decisions` and `settled` what
@@ -185,16 +211,38 @@ def coded_passages(suggestions: Iterable[dict], decisions: Iterable[dict], settl
         d = settled.get(s["suggestion_id"])
         if d is None:
             how = "auto" if s["status"] == "accepted" else "queued"
-            (standing if how == "auto" else waiting).append(_passage(
-                s, s["code"], s["quote"], s["quote_start"], s["quote_end"], s["confidence"], how, s, None))
+            (standing if how == "auto" else waiting).append(
+                _passage(s, s["code"], s["quote"], s["quote_start"], s["quote_end"], s["confidence"], how, s, None)
+            )
         elif d["verdict"] in ("accept", "change"):
-            standing.append(_passage(s, d["final_code"], d["quote"] or s["quote"],
-                                     _offset(d["quote_start"], s["quote_start"]),
-                                     _offset(d["quote_end"], s["quote_end"]), s["confidence"], d["verdict"], s, d))
+            standing.append(
+                _passage(
+                    s,
+                    d["final_code"],
+                    d["quote"] or s["quote"],
+                    _offset(d["quote_start"], s["quote_start"]),
+                    _offset(d["quote_end"], s["quote_end"]),
+                    s["confidence"],
+                    d["verdict"],
+                    s,
+                    d,
+                )
+            )
     for d in decisions:
         if d["verdict"] == "add" and d["final_code"]:
-            standing.append(_passage(d, d["final_code"], d["quote"], _offset(d["quote_start"]),
-                                     _offset(d["quote_end"]), None, "add", None, d))
+            standing.append(
+                _passage(
+                    d,
+                    d["final_code"],
+                    d["quote"],
+                    _offset(d["quote_start"]),
+                    _offset(d["quote_end"]),
+                    None,
+                    "add",
+                    None,
+                    d,
+                )
+            )
     return {"accepted": standing, "review": waiting, "all": standing + waiting}[status]
 
 
@@ -202,13 +250,31 @@ def _offset(*values: Any) -> int | None:
     return next((int(v) for v in values if v not in (None, "")), None)
 
 
-def _passage(row: dict, code: str, quote: str | None, start: int | None, end: int | None,
-             confidence: float | None, how: str, suggestion: dict | None, decision: dict | None) -> dict[str, Any]:
+def _passage(
+    row: dict,
+    code: str,
+    quote: str | None,
+    start: int | None,
+    end: int | None,
+    confidence: float | None,
+    how: str,
+    suggestion: dict | None,
+    decision: dict | None,
+) -> dict[str, Any]:
     """One application; `suggestion` and `decision` are the rows behind it, for exports that name who and why."""
-    return {"chunk_id": row["chunk_id"], "transcript_id": row["transcript_id"], "code": code, "quote": quote or "",
-            "quote_start": start, "quote_end": end, "confidence": confidence,
-            "reviewed": how in ("accept", "change", "add"), "how": how, "suggestion": suggestion,
-            "decision": decision}
+    return {
+        "chunk_id": row["chunk_id"],
+        "transcript_id": row["transcript_id"],
+        "code": code,
+        "quote": quote or "",
+        "quote_start": start,
+        "quote_end": end,
+        "confidence": confidence,
+        "reviewed": how in ("accept", "change", "add"),
+        "how": how,
+        "suggestion": suggestion,
+        "decision": decision,
+    }
 
 
 def codebook_codes(codebook: Codebook | dict | None) -> tuple[list[str], dict[str, str]]:
@@ -226,9 +292,16 @@ def configurations(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The coder configurations of some runs (oldest first), each with its runs' count and latest run."""
     found: dict[str, dict[str, Any]] = {}
     for r in sorted(runs, key=lambda r: r["started_at"]):
-        c = found.setdefault(r["coder_key"], {"coder": r["coder"], "model": r["model"],
-                                              "codebook_name": r["codebook_name"],
-                                              "codebook_version": r["codebook_version"], "runs": 0})
+        c = found.setdefault(
+            r["coder_key"],
+            {
+                "coder": r["coder"],
+                "model": r["model"],
+                "codebook_name": r["codebook_name"],
+                "codebook_version": r["codebook_version"],
+                "runs": 0,
+            },
+        )
         c["runs"] += 1
         c["latest_run"] = r["id"]
     return list(found.values())
@@ -236,12 +309,17 @@ def configurations(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def several_configurations(configs: Sequence[dict[str, Any]]) -> str:
     """Why codes of several coder configurations are not pooled, and what to do."""
-    listed = "; ".join(f"{c['coder']} {c['model']} with the codebook '{c['codebook_name']}' "
-                       f"[{c['codebook_version']}] ({c['runs']} run{'s' if c['runs'] != 1 else ''}, latest "
-                       f"{c['latest_run']})" for c in configs)
-    return (f"the database holds runs of {len(configs)} coder configurations, whose codes are not pooled: "
-            f"{listed}. Choose one with --run ID (or --run latest); a run covers every file it was given, "
-            "so re-running the configuration over all the files gives one run for all of them, coding nothing again")
+    listed = "; ".join(
+        f"{c['coder']} {c['model']} with the codebook '{c['codebook_name']}' "
+        f"[{c['codebook_version']}] ({c['runs']} run{'s' if c['runs'] != 1 else ''}, latest "
+        f"{c['latest_run']})"
+        for c in configs
+    )
+    return (
+        f"the database holds runs of {len(configs)} coder configurations, whose codes are not pooled: "
+        f"{listed}. Choose one with --run ID (or --run latest); a run covers every file it was given, "
+        "so re-running the configuration over all the files gives one run for all of them, coding nothing again"
+    )
 
 
 @dataclass
@@ -282,12 +360,22 @@ def load_study(store: Store, run_id: str | None = None, status: str = "accepted"
         query = select(RunRecord).order_by(RunRecord.started_at)
         if run_id:
             query = query.where(RunRecord.id == run_id)
-        runs = [{"id": r.id, "coder_key": r.coder_key, "coder": r.coder, "model": r.model,
-                 "codebook_name": r.codebook_name, "codebook_version": r.codebook_version,
-                 "started_at": r.started_at} for r in s.scalars(query)]
+        runs = [
+            {
+                "id": r.id,
+                "coder_key": r.coder_key,
+                "coder": r.coder,
+                "model": r.model,
+                "codebook_name": r.codebook_name,
+                "codebook_version": r.codebook_version,
+                "started_at": r.started_at,
+            }
+            for r in s.scalars(query)
+        ]
         if not runs:
-            raise MatrixError("the database has no runs yet: code transcripts first "
-                              "(qcode run FOLDER --codebook CODEBOOK.yaml)")
+            raise MatrixError(
+                "the database has no runs yet: code transcripts first (qcode run FOLDER --codebook CODEBOOK.yaml)"
+            )
         configs = configurations(runs)
         if len(configs) > 1:
             raise MatrixError(several_configurations(configs))
@@ -295,12 +383,20 @@ def load_study(store: Store, run_id: str | None = None, status: str = "accepted"
         record = s.get(CodebookRecord, runs[-1]["codebook_version"])
         codebook = record.content if record is not None else None
     suggestions = list(suggestion_records(store, run_id))
-    decisions, settled = decisions_in_scope(store, {x["suggestion_id"] for x in suggestions}, set(chunks),
-                                            {r["codebook_version"] for r in runs})
+    decisions, settled = decisions_in_scope(
+        store, {x["suggestion_id"] for x in suggestions}, set(chunks), {r["codebook_version"] for r in runs}
+    )
     codes, names = codebook_codes(codebook)
-    return Study(transcripts=transcripts, passages=coded_passages(suggestions, decisions, settled, status),
-                 codes=codes, names=names, status=status, run_id=run_id, runs=runs,
-                 waiting=len(coded_passages(suggestions, decisions, settled, "review")))
+    return Study(
+        transcripts=transcripts,
+        passages=coded_passages(suggestions, decisions, settled, status),
+        codes=codes,
+        names=names,
+        status=status,
+        run_id=run_id,
+        runs=runs,
+        waiting=len(coded_passages(suggestions, decisions, settled, "review")),
+    )
 
 
 # ---------------------------------------------------------------- the tables
@@ -374,8 +470,8 @@ def _column(study: Study, dim: str) -> str | None:
     keys = {str(k) for t in study.transcripts.values() for k in t["metadata"]}
     if dim in keys:
         return "@case:" + dim
-    if dim.startswith(CASE) and dim[len(CASE):] in keys:
-        return "@case:" + dim[len(CASE):]
+    if dim.startswith(CASE) and dim[len(CASE) :] in keys:
+        return "@case:" + dim[len(CASE) :]
     return None
 
 
@@ -384,8 +480,9 @@ def _values(study: Study, dims: Sequence[str]) -> dict[str, tuple[str, ...]]:
     columns = [_column(study, d) for d in dims if d != CODE]
     out = {}
     for tid, t in study.transcripts.items():
-        out[tid] = tuple(t["label"] if c == "@transcript" else case_value(t["metadata"], c[len("@case:"):])
-                         for c in columns)
+        out[tid] = tuple(
+            t["label"] if c == "@transcript" else case_value(t["metadata"], c[len("@case:") :]) for c in columns
+        )
     return out
 
 
@@ -413,8 +510,11 @@ def passage_frame(study: Study, dims: Sequence[str] = ()) -> pd.DataFrame:
         _order=frame["source"].fillna("").str.casefold(),
         _start=frame["quote_start"].astype(float).fillna(-1.0),
     )
-    frame = frame.sort_values(["_no_quote", "_certainty", "_confidence", "_long", "_order", "_start", "chunk_id",
-                               "code"], ascending=[True, False, False, True, True, True, True, True], kind="stable")
+    frame = frame.sort_values(
+        ["_no_quote", "_certainty", "_confidence", "_long", "_order", "_start", "chunk_id", "code"],
+        ascending=[True, False, False, True, True, True, True, True],
+        kind="stable",
+    )
     frame = frame.drop_duplicates(["chunk_id", "code"]).reset_index(drop=True)
     values = _values(study, dims)
     others = [d for d in dims if d != CODE]
@@ -446,7 +546,7 @@ def _keys(study: Study, dims: Sequence[str], codes: Sequence[str]) -> tuple[list
     keys, sizes = [], {}
     where = dims.index(CODE) if CODE in dims else None
     for combo, n in combos.items():
-        for code in (codes if where is not None else [None]):
+        for code in codes if where is not None else [None]:
             key = combo if where is None else combo[:where] + (code,) + combo[where:]
             keys.append(key)
             sizes[key] = n
@@ -463,8 +563,10 @@ def _aggregate(frame: pd.DataFrame, columns: Sequence[str]) -> dict[tuple[str, .
     keyed = frame.assign(_all="")
     counts = keyed.groupby(by, sort=False).agg(passages=("chunk_id", "size"), transcripts=("transcript_id", "nunique"))
     # the frame is in exemplar order: the first quoted row of a group is its exemplar
-    exemplars = {tuple(r[c] for c in columns): _exemplar(r)
-                 for r in keyed[~keyed["_no_quote"]].drop_duplicates(by).to_dict("records")}
+    exemplars = {
+        tuple(r[c] for c in columns): _exemplar(r)
+        for r in keyed[~keyed["_no_quote"]].drop_duplicates(by).to_dict("records")
+    }
     out = {}
     for r in counts.reset_index().to_dict("records"):
         key = tuple(r[c] for c in columns)
@@ -474,9 +576,16 @@ def _aggregate(frame: pd.DataFrame, columns: Sequence[str]) -> dict[tuple[str, .
 
 def _exemplar(row: dict[str, Any]) -> dict[str, Any]:
     confidence = row["confidence"]
-    return {"quote": row["quote"], "source": row["source"], "transcript_id": row["transcript_id"],
-            "chunk_id": row["chunk_id"], "code": row["code"], "reviewed": bool(row["reviewed"]), "how": row["how"],
-            "confidence": None if confidence is None or math.isnan(confidence) else float(confidence)}
+    return {
+        "quote": row["quote"],
+        "source": row["source"],
+        "transcript_id": row["transcript_id"],
+        "chunk_id": row["chunk_id"],
+        "code": row["code"],
+        "reviewed": bool(row["reviewed"]),
+        "how": row["how"],
+        "confidence": None if confidence is None or math.isnan(confidence) else float(confidence),
+    }
 
 
 def cross_tab(study: Study, rows: Sequence[str], cols: Sequence[str]) -> Matrix:
@@ -494,12 +603,22 @@ def cross_tab(study: Study, rows: Sequence[str], cols: Sequence[str]) -> Matrix:
     col_keys, col_sizes = _keys(study, cols, codes)
     row_columns = [_column(study, d) for d in rows]
     col_columns = [_column(study, d) for d in cols]
-    cells = {(key[:len(rows)], key[len(rows):]): cell
-             for key, cell in _aggregate(frame, row_columns + col_columns).items()}
-    return Matrix(rows=rows, cols=cols, row_keys=row_keys, col_keys=col_keys, cells=cells,
-                  row_totals=_aggregate(frame, row_columns), col_totals=_aggregate(frame, col_columns),
-                  total=_aggregate(frame, []).get((), EMPTY), row_sizes=row_sizes, col_sizes=col_sizes,
-                  names=study.names)
+    cells = {
+        (key[: len(rows)], key[len(rows) :]): cell for key, cell in _aggregate(frame, row_columns + col_columns).items()
+    }
+    return Matrix(
+        rows=rows,
+        cols=cols,
+        row_keys=row_keys,
+        col_keys=col_keys,
+        cells=cells,
+        row_totals=_aggregate(frame, row_columns),
+        col_totals=_aggregate(frame, col_columns),
+        total=_aggregate(frame, []).get((), EMPTY),
+        row_sizes=row_sizes,
+        col_sizes=col_sizes,
+        names=study.names,
+    )
 
 
 def cooccurrence(study: Study) -> Cooccurrence:
@@ -525,23 +644,44 @@ def matrix_view(matrix: Matrix, quote_chars: int = QUOTE_CHARS) -> dict[str, Any
     code_at = matrix.rows.index(CODE) if CODE in matrix.rows else None
 
     def cell(c: Cell) -> dict[str, Any]:
-        shown: dict[str, Any] = {"passages": c.passages, "transcripts": c.transcripts, "quote": None, "source": None,
-                                 "reviewed": False}
+        shown: dict[str, Any] = {
+            "passages": c.passages,
+            "transcripts": c.transcripts,
+            "quote": None,
+            "source": None,
+            "reviewed": False,
+        }
         if c.exemplar is not None:
-            shown.update(quote=shorten(c.exemplar["quote"], quote_chars), source=c.exemplar["source"],
-                         reviewed=c.exemplar["reviewed"])
+            shown.update(
+                quote=shorten(c.exemplar["quote"], quote_chars),
+                source=c.exemplar["source"],
+                reviewed=c.exemplar["reviewed"],
+            )
         return shown
 
     rows = []
     for key in matrix.row_keys:
         code = key[code_at] if code_at is not None else None
-        rows.append({"labels": list(key), "code": code, "name": matrix.names.get(code) if code else None,
-                     "cells": [cell(matrix.cell(key, col)) for col in matrix.col_keys],
-                     "total": cell(matrix.row_totals.get(key, EMPTY))})
-    return {"rows_by": list(matrix.rows), "by": list(matrix.cols), "code_at": code_at,
-            "columns": [{"labels": list(k), "transcripts": matrix.col_sizes.get(k, 0)} for k in matrix.col_keys],
-            "rows": rows, "totals": {"cells": [cell(matrix.col_totals.get(k, EMPTY)) for k in matrix.col_keys],
-                                     "total": cell(matrix.total)}}
+        rows.append(
+            {
+                "labels": list(key),
+                "code": code,
+                "name": matrix.names.get(code) if code else None,
+                "cells": [cell(matrix.cell(key, col)) for col in matrix.col_keys],
+                "total": cell(matrix.row_totals.get(key, EMPTY)),
+            }
+        )
+    return {
+        "rows_by": list(matrix.rows),
+        "by": list(matrix.cols),
+        "code_at": code_at,
+        "columns": [{"labels": list(k), "transcripts": matrix.col_sizes.get(k, 0)} for k in matrix.col_keys],
+        "rows": rows,
+        "totals": {
+            "cells": [cell(matrix.col_totals.get(k, EMPTY)) for k in matrix.col_keys],
+            "total": cell(matrix.total),
+        },
+    }
 
 
 def cooccurrence_view(table: Cooccurrence) -> dict[str, Any]:
@@ -549,9 +689,22 @@ def cooccurrence_view(table: Cooccurrence) -> dict[str, Any]:
     rows = []
     for i, code in enumerate(table.codes):
         n = table.counts[i][i]
-        rows.append({"code": code, "name": table.names.get(code), "n": n, "cells": [
-            {"n": table.counts[i][j], "other": other, "diagonal": i == j,
-             "share": table.counts[i][j] / n if n else 0.0} for j, other in enumerate(table.codes)]})
+        rows.append(
+            {
+                "code": code,
+                "name": table.names.get(code),
+                "n": n,
+                "cells": [
+                    {
+                        "n": table.counts[i][j],
+                        "other": other,
+                        "diagonal": i == j,
+                        "share": table.counts[i][j] / n if n else 0.0,
+                    }
+                    for j, other in enumerate(table.codes)
+                ],
+            }
+        )
     return {"codes": list(table.codes), "rows": rows}
 
 
@@ -576,17 +729,29 @@ def about(store: Store, study: Study, matrix: Matrix) -> dict[str, Any]:
     else:
         scope = "the one run in the database" if len(runs) == 1 else f"all {len(runs)} runs in the database"
     title = "Coded passages by " + " × ".join(matrix.rows) + (" and " + " × ".join(matrix.cols) if matrix.cols else "")
-    return {"title": title, "status": study.status, "status_text": STATUS_TEXT[study.status], "scope": scope,
-            "database": _database_label(store.url), "coder": f"{last.get('coder', '')} ({last.get('model', '')})",
-            "codebook": f"{last.get('codebook_name', '')} [{last.get('codebook_version', '')}]",
-            "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "qcode_version": __version__,
-            "waiting": study.waiting, "missing": MISSING, "transcripts": len(study.transcripts)}
+    return {
+        "title": title,
+        "status": study.status,
+        "status_text": STATUS_TEXT[study.status],
+        "scope": scope,
+        "database": _database_label(store.url),
+        "coder": f"{last.get('coder', '')} ({last.get('model', '')})",
+        "codebook": f"{last.get('codebook_name', '')} [{last.get('codebook_version', '')}]",
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "qcode_version": __version__,
+        "waiting": study.waiting,
+        "missing": MISSING,
+        "transcripts": len(study.transcripts),
+    }
 
 
 def render_html(matrix: Matrix, table: Cooccurrence, info: dict[str, Any]) -> str:
     """The matrix and the co-occurrence table as one self-contained page."""
-    return _environment().get_template("matrix.html.jinja").render(
-        matrix=matrix_view(matrix), cooccurrence=cooccurrence_view(table), about=info)
+    return (
+        _environment()
+        .get_template("matrix.html.jinja")
+        .render(matrix=matrix_view(matrix), cooccurrence=cooccurrence_view(table), about=info)
+    )
 
 
 # ---------------------------------------------------------------- csv and xlsx
@@ -625,8 +790,13 @@ def write_cooccurrence_csv(table: Cooccurrence, handle: Any) -> None:
             writer.writerow([_inert(code), _inert(other), table.counts[i][j]])
 
 
-HOW = {"auto": "accepted without review", "accept": "accepted by a reviewer",
-       "change": "changed to this code by a reviewer", "add": "added by a reviewer", "queued": "waiting for a reviewer"}
+HOW = {
+    "auto": "accepted without review",
+    "accept": "accepted by a reviewer",
+    "change": "changed to this code by a reviewer",
+    "add": "added by a reviewer",
+    "queued": "waiting for a reviewer",
+}
 
 
 def write_xlsx(path: Path, matrix: Matrix, table: Cooccurrence, info: dict[str, Any]) -> None:
@@ -702,8 +872,17 @@ def _exemplar_sheet(sheet: Any, matrix: Matrix) -> None:
     from openpyxl.utils import get_column_letter
 
     named = CODE in matrix.rows or CODE in matrix.cols
-    header = [*matrix.rows, *matrix.cols, *(["code name"] if named else []), "passages", "transcripts",
-              "exemplar quote", "from transcript", "confidence", "how the code stands"]
+    header = [
+        *matrix.rows,
+        *matrix.cols,
+        *(["code name"] if named else []),
+        "passages",
+        "transcripts",
+        "exemplar quote",
+        "from transcript",
+        "confidence",
+        "how the code stands",
+    ]
     for j, name in enumerate(header):
         _put(sheet, 1, 1 + j, name, bold=True)
     dims = [*matrix.rows, *matrix.cols]
@@ -718,15 +897,24 @@ def _exemplar_sheet(sheet: Any, matrix: Matrix) -> None:
             values: list[Any] = [*row, *col]
             if named:
                 values.append(matrix.names.get((row + col)[dims.index(CODE)], ""))
-            values += [cell.passages, cell.transcripts, shorten(example.get("quote", ""), SHEET_QUOTE_CHARS),
-                       example.get("source", ""), example.get("confidence"), HOW.get(example.get("how", ""), "")]
+            values += [
+                cell.passages,
+                cell.transcripts,
+                shorten(example.get("quote", ""), SHEET_QUOTE_CHARS),
+                example.get("source", ""),
+                example.get("confidence"),
+                HOW.get(example.get("how", ""), ""),
+            ]
             for j, value in enumerate(values):
                 _put(sheet, r, 1 + j, value, wrap=header[j] == "exemplar quote")
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{r}"
     for j, name in enumerate(header):
-        sheet.column_dimensions[get_column_letter(1 + j)].width = {"exemplar quote": 80, "from transcript": 30,
-                                                                   "how the code stands": 26}.get(name, 16)
+        sheet.column_dimensions[get_column_letter(1 + j)].width = {
+            "exemplar quote": 80,
+            "from transcript": 30,
+            "how the code stands": 26,
+        }.get(name, 16)
 
 
 def _cooccurrence_sheet(sheet: Any, table: Cooccurrence) -> None:
@@ -751,14 +939,24 @@ def _cooccurrence_sheet(sheet: Any, table: Cooccurrence) -> None:
 def _about_sheet(sheet: Any, info: dict[str, Any], matrix: Matrix) -> None:
     lines = [
         ("table", info["title"]),
-        ("a cell", ("coded passages (a code on a passage counts once) in the 'passages' sheet; the distinct "
-                    "transcripts they come from in the 'transcripts' sheet; 'all' rows and columns are totals")),
+        (
+            "a cell",
+            (
+                "coded passages (a code on a passage counts once) in the 'passages' sheet; the distinct "
+                "transcripts they come from in the 'transcripts' sheet; 'all' rows and columns are totals"
+            ),
+        ),
         ("status", info["status"]),
         ("what counts", info["status_text"]),
         ("waiting for review", info["waiting"]),
         (MISSING, "transcripts without a value for the case attribute"),
-        ("exemplar", ("a quote a reviewer confirmed if any, else the most confident; ties go to the first "
-                      "transcript by name and the first passage in it")),
+        (
+            "exemplar",
+            (
+                "a quote a reviewer confirmed if any, else the most confident; ties go to the first "
+                "transcript by name and the first passage in it"
+            ),
+        ),
         ("co-occurrence", "passages on which both codes stand; on the diagonal, the passages with the code"),
         ("scope", info["scope"]),
         ("transcripts in scope", info["transcripts"]),
@@ -785,9 +983,16 @@ def format_of(fmt: str | None, out: Path | None) -> str:
     return {".html": "html", ".htm": "html", ".xlsx": "xlsx"}.get(suffix, "csv")
 
 
-def write_matrix(store: Store, fmt: str, out: Path | None = None, rows: str | Sequence[str] = CODE,
-                 cols: str | Sequence[str] | None = None, status: str = "accepted", run_id: str | None = None,
-                 cooccurrence_only: bool = False) -> tuple[Study, Matrix, Cooccurrence]:
+def write_matrix(
+    store: Store,
+    fmt: str,
+    out: Path | None = None,
+    rows: str | Sequence[str] = CODE,
+    cols: str | Sequence[str] | None = None,
+    status: str = "accepted",
+    run_id: str | None = None,
+    cooccurrence_only: bool = False,
+) -> tuple[Study, Matrix, Cooccurrence]:
     """Compute the matrix and the co-occurrence table and write them as html, csv or xlsx to `out`
     (standard output when None; xlsx needs a file). csv holds the matrix, or with
     `cooccurrence_only` the co-occurrence table (then `cols` may be left out); html and xlsx hold both."""
@@ -803,8 +1008,10 @@ def write_matrix(store: Store, fmt: str, out: Path | None = None, rows: str | Se
 
     study = load_study(store, run_id, status)
     if not parse_dimensions(cols) and not cooccurrence_only:
-        raise MatrixError("name the column dimensions with --cols, e.g. --cols district,role (the dimensions here: "
-                          f"{', '.join(study.dimensions())})")
+        raise MatrixError(
+            "name the column dimensions with --cols, e.g. --cols district,role (the dimensions here: "
+            f"{', '.join(study.dimensions())})"
+        )
     matrix = cross_tab(study, parse_dimensions(rows), parse_dimensions(cols))
     table = cooccurrence(study)
     if fmt == "xlsx":
@@ -835,14 +1042,34 @@ def write_matrix(store: Store, fmt: str, out: Path | None = None, rows: str | Se
 
 
 def matrix_command(
-    cols: Annotated[str | None, typer.Option("--cols", help="Column dimensions, comma-separated: code, transcript or case attributes, e.g. district,role. Required, except with --cooccurrence.")] = None,
+    cols: Annotated[
+        str | None,
+        typer.Option(
+            "--cols",
+            help="Column dimensions, comma-separated: code, transcript or case attributes, e.g. district,role. Required, except with --cooccurrence.",
+        ),
+    ] = None,
     rows: Annotated[str, typer.Option("--rows", help="Row dimensions, comma-separated, as --cols.")] = CODE,
-    status: Annotated[str, typer.Option("--status", help="accepted: codes as they stand after review; review: suggestions waiting for a reviewer; all: both.")] = "accepted",
-    fmt: Annotated[str | None, typer.Option("--format", help="html | csv | xlsx (default: from --out's extension, else csv).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="The file to write (default: standard output; xlsx needs a file).")] = None,
+    status: Annotated[
+        str,
+        typer.Option(
+            "--status",
+            help="accepted: codes as they stand after review; review: suggestions waiting for a reviewer; all: both.",
+        ),
+    ] = "accepted",
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="html | csv | xlsx (default: from --out's extension, else csv).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The file to write (default: standard output; xlsx needs a file).")
+    ] = None,
     db: DbOption = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="Only this run (an id, or latest); default: every run in the database.")] = None,
-    cooccurrence_only: Annotated[bool, typer.Option("--cooccurrence", help="csv: write the code co-occurrence table instead of the matrix.")] = False,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Only this run (an id, or latest); default: every run in the database.")
+    ] = None,
+    cooccurrence_only: Annotated[
+        bool, typer.Option("--cooccurrence", help="csv: write the code co-occurrence table instead of the matrix.")
+    ] = False,
 ) -> None:
     """Cross-case matrix: coded passages and distinct transcripts by code and case attribute.
 
@@ -869,8 +1096,15 @@ def matrix_command(
         _fail(f"{out}: cannot write: {exc.strerror or exc}")
     finally:
         store.engine.dispose()
-    left_out = (f"; {study.waiting} suggestion(s) still waiting for review left out"
-                if status == "accepted" and study.waiting else "")
-    err.print(f"wrote {out or 'standard output'} ({fmt}): {matrix.total.passages} coded passage(s) in "
-              f"{matrix.total.transcripts} transcript(s), {len(matrix.row_keys)} row(s) × {len(matrix.col_keys)} "
-              f"column(s), status {status}{left_out}", highlight=False, soft_wrap=True)
+    left_out = (
+        f"; {study.waiting} suggestion(s) still waiting for review left out"
+        if status == "accepted" and study.waiting
+        else ""
+    )
+    err.print(
+        f"wrote {out or 'standard output'} ({fmt}): {matrix.total.passages} coded passage(s) in "
+        f"{matrix.total.transcripts} transcript(s), {len(matrix.row_keys)} row(s) × {len(matrix.col_keys)} "
+        f"column(s), status {status}{left_out}",
+        highlight=False,
+        soft_wrap=True,
+    )

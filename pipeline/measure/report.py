@@ -29,7 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -70,8 +70,9 @@ def confidence_bin(confidence: float, bins: int = CALIBRATION_BINS) -> int:
     return min(bins - 1, max(0, int(math.floor(confidence * bins + 1e-9))))
 
 
-def calibration(decided: Sequence[tuple[float, bool]], confidences: Iterable[float],
-                bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+def calibration(
+    decided: Sequence[tuple[float, bool]], confidences: Iterable[float], bins: int = CALIBRATION_BINS
+) -> dict[str, Any]:
     """Stated confidence against reviewers' acceptance.
 
     `decided` holds (confidence, accepted) for every suggestion a reviewer settled: accepted
@@ -91,22 +92,40 @@ def calibration(decided: Sequence[tuple[float, bool]], confidences: Iterable[flo
         items = by_bin.get(b, [])
         n = len(items)
         k = sum(1 for _, ok in items if ok)
-        rows.append({
-            "low": b / bins, "high": (b + 1) / bins, "suggestions": totals.get(b, 0), "decided": n, "accepted": k,
-            "not_accepted": n - k, "rate": k / n if n else None, "ci95": wilson_interval(k, n),
-            "mean_confidence": sum(c for c, _ in items) / n if n else None,
-        })
+        rows.append(
+            {
+                "low": b / bins,
+                "high": (b + 1) / bins,
+                "suggestions": totals.get(b, 0),
+                "decided": n,
+                "accepted": k,
+                "not_accepted": n - k,
+                "rate": k / n if n else None,
+                "ci95": wilson_interval(k, n),
+                "mean_confidence": sum(c for c, _ in items) / n if n else None,
+            }
+        )
     n = len(decided)
     brier = sum((c - float(ok)) ** 2 for c, ok in decided) / n if n else None
     ece = sum(r["decided"] * abs(r["rate"] - r["mean_confidence"]) for r in rows if r["decided"]) / n if n else None
     accepted = sum(1 for _, ok in decided if ok)
-    return {"bins": rows, "decided": n, "accepted": accepted, "rate": accepted / n if n else None,
-            "ci95": wilson_interval(accepted, n), "brier": brier, "ece": ece}
+    return {
+        "bins": rows,
+        "decided": n,
+        "accepted": accepted,
+        "rate": accepted / n if n else None,
+        "ci95": wilson_interval(accepted, n),
+        "brier": brier,
+        "ece": ece,
+    }
 
 
-def threshold_sweep(items: Sequence[dict[str, Any]], audit_share: float | None = None,
-                    thresholds: Sequence[float] = SWEEP_THRESHOLDS,
-                    bins: int = CALIBRATION_BINS) -> list[dict[str, Any]]:
+def threshold_sweep(
+    items: Sequence[dict[str, Any]],
+    audit_share: float | None = None,
+    thresholds: Sequence[float] = SWEEP_THRESHOLDS,
+    bins: int = CALIBRATION_BINS,
+) -> list[dict[str, Any]]:
     """For each threshold t: the share of suggestions that would go to review (confidence < t),
     and the estimated error rate of the rest, the ones that would be accepted without review.
 
@@ -153,16 +172,25 @@ def threshold_sweep(items: Sequence[dict[str, Any]], audit_share: float | None =
         below = total - len(above)
         share = below / total if total else None
         error = weighted / covered if covered else None
-        n_eff = covered ** 2 / squares if squares else 0.0
-        rows.append({
-            "threshold": t, "to_review": below, "share_to_review": share,
-            "share_with_audit": (share + audit_share * (1 - share)) if share is not None and audit_share is not None
-            else None,
-            "auto_accepted": len(above), "decided": decided, "errors": errors, "error": error,
-            "ci95": wilson_interval(error * n_eff, n_eff) if error is not None else None,
-            "n_eff": n_eff, "coverage": covered / len(above) if above else None,
-            "expected_errors": error * len(above) * (1 - (audit_share or 0.0)) if error is not None else None,
-        })
+        n_eff = covered**2 / squares if squares else 0.0
+        rows.append(
+            {
+                "threshold": t,
+                "to_review": below,
+                "share_to_review": share,
+                "share_with_audit": (share + audit_share * (1 - share))
+                if share is not None and audit_share is not None
+                else None,
+                "auto_accepted": len(above),
+                "decided": decided,
+                "errors": errors,
+                "error": error,
+                "ci95": wilson_interval(error * n_eff, n_eff) if error is not None else None,
+                "n_eff": n_eff,
+                "coverage": covered / len(above) if above else None,
+                "expected_errors": error * len(above) * (1 - (audit_share or 0.0)) if error is not None else None,
+            }
+        )
     return rows
 
 
@@ -175,8 +203,14 @@ def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
 
     from pipeline.measure.matrix import covered
     from pipeline.store import (
-        AssignmentRecord, CodebookRecord, HumanCodeRecord, ImportRecord, RejectionRecord, ReviewerRecord,
-        RunChunkRecord, RunRecord,
+        AssignmentRecord,
+        CodebookRecord,
+        HumanCodeRecord,
+        ImportRecord,
+        RejectionRecord,
+        ReviewerRecord,
+        RunChunkRecord,
+        RunRecord,
     )
 
     with store.session() as s:
@@ -188,31 +222,67 @@ def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
         chunks, transcripts = covered(s, run_ids)
         keys = {r.coder_key for r in runs}
         in_runs = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id.in_(run_ids))
-        rejections = s.scalar(select(func.count()).select_from(RejectionRecord).where(
-            RejectionRecord.chunk_id.in_(in_runs), RejectionRecord.coder_key.in_(keys))) if runs else 0
-        codebooks = {c.version: c for c in s.scalars(select(CodebookRecord).where(
-            CodebookRecord.version.in_({r.codebook_version for r in runs})))}
-        assignment_query = (select(AssignmentRecord.sample, AssignmentRecord.chunk_id, ReviewerRecord.name,
-                                   AssignmentRecord.coded_at)
-                            .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id))
+        rejections = (
+            s.scalar(
+                select(func.count())
+                .select_from(RejectionRecord)
+                .where(RejectionRecord.chunk_id.in_(in_runs), RejectionRecord.coder_key.in_(keys))
+            )
+            if runs
+            else 0
+        )
+        codebooks = {
+            c.version: c
+            for c in s.scalars(
+                select(CodebookRecord).where(CodebookRecord.version.in_({r.codebook_version for r in runs}))
+            )
+        }
+        assignment_query = select(
+            AssignmentRecord.sample, AssignmentRecord.chunk_id, ReviewerRecord.name, AssignmentRecord.coded_at
+        ).join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
         if run_id:
             assignment_query = assignment_query.where(AssignmentRecord.run_id == run_id)
-        assignments = [{"sample": a, "chunk_id": c, "reviewer": n, "coded": t is not None}
-                       for a, c, n, t in s.execute(assignment_query)]
+        assignments = [
+            {"sample": a, "chunk_id": c, "reviewer": n, "coded": t is not None}
+            for a, c, n, t in s.execute(assignment_query)
+        ]
         # people's codes that came in with projects from other QDA tools, on the transcripts in scope
-        imported = s.execute(select(HumanCodeRecord.coder, ImportRecord.path).distinct()
-                             .join(ImportRecord, ImportRecord.id == HumanCodeRecord.import_id)
-                             .where(HumanCodeRecord.transcript_id.in_(list(transcripts)))).all()
-        run_rows = [{
-            "id": r.id, "started_at": r.started_at, "finished_at": r.finished_at, "status": r.status,
-            "coder": r.coder, "model": r.model, "coder_key": r.coder_key, "prompt_version": r.prompt_version,
-            "codebook_name": r.codebook_name, "codebook_version": r.codebook_version,
-            "parameters": r.parameters or {}, "summary": r.summary or {}, "qcode_version": r.qcode_version,
-        } for r in runs]
-    return {"runs": run_rows, "chunks": chunks, "transcripts": transcripts, "rejections": rejections or 0,
-            "codebooks": codebooks, "assignments": assignments,
-            "imported": {"coders": sorted({c for c, _ in imported}),
-                         "projects": sorted({Path(p).name for _, p in imported})}}
+        imported = s.execute(
+            select(HumanCodeRecord.coder, ImportRecord.path)
+            .distinct()
+            .join(ImportRecord, ImportRecord.id == HumanCodeRecord.import_id)
+            .where(HumanCodeRecord.transcript_id.in_(list(transcripts)))
+        ).all()
+        run_rows = [
+            {
+                "id": r.id,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "status": r.status,
+                "coder": r.coder,
+                "model": r.model,
+                "coder_key": r.coder_key,
+                "prompt_version": r.prompt_version,
+                "codebook_name": r.codebook_name,
+                "codebook_version": r.codebook_version,
+                "parameters": r.parameters or {},
+                "summary": r.summary or {},
+                "qcode_version": r.qcode_version,
+            }
+            for r in runs
+        ]
+    return {
+        "runs": run_rows,
+        "chunks": chunks,
+        "transcripts": transcripts,
+        "rejections": rejections or 0,
+        "codebooks": codebooks,
+        "assignments": assignments,
+        "imported": {
+            "coders": sorted({c for c, _ in imported}),
+            "projects": sorted({Path(p).name for _, p in imported}),
+        },
+    }
 
 
 def _codebook(scope: dict[str, Any]) -> Codebook | None:
@@ -234,8 +304,9 @@ def _stat(entry: dict[str, Any] | None, name: str) -> dict[str, Any]:
     return {"value": entry.get(name), "ci": entry.get(f"{name}_ci95"), "undefined": entry.get(f"{name}_undefined")}
 
 
-def agreement_section(store: Store, run_id: str | None, scope: dict[str, Any],
-                      codebook: Codebook | None) -> dict[str, Any]:
+def agreement_section(
+    store: Store, run_id: str | None, scope: dict[str, Any], codebook: Codebook | None
+) -> dict[str, Any]:
     """pipeline.measure.agreement over the model's codes and the blind double codes, shaped for the page."""
     from pipeline.measure.agreement import AgreementError, agreement, codings_from_store
 
@@ -243,24 +314,37 @@ def agreement_section(store: Store, run_id: str | None, scope: dict[str, Any],
     coded = [a for a in assignments if a["coded"]]
     imported = scope["imported"]
     section: dict[str, Any] = {
-        "available": False, "assigned_passages": len({a["chunk_id"] for a in assignments}),
+        "available": False,
+        "assigned_passages": len({a["chunk_id"] for a in assignments}),
         "coded_passages": len({a["chunk_id"] for a in coded}),
         "reviewers": sorted({a["reviewer"] for a in coded}),
         "samples": len({a["sample"] for a in assignments}),
-        "imported_coders": imported["coders"], "imported_projects": imported["projects"],
+        "imported_coders": imported["coders"],
+        "imported_projects": imported["projects"],
         # who the human codes come from, in the words the page uses
         "people": "reviewers" if not imported["coders"] else "human coders",
-        "coded_by": " or ".join(filter(None, [
-            "reviewers coded blind" if coded else "",
-            f"people coded in another QDA tool ({', '.join(imported['projects'])})" if imported["coders"] else ""])),
+        "coded_by": " or ".join(
+            filter(
+                None,
+                [
+                    "reviewers coded blind" if coded else "",
+                    f"people coded in another QDA tool ({', '.join(imported['projects'])})"
+                    if imported["coders"]
+                    else "",
+                ],
+            )
+        ),
     }
     if not scope["runs"]:
         section["reason"] = "No runs yet."
         return section
     if not coded and not imported["coders"]:
-        section["reason"] = ("No blind double codes yet." if not assignments else
-                             f"A blind sample of {section['assigned_passages']} passage(s) is assigned, but no "
-                             "reviewer has coded any of it yet.")
+        section["reason"] = (
+            "No blind double codes yet."
+            if not assignments
+            else f"A blind sample of {section['assigned_passages']} passage(s) is assigned, but no "
+            "reviewer has coded any of it yet."
+        )
         return section
     try:
         codings = codings_from_store(store, run_id, codebook)
@@ -277,35 +361,64 @@ def agreement_section(store: Store, run_id: str | None, scope: dict[str, Any],
     # the series of the per-code plot: reviewers with each other, then each model against their consensus
     series = []
     if any("humans" in e for e in result["per_code"]):
-        series.append({"label": "reviewers with each other: Krippendorff's α", "kind": "humans",
-                       "stats": [_stat(e.get("humans"), "krippendorff_alpha") for e in result["per_code"]]})
+        series.append(
+            {
+                "label": "reviewers with each other: Krippendorff's α",
+                "kind": "humans",
+                "stats": [_stat(e.get("humans"), "krippendorff_alpha") for e in result["per_code"]],
+            }
+        )
     else:
-        series.append({"label": "all coders: Krippendorff's α", "kind": "all",
-                       "stats": [_stat(e, "krippendorff_alpha") for e in result["per_code"]]})
+        series.append(
+            {
+                "label": "all coders: Krippendorff's α",
+                "kind": "all",
+                "stats": [_stat(e, "krippendorff_alpha") for e in result["per_code"]],
+            }
+        )
     by_model = {m["coder"]: m for m in result.get("models", [])}
     for name in models:
         if name in by_model:
             rows = by_model[name]["per_code"]
-            series.append({"label": f"{name} vs reviewers' consensus: Cohen's κ", "kind": "model",
-                           "stats": [_stat(r, "cohen_kappa") for r in rows]})
+            series.append(
+                {
+                    "label": f"{name} vs reviewers' consensus: Cohen's κ",
+                    "kind": "model",
+                    "stats": [_stat(r, "cohen_kappa") for r in rows],
+                }
+            )
     section["series"] = series
 
     rows = []
     for k, entry in enumerate(result["per_code"]):
-        row = {"code": entry["code"], "name": entry.get("name"), "prevalence": _stat(entry, "prevalence"),
-               "alpha_all": _stat(entry, "krippendorff_alpha"), "gwet_ac1": _stat(entry, "gwet_ac1"),
-               "percent_agreement": _stat(entry, "percent_agreement"),
-               "humans": _stat(entry.get("humans"), "krippendorff_alpha"), "models": []}
+        row = {
+            "code": entry["code"],
+            "name": entry.get("name"),
+            "prevalence": _stat(entry, "prevalence"),
+            "alpha_all": _stat(entry, "krippendorff_alpha"),
+            "gwet_ac1": _stat(entry, "gwet_ac1"),
+            "percent_agreement": _stat(entry, "percent_agreement"),
+            "humans": _stat(entry.get("humans"), "krippendorff_alpha"),
+            "models": [],
+        }
         for name in models:
             if name in by_model:
                 m = by_model[name]["per_code"][k]
-                row["models"].append({"coder": name, "support": m["support"], "kappa": _stat(m, "cohen_kappa"),
-                                      "precision": _stat(m, "precision"), "recall": _stat(m, "recall"),
-                                      "f1": _stat(m, "f1")})
+                row["models"].append(
+                    {
+                        "coder": name,
+                        "support": m["support"],
+                        "kappa": _stat(m, "cohen_kappa"),
+                        "precision": _stat(m, "precision"),
+                        "recall": _stat(m, "recall"),
+                        "f1": _stat(m, "f1"),
+                    }
+                )
         rows.append(row)
     section["rows"] = rows
-    section["plotted"] = [k for k, e in enumerate(result["per_code"])
-                          if any(s["stats"][k]["value"] is not None for s in series)]
+    section["plotted"] = [
+        k for k, e in enumerate(result["per_code"]) if any(s["stats"][k]["value"] is not None for s in series)
+    ]
     section["not_plotted"] = [e["code"] for k, e in enumerate(result["per_code"]) if k not in section["plotted"]]
 
     overall = []
@@ -313,18 +426,35 @@ def agreement_section(store: Store, run_id: str | None, scope: dict[str, Any],
     if result["single_label"]:
         names += [("fleiss_kappa", "Fleiss' κ"), ("gwet_ac1", "Gwet's AC1"), ("percent_agreement", "percent agreement")]
     for key, label in names:
-        overall.append({"label": label, "all": _stat(result["overall"], key),
-                        "humans": _stat(result.get("overall_humans"), key)})
+        overall.append(
+            {"label": label, "all": _stat(result["overall"], key), "humans": _stat(result.get("overall_humans"), key)}
+        )
     if not result["single_label"]:
-        for key, label in [("krippendorff_alpha", "mean per code: Krippendorff's α"),
-                           ("fleiss_kappa", "mean per code: Fleiss' κ"), ("gwet_ac1", "mean per code: Gwet's AC1"),
-                           ("percent_agreement", "mean per code: percent agreement")]:
-            overall.append({"label": label, "all": _stat(result["overall"].get("mean_per_code"), key),
-                            "humans": _stat((result.get("overall_humans") or {}).get("mean_per_code"), key)})
+        for key, label in [
+            ("krippendorff_alpha", "mean per code: Krippendorff's α"),
+            ("fleiss_kappa", "mean per code: Fleiss' κ"),
+            ("gwet_ac1", "mean per code: Gwet's AC1"),
+            ("percent_agreement", "mean per code: percent agreement"),
+        ]:
+            overall.append(
+                {
+                    "label": label,
+                    "all": _stat(result["overall"].get("mean_per_code"), key),
+                    "humans": _stat((result.get("overall_humans") or {}).get("mean_per_code"), key),
+                }
+            )
     section["overall"] = overall
-    section["pairwise"] = [{"coders": p["coders"], "kind": p["kind"], "units": p["units"],
-                            "percent_agreement": _stat(p, "percent_agreement"), "kappa": _stat(p, "cohen_kappa"),
-                            "alpha": _stat(p, "krippendorff_alpha")} for p in result["pairwise"]]
+    section["pairwise"] = [
+        {
+            "coders": p["coders"],
+            "kind": p["kind"],
+            "units": p["units"],
+            "percent_agreement": _stat(p, "percent_agreement"),
+            "kappa": _stat(p, "cohen_kappa"),
+            "alpha": _stat(p, "krippendorff_alpha"),
+        }
+        for p in result["pairwise"]
+    ]
     section["headline"] = _headline(result)
     section["undefined"] = sorted({s["undefined"] for series_ in series for s in series_["stats"] if s["undefined"]})
     return section
@@ -332,15 +462,25 @@ def agreement_section(store: Store, run_id: str | None, scope: dict[str, Any],
 
 def _headline(result: dict[str, Any]) -> dict[str, Any]:
     """The figures a methods paragraph quotes: reviewers' alpha, and each model against their consensus."""
-    humans = result.get("overall_humans") or (result["overall"] if not any(
-        c["role"] == "model" for c in result["coders"]) else None)
+    humans = result.get("overall_humans") or (
+        result["overall"] if not any(c["role"] == "model" for c in result["coders"]) else None
+    )
     out: dict[str, Any] = {"humans_alpha": _stat(humans, "krippendorff_alpha"), "models": []}
-    out["alpha_name"] = "Krippendorff's α" + (f" ({result['level']})" if result["level"] != "nominal" else "") + (
-        "" if result["single_label"] else " with the MASI distance")
+    out["alpha_name"] = (
+        "Krippendorff's α"
+        + (f" ({result['level']})" if result["level"] != "nominal" else "")
+        + ("" if result["single_label"] else " with the MASI distance")
+    )
     for p in result["pairwise"]:
         if p["kind"] == "model-consensus":
-            out["models"].append({"coder": p["coders"][0], "units": p["units"], "kappa": _stat(p, "cohen_kappa"),
-                                  "percent_agreement": _stat(p, "percent_agreement")})
+            out["models"].append(
+                {
+                    "coder": p["coders"][0],
+                    "units": p["units"],
+                    "kappa": _stat(p, "cohen_kappa"),
+                    "percent_agreement": _stat(p, "percent_agreement"),
+                }
+            )
     out["kappa_name"] = "Cohen's κ" + ("" if result["single_label"] else " (mean over codes)")
     return out
 
@@ -352,13 +492,20 @@ def confusion_section(agreement: dict[str, Any], decided: dict[str, dict], sugge
     if agreement.get("available"):
         for model in agreement["result"].get("models", []):
             c = model["confusion"]
-            used = [i for i, label in enumerate(c["labels"])
-                    if any(c["matrix"][i]) or any(row[i] for row in c["matrix"])]
+            used = [
+                i for i, label in enumerate(c["labels"]) if any(c["matrix"][i]) or any(row[i] for row in c["matrix"])
+            ]
             matrix = [[c["matrix"][i][j] for j in used] for i in used]
-            section["blind"].append({"coder": model["coder"], "units": model["units"],
-                                     "labels": [c["labels"][i] for i in used], "matrix": _shade(matrix),
-                                     "total": sum(map(sum, matrix)),
-                                     "diagonal": sum(matrix[i][i] for i in range(len(matrix)))})
+            section["blind"].append(
+                {
+                    "coder": model["coder"],
+                    "units": model["units"],
+                    "labels": [c["labels"][i] for i in used],
+                    "matrix": _shade(matrix),
+                    "total": sum(map(sum, matrix)),
+                    "diagonal": sum(matrix[i][i] for i in range(len(matrix))),
+                }
+            )
     by_id = {s["suggestion_id"]: s for s in suggestions}
     counts: Counter = Counter()
     for sid, d in decided.items():
@@ -370,8 +517,13 @@ def confusion_section(agreement: dict[str, Any], decided: dict[str, dict], sugge
         finals = sorted({b for _, b in counts if b != "(rejected)"} | set(rows))
         columns = finals + (["(rejected)"] if any(b == "(rejected)" for _, b in counts) else [])
         matrix = [[counts.get((r, c), 0) for c in columns] for r in rows]
-        section["review"] = {"rows": rows, "columns": columns, "matrix": _shade(matrix), "total": sum(counts.values()),
-                             "kept": sum(n for (a, b), n in counts.items() if a == b)}
+        section["review"] = {
+            "rows": rows,
+            "columns": columns,
+            "matrix": _shade(matrix),
+            "total": sum(counts.values()),
+            "kept": sum(n for (a, b), n in counts.items() if a == b),
+        }
     return section
 
 
@@ -384,8 +536,13 @@ def _shade(matrix: list[list[int]]) -> list[list[dict[str, Any]]]:
     return out
 
 
-def matrices_section(scope: dict[str, Any], suggestions: list[dict], decisions: list[dict],
-                     decided: dict[str, dict], codebook: Codebook | None) -> dict[str, Any]:
+def matrices_section(
+    scope: dict[str, Any],
+    suggestions: list[dict],
+    decisions: list[dict],
+    decided: dict[str, dict],
+    codebook: Codebook | None,
+) -> dict[str, Any]:
     """Codes as the study stands by case attribute, with an exemplar quote per cell, and the codes
     that occur together: pipeline.measure.matrix's tables under its status 'accepted', laid out for the page.
 
@@ -393,17 +550,31 @@ def matrices_section(scope: dict[str, Any], suggestions: list[dict], decisions: 
     at most MAX_COLUMNS columns; every other attribute gets a table of its own. Codes of several
     coder configurations are not pooled: the section then names them (see `qcode report --run`)."""
     from pipeline.measure.matrix import (
-        CODE, Study, case_dimension, case_value, codebook_codes, coded_passages, configurations, cooccurrence,
-        cooccurrence_view, cross_tab, matrix_view,
+        CODE,
+        Study,
+        case_dimension,
+        case_value,
+        codebook_codes,
+        coded_passages,
+        configurations,
+        cooccurrence,
+        cooccurrence_view,
+        cross_tab,
+        matrix_view,
     )
 
     transcripts = scope["transcripts"]
     passages = coded_passages(suggestions, decisions, decided, "accepted")
     attributes = choose_attributes({t: v["metadata"] for t, v in transcripts.items()})
-    section: dict[str, Any] = {"applied": len({(p["chunk_id"], p["code"]) for p in passages}),
-                               "pending": len(coded_passages(suggestions, decisions, decided, "review")),
-                               "attributes": attributes, "tables": [], "cooccurrence": None, "configurations": [],
-                               "unused": []}
+    section: dict[str, Any] = {
+        "applied": len({(p["chunk_id"], p["code"]) for p in passages}),
+        "pending": len(coded_passages(suggestions, decisions, decided, "review")),
+        "attributes": attributes,
+        "tables": [],
+        "cooccurrence": None,
+        "configurations": [],
+        "unused": [],
+    }
     configs = configurations(scope["runs"])
     if len(configs) > 1:
         section["configurations"] = configs
@@ -419,8 +590,9 @@ def matrices_section(scope: dict[str, Any], suggestions: list[dict], decisions: 
     if attributes:
         first = attributes[0]["name"]
         second = attributes[1]["name"] if len(attributes) > 1 else None
-        crossed = {(case_value(t["metadata"], first), case_value(t["metadata"], second or ""))
-                   for t in transcripts.values()}
+        crossed = {
+            (case_value(t["metadata"], first), case_value(t["metadata"], second or "")) for t in transcripts.values()
+        }
         if second and len(crossed) <= MAX_COLUMNS:
             layouts.append([first, second])
             rest = attributes[2:]
@@ -461,18 +633,32 @@ def choose_attributes(metadata: dict[str, dict[str, Any]]) -> list[dict[str, Any
     return chosen
 
 
-def methods_section(scope: dict[str, Any], suggestions: list[dict], decisions: list[dict],
-                    decided: dict[str, dict], agreement: dict[str, Any], sweep: list[dict], calib: dict[str, Any],
-                    codebook: Codebook | None) -> dict[str, Any]:
+def methods_section(
+    scope: dict[str, Any],
+    suggestions: list[dict],
+    decisions: list[dict],
+    decided: dict[str, dict],
+    agreement: dict[str, Any],
+    sweep: list[dict],
+    calib: dict[str, Any],
+    codebook: Codebook | None,
+) -> dict[str, Any]:
     """The numbers the methods paragraph fills in."""
     runs = scope["runs"]
     configs: dict[str, dict[str, Any]] = {}
     for r in runs:
-        configs.setdefault(r["coder_key"], {
-            "coder": r["coder"], "model": r["model"], "prompt_version": r["prompt_version"],
-            "codebook_name": r["codebook_name"], "codebook_version": r["codebook_version"],
-            "qcode_version": r["qcode_version"], "parameters": r["parameters"].get("coder") or {},
-        })
+        configs.setdefault(
+            r["coder_key"],
+            {
+                "coder": r["coder"],
+                "model": r["model"],
+                "prompt_version": r["prompt_version"],
+                "codebook_name": r["codebook_name"],
+                "codebook_version": r["codebook_version"],
+                "qcode_version": r["qcode_version"],
+                "parameters": r["parameters"].get("coder") or {},
+            },
+        )
     routing = [r["parameters"].get("routing") or {} for r in runs]
     thresholds = sorted({p.get("threshold") for p in routing if p.get("threshold") is not None})
     audit_shares = sorted({p.get("audit_share") for p in routing if p.get("audit_share") is not None})
@@ -486,26 +672,47 @@ def methods_section(scope: dict[str, Any], suggestions: list[dict], decisions: l
         at_threshold = next((row for row in sweep if abs(row["threshold"] - thresholds[0]) < 1e-9), None)
         if at_threshold is None:
             at_threshold = threshold_sweep(
-                [{"confidence": s["confidence"], "queued_for_review": s["status"] == "review",
-                  "verdict": (decided.get(s["suggestion_id"]) or {}).get("verdict")} for s in suggestions],
-                audit_shares[0] if len(audit_shares) == 1 else None, thresholds=thresholds)[0]
+                [
+                    {
+                        "confidence": s["confidence"],
+                        "queued_for_review": s["status"] == "review",
+                        "verdict": (decided.get(s["suggestion_id"]) or {}).get("verdict"),
+                    }
+                    for s in suggestions
+                ],
+                audit_shares[0] if len(audit_shares) == 1 else None,
+                thresholds=thresholds,
+            )[0]
     started = [r["started_at"] for r in runs if r["started_at"]]
     return {
-        "runs": len(runs), "configs": list(configs.values()), "transcripts": len(scope["transcripts"]),
-        "passages": len(scope["chunks"]), "chunk_sizes": chunk_sizes, "suggestions": len(suggestions),
-        "status": dict(status), "rejections": scope["rejections"],
-        "codes": len(codebook.leaves) if codebook else None, "measurement": codebook.measurement if codebook else None,
-        "thresholds": thresholds, "audit_shares": audit_shares, "seeds": seeds,
-        "decisions": len(decisions), "verdicts": dict(verdicts), "reviewers": len(reviewers),
+        "runs": len(runs),
+        "configs": list(configs.values()),
+        "transcripts": len(scope["transcripts"]),
+        "passages": len(scope["chunks"]),
+        "chunk_sizes": chunk_sizes,
+        "suggestions": len(suggestions),
+        "status": dict(status),
+        "rejections": scope["rejections"],
+        "codes": len(codebook.leaves) if codebook else None,
+        "measurement": codebook.measurement if codebook else None,
+        "thresholds": thresholds,
+        "audit_shares": audit_shares,
+        "seeds": seeds,
+        "decisions": len(decisions),
+        "verdicts": dict(verdicts),
+        "reviewers": len(reviewers),
         "decided_suggestions": len(decided),
-        "blind_passages": agreement.get("coded_passages", 0), "blind_reviewers": len(agreement.get("reviewers", [])),
+        "blind_passages": agreement.get("coded_passages", 0),
+        "blind_reviewers": len(agreement.get("reviewers", [])),
         "imported_coders": agreement.get("imported_coders", []),
         "imported_projects": agreement.get("imported_projects", []),
         "people": agreement.get("people", "reviewers"),
         "agreement": agreement.get("headline") if agreement.get("available") else None,
         "units": agreement["result"]["units"] if agreement.get("available") else 0,
-        "at_threshold": at_threshold, "calibration": calib,
-        "first_run": min(started) if started else None, "last_run": max(started) if started else None,
+        "at_threshold": at_threshold,
+        "calibration": calib,
+        "first_run": min(started) if started else None,
+        "last_run": max(started) if started else None,
     }
 
 
@@ -533,16 +740,18 @@ def _svg(figure: Any, name: str, title: str) -> Any:
     with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": f"qcode-{name}"}):
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
     svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)  # RDF namespaces, not needed inline
     # matplotlib numbers its ids per figure (figure_1, glyph ids per font): prefix them, and what refers to them
     svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{name}-{m.group(1)}"', svg)
     svg = re.sub(r'\bhref="#([^"]+)"', lambda m: f'href="#{name}-{m.group(1)}"', svg)
     svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{name}-{m.group(1)})", svg)
-    svg = re.sub(r"<svg\b", f'<svg role="img" aria-labelledby="{name}-title" class="plot" id="{name}-plot"', svg,
-                 count=1)
-    svg = re.sub(r'(<svg\b[^>]*>)', lambda m: m.group(1) + f'<title id="{name}-title">{escape(title)}</title>',
-                 svg, count=1)
+    svg = re.sub(
+        r"<svg\b", f'<svg role="img" aria-labelledby="{name}-title" class="plot" id="{name}-plot"', svg, count=1
+    )
+    svg = re.sub(
+        r"(<svg\b[^>]*>)", lambda m: m.group(1) + f'<title id="{name}-title">{escape(title)}</title>', svg, count=1
+    )
     return Markup(svg)
 
 
@@ -586,8 +795,18 @@ def agreement_plot(section: dict[str, Any]) -> Any:
                 lo.append(stat["value"] - ci[0])
                 hi.append(ci[1] - stat["value"])
                 low = min(low, ci[0])
-            ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", color=colour, ecolor=colour, elinewidth=1.4, capsize=2.5,
-                        markersize=5, label=s["label"])
+            ax.errorbar(
+                xs,
+                ys,
+                xerr=[lo, hi],
+                fmt="o",
+                color=colour,
+                ecolor=colour,
+                elinewidth=1.4,
+                capsize=2.5,
+                markersize=5,
+                label=s["label"],
+            )
             for y in missing:
                 ax.text(-0.02, y, "n/a", color=colour, fontsize=7.5, va="center", ha="right")
         ax.axvline(0, color=COLOURS["muted"], linewidth=0.8)
@@ -617,21 +836,37 @@ def calibration_plot(calib: dict[str, Any]) -> Any:
             lo.append(b["rate"] - b["ci95"][0])
             hi.append(b["ci95"][1] - b["rate"])
             ns.append(b["decided"])
-        top.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", color=COLOURS["humans"], capsize=2.5, markersize=5,
-                     linewidth=1.2, label="reviewers' acceptance rate (95% Wilson interval)")
+        top.errorbar(
+            xs,
+            ys,
+            yerr=[lo, hi],
+            fmt="o-",
+            color=COLOURS["humans"],
+            capsize=2.5,
+            markersize=5,
+            linewidth=1.2,
+            label="reviewers' acceptance rate (95% Wilson interval)",
+        )
         for x, y, n in zip(xs, ys, ns):
-            top.annotate(f"n={n}", (x, y), textcoords="offset points", xytext=(5, -11), fontsize=7.5,
-                         color=COLOURS["line"])
+            top.annotate(
+                f"n={n}", (x, y), textcoords="offset points", xytext=(5, -11), fontsize=7.5, color=COLOURS["line"]
+            )
         top.set_ylim(-0.03, 1.03)
         top.set_ylabel("accepted by reviewers")
         top.legend(loc="upper left", fontsize=8, frameon=False)
         _style(top)
         centres = [(b["low"] + b["high"]) / 2 for b in bins]
         width = bins[0]["high"] - bins[0]["low"]
-        bottom.bar(centres, [b["suggestions"] for b in bins], width=width * 0.9, color="#d7deea",
-                   label="all suggestions")
-        bottom.bar(centres, [b["decided"] for b in bins], width=width * 0.9, color=COLOURS["humans"],
-                   label="decided by reviewers")
+        bottom.bar(
+            centres, [b["suggestions"] for b in bins], width=width * 0.9, color="#d7deea", label="all suggestions"
+        )
+        bottom.bar(
+            centres,
+            [b["decided"] for b in bins],
+            width=width * 0.9,
+            color=COLOURS["humans"],
+            label="decided by reviewers",
+        )
         bottom.set_xlim(0, 1)
         bottom.set_xlabel("stated confidence")
         bottom.set_ylabel("suggestions")
@@ -647,19 +882,43 @@ def sweep_plot(sweep: list[dict[str, Any]], thresholds: list[float]) -> Any:
         figure = _figure(6.4, 3.4)
         ax = figure.add_subplot()
         ts = [r["threshold"] for r in sweep]
-        ax.plot(ts, [r["share_to_review"] for r in sweep], color=COLOURS["line"], linewidth=1.6,
-                label="share sent to review (confidence < threshold)")
+        ax.plot(
+            ts,
+            [r["share_to_review"] for r in sweep],
+            color=COLOURS["line"],
+            linewidth=1.6,
+            label="share sent to review (confidence < threshold)",
+        )
         known = [r for r in sweep if r["error"] is not None]
         if known:
-            ax.plot([r["threshold"] for r in known], [r["error"] for r in known], color=COLOURS["model"],
-                    linewidth=1.6, marker="o", markersize=3, label="estimated error of the auto-accepted rest")
-            ax.fill_between([r["threshold"] for r in known], [r["ci95"][0] for r in known],
-                            [r["ci95"][1] for r in known], color=COLOURS["model"], alpha=0.18, linewidth=0,
-                            label="95% interval")
+            ax.plot(
+                [r["threshold"] for r in known],
+                [r["error"] for r in known],
+                color=COLOURS["model"],
+                linewidth=1.6,
+                marker="o",
+                markersize=3,
+                label="estimated error of the auto-accepted rest",
+            )
+            ax.fill_between(
+                [r["threshold"] for r in known],
+                [r["ci95"][0] for r in known],
+                [r["ci95"][1] for r in known],
+                color=COLOURS["model"],
+                alpha=0.18,
+                linewidth=0,
+                label="95% interval",
+            )
         for t in thresholds:
             ax.axvline(t, color=COLOURS["muted"], linestyle="--", linewidth=1)
-            ax.annotate(f"routing threshold {t:g}", (t, 1.0), textcoords="offset points", xytext=(4, -10),
-                        fontsize=7.5, color=COLOURS["muted"])
+            ax.annotate(
+                f"routing threshold {t:g}",
+                (t, 1.0),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7.5,
+                color=COLOURS["muted"],
+            )
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("threshold")
@@ -682,21 +941,35 @@ def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
     scope = _scope(store, run_id)
     codebook = _codebook(scope)
     suggestions = list(suggestion_records(store, run_id)) if scope["runs"] else []
-    decisions, decided = decisions_in_scope(store, {s["suggestion_id"] for s in suggestions}, set(scope["chunks"]),
-                                            {r["codebook_version"] for r in scope["runs"]})
+    decisions, decided = decisions_in_scope(
+        store,
+        {s["suggestion_id"] for s in suggestions},
+        set(scope["chunks"]),
+        {r["codebook_version"] for r in scope["runs"]},
+    )
 
     agreement = agreement_section(store, run_id, scope, codebook)
     confusion = confusion_section(agreement, decided, suggestions)
-    pairs = [(s["confidence"], decided[s["suggestion_id"]]["verdict"] == ACCEPTED) for s in suggestions
-             if s["suggestion_id"] in decided and decided[s["suggestion_id"]]["verdict"] in SUGGESTION_VERDICTS]
+    pairs = [
+        (s["confidence"], decided[s["suggestion_id"]]["verdict"] == ACCEPTED)
+        for s in suggestions
+        if s["suggestion_id"] in decided and decided[s["suggestion_id"]]["verdict"] in SUGGESTION_VERDICTS
+    ]
     calib = calibration(pairs, [s["confidence"] for s in suggestions])
     routing = [r["parameters"].get("routing") or {} for r in scope["runs"]]
     thresholds = sorted({p["threshold"] for p in routing if p.get("threshold") is not None})
     audit_shares = sorted({p["audit_share"] for p in routing if p.get("audit_share") is not None})
     sweep = threshold_sweep(
-        [{"confidence": s["confidence"], "queued_for_review": s["status"] == "review",
-          "verdict": (decided.get(s["suggestion_id"]) or {}).get("verdict")} for s in suggestions],
-        audit_shares[0] if len(audit_shares) == 1 else None)
+        [
+            {
+                "confidence": s["confidence"],
+                "queued_for_review": s["status"] == "review",
+                "verdict": (decided.get(s["suggestion_id"]) or {}).get("verdict"),
+            }
+            for s in suggestions
+        ],
+        audit_shares[0] if len(audit_shares) == 1 else None,
+    )
     matrices = matrices_section(scope, suggestions, decisions, decided, codebook)
     methods = methods_section(scope, suggestions, decisions, decided, agreement, sweep, calib, codebook)
 
@@ -708,11 +981,22 @@ def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
     if suggestions:
         plots["sweep"] = sweep_plot(sweep, thresholds)
     return {
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "qcode_version": __version__,
-        "database": _database_label(store.url), "run_id": run_id, "runs": scope["runs"],
-        "codebook": codebook, "suggestions": len(suggestions), "agreement": agreement, "confusion": confusion,
-        "calibration": calib, "sweep": sweep, "thresholds": thresholds, "audit_shares": audit_shares,
-        "matrices": matrices, "methods": methods, "plots": plots,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "qcode_version": __version__,
+        "database": _database_label(store.url),
+        "run_id": run_id,
+        "runs": scope["runs"],
+        "codebook": codebook,
+        "suggestions": len(suggestions),
+        "agreement": agreement,
+        "confusion": confusion,
+        "calibration": calib,
+        "sweep": sweep,
+        "thresholds": thresholds,
+        "audit_shares": audit_shares,
+        "matrices": matrices,
+        "methods": methods,
+        "plots": plots,
         "bootstrap": {"replicates": BOOTSTRAP_REPLICATES, "seed": BOOTSTRAP_SEED},
         "bins": CALIBRATION_BINS,
     }
@@ -789,7 +1073,10 @@ def write_report(store: Store, out: Path, run_id: str | None = None) -> dict[str
 def report_command(
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write, e.g. report.html.")],
     db: DbOption = None,
-    run_id: Annotated[Optional[str], typer.Option("--run", help="Only this run (an id, or latest); default: every run in the database.")] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run", help="Only this run (an id, or latest); default: every run in the database."),
+    ] = None,
 ) -> None:
     """Write one self-contained HTML report of agreement, calibration and codes by case.
 
@@ -809,6 +1096,10 @@ def report_command(
     finally:
         store.engine.dispose()
     m = report["methods"]
-    err.print(f"wrote {out} ({out.stat().st_size // 1024 + 1} KB): {m['transcripts']} transcript(s), "
-              f"{m['suggestions']} suggestion(s), {m['decisions']} decision(s), "
-              f"{m['blind_passages']} passage(s) coded blind", highlight=False, soft_wrap=True)
+    err.print(
+        f"wrote {out} ({out.stat().st_size // 1024 + 1} KB): {m['transcripts']} transcript(s), "
+        f"{m['suggestions']} suggestion(s), {m['decisions']} decision(s), "
+        f"{m['blind_passages']} passage(s) coded blind",
+        highlight=False,
+        soft_wrap=True,
+    )

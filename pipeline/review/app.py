@@ -32,7 +32,9 @@ from pydantic import ValidationError
 from sqlalchemy import exists, select
 from starlette.middleware.sessions import SessionMiddleware
 
-from pipeline.review import blind, decisions as decision, queued as queue
+from pipeline.review import blind
+from pipeline.review import decisions as decision
+from pipeline.review import queued as queue
 from pipeline.review.reviewers import Reviewer, authenticate, end_session, session_reviewer, start_session, visible_runs
 from pipeline.store import RunChunkRecord, RunRecord, Store, SuggestionRecord
 
@@ -41,8 +43,10 @@ LEASE_SECONDS = 600
 SKIPPED_KEPT = 50  # items a reviewer skipped, remembered in the (at most 4 KB) session cookie
 SESSION_HOURS = 12
 BUSY = -1.0  # LoginThrottle.attempt: only attempts still being checked stand in the way
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 class LoginThrottle:
@@ -74,8 +78,11 @@ class LoginThrottle:
         at = time.monotonic()
         with self.lock:
             recent = [self._recent(key, at) for key in keys]
-            waits = [times[0] + self.window - at for key, times in zip(keys, recent)
-                     if len(times) - self.checking[key] >= self.limit_of(key)]
+            waits = [
+                times[0] + self.window - at
+                for key, times in zip(keys, recent)
+                if len(times) - self.checking[key] >= self.limit_of(key)
+            ]
             if waits:
                 return max(waits), at
             if any(len(times) >= self.limit_of(key) for key, times in zip(keys, recent)):
@@ -146,15 +153,21 @@ class NotSignedIn(Exception):
     pass
 
 
-def create_app(db: str | None = None, secret_key: str | None = None, secure_cookies: bool = False,
-               store: Store | None = None) -> FastAPI:
+def create_app(
+    db: str | None = None, secret_key: str | None = None, secure_cookies: bool = False, store: Store | None = None
+) -> FastAPI:
     """The app over one database. `secret_key` signs sessions (QCODE_SECRET_KEY); without
     one a random key is made, and sessions end when the server stops."""
     store = store or Store(db)
     app = FastAPI(title="qcode review", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(SessionMiddleware, secret_key=secret_key or secrets.token_urlsafe(32),
-                       session_cookie="qcode_session", max_age=SESSION_HOURS * 3600, same_site="strict",
-                       https_only=secure_cookies)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret_key or secrets.token_urlsafe(32),
+        session_cookie="qcode_session",
+        max_age=SESSION_HOURS * 3600,
+        same_site="strict",
+        https_only=secure_cookies,
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
     throttle = LoginThrottle()
@@ -206,8 +219,12 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
 
     def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         flashes = request.session.pop("flash", [])
-        return templates.TemplateResponse(request, template, {
-            "csrf": csrf_token(request), "flashes": flashes, "reviewer": None, **context}, status_code=status_code)
+        return templates.TemplateResponse(
+            request,
+            template,
+            {"csrf": csrf_token(request), "flashes": flashes, "reviewer": None, **context},
+            status_code=status_code,
+        )
 
     def flash(request: Request, message: str, kind: str = "info") -> None:
         # a new list, not an append: the session saves only what is assigned to it
@@ -227,34 +244,55 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
                 return float(params.get(name)) if params.get(name) not in (None, "") else None
             except ValueError:
                 return None
+
         status = params.get("status") or "pending"
         return queue.QueueFilter(
-            run=params.get("run") or None, code=params.get("code") or None,
+            run=params.get("run") or None,
+            code=params.get("code") or None,
             transcript=params.get("transcript") or None,
             case={k[5:]: v for k, v in params.items() if k.startswith("case.") and v},
             status=status if status in queue.STATUSES else "pending",
-            min_confidence=number("min_confidence"), max_confidence=number("max_confidence"),
+            min_confidence=number("min_confidence"),
+            max_confidence=number("max_confidence"),
             reviewer_id=reviewer.id,
         )
 
     def visible_suggestion(reviewer: Reviewer, suggestion_id: str) -> bool:
         with store.session() as s:
-            return bool(s.scalar(select(exists().where(
-                SuggestionRecord.id == suggestion_id, queue.in_runs(run_ids(reviewer)),
-                ~queue.coding_blind(reviewer.id)))))
+            return bool(
+                s.scalar(
+                    select(
+                        exists().where(
+                            SuggestionRecord.id == suggestion_id,
+                            queue.in_runs(run_ids(reviewer)),
+                            ~queue.coding_blind(reviewer.id),
+                        )
+                    )
+                )
+            )
 
     def chunk_codebooks(reviewer: Reviewer, chunk_id: str) -> set[str]:
         """The codebook versions of the visible runs that covered a passage."""
         with store.session() as s:
-            return set(s.scalars(select(RunRecord.codebook_version)
-                                 .join(RunChunkRecord, RunChunkRecord.run_id == RunRecord.id)
-                                 .where(RunChunkRecord.chunk_id == chunk_id,
-                                        RunChunkRecord.run_id.in_(run_ids(reviewer)))))
+            return set(
+                s.scalars(
+                    select(RunRecord.codebook_version)
+                    .join(RunChunkRecord, RunChunkRecord.run_id == RunRecord.id)
+                    .where(RunChunkRecord.chunk_id == chunk_id, RunChunkRecord.run_id.in_(run_ids(reviewer)))
+                )
+            )
 
     def visible_chunk(reviewer: Reviewer, chunk_id: str) -> bool:
         with store.session() as s:
-            return bool(s.scalar(select(exists().where(
-                RunChunkRecord.chunk_id == chunk_id, RunChunkRecord.run_id.in_(run_ids(reviewer))))))
+            return bool(
+                s.scalar(
+                    select(
+                        exists().where(
+                            RunChunkRecord.chunk_id == chunk_id, RunChunkRecord.run_id.in_(run_ids(reviewer))
+                        )
+                    )
+                )
+            )
 
     # --- signing in ----------------------------------------------------------------
 
@@ -275,8 +313,13 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         if wait == BUSY:
             wait = 1.0
         if wait > 0:
-            response = page(request, "login.html", status_code=429, next=_safe_next(str(form.get("next", ""))),
-                            error=f"Too many failed sign-ins. Try again in {int(wait) + 1} seconds.")
+            response = page(
+                request,
+                "login.html",
+                status_code=429,
+                next=_safe_next(str(form.get("next", ""))),
+                error=f"Too many failed sign-ins. Try again in {int(wait) + 1} seconds.",
+            )
             response.headers["Retry-After"] = str(int(wait) + 1)
             return response
         reviewer = None
@@ -285,8 +328,14 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         finally:
             throttle.checked(keys, stamp, ok=reviewer is not None)
         if reviewer is None:  # counted already, by throttle.attempt
-            return page(request, "login.html", status_code=401, next=_safe_next(str(form.get("next", ""))),
-                        error="Unknown name or wrong password.", name=name)
+            return page(
+                request,
+                "login.html",
+                status_code=401,
+                next=_safe_next(str(form.get("next", ""))),
+                error="Unknown name or wrong password.",
+                name=name,
+            )
         request.session.clear()
         session_id = await run_in_threadpool(start_session, store, reviewer)
         request.session.update({"sid": session_id, "csrf": secrets.token_urlsafe(32)})
@@ -313,10 +362,18 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         runs = visible_runs(store, reviewer)
         ids = [r.id for r in runs]
         flt = parse_filter(request.query_params, reviewer)
-        return page(request, "queue.html", reviewer=reviewer, runs=runs, flt=flt,
-                    items=queue.queue_items(store, ids, flt, limit=100),
-                    counts=queue.queue_counts(store, ids, flt), options=queue.filter_options(store, ids),
-                    query=urlencode(flt.query_string()), statuses=queue.STATUSES)
+        return page(
+            request,
+            "queue.html",
+            reviewer=reviewer,
+            runs=runs,
+            flt=flt,
+            items=queue.queue_items(store, ids, flt, limit=100),
+            counts=queue.queue_counts(store, ids, flt),
+            options=queue.filter_options(store, ids),
+            query=urlencode(flt.query_string()),
+            statuses=queue.STATUSES,
+        )
 
     @app.get("/next")
     def next_page(request: Request) -> Response:
@@ -356,12 +413,29 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         flt = parse_filter(request.query_params, reviewer)
         return item_response(request, reviewer, suggestion_id, flt)
 
-    def item_response(request: Request, reviewer: Reviewer, suggestion_id: str, flt: queue.QueueFilter,
-                      status_code: int = 200, error: str | None = None, conflict: str | None = None) -> HTMLResponse:
+    def item_response(
+        request: Request,
+        reviewer: Reviewer,
+        suggestion_id: str,
+        flt: queue.QueueFilter,
+        status_code: int = 200,
+        error: str | None = None,
+        conflict: str | None = None,
+    ) -> HTMLResponse:
         view = decision.suggestion_view(store, suggestion_id)
         counts = queue.queue_counts(store, run_ids(reviewer), flt)
-        return page(request, "item.html", status_code=status_code, reviewer=reviewer, flt=flt,
-                    query=urlencode(flt.query_string()), counts=counts, error=error, conflict=conflict, **view)
+        return page(
+            request,
+            "item.html",
+            status_code=status_code,
+            reviewer=reviewer,
+            flt=flt,
+            query=urlencode(flt.query_string()),
+            counts=counts,
+            error=error,
+            conflict=conflict,
+            **view,
+        )
 
     @app.post("/items/{suggestion_id}/decide")
     async def decide(request: Request, suggestion_id: str) -> Response:
@@ -415,8 +489,15 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         from pipeline.store import RejectionRecord
 
         with store.session() as s:
-            return bool(s.scalar(select(exists().where(
-                RejectionRecord.id == rejection_id, queue.in_runs(run_ids(reviewer), RejectionRecord)))))
+            return bool(
+                s.scalar(
+                    select(
+                        exists().where(
+                            RejectionRecord.id == rejection_id, queue.in_runs(run_ids(reviewer), RejectionRecord)
+                        )
+                    )
+                )
+            )
 
     @app.get("/rejections", response_class=HTMLResponse)
     def rejections_page(request: Request) -> HTMLResponse:
@@ -491,8 +572,14 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
             raise HTTPException(403, "Only a lead can assign double coding.")
         from pipeline.review.reviewers import list_reviewers
 
-        return page(request, "lead.html", reviewer=reviewer, runs=visible_runs(store, reviewer),
-                    reviewers=[r for r in list_reviewers(store) if r["active"]], samples=blind.samples(store))
+        return page(
+            request,
+            "lead.html",
+            reviewer=reviewer,
+            runs=visible_runs(store, reviewer),
+            reviewers=[r for r in list_reviewers(store) if r["active"]],
+            samples=blind.samples(store),
+        )
 
     @app.post("/lead/samples")
     async def lead_sample(request: Request) -> Response:
@@ -503,8 +590,15 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
         try:
             size = int(form.get("size", "0"))
             seed = _int_or_none(form.get("seed"))
-            sample, n = await run_in_threadpool(blind.create_sample, store, reviewer, str(form.get("run", "")), size,
-                                                [str(r) for r in form.getlist("reviewer")], seed)
+            sample, n = await run_in_threadpool(
+                blind.create_sample,
+                store,
+                reviewer,
+                str(form.get("run", "")),
+                size,
+                [str(r) for r in form.getlist("reviewer")],
+                seed,
+            )
         except ValueError:
             flash(request, "The sample size and seed must be whole numbers.", "error")
         except decision.DecisionError as exc:
@@ -515,9 +609,18 @@ def create_app(db: str | None = None, secret_key: str | None = None, secure_cook
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return templates.TemplateResponse(request, "message.html", {
-            "csrf": csrf_token(request), "flashes": [], "title": "Not possible", "message": exc.detail,
-            "reviewer": None}, status_code=exc.status_code)
+        return templates.TemplateResponse(
+            request,
+            "message.html",
+            {
+                "csrf": csrf_token(request),
+                "flashes": [],
+                "title": "Not possible",
+                "message": exc.detail,
+                "reviewer": None,
+            },
+            status_code=exc.status_code,
+        )
 
     return app
 
@@ -538,9 +641,13 @@ def _query_from(value: Any) -> dict[str, str]:
 def _wish(form: Any, verdict: str | None = None) -> decision.DecisionRequest:
     """A decision as a form asks for it (ValueError or ValidationError when it cannot be one)."""
     return decision.DecisionRequest(
-        verdict=verdict or form.get("verdict"), code=form.get("code") or None,
-        quote_start=_int_or_none(form.get("quote_start")), quote_end=_int_or_none(form.get("quote_end")),
-        reason=form.get("reason"), note=form.get("note"))
+        verdict=verdict or form.get("verdict"),
+        code=form.get("code") or None,
+        quote_start=_int_or_none(form.get("quote_start")),
+        quote_end=_int_or_none(form.get("quote_end")),
+        reason=form.get("reason"),
+        note=form.get("note"),
+    )
 
 
 def _int_or_none(value: Any) -> int | None:

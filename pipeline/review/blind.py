@@ -14,12 +14,20 @@ from sqlalchemy import func, select, update
 from pipeline.review.decisions import Conflict, DecisionError, codebook_of, passage
 from pipeline.review.reviewers import Reviewer
 from pipeline.store import (
-    AssignmentRecord, DecisionRecord, GrantRecord, ReviewerRecord, RunChunkRecord, RunRecord, Store, now,
+    AssignmentRecord,
+    DecisionRecord,
+    GrantRecord,
+    ReviewerRecord,
+    RunChunkRecord,
+    RunRecord,
+    Store,
+    now,
 )
 
 
-def create_sample(store: Store, lead: Reviewer, run_id: str, size: int, reviewer_names: list[str],
-                  seed: int | None = None) -> tuple[str, int]:
+def create_sample(
+    store: Store, lead: Reviewer, run_id: str, size: int, reviewer_names: list[str], seed: int | None = None
+) -> tuple[str, int]:
     """Assign `size` passages of a run, drawn at random (reproducibly with `seed`), to every
     named reviewer; returns (the sample's id, the number of passages)."""
     if not lead.is_lead:
@@ -43,36 +51,63 @@ def create_sample(store: Store, lead: Reviewer, run_id: str, size: int, reviewer
         granted = set(s.scalars(select(GrantRecord.reviewer_id).where(GrantRecord.run_id == run_id)))
         outside = sorted(r.name for r in reviewers if r.role != "lead" and r.id not in granted)
         if outside:
-            raise DecisionError(f"{', '.join(outside)} may not see this run "
-                                f"(qcode reviewer grant NAME --run {run_id})")
+            raise DecisionError(f"{', '.join(outside)} may not see this run (qcode reviewer grant NAME --run {run_id})")
         ids = [r.id for r in reviewers]
         names_in = [r.name for r in reviewers]
         # not drawn: a passage one of them already codes blind (one code set per coder and unit), or
         # has already reviewed, having seen the model's suggestions there (it would not be blind)
         taken = select(AssignmentRecord.chunk_id).where(AssignmentRecord.reviewer_id.in_(ids))
         seen = select(DecisionRecord.chunk_id).where(DecisionRecord.reviewer.in_(names_in))
-        chunk_ids = sorted(s.scalars(select(RunChunkRecord.chunk_id).where(
-            RunChunkRecord.run_id == run_id, RunChunkRecord.chunk_id.not_in(taken),
-            RunChunkRecord.chunk_id.not_in(seen))))
+        chunk_ids = sorted(
+            s.scalars(
+                select(RunChunkRecord.chunk_id).where(
+                    RunChunkRecord.run_id == run_id,
+                    RunChunkRecord.chunk_id.not_in(taken),
+                    RunChunkRecord.chunk_id.not_in(seen),
+                )
+            )
+        )
         if not chunk_ids:
-            raise DecisionError(f"run '{run_id}' has no passages left that these reviewers have not coded "
-                                "or reviewed already")
+            raise DecisionError(
+                f"run '{run_id}' has no passages left that these reviewers have not coded or reviewed already"
+            )
         chosen = sorted(random.Random(seed).sample(chunk_ids, min(size, len(chunk_ids))))
         stamp = now()
         for chunk_id in chosen:
             for reviewer in reviewers:
-                s.add(AssignmentRecord(sample=sample, run_id=run_id, chunk_id=chunk_id, reviewer_id=reviewer.id,
-                                       assigned_by=lead.name, assigned_at=stamp))
+                s.add(
+                    AssignmentRecord(
+                        sample=sample,
+                        run_id=run_id,
+                        chunk_id=chunk_id,
+                        reviewer_id=reviewer.id,
+                        assigned_by=lead.name,
+                        assigned_at=stamp,
+                    )
+                )
     return sample, len(chosen)
 
 
 def assignments(store: Store, reviewer: Reviewer) -> list[dict[str, Any]]:
     """A reviewer's blind-coding assignments, those still to code first."""
     with store.session() as s:
-        rows = list(s.scalars(select(AssignmentRecord).where(AssignmentRecord.reviewer_id == reviewer.id)
-                              .order_by(AssignmentRecord.coded_at.is_not(None), AssignmentRecord.id)))
-        return [{"id": a.id, "sample": a.sample, "chunk_id": a.chunk_id, "coded": a.coded_at is not None,
-                 "codes": a.codes or []} for a in rows]
+        rows = list(
+            s.scalars(
+                select(AssignmentRecord)
+                .where(AssignmentRecord.reviewer_id == reviewer.id)
+                .order_by(AssignmentRecord.coded_at.is_not(None), AssignmentRecord.id)
+            )
+        )
+        return [
+            {
+                "id": a.id,
+                "sample": a.sample,
+                "chunk_id": a.chunk_id,
+                "coded": a.coded_at is not None,
+                "codes": a.codes or [],
+            }
+            for a in rows
+        ]
 
 
 def assignment_view(store: Store, reviewer: Reviewer, assignment_id: int) -> dict[str, Any]:
@@ -82,8 +117,15 @@ def assignment_view(store: Store, reviewer: Reviewer, assignment_id: int) -> dic
         if a is None or a.reviewer_id != reviewer.id:
             raise DecisionError("no such assignment")
         run = s.get(RunRecord, a.run_id)
-        item = {"id": a.id, "sample": a.sample, "chunk_id": a.chunk_id, "codes": a.codes or [], "note": a.note,
-                "coded": a.coded_at is not None, "codebook_version": run.codebook_version}
+        item = {
+            "id": a.id,
+            "sample": a.sample,
+            "chunk_id": a.chunk_id,
+            "codes": a.codes or [],
+            "note": a.note,
+            "coded": a.coded_at is not None,
+            "codebook_version": run.codebook_version,
+        }
     view = passage(store, item["chunk_id"])
     view["segments"] = [{"text": view["text"], "start": view["start"], "marked": False}]
     return {"assignment": item, "passage": view, "codebook": codebook_of(store, item["codebook_version"])}
@@ -115,15 +157,22 @@ def samples(store: Store) -> list[dict[str, Any]]:
     """Every sample with its reviewers and progress."""
     with store.session() as s:
         rows = s.execute(
-            select(AssignmentRecord.sample, AssignmentRecord.run_id, ReviewerRecord.name,
-                   func.count(), func.count(AssignmentRecord.coded_at), func.min(AssignmentRecord.assigned_at))
+            select(
+                AssignmentRecord.sample,
+                AssignmentRecord.run_id,
+                ReviewerRecord.name,
+                func.count(),
+                func.count(AssignmentRecord.coded_at),
+                func.min(AssignmentRecord.assigned_at),
+            )
             .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
             .group_by(AssignmentRecord.sample, AssignmentRecord.run_id, ReviewerRecord.name)
         ).all()
     out: dict[str, dict[str, Any]] = {}
     for sample, run_id, name, total, coded, assigned_at in rows:
-        entry = out.setdefault(sample, {"sample": sample, "run_id": run_id, "assigned_at": assigned_at,
-                                        "reviewers": {}})
+        entry = out.setdefault(
+            sample, {"sample": sample, "run_id": run_id, "assigned_at": assigned_at, "reviewers": {}}
+        )
         entry["reviewers"][name] = {"coded": coded, "total": total}
     return sorted(out.values(), key=lambda e: e["assigned_at"], reverse=True)
 
@@ -132,10 +181,12 @@ def blind_rows(store: Store, sample: str | None = None, run_id: str | None = Non
     """The long table of blind codes: one row per code, an empty code when a reviewer applied none.
     Passages a reviewer has not coded yet have no row (missing, not 'none')."""
     with store.session() as s:
-        query = (select(AssignmentRecord, ReviewerRecord.name)
-                 .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
-                 .where(AssignmentRecord.coded_at.is_not(None))
-                 .order_by(AssignmentRecord.chunk_id, ReviewerRecord.name))
+        query = (
+            select(AssignmentRecord, ReviewerRecord.name)
+            .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
+            .where(AssignmentRecord.coded_at.is_not(None))
+            .order_by(AssignmentRecord.chunk_id, ReviewerRecord.name)
+        )
         if sample:
             query = query.where(AssignmentRecord.sample == sample)
         if run_id:

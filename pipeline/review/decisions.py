@@ -18,8 +18,16 @@ from sqlalchemy import and_, or_, select, update
 from pipeline.codebook import Codebook
 from pipeline.review.reviewers import Reviewer
 from pipeline.store import (
-    ChunkRecord, CodebookRecord, DecisionRecord, RejectionRecord, Store, StoreError, SuggestionRecord,
-    TranscriptRecord, TurnRecord, now,
+    ChunkRecord,
+    CodebookRecord,
+    DecisionRecord,
+    RejectionRecord,
+    Store,
+    StoreError,
+    SuggestionRecord,
+    TranscriptRecord,
+    TurnRecord,
+    now,
 )
 
 Verdict = Literal["accept", "reject", "change", "add"]
@@ -71,20 +79,29 @@ def passage(store: Store, chunk_id: str) -> dict[str, Any]:
         if chunk is None:
             raise DecisionError(f"no passage '{chunk_id}'")
         transcript = s.get(TranscriptRecord, chunk.transcript_id)
-        turns = list(s.scalars(select(TurnRecord).where(TurnRecord.transcript_id == chunk.transcript_id)
-                               .order_by(TurnRecord.index)))
+        turns = list(
+            s.scalars(
+                select(TurnRecord).where(TurnRecord.transcript_id == chunk.transcript_id).order_by(TurnRecord.index)
+            )
+        )
     text = transcript.text
     before = [t for t in turns if t.end <= chunk.start][-CONTEXT_TURNS:]
     after = [t for t in turns if t.start >= chunk.end][:CONTEXT_TURNS]
 
     def turn(t: TurnRecord) -> dict[str, Any]:
-        return {"speaker": t.speaker, "text": text[t.start:t.end], "start": t.start, "timestamp": t.timestamp}
+        return {"speaker": t.speaker, "text": text[t.start : t.end], "start": t.start, "timestamp": t.timestamp}
 
     return {
-        "chunk_id": chunk.id, "transcript_id": transcript.id, "source_name": transcript.source_name,
-        "metadata": transcript.case_metadata or {}, "start": chunk.start, "end": chunk.end,
-        "text": text[chunk.start:chunk.end], "speakers": [sp for sp in chunk.speakers if sp],
-        "before": [turn(t) for t in before], "after": [turn(t) for t in after],
+        "chunk_id": chunk.id,
+        "transcript_id": transcript.id,
+        "source_name": transcript.source_name,
+        "metadata": transcript.case_metadata or {},
+        "start": chunk.start,
+        "end": chunk.end,
+        "text": text[chunk.start : chunk.end],
+        "speakers": [sp for sp in chunk.speakers if sp],
+        "before": [turn(t) for t in before],
+        "after": [turn(t) for t in after],
     }
 
 
@@ -112,30 +129,64 @@ def suggestion_view(store: Store, suggestion_id: str) -> dict[str, Any]:
             raise DecisionError(f"no suggestion '{suggestion_id}'")
         # only decisions in this suggestion's own project: the same coder configuration's suggestions
         # (whoever may see this one may see those) and codes added under the same codebook
-        decisions = [_decision_dict(d) for d in s.scalars(
-            select(DecisionRecord)
-            .outerjoin(SuggestionRecord, SuggestionRecord.id == DecisionRecord.suggestion_id)
-            .where(DecisionRecord.chunk_id == sug.chunk_id,
-                   or_(SuggestionRecord.coder_key == sug.coder_key,
-                       and_(DecisionRecord.suggestion_id.is_(None),
-                            DecisionRecord.codebook_version == sug.codebook_version)))
-            .order_by(DecisionRecord.decided_at, DecisionRecord.id))]
-        others = list(s.scalars(select(SuggestionRecord).where(
-            SuggestionRecord.chunk_id == sug.chunk_id, SuggestionRecord.coder_key == sug.coder_key,
-            SuggestionRecord.id != sug.id)))
+        decisions = [
+            _decision_dict(d)
+            for d in s.scalars(
+                select(DecisionRecord)
+                .outerjoin(SuggestionRecord, SuggestionRecord.id == DecisionRecord.suggestion_id)
+                .where(
+                    DecisionRecord.chunk_id == sug.chunk_id,
+                    or_(
+                        SuggestionRecord.coder_key == sug.coder_key,
+                        and_(
+                            DecisionRecord.suggestion_id.is_(None),
+                            DecisionRecord.codebook_version == sug.codebook_version,
+                        ),
+                    ),
+                )
+                .order_by(DecisionRecord.decided_at, DecisionRecord.id)
+            )
+        ]
+        others = list(
+            s.scalars(
+                select(SuggestionRecord).where(
+                    SuggestionRecord.chunk_id == sug.chunk_id,
+                    SuggestionRecord.coder_key == sug.coder_key,
+                    SuggestionRecord.id != sug.id,
+                )
+            )
+        )
         suggestion = {
-            "id": sug.id, "code": sug.code, "justification": sug.justification, "quote": sug.quote,
-            "quote_start": sug.quote_start, "quote_end": sug.quote_end, "confidence": sug.confidence,
-            "status": sug.status, "version": sug.version, "decided_at": sug.decided_at, "decided_by": sug.decided_by,
-            "coder": sug.coder, "model": sug.model, "prompt_version": sug.prompt_version,
-            "codebook_version": sug.codebook_version, "run_id": sug.run_id, "chunk_id": sug.chunk_id,
+            "id": sug.id,
+            "code": sug.code,
+            "justification": sug.justification,
+            "quote": sug.quote,
+            "quote_start": sug.quote_start,
+            "quote_end": sug.quote_end,
+            "confidence": sug.confidence,
+            "status": sug.status,
+            "version": sug.version,
+            "decided_at": sug.decided_at,
+            "decided_by": sug.decided_by,
+            "coder": sug.coder,
+            "model": sug.model,
+            "prompt_version": sug.prompt_version,
+            "codebook_version": sug.codebook_version,
+            "run_id": sug.run_id,
+            "chunk_id": sug.chunk_id,
         }
         other_codes = [{"id": o.id, "code": o.code, "status": o.status, "confidence": o.confidence} for o in others]
     view = passage(store, suggestion["chunk_id"])
     view["segments"] = segments(view["text"], view["start"], [(suggestion["quote_start"], suggestion["quote_end"])])
     codebook = codebook_of(store, suggestion["codebook_version"])
-    return {"suggestion": suggestion, "passage": view, "codebook": codebook,
-            "code": _code(codebook, suggestion["code"]), "decisions": decisions, "other_suggestions": other_codes}
+    return {
+        "suggestion": suggestion,
+        "passage": view,
+        "codebook": codebook,
+        "code": _code(codebook, suggestion["code"]),
+        "decisions": decisions,
+        "other_suggestions": other_codes,
+    }
 
 
 def _code(codebook: Codebook | None, code_id: str) -> Any:
@@ -145,9 +196,18 @@ def _code(codebook: Codebook | None, code_id: str) -> Any:
 
 
 def _decision_dict(d: DecisionRecord) -> dict[str, Any]:
-    return {"id": d.id, "reviewer": d.reviewer, "verdict": d.verdict, "final_code": d.final_code,
-            "quote_start": d.quote_start, "quote_end": d.quote_end, "reason": d.reason, "note": d.note,
-            "decided_at": d.decided_at, "suggestion_id": d.suggestion_id}
+    return {
+        "id": d.id,
+        "reviewer": d.reviewer,
+        "verdict": d.verdict,
+        "final_code": d.final_code,
+        "quote_start": d.quote_start,
+        "quote_end": d.quote_end,
+        "reason": d.reason,
+        "note": d.note,
+        "decided_at": d.decided_at,
+        "suggestion_id": d.suggestion_id,
+    }
 
 
 def _check_quote(chunk: ChunkRecord, text: str, start: int | None, end: int | None) -> None:
@@ -186,8 +246,10 @@ class _Lost(Exception):
 def _settle(s: Any, table: Any, row_id: Any, version: int, still_open: Any, **values: Any) -> None:
     """Compare-and-set: only the reviewer who saw the current version settles an open item, and only once."""
     changed = s.execute(
-        update(table).where(table.id == row_id, table.version == version, still_open)
-        .values(version=version + 1, **values).execution_options(synchronize_session=False)
+        update(table)
+        .where(table.id == row_id, table.version == version, still_open)
+        .values(version=version + 1, **values)
+        .execution_options(synchronize_session=False)
     ).rowcount
     if changed != 1:
         raise _Lost()
@@ -208,12 +270,25 @@ def _decide(store: Store, reviewer: Reviewer, suggestion_id: str, version: int, 
         if request.verdict != "reject" and start is None:
             start, end = sug.quote_start, sug.quote_end
         decided_at = now()
-        _settle(s, SuggestionRecord, suggestion_id, version, SuggestionRecord.decided_at.is_(None),
-                decided_at=decided_at, decided_by=reviewer.name)
+        _settle(
+            s,
+            SuggestionRecord,
+            suggestion_id,
+            version,
+            SuggestionRecord.decided_at.is_(None),
+            decided_at=decided_at,
+            decided_by=reviewer.name,
+        )
         record = DecisionRecord(
-            suggestion_id=suggestion_id, chunk_id=sug.chunk_id, reviewer=reviewer.name, verdict=request.verdict,
-            final_code=final_code, quote_start=start if request.verdict != "reject" else None,
-            quote_end=end if request.verdict != "reject" else None, reason=request.reason, note=request.note,
+            suggestion_id=suggestion_id,
+            chunk_id=sug.chunk_id,
+            reviewer=reviewer.name,
+            verdict=request.verdict,
+            final_code=final_code,
+            quote_start=start if request.verdict != "reject" else None,
+            quote_end=end if request.verdict != "reject" else None,
+            reason=request.reason,
+            note=request.note,
             decided_at=decided_at,
         )
         s.add(record)
@@ -229,13 +304,19 @@ def _codebook_in(s: Any, version: str) -> Codebook | None:
 def _conflict_message(store: Store, suggestion_id: str) -> str:
     with store.session() as s:
         sug = s.get(SuggestionRecord, suggestion_id)
-        first = s.scalar(select(DecisionRecord).where(DecisionRecord.suggestion_id == suggestion_id)
-                         .order_by(DecisionRecord.decided_at, DecisionRecord.id).limit(1))
+        first = s.scalar(
+            select(DecisionRecord)
+            .where(DecisionRecord.suggestion_id == suggestion_id)
+            .order_by(DecisionRecord.decided_at, DecisionRecord.id)
+            .limit(1)
+        )
     if first is None or sug is None or sug.decided_at is None:
         return "This item changed since you opened it; it has been reloaded."
     when = first.decided_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return (f"{first.reviewer} already decided this item ({first.verdict}) at {when}. "
-            "Their decision stands; yours was not recorded.")
+    return (
+        f"{first.reviewer} already decided this item ({first.verdict}) at {when}. "
+        "Their decision stands; yours was not recorded."
+    )
 
 
 def add_code(store: Store, reviewer: Reviewer, chunk_id: str, codebook_version: str, request: DecisionRequest) -> int:
@@ -245,8 +326,12 @@ def add_code(store: Store, reviewer: Reviewer, chunk_id: str, codebook_version: 
     with store.session() as s:
         # lock the passage's row first (on SQLite: take the write lock), so that two adds of one
         # code queue up here and the second finds the first
-        s.execute(update(ChunkRecord).where(ChunkRecord.id == chunk_id).values(id=ChunkRecord.id)
-                  .execution_options(synchronize_session=False))
+        s.execute(
+            update(ChunkRecord)
+            .where(ChunkRecord.id == chunk_id)
+            .values(id=ChunkRecord.id)
+            .execution_options(synchronize_session=False)
+        )
         chunk = s.get(ChunkRecord, chunk_id)
         if chunk is None:
             raise DecisionError(f"no passage '{chunk_id}'")
@@ -256,15 +341,27 @@ def add_code(store: Store, reviewer: Reviewer, chunk_id: str, codebook_version: 
             raise DecisionError(f"no codebook version '{codebook_version}' in the database")
         _check_code(codebook, request.code)
         _check_quote(chunk, text, request.quote_start, request.quote_end)
-        earlier = s.scalar(select(DecisionRecord).where(
-            DecisionRecord.chunk_id == chunk_id, DecisionRecord.verdict == "add",
-            DecisionRecord.final_code == request.code, DecisionRecord.codebook_version == codebook_version))
+        earlier = s.scalar(
+            select(DecisionRecord).where(
+                DecisionRecord.chunk_id == chunk_id,
+                DecisionRecord.verdict == "add",
+                DecisionRecord.final_code == request.code,
+                DecisionRecord.codebook_version == codebook_version,
+            )
+        )
         if earlier is not None:
             raise Conflict(f"{earlier.reviewer} already added '{request.code}' to this passage.")
         record = DecisionRecord(
-            suggestion_id=None, chunk_id=chunk_id, codebook_version=codebook_version, reviewer=reviewer.name,
-            verdict="add", final_code=request.code,
-            quote_start=request.quote_start, quote_end=request.quote_end, reason=request.reason, note=request.note,
+            suggestion_id=None,
+            chunk_id=chunk_id,
+            codebook_version=codebook_version,
+            reviewer=reviewer.name,
+            verdict="add",
+            final_code=request.code,
+            quote_start=request.quote_start,
+            quote_end=request.quote_end,
+            reason=request.reason,
+            note=request.note,
             decided_at=now(),
         )
         s.add(record)
@@ -287,25 +384,39 @@ def decision_log(store: Store) -> list[dict[str, Any]]:
         for d, sug, transcript_id, source_name in rows:
             if transcript_id not in texts:
                 texts[transcript_id] = s.scalar(
-                    select(TranscriptRecord.text).where(TranscriptRecord.id == transcript_id))
+                    select(TranscriptRecord.text).where(TranscriptRecord.id == transcript_id)
+                )
             text = texts[transcript_id]
-            quote = text[d.quote_start:d.quote_end] if d.quote_start is not None and d.quote_end is not None else ""
-            out.append({
-                "decision_id": d.id, "decided_at": _iso(d.decided_at), "reviewer": d.reviewer, "verdict": d.verdict,
-                "suggestion_id": d.suggestion_id or "", "rejection_id": d.rejection_id or "",
-                "chunk_id": d.chunk_id, "transcript_id": transcript_id,
-                "source_name": source_name,
-                "suggested_code": sug.code if sug else "", "suggested_quote": sug.quote if sug else "",
-                "suggested_quote_start": sug.quote_start if sug else "",
-                "suggested_quote_end": sug.quote_end if sug else "",
-                "confidence": sug.confidence if sug else "", "routing": sug.status if sug else "",
-                "final_code": d.final_code or "", "quote_start": "" if d.quote_start is None else d.quote_start,
-                "quote_end": "" if d.quote_end is None else d.quote_end, "quote": quote,
-                "reason": d.reason or "", "note": d.note or "",
-                "coder": sug.coder if sug else "", "model": sug.model if sug else "",
-                "prompt_version": (sug.prompt_version or "") if sug else "",
-                "codebook_version": sug.codebook_version if sug else (d.codebook_version or ""),
-            })
+            quote = text[d.quote_start : d.quote_end] if d.quote_start is not None and d.quote_end is not None else ""
+            out.append(
+                {
+                    "decision_id": d.id,
+                    "decided_at": _iso(d.decided_at),
+                    "reviewer": d.reviewer,
+                    "verdict": d.verdict,
+                    "suggestion_id": d.suggestion_id or "",
+                    "rejection_id": d.rejection_id or "",
+                    "chunk_id": d.chunk_id,
+                    "transcript_id": transcript_id,
+                    "source_name": source_name,
+                    "suggested_code": sug.code if sug else "",
+                    "suggested_quote": sug.quote if sug else "",
+                    "suggested_quote_start": sug.quote_start if sug else "",
+                    "suggested_quote_end": sug.quote_end if sug else "",
+                    "confidence": sug.confidence if sug else "",
+                    "routing": sug.status if sug else "",
+                    "final_code": d.final_code or "",
+                    "quote_start": "" if d.quote_start is None else d.quote_start,
+                    "quote_end": "" if d.quote_end is None else d.quote_end,
+                    "quote": quote,
+                    "reason": d.reason or "",
+                    "note": d.note or "",
+                    "coder": sug.coder if sug else "",
+                    "model": sug.model if sug else "",
+                    "prompt_version": (sug.prompt_version or "") if sug else "",
+                    "codebook_version": sug.codebook_version if sug else (d.codebook_version or ""),
+                }
+            )
     return out
 
 
@@ -319,19 +430,33 @@ def rejection_view(store: Store, rejection_id: int) -> dict[str, Any]:
         rejection = s.get(RejectionRecord, rejection_id)
         if rejection is None:
             raise DecisionError(f"no rejected proposal {rejection_id}")
-        item = {"id": rejection.id, "code": rejection.code, "quote": rejection.quote, "reason": rejection.reason,
-                "status": rejection.status, "version": rejection.version, "chunk_id": rejection.chunk_id,
-                "coder": rejection.coder, "model": rejection.model, "codebook_version": rejection.codebook_version,
-                "run_id": rejection.run_id}
+        item = {
+            "id": rejection.id,
+            "code": rejection.code,
+            "quote": rejection.quote,
+            "reason": rejection.reason,
+            "status": rejection.status,
+            "version": rejection.version,
+            "chunk_id": rejection.chunk_id,
+            "coder": rejection.coder,
+            "model": rejection.model,
+            "codebook_version": rejection.codebook_version,
+            "run_id": rejection.run_id,
+        }
         settled = s.scalar(select(DecisionRecord).where(DecisionRecord.rejection_id == rejection_id))
     view = passage(store, item["chunk_id"])
     view["segments"] = segments(view["text"], view["start"], [])
-    return {"rejection": item, "passage": view, "codebook": codebook_of(store, item["codebook_version"]),
-            "settled": _decision_dict(settled) if settled is not None else None}
+    return {
+        "rejection": item,
+        "passage": view,
+        "codebook": codebook_of(store, item["codebook_version"]),
+        "settled": _decision_dict(settled) if settled is not None else None,
+    }
 
 
-def settle_rejection(store: Store, reviewer: Reviewer, rejection_id: int, version: int,
-                     request: DecisionRequest) -> int:
+def settle_rejection(
+    store: Store, reviewer: Reviewer, rejection_id: int, version: int, request: DecisionRequest
+) -> int:
     """A person's answer to a proposal that failed validation: dismiss it (with a reason), or add the
     code it should have been, with a quote from the passage. The first answer stands (Conflict)."""
     if request.verdict not in ("reject", "add"):
@@ -345,8 +470,9 @@ def settle_rejection(store: Store, reviewer: Reviewer, rejection_id: int, versio
         raise Conflict(f"{who}. Their answer stands; yours was not recorded.") from None
 
 
-def _settle_rejection(store: Store, reviewer: Reviewer, rejection_id: int, version: int,
-                      request: DecisionRequest) -> int:
+def _settle_rejection(
+    store: Store, reviewer: Reviewer, rejection_id: int, version: int, request: DecisionRequest
+) -> int:
     with store.session() as s:
         rejection = s.get(RejectionRecord, rejection_id)
         if rejection is None:
@@ -358,13 +484,18 @@ def _settle_rejection(store: Store, reviewer: Reviewer, rejection_id: int, versi
             _check_quote(chunk, text, request.quote_start, request.quote_end)
         _settle(s, RejectionRecord, rejection_id, version, RejectionRecord.status == "open", status="resolved")
         record = DecisionRecord(
-            suggestion_id=None, rejection_id=rejection_id, chunk_id=rejection.chunk_id,
-            codebook_version=rejection.codebook_version, reviewer=reviewer.name,
+            suggestion_id=None,
+            rejection_id=rejection_id,
+            chunk_id=rejection.chunk_id,
+            codebook_version=rejection.codebook_version,
+            reviewer=reviewer.name,
             verdict="add" if request.verdict == "add" else "dismiss",
             final_code=request.code if request.verdict == "add" else None,
             quote_start=request.quote_start if request.verdict == "add" else None,
             quote_end=request.quote_end if request.verdict == "add" else None,
-            reason=request.reason, note=request.note, decided_at=now(),
+            reason=request.reason,
+            note=request.note,
+            decided_at=now(),
         )
         s.add(record)
         s.flush()

@@ -15,7 +15,13 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 
 from pipeline.store import (
-    AssignmentRecord, ChunkRecord, RejectionRecord, RunChunkRecord, RunRecord, Store, SuggestionRecord,
+    AssignmentRecord,
+    ChunkRecord,
+    RejectionRecord,
+    RunChunkRecord,
+    RunRecord,
+    Store,
+    SuggestionRecord,
     TranscriptRecord,
 )
 from pipeline.suggestion import QUEUED
@@ -39,8 +45,14 @@ class QueueFilter:
     reviewer_id: int | None = None
 
     def query_string(self) -> dict[str, str]:
-        values = {"run": self.run, "code": self.code, "transcript": self.transcript, "status": self.status,
-                  "min_confidence": self.min_confidence, "max_confidence": self.max_confidence}
+        values = {
+            "run": self.run,
+            "code": self.code,
+            "transcript": self.transcript,
+            "status": self.status,
+            "min_confidence": self.min_confidence,
+            "max_confidence": self.max_confidence,
+        }
         values.update({f"case.{k}": v for k, v in self.case.items()})
         return {k: str(v) for k, v in values.items() if v not in (None, "")}
 
@@ -50,18 +62,24 @@ def in_runs(run_ids: Sequence[str], record: Any = SuggestionRecord) -> Any:
     return exists(
         select(RunChunkRecord.chunk_id)
         .join(RunRecord, RunRecord.id == RunChunkRecord.run_id)
-        .where(RunChunkRecord.chunk_id == record.chunk_id,
-               RunRecord.coder_key == record.coder_key,
-               RunChunkRecord.run_id.in_(list(run_ids)))
+        .where(
+            RunChunkRecord.chunk_id == record.chunk_id,
+            RunRecord.coder_key == record.coder_key,
+            RunChunkRecord.run_id.in_(list(run_ids)),
+        )
     )
 
 
 def coding_blind(reviewer_id: int) -> Any:
     """The condition that a reviewer still has to code a suggestion's passage blind: until then
     they must not see what the model proposed there."""
-    return exists(select(AssignmentRecord.id).where(
-        AssignmentRecord.chunk_id == SuggestionRecord.chunk_id, AssignmentRecord.reviewer_id == reviewer_id,
-        AssignmentRecord.coded_at.is_(None)))
+    return exists(
+        select(AssignmentRecord.id).where(
+            AssignmentRecord.chunk_id == SuggestionRecord.chunk_id,
+            AssignmentRecord.reviewer_id == reviewer_id,
+            AssignmentRecord.coded_at.is_(None),
+        )
+    )
 
 
 def _conditions(flt: QueueFilter, run_ids: Sequence[str], with_status: bool = True) -> list[Any]:
@@ -98,34 +116,55 @@ def status_condition(status: str) -> Any:
 
 
 def _base(*columns: Any) -> Any:
-    return select(*columns).select_from(SuggestionRecord).join(
-        TranscriptRecord, SuggestionRecord.transcript_id == TranscriptRecord.id)
+    return (
+        select(*columns)
+        .select_from(SuggestionRecord)
+        .join(TranscriptRecord, SuggestionRecord.transcript_id == TranscriptRecord.id)
+    )
 
 
-def queue_items(store: Store, run_ids: Sequence[str], flt: QueueFilter, limit: int = 50,
-                offset: int = 0) -> list[dict[str, Any]]:
+def queue_items(
+    store: Store, run_ids: Sequence[str], flt: QueueFilter, limit: int = 50, offset: int = 0
+) -> list[dict[str, Any]]:
     """Suggestions that match, lowest confidence first."""
     with store.session() as s:
         rows = s.execute(
             _base(SuggestionRecord, TranscriptRecord.source_name, TranscriptRecord.case_metadata)
             .where(*_conditions(flt, run_ids))
             .order_by(SuggestionRecord.confidence, SuggestionRecord.id)
-            .limit(limit).offset(offset)
+            .limit(limit)
+            .offset(offset)
         ).all()
     return [
-        {"id": sug.id, "code": sug.code, "confidence": sug.confidence, "status": sug.status,
-         "decided_by": sug.decided_by, "quote": sug.quote, "source_name": name, "metadata": metadata,
-         "chunk_id": sug.chunk_id}
+        {
+            "id": sug.id,
+            "code": sug.code,
+            "confidence": sug.confidence,
+            "status": sug.status,
+            "decided_by": sug.decided_by,
+            "quote": sug.quote,
+            "source_name": name,
+            "metadata": metadata,
+            "chunk_id": sug.chunk_id,
+        }
         for sug, name, metadata in rows
     ]
 
 
-def next_item(store: Store, run_ids: Sequence[str], flt: QueueFilter, skip: set[str] | frozenset[str] = frozenset(),
-              after: str | None = None) -> str | None:
+def next_item(
+    store: Store,
+    run_ids: Sequence[str],
+    flt: QueueFilter,
+    skip: set[str] | frozenset[str] = frozenset(),
+    after: str | None = None,
+) -> str | None:
     """The id of the first matching suggestion not in `skip` (items others hold open)."""
     with store.session() as s:
-        query = (_base(SuggestionRecord.id).where(*_conditions(flt, run_ids))
-                 .order_by(SuggestionRecord.confidence, SuggestionRecord.id))
+        query = (
+            _base(SuggestionRecord.id)
+            .where(*_conditions(flt, run_ids))
+            .order_by(SuggestionRecord.confidence, SuggestionRecord.id)
+        )
         if skip:
             query = query.where(SuggestionRecord.id.not_in(list(skip)))
         if after:
@@ -159,16 +198,18 @@ def filter_options(store: Store, run_ids: Sequence[str]) -> dict[str, Any]:
         codes = sorted(s.scalars(select(SuggestionRecord.code).where(visible).distinct()))
         transcript_ids = select(SuggestionRecord.transcript_id).where(visible).distinct()
         # metadata is JSON, which PostgreSQL cannot compare for DISTINCT: one row per transcript instead
-        rows = s.execute(select(TranscriptRecord.source_name, TranscriptRecord.case_metadata)
-                         .where(TranscriptRecord.id.in_(transcript_ids))).all()
+        rows = s.execute(
+            select(TranscriptRecord.source_name, TranscriptRecord.case_metadata).where(
+                TranscriptRecord.id.in_(transcript_ids)
+            )
+        ).all()
     transcripts, case = set(), {}
     for name, metadata in rows:
         transcripts.add(name)
         for key, value in (metadata or {}).items():
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 case.setdefault(key, set()).add(str(value))
-    return {"codes": codes, "transcripts": sorted(transcripts),
-            "case": {k: sorted(v) for k, v in sorted(case.items())}}
+    return {"codes": codes, "transcripts": sorted(transcripts), "case": {k: sorted(v) for k, v in sorted(case.items())}}
 
 
 def queued_suggestions(store: Store, limit: int = 50) -> tuple[list[dict[str, Any]], int, int]:
@@ -186,9 +227,17 @@ def queued_suggestions(store: Store, limit: int = 50) -> tuple[list[dict[str, An
         )
         items = [
             {
-                "suggestion_id": sug.id, "source_name": name, "metadata": metadata, "chunk_id": sug.chunk_id,
-                "code": sug.code, "confidence": sug.confidence, "status": sug.status, "quote": sug.quote,
-                "justification": sug.justification, "coder": sug.coder, "model": sug.model,
+                "suggestion_id": sug.id,
+                "source_name": name,
+                "metadata": metadata,
+                "chunk_id": sug.chunk_id,
+                "code": sug.code,
+                "confidence": sug.confidence,
+                "status": sug.status,
+                "quote": sug.quote,
+                "justification": sug.justification,
+                "coder": sug.coder,
+                "model": sug.model,
             }
             for sug, name, metadata in rows
         ]
@@ -204,7 +253,10 @@ def open_rejections(store: Store, run_ids: Sequence[str], limit: int = 200) -> t
             select(RejectionRecord, TranscriptRecord.source_name)
             .join(ChunkRecord, ChunkRecord.id == RejectionRecord.chunk_id)
             .join(TranscriptRecord, TranscriptRecord.id == ChunkRecord.transcript_id)
-            .where(*waiting).order_by(RejectionRecord.id).limit(limit)
+            .where(*waiting)
+            .order_by(RejectionRecord.id)
+            .limit(limit)
         ).all()
-    return [{"id": r.id, "code": r.code, "quote": r.quote, "reason": r.reason, "source_name": name}
-            for r, name in rows], total
+    return [
+        {"id": r.id, "code": r.code, "quote": r.quote, "reason": r.reason, "source_name": name} for r, name in rows
+    ], total

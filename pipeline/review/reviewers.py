@@ -55,7 +55,9 @@ def add_reviewer(store: Store, name: str, role: str = "reviewer") -> str:
     password = new_password()
     with store.session() as s:
         if s.scalar(select(ReviewerRecord).where(ReviewerRecord.name == name)) is not None:
-            raise ReviewerError(f"a reviewer named '{name}' already exists (use `qcode reviewer reset` for a new password)")
+            raise ReviewerError(
+                f"a reviewer named '{name}' already exists (use `qcode reviewer reset` for a new password)"
+            )
         s.add(ReviewerRecord(name=name, role=role, password_hash=_hasher.hash(password), created_at=now()))
     return password
 
@@ -87,9 +89,11 @@ def disable_reviewer(store: Store, name: str) -> None:
 
 
 def _end_sessions(s, reviewer_id: int) -> None:  # noqa: ANN001
-    s.execute(update(ReviewerSessionRecord)
-              .where(ReviewerSessionRecord.reviewer_id == reviewer_id, ReviewerSessionRecord.ended_at.is_(None))
-              .values(ended_at=now()))
+    s.execute(
+        update(ReviewerSessionRecord)
+        .where(ReviewerSessionRecord.reviewer_id == reviewer_id, ReviewerSessionRecord.ended_at.is_(None))
+        .values(ended_at=now())
+    )
 
 
 def start_session(store: Store, reviewer: Reviewer) -> str:
@@ -102,9 +106,11 @@ def start_session(store: Store, reviewer: Reviewer) -> str:
 
 def end_session(store: Store, session_id: str) -> None:
     with store.session() as s:
-        s.execute(update(ReviewerSessionRecord).where(ReviewerSessionRecord.id == session_id,
-                                                      ReviewerSessionRecord.ended_at.is_(None))
-                  .values(ended_at=now()))
+        s.execute(
+            update(ReviewerSessionRecord)
+            .where(ReviewerSessionRecord.id == session_id, ReviewerSessionRecord.ended_at.is_(None))
+            .values(ended_at=now())
+        )
 
 
 def grant_runs(store: Store, name: str, run_ids: list[str]) -> list[str]:
@@ -137,8 +143,13 @@ def list_reviewers(store: Store) -> list[dict[str, object]]:
         for reviewer_id, run_id in s.execute(select(GrantRecord.reviewer_id, GrantRecord.run_id)):
             grants.setdefault(reviewer_id, []).append(run_id)
         return [
-            {"name": r.name, "role": r.role, "active": r.disabled_at is None,
-             "created_at": r.created_at.isoformat(), "runs": "all" if r.role == "lead" else grants.get(r.id, [])}
+            {
+                "name": r.name,
+                "role": r.role,
+                "active": r.disabled_at is None,
+                "created_at": r.created_at.isoformat(),
+                "runs": "all" if r.role == "lead" else grants.get(r.id, []),
+            }
             for r in s.scalars(select(ReviewerRecord).order_by(ReviewerRecord.name))
         ]
 
@@ -170,14 +181,19 @@ def session_reviewer(store: Store, session_id: str, max_age_hours: float) -> Rev
     from datetime import timedelta
 
     with store.session() as s:
-        row = s.execute(select(ReviewerSessionRecord, ReviewerRecord)
-                        .join(ReviewerRecord, ReviewerRecord.id == ReviewerSessionRecord.reviewer_id)
-                        .where(ReviewerSessionRecord.id == session_id)).first()
+        row = s.execute(
+            select(ReviewerSessionRecord, ReviewerRecord)
+            .join(ReviewerRecord, ReviewerRecord.id == ReviewerSessionRecord.reviewer_id)
+            .where(ReviewerSessionRecord.id == session_id)
+        ).first()
         if row is None:
             return None
         session, record = row
-        if (session.ended_at is not None or record.disabled_at is not None
-                or session.created_at < now() - timedelta(hours=max_age_hours)):
+        if (
+            session.ended_at is not None
+            or record.disabled_at is not None
+            or session.created_at < now() - timedelta(hours=max_age_hours)
+        ):
             return None
         return _reviewer(record)
 
@@ -187,6 +203,7 @@ def visible_runs(store: Store, reviewer: Reviewer) -> list[RunRecord]:
     with store.session() as s:
         query = select(RunRecord).order_by(RunRecord.started_at.desc())
         if not reviewer.is_lead:
-            query = query.where(RunRecord.id.in_(
-                select(GrantRecord.run_id).where(GrantRecord.reviewer_id == reviewer.id)))
+            query = query.where(
+                RunRecord.id.in_(select(GrantRecord.run_id).where(GrantRecord.reviewer_id == reviewer.id))
+            )
         return list(s.scalars(query))

@@ -18,10 +18,10 @@ from pydantic import BaseModel
 from pipeline.chunk import for_coder
 from pipeline.codebook import load_codebook
 from pipeline.coders import make_coder, provenance
-from pipeline.ingest import IngestError, discover
 from pipeline.coders.prices import run_cost
-from pipeline.suggestion import Usage
 from pipeline.coders.tokens import count_chat_tokens
+from pipeline.ingest import IngestError, discover
+from pipeline.suggestion import Usage
 
 OUTPUT_TOKENS_PER_SAMPLE = 150
 
@@ -60,21 +60,33 @@ def estimate(request: Any) -> Estimate:
     store = _existing_store(request.db)
     if store is not None and hasattr(coder, "use_store"):
         coder.use_store(store)  # few-shot examples come from reviewers' decisions there
-    pending = {c.id for c in store.pending_chunks([c.id for c in chunks], prov.coder_key)} if store else {c.id for c in chunks}
+    pending = (
+        {c.id for c in store.pending_chunks([c.id for c in chunks], prov.coder_key)}
+        if store
+        else {c.id for c in chunks}
+    )
     todo = [c for c in chunks if c.id in pending]
     model_input = 0
     if hasattr(coder, "messages"):
         model_input = sum(count_chat_tokens(coder.model, coder.messages(c, codebook)) for c in todo)
         samples = getattr(coder, "samples", 1)
-        usage = Usage(input_tokens=model_input, output_tokens=OUTPUT_TOKENS_PER_SAMPLE * samples * len(todo),
-                      requests=len(todo))
+        usage = Usage(
+            input_tokens=model_input, output_tokens=OUTPUT_TOKENS_PER_SAMPLE * samples * len(todo), requests=len(todo)
+        )
         cost = run_cost(coder.model, prov.parameters.get("endpoint"), usage, batch=request.batch)
     else:
         usage, cost = Usage(), 0.0  # the offline coder sends nothing
     return Estimate(
-        coder=prov.coder, model=prov.model, transcripts=transcripts, chunks=len(chunks), pending=len(todo),
-        requests=usage.requests, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-        cost_usd=cost, failed=failed,
+        coder=prov.coder,
+        model=prov.model,
+        transcripts=transcripts,
+        chunks=len(chunks),
+        pending=len(todo),
+        requests=usage.requests,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=cost,
+        failed=failed,
     )
 
 

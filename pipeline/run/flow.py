@@ -27,8 +27,8 @@ from pydantic import BaseModel, Field
 from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, Chunk, chunk_transcript
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import Coder, make_coder, provenance
-from pipeline.ingest import CsvOptions, IngestError, Source, discover, manifest_notes, nearest_manifest, read_source
 from pipeline.coders.prices import run_cost
+from pipeline.ingest import CsvOptions, IngestError, Source, discover, manifest_notes, nearest_manifest, read_source
 from pipeline.route import RoutingPolicy, route
 from pipeline.store import Store
 from pipeline.suggestion import ChunkCoding, Provenance, Usage
@@ -139,7 +139,9 @@ def ingest_file(store: Store, source: Source, request: RunRequest) -> _Ingested:
     for transcript, chunks in prepared:
         result.transcript_ids.append(transcript.id)
         result.chunk_ids += [c.id for c in chunks]
-        result.notes += [FileNote(path=str(source.path), note=n) for n in transcript.notes if not n.startswith("CSV row")]
+        result.notes += [
+            FileNote(path=str(source.path), note=n) for n in transcript.notes if not n.startswith("CSV row")
+        ]
     return result
 
 
@@ -154,8 +156,15 @@ def _is_transient(exc: BaseException) -> bool:
     retry_delay_seconds=[1, 5],
     retry_condition_fn=lambda task, task_run, state: _is_transient(state.result(raise_on_failure=False)),
 )
-def code_batch(store: Store, coder: Coder, codebook: Codebook, prov: Provenance, policy: RoutingPolicy,
-               run_id: str, chunks: list[Chunk]) -> None:
+def code_batch(
+    store: Store,
+    coder: Coder,
+    codebook: Codebook,
+    prov: Provenance,
+    policy: RoutingPolicy,
+    run_id: str,
+    chunks: list[Chunk],
+) -> None:
     """Code, validate, route and store one batch of chunks in one transaction."""
     codings = coder.code(chunks, codebook)
     if len(codings) != len(chunks):
@@ -170,8 +179,15 @@ def code_batch(store: Store, coder: Coder, codebook: Codebook, prov: Provenance,
 
 
 @task(name="batch-api", cache_policy=NO_CACHE)
-def send_batches(store: Store, coder: Coder, codebook: Codebook, prov: Provenance, run_id: str,
-                 chunks: list[Chunk], poll_interval: float) -> Usage:
+def send_batches(
+    store: Store,
+    coder: Coder,
+    codebook: Codebook,
+    prov: Provenance,
+    run_id: str,
+    chunks: list[Chunk],
+    poll_interval: float,
+) -> Usage:
     """First requests through the Batch API; their replies land in the model-call cache."""
     from pipeline.coders.batch import prefill_by_batch
 
@@ -221,8 +237,9 @@ def code_corpus(request: RunRequest) -> RunSummary:
     batch_usage = Usage()
     if request.batch and pending:
         try:
-            batch_usage = send_batches(quote(store), quote(coder), quote(codebook), quote(prov), run_id,
-                                       quote(pending), request.poll_interval)
+            batch_usage = send_batches(
+                quote(store), quote(coder), quote(codebook), quote(prov), run_id, quote(pending), request.poll_interval
+            )
         except Exception as exc:
             notes.append(FileNote(path="(batch)", note=f"{exc}; the chunks are coded live"))
     _report("chunks", len(pending))
@@ -240,9 +257,21 @@ def code_corpus(request: RunRequest) -> RunSummary:
 
     try:
         for i in range(0, len(pending), batch_size):
-            batch = pending[i:i + batch_size]
-            in_flight.append((batch, code_batch.submit(quote(store), quote(coder), quote(codebook), quote(prov),
-                                                       quote(request.routing), run_id, quote(batch))))
+            batch = pending[i : i + batch_size]
+            in_flight.append(
+                (
+                    batch,
+                    code_batch.submit(
+                        quote(store),
+                        quote(coder),
+                        quote(codebook),
+                        quote(prov),
+                        quote(request.routing),
+                        run_id,
+                        quote(batch),
+                    ),
+                )
+            )
             if len(in_flight) >= getattr(coder, "batches_in_flight", 1):
                 settle(*in_flight.pop(0))
         while in_flight:
@@ -290,18 +319,31 @@ def code_corpus(request: RunRequest) -> RunSummary:
         seconds=round(time.perf_counter() - began, 3),
         cpu_seconds=round(time.process_time() - cpu_began, 3),  # this process only, not Prefect's server
     )
-    store.finish_run(run_id, "failed" if failed or summary.failed_chunks else "finished", summary.model_dump(mode="json"))
+    store.finish_run(
+        run_id, "failed" if failed or summary.failed_chunks else "finished", summary.model_dump(mode="json")
+    )
     return summary
 
 
 _TEMPORARY_SERVER_IDLE = (
-    "CANCELLATION_CLEANUP", "DB_VACUUM", "EVENT_LOGGER", "FOREMAN", "LATE_RUNS", "SCHEDULER",
-    "PAUSE_EXPIRATIONS", "REPOSSESSOR", "CLEANUP_RECONCILER", "TRIGGERS", "TASK_RUN_RECORDER", "EVENT_PERSISTER",
+    "CANCELLATION_CLEANUP",
+    "DB_VACUUM",
+    "EVENT_LOGGER",
+    "FOREMAN",
+    "LATE_RUNS",
+    "SCHEDULER",
+    "PAUSE_EXPIRATIONS",
+    "REPOSSESSOR",
+    "CLEANUP_RECONCILER",
+    "TRIGGERS",
+    "TASK_RUN_RECORDER",
+    "EVENT_PERSISTER",
 )
 
 
-def run(request: RunRequest, progress: Callable[[str, int], None] | None = None,
-        prefect_api: str | None = None) -> RunSummary:
+def run(
+    request: RunRequest, progress: Callable[[str, int], None] | None = None, prefect_api: str | None = None
+) -> RunSummary:
     """Run the pipeline once; `progress` receives ("files"|"file"|"chunks"|"chunk", n).
 
     The flow runs on a temporary local Prefect server unless `prefect_api` names
@@ -318,7 +360,8 @@ def run(request: RunRequest, progress: Callable[[str, int], None] | None = None,
         for service in _TEMPORARY_SERVER_IDLE:
             os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
     settings = (
-        temporary_settings(updates={PREFECT_API_URL: prefect_api}) if prefect_api
+        temporary_settings(updates={PREFECT_API_URL: prefect_api})
+        if prefect_api
         else temporary_settings(restore_defaults={PREFECT_API_URL, PREFECT_API_KEY})
     )
     # qcode reports a failed run in one line of its own; Prefect's tracebacks would bury it

@@ -16,8 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 DEFAULT_API = "http://127.0.0.1:4200/api"
 
@@ -48,7 +48,10 @@ def prefect_server(api_url: str | None, wait: float = 120.0) -> Iterator[str]:
     env.pop("PREFECT_API_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", port, "--analytics-off"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + wait
@@ -75,7 +78,9 @@ def serve(request: object, name: str, cron: str, api_url: str | None = None) -> 
 
     with prefect_server(api_url) as url, temporary_settings(updates={PREFECT_API_URL: url}):
         code_corpus.serve(
-            name=name, cron=cron, parameters={"request": request.model_dump(mode="json")},
+            name=name,
+            cron=cron,
+            parameters={"request": request.model_dump(mode="json")},
             description="qcode: code new or changed transcripts in a folder",
             print_starting_message=True,
         )

@@ -18,7 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, create_engine, event, func, insert,
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
     select,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -97,7 +108,9 @@ class TranscriptRecord(Base):
 class TurnRecord(Base):
     __tablename__ = "turns"
 
-    transcript_id: Mapped[str] = mapped_column(String(16), ForeignKey("transcripts.id", ondelete="CASCADE"), primary_key=True)
+    transcript_id: Mapped[str] = mapped_column(
+        String(16), ForeignKey("transcripts.id", ondelete="CASCADE"), primary_key=True
+    )
     index: Mapped[int] = mapped_column(Integer, primary_key=True)
     speaker: Mapped[str | None] = mapped_column(String(200))
     start: Mapped[int]
@@ -434,12 +447,19 @@ class Store:
     def add_codebook(s: Session, codebook: Codebook, source_path: str) -> None:
         """The codebook, within a transaction of the caller's; once per version."""
         if s.get(CodebookRecord, codebook.version) is None:
-            s.add(CodebookRecord(
-                version=codebook.version, name=codebook.name, source_path=source_path,
-                content=codebook.model_dump(mode="json"), created_at=now(),
-            ))
+            s.add(
+                CodebookRecord(
+                    version=codebook.version,
+                    name=codebook.name,
+                    source_path=source_path,
+                    content=codebook.model_dump(mode="json"),
+                    created_at=now(),
+                )
+            )
 
-    def start_run(self, provenance: Provenance, codebook: Codebook, inputs: list[str], parameters: dict[str, Any]) -> str:
+    def start_run(
+        self, provenance: Provenance, codebook: Codebook, inputs: list[str], parameters: dict[str, Any]
+    ) -> str:
         from pipeline import __version__
 
         run_id = str(uuid.uuid4())
@@ -448,14 +468,26 @@ class Store:
             for other in s.scalars(select(RunRecord).where(RunRecord.status == "running", RunRecord.host == host)):
                 if not _alive(other.pid):
                     other.status = "interrupted"  # killed: its process is gone
-            s.add(RunRecord(
-                host=host, pid=os.getpid(),
-                id=run_id, started_at=now(), finished_at=None, status="running",
-                coder=provenance.coder, model=provenance.model, coder_key=provenance.coder_key,
-                prompt_version=provenance.prompt_version, codebook_name=codebook.name,
-                codebook_version=codebook.version, parameters=parameters, inputs=inputs,
-                summary=None, qcode_version=__version__,
-            ))
+            s.add(
+                RunRecord(
+                    host=host,
+                    pid=os.getpid(),
+                    id=run_id,
+                    started_at=now(),
+                    finished_at=None,
+                    status="running",
+                    coder=provenance.coder,
+                    model=provenance.model,
+                    coder_key=provenance.coder_key,
+                    prompt_version=provenance.prompt_version,
+                    codebook_name=codebook.name,
+                    codebook_version=codebook.version,
+                    parameters=parameters,
+                    inputs=inputs,
+                    summary=None,
+                    qcode_version=__version__,
+                )
+            )
         return run_id
 
     def add_run_chunks(self, run_id: str, chunk_ids: Sequence[str]) -> None:
@@ -487,24 +519,47 @@ class Store:
         # and chunk cost more than storing them
         record = s.get(TranscriptRecord, transcript.id)
         if record is None:
-            s.execute(insert(TranscriptRecord), [dict(
-                id=transcript.id, source_path=transcript.source_path, source_name=transcript.source_name,
-                format=transcript.format, encoding=transcript.encoding, text=transcript.text,
-                case_metadata=transcript.metadata, notes=transcript.notes, ingested_at=now(),
-            )])
+            s.execute(
+                insert(TranscriptRecord),
+                [
+                    dict(
+                        id=transcript.id,
+                        source_path=transcript.source_path,
+                        source_name=transcript.source_name,
+                        format=transcript.format,
+                        encoding=transcript.encoding,
+                        text=transcript.text,
+                        case_metadata=transcript.metadata,
+                        notes=transcript.notes,
+                        ingested_at=now(),
+                    )
+                ],
+            )
             if transcript.turns:
-                s.execute(insert(TurnRecord), [dict(transcript_id=transcript.id, **turn.model_dump())
-                                               for turn in transcript.turns])
+                s.execute(
+                    insert(TurnRecord),
+                    [dict(transcript_id=transcript.id, **turn.model_dump()) for turn in transcript.turns],
+                )
         else:
             record.case_metadata = transcript.metadata
             record.source_path = transcript.source_path
             s.flush()
         known = set(s.scalars(select(ChunkRecord.id).where(ChunkRecord.transcript_id == transcript.id)))
         rows = [
-            dict(id=c.id, transcript_id=c.transcript_id, index=c.index, start=c.start, end=c.end, text=c.text,
-                 speakers=c.speakers, first_turn=c.first_turn, last_turn=c.last_turn,
-                 turns=[t.model_dump() for t in c.turns])
-            for c in chunks if c.id not in known
+            dict(
+                id=c.id,
+                transcript_id=c.transcript_id,
+                index=c.index,
+                start=c.start,
+                end=c.end,
+                text=c.text,
+                speakers=c.speakers,
+                first_turn=c.first_turn,
+                last_turn=c.last_turn,
+                turns=[t.model_dump() for t in c.turns],
+            )
+            for c in chunks
+            if c.id not in known
         ]
         if rows:
             s.execute(insert(ChunkRecord), rows)
@@ -515,13 +570,15 @@ class Store:
         done: set[str] = set()
         with self.session() as s:
             for part in _batches(ids, 500):
-                done |= set(s.scalars(
-                    select(ChunkCodingRecord.chunk_id).where(
-                        ChunkCodingRecord.coder_key == coder_key,
-                        ChunkCodingRecord.status == "coded",
-                        ChunkCodingRecord.chunk_id.in_(part),
+                done |= set(
+                    s.scalars(
+                        select(ChunkCodingRecord.chunk_id).where(
+                            ChunkCodingRecord.coder_key == coder_key,
+                            ChunkCodingRecord.status == "coded",
+                            ChunkCodingRecord.chunk_id.in_(part),
+                        )
                     )
-                ))
+                )
             wanted = [i for i in ids if i not in done]
             records: dict[str, ChunkRecord] = {}
             for part in _batches(wanted, 500):
@@ -541,32 +598,52 @@ class Store:
 
     # --- coding results -----------------------------------------------------------
 
-    def save_codings(self, run_id: str, provenance: Provenance,
-                     results: Sequence[tuple[ChunkCoding, list[Suggestion], list[Rejection]]]) -> None:
+    def save_codings(
+        self,
+        run_id: str,
+        provenance: Provenance,
+        results: Sequence[tuple[ChunkCoding, list[Suggestion], list[Rejection]]],
+    ) -> None:
         """Store a batch of chunk codings with their suggestions and rejections, all or nothing."""
         stamp = now()
-        recorded = dict(coder=provenance.coder, model=provenance.model, prompt_version=provenance.prompt_version,
-                        codebook_version=provenance.codebook_version, run_id=run_id, coder_key=provenance.coder_key,
-                        created_at=stamp)
+        recorded = dict(
+            coder=provenance.coder,
+            model=provenance.model,
+            prompt_version=provenance.prompt_version,
+            codebook_version=provenance.codebook_version,
+            run_id=run_id,
+            coder_key=provenance.coder_key,
+            created_at=stamp,
+        )
         codings: list[dict[str, Any]] = []
         suggestion_rows: list[dict[str, Any]] = []
         rejection_rows: list[dict[str, Any]] = []
         with self.session() as s:
             existing = {
-                r.chunk_id: r for r in s.scalars(select(ChunkCodingRecord).where(
-                    ChunkCodingRecord.coder_key == provenance.coder_key,
-                    ChunkCodingRecord.chunk_id.in_([coding.chunk_id for coding, _, _ in results]),
-                ))
+                r.chunk_id: r
+                for r in s.scalars(
+                    select(ChunkCodingRecord).where(
+                        ChunkCodingRecord.coder_key == provenance.coder_key,
+                        ChunkCodingRecord.chunk_id.in_([coding.chunk_id for coding, _, _ in results]),
+                    )
+                )
             }
             for coding, suggestions, rejections in results:
                 record = existing.get(coding.chunk_id)
                 if record is not None and record.status == "coded":
                     continue  # coded meanwhile by another process
                 state = dict(
-                    run_id=run_id, status="failed" if coding.error else "coded", error=coding.error, raw=coding.raw,
-                    input_tokens=coding.usage.input_tokens, cached_input_tokens=coding.usage.cached_input_tokens,
-                    output_tokens=coding.usage.output_tokens, requests=coding.usage.requests,
-                    cache_hits=coding.usage.cache_hits, duration_ms=coding.duration_ms, coded_at=stamp,
+                    run_id=run_id,
+                    status="failed" if coding.error else "coded",
+                    error=coding.error,
+                    raw=coding.raw,
+                    input_tokens=coding.usage.input_tokens,
+                    cached_input_tokens=coding.usage.cached_input_tokens,
+                    output_tokens=coding.usage.output_tokens,
+                    requests=coding.usage.requests,
+                    cache_hits=coding.usage.cache_hits,
+                    duration_ms=coding.duration_ms,
+                    coded_at=stamp,
                 )
                 if record is None:
                     codings.append(dict(chunk_id=coding.chunk_id, coder_key=provenance.coder_key, **state))
@@ -576,31 +653,50 @@ class Store:
                 if coding.error:
                     continue
                 suggestion_rows += [
-                    dict(**suggestion.model_dump(), **recorded, parameters=provenance.parameters,
-                         input_tokens=coding.usage.input_tokens, output_tokens=coding.usage.output_tokens,
-                         duration_ms=coding.duration_ms)
+                    dict(
+                        **suggestion.model_dump(),
+                        **recorded,
+                        parameters=provenance.parameters,
+                        input_tokens=coding.usage.input_tokens,
+                        output_tokens=coding.usage.output_tokens,
+                        duration_ms=coding.duration_ms,
+                    )
                     for suggestion in suggestions
                 ]
                 rejection_rows += [
-                    dict(**rejection.model_dump(exclude={"code"}), code=_fit(rejection.code, RejectionRecord.code),
-                         **recorded)
+                    dict(
+                        **rejection.model_dump(exclude={"code"}),
+                        code=_fit(rejection.code, RejectionRecord.code),
+                        **recorded,
+                    )
                     for rejection in rejections
                 ]
             # one INSERT of many rows per table: the ORM's bookkeeping of an object per row
             # cost more than the rows themselves
-            for table, rows in ((ChunkCodingRecord, codings), (SuggestionRecord, suggestion_rows),
-                                (RejectionRecord, rejection_rows)):
+            for table, rows in (
+                (ChunkCodingRecord, codings),
+                (SuggestionRecord, suggestion_rows),
+                (RejectionRecord, rejection_rows),
+            ):
                 if rows:
                     s.execute(insert(table), rows)
 
     def run_usage(self, run_id: str) -> Usage:
         """Tokens, requests and cache hits of the model calls made by one run."""
-        columns = (ChunkCodingRecord.input_tokens, ChunkCodingRecord.cached_input_tokens,
-                   ChunkCodingRecord.output_tokens, ChunkCodingRecord.requests, ChunkCodingRecord.cache_hits)
+        columns = (
+            ChunkCodingRecord.input_tokens,
+            ChunkCodingRecord.cached_input_tokens,
+            ChunkCodingRecord.output_tokens,
+            ChunkCodingRecord.requests,
+            ChunkCodingRecord.cache_hits,
+        )
         with self.session() as s:
-            row = s.execute(select(*(func.coalesce(func.sum(c), 0) for c in columns))
-                            .where(ChunkCodingRecord.run_id == run_id)).one()
-        return Usage(input_tokens=row[0], cached_input_tokens=row[1], output_tokens=row[2], requests=row[3], cache_hits=row[4])
+            row = s.execute(
+                select(*(func.coalesce(func.sum(c), 0) for c in columns)).where(ChunkCodingRecord.run_id == run_id)
+            ).one()
+        return Usage(
+            input_tokens=row[0], cached_input_tokens=row[1], output_tokens=row[2], requests=row[3], cache_hits=row[4]
+        )
 
     def tally(self, chunk_ids: Sequence[str], coder_key: str) -> dict[str, Any]:
         """Counts over the given chunks under one coder: what a run summary reports."""
@@ -608,20 +704,20 @@ class Store:
         with self.session() as s:
             for part in _batches(list(chunk_ids), 500):
                 for status, n in s.execute(
-                    select(SuggestionRecord.status, func.count()).where(
-                        SuggestionRecord.coder_key == coder_key, SuggestionRecord.chunk_id.in_(part)
-                    ).group_by(SuggestionRecord.status)
+                    select(SuggestionRecord.status, func.count())
+                    .where(SuggestionRecord.coder_key == coder_key, SuggestionRecord.chunk_id.in_(part))
+                    .group_by(SuggestionRecord.status)
                 ):
                     counts[status] = counts.get(status, 0) + n
                 counts["rejected"] += s.scalar(
-                    select(func.count()).select_from(RejectionRecord).where(
-                        RejectionRecord.coder_key == coder_key, RejectionRecord.chunk_id.in_(part)
-                    )
+                    select(func.count())
+                    .select_from(RejectionRecord)
+                    .where(RejectionRecord.coder_key == coder_key, RejectionRecord.chunk_id.in_(part))
                 )
                 for status, n in s.execute(
-                    select(ChunkCodingRecord.status, func.count()).where(
-                        ChunkCodingRecord.coder_key == coder_key, ChunkCodingRecord.chunk_id.in_(part)
-                    ).group_by(ChunkCodingRecord.status)
+                    select(ChunkCodingRecord.status, func.count())
+                    .where(ChunkCodingRecord.coder_key == coder_key, ChunkCodingRecord.chunk_id.in_(part))
+                    .group_by(ChunkCodingRecord.status)
                 ):
                     counts["coded_chunks" if status == "coded" else "failed_chunks"] += n
         return counts
@@ -639,8 +735,15 @@ def _alive(pid: int) -> bool:
 
 def _chunk(record: ChunkRecord) -> Chunk:
     return Chunk(
-        id=record.id, transcript_id=record.transcript_id, index=record.index, start=record.start, end=record.end,
-        text=record.text, speakers=record.speakers, first_turn=record.first_turn, last_turn=record.last_turn,
+        id=record.id,
+        transcript_id=record.transcript_id,
+        index=record.index,
+        start=record.start,
+        end=record.end,
+        text=record.text,
+        speakers=record.speakers,
+        first_turn=record.first_turn,
+        last_turn=record.last_turn,
         turns=[ChunkTurn.model_validate(t) for t in record.turns],
     )
 
@@ -652,9 +755,9 @@ def _fit(value: str | None, column: Any) -> str | None:
     length = column.type.length
     if value is None or length is None or len(value) <= length:
         return value
-    return value[:length - 1] + "…"
+    return value[: length - 1] + "…"
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]

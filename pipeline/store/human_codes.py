@@ -26,7 +26,8 @@ def human_rows(store: Any, run_id: str | None = None) -> Iterator[dict[str, str]
         transcripts = sorted({c.transcript_id for c in codes})
         # offsets are all a chunk needs here: not its text
         query = select(ChunkRecord.id, ChunkRecord.transcript_id, ChunkRecord.start, ChunkRecord.end).where(
-            ChunkRecord.transcript_id.in_(transcripts))
+            ChunkRecord.transcript_id.in_(transcripts)
+        )
         if run_id:
             in_run = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)
             query = query.where(ChunkRecord.id.in_(in_run))
