@@ -10,10 +10,13 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import CodebookError, FileError, problem
+from pipeline.files import read_text
 
 CODE_ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 
@@ -89,12 +92,6 @@ class Problem(BaseModel):
         return f"{where}: {self.message}"
 
 
-class CodebookError(Exception):
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
 def load_codebook(path: str | Path) -> Codebook:
     """Read and check a codebook; raise CodebookError listing every problem."""
     codebook, problems = check_codebook(path)
@@ -108,11 +105,9 @@ def check_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
     path = Path(path)
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        return None, [Problem(file=name, line=None, message="file not found")]
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(file=name, line=None, message=f"cannot read: {exc}")]
+        text, _ = read_text(path)
+    except FileError as exc:
+        return None, [Problem(file=name, line=None, message=exc.message)]
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -134,7 +129,7 @@ def check_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
     except ValidationError as exc:
         for err in exc.errors():
             key = str(err["loc"][0]) if err["loc"] else ""
-            problems.append(Problem(file=name, line=lines.key(key), message=_describe(err)))
+            problems.append(Problem(file=name, line=lines.key(key), message=problem(err)))
 
     raw_codes = data.get("codes")
     if not isinstance(raw_codes, list) or not raw_codes:
@@ -163,7 +158,7 @@ def check_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
                     continue  # reported above, in plainer words
                 key = str(err["loc"][0]) if err["loc"] else ""
                 problems.append(
-                    Problem(file=name, line=lines.code_key(i, key) or line, message=f"{label}: {_describe(err)}")
+                    Problem(file=name, line=lines.code_key(i, key) or line, message=f"{label}: {problem(err)}")
                 )
             continue
         if not CODE_ID.match(code.id):
@@ -238,15 +233,6 @@ def _parent_cycles(codes: list[Code], name: str, lines: _LineIndex, index: dict[
     return problems
 
 
-def _describe(err: dict) -> str:
-    loc = ".".join(str(part) for part in err["loc"])
-    if err["type"] == "missing":
-        return f"missing {loc}"
-    if err["type"] == "extra_forbidden":
-        return f"unknown field '{loc}'"
-    return f"{loc}: {err['msg']}" if loc else err["msg"]
-
-
 class _LineIndex:
     """Line numbers (1-based) of keys and list items in the composed YAML."""
 
@@ -281,3 +267,84 @@ class _LineIndex:
     def code_key(self, i: int, key: str) -> int | None:
         found = self._lookup(self._code_node(i), key)
         return found.start_mark.line + 1 if found else None
+
+
+# --- writing YAML ---------------------------------------------------------------
+
+
+class _Inline(dict):
+    pass
+
+
+class _Folded(str):
+    pass
+
+
+class _Dumper(yaml.SafeDumper):
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        return super().increase_indent(flow, False)  # lists indented under their key, as in docs/codebooks.md
+
+
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    if "\n" in text:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
+    return dumper.represent_str(text)
+
+
+def _folded(dumper: yaml.SafeDumper, text: _Folded) -> yaml.Node:
+    if "\n" not in text and len(text) > 60:  # definitions and descriptions, as docs/codebooks.md writes them
+        return dumper.represent_scalar("tag:yaml.org,2002:str", str(text), style=">")
+    return _str(dumper, str(text))
+
+
+def _inline(dumper: yaml.SafeDumper, data: _Inline) -> yaml.Node:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True)
+
+
+def _yaml_document(codebook: Codebook, inline: type[dict] = _Inline, folded: type[str] = _Folded) -> dict[str, Any]:
+    document: dict[str, Any] = {"name": codebook.name, "description": folded(codebook.description)}
+    if codebook.source is not None:
+        document["source"] = folded(codebook.source)
+    document["measurement"] = codebook.measurement
+    document["similarity_threshold"] = codebook.similarity_threshold
+    codes = []
+    for code in codebook.codes:
+        entry: dict[str, Any] = {"id": code.id, "name": code.name, "definition": folded(code.definition)}
+        if code.inclusion:
+            entry["inclusion"] = list(code.inclusion)
+        if code.exclusion:
+            entry["exclusion"] = list(code.exclusion)
+        examples = {
+            k: list(v) for k, v in (("positive", code.examples.positive), ("negative", code.examples.negative)) if v
+        }
+        if examples:
+            entry["examples"] = examples
+        if code.parent is not None:
+            entry["parent"] = code.parent
+        if code.attributes:
+            entry["attributes"] = inline(code.attributes)
+        codes.append(entry)
+    document["codes"] = codes
+    return document
+
+
+def dump_yaml(codebook: Codebook) -> str:
+    """The codebook as YAML in the format of docs/codebooks.md; load_codebook reads it back to an equal codebook."""
+    text = yaml.dump(_yaml_document(codebook), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=88)
+    text = re.sub(r"\n(  - id: )", r"\n\n\1", text)  # a blank line between codes
+    if _reads_back(text, codebook):
+        return text
+    # a string the block styles could not carry exactly: let PyYAML quote as it sees fit
+    return yaml.safe_dump(_yaml_document(codebook, dict, str), sort_keys=False, allow_unicode=True, width=88)
+
+
+_Dumper.add_representer(str, _str)
+_Dumper.add_representer(_Inline, _inline)
+_Dumper.add_representer(_Folded, _folded)
+
+
+def _reads_back(text: str, codebook: Codebook) -> bool:
+    try:
+        return Codebook.model_validate(yaml.safe_load(text)) == codebook
+    except (yaml.YAMLError, ValidationError, TypeError):
+        return False

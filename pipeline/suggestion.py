@@ -1,13 +1,16 @@
-"""What coders propose and what validation makes of it.
+"""What coders propose, what validation makes of it, and what people code.
 
 A coder returns a ChunkCoding per chunk: raw proposals, not yet trusted.
 Validation turns each proposal into a Suggestion (the code is in the codebook
 and the quote is verbatim in the chunk) or a Rejection with the reason.
+A HumanCode is a person's code on a span of a transcript: from a project coded
+in another QDA tool, or from an eval's gold set.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -83,3 +86,20 @@ class Rejection(BaseModel):
 
 def suggestion_id(chunk_id: str, coder_key: str, code: str) -> str:
     return hashlib.sha256(f"{chunk_id}:{coder_key}:{code}".encode()).hexdigest()[:16]
+
+
+class HumanCode(BaseModel):
+    """A person's code on the span [start, end) of a transcript's text.
+
+    `original_start` and `original_end` are the positions as another QDA tool wrote them, where
+    the code came from one (they may count UTF-16 units, or CR LF as one)."""
+
+    coder: str
+    code: str
+    transcript_id: str
+    start: int
+    end: int
+    original_start: int | None = None
+    original_end: int | None = None
+    note: str | None = None
+    coded_at: datetime | None = None

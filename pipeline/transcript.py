@@ -1,8 +1,12 @@
-"""Transcripts and their speaker turns: what ingest produces and chunking reads."""
+"""Transcripts and their speaker turns: what ingest produces and chunking reads.
+
+`parse_turns` finds the speaker turns in plain text, for every reader of text with speaker labels.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -52,3 +56,121 @@ def transcript_id(source_name: str, text: str, key: str = "") -> str:
     """
     digest = hashlib.sha256(f"{source_name}\0{key}\0{text}".encode()).hexdigest()
     return digest[:16]
+
+
+# --- speaker turns in plain text ---------------------------------------------
+
+SPEAKER_NAME = r"[^\W\d_][\w.'’()#&\- ]{0,39}?"
+_STAMP = r"\[(?P<ts>\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?)\]\s*"
+_BOLD = re.compile(rf"^(?:{_STAMP})?\*\*(?P<name>{SPEAKER_NAME})\s*(?::\*\*|\*\*\s*:)[ \t]*")
+_STAMPED = re.compile(rf"^{_STAMP}(?P<name>{SPEAKER_NAME})\s*:[ \t]*")
+_PLAIN = re.compile(rf"^(?P<name>{SPEAKER_NAME})[ \t]*:(?:[ \t]+|$)")
+_HEADING = re.compile(r"^(#{1,6}\s|---+\s*$|\*\*\*+\s*$)")
+
+
+def _label(line: str) -> tuple[str, str | None, int, bool] | None:
+    """(speaker, timestamp, label length, explicit) if the line opens a turn."""
+    for pattern, explicit in ((_BOLD, True), (_STAMPED, True), (_PLAIN, False)):
+        m = pattern.match(line)
+        if m:
+            name = m.group("name").strip()
+            if len(name.split()) > 5:
+                return None
+            return name, m.groupdict().get("ts"), m.end(), explicit
+    return None
+
+
+# Capitalised words that open notes, not speakers' turns.
+_NOT_SPEAKERS = {
+    "note",
+    "notes",
+    "nb",
+    "ps",
+    "p.s",
+    "update",
+    "edit",
+    "example",
+    "summary",
+    "warning",
+    "important",
+    "source",
+    "tip",
+    "caution",
+    "disclaimer",
+    "subject",
+    "date",
+    "time",
+    "location",
+    "title",
+    "transcript",
+    "duration",
+    "recorded",
+    "attendees",
+    "present",
+    "keywords",
+    "tags",
+}
+_ID_LABEL = re.compile(r"^[A-Za-z]{1,3}[-_ ]?\d{1,4}$")  # p1, R12, TL-2
+
+
+def _looks_like_name(label: str) -> bool:
+    words = label.split()
+    return 0 < len(words) <= 4 and all(w[0].isupper() or w[0].isdigit() for w in words)
+
+
+def _is_speaker(label: str, count: int) -> bool:
+    if label.lower().rstrip(".") in _NOT_SPEAKERS:
+        return False
+    return count >= 2 or _looks_like_name(label) or bool(_ID_LABEL.match(label))
+
+
+def parse_turns(text: str) -> list[Turn]:
+    """Split text into speaker turns.
+
+    A line that opens with a label (`Name:`, `**Name:**`, `[00:01:02] Name:`)
+    starts a turn; other lines continue the current one. A plain `Name:` label
+    counts when the same name labels two or more lines, looks like a name
+    (every word capitalised) or an id (P1, r12), and is not a word that opens
+    a note ("Note:", "Date:"), so "In short: ..." is not taken for a speaker.
+    Text before the first label, and markdown headings, become turns with no speaker.
+    """
+    lines: list[tuple[int, str]] = []
+    pos = 0
+    for line in text.split("\n"):
+        lines.append((pos, line))
+        pos += len(line) + 1
+
+    labels = [_label(line) for _, line in lines]
+    plain_counts: dict[str, int] = {}
+    for found in labels:
+        if found and not found[3]:
+            plain_counts[found[0]] = plain_counts.get(found[0], 0) + 1
+    accepted = {name for name, n in plain_counts.items() if _is_speaker(name, n)}
+
+    turns: list[Turn] = []
+    current: dict | None = None
+
+    def close() -> None:
+        if current is not None and current["end"] > current["start"]:
+            turns.append(Turn(index=len(turns), **current))
+
+    for (start, line), found in zip(lines, labels):
+        if not line.strip():
+            continue
+        end = start + len(line.rstrip())
+        if found and (found[3] or found[0] in accepted):
+            close()
+            name, stamp, length, _ = found
+            text_start = min(start + length, end)
+            current = dict(speaker=name, start=start, end=end, text_start=text_start, timestamp=stamp)
+        elif _HEADING.match(line) or current is None:
+            close()
+            lead = len(line) - len(line.lstrip())
+            current = dict(speaker=None, start=start + lead, end=end, text_start=start + lead, timestamp=None)
+            if _HEADING.match(line):
+                close()
+                current = None
+        else:
+            current["end"] = end
+    close()
+    return turns

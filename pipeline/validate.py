@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
+from pipeline.errors import problems as describe
 from pipeline.suggestion import ChunkCoding, Proposal, Rejection, Suggestion, suggestion_id
 
 
@@ -59,7 +60,7 @@ def validate_coding(
         try:
             proposal = raw if isinstance(raw, Proposal) else Proposal.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'proposal'}: {e['msg']}" for e in exc.errors())
+            problems = describe(exc)
             rejections.append(
                 Rejection(
                     chunk_id=chunk.id,

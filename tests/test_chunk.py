@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.chunk import chunk_transcript
-from pipeline.ingest import parse_turns
+from pipeline.transcript import parse_turns
 from pipeline.transcript import Transcript, transcript_id
 
 

@@ -7,7 +7,8 @@ import docx
 import pytest
 from conftest import EXAMPLES, write
 
-from pipeline.ingest import CsvOptions, IngestError, Source, discover, parse_turns, read_source
+from pipeline.ingest import CsvOptions, IngestError, Source, discover, read_source
+from pipeline.transcript import parse_turns
 
 
 def read(path: Path, **csv: str) -> list:

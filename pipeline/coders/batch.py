@@ -26,15 +26,12 @@ from sqlalchemy import select
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
 from pipeline.coders.openai_chat import OpenAICoder, completion_from_json
+from pipeline.errors import BatchError
 from pipeline.store import BatchRecord, Store, now
 from pipeline.suggestion import Usage
 
 MAX_REQUESTS = 50_000
 OPEN = ("validating", "in_progress", "finalizing", "cancelling")
-
-
-class BatchError(Exception):
-    pass
 
 
 def prefill_by_batch(

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import select
 
 from pipeline.chunk import Chunk
-from pipeline.store import ChunkRecord, DecisionRecord, Store, SuggestionRecord, TranscriptRecord, _chunk
+from pipeline.store import ChunkRecord, DecisionRecord, Store, SuggestionRecord, TranscriptRecord, chunk_of
 
 KEEPS = ("accept", "change", "add")
 
@@ -81,7 +81,7 @@ def adjudicated(store: Store, codes: set[str]) -> list[Example]:
             start, end = span["start"], span["end"]
             quote = text[start:end] if start is not None and end is not None else ""
             kept.append({"code": code, "quote": quote or record.text[:200]})
-        examples.append(Example(_chunk(record), kept))
+        examples.append(Example(chunk_of(record), kept))
     return examples
 
 

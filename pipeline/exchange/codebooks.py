@@ -21,15 +21,15 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-import yaml
 from lxml import etree
 from pydantic import ValidationError
 
 import pipeline
-from pipeline.codebook import CODE_ID, Code, Codebook, CodebookError, Examples, Problem, check_codebook
+from pipeline.codebook import CODE_ID, Code, Codebook, CodebookError, Examples, Problem
+from pipeline.errors import ExchangeError
+from pipeline.files import read_bytes, read_text, write_bytes
 
 QDC_NAMESPACE = "urn:QDA-XML:codebook:1.0"
 PROJECT_NAMESPACE = "urn:QDA-XML:project:1.0"
@@ -44,10 +44,6 @@ _BAD_COLOR_ONE = "code {names} has a colour that is not #RGB or #RRGGBB: not kep
 _BAD_COLOR_MANY = "{n} codes have a colour that is not #RGB or #RRGGBB, not kept: {names}"
 _RENUMBERED_ONE = "the id made from the name of code {names} was taken by an earlier code: it is numbered"
 _RENUMBERED_MANY = "{n} codes have numbered ids, as the ids made from their names were taken by earlier codes: {names}"
-
-
-class ExchangeError(Exception):
-    """A file that cannot be imported or a codebook that cannot be exported; the message says why."""
 
 
 @dataclass
@@ -335,16 +331,9 @@ def qdc_bytes(codebook: Codebook) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    from pipeline.exchange.exports import written_aside
-
-    with written_aside(path) as temporary:
-        temporary.write_bytes(data)
-
-
-def write_qdc(codebook: Codebook, path: Path) -> None:
+def write_qdc(codebook: Codebook, path: Path, *, force: bool = False) -> None:
     """Write a .qdc file: built in full first, written aside, then moved into place."""
-    _write_atomic(Path(path), qdc_bytes(codebook))
+    write_bytes(path, qdc_bytes(codebook), force=force)
 
 
 # ---------------------------------------------------------------- import: REFI-QDA
@@ -871,13 +860,7 @@ def read_qdc(path: Path, *, name: str | None = None) -> ImportedCodebook:
 
     `name` replaces the codebook's name (default: the one qcode wrote, else the file's stem)."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ExchangeError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise ExchangeError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    root = parse_xml(data, path)
+    root = parse_xml(read_bytes(path), path)
     qname = etree.QName(root)
     warnings: list[str] = []
     if qname.localname != "CodeBook":
@@ -1042,10 +1025,7 @@ def _cell_list(value: Any) -> list[str]:
 
 
 def _csv_rows(path: Path) -> list[tuple[int, list[Any]]]:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ExchangeError(f"{path}: not UTF-8 text; save the sheet as 'CSV UTF-8'") from None
+    text, _ = read_text(path)
     first = next((line for line in text.splitlines() if line.strip()), "")
     delimiter = max((",", ";", "\t"), key=first.count) if first and any(d in first for d in ",;\t") else ","
     try:
@@ -1081,8 +1061,7 @@ def read_spreadsheet(path: Path, *, name: str | None = None) -> ImportedCodebook
 
     Raises CodebookError listing every problem with its row (as Problem.line), ExchangeError for an unreadable file."""
     path = Path(path)
-    if not path.exists():
-        raise ExchangeError(f"{path}: file not found")
+    read_bytes(path)  # the same "no such file" and "cannot read" as every other file
     warnings: list[str] = []
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -1327,189 +1306,4 @@ def import_codebook(path: Path, *, name: str | None = None) -> ImportedCodebook:
     raise ExchangeError(
         f"{path}: cannot import a '{suffix or 'suffix-less'}' file: "
         "expected a REFI-QDA codebook (.qdc) or a spreadsheet (.xlsx, .csv)"
-    )
-
-
-# ---------------------------------------------------------------- YAML
-
-
-class _Flow(dict):
-    pass
-
-
-class _Folded(str):
-    pass
-
-
-class _Dumper(yaml.SafeDumper):
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        return super().increase_indent(flow, False)  # lists indented under their key, as in docs/codebooks.md
-
-
-def _str(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
-    if "\n" in text:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
-    return dumper.represent_str(text)
-
-
-def _folded(dumper: yaml.SafeDumper, text: _Folded) -> yaml.Node:
-    if "\n" not in text and len(text) > 60:  # definitions and descriptions, as docs/codebooks.md writes them
-        return dumper.represent_scalar("tag:yaml.org,2002:str", str(text), style=">")
-    return _str(dumper, str(text))
-
-
-def _flow(dumper: yaml.SafeDumper, data: _Flow) -> yaml.Node:
-    return dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True)
-
-
-_Dumper.add_representer(str, _str)
-_Dumper.add_representer(_Flow, _flow)
-_Dumper.add_representer(_Folded, _folded)
-
-
-def _yaml_document(codebook: Codebook, flow: type[dict] = _Flow, folded: type[str] = _Folded) -> dict[str, Any]:
-    document: dict[str, Any] = {"name": codebook.name, "description": folded(codebook.description)}
-    if codebook.source is not None:
-        document["source"] = folded(codebook.source)
-    document["measurement"] = codebook.measurement
-    document["similarity_threshold"] = codebook.similarity_threshold
-    codes = []
-    for code in codebook.codes:
-        entry: dict[str, Any] = {"id": code.id, "name": code.name, "definition": folded(code.definition)}
-        if code.inclusion:
-            entry["inclusion"] = list(code.inclusion)
-        if code.exclusion:
-            entry["exclusion"] = list(code.exclusion)
-        examples = {
-            k: list(v) for k, v in (("positive", code.examples.positive), ("negative", code.examples.negative)) if v
-        }
-        if examples:
-            entry["examples"] = examples
-        if code.parent is not None:
-            entry["parent"] = code.parent
-        if code.attributes:
-            entry["attributes"] = flow(code.attributes)
-        codes.append(entry)
-    document["codes"] = codes
-    return document
-
-
-def dump_yaml(codebook: Codebook) -> str:
-    """The codebook as YAML in the format of docs/codebooks.md; load_codebook reads it back to an equal codebook."""
-    text = yaml.dump(_yaml_document(codebook), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=88)
-    text = re.sub(r"\n(  - id: )", r"\n\n\1", text)  # a blank line between codes
-    if _reads_back(text, codebook):
-        return text
-    # a string the block styles could not carry exactly: let PyYAML quote as it sees fit
-    return yaml.safe_dump(_yaml_document(codebook, dict, str), sort_keys=False, allow_unicode=True, width=88)
-
-
-def _reads_back(text: str, codebook: Codebook) -> bool:
-    try:
-        return Codebook.model_validate(yaml.safe_load(text)) == codebook
-    except (yaml.YAMLError, ValidationError, TypeError):
-        return False
-
-
-# ---------------------------------------------------------------- commands
-
-
-def codebook_import_command(
-    file: Annotated[
-        Path, typer.Argument(help="A REFI-QDA codebook (.qdc) or a spreadsheet (.xlsx, .csv) with one row per code.")
-    ],
-    out: Annotated[
-        Path | None, typer.Option("--out", help="The codebook YAML to write (default: standard output).")
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option("--name", help="The codebook's name (default: the one in the file, else the file name)."),
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
-) -> None:
-    """Import a codebook from other QDA software (.qdc) or a spreadsheet, as codebook YAML.
-
-    What could not be imported as it was is listed on standard error."""
-    # imported here, not at the top: pipeline.cli imports this module to register the command
-    from rich.markup import escape
-
-    from pipeline.cli import _fail, err
-
-    if out is not None and out.exists() and not force:
-        _fail(f"{out} exists: pass --force to overwrite it")
-    try:
-        imported = import_codebook(file, name=name)
-    except ExchangeError as exc:
-        _fail(str(exc))
-    except CodebookError as exc:
-        for problem in exc.problems:
-            err.print(escape(str(problem)), highlight=False, soft_wrap=True)
-        _fail(f"{len(exc.problems)} problem(s) in {file}: nothing imported")
-    codebook = imported.codebook
-    text = f"# Imported from {file.name} by qcode {pipeline.__version__}\n" + dump_yaml(codebook)
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        try:
-            _write_atomic(out, text.encode("utf-8"))
-        except OSError as exc:
-            _fail(f"{out}: cannot write: {exc.strerror or exc}")
-    for warning in imported.warnings:
-        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
-    # "categories": every code not applied (a code with children, or one marked codable: false)
-    categories = _counted(len(codebook.codes) - len(codebook.leaves), "category", "categories")
-    err.print(
-        f"{file}: {len(codebook.codes)} codes ({categories}, {len(codebook.leaves)} applicable) "
-        f"imported{f' to {out}' if out else ''}, {len(imported.warnings)} warning(s)",
-        highlight=False,
-        soft_wrap=True,
-    )
-
-
-def codebook_export_command(
-    codebook: Annotated[Path, typer.Argument(help="Codebook YAML file.")],
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format", help="The file format: qdc (REFI-QDA codebook, for NVivo, MAXQDA, ATLAS.ti and others)."
-        ),
-    ],
-    out: Annotated[Path | None, typer.Option("--out", help="The file to write (default: standard output).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
-) -> None:
-    """Export a codebook for other QDA software.
-
-    Definitions, criteria and examples go into each code's description; qcode reads them back exactly."""
-    from rich.markup import escape
-
-    from pipeline.cli import _fail, err
-
-    if fmt.lower() != "qdc":
-        _fail(f"unknown format '{fmt}': qcode exports codebooks as qdc (REFI-QDA codebook exchange)")
-    if out is not None and out.exists() and not force:
-        _fail(f"{out} exists: pass --force to overwrite it")
-    loaded, problems = check_codebook(codebook)
-    if problems or loaded is None:
-        for problem in problems:
-            err.print(escape(str(problem)), highlight=False, soft_wrap=True)
-        _fail(f"{len(problems)} problem(s) in {codebook}: nothing exported")
-    try:
-        data = qdc_bytes(loaded)
-    except ExchangeError as exc:
-        _fail(f"{codebook}: {exc}")
-    if out is None:
-        stream = typer.get_binary_stream("stdout")
-        stream.write(data)
-        stream.flush()
-    else:
-        try:
-            _write_atomic(out, data)
-        except OSError as exc:
-            _fail(f"{out}: cannot write: {exc.strerror or exc}")
-    categories = _counted(len(loaded.codes) - len(loaded.leaves), "category", "categories")
-    err.print(
-        f"{codebook}: {len(loaded.codes)} codes ({categories}) exported as REFI-QDA codebook"
-        f"{f' to {out}' if out else ''}",
-        highlight=False,
-        soft_wrap=True,
     )

@@ -23,7 +23,6 @@ import codecs
 import hashlib
 import posixpath
 import re
-import uuid
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,9 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 from lxml import etree
-from pydantic import BaseModel, Field
 
-from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, chunk_transcript
 from pipeline.exchange.codebooks import (
     ExchangeError,
     ImportedCodebook,
@@ -43,8 +40,9 @@ from pipeline.exchange.codebooks import (
     normal_guid,
     parse_xml,
 )
-from pipeline.ingest import parse_turns
-from pipeline.transcript import Transcript, transcript_id
+from pipeline.files import read_bytes
+from pipeline.suggestion import HumanCode
+from pipeline.transcript import Transcript, parse_turns, transcript_id
 
 PROJECT_NAMESPACE = "urn:QDA-XML:project:1.0"
 MAX_ENTRY = 2**31 - 1  # REFI-QDA's limit on each file inside a project
@@ -62,21 +60,6 @@ def counting_for(origin: str | None) -> Counting:
         if lowered.startswith(prefix):
             return counting
     return "code-points"
-
-
-@dataclass
-class HumanCode:
-    """One coding of a text span by a person, as read from a project."""
-
-    coder: str
-    code: str
-    transcript_id: str
-    start: int
-    end: int
-    original_start: int
-    original_end: int
-    note: str | None = None
-    coded_at: datetime | None = None
 
 
 @dataclass
@@ -180,14 +163,7 @@ class _Package:
 
 
 def _read_file(path: Path) -> bytes:
-    try:
-        if path.stat().st_size > MAX_READ:
-            raise ExchangeError(
-                f"{path}: {path.stat().st_size:,} bytes; qcode reads files of up to {MAX_READ:,} bytes in a project"
-            )
-        return path.read_bytes()
-    except OSError as exc:
-        raise ExchangeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return read_bytes(path, limit=MAX_READ)
 
 
 # ---------------------------------------------------------------- reading
@@ -217,7 +193,7 @@ def read_project(path: str | Path, counting: Counting | None = None) -> Project:
     """Read a `.qdpx` (or a bare `project.qde`) into transcripts, a codebook and human codes."""
     path = Path(path)
     if not path.is_file():
-        raise ExchangeError(f"{path}: no such file")
+        read_bytes(path)  # "no such file" or "a folder, not a file", as for every file qcode reads
     package = _Package(path)
     where = f"{path}: project.qde" if path.suffix.lower() != ".qde" else str(path)
     root = parse_xml(package.qde, where)
@@ -467,7 +443,7 @@ def _text_source(
                     original_start=start,
                     original_end=end,
                     note="\n\n".join(t for t in texts if t) or None,
-                    coded_at=_when(coding.get("creationDateTime")),
+                    coded_at=parse_stamp(coding.get("creationDateTime")),
                 )
             )
 
@@ -518,7 +494,7 @@ def _position(selection: Any, attribute: str, where: str) -> int:
         raise ExchangeError(f"{where}: {attribute} must be a whole number, not '{value}'") from None
 
 
-def _when(value: str | None) -> datetime | None:
+def parse_stamp(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
@@ -580,395 +556,3 @@ class _Positions:
         first = int(np.searchsorted(self.theirs, start, side="right")) - 1
         last = int(np.searchsorted(self.theirs, end, side="left"))
         return int(self.ours[first]), int(self.ours[last])
-
-
-# ---------------------------------------------------------------- importing into the store
-
-
-class ImportSummary(BaseModel):
-    import_id: str
-    path: str
-    project: str | None
-    origin: str | None
-    counting: str
-    transcripts: int
-    chunks: int
-    codes: int
-    codebook_version: str | None
-    coders: list[str]
-    human_codes: int
-    merged: int = Field(description="codings of the same span with the same code by the same person, kept once")
-    warnings: list[str]
-
-
-def import_project(
-    store: Any, project: Project, *, chunk_size: int = DEFAULT_SIZE, overlap: int = DEFAULT_OVERLAP
-) -> ImportSummary:
-    """Store a project's codebook, transcripts (chunked) and human codes: all of it, or nothing."""
-    from sqlalchemy import func, select
-
-    from pipeline.store import HumanCodeRecord, ImportRecord, Store, TranscriptRecord, now
-
-    prepared = [(t, chunk_transcript(t, chunk_size, overlap)) for t in project.transcripts]
-    import_id = str(uuid.uuid4())
-    codebook = project.codebook.codebook if project.codebook else None
-    with store.session() as s:
-        for transcript in project.transcripts:
-            existing = s.get(TranscriptRecord, transcript.id)
-            if existing is not None and existing.text != transcript.text:
-                raise ExchangeError(
-                    f"{project.path}: source '{transcript.source_name}' carries the id of transcript "
-                    f"{transcript.id} ({existing.source_name}) but not its text"
-                )
-        if codebook is not None:
-            Store.add_codebook(s, codebook, str(project.path))
-        for transcript, chunks in prepared:
-            Store.save_transcript(s, transcript, chunks)
-        record = ImportRecord(
-            id=import_id,
-            path=str(project.path),
-            sha256=project.sha256,
-            origin=project.origin,
-            project_name=project.name,
-            codebook_version=codebook.version if codebook else None,
-            summary={},
-            imported_at=now(),
-        )
-        s.add(record)
-        s.flush()
-        rows = [
-            {
-                "import_id": import_id,
-                "transcript_id": c.transcript_id,
-                "coder": c.coder,
-                "code": c.code,
-                "codebook_version": codebook.version if codebook else None,
-                "start": c.start,
-                "end": c.end,
-                "original_start": c.original_start,
-                "original_end": c.original_end,
-                "note": c.note,
-                "coded_at": c.coded_at,
-            }
-            for c in project.codes
-        ]
-        if rows:
-            s.execute(store.insert(HumanCodeRecord).on_conflict_do_nothing(), rows)
-        stored = s.scalar(
-            select(func.count()).select_from(HumanCodeRecord).where(HumanCodeRecord.import_id == import_id)
-        )
-        record.summary = {
-            "warnings": project.warnings,
-            "coders": project.coders,
-            "counting": project.counting,
-            "human_codes": stored,
-        }
-    return ImportSummary(
-        import_id=import_id,
-        path=str(project.path),
-        project=project.name,
-        origin=project.origin,
-        counting=project.counting,
-        transcripts=len(prepared),
-        chunks=sum(len(c) for _, c in prepared),
-        codes=len(codebook.codes) if codebook else 0,
-        codebook_version=codebook.version if codebook else None,
-        coders=project.coders,
-        human_codes=stored,
-        merged=len(rows) - stored,
-        warnings=project.warnings,
-    )
-
-
-# ---------------------------------------------------------------- writing
-
-
-_QCODE_GUIDS = uuid.UUID("6f1c3a52-8d0e-4d3b-9a57-3c2f0b9e7d41")
-_XSI = "http://www.w3.org/2001/XMLSchema-instance"
-# characters XML 1.0 cannot hold (controls, lone surrogates, U+FFFE, U+FFFF) become U+FFFD in names and notes
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def _guid(*key: object) -> str:
-    """Stable GUIDs, so exporting the same study twice gives files that differ only where the study did."""
-    return str(uuid.uuid5(_QCODE_GUIDS, "\0".join(str(k) for k in key)))
-
-
-def _stamp(value: datetime | None) -> str | None:
-    return value.replace(microsecond=0).isoformat() + "Z" if value else None
-
-
-class ExportSummary(BaseModel):
-    path: str
-    transcripts: int
-    codes: int
-    users: list[str]
-    codings: int
-    warnings: list[str]
-
-
-def write_project(store: Any, out: Path, run_id: str | None = None) -> ExportSummary:
-    """Write the study as a `.qdpx`: transcripts, codebook, case variables, and the codes that stand.
-
-    The model is a user of its own (named with its model and prompt version); reviewers are users;
-    people whose codes were imported are users. A model's code carries its justification and
-    confidence as a note. The file is written aside and moved into place, so it appears whole."""
-    from sqlalchemy import select
-
-    from pipeline import __version__
-    from pipeline.codebook import Codebook
-    from pipeline.exchange.codebooks import code_guid, codebook_set_element, codes_element
-    from pipeline.exchange.exports import resolve_run, written_aside
-    from pipeline.measure.matrix import covered
-    from pipeline.store import CodebookRecord, HumanCodeRecord, RunRecord, TranscriptRecord
-
-    run_id = resolve_run(store, run_id)
-    warnings: list[str] = []
-    passages = coded_passages(store, run_id)
-    with store.session() as s:
-        runs = list(s.scalars(select(RunRecord).where(RunRecord.id == run_id) if run_id else select(RunRecord)))
-        if run_id:
-            transcript_ids = set(covered(s, [run_id])[1])
-            versions = {runs[0].codebook_version}
-        else:
-            transcript_ids = set(s.scalars(select(TranscriptRecord.id)))
-            versions = {r.codebook_version for r in runs} | set(
-                s.scalars(
-                    select(HumanCodeRecord.codebook_version)
-                    .distinct()
-                    .where(HumanCodeRecord.codebook_version.is_not(None))
-                )
-            )
-        if len(versions) > 1:
-            hint = (
-                "choose a run with --run"
-                if runs
-                else "keep projects with different codebooks in databases of their own (qcode import --db)"
-            )
-            raise ExchangeError(
-                f"the store holds codes under {len(versions)} codebook versions "
-                f"({', '.join(sorted(versions))}); a project has one codebook: {hint}"
-            )
-        record = s.get(CodebookRecord, next(iter(versions))) if versions else None
-        if record is None:
-            raise ExchangeError("the store has no codebook yet: run qcode run or qcode import first")
-        codebook = Codebook.model_validate(record.content)
-        transcripts = sorted(
-            s.scalars(select(TranscriptRecord).where(TranscriptRecord.id.in_(transcript_ids))),
-            key=lambda t: (t.source_name, t.id),
-        )
-        human = list(
-            s.scalars(
-                select(HumanCodeRecord)
-                .where(HumanCodeRecord.transcript_id.in_(transcript_ids))
-                .order_by(HumanCodeRecord.id)
-            )
-        )
-    known = {c.id for c in codebook.codes}
-    codings = passages + [
-        CodedPassage(
-            transcript_id=h.transcript_id,
-            start=h.start,
-            end=h.end,
-            code=h.code,
-            user=h.coder,
-            at=h.coded_at,
-            note=h.note,
-        )
-        for h in human
-    ]
-    unknown = [c for c in codings if c.code not in known]
-    if unknown:
-        warnings.append(
-            f"{len(unknown)} coding(s) name codes that are not in the codebook '{codebook.name}' "
-            f"({', '.join(sorted({c.code for c in unknown})[:5])}); they were left out"
-        )
-        codings = [c for c in codings if c.code in known]
-
-    ns = PROJECT_NAMESPACE
-    # a reviewer who only accepted the model's codes is a user too, named in those codings' notes
-    users = sorted({c.user for c in codings} | {p.reviewer for p in passages if p.reviewer})
-    user_guid = {name: _guid("user", name) for name in users}
-    code_guids = {c.id: code_guid(codebook, c) for c in codebook.codes}
-    source_guid = {t.id: _guid("source", t.id) for t in transcripts}
-    keys = sorted({k for t in transcripts for k in (t.case_metadata or {})})
-    variable_guid = {k: _guid("variable", k) for k in keys}
-
-    def element(parent: Any, tag: str, text: str | None = None, /, **attributes: str | None) -> Any:
-        node = etree.SubElement(
-            parent, f"{{{ns}}}{tag}", {k: _NOT_XML.sub("\ufffd", v) for k, v in attributes.items() if v is not None}
-        )
-        if text is not None:
-            node.text = _NOT_XML.sub("\ufffd", text)
-        return node
-
-    root = etree.Element(f"{{{ns}}}Project", nsmap={None: ns, "xsi": _XSI})
-    root.set(f"{{{_XSI}}}schemaLocation", f"{ns} Project.xsd")
-    root.set("name", codebook.name)
-    root.set("origin", f"qcode {__version__}")
-    root.set("creationDateTime", _stamp(datetime.now(UTC).replace(tzinfo=None)) or "")
-    if users:
-        container = element(root, "Users")
-        for name in users:
-            element(container, "User", guid=user_guid[name], name=name)
-    codebook_node = element(root, "CodeBook")
-    codebook_node.append(codes_element(codebook, ns))
-    if keys:
-        container = element(root, "Variables")
-        for key in keys:
-            element(container, "Variable", guid=variable_guid[key], name=key, typeOfVariable="Text")
-        cases = element(root, "Cases")
-        for t in transcripts:
-            if t.case_metadata:
-                case = element(cases, "Case", guid=_guid("case", t.id), name=t.source_name)
-                for key, value in sorted(t.case_metadata.items()):
-                    holder = element(case, "VariableValue")
-                    element(holder, "VariableRef", targetGUID=variable_guid[key])
-                    element(holder, "TextValue", str(value))
-                element(case, "SourceRef", targetGUID=source_guid[t.id])
-        if not len(cases):
-            root.remove(cases)
-    notes: list[tuple[str, str, str]] = []
-    spans: dict[str, dict[tuple[int, int], list[CodedPassage]]] = {}  # transcript -> span -> its codings
-    for c in codings:
-        spans.setdefault(c.transcript_id, {}).setdefault((c.start, c.end), []).append(c)
-    files: dict[str, str] = {}
-    sources = element(root, "Sources")
-    for t in transcripts:
-        key = source_guid[t.id]
-        files[f"sources/{key}.txt"] = t.text
-        source = element(
-            sources,
-            "TextSource",
-            guid=key,
-            name=t.source_name,
-            plainTextPath=f"internal://{key}.txt",
-            creationDateTime=_stamp(t.ingested_at),
-        )
-        element(source, "Description", f'qcode: {{"transcript": "{t.id}"}}')
-        for (start, end), found in sorted(spans.get(t.id, {}).items()):
-            selection = element(
-                source,
-                "PlainTextSelection",
-                guid=_guid("selection", t.id, start, end),
-                name=_label(t.text[start:end]),
-                startPosition=str(start),
-                endPosition=str(end),
-            )
-            for c in sorted(found, key=lambda c: (c.user, c.code)):
-                coding_guid = _guid("coding", t.id, start, end, c.user, c.code)
-                coding = element(
-                    selection, "Coding", guid=coding_guid, creatingUser=user_guid[c.user], creationDateTime=_stamp(c.at)
-                )
-                element(coding, "CodeRef", targetGUID=code_guids[c.code])
-                if c.note:
-                    note_guid = _guid("note", coding_guid)
-                    element(coding, "NoteRef", targetGUID=note_guid)
-                    notes.append((note_guid, user_guid[c.user], c.note))
-    if notes:
-        container = element(root, "Notes")
-        for note_guid, author, text in notes:
-            note = element(container, "Note", guid=note_guid, name=_label(text), creatingUser=author)
-            element(note, "PlainTextContent", text)
-    # the codebook's own fields (name, description, measurement) ride in a set of its codes
-    element(root, "Sets").append(codebook_set_element(codebook, ns))
-
-    qde = etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
-    with written_aside(out) as temporary, zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("project.qde", qde)
-        for name, text in files.items():
-            archive.writestr(name, text.encode("utf-8"))
-    return ExportSummary(
-        path=str(out),
-        transcripts=len(transcripts),
-        codes=len(codebook.codes),
-        users=users,
-        codings=len(codings),
-        warnings=warnings,
-    )
-
-
-def _label(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-@dataclass
-class CodedPassage:
-    """A code that stands on a span of a transcript, with who stands behind it."""
-
-    transcript_id: str
-    start: int
-    end: int
-    code: str
-    user: str
-    at: datetime | None
-    note: str | None
-    reviewer: str | None = None  # who accepted, changed or added it; None when it stood without review
-
-
-def coded_passages(store: Any, run_id: str | None = None) -> list[CodedPassage]:
-    """The codes that stand after review (`pipeline.measure.matrix.coded_passages`), each credited to whoever
-    stands behind it: the model (named with its model and prompt version) for its codes accepted
-    without review or by a reviewer, the reviewer for a code they changed or added."""
-    from sqlalchemy import select
-
-    from pipeline.exchange.exports import suggestion_records
-    from pipeline.measure.matrix import coded_passages as standing
-    from pipeline.measure.matrix import decisions_in_scope
-    from pipeline.store import ChunkRecord, RunChunkRecord, RunRecord
-
-    suggestions = list(suggestion_records(store, run_id))
-    with store.session() as s:
-        query = select(ChunkRecord.id, ChunkRecord.start, ChunkRecord.end)
-        versions = None
-        if run_id:
-            query = query.where(
-                ChunkRecord.id.in_(select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id))
-            )
-            versions = {s.get(RunRecord, run_id).codebook_version}
-        spans = {chunk_id: (start, end) for chunk_id, start, end in s.execute(query)}
-    decisions, settled = decisions_in_scope(store, {x["suggestion_id"] for x in suggestions}, set(spans), versions)
-    found = []
-    for row in standing(suggestions, decisions, settled, "accepted"):
-        sug, d = row["suggestion"], row["decision"]
-        start, end = row["quote_start"], row["quote_end"]
-        if start is None or end is None:  # a code added to the whole passage
-            start, end = spans[row["chunk_id"]]
-        said = f"{model_user(sug)}: {sug['justification']}\nconfidence {sug['confidence']:.2f}" if sug else ""
-        why = "".join(f" ({x})" for x in (d["reason"], d["note"]) if x) if d else ""
-        reviewer = d["reviewer"] if d else None
-        if d is None:
-            user, at, note = model_user(sug), sug["created_at"], said + "\naccepted without review"
-        elif row["how"] == "accept":
-            user, at = model_user(sug), sug["created_at"]
-            note = f"{said}\naccepted by {reviewer} on {d['decided_at']}{why}"
-        elif row["how"] == "change":
-            user, at = reviewer, d["decided_at"]
-            note = f"{reviewer} changed the code from {sug['code']}{why}.\nThe model had said: {said}"
-        else:
-            user, at = reviewer, d["decided_at"]
-            note = f"added by {reviewer}{why}"
-        found.append(
-            CodedPassage(
-                transcript_id=row["transcript_id"],
-                start=start,
-                end=end,
-                code=row["code"],
-                user=user,
-                at=_when(at),
-                note=note,
-                reviewer=reviewer,
-            )
-        )
-    return found
-
-
-def model_user(suggestion: dict[str, Any]) -> str:
-    """The model as a coder of its own: coder, model and prompt version."""
-    model = suggestion["model"].rsplit("/", 1)[-1]
-    version = suggestion["prompt_version"] or ""
-    if re.fullmatch(r"[0-9a-f]{13,}", version):
-        version = version[:12]  # a hash: its first 12 characters name it
-    prompt = f" prompt {version}" if version else ""
-    return f"{suggestion['coder']}:{model}{prompt}"

@@ -52,7 +52,6 @@ Definitions, with their sources:
 
 from __future__ import annotations
 
-import codecs
 import io
 import itertools
 import math
@@ -64,8 +63,14 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+from sqlalchemy import select
 
 from pipeline.codebook import Codebook
+from pipeline.errors import AgreementError
+from pipeline.files import read_text
+from pipeline.store import Store
+from pipeline.store.queries import blind_rows, coding_rows, human_rows, resolve_run
+from pipeline.store.records import AssignmentRecord
 
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
 NONE_LABEL = "(none)"
@@ -73,10 +78,6 @@ COLUMNS = ("unit_id", "coder", "code")
 _EPS = 1e-12
 _MASI_CACHE_LIMIT = 4096  # distinct code sets whose distance matrix is kept whole (128 MB)
 _MASI_LIMIT = 20_000  # beyond this many distinct code sets, MASI alpha is not computed (its cost is quadratic)
-
-
-class AgreementError(Exception):
-    """Bad input: the message names the file and says what to fix."""
 
 
 # ---------------------------------------------------------------- the table
@@ -100,26 +101,12 @@ class Codings:
 
 
 def read_codings(path: str | Path, codebook: Codebook | None = None) -> Codings:
-    """Read and check a `unit_id,coder,code` CSV file (UTF-8)."""
+    """Read and check a `unit_id,coder,code` CSV file."""
     import pandas as pd
 
     path = Path(path)
     name = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise AgreementError(f"{name}: file not found") from None
-    except OSError as exc:
-        raise AgreementError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = codecs.decode(raw, "utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise AgreementError(
-            f"{name}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the table as UTF-8"
-        ) from None
-    if not text.strip():
-        raise AgreementError(f"{name}: the file is empty; expected a header unit_id,coder,code")
+    text, _ = read_text(path)
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except Exception as exc:  # pandas' parser errors name the line
@@ -1211,21 +1198,14 @@ def _confusion(
 # ---------------------------------------------------------------- reading from the store
 
 
-def codings_from_store(store: Any, run_id: str | None, codebook: Codebook | None = None) -> Codings:
+def codings_from_store(store: Store, run_id: str | None, codebook: Codebook | None = None) -> Codings:
     """The model's codes beside people's: reviewers' blind codes and imported projects' human codes.
 
     Passages of the run that no person has coded yet are left out: they say nothing about agreement,
     and kept in they would weigh the model's own code shares in Fleiss' kappa and AC1."""
-    from pipeline.exchange.exports import coding_rows, resolve_run
-    from pipeline.review.blind import blind_rows
-
     run_id = resolve_run(store, run_id)
     if run_id is None:
         # the model of the run the reviewers' samples came from, not every model in the database
-        from sqlalchemy import select
-
-        from pipeline.store import AssignmentRecord
-
         with store.session() as s:
             sampled_runs = sorted(
                 set(s.scalars(select(AssignmentRecord.run_id).where(AssignmentRecord.coded_at.is_not(None))))
@@ -1236,8 +1216,6 @@ def codings_from_store(store: Any, run_id: str | None, codebook: Codebook | None
                 f"({', '.join(sampled_runs)}): choose one with --run"
             )
         run_id = sampled_runs[0] if sampled_runs else None
-    from pipeline.store.human_codes import human_rows
-
     humans = list(blind_rows(store, run_id=run_id)) + list(human_rows(store, run_id))
     where = f"run '{run_id}'" if run_id else "the database"
     if not humans:
@@ -1249,158 +1227,3 @@ def codings_from_store(store: Any, run_id: str | None, codebook: Codebook | None
     sampled = {row["unit_id"] for row in humans}
     rows = [row for row in coding_rows(store, run_id) if row["unit_id"] in sampled] + humans
     return codings_from_rows(rows, where, codebook)
-
-
-# ---------------------------------------------------------------- tables for people
-
-
-def stat_cell(entry: dict[str, Any] | None, name: str, digits: int = 3) -> str:
-    """A statistic with its interval as a table shows it: 'n/a' when undefined, '' when absent."""
-    if entry is None:
-        return ""
-    value = entry.get(name)
-    if value is None:
-        return "n/a" if f"{name}_undefined" in entry else ""
-    ci = entry.get(f"{name}_ci95")
-    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else f"{value:.{digits}f}"
-
-
-def tables(report: dict[str, Any]) -> list[Any]:
-    """The report as rich tables: overall, pairwise, per code, and the models against the consensus."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    out = []
-    kind = "single-label" if report["single_label"] else "multi-label"
-    overall = Table(
-        title=f"Agreement: {report['units']} units ({report['pairable_units']} coded by two or more "
-        f"coders), {len(report['coders'])} coders, {kind}, level {report['level']}; 95% bootstrap "
-        f"intervals over {report['bootstrap']['replicates']} replicates, seed "
-        f"{report['bootstrap']['seed']}",
-        title_justify="left",
-    )
-    overall.add_column("statistic")
-    overall.add_column("all coders")
-    humans = report.get("overall_humans")
-    if humans:
-        overall.add_column("humans only")
-    rows = [("Krippendorff's alpha" + ("" if report["single_label"] else " (MASI)"), "krippendorff_alpha")]
-    sources = [report["overall"]] + ([humans] if humans else [])
-    if report["single_label"]:
-        rows += [
-            ("Fleiss' kappa", "fleiss_kappa"),
-            ("Gwet's AC1", "gwet_ac1"),
-            ("percent agreement", "percent_agreement"),
-        ]
-        for label, name in rows:
-            overall.add_row(label, *(stat_cell(s, name) for s in sources))
-    else:
-        overall.add_row(rows[0][0], *(stat_cell(s, "krippendorff_alpha") for s in sources))
-        for label, name in [
-            ("mean per code: Krippendorff's alpha", "krippendorff_alpha"),
-            ("mean per code: Fleiss' kappa", "fleiss_kappa"),
-            ("mean per code: Gwet's AC1", "gwet_ac1"),
-            ("mean per code: percent agreement", "percent_agreement"),
-        ]:
-            overall.add_row(label, *(stat_cell(s["mean_per_code"], name) for s in sources))
-    out.append(overall)
-
-    pairwise = Table(title="Pairs of coders", title_justify="left")
-    columns = [("percent agreement", "percent_agreement"), ("Cohen's kappa", "cohen_kappa")]
-    if report["single_label"] and report["level"] != "nominal":
-        columns += [("kappa, linear", "cohen_kappa_linear"), ("kappa, quadratic", "cohen_kappa_quadratic")]
-    columns.append(("Krippendorff's alpha", "krippendorff_alpha"))
-    if not report["single_label"]:
-        columns.append(("identical sets", "exact_agreement"))
-        columns[1] = ("Cohen's kappa (mean per code)", "cohen_kappa")
-        columns[0] = ("percent agreement (mean per code)", "percent_agreement")
-    for header in ["coders", "kind", "units"] + [c[0] for c in columns]:
-        pairwise.add_column(header, overflow="fold")
-    for entry in report["pairwise"]:
-        pairwise.add_row(
-            escape(" vs ".join(entry["coders"])),
-            entry["kind"],
-            str(entry["units"]),
-            *(stat_cell(entry, name) for _, name in columns),
-        )
-    out.append(pairwise)
-
-    per_code = Table(title="Per code (presence against absence, all coders)", title_justify="left")
-    columns = [
-        ("prevalence", "prevalence"),
-        ("percent agreement", "percent_agreement"),
-        ("Fleiss' kappa", "fleiss_kappa"),
-        ("Krippendorff's alpha", "krippendorff_alpha"),
-        ("Gwet's AC1", "gwet_ac1"),
-    ]
-    for header in ["code"] + [c[0] for c in columns]:
-        per_code.add_column(header, overflow="fold")
-    for entry in report["per_code"]:
-        per_code.add_row(escape(entry["code"]), *(stat_cell(entry, name) for _, name in columns))
-    out.append(per_code)
-
-    if report["pairwise"]:
-        kappas = Table(title="Per code, Cohen's kappa of each pair", title_justify="left")
-        kappas.add_column("code", overflow="fold")
-        for entry in report["pairwise"]:
-            kappas.add_column(escape(" vs ".join(entry["coders"])), overflow="fold")
-        for entry in report["per_code"]:
-            kappas.add_row(escape(entry["code"]), *(stat_cell(cell, "cohen_kappa") for cell in entry["pairwise"]))
-        out.append(kappas)
-
-    for model in report.get("models", []):
-        prf = Table(
-            title=f"{escape(model['coder'])} against the human consensus ({model['units']} units)", title_justify="left"
-        )
-        for header in ("code", "support", "precision", "recall", "F1", "Cohen's kappa"):
-            prf.add_column(header, overflow="fold")
-        for row in model["per_code"]:
-            prf.add_row(
-                escape(row["code"]),
-                str(row["support"]),
-                stat_cell(row, "precision"),
-                stat_cell(row, "recall"),
-                stat_cell(row, "f1"),
-                stat_cell(row, "cohen_kappa"),
-            )
-        out.append(prf)
-        confusion = model["confusion"]
-        matrix = Table(title=f"Confusion: rows the consensus, columns {escape(model['coder'])}", title_justify="left")
-        matrix.add_column("")
-        for label in confusion["labels"]:
-            matrix.add_column(escape(label), justify="right")
-        for label, row in zip(confusion["labels"], confusion["matrix"]):
-            matrix.add_row(escape(label), *(str(v) for v in row))
-        out.append(matrix)
-    return out
-
-
-def footnotes(report: dict[str, Any]) -> list[str]:
-    """Why each undefined statistic is undefined (once per reason), and the report's notes."""
-    reasons: dict[str, list[str]] = {}
-
-    def walk(node: Any, where: str) -> None:
-        if isinstance(node, dict):
-            pair = node.get("coders")
-            if node.get("code"):
-                label = f"code {node['code']}"
-            elif isinstance(pair, list) and len(pair) == 2 and all(isinstance(c, str) for c in pair):
-                label = " vs ".join(pair)
-            else:
-                label = ""
-            here = f"{where} {label}".strip()
-            for key, value in node.items():
-                if key.endswith("_undefined"):
-                    reasons.setdefault(value, []).append(f"{key[: -len('_undefined')]} ({here or 'overall'})")
-                else:
-                    walk(value, here if key not in ("overall", "overall_humans") else key)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item, where)
-
-    walk({k: v for k, v in report.items() if k != "coders"}, "")
-    lines = [
-        f"n/a: {reason}: {', '.join(where[:4])}" + (f" and {len(where) - 4} more" if len(where) > 4 else "")
-        for reason, where in reasons.items()
-    ]
-    return lines + [f"note: {note}" for note in report.get("notes", [])]

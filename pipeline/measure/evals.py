@@ -26,11 +26,9 @@ list, a point estimate; a configuration fails when it is under VALUE or undefine
 
 from __future__ import annotations
 
-import codecs
 import csv
 import difflib
 import io
-import json
 import math
 import os
 import re
@@ -38,11 +36,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from pipeline.cli.options import JsonOption
+from pipeline.errors import SuiteError, problems
+from pipeline.files import read_text
+from pipeline.suggestion import HumanCode
 
 DEFAULT_DB = ".qcode-eval.db"
 GATE_METRICS = (
@@ -68,10 +66,6 @@ CONFIGURATION_KEYS = (
 )
 PASSAGE_COLUMNS = ("file", "coder", "code")
 UNIT_COLUMNS = ("unit_id", "coder", "code")
-
-
-class SuiteError(Exception):
-    """A suite that cannot be evaluated: the message names the file and says what to fix."""
 
 
 # ---------------------------------------------------------------- the suite
@@ -102,15 +96,8 @@ class Configuration:
         return self.chunk_size, self.overlap
 
 
-@dataclass
-class Span:
-    """One human code on a passage: [start, end) of one transcript's text."""
-
-    coder: str
-    code: str
-    transcript_id: str
-    start: int
-    end: int
+def _span(coder: str, code: str, transcript_id: str, offsets: tuple[int, int]) -> HumanCode:
+    return HumanCode(coder=coder, code=code, transcript_id=transcript_id, start=offsets[0], end=offsets[1])
 
 
 @dataclass
@@ -118,7 +105,7 @@ class Gold:
     format: str  # "passages" or "units"
     coders: list[str]
     files: list[str]  # the gold files, for messages
-    spans: list[Span] = field(default_factory=list)
+    spans: list[HumanCode] = field(default_factory=list)
     coverage: set[tuple[str, str]] = field(default_factory=set)  # (coder, transcript id) coded whole
     units: list[dict[str, str]] = field(default_factory=list)  # unit_id, coder, code; with line and file
     rows: int = 0
@@ -155,14 +142,7 @@ def load_suite(path: str | Path) -> Suite:
 
     path = Path(path)
     where = str(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise SuiteError(f"{where}: file not found") from None
-    except UnicodeDecodeError:
-        raise SuiteError(f"{where}: not UTF-8 text; save the suite as UTF-8") from None
-    except OSError as exc:
-        raise SuiteError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    text, _ = read_text(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -333,9 +313,7 @@ def _configurations(suite: Suite, raw: Any) -> list[Configuration]:
         try:
             request(suite, configuration)
         except ValidationError as exc:
-            raise SuiteError(
-                f"{what}: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            ) from None
+            raise SuiteError(f"{what}: " + problems(exc)) from None
         configurations.append(configuration)
     return configurations
 
@@ -343,7 +321,7 @@ def _configurations(suite: Suite, raw: Any) -> list[Configuration]:
 def request(suite: Suite, configuration: Configuration, db: str | None = None) -> Any:
     """The RunRequest that codes the suite's gold transcripts with one configuration."""
     from pipeline.route import RoutingPolicy
-    from pipeline.run.flow import RunRequest
+    from pipeline.run.request import RunRequest
 
     routing = RoutingPolicy() if configuration.threshold is None else RoutingPolicy(threshold=configuration.threshold)
     return RunRequest(
@@ -393,14 +371,7 @@ def _gold_name(suite: Suite, transcript: Any) -> str:
 
 
 def _read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    raw = path.read_bytes()
-    try:
-        text = codecs.decode(raw, "utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise SuiteError(
-            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8"
-        ) from None
+    text, _ = read_text(path)
     # lines starting with # before the header are comments (a file's provenance note)
     lines = text.splitlines(keepends=True)
     skipped = 0
@@ -519,7 +490,7 @@ def _project_passages(suite: Suite, gold: Gold, path: Path, leaves: set[str]) ->
                 f"'{suite.codebook.name}' ({suite.codebook_path.name})"
             )
         gold.coverage.add((code.coder, code.transcript_id))
-        gold.spans.append(Span(code.coder, code.code, code.transcript_id, code.start, code.end))
+        gold.spans.append(code.model_copy(update={"original_start": None, "original_end": None}))
     if not project.codes:
         raise SuiteError(f"{path}: the project has no codings of text to use as gold codes")
 
@@ -564,7 +535,7 @@ def _passage(suite: Suite, gold: Gold, where: str, row: dict[str, str], code: st
                 f"{where}: offsets {offsets[0]}:{offsets[1]} are outside {name} "
                 f"({len(text)} characters as qcode reads it)"
             )
-        gold.spans.append(Span(coder, code, transcripts[0].id, *offsets))
+        gold.spans.append(_span(coder, code, transcripts[0].id, offsets))
         return
     if offsets:
         for transcript in transcripts:
@@ -572,7 +543,7 @@ def _passage(suite: Suite, gold: Gold, where: str, row: dict[str, str], code: st
                 0 <= offsets[0] < offsets[1] <= len(transcript.text)
                 and _normal(transcript.text[offsets[0] : offsets[1]])[0].strip() == _normal(quote)[0].strip()
             ):
-                gold.spans.append(Span(coder, code, transcript.id, *offsets))
+                gold.spans.append(_span(coder, code, transcript.id, offsets))
                 return
         gold.relocated += 1
     for transcript in transcripts:
@@ -593,7 +564,7 @@ def _passage(suite: Suite, gold: Gold, where: str, row: dict[str, str], code: st
                 "of the passage, or give start and end"
             )
     transcript, s, e = found[0]
-    gold.spans.append(Span(coder, code, transcript.id, s, e))
+    gold.spans.append(_span(coder, code, transcript.id, (s, e)))
 
 
 def _short(text: str, width: int = 60) -> str:
@@ -702,7 +673,7 @@ def human_rows(suite: Suite, configuration: Configuration) -> list[dict[str, str
     from pipeline.chunk import holds
 
     chunks = chunks_of(suite, configuration)
-    spans: dict[tuple[str, str], list[Span]] = {}
+    spans: dict[tuple[str, str], list[HumanCode]] = {}
     for span in gold.spans:
         spans.setdefault((span.coder, span.transcript_id), []).append(span)
     rows = []
@@ -1083,239 +1054,3 @@ def check_gates(report: dict[str, Any], gates: list[Gate]) -> bool:
         report["notes"].append("no configuration ran, so no gate was checked")
     report["passed"] = passed and not failed
     return report["passed"]
-
-
-# ---------------------------------------------------------------- tables for people
-
-
-def _cell(entry: dict[str, Any] | None, name: str) -> str:
-    from pipeline.measure.agreement import stat_cell
-
-    return stat_cell(entry, name, digits=2)
-
-
-def tables(report: dict[str, Any]) -> list[Any]:
-    """The report as rich tables: overall side by side, per code, cost and time, and the gates."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    ran = [e for e in report["configurations"] if e.get("status") == "ran"]
-    replicates = report["bootstrap"]["replicates"]
-    intervals = f"95% bootstrap intervals over {replicates} replicates" if replicates else "no intervals"
-    several = len(report["humans"]) > 1
-
-    def chunking(entry: dict[str, Any]) -> str:
-        return f" (chunks of {entry['chunk_size']}" + (f", overlap {entry['overlap']})" if entry["overlap"] else ")")
-
-    out = []
-    overall = Table(
-        title=f"{escape(report['name'])}: agreement with the human coders ({intervals})", title_justify="left"
-    )
-    multi = not all(h["single_label"] for h in report["humans"])
-    columns = [
-        ("Krippendorff's alpha" + (" (MASI)" if multi else ""), "krippendorff_alpha"),
-        ("Cohen's kappa" + (" (mean per code)" if multi else ""), "cohen_kappa"),
-        ("percent agreement" + (" (mean per code)" if multi else ""), "percent_agreement"),
-    ]
-    if multi:
-        columns.append(("identical code sets", "exact_agreement"))
-    for header in ["coder", "against", "units"] + [c[0] for c in columns]:
-        overall.add_column(header, overflow="fold")
-    for humans in report["humans"]:
-        group = humans["overall"]
-        label = "humans" + (chunking(humans) if several else "")
-        alpha = group.get("krippendorff_alpha")
-        group_pa = group if humans["single_label"] else group.get("mean_per_code", {})
-        overall.add_row(
-            escape(label),
-            "each other (all)",
-            str(humans["pairable_units"]),
-            _cell(group, "krippendorff_alpha") if alpha is not None or "krippendorff_alpha_undefined" in group else "",
-            "",
-            _cell(group_pa, "percent_agreement"),
-            *([""] if multi else []),
-        )
-        for pair in humans["pairwise"]:
-            overall.add_row(
-                escape(pair["coders"][0]),
-                escape(pair["coders"][1]),
-                str(pair["units"]),
-                *(_cell(pair, name) for _, name in columns),
-            )
-    for entry in ran:
-        label = entry["name"] + (chunking(entry) if several else "")
-        consensus = entry["against_consensus"]
-        if consensus is not None:
-            overall.add_row(
-                escape(label),
-                "consensus",
-                str(consensus["units"]),
-                *(_cell(consensus, name) for _, name in columns),
-                style="bold",
-            )
-        for pair in entry["against_humans"]:
-            overall.add_row(
-                escape(label), escape(pair["human"]), str(pair["units"]), *(_cell(pair, name) for _, name in columns)
-            )
-    out.append(overall)
-
-    per_code = Table(
-        title="Per code: the humans' Krippendorff's alpha among themselves; each configuration's "
-        "Cohen's kappa and F1 against the human consensus",
-        title_justify="left",
-    )
-    per_code.add_column("code", overflow="fold")
-    for humans in report["humans"]:
-        per_code.add_column("prevalence" + (chunking(humans) if several else ""), overflow="fold")
-        per_code.add_column("humans: alpha" + (chunking(humans) if several else ""), overflow="fold")
-    for entry in ran:
-        per_code.add_column(f"{escape(entry['name'])}: kappa", overflow="fold")
-        per_code.add_column(f"{escape(entry['name'])}: F1", overflow="fold")
-    codes = [c["code"] for c in report["humans"][0]["per_code"]] if report["humans"] else []
-    for k, code in enumerate(codes):
-        cells = []
-        for humans in report["humans"]:
-            stats = humans["per_code"][k]
-            prevalence = stats.get("prevalence")
-            cells += [f"{prevalence:.2f}" if prevalence is not None else "", _cell(stats, "krippendorff_alpha")]
-        for entry in ran:
-            row = entry["per_code"][k].get("consensus")
-            cells += [_cell(row, "cohen_kappa"), _cell(row, "f1")]
-        per_code.add_row(escape(code), *cells)
-    out.append(per_code)
-
-    cost = Table(
-        title="Cost and time. Now: this run, which the store and the call cache may answer. Gold set: "
-        "coding it from scratch, from the stored token counts and coder times.",
-        title_justify="left",
-    )
-    cost.add_column("")
-    for entry in report["configurations"]:
-        cost.add_column(escape(entry["name"]), overflow="fold")
-    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-        ("coder", lambda e: f"{e['coder']} ({e['model'].rsplit('/', 1)[-1]})"),
-        ("prompt version", lambda e: e.get("prompt_version") or ""),
-        ("threshold", lambda e: "none: every suggestion" if e["threshold"] is None else f"{e['threshold']:g}"),
-        ("chunks (coded now)", lambda e: f"{e['run']['chunks']} ({e['run']['chunks_coded_now']})"),
-        ("requests (from the cache)", lambda e: f"{e['run']['requests']} ({e['run']['cache_hits']})"),
-        ("cost now", lambda e: _dollars(e["run"]["cost_usd"])),
-        ("time now", lambda e: f"{e['run']['seconds']:.1f} s"),
-        ("gold set: cost", lambda e: _dollars(e["coding"]["cost_usd"])),
-        ("gold set: coder time", lambda e: f"{e['coding']['coder_seconds']:.1f} s"),
-    ]
-    for label, show in rows:
-        cells = []
-        for entry in report["configurations"]:
-            if entry.get("status") == "ran":
-                cells.append(escape(show(entry)))
-            else:
-                cells.append(escape(f"skipped: {entry['skipped']}") if label == "coder" else "")
-        cost.add_row(label, *cells)
-    out.append(cost)
-    return out
-
-
-def _dollars(value: float | None) -> str:
-    return "unknown (no price for this model)" if value is None else f"${value:.4f}"
-
-
-def lines(report: dict[str, Any]) -> list[str]:
-    """The gates' verdicts and the notes, a line each."""
-    result = []
-    for gate in report.get("gates", []):
-        for item in gate["configurations"]:
-            value = "undefined" if item["value"] is None else f"{item['value']:.3f}"
-            verdict = "pass" if item["passed"] else "FAIL"
-            why = f" ({item['undefined']})" if item.get("undefined") else ""
-            result.append(
-                f"{verdict}: {item['configuration']} {gate['metric']} against the consensus {value}, "
-                f"at least {gate['minimum']:g} required{why}"
-            )
-    for entry in report["configurations"]:
-        for note in entry.get("notes", []):
-            result.append(f"note: {entry['name']}: {note}")
-    for humans in report["humans"]:
-        for note in humans.get("notes", []):
-            result.append(f"note: humans: {note}")
-    result += [f"note: {note}" for note in report["notes"]]
-    shown = {k: v for k, v in report.items() if k in ("humans", "configurations")}
-    if "_undefined" in json.dumps(shown, default=str):
-        result.append(
-            "n/a: undefined on these data (e.g. a code nobody applied: no variation, so chance agreement "
-            "is 1); --json gives each reason beside the statistic, as NAME_undefined"
-        )
-    return result
-
-
-# ---------------------------------------------------------------- the command
-
-
-SuiteArgument = Annotated[Path, typer.Argument(help="The suite file (YAML), e.g. evals/examples.yaml.")]
-FailUnderOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--fail-under",
-        metavar="METRIC=VALUE",
-        help="Exit 1 when a configuration's statistic against the human consensus is under VALUE (or undefined), "
-        f"e.g. krippendorff_alpha=0.6; repeatable. METRIC: {', '.join(GATE_METRICS)}.",
-    ),
-]
-
-
-def eval_command(suite: SuiteArgument, as_json: JsonOption = False, fail_under: FailUnderOption = None) -> None:
-    """Code a suite's gold set with each coder configuration and compare them with the human coders.
-
-    Exit status 1: under a --fail-under gate, or passages left uncoded; 2: a bad suite (docs/evals.md)."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    out = Console()
-    err = Console(stderr=True)
-
-    def fail(message: str) -> None:
-        if as_json:
-            print(json.dumps({"error": message}, ensure_ascii=False))
-        err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2)
-
-    try:
-        gates = parse_gates(fail_under or [])
-        loaded = load_suite(suite)
-    except SuiteError as exc:
-        fail(str(exc))
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(name: str, event: str, n: int) -> None:
-            if event == "start":
-                tasks.clear()
-            elif event in ("files", "chunks"):
-                what = "reading files" if event == "files" else "coding chunks"
-                tasks[event] = bar.add_task(f"{name}: {what}", total=n)
-            elif event + "s" in tasks:
-                bar.advance(tasks[event + "s"], n)
-
-        try:
-            report = run_suite(loaded, progress)
-            passed = check_gates(report, gates)
-        except SuiteError as exc:
-            fail(str(exc))
-    if as_json:
-        print(json.dumps(report, ensure_ascii=False, allow_nan=False, default=str))
-    else:
-        for table in tables(report):
-            out.print(table)
-    for line in lines(report):
-        (out if not as_json else err).print(escape(line), highlight=False, soft_wrap=True)
-    if not passed:
-        raise typer.Exit(1)

@@ -6,9 +6,9 @@ applications of a code to a passage, i.e. to a chunk) and the distinct transcrip
 with an exemplar quote; rows and columns have totals. The co-occurrence table counts the passages on
 which two codes both stand.
 
-Which codes count is decided here and nowhere else: `coded_passages` reads the suggestions and the
-reviewers' decisions (the report's tables of codes by case come from this module too). The
-researcher's account, with the file layouts, is docs/matrix.md.
+Which codes count is decided in one place, `pipeline.store.queries.coded_passages`, from the
+suggestions and the reviewers' decisions (the report's tables of codes by case come from this module
+too). The researcher's account, with the file layouts, is docs/matrix.md.
 """
 
 from __future__ import annotations
@@ -19,15 +19,26 @@ import math
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from pipeline.cli.options import DbOption
+from pipeline.errors import MatrixError
+from pipeline.files import formula_safe, written_aside
+from pipeline.store.queries import (
+    MISSING,
+    PASSAGE_STATUSES,
+    STATUS_TEXT,
+    case_value,
+    coded_passages,
+    covered,
+    database_label,
+    decisions_in_scope,
+    resolve_run,
+    suggestion_records,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,92 +46,23 @@ if TYPE_CHECKING:
     from pipeline.codebook import Codebook
     from pipeline.store import Store
 
-STATUSES = ("accepted", "review", "all")
+STATUSES = PASSAGE_STATUSES
 FORMATS = ("html", "csv", "xlsx")
 CODE = "code"
 TRANSCRIPT = "transcript"
 CASE = "case."  # `case.NAME` names a case attribute even when NAME is `code` or `transcript`
-MISSING = "(missing)"  # a transcript without a value for a case attribute
 ALL = "(all)"  # the totals' rows and columns in csv
 QUOTE_CHARS = 150  # an exemplar quote in an HTML cell
 SHEET_QUOTE_CHARS = 1000  # in the exemplars sheet
 LONG_QUOTE = 300  # a longer quote is an exemplar only when no shorter one is as good
 
-STATUS_TEXT = {
-    "accepted": "Codes as they stand after review: suggestions accepted without review that no reviewer has "
-    "rejected since, suggestions a reviewer accepted, suggestions a reviewer changed (under the new code), "
-    "and codes reviewers added. Suggestions still waiting for a reviewer and codes reviewers rejected are "
-    "left out.",
-    "review": "Suggestions still waiting for a reviewer (routed to review, or drawn for the audit, and not decided "
-    "yet), under the code the coder proposed.",
-    "all": "The codes that stand after review and the suggestions still waiting for a reviewer, together. Codes "
-    "reviewers rejected, and the proposed code of a suggestion a reviewer changed, are left out.",
-}
-
-
-class MatrixError(ValueError):
-    """A matrix that cannot be made as asked; the message says what to change."""
-
 
 # ---------------------------------------------------------------- case attributes
-
-
-def case_text(value: Any) -> str:
-    """A case attribute's value as text: lists joined, None and blanks empty."""
-    if isinstance(value, (list, tuple)):
-        return ", ".join(case_text(v) for v in value)
-    return "" if value is None else str(value).strip()
-
-
-def case_value(metadata: dict[str, Any] | None, key: str) -> str:
-    """A transcript's value for a case attribute, MISSING when it has none."""
-    return case_text((metadata or {}).get(key)) or MISSING
 
 
 def case_dimension(key: str) -> str:
     """The dimension that names a case attribute: `case.KEY` when KEY is a reserved name."""
     return CASE + key if key in (CODE, TRANSCRIPT) or key.startswith(CASE) else key
-
-
-def transcript_labels(transcripts: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Transcript id -> a label: its file name, and for the transcripts that share one (the rows of
-    a CSV file, a changed file stored as a new transcript) what tells them apart: an identifier
-    attribute (`id`, `respondent_id`...), else the CSV row, else the start of the id."""
-    groups: dict[str, list[str]] = {}
-    for tid, t in transcripts.items():
-        groups.setdefault(t["source_name"], []).append(tid)
-    labels = {}
-    for name, ids in groups.items():
-        if len(ids) == 1:
-            labels[ids[0]] = name
-            continue
-        keys = [
-            k
-            for k in dict.fromkeys(k for tid in ids for k in transcripts[tid]["metadata"])
-            if re.fullmatch(r"(?i)(?:.*[_\s.-])?(?:id|identifier)", str(k))
-        ]
-        for key in keys:
-            values = [case_text(transcripts[tid]["metadata"].get(key)) for tid in ids]
-            if all(values) and len(set(values)) == len(values):
-                labels.update({tid: f"{name} {value}" for tid, value in zip(ids, values)})
-                break
-        else:
-            rows = [
-                next(
-                    (
-                        n.removeprefix("CSV ")
-                        for n in transcripts[tid].get("notes") or []
-                        if str(n).startswith("CSV row ")
-                    ),
-                    None,
-                )
-                for tid in ids
-            ]
-            if all(rows) and len(set(rows)) == len(rows):
-                labels.update({tid: f"{name} {row}" for tid, row in zip(ids, rows)})
-            else:
-                labels.update({tid: f"{name} #{tid[:6]}" for tid in ids})
-    return labels
 
 
 def shorten(quote: str, limit: int = QUOTE_CHARS) -> str:
@@ -133,148 +75,6 @@ def shorten(quote: str, limit: int = QUOTE_CHARS) -> str:
 
 
 # ---------------------------------------------------------------- what the store holds
-
-
-def covered(session: Any, run_ids: Sequence[str]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-    """The chunks the runs covered (chunk id -> transcript id), and their transcripts
-    (id -> source_name, metadata, label)."""
-    from sqlalchemy import select
-
-    from pipeline.store import ChunkRecord, RunChunkRecord, TranscriptRecord
-
-    chunks_covered = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id.in_(list(run_ids)))
-    chunks = dict(
-        session.execute(
-            select(ChunkRecord.id, ChunkRecord.transcript_id).where(ChunkRecord.id.in_(chunks_covered))
-        ).all()
-    )
-    transcripts = {
-        tid: {"source_name": name, "metadata": meta or {}, "notes": notes or []}
-        for tid, name, meta, notes in session.execute(
-            select(
-                TranscriptRecord.id,
-                TranscriptRecord.source_name,
-                TranscriptRecord.case_metadata,
-                TranscriptRecord.notes,
-            ).where(
-                TranscriptRecord.id.in_(select(ChunkRecord.transcript_id).where(ChunkRecord.id.in_(chunks_covered)))
-            )
-        )
-    }
-    for tid, label in transcript_labels(transcripts).items():
-        transcripts[tid]["label"] = label
-    return chunks, transcripts
-
-
-def decisions_in_scope(
-    store: Store, suggestion_ids: set[str], chunk_ids: set[str], codebook_versions: set[str] | None = None
-) -> tuple[list[dict], dict[str, dict]]:
-    """The decisions in scope (oldest first), and the decision that settled each suggestion.
-
-    A decision on a suggestion is in scope with its suggestion; one on a passage (an added code,
-    a dismissed proposal) when the passage is, and, for a decision that names its codebook, when
-    that codebook version is one of `codebook_versions`."""
-    from pipeline.review.decisions import decision_log
-
-    kept, settled = [], {}
-    for row in decision_log(store):
-        if row["suggestion_id"]:
-            if row["suggestion_id"] not in suggestion_ids:
-                continue
-            settled.setdefault(row["suggestion_id"], row)
-        elif row["chunk_id"] not in chunk_ids or (
-            codebook_versions is not None
-            and row["codebook_version"]
-            and row["codebook_version"] not in codebook_versions
-        ):
-            continue
-        kept.append(row)
-    return kept, settled
-
-
-def coded_passages(
-    suggestions: Iterable[dict], decisions: Iterable[dict], settled: dict[str, dict], status: str = "accepted"
-) -> list[dict[str, Any]]:
-    """The codes applied to passages, under a status (STATUS_TEXT says what each keeps).
-
-    `suggestions` are `pipeline.exchange.exports.suggestion_records`, `decisions` and `settled` what
-    `decisions_in_scope` returns. A suggestion's proposal is never changed by review: a reviewer's
-    decision carries the final code and quote, and the first decision on a suggestion is the one
-    that stands. One row per application, with `how`: auto (accepted without review), accept,
-    change, add (by a reviewer) or queued; a code applied twice to one passage (by the coder and
-    by a reviewer) gives two rows, which the matrices count once."""
-    if status not in STATUSES:
-        raise MatrixError(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
-    standing: list[dict[str, Any]] = []
-    waiting: list[dict[str, Any]] = []
-    for s in suggestions:
-        d = settled.get(s["suggestion_id"])
-        if d is None:
-            how = "auto" if s["status"] == "accepted" else "queued"
-            (standing if how == "auto" else waiting).append(
-                _passage(s, s["code"], s["quote"], s["quote_start"], s["quote_end"], s["confidence"], how, s, None)
-            )
-        elif d["verdict"] in ("accept", "change"):
-            standing.append(
-                _passage(
-                    s,
-                    d["final_code"],
-                    d["quote"] or s["quote"],
-                    _offset(d["quote_start"], s["quote_start"]),
-                    _offset(d["quote_end"], s["quote_end"]),
-                    s["confidence"],
-                    d["verdict"],
-                    s,
-                    d,
-                )
-            )
-    for d in decisions:
-        if d["verdict"] == "add" and d["final_code"]:
-            standing.append(
-                _passage(
-                    d,
-                    d["final_code"],
-                    d["quote"],
-                    _offset(d["quote_start"]),
-                    _offset(d["quote_end"]),
-                    None,
-                    "add",
-                    None,
-                    d,
-                )
-            )
-    return {"accepted": standing, "review": waiting, "all": standing + waiting}[status]
-
-
-def _offset(*values: Any) -> int | None:
-    return next((int(v) for v in values if v not in (None, "")), None)
-
-
-def _passage(
-    row: dict,
-    code: str,
-    quote: str | None,
-    start: int | None,
-    end: int | None,
-    confidence: float | None,
-    how: str,
-    suggestion: dict | None,
-    decision: dict | None,
-) -> dict[str, Any]:
-    """One application; `suggestion` and `decision` are the rows behind it, for exports that name who and why."""
-    return {
-        "chunk_id": row["chunk_id"],
-        "transcript_id": row["transcript_id"],
-        "code": code,
-        "quote": quote or "",
-        "quote_start": start,
-        "quote_end": end,
-        "confidence": confidence,
-        "reviewed": how in ("accept", "change", "add"),
-        "how": how,
-        "suggestion": suggestion,
-        "decision": decision,
-    }
 
 
 def codebook_codes(codebook: Codebook | dict | None) -> tuple[list[str], dict[str, str]]:
@@ -350,7 +150,6 @@ def load_study(store: Store, run_id: str | None = None, status: str = "accepted"
     Runs of several coder configurations are not pooled: without a run, that is a MatrixError."""
     from sqlalchemy import select
 
-    from pipeline.exchange.exports import resolve_run, suggestion_records
     from pipeline.store import CodebookRecord, RunRecord
 
     if status not in STATUSES:
@@ -720,7 +519,6 @@ def _environment() -> Any:
 def about(store: Store, study: Study, matrix: Matrix) -> dict[str, Any]:
     """What a file says of itself: the table, the status, the scope and where it came from."""
     from pipeline import __version__
-    from pipeline.measure.report import _database_label
 
     runs = study.runs
     last = runs[-1] if runs else {}
@@ -734,7 +532,7 @@ def about(store: Store, study: Study, matrix: Matrix) -> dict[str, Any]:
         "status": study.status,
         "status_text": STATUS_TEXT[study.status],
         "scope": scope,
-        "database": _database_label(store.url),
+        "database": database_label(store.url),
         "coder": f"{last.get('coder', '')} ({last.get('model', '')})",
         "codebook": f"{last.get('codebook_name', '')} [{last.get('codebook_version', '')}]",
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -760,13 +558,12 @@ def render_html(matrix: Matrix, table: Cooccurrence, info: dict[str, Any]) -> st
 def write_csv(matrix: Matrix, handle: Any) -> None:
     """The long layout: one line per cell (row values, column values, passages, transcripts), then
     the row totals, the column totals and the grand total, with ALL in the dimensions summed over."""
-    from pipeline.exchange.exports import _inert
 
     writer = csv.writer(handle)
-    writer.writerow([_inert(d) for d in [*matrix.rows, *matrix.cols, "passages", "transcripts"]])
+    writer.writerow([formula_safe(d) for d in [*matrix.rows, *matrix.cols, "passages", "transcripts"]])
 
     def line(values: tuple[str, ...], cell: Cell) -> None:
-        writer.writerow([*(_inert(v) for v in values), cell.passages, cell.transcripts])
+        writer.writerow([*(formula_safe(v) for v in values), cell.passages, cell.transcripts])
 
     for row in matrix.row_keys:
         for col in matrix.col_keys:
@@ -781,13 +578,12 @@ def write_csv(matrix: Matrix, handle: Any) -> None:
 
 def write_cooccurrence_csv(table: Cooccurrence, handle: Any) -> None:
     """One line per pair of codes (code, with_code, passages), the diagonal included."""
-    from pipeline.exchange.exports import _inert
 
     writer = csv.writer(handle)
     writer.writerow(["code", "with_code", "passages"])
     for i, code in enumerate(table.codes):
         for j, other in enumerate(table.codes):
-            writer.writerow([_inert(code), _inert(other), table.counts[i][j]])
+            writer.writerow([formula_safe(code), formula_safe(other), table.counts[i][j]])
 
 
 HOW = {
@@ -992,6 +788,8 @@ def write_matrix(
     status: str = "accepted",
     run_id: str | None = None,
     cooccurrence_only: bool = False,
+    *,
+    force: bool = False,
 ) -> tuple[Study, Matrix, Cooccurrence]:
     """Compute the matrix and the co-occurrence table and write them as html, csv or xlsx to `out`
     (standard output when None; xlsx needs a file). csv holds the matrix, or with
@@ -1004,7 +802,6 @@ def write_matrix(
         raise MatrixError("an xlsx workbook cannot go to the terminal: name the file with --out FILE.xlsx")
     if cooccurrence_only and fmt != "csv":
         raise MatrixError(f"--cooccurrence chooses the table a csv file holds; {fmt} holds both tables already")
-    from pipeline.exchange.exports import written_aside
 
     study = load_study(store, run_id, status)
     if not parse_dimensions(cols) and not cooccurrence_only:
@@ -1017,7 +814,7 @@ def write_matrix(
     if fmt == "xlsx":
         assert out is not None
         info = about(store, study, matrix)
-        with written_aside(out) as temporary:
+        with written_aside(out, force=force) as temporary:
             write_xlsx(temporary, matrix, table, info)
         return study, matrix, table
     if fmt == "html":
@@ -1033,78 +830,6 @@ def write_matrix(
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        with written_aside(out) as temporary:
+        with written_aside(out, force=force) as temporary:
             temporary.write_text(text, encoding="utf-8", newline="")
     return study, matrix, table
-
-
-# ---------------------------------------------------------------- the command
-
-
-def matrix_command(
-    cols: Annotated[
-        str | None,
-        typer.Option(
-            "--cols",
-            help="Column dimensions, comma-separated: code, transcript or case attributes, e.g. district,role. Required, except with --cooccurrence.",
-        ),
-    ] = None,
-    rows: Annotated[str, typer.Option("--rows", help="Row dimensions, comma-separated, as --cols.")] = CODE,
-    status: Annotated[
-        str,
-        typer.Option(
-            "--status",
-            help="accepted: codes as they stand after review; review: suggestions waiting for a reviewer; all: both.",
-        ),
-    ] = "accepted",
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="html | csv | xlsx (default: from --out's extension, else csv).")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="The file to write (default: standard output; xlsx needs a file).")
-    ] = None,
-    db: DbOption = None,
-    run_id: Annotated[
-        str | None, typer.Option("--run", help="Only this run (an id, or latest); default: every run in the database.")
-    ] = None,
-    cooccurrence_only: Annotated[
-        bool, typer.Option("--cooccurrence", help="csv: write the code co-occurrence table instead of the matrix.")
-    ] = False,
-) -> None:
-    """Cross-case matrix: coded passages and distinct transcripts by code and case attribute.
-
-    html and xlsx also show an exemplar quote per cell, and which codes occur together.
-
-    Dimensions: code, transcript, or any case attribute of the transcripts (docs/matrix.md)."""
-    # imported here, not at the top: pipeline.cli imports this module to register the command
-    from pipeline.cli import _fail, _open_store, err
-    from pipeline.store import StoreError
-
-    fmt = format_of(fmt, out)
-    if fmt not in FORMATS:
-        _fail(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
-    if status not in STATUSES:
-        _fail(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
-    if fmt == "xlsx" and out is None:
-        _fail("an xlsx workbook cannot go to the terminal: name the file with --out FILE.xlsx")
-    store = _open_store(db)  # a mistyped --db is an error, not a new empty database
-    try:
-        study, matrix, _ = write_matrix(store, fmt, out, rows, cols, status, run_id, cooccurrence_only)
-    except (MatrixError, StoreError) as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"{out}: cannot write: {exc.strerror or exc}")
-    finally:
-        store.engine.dispose()
-    left_out = (
-        f"; {study.waiting} suggestion(s) still waiting for review left out"
-        if status == "accepted" and study.waiting
-        else ""
-    )
-    err.print(
-        f"wrote {out or 'standard output'} ({fmt}): {matrix.total.passages} coded passage(s) in "
-        f"{matrix.total.transcripts} transcript(s), {len(matrix.row_keys)} row(s) × {len(matrix.col_keys)} "
-        f"column(s), status {status}{left_out}",
-        highlight=False,
-        soft_wrap=True,
-    )

@@ -29,15 +29,47 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
-import typer
+from sqlalchemy import func, select
 
-from pipeline.cli.options import DbOption
-
-if TYPE_CHECKING:
-    from pipeline.codebook import Codebook
-    from pipeline.store import Store
+from pipeline import __version__
+from pipeline.codebook import Codebook
+from pipeline.errors import AgreementError
+from pipeline.files import written_aside
+from pipeline.measure.agreement import agreement, codings_from_store
+from pipeline.measure.matrix import (
+    CODE,
+    Study,
+    case_dimension,
+    codebook_codes,
+    configurations,
+    cooccurrence,
+    cooccurrence_view,
+    cross_tab,
+    matrix_view,
+)
+from pipeline.store import Store
+from pipeline.store.queries import (
+    case_text,
+    case_value,
+    coded_passages,
+    covered,
+    database_label,
+    decisions_in_scope,
+    resolve_run,
+    suggestion_records,
+)
+from pipeline.store.records import (
+    AssignmentRecord,
+    CodebookRecord,
+    HumanCodeRecord,
+    ImportRecord,
+    RejectionRecord,
+    ReviewerRecord,
+    RunChunkRecord,
+    RunRecord,
+)
 
 BOOTSTRAP_REPLICATES = 1000
 BOOTSTRAP_SEED = 0
@@ -199,20 +231,6 @@ def threshold_sweep(
 
 def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
     """The runs, passages, transcripts, codebooks and blind assignments the report covers."""
-    from sqlalchemy import func, select
-
-    from pipeline.measure.matrix import covered
-    from pipeline.store import (
-        AssignmentRecord,
-        CodebookRecord,
-        HumanCodeRecord,
-        ImportRecord,
-        RejectionRecord,
-        ReviewerRecord,
-        RunChunkRecord,
-        RunRecord,
-    )
-
     with store.session() as s:
         query = select(RunRecord).order_by(RunRecord.started_at)
         if run_id:
@@ -287,8 +305,6 @@ def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
 
 def _codebook(scope: dict[str, Any]) -> Codebook | None:
     """The codebook, when the report covers exactly one version of one."""
-    from pipeline.codebook import Codebook
-
     if len(scope["codebooks"]) != 1:
         return None
     return Codebook.model_validate(next(iter(scope["codebooks"].values())).content)
@@ -308,8 +324,6 @@ def agreement_section(
     store: Store, run_id: str | None, scope: dict[str, Any], codebook: Codebook | None
 ) -> dict[str, Any]:
     """pipeline.measure.agreement over the model's codes and the blind double codes, shaped for the page."""
-    from pipeline.measure.agreement import AgreementError, agreement, codings_from_store
-
     assignments = scope["assignments"]
     coded = [a for a in assignments if a["coded"]]
     imported = scope["imported"]
@@ -549,20 +563,6 @@ def matrices_section(
     The two case attributes recorded most often are crossed (e.g. district by role) when that makes
     at most MAX_COLUMNS columns; every other attribute gets a table of its own. Codes of several
     coder configurations are not pooled: the section then names them (see `qcode report --run`)."""
-    from pipeline.measure.matrix import (
-        CODE,
-        Study,
-        case_dimension,
-        case_value,
-        codebook_codes,
-        coded_passages,
-        configurations,
-        cooccurrence,
-        cooccurrence_view,
-        cross_tab,
-        matrix_view,
-    )
-
     transcripts = scope["transcripts"]
     passages = coded_passages(suggestions, decisions, decided, "accepted")
     attributes = choose_attributes({t: v["metadata"] for t, v in transcripts.items()})
@@ -612,7 +612,6 @@ def choose_attributes(metadata: dict[str, dict[str, Any]]) -> list[dict[str, Any
     """Case attributes worth a column: recorded for at least half the transcripts, with 2 to
     MAX_ATTRIBUTE_VALUES short values, and not one value per transcript (an identifier, a name).
     Most often recorded first, then fewest values."""
-    from pipeline.measure.matrix import case_text
 
     n = len(metadata)
     seen: dict[str, list[str]] = {}
@@ -933,10 +932,6 @@ def sweep_plot(sweep: list[dict[str, Any]], thresholds: list[float]) -> Any:
 
 def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
     """Everything the page shows, as one dict (plots as SVG markup)."""
-    from pipeline import __version__
-    from pipeline.exchange.exports import resolve_run, suggestion_records
-    from pipeline.measure.matrix import decisions_in_scope
-
     run_id = resolve_run(store, run_id)
     scope = _scope(store, run_id)
     codebook = _codebook(scope)
@@ -983,7 +978,7 @@ def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
     return {
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "qcode_version": __version__,
-        "database": _database_label(store.url),
+        "database": database_label(store.url),
         "run_id": run_id,
         "runs": scope["runs"],
         "codebook": codebook,
@@ -1000,16 +995,6 @@ def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
         "bootstrap": {"replicates": BOOTSTRAP_REPLICATES, "seed": BOOTSTRAP_SEED},
         "bins": CALIBRATION_BINS,
     }
-
-
-def _database_label(url: str) -> str:
-    """A SQLite file by its name (a report travels; the folders it sat in need not), others as URLs
-    without their password."""
-    from pipeline.store import redact
-
-    if url.startswith("sqlite:///"):
-        return Path(url.removeprefix("sqlite:///")).name
-    return redact(url)
 
 
 def _environment() -> Any:
@@ -1056,50 +1041,11 @@ def render_report(report: dict[str, Any]) -> str:
     return _environment().get_template(TEMPLATE).render(**report)
 
 
-def write_report(store: Store, out: Path, run_id: str | None = None) -> dict[str, Any]:
+def write_report(store: Store, out: Path, run_id: str | None = None, *, force: bool = False) -> dict[str, Any]:
     """Build the report and write it to `out` (through a temporary file); returns what it shows."""
     report = build_report(store, run_id)
     html = render_report(report)
-    from pipeline.exchange.exports import written_aside
 
-    with written_aside(out) as temporary:
+    with written_aside(out, force=force) as temporary:
         temporary.write_text(html, encoding="utf-8")
     return report
-
-
-# ---------------------------------------------------------------- the command
-
-
-def report_command(
-    out: Annotated[Path, typer.Option("--out", help="The HTML file to write, e.g. report.html.")],
-    db: DbOption = None,
-    run_id: Annotated[
-        str | None,
-        typer.Option("--run", help="Only this run (an id, or latest); default: every run in the database."),
-    ] = None,
-) -> None:
-    """Write one self-contained HTML report of agreement, calibration and codes by case.
-
-    Sections: agreement per code, confusion between codes, calibration, a threshold sweep,
-    codes by case attribute, and a methods paragraph with the numbers filled in."""
-    # imported here, not at the top: pipeline.cli imports this module to register the command
-    from pipeline.cli import _fail, _open_store, err
-    from pipeline.store import StoreError
-
-    store = _open_store(db)  # a mistyped --db is an error, not a new empty database
-    try:
-        report = write_report(store, out, run_id)
-    except StoreError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        _fail(f"{out}: cannot write: {exc.strerror or exc}")
-    finally:
-        store.engine.dispose()
-    m = report["methods"]
-    err.print(
-        f"wrote {out} ({out.stat().st_size // 1024 + 1} KB): {m['transcripts']} transcript(s), "
-        f"{m['suggestions']} suggestion(s), {m['decisions']} decision(s), "
-        f"{m['blind_passages']} passage(s) coded blind",
-        highlight=False,
-        soft_wrap=True,
-    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -175,23 +174,3 @@ def samples(store: Store) -> list[dict[str, Any]]:
         )
         entry["reviewers"][name] = {"coded": coded, "total": total}
     return sorted(out.values(), key=lambda e: e["assigned_at"], reverse=True)
-
-
-def blind_rows(store: Store, sample: str | None = None, run_id: str | None = None) -> Iterator[dict[str, str]]:
-    """The long table of blind codes: one row per code, an empty code when a reviewer applied none.
-    Passages a reviewer has not coded yet have no row (missing, not 'none')."""
-    with store.session() as s:
-        query = (
-            select(AssignmentRecord, ReviewerRecord.name)
-            .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
-            .where(AssignmentRecord.coded_at.is_not(None))
-            .order_by(AssignmentRecord.chunk_id, ReviewerRecord.name)
-        )
-        if sample:
-            query = query.where(AssignmentRecord.sample == sample)
-        if run_id:
-            query = query.where(AssignmentRecord.run_id == run_id)
-        rows = s.execute(query).all()
-    for a, name in rows:
-        for code in a.codes or [""]:
-            yield {"unit_id": a.chunk_id, "coder": f"reviewer:{name}", "code": code}

@@ -9,13 +9,13 @@ and quote offsets.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import and_, or_, select, update
 
 from pipeline.codebook import Codebook
+from pipeline.errors import Conflict, DecisionError
 from pipeline.review.reviewers import Reviewer
 from pipeline.store import (
     ChunkRecord,
@@ -23,7 +23,6 @@ from pipeline.store import (
     DecisionRecord,
     RejectionRecord,
     Store,
-    StoreError,
     SuggestionRecord,
     TranscriptRecord,
     TurnRecord,
@@ -32,14 +31,6 @@ from pipeline.store import (
 
 Verdict = Literal["accept", "reject", "change", "add"]
 CONTEXT_TURNS = 2
-
-
-class Conflict(StoreError):
-    """Someone else settled the item first; their decision stands."""
-
-
-class DecisionError(StoreError):
-    """A decision that cannot be recorded as asked (unknown code, quote outside the passage)."""
 
 
 class DecisionRequest(BaseModel):
@@ -367,61 +358,6 @@ def add_code(store: Store, reviewer: Reviewer, chunk_id: str, codebook_version: 
         s.add(record)
         s.flush()
         return record.id
-
-
-def decision_log(store: Store) -> list[dict[str, Any]]:
-    """Every decision with what it settled, oldest first: the audit log."""
-    with store.session() as s:
-        rows = s.execute(
-            select(DecisionRecord, SuggestionRecord, ChunkRecord.transcript_id, TranscriptRecord.source_name)
-            .join(ChunkRecord, ChunkRecord.id == DecisionRecord.chunk_id)
-            .join(TranscriptRecord, TranscriptRecord.id == ChunkRecord.transcript_id)
-            .outerjoin(SuggestionRecord, SuggestionRecord.id == DecisionRecord.suggestion_id)
-            .order_by(DecisionRecord.decided_at, DecisionRecord.id)
-        ).all()
-        texts: dict[str, str] = {}  # each transcript's text read once, however many decisions it has
-        out = []
-        for d, sug, transcript_id, source_name in rows:
-            if transcript_id not in texts:
-                texts[transcript_id] = s.scalar(
-                    select(TranscriptRecord.text).where(TranscriptRecord.id == transcript_id)
-                )
-            text = texts[transcript_id]
-            quote = text[d.quote_start : d.quote_end] if d.quote_start is not None and d.quote_end is not None else ""
-            out.append(
-                {
-                    "decision_id": d.id,
-                    "decided_at": _iso(d.decided_at),
-                    "reviewer": d.reviewer,
-                    "verdict": d.verdict,
-                    "suggestion_id": d.suggestion_id or "",
-                    "rejection_id": d.rejection_id or "",
-                    "chunk_id": d.chunk_id,
-                    "transcript_id": transcript_id,
-                    "source_name": source_name,
-                    "suggested_code": sug.code if sug else "",
-                    "suggested_quote": sug.quote if sug else "",
-                    "suggested_quote_start": sug.quote_start if sug else "",
-                    "suggested_quote_end": sug.quote_end if sug else "",
-                    "confidence": sug.confidence if sug else "",
-                    "routing": sug.status if sug else "",
-                    "final_code": d.final_code or "",
-                    "quote_start": "" if d.quote_start is None else d.quote_start,
-                    "quote_end": "" if d.quote_end is None else d.quote_end,
-                    "quote": quote,
-                    "reason": d.reason or "",
-                    "note": d.note or "",
-                    "coder": sug.coder if sug else "",
-                    "model": sug.model if sug else "",
-                    "prompt_version": (sug.prompt_version or "") if sug else "",
-                    "codebook_version": sug.codebook_version if sug else (d.codebook_version or ""),
-                }
-            )
-    return out
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat() + "Z"
 
 
 def rejection_view(store: Store, rejection_id: int) -> dict[str, Any]:

@@ -14,16 +14,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 
-from pipeline.store import GrantRecord, ReviewerRecord, ReviewerSessionRecord, RunRecord, Store, StoreError, now
+from pipeline.errors import ReviewerError
+from pipeline.store import GrantRecord, ReviewerRecord, ReviewerSessionRecord, RunRecord, Store, now
 
 ROLES = ("reviewer", "lead")
 _hasher = PasswordHasher()
 # verifying against this costs as much as a real account, so a wrong name is not faster to find out
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-
-
-class ReviewerError(StoreError):
-    pass
 
 
 @dataclass(frozen=True)

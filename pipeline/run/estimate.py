@@ -40,7 +40,8 @@ class Estimate(BaseModel):
 
 
 def estimate(request: Any) -> Estimate:
-    from pipeline.run.flow import FileFailure, read_and_chunk
+    from pipeline.run.flow import read_and_chunk
+    from pipeline.run.request import FileFailure
 
     codebook = load_codebook(request.codebook)
     coder = make_coder(request.coder, **request.coder_options)

@@ -24,74 +24,17 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 
-from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, Chunk, chunk_transcript
+from pipeline.chunk import Chunk, chunk_transcript
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import Coder, make_coder, provenance
 from pipeline.coders.prices import run_cost
 from pipeline.ingest import CsvOptions, IngestError, Source, discover, manifest_notes, nearest_manifest, read_source
 from pipeline.route import RoutingPolicy, route
+from pipeline.run.request import FileFailure, FileNote, RunRequest, RunSummary
 from pipeline.store import Store
 from pipeline.suggestion import ChunkCoding, Provenance, Usage
 from pipeline.transcript import Transcript
 from pipeline.validate import validate_coding
-
-
-class RunRequest(BaseModel):
-    paths: list[str]
-    codebook: str
-    db: str | None = None
-    coder: str = "offline"
-    coder_options: dict[str, Any] = Field(default_factory=dict)
-    chunk_size: int = Field(default=DEFAULT_SIZE, ge=50)
-    overlap: int = Field(default=DEFAULT_OVERLAP, ge=0)
-    routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
-    batch_size: int | None = Field(default=None, ge=1)  # None: the coder's own batch_size
-    id_column: str | None = None
-    text_column: str | None = None
-    batch: bool = False
-    poll_interval: float = Field(default=30.0, gt=0)
-
-
-class FileFailure(BaseModel):
-    path: str
-    error: str
-
-
-class FileNote(BaseModel):
-    path: str
-    note: str
-
-
-class RunSummary(BaseModel):
-    run_id: str
-    coder: str
-    model: str
-    prompt_version: str | None
-    codebook: str
-    codebook_version: str
-    db: str
-    transcripts: int
-    chunks: int
-    chunks_coded_now: int
-    suggestions: int
-    accepted: int
-    queued: int
-    review: int
-    audit: int
-    rejected: int
-    failed: list[FileFailure]
-    failed_chunks: int
-    requests: int
-    batch_requests: int
-    cache_hits: int
-    input_tokens: int
-    cached_input_tokens: int
-    output_tokens: int
-    cost_usd: float | None
-    notes: list[FileNote]
-    seconds: float
-    cpu_seconds: float
-
 
 # Set by `run` for the CLI's progress bar; a callable cannot be a flow parameter.
 _progress: Callable[[str, int], None] | None = None

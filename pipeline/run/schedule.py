@@ -19,11 +19,9 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pipeline.errors import ScheduleError
+
 DEFAULT_API = "http://127.0.0.1:4200/api"
-
-
-class ScheduleError(Exception):
-    pass
 
 
 def healthy(api_url: str, timeout: float = 2.0) -> bool:

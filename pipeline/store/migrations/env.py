@@ -1,7 +1,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from pipeline.store import Base
+from pipeline.store.records import Base
 
 target_metadata = Base.metadata
 config = context.config

@@ -1,0 +1,133 @@
+"""`qcode export`, `qcode import`: the store's contents out to files and other QDA tools, and projects
+coded in other QDA tools in."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, get_args
+
+import typer
+from rich.markup import escape
+
+from pipeline.cli.options import DbOption, ForceOption, JsonOption, OutOption
+from pipeline.cli.output import bad_argument, emit, out, say, warn
+from pipeline.codebook import dump_yaml
+from pipeline.errors import QcodeError
+from pipeline.exchange.exports import FORMATS, export
+from pipeline.exchange.imports import import_project
+from pipeline.exchange.projects import Counting, read_project
+from pipeline.files import read_text, refuse_to_replace, write_text
+from pipeline.store import Store
+from pipeline.store.queries import STATUSES
+
+app = typer.Typer()
+
+
+@app.command("export")
+def export_(
+    fmt: Annotated[str, typer.Option("--format", help=" | ".join(FORMATS))],
+    out_path: OutOption = None,
+    db: DbOption = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run's suggestions.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only the suggestions that stand after review (accepted), still wait for a reviewer (review), "
+            "were drawn for the audit (audit) or were sent to a reviewer (queued); default all.",
+        ),
+    ] = None,
+    force: ForceOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write suggestions (jsonl, csv), codes as unit_id,coder,code (codings, blind) or the decisions log.
+
+    codings: the model's codes, the reviewers' blind double codes and imported human codes; blind: the
+    blind codes alone; decisions: every reviewer decision (the audit log); qdpx: a REFI-QDA project for
+    ATLAS.ti, NVivo, MAXQDA or QualCoder, with the codes that stand after review."""
+    if fmt not in FORMATS:
+        bad_argument(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})", "--format")
+    if status is not None and status not in STATUSES:
+        bad_argument(f"unknown status '{status}' (choose from {', '.join(STATUSES)})", "--status")
+    if as_json and out_path is None:
+        bad_argument("--json needs --out: the records and the summary cannot both go to standard output", "--out")
+    if fmt == "qdpx" and out_path is None and sys.stdout.isatty():
+        bad_argument("a qdpx project is a ZIP file: name it with --out, or redirect standard output to a file", "--out")
+    if out_path is not None:
+        refuse_to_replace(out_path, force)
+    count = export(Store(db, create=False), fmt, out_path, run_id, None if status == "all" else status, force=force)
+    emit({"format": fmt, "out": str(out_path) if out_path else None, "records": count}, as_json)
+    say(f"wrote {count} record(s) to {out_path or 'standard output'}")
+
+
+@app.command("import")
+def import_(
+    path: Annotated[
+        Path, typer.Argument(metavar="PROJECT", help="A REFI-QDA project: PROJECT.qdpx (or a bare project.qde).")
+    ],
+    db: DbOption = None,
+    codebook_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--codebook-out",
+            help="Write the project's codebook here as YAML (default: PROJECT.codebook.yaml in the current folder).",
+        ),
+    ] = None,
+    offsets: Annotated[
+        str,
+        typer.Option(
+            "--offsets",
+            help="How the project counts positions: auto (by the software that wrote it), code-points, utf-16 (NVivo) or code-points-lf (CR LF as one, ATLAS.ti).",
+        ),
+    ] = "auto",
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", min=50, help="Characters per chunk, as for qcode run.")
+    ] = 1200,
+    overlap: Annotated[int, typer.Option("--overlap", min=0, help="Characters chunks share, as for qcode run.")] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the codebook file if it exists with another codebook.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Bring in a project coded in another QDA tool: its transcripts, case variables, codebook and its
+    people's codes (the human codes qcode agreement and qcode eval compare the model with)."""
+    if offsets not in ("auto", *get_args(Counting)):
+        bad_argument(f"unknown --offsets '{offsets}' (choose from auto, {', '.join(get_args(Counting))})", "--offsets")
+    target = codebook_out or Path(f"{path.stem}.codebook.yaml")
+    try:
+        # the whole project is read and checked, and the codebook's file too, before the store is
+        # opened (or created): an import happens whole or not at all
+        project = read_project(path, None if offsets == "auto" else offsets)  # type: ignore[arg-type]
+        text = dump_yaml(project.codebook.codebook) if project.codebook is not None else None
+        unchanged = text is not None and target.is_file() and read_text(target)[0] == text
+        if text is not None and not unchanged:
+            refuse_to_replace(target, force)
+        summary = import_project(Store(db), project, chunk_size=chunk_size, overlap=overlap)
+    except QcodeError as exc:
+        exc.hint = exc.hint or "nothing was imported"
+        raise
+    if text is not None and not unchanged:
+        write_text(target, text, force=True)  # checked above, before the import
+    written = str(target) if text is not None else None
+
+    def show() -> None:
+        origin = f" ({escape(summary.origin)})" if summary.origin else ""
+        out.print(f"Imported {escape(str(path))}{origin}", highlight=False)
+        out.print(
+            f"  {summary.transcripts} transcript(s), {summary.chunks} chunk(s); {summary.codes} code(s) in the "
+            f"codebook" + (f", written to {escape(written)}" if written else ""),
+            highlight=False,
+        )
+        merged = f" ({summary.merged} repeated or already imported)" if summary.merged else ""
+        out.print(
+            f"  {summary.human_codes} human code(s) by {len(summary.coders)} coder(s): "
+            f"{escape(', '.join(summary.coders)) or 'none'}{merged}",
+            highlight=False,
+        )
+        out.print(f"  positions read as {summary.counting}", highlight=False)
+
+    emit({**summary.model_dump(), "codebook_file": written}, as_json, show)
+    if not as_json:
+        for warning in summary.warnings:
+            warn(warning)

@@ -1,0 +1,535 @@
+"""`qcode agreement`, `qcode eval`, `qcode report`, `qcode matrix`: how far the coding can be
+trusted, and what it shows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline.cli.options import DbOption, ForceOption, JsonOption, RunOption
+from pipeline.cli.output import bad_argument, emit, err, out, progress_bar, say
+from pipeline.codebook import load_codebook
+from pipeline.measure.agreement import agreement, codings_from_store, read_codings
+from pipeline.measure.evals import GATE_METRICS, check_gates, load_suite, parse_gates, run_suite
+from pipeline.measure.matrix import CODE, FORMATS, STATUSES, format_of, write_matrix
+from pipeline.measure.report import write_report
+from pipeline.store import Store
+
+app = typer.Typer()
+
+
+@app.command("agreement")
+def agreement_(
+    codings: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The unit_id,coder,code table (CSV, UTF-8), e.g. from `qcode export --format codings`; or read the store with --db."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    codebook: Annotated[
+        Path | None,
+        typer.Option(
+            "--codebook",
+            help="Codebook YAML: its codes (unused ones too) and, for ordinal codebooks, the order of the codes.",
+        ),
+    ] = None,
+    level: Annotated[
+        str | None,
+        typer.Option(
+            "--level",
+            help="nominal | ordinal | interval | ratio (default: ordinal for an ordinal codebook, else nominal).",
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap replicates for the 95% intervals (0: no intervals).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap draws.")] = 0,
+    model_coders: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-coder",
+            help="A coder that is a model; repeatable (default: labels with ':' not starting 'reviewer:').",
+        ),
+    ] = None,
+    db: DbOption = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run", help="With --db: the run whose model codes meet the reviewers' blind codes (an id or latest)."
+        ),
+    ] = None,
+) -> None:
+    """Agreement between coders, per code and overall, with bootstrap 95% intervals (docs/agreement.md)."""
+    if (codings is None) == (db is None and run_id is None):
+        bad_argument("give either a CODINGS.csv table or --db URL [--run ID], not both")
+    loaded = load_codebook(codebook) if codebook is not None else None
+    if codings is not None:
+        table = read_codings(codings, loaded)
+    else:
+        table = codings_from_store(Store(db, create=False), run_id, loaded)
+    report = agreement(table, level=level, codebook=loaded, model_coders=model_coders, bootstrap=bootstrap, seed=seed)
+
+    def show() -> None:
+        for rendered in agreement_tables(report):
+            out.print(rendered)
+        for line in agreement_footnotes(report):
+            out.print(escape(line), highlight=False, soft_wrap=True)
+
+    emit(report, as_json, show)
+
+
+SuiteArgument = Annotated[Path, typer.Argument(help="The suite file (YAML), e.g. evals/examples.yaml.")]
+FailUnderOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--fail-under",
+        metavar="METRIC=VALUE",
+        help="Exit 1 when a configuration's statistic against the human consensus is under VALUE (or undefined), "
+        f"e.g. krippendorff_alpha=0.6; repeatable. METRIC: {', '.join(GATE_METRICS)}.",
+    ),
+]
+
+
+@app.command("eval")
+def eval_(suite: SuiteArgument, as_json: JsonOption = False, fail_under: FailUnderOption = None) -> None:
+    """Code a suite's gold set with each coder configuration and compare them with the human coders.
+
+    Exit status 1: under a --fail-under gate, passages left uncoded, or a bad suite (docs/evals.md)."""
+    gates = parse_gates(fail_under or [])
+    loaded = load_suite(suite)
+    with progress_bar() as report_progress:
+        report = run_suite(loaded, report_progress)
+        passed = check_gates(report, gates)
+
+    def show() -> None:
+        for rendered in eval_tables(report):
+            out.print(rendered)
+
+    emit(report, as_json, show)
+    for line in eval_lines(report):
+        (out if not as_json else err).print(escape(line), highlight=False, soft_wrap=True)
+    if not passed:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report_(
+    out_path: Annotated[Path, typer.Option("--out", help="The HTML file to write, e.g. report.html.")],
+    db: DbOption = None,
+    run_id: RunOption = None,
+    force: ForceOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write one self-contained HTML report of agreement, calibration and codes by case.
+
+    Sections: agreement per code, confusion between codes, calibration, a threshold sweep,
+    codes by case attribute, and a methods paragraph with the numbers filled in."""
+    store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
+    try:
+        report = write_report(store, out_path, run_id, force=force)
+    finally:
+        store.engine.dispose()
+    m = report["methods"]
+    summary = {
+        "out": str(out_path),
+        "bytes": out_path.stat().st_size,
+        "transcripts": m["transcripts"],
+        "suggestions": m["suggestions"],
+        "decisions": m["decisions"],
+        "blind_passages": m["blind_passages"],
+    }
+    emit(summary, as_json)
+    say(
+        f"wrote {out_path} ({out_path.stat().st_size // 1024 + 1} KB): {m['transcripts']} transcript(s), "
+        f"{m['suggestions']} suggestion(s), {m['decisions']} decision(s), "
+        f"{m['blind_passages']} passage(s) coded blind"
+    )
+
+
+@app.command("matrix")
+def matrix_(
+    cols: Annotated[
+        str | None,
+        typer.Option(
+            "--cols",
+            help="Column dimensions, comma-separated: code, transcript or case attributes, e.g. district,role. Required, except with --cooccurrence.",
+        ),
+    ] = None,
+    rows: Annotated[str, typer.Option("--rows", help="Row dimensions, comma-separated, as --cols.")] = CODE,
+    status: Annotated[
+        str,
+        typer.Option(
+            "--status",
+            help="accepted: codes as they stand after review; review: suggestions waiting for a reviewer; all: both.",
+        ),
+    ] = "accepted",
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="html | csv | xlsx (default: from --out's extension, else csv).")
+    ] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="The file to write (default: standard output; xlsx needs a file).")
+    ] = None,
+    db: DbOption = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Only this run (an id, or latest); default: every run in the database.")
+    ] = None,
+    cooccurrence_only: Annotated[
+        bool, typer.Option("--cooccurrence", help="csv: write the code co-occurrence table instead of the matrix.")
+    ] = False,
+    force: ForceOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Cross-case matrix: coded passages and distinct transcripts by code and case attribute.
+
+    html and xlsx also show an exemplar quote per cell, and which codes occur together.
+
+    Dimensions: code, transcript, or any case attribute of the transcripts (docs/matrix.md)."""
+    fmt = format_of(fmt, out_path)
+    if fmt not in FORMATS:
+        bad_argument(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})", "--format")
+    if status not in STATUSES:
+        bad_argument(f"unknown status '{status}' (choose from {', '.join(STATUSES)})", "--status")
+    if fmt == "xlsx" and out_path is None:
+        bad_argument("an xlsx workbook cannot go to the terminal: name the file with --out FILE.xlsx", "--out")
+    if as_json and out_path is None:
+        bad_argument("--json needs --out: the matrix and the summary cannot both go to standard output", "--out")
+    store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
+    try:
+        study, matrix, _ = write_matrix(
+            store, fmt, out_path, rows, cols, status, run_id, cooccurrence_only, force=force
+        )
+    finally:
+        store.engine.dispose()
+    waiting = study.waiting if status == "accepted" else 0
+    summary = {
+        "out": str(out_path) if out_path else None,
+        "format": fmt,
+        "status": status,
+        "passages": matrix.total.passages,
+        "transcripts": matrix.total.transcripts,
+        "rows": len(matrix.row_keys),
+        "columns": len(matrix.col_keys),
+        "waiting_left_out": waiting,
+    }
+    emit(summary, as_json)
+    left_out = f"; {waiting} suggestion(s) still waiting for review left out" if waiting else ""
+    say(
+        f"wrote {out_path or 'standard output'} ({fmt}): {matrix.total.passages} coded passage(s) in "
+        f"{matrix.total.transcripts} transcript(s), {len(matrix.row_keys)} row(s) × {len(matrix.col_keys)} "
+        f"column(s), status {status}{left_out}"
+    )
+
+
+# ---------------------------------------------------------------- tables for people
+
+
+def stat_cell(entry: dict[str, Any] | None, name: str, digits: int = 3) -> str:
+    """A statistic with its interval as a table shows it: 'n/a' when undefined, '' when absent."""
+    if entry is None:
+        return ""
+    value = entry.get(name)
+    if value is None:
+        return "n/a" if f"{name}_undefined" in entry else ""
+    ci = entry.get(f"{name}_ci95")
+    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else f"{value:.{digits}f}"
+
+
+def agreement_tables(report: dict[str, Any]) -> list[Table]:
+    """Agreement as rich tables: overall, pairwise, per code, and the models against the consensus."""
+
+    out = []
+    kind = "single-label" if report["single_label"] else "multi-label"
+    overall = Table(
+        title=f"Agreement: {report['units']} units ({report['pairable_units']} coded by two or more "
+        f"coders), {len(report['coders'])} coders, {kind}, level {report['level']}; 95% bootstrap "
+        f"intervals over {report['bootstrap']['replicates']} replicates, seed "
+        f"{report['bootstrap']['seed']}",
+        title_justify="left",
+    )
+    overall.add_column("statistic")
+    overall.add_column("all coders")
+    humans = report.get("overall_humans")
+    if humans:
+        overall.add_column("humans only")
+    rows = [("Krippendorff's alpha" + ("" if report["single_label"] else " (MASI)"), "krippendorff_alpha")]
+    sources = [report["overall"]] + ([humans] if humans else [])
+    if report["single_label"]:
+        rows += [
+            ("Fleiss' kappa", "fleiss_kappa"),
+            ("Gwet's AC1", "gwet_ac1"),
+            ("percent agreement", "percent_agreement"),
+        ]
+        for label, name in rows:
+            overall.add_row(label, *(stat_cell(s, name) for s in sources))
+    else:
+        overall.add_row(rows[0][0], *(stat_cell(s, "krippendorff_alpha") for s in sources))
+        for label, name in [
+            ("mean per code: Krippendorff's alpha", "krippendorff_alpha"),
+            ("mean per code: Fleiss' kappa", "fleiss_kappa"),
+            ("mean per code: Gwet's AC1", "gwet_ac1"),
+            ("mean per code: percent agreement", "percent_agreement"),
+        ]:
+            overall.add_row(label, *(stat_cell(s["mean_per_code"], name) for s in sources))
+    out.append(overall)
+
+    pairwise = Table(title="Pairs of coders", title_justify="left")
+    columns = [("percent agreement", "percent_agreement"), ("Cohen's kappa", "cohen_kappa")]
+    if report["single_label"] and report["level"] != "nominal":
+        columns += [("kappa, linear", "cohen_kappa_linear"), ("kappa, quadratic", "cohen_kappa_quadratic")]
+    columns.append(("Krippendorff's alpha", "krippendorff_alpha"))
+    if not report["single_label"]:
+        columns.append(("identical sets", "exact_agreement"))
+        columns[1] = ("Cohen's kappa (mean per code)", "cohen_kappa")
+        columns[0] = ("percent agreement (mean per code)", "percent_agreement")
+    for header in ["coders", "kind", "units"] + [c[0] for c in columns]:
+        pairwise.add_column(header, overflow="fold")
+    for entry in report["pairwise"]:
+        pairwise.add_row(
+            escape(" vs ".join(entry["coders"])),
+            entry["kind"],
+            str(entry["units"]),
+            *(stat_cell(entry, name) for _, name in columns),
+        )
+    out.append(pairwise)
+
+    per_code = Table(title="Per code (presence against absence, all coders)", title_justify="left")
+    columns = [
+        ("prevalence", "prevalence"),
+        ("percent agreement", "percent_agreement"),
+        ("Fleiss' kappa", "fleiss_kappa"),
+        ("Krippendorff's alpha", "krippendorff_alpha"),
+        ("Gwet's AC1", "gwet_ac1"),
+    ]
+    for header in ["code"] + [c[0] for c in columns]:
+        per_code.add_column(header, overflow="fold")
+    for entry in report["per_code"]:
+        per_code.add_row(escape(entry["code"]), *(stat_cell(entry, name) for _, name in columns))
+    out.append(per_code)
+
+    if report["pairwise"]:
+        kappas = Table(title="Per code, Cohen's kappa of each pair", title_justify="left")
+        kappas.add_column("code", overflow="fold")
+        for entry in report["pairwise"]:
+            kappas.add_column(escape(" vs ".join(entry["coders"])), overflow="fold")
+        for entry in report["per_code"]:
+            kappas.add_row(escape(entry["code"]), *(stat_cell(cell, "cohen_kappa") for cell in entry["pairwise"]))
+        out.append(kappas)
+
+    for model in report.get("models", []):
+        prf = Table(
+            title=f"{escape(model['coder'])} against the human consensus ({model['units']} units)", title_justify="left"
+        )
+        for header in ("code", "support", "precision", "recall", "F1", "Cohen's kappa"):
+            prf.add_column(header, overflow="fold")
+        for row in model["per_code"]:
+            prf.add_row(
+                escape(row["code"]),
+                str(row["support"]),
+                stat_cell(row, "precision"),
+                stat_cell(row, "recall"),
+                stat_cell(row, "f1"),
+                stat_cell(row, "cohen_kappa"),
+            )
+        out.append(prf)
+        confusion = model["confusion"]
+        matrix = Table(title=f"Confusion: rows the consensus, columns {escape(model['coder'])}", title_justify="left")
+        matrix.add_column("")
+        for label in confusion["labels"]:
+            matrix.add_column(escape(label), justify="right")
+        for label, row in zip(confusion["labels"], confusion["matrix"]):
+            matrix.add_row(escape(label), *(str(v) for v in row))
+        out.append(matrix)
+    return out
+
+
+def agreement_footnotes(report: dict[str, Any]) -> list[str]:
+    """Why each undefined statistic is undefined (once per reason), and the report's notes."""
+    reasons: dict[str, list[str]] = {}
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            pair = node.get("coders")
+            if node.get("code"):
+                label = f"code {node['code']}"
+            elif isinstance(pair, list) and len(pair) == 2 and all(isinstance(c, str) for c in pair):
+                label = " vs ".join(pair)
+            else:
+                label = ""
+            here = f"{where} {label}".strip()
+            for key, value in node.items():
+                if key.endswith("_undefined"):
+                    reasons.setdefault(value, []).append(f"{key[: -len('_undefined')]} ({here or 'overall'})")
+                else:
+                    walk(value, here if key not in ("overall", "overall_humans") else key)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, where)
+
+    walk({k: v for k, v in report.items() if k != "coders"}, "")
+    lines = [
+        f"n/a: {reason}: {', '.join(where[:4])}" + (f" and {len(where) - 4} more" if len(where) > 4 else "")
+        for reason, where in reasons.items()
+    ]
+    return lines + [f"note: {note}" for note in report.get("notes", [])]
+
+
+def _cell(entry: dict[str, Any] | None, name: str) -> str:
+    return stat_cell(entry, name, digits=2)
+
+
+def eval_tables(report: dict[str, Any]) -> list[Table]:
+    """An eval as rich tables: overall side by side, per code, cost and time."""
+
+    ran = [e for e in report["configurations"] if e.get("status") == "ran"]
+    replicates = report["bootstrap"]["replicates"]
+    intervals = f"95% bootstrap intervals over {replicates} replicates" if replicates else "no intervals"
+    several = len(report["humans"]) > 1
+
+    def chunking(entry: dict[str, Any]) -> str:
+        return f" (chunks of {entry['chunk_size']}" + (f", overlap {entry['overlap']})" if entry["overlap"] else ")")
+
+    out = []
+    overall = Table(
+        title=f"{escape(report['name'])}: agreement with the human coders ({intervals})", title_justify="left"
+    )
+    multi = not all(h["single_label"] for h in report["humans"])
+    columns = [
+        ("Krippendorff's alpha" + (" (MASI)" if multi else ""), "krippendorff_alpha"),
+        ("Cohen's kappa" + (" (mean per code)" if multi else ""), "cohen_kappa"),
+        ("percent agreement" + (" (mean per code)" if multi else ""), "percent_agreement"),
+    ]
+    if multi:
+        columns.append(("identical code sets", "exact_agreement"))
+    for header in ["coder", "against", "units"] + [c[0] for c in columns]:
+        overall.add_column(header, overflow="fold")
+    for humans in report["humans"]:
+        group = humans["overall"]
+        label = "humans" + (chunking(humans) if several else "")
+        alpha = group.get("krippendorff_alpha")
+        group_pa = group if humans["single_label"] else group.get("mean_per_code", {})
+        overall.add_row(
+            escape(label),
+            "each other (all)",
+            str(humans["pairable_units"]),
+            _cell(group, "krippendorff_alpha") if alpha is not None or "krippendorff_alpha_undefined" in group else "",
+            "",
+            _cell(group_pa, "percent_agreement"),
+            *([""] if multi else []),
+        )
+        for pair in humans["pairwise"]:
+            overall.add_row(
+                escape(pair["coders"][0]),
+                escape(pair["coders"][1]),
+                str(pair["units"]),
+                *(_cell(pair, name) for _, name in columns),
+            )
+    for entry in ran:
+        label = entry["name"] + (chunking(entry) if several else "")
+        consensus = entry["against_consensus"]
+        if consensus is not None:
+            overall.add_row(
+                escape(label),
+                "consensus",
+                str(consensus["units"]),
+                *(_cell(consensus, name) for _, name in columns),
+                style="bold",
+            )
+        for pair in entry["against_humans"]:
+            overall.add_row(
+                escape(label), escape(pair["human"]), str(pair["units"]), *(_cell(pair, name) for _, name in columns)
+            )
+    out.append(overall)
+
+    per_code = Table(
+        title="Per code: the humans' Krippendorff's alpha among themselves; each configuration's "
+        "Cohen's kappa and F1 against the human consensus",
+        title_justify="left",
+    )
+    per_code.add_column("code", overflow="fold")
+    for humans in report["humans"]:
+        per_code.add_column("prevalence" + (chunking(humans) if several else ""), overflow="fold")
+        per_code.add_column("humans: alpha" + (chunking(humans) if several else ""), overflow="fold")
+    for entry in ran:
+        per_code.add_column(f"{escape(entry['name'])}: kappa", overflow="fold")
+        per_code.add_column(f"{escape(entry['name'])}: F1", overflow="fold")
+    codes = [c["code"] for c in report["humans"][0]["per_code"]] if report["humans"] else []
+    for k, code in enumerate(codes):
+        cells = []
+        for humans in report["humans"]:
+            stats = humans["per_code"][k]
+            prevalence = stats.get("prevalence")
+            cells += [f"{prevalence:.2f}" if prevalence is not None else "", _cell(stats, "krippendorff_alpha")]
+        for entry in ran:
+            row = entry["per_code"][k].get("consensus")
+            cells += [_cell(row, "cohen_kappa"), _cell(row, "f1")]
+        per_code.add_row(escape(code), *cells)
+    out.append(per_code)
+
+    cost = Table(
+        title="Cost and time. Now: this run, which the store and the call cache may answer. Gold set: "
+        "coding it from scratch, from the stored token counts and coder times.",
+        title_justify="left",
+    )
+    cost.add_column("")
+    for entry in report["configurations"]:
+        cost.add_column(escape(entry["name"]), overflow="fold")
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("coder", lambda e: f"{e['coder']} ({e['model'].rsplit('/', 1)[-1]})"),
+        ("prompt version", lambda e: e.get("prompt_version") or ""),
+        ("threshold", lambda e: "none: every suggestion" if e["threshold"] is None else f"{e['threshold']:g}"),
+        ("chunks (coded now)", lambda e: f"{e['run']['chunks']} ({e['run']['chunks_coded_now']})"),
+        ("requests (from the cache)", lambda e: f"{e['run']['requests']} ({e['run']['cache_hits']})"),
+        ("cost now", lambda e: _dollars(e["run"]["cost_usd"])),
+        ("time now", lambda e: f"{e['run']['seconds']:.1f} s"),
+        ("gold set: cost", lambda e: _dollars(e["coding"]["cost_usd"])),
+        ("gold set: coder time", lambda e: f"{e['coding']['coder_seconds']:.1f} s"),
+    ]
+    for label, show in rows:
+        cells = []
+        for entry in report["configurations"]:
+            if entry.get("status") == "ran":
+                cells.append(escape(show(entry)))
+            else:
+                cells.append(escape(f"skipped: {entry['skipped']}") if label == "coder" else "")
+        cost.add_row(label, *cells)
+    out.append(cost)
+    return out
+
+
+def _dollars(value: float | None) -> str:
+    return "unknown (no price for this model)" if value is None else f"${value:.4f}"
+
+
+def eval_lines(report: dict[str, Any]) -> list[str]:
+    """The gates' verdicts and the notes, a line each."""
+    result = []
+    for gate in report.get("gates", []):
+        for item in gate["configurations"]:
+            value = "undefined" if item["value"] is None else f"{item['value']:.3f}"
+            verdict = "pass" if item["passed"] else "FAIL"
+            why = f" ({item['undefined']})" if item.get("undefined") else ""
+            result.append(
+                f"{verdict}: {item['configuration']} {gate['metric']} against the consensus {value}, "
+                f"at least {gate['minimum']:g} required{why}"
+            )
+    for entry in report["configurations"]:
+        for note in entry.get("notes", []):
+            result.append(f"note: {entry['name']}: {note}")
+    for humans in report["humans"]:
+        for note in humans.get("notes", []):
+            result.append(f"note: humans: {note}")
+    result += [f"note: {note}" for note in report["notes"]]
+    shown = {k: v for k, v in report.items() if k in ("humans", "configurations")}
+    if "_undefined" in json.dumps(shown, default=str):
+        result.append(
+            "n/a: undefined on these data (e.g. a code nobody applied: no variation, so chance agreement "
+            "is 1); --json gives each reason beside the statistic, as NAME_undefined"
+        )
+    return result

@@ -1,0 +1,161 @@
+"""`qcode queue`, `qcode serve`, `qcode reviewer ...`: people reviewing what the coder proposed."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline.cli.options import DbOption, JsonOption
+from pipeline.cli.output import emit, out, say
+from pipeline.review.queued import queued_suggestions
+from pipeline.review.reviewers import add_reviewer, disable_reviewer, grant_runs, list_reviewers, reset_password
+from pipeline.store import Store, redact
+from pipeline.store.queries import resolve_run
+
+app = typer.Typer()
+reviewers = typer.Typer(help="Reviewer accounts for the review web app.", no_args_is_help=True)
+
+NameArgument = Annotated[str, typer.Argument(help="The reviewer.")]
+
+
+@app.command("queue")
+def queue(
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option("--limit", help="Show at most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List the suggestions waiting for a reviewer (low confidence or audit sample)."""
+    items, total, open_rejections = queued_suggestions(Store(db, create=False), limit)
+
+    def show() -> None:
+        table = Table(title=f"{total} suggestion(s) waiting for review")
+        for column in ("suggestion", "transcript", "code", "confidence", "status", "quote"):
+            table.add_column(column, overflow="fold")
+        for item in items:
+            quote = item["quote"] if len(item["quote"]) <= 80 else item["quote"][:77] + "..."
+            table.add_row(
+                item["suggestion_id"],
+                escape(item["source_name"]),
+                escape(item["code"]),
+                f"{item['confidence']:.2f}",
+                item["status"],
+                escape(quote),
+            )
+        out.print(table)
+        if total > len(items):
+            out.print(f"... and {total - len(items)} more (use --limit)")
+        if open_rejections:
+            out.print(f"{open_rejections} rejected proposal(s) are also waiting for a person.")
+
+    emit({"total": total, "open_rejections": open_rejections, "items": items}, as_json, show)
+
+
+@app.command("serve")
+def serve(
+    db: DbOption = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+) -> None:
+    """Start the review web app.
+
+    Sessions are signed with $QCODE_SECRET_KEY (set it, or every restart signs everyone out);
+    set QCODE_SECURE_COOKIES=1 behind HTTPS."""
+    from pipeline.review.app import serve as serve_app  # FastAPI and uvicorn only for the server
+
+    store = Store(db, create=False)
+    if not os.environ.get("QCODE_SECRET_KEY"):
+        say("note: QCODE_SECRET_KEY is not set; sessions end when the server stops")
+    say(f"qcode review on http://{host}:{port} (database {redact(store.url)})")
+    serve_app(store.url, host, port)
+
+
+@reviewers.command("add")
+def reviewer_add(
+    name: Annotated[str, typer.Argument(help="The reviewer's sign-in name.")],
+    role: Annotated[
+        str, typer.Option("--role", help="reviewer | lead (a lead sees every run and assigns double coding).")
+    ] = "reviewer",
+    runs: Annotated[
+        list[str] | None,
+        typer.Option("--run", help="A run this reviewer may see (an id, latest or all); repeatable."),
+    ] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an account and print its password, once."""
+    store = Store(db, create=False)
+    for run in runs or []:  # a mistyped run must not leave an account whose password was never shown
+        if run != "all":
+            resolve_run(store, run)
+    password = add_reviewer(store, name, role)
+    granted = grant_runs(store, name, runs) if runs else []
+
+    def show() -> None:
+        out.print(f"{escape(name)} ({role}) created. One-time display of the password:", highlight=False)
+        print(password)
+
+    emit({"name": name, "role": role, "password": password, "runs": granted}, as_json, show)
+    if role != "lead" and not granted:
+        say(f"note: {name} sees no runs yet; give some with `qcode reviewer grant {name} --run latest`")
+
+
+@reviewers.command("grant")
+def reviewer_grant(
+    name: NameArgument,
+    runs: Annotated[list[str], typer.Option("--run", help="A run id, latest or all; repeatable.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Let a reviewer see the suggestions of these runs."""
+    granted = grant_runs(Store(db, create=False), name, runs)
+    emit(
+        {"name": name, "runs": granted},
+        as_json,
+        lambda: out.print(f"{escape(name)} may see {len(granted)} run(s): {', '.join(granted)}", highlight=False),
+    )
+
+
+@reviewers.command("reset")
+def reviewer_reset(name: NameArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Give a reviewer a new password (printed once); their open sessions end."""
+    password = reset_password(Store(db, create=False), name)
+
+    def show() -> None:
+        out.print(f"New password for {escape(name)}, shown once:", highlight=False)
+        print(password)
+
+    emit({"name": name, "password": password}, as_json, show)
+
+
+@reviewers.command("disable")
+def reviewer_disable(name: NameArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Stop a reviewer from signing in; their decisions stay."""
+    disable_reviewer(Store(db, create=False), name)
+    emit(
+        {"name": name, "active": False},
+        as_json,
+        lambda: out.print(f"{escape(name)} can no longer sign in.", highlight=False),
+    )
+
+
+@reviewers.command("list")
+def reviewer_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every reviewer, their role and the runs they may see."""
+    found = list_reviewers(Store(db, create=False))
+
+    def show() -> None:
+        table = Table(title=f"{len(found)} reviewer(s)")
+        for column in ("name", "role", "active", "runs"):
+            table.add_column(column, overflow="fold")
+        for r in found:
+            runs = r["runs"] if isinstance(r["runs"], str) else ", ".join(r["runs"]) or "none"  # type: ignore[arg-type]
+            table.add_row(escape(str(r["name"])), str(r["role"]), "yes" if r["active"] else "no", runs)
+        out.print(table)
+
+    emit(found, as_json, show)

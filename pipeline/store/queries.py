@@ -1,0 +1,493 @@
+"""Reads of the store that more than one part of qcode needs.
+
+What counts as a coded passage is decided here and nowhere else: `coded_passages` reads the
+suggestions and the reviewers' decisions, for the matrices, the report and the REFI-QDA export; and
+the `--status` words mean the same wherever a command takes them (STATUS_TEXT). The long table
+`unit_id,coder,code` that agreement statistics read is made here too, from the model's codes
+(`coding_rows`), reviewers' blind codes (`blind_rows`) and people's codes imported from other QDA
+tools (`human_rows`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from pipeline.chunk import holds
+from pipeline.errors import StoreError
+from pipeline.store import Store, redact
+from pipeline.store.records import (
+    AssignmentRecord,
+    ChunkCodingRecord,
+    ChunkRecord,
+    CodebookRecord,
+    DecisionRecord,
+    HumanCodeRecord,
+    ReviewerRecord,
+    RunChunkRecord,
+    RunRecord,
+    SuggestionRecord,
+    TranscriptRecord,
+)
+from pipeline.suggestion import QUEUED
+
+MISSING = "(missing)"  # a transcript without a value for a case attribute
+
+# What `--status` keeps, in `qcode export` and `qcode matrix` alike. `accepted` and `review` say where
+# a suggestion stands now, after any reviewer's decision; `audit` and `queued` say where routing sent it.
+STATUSES = ("accepted", "review", "audit", "queued", "all")
+STATUS_TEXT = {
+    "accepted": "Codes as they stand after review: suggestions accepted without review that no reviewer has "
+    "rejected since, suggestions a reviewer accepted, suggestions a reviewer changed (under the new code), "
+    "and codes reviewers added. Suggestions still waiting for a reviewer and codes reviewers rejected are "
+    "left out.",
+    "review": "Suggestions still waiting for a reviewer (routed to review, or drawn for the audit, and not decided "
+    "yet), under the code the coder proposed.",
+    "audit": "Suggestions drawn for the audit sample, decided or not: what an estimate of the error rate of "
+    "suggestions accepted without review is made from.",
+    "queued": "Suggestions routing sent to a reviewer (low confidence, or drawn for the audit), decided or not.",
+    "all": "The codes that stand after review and the suggestions still waiting for a reviewer, together. Codes "
+    "reviewers rejected, and the proposed code of a suggestion a reviewer changed, are left out.",
+}
+
+
+# the statuses that count codes on passages, rather than list suggestions
+PASSAGE_STATUSES = ("accepted", "review", "all")
+
+
+def check_status(status: str | None, allowed: Sequence[str] = STATUSES) -> None:
+    if status is not None and status not in allowed:
+        raise StoreError(f"unknown status '{status}' (choose from {', '.join(allowed)})")
+
+
+# ---------------------------------------------------------------- runs and suggestions
+
+
+def resolve_run(store: Store, run_id: str | None) -> str | None:
+    """A run id, with 'latest' for the most recent run; an unknown id is an error."""
+    if run_id is None:
+        return None
+    with store.session() as s:
+        if run_id == "latest":
+            found = s.scalar(select(RunRecord.id).order_by(RunRecord.started_at.desc()).limit(1))
+            if found is None:
+                raise StoreError("the database has no runs yet")
+            return found
+        if s.get(RunRecord, run_id) is None:
+            raise StoreError(f"no run '{run_id}' in the database")
+    return run_id
+
+
+def suggestion_records(store: Store, run_id: str | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every suggestion with its transcript, case metadata, chunk and provenance; with `status`, those
+    it keeps (STATUS_TEXT). A suggestion keeps its proposal whatever a reviewer decides, so under
+    `accepted` a suggestion a reviewer changed is left out: its new code is a decision's."""
+    check_status(status)
+    query = (
+        select(SuggestionRecord, TranscriptRecord, ChunkRecord)
+        .join(TranscriptRecord, SuggestionRecord.transcript_id == TranscriptRecord.id)
+        .join(ChunkRecord, SuggestionRecord.chunk_id == ChunkRecord.id)
+        .order_by(TranscriptRecord.source_name, TranscriptRecord.id, ChunkRecord.index, SuggestionRecord.code)
+    )
+    if run_id:
+        query = query.where(
+            SuggestionRecord.chunk_id.in_(select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)),
+            SuggestionRecord.coder_key == select(RunRecord.coder_key).where(RunRecord.id == run_id).scalar_subquery(),
+        )
+    if status == "queued":
+        query = query.where(SuggestionRecord.status.in_(QUEUED))
+    elif status == "audit":
+        query = query.where(SuggestionRecord.status == "audit")
+    elif status == "review":
+        query = query.where(SuggestionRecord.status.in_(QUEUED), SuggestionRecord.decided_at.is_(None))
+    elif status == "accepted":
+        accepted_by_a_reviewer = select(DecisionRecord.suggestion_id).where(DecisionRecord.verdict == "accept")
+        query = query.where(
+            ((SuggestionRecord.status == "accepted") & SuggestionRecord.decided_at.is_(None))
+            | SuggestionRecord.id.in_(accepted_by_a_reviewer)
+        )
+    with store.session() as s:
+        names = _code_names(s)
+        for suggestion, transcript, chunk in s.execute(query):
+            yield {
+                "suggestion_id": suggestion.id,
+                "run_id": suggestion.run_id,
+                "transcript_id": transcript.id,
+                "source_path": transcript.source_path,
+                "source_name": transcript.source_name,
+                "metadata": transcript.case_metadata,
+                "chunk_id": chunk.id,
+                "chunk_index": chunk.index,
+                "chunk_start": chunk.start,
+                "chunk_end": chunk.end,
+                "speakers": chunk.speakers,
+                "code": suggestion.code,
+                "code_name": names.get((suggestion.codebook_version, suggestion.code)),
+                "justification": suggestion.justification,
+                "quote": suggestion.quote,
+                "quote_start": suggestion.quote_start,
+                "quote_end": suggestion.quote_end,
+                "confidence": suggestion.confidence,
+                "status": suggestion.status,
+                "coder": suggestion.coder,
+                "model": suggestion.model,
+                "prompt_version": suggestion.prompt_version,
+                "codebook_version": suggestion.codebook_version,
+                "parameters": suggestion.parameters,
+                "input_tokens": suggestion.input_tokens,
+                "output_tokens": suggestion.output_tokens,
+                "duration_ms": suggestion.duration_ms,
+                "created_at": suggestion.created_at.isoformat(),
+            }
+
+
+def _code_names(session: Any) -> dict[tuple[str, str], str]:
+    names = {}
+    for record in session.scalars(select(CodebookRecord)):
+        for code in record.content.get("codes", []):
+            names[(record.version, code["id"])] = code["name"]
+    return names
+
+
+def coding_rows(store: Store, run_id: str | None = None) -> Iterator[dict[str, str]]:
+    """The long table: unit_id (chunk id), coder, code."""
+    with store.session() as s:
+        runs = {r.id: r for r in s.scalars(select(RunRecord))}
+        query = select(ChunkCodingRecord).where(ChunkCodingRecord.status == "coded")
+        if run_id:
+            query = query.where(
+                ChunkCodingRecord.coder_key == runs[run_id].coder_key,
+                ChunkCodingRecord.chunk_id.in_(select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)),
+            )
+        codings = list(s.scalars(query.order_by(ChunkCodingRecord.coder_key, ChunkCodingRecord.chunk_id)))
+        labels = _coder_labels(runs.values())
+        applied: dict[tuple[str, str], list[str]] = {}
+        for chunk_id, key, code in s.execute(
+            select(SuggestionRecord.chunk_id, SuggestionRecord.coder_key, SuggestionRecord.code)
+        ):
+            applied.setdefault((chunk_id, key), []).append(code)
+    for coding in codings:
+        label = labels.get(coding.coder_key, coding.coder_key)
+        codes = sorted(applied.get((coding.chunk_id, coding.coder_key), []))
+        for code in codes or [""]:
+            yield {"unit_id": coding.chunk_id, "coder": label, "code": code}
+
+
+def _coder_labels(runs: Any) -> dict[str, str]:
+    """A readable name per coder configuration, e.g. 'offline:all-MiniLM-L6-v2'."""
+    by_key: dict[str, str] = {}
+    for run in runs:
+        by_key[run.coder_key] = f"{run.coder}:{run.model.rsplit('/', 1)[-1]}"
+    counts: dict[str, int] = {}
+    for label in by_key.values():
+        counts[label] = counts.get(label, 0) + 1
+    return {key: label if counts[label] == 1 else f"{label}#{key[:6]}" for key, label in by_key.items()}
+
+
+# ---------------------------------------------------------------- people's codes
+
+
+def blind_rows(store: Store, sample: str | None = None, run_id: str | None = None) -> Iterator[dict[str, str]]:
+    """The long table of blind codes: one row per code, an empty code when a reviewer applied none.
+    Passages a reviewer has not coded yet have no row (missing, not 'none')."""
+    with store.session() as s:
+        query = (
+            select(AssignmentRecord, ReviewerRecord.name)
+            .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
+            .where(AssignmentRecord.coded_at.is_not(None))
+            .order_by(AssignmentRecord.chunk_id, ReviewerRecord.name)
+        )
+        if sample:
+            query = query.where(AssignmentRecord.sample == sample)
+        if run_id:
+            query = query.where(AssignmentRecord.run_id == run_id)
+        rows = s.execute(query).all()
+    for a, name in rows:
+        for code in a.codes or [""]:
+            yield {"unit_id": a.chunk_id, "coder": f"reviewer:{name}", "code": code}
+
+
+def human_rows(store: Any, run_id: str | None = None) -> Iterator[dict[str, str]]:
+    """unit_id, coder, code for every imported human code, over a run's chunks (or every chunk stored)."""
+    with store.session() as s:
+        codes = list(s.scalars(select(HumanCodeRecord)))
+        if not codes:
+            return
+        transcripts = sorted({c.transcript_id for c in codes})
+        # offsets are all a chunk needs here: not its text
+        query = select(ChunkRecord.id, ChunkRecord.transcript_id, ChunkRecord.start, ChunkRecord.end).where(
+            ChunkRecord.transcript_id.in_(transcripts)
+        )
+        if run_id:
+            in_run = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)
+            query = query.where(ChunkRecord.id.in_(in_run))
+        chunks: dict[str, list[Any]] = {}
+        for chunk in s.execute(query.order_by(ChunkRecord.transcript_id, ChunkRecord.index)):
+            chunks.setdefault(chunk.transcript_id, []).append(chunk)
+    by_coder: dict[tuple[str, str], list[HumanCodeRecord]] = {}
+    for code in codes:
+        by_coder.setdefault((code.transcript_id, code.coder), []).append(code)
+    for (transcript_id, coder), found in sorted(by_coder.items()):
+        for chunk in chunks.get(transcript_id, []):
+            applied = sorted({c.code for c in found if holds(chunk, c.start, c.end)})
+            for code in applied or [""]:
+                yield {"unit_id": chunk.id, "coder": coder, "code": code}
+
+
+def decision_log(store: Store) -> list[dict[str, Any]]:
+    """Every decision with what it settled, oldest first: the audit log."""
+    with store.session() as s:
+        rows = s.execute(
+            select(DecisionRecord, SuggestionRecord, ChunkRecord.transcript_id, TranscriptRecord.source_name)
+            .join(ChunkRecord, ChunkRecord.id == DecisionRecord.chunk_id)
+            .join(TranscriptRecord, TranscriptRecord.id == ChunkRecord.transcript_id)
+            .outerjoin(SuggestionRecord, SuggestionRecord.id == DecisionRecord.suggestion_id)
+            .order_by(DecisionRecord.decided_at, DecisionRecord.id)
+        ).all()
+        texts: dict[str, str] = {}  # each transcript's text read once, however many decisions it has
+        out = []
+        for d, sug, transcript_id, source_name in rows:
+            if transcript_id not in texts:
+                texts[transcript_id] = s.scalar(
+                    select(TranscriptRecord.text).where(TranscriptRecord.id == transcript_id)
+                )
+            text = texts[transcript_id]
+            quote = text[d.quote_start : d.quote_end] if d.quote_start is not None and d.quote_end is not None else ""
+            out.append(
+                {
+                    "decision_id": d.id,
+                    "decided_at": _iso(d.decided_at),
+                    "reviewer": d.reviewer,
+                    "verdict": d.verdict,
+                    "suggestion_id": d.suggestion_id or "",
+                    "rejection_id": d.rejection_id or "",
+                    "chunk_id": d.chunk_id,
+                    "transcript_id": transcript_id,
+                    "source_name": source_name,
+                    "suggested_code": sug.code if sug else "",
+                    "suggested_quote": sug.quote if sug else "",
+                    "suggested_quote_start": sug.quote_start if sug else "",
+                    "suggested_quote_end": sug.quote_end if sug else "",
+                    "confidence": sug.confidence if sug else "",
+                    "routing": sug.status if sug else "",
+                    "final_code": d.final_code or "",
+                    "quote_start": "" if d.quote_start is None else d.quote_start,
+                    "quote_end": "" if d.quote_end is None else d.quote_end,
+                    "quote": quote,
+                    "reason": d.reason or "",
+                    "note": d.note or "",
+                    "coder": sug.coder if sug else "",
+                    "model": sug.model if sug else "",
+                    "prompt_version": (sug.prompt_version or "") if sug else "",
+                    "codebook_version": sug.codebook_version if sug else (d.codebook_version or ""),
+                }
+            )
+    return out
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat() + "Z"
+
+
+# ---------------------------------------------------------------- what stands after review
+
+
+def case_text(value: Any) -> str:
+    """A case attribute's value as text: lists joined, None and blanks empty."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(case_text(v) for v in value)
+    return "" if value is None else str(value).strip()
+
+
+def case_value(metadata: dict[str, Any] | None, key: str) -> str:
+    """A transcript's value for a case attribute, MISSING when it has none."""
+    return case_text((metadata or {}).get(key)) or MISSING
+
+
+def transcript_labels(transcripts: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Transcript id -> a label: its file name, and for the transcripts that share one (the rows of
+    a CSV file, a changed file stored as a new transcript) what tells them apart: an identifier
+    attribute (`id`, `respondent_id`...), else the CSV row, else the start of the id."""
+    groups: dict[str, list[str]] = {}
+    for tid, t in transcripts.items():
+        groups.setdefault(t["source_name"], []).append(tid)
+    labels = {}
+    for name, ids in groups.items():
+        if len(ids) == 1:
+            labels[ids[0]] = name
+            continue
+        keys = [
+            k
+            for k in dict.fromkeys(k for tid in ids for k in transcripts[tid]["metadata"])
+            if re.fullmatch(r"(?i)(?:.*[_\s.-])?(?:id|identifier)", str(k))
+        ]
+        for key in keys:
+            values = [case_text(transcripts[tid]["metadata"].get(key)) for tid in ids]
+            if all(values) and len(set(values)) == len(values):
+                labels.update({tid: f"{name} {value}" for tid, value in zip(ids, values)})
+                break
+        else:
+            rows = [
+                next(
+                    (
+                        n.removeprefix("CSV ")
+                        for n in transcripts[tid].get("notes") or []
+                        if str(n).startswith("CSV row ")
+                    ),
+                    None,
+                )
+                for tid in ids
+            ]
+            if all(rows) and len(set(rows)) == len(rows):
+                labels.update({tid: f"{name} {row}" for tid, row in zip(ids, rows)})
+            else:
+                labels.update({tid: f"{name} #{tid[:6]}" for tid in ids})
+    return labels
+
+
+def covered(session: Any, run_ids: Sequence[str]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """The chunks the runs covered (chunk id -> transcript id), and their transcripts
+    (id -> source_name, metadata, label)."""
+    chunks_covered = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id.in_(list(run_ids)))
+    chunks = dict(
+        session.execute(
+            select(ChunkRecord.id, ChunkRecord.transcript_id).where(ChunkRecord.id.in_(chunks_covered))
+        ).all()
+    )
+    transcripts = {
+        tid: {"source_name": name, "metadata": meta or {}, "notes": notes or []}
+        for tid, name, meta, notes in session.execute(
+            select(
+                TranscriptRecord.id,
+                TranscriptRecord.source_name,
+                TranscriptRecord.case_metadata,
+                TranscriptRecord.notes,
+            ).where(
+                TranscriptRecord.id.in_(select(ChunkRecord.transcript_id).where(ChunkRecord.id.in_(chunks_covered)))
+            )
+        )
+    }
+    for tid, label in transcript_labels(transcripts).items():
+        transcripts[tid]["label"] = label
+    return chunks, transcripts
+
+
+def decisions_in_scope(
+    store: Store, suggestion_ids: set[str], chunk_ids: set[str], codebook_versions: set[str] | None = None
+) -> tuple[list[dict], dict[str, dict]]:
+    """The decisions in scope (oldest first), and the decision that settled each suggestion.
+
+    A decision on a suggestion is in scope with its suggestion; one on a passage (an added code,
+    a dismissed proposal) when the passage is, and, for a decision that names its codebook, when
+    that codebook version is one of `codebook_versions`."""
+    kept, settled = [], {}
+    for row in decision_log(store):
+        if row["suggestion_id"]:
+            if row["suggestion_id"] not in suggestion_ids:
+                continue
+            settled.setdefault(row["suggestion_id"], row)
+        elif row["chunk_id"] not in chunk_ids or (
+            codebook_versions is not None
+            and row["codebook_version"]
+            and row["codebook_version"] not in codebook_versions
+        ):
+            continue
+        kept.append(row)
+    return kept, settled
+
+
+def coded_passages(
+    suggestions: Iterable[dict], decisions: Iterable[dict], settled: dict[str, dict], status: str = "accepted"
+) -> list[dict[str, Any]]:
+    """The codes applied to passages, under a status (STATUS_TEXT says what each keeps).
+
+    `suggestions` are `suggestion_records`, `decisions` and `settled` what
+    `decisions_in_scope` returns. A suggestion's proposal is never changed by review: a reviewer's
+    decision carries the final code and quote, and the first decision on a suggestion is the one
+    that stands. One row per application, with `how`: auto (accepted without review), accept,
+    change, add (by a reviewer) or queued; a code applied twice to one passage (by the coder and
+    by a reviewer) gives two rows, which the matrices count once."""
+    check_status(status, PASSAGE_STATUSES)
+    standing: list[dict[str, Any]] = []
+    waiting: list[dict[str, Any]] = []
+    for s in suggestions:
+        d = settled.get(s["suggestion_id"])
+        if d is None:
+            how = "auto" if s["status"] == "accepted" else "queued"
+            (standing if how == "auto" else waiting).append(
+                _passage(s, s["code"], s["quote"], s["quote_start"], s["quote_end"], s["confidence"], how, s, None)
+            )
+        elif d["verdict"] in ("accept", "change"):
+            standing.append(
+                _passage(
+                    s,
+                    d["final_code"],
+                    d["quote"] or s["quote"],
+                    _offset(d["quote_start"], s["quote_start"]),
+                    _offset(d["quote_end"], s["quote_end"]),
+                    s["confidence"],
+                    d["verdict"],
+                    s,
+                    d,
+                )
+            )
+    for d in decisions:
+        if d["verdict"] == "add" and d["final_code"]:
+            standing.append(
+                _passage(
+                    d,
+                    d["final_code"],
+                    d["quote"],
+                    _offset(d["quote_start"]),
+                    _offset(d["quote_end"]),
+                    None,
+                    "add",
+                    None,
+                    d,
+                )
+            )
+    return {"accepted": standing, "review": waiting, "all": standing + waiting}[status]
+
+
+def _offset(*values: Any) -> int | None:
+    return next((int(v) for v in values if v not in (None, "")), None)
+
+
+def _passage(
+    row: dict,
+    code: str,
+    quote: str | None,
+    start: int | None,
+    end: int | None,
+    confidence: float | None,
+    how: str,
+    suggestion: dict | None,
+    decision: dict | None,
+) -> dict[str, Any]:
+    """One application; `suggestion` and `decision` are the rows behind it, for exports that name who and why."""
+    return {
+        "chunk_id": row["chunk_id"],
+        "transcript_id": row["transcript_id"],
+        "code": code,
+        "quote": quote or "",
+        "quote_start": start,
+        "quote_end": end,
+        "confidence": confidence,
+        "reviewed": how in ("accept", "change", "add"),
+        "how": how,
+        "suggestion": suggestion,
+        "decision": decision,
+    }
+
+
+def database_label(url: str) -> str:
+    """A SQLite file by its name (a report travels; the folders it sat in need not), others as URLs
+    without their password."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).name
+    return redact(url)

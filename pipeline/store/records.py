@@ -1,0 +1,336 @@
+"""The store's tables, one record class each: what qcode keeps, and what a researcher can query.
+
+A record's docstring says what its table holds; the README's table of the store is made from them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RunRecord(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16))
+    coder: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    coder_key: Mapped[str] = mapped_column(String(16))
+    prompt_version: Mapped[str | None] = mapped_column(String(64))
+    codebook_name: Mapped[str] = mapped_column(String(200))
+    codebook_version: Mapped[str] = mapped_column(String(16), ForeignKey("codebooks.version"))
+    parameters: Mapped[dict[str, Any]]
+    inputs: Mapped[list[Any]]
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    qcode_version: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+
+
+class RunChunkRecord(Base):
+    """The chunks a run covered (coded then, or already coded before), for its exports."""
+
+    __tablename__ = "run_chunks"
+
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True)
+
+
+class CodebookRecord(Base):
+    __tablename__ = "codebooks"
+
+    version: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source_path: Mapped[str] = mapped_column(Text)
+    content: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class TranscriptRecord(Base):
+    __tablename__ = "transcripts"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    source_name: Mapped[str] = mapped_column(String(500))
+    format: Mapped[str] = mapped_column(String(16))
+    encoding: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    case_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    notes: Mapped[list[Any]]
+    ingested_at: Mapped[datetime]
+
+
+class TurnRecord(Base):
+    __tablename__ = "turns"
+
+    transcript_id: Mapped[str] = mapped_column(
+        String(16), ForeignKey("transcripts.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    speaker: Mapped[str | None] = mapped_column(String(200))
+    start: Mapped[int]
+    end: Mapped[int]
+    text_start: Mapped[int]
+    timestamp: Mapped[str | None] = mapped_column(String(32))
+
+
+class ChunkRecord(Base):
+    __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_transcript", "transcript_id", "index"),)
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    transcript_id: Mapped[str] = mapped_column(String(16), ForeignKey("transcripts.id", ondelete="CASCADE"))
+    index: Mapped[int]
+    start: Mapped[int]
+    end: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    speakers: Mapped[list[Any]]
+    first_turn: Mapped[int]
+    last_turn: Mapped[int]
+    turns: Mapped[list[Any]]
+
+
+class ChunkCodingRecord(Base):
+    """That a chunk was coded (or failed) under one coder configuration."""
+
+    __tablename__ = "chunk_codings"
+
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True)
+    coder_key: Mapped[str] = mapped_column(String(16), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    requests: Mapped[int] = mapped_column(default=0)
+    cache_hits: Mapped[int] = mapped_column(default=0)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    coded_at: Mapped[datetime]
+
+
+class ModelCallRecord(Base):
+    """A model call and its reply, addressed by a hash of everything that shapes the reply."""
+
+    __tablename__ = "model_calls"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(200))
+    request: Mapped[dict[str, Any]]
+    response: Mapped[dict[str, Any]]
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime]
+
+
+class BatchRecord(Base):
+    """A provider batch job, kept so a run survives restarts while it is pending."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id"))
+    coder_key: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))
+    input_file_id: Mapped[str] = mapped_column(String(200))
+    output_file_id: Mapped[str | None] = mapped_column(String(200))
+    requests: Mapped[dict[str, Any]]
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class SuggestionRecord(Base):
+    __tablename__ = "suggestions"
+    __table_args__ = (
+        UniqueConstraint("chunk_id", "coder_key", "code", name="uq_suggestion_chunk_coder_code"),
+        Index("ix_suggestions_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id"))
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"))
+    transcript_id: Mapped[str] = mapped_column(String(16), ForeignKey("transcripts.id", ondelete="CASCADE"))
+    coder_key: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(200))
+    justification: Mapped[str] = mapped_column(Text)
+    quote: Mapped[str] = mapped_column(Text)
+    quote_start: Mapped[int]
+    quote_end: Mapped[int]
+    confidence: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    coder: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_version: Mapped[str | None] = mapped_column(String(64))
+    codebook_version: Mapped[str] = mapped_column(String(16))
+    parameters: Mapped[dict[str, Any]]
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime]
+    # optimistic concurrency for reviewers deciding the same suggestion at once
+    version: Mapped[int] = mapped_column(default=1)
+    # who settled it in review; the proposal itself is never changed
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class RejectionRecord(Base):
+    __tablename__ = "rejections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id"))
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"))
+    coder_key: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(200))
+    quote: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[Any | None] = mapped_column(JSON)
+    coder: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_version: Mapped[str | None] = mapped_column(String(64))
+    codebook_version: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime]
+    # a rejection waits for a person like a queued suggestion, with the same conflict rule
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class DecisionRecord(Base):
+    """A reviewer's verdict. The suggestion or rejection it settles keeps its original form."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_suggestion", "suggestion_id"), Index("ix_decisions_chunk", "chunk_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    suggestion_id: Mapped[str | None] = mapped_column(String(16), ForeignKey("suggestions.id"))
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id"))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[str] = mapped_column(String(16))
+    final_code: Mapped[str | None] = mapped_column(String(200))
+    quote_start: Mapped[int | None]
+    quote_end: Mapped[int | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime]
+    rejection_id: Mapped[int | None] = mapped_column(ForeignKey("rejections.id", name="fk_decisions_rejection"))
+    # the codebook a code was added under (a suggestion's decisions have it from the suggestion)
+    codebook_version: Mapped[str | None] = mapped_column(String(16))
+
+
+class ReviewerRecord(Base):
+    """A person who adjudicates suggestions; a lead also assigns double coding and sees every run."""
+
+    __tablename__ = "reviewers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class ReviewerSessionRecord(Base):
+    """A sign-in. The cookie names it; signing out, a password reset or disabling the account
+    ends it here, so a copied cookie stops working too."""
+
+    __tablename__ = "reviewer_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class GrantRecord(Base):
+    """A run (a project's suggestions) a reviewer may see."""
+
+    __tablename__ = "reviewer_runs"
+
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    granted_at: Mapped[datetime]
+
+
+class AssignmentRecord(Base):
+    """A chunk a reviewer codes blind for a double-coding sample; `codes` is empty until coded,
+    then the list of codes applied ([] for none)."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("sample", "chunk_id", "reviewer_id", name="uq_assignment"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sample: Mapped[str] = mapped_column(String(36))
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"))
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"))
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    assigned_at: Mapped[datetime]
+    codes: Mapped[list[Any] | None] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    coded_at: Mapped[datetime | None]
+
+
+class ImportRecord(Base):
+    """A project file brought in from another QDA tool, with what came of it."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str | None] = mapped_column(String(500))
+    project_name: Mapped[str | None] = mapped_column(String(500))
+    codebook_version: Mapped[str | None] = mapped_column(String(16))
+    summary: Mapped[dict[str, Any]]
+    imported_at: Mapped[datetime]
+
+
+class HumanCodeRecord(Base):
+    """A code a person applied to a span of a transcript in another QDA tool.
+
+    `start:end` are code points of the transcript's text as qcode stores it; `original_start` and
+    `original_end` are the positions as the exporting tool wrote them. The same person applying the
+    same code to the same span twice says nothing more, so that is one row."""
+
+    __tablename__ = "human_codes"
+    __table_args__ = (
+        UniqueConstraint("transcript_id", "coder", "code", "start", "end", name="uq_human_code"),
+        Index("ix_human_codes_transcript", "transcript_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    import_id: Mapped[str] = mapped_column(String(36), ForeignKey("imports.id", ondelete="CASCADE"))
+    transcript_id: Mapped[str] = mapped_column(String(16), ForeignKey("transcripts.id", ondelete="CASCADE"))
+    coder: Mapped[str] = mapped_column(String(200))
+    code: Mapped[str] = mapped_column(String(200))
+    codebook_version: Mapped[str | None] = mapped_column(String(16))
+    start: Mapped[int]
+    end: Mapped[int]
+    original_start: Mapped[int]
+    original_end: Mapped[int]
+    note: Mapped[str | None] = mapped_column(Text)
+    coded_at: Mapped[datetime | None]
