@@ -7,8 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.chunk import chunk_transcript
-from pipeline.transcript import parse_turns
-from pipeline.transcript import Transcript, transcript_id
+from pipeline.transcript import Transcript, parse_turns, transcript_id
 
 
 def make(text: str) -> Transcript:

@@ -1,27 +1,26 @@
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
 import openpyxl
 import pytest
-import typer
 from conftest import CODEBOOKS, ROOT
 from lxml import etree
 from typer.testing import CliRunner
 
-from pipeline.codebook import Code, Codebook, CodebookError, Examples, load_codebook
+from pipeline.cli import app
+from pipeline.codebook import Code, Codebook, CodebookError, Examples, dump_yaml, load_codebook
+from pipeline.errors import FileError
 from pipeline.exchange.codebooks import (
     PROJECT_NAMESPACE,
     QDC_NAMESPACE,
     ExchangeError,
     code_guid,
-    codebook_export_command,
     codebook_from_codes,
-    codebook_import_command,
     codebook_set_element,
     codes_element,
-    dump_yaml,
     qdc_bytes,
     read_qdc,
     read_spreadsheet,
@@ -33,9 +32,6 @@ SAMPLES = Path("/work/shared/refi-qda/samples")
 SHIPPED = sorted(CODEBOOKS.glob("*.yaml"))
 Q = f"{{{QDC_NAMESPACE}}}"
 
-app = typer.Typer()
-app.command("import")(codebook_import_command)
-app.command("export")(codebook_export_command)
 runner = CliRunner()
 
 
@@ -331,9 +327,11 @@ def test_bad_qdc_files_are_refused_with_the_file_named(tmp_path: Path, content: 
     assert message in str(caught.value)
 
 
-def test_a_missing_file_is_an_exchange_error(tmp_path: Path) -> None:
-    with pytest.raises(ExchangeError, match="file not found"):
+def test_a_missing_file_is_said_as_for_every_file(tmp_path: Path) -> None:
+    with pytest.raises(FileError, match="missing.qdc: no such file"):
         read_qdc(tmp_path / "missing.qdc")
+    with pytest.raises(FileError, match="missing.xlsx: no such file"):
+        read_spreadsheet(tmp_path / "missing.xlsx")
 
 
 # ---------------------------------------------------------------- the Codes of real projects
@@ -511,11 +509,10 @@ def test_spreadsheet_without_a_name_column(tmp_path: Path) -> None:
         read_spreadsheet(path)
 
 
-def test_spreadsheet_that_is_not_utf8(tmp_path: Path) -> None:
+def test_spreadsheet_in_windows_1252_is_decoded(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
-    path.write_bytes("name\nÉmotion\n".encode("latin-1"))
-    with pytest.raises(ExchangeError, match="not UTF-8"):
-        read_spreadsheet(path)
+    path.write_bytes("name,definition\nÉmotion,Ce que l'on ressent\n".encode("cp1252"))
+    assert [c.name for c in read_spreadsheet(path).codebook.codes] == ["Émotion"]
 
 
 # ---------------------------------------------------------------- the commands
@@ -525,7 +522,7 @@ def test_import_command_writes_yaml_and_reports(tmp_path: Path) -> None:
     source = tmp_path / "foreign.qdc"
     source.write_text(FOREIGN, encoding="utf-8", newline="")
     out = tmp_path / "codebook.yaml"
-    result = runner.invoke(app, ["import", str(source), "--out", str(out), "--name", "Feelings"])
+    result = runner.invoke(app, ["codebook", "import", str(source), "--out", str(out), "--name", "Feelings"])
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert "warning: code set 'Favourites' not imported" in result.stderr
@@ -534,12 +531,12 @@ def test_import_command_writes_yaml_and_reports(tmp_path: Path) -> None:
     assert codebook.name == "Feelings" and len(codebook.codes) == 5
     assert out.read_text(encoding="utf-8").startswith("# Imported from foreign.qdc by qcode")
 
-    refused = runner.invoke(app, ["import", str(source), "--out", str(out)])
-    assert refused.exit_code == 2 and "exists: pass --force" in refused.stderr
-    forced = runner.invoke(app, ["import", str(source), "--out", str(out), "--force"])
+    refused = runner.invoke(app, ["codebook", "import", str(source), "--out", str(out)])
+    assert refused.exit_code == 1 and "exists; add --force to replace it" in refused.stderr
+    forced = runner.invoke(app, ["codebook", "import", str(source), "--out", str(out), "--force"])
     assert forced.exit_code == 0, forced.output
 
-    to_stdout = runner.invoke(app, ["import", str(source)])
+    to_stdout = runner.invoke(app, ["codebook", "import", str(source)])
     assert to_stdout.exit_code == 0
     (tmp_path / "stdout.yaml").write_text(to_stdout.stdout, encoding="utf-8")
     assert load_codebook(tmp_path / "stdout.yaml") == load_codebook(out).model_copy(update={"name": "foreign"})
@@ -548,37 +545,39 @@ def test_import_command_writes_yaml_and_reports(tmp_path: Path) -> None:
 def test_import_command_errors(tmp_path: Path) -> None:
     odd = tmp_path / "codes.txt"
     odd.write_text("x")
-    result = runner.invoke(app, ["import", str(odd)])
-    assert result.exit_code == 2 and f"{odd}: cannot import a '.txt' file" in result.stderr
+    result = runner.invoke(app, ["codebook", "import", str(odd)])
+    assert result.exit_code == 1 and f"{odd}: cannot import a '.txt' file" in result.stderr
     bad = tmp_path / "bad.qdc"
     bad.write_text("<CodeBook")
-    result = runner.invoke(app, ["import", str(bad)])
-    assert result.exit_code == 2 and f"{bad}: not well-formed XML" in result.stderr
+    result = runner.invoke(app, ["codebook", "import", str(bad)])
+    assert result.exit_code == 1 and f"{bad}: not well-formed XML" in result.stderr
     rows = tmp_path / "rows.csv"
     rows.write_text("id,name\na,A\na,B\n")
-    result = runner.invoke(app, ["import", str(rows), "--out", str(tmp_path / "x.yaml")])
-    assert result.exit_code == 2
+    result = runner.invoke(app, ["codebook", "import", str(rows), "--out", str(tmp_path / "x.yaml")])
+    assert result.exit_code == 1
     assert f"{rows}:3: duplicate code id 'a'" in result.stderr and "1 problem(s) in" in result.stderr
     assert not (tmp_path / "x.yaml").exists()
 
 
 def test_export_command(tmp_path: Path) -> None:
     path = CODEBOOKS / "cbam-stages.yaml"
-    result = runner.invoke(app, ["export", str(path), "--format", "qdc"])
+    result = runner.invoke(app, ["codebook", "export", str(path), "--format", "qdc"])
     assert result.exit_code == 0, result.output
     assert_valid(result.stdout_bytes)
     assert "7 codes (no categories) exported" in result.stderr
 
     out = tmp_path / "cbam.qdc"
-    assert runner.invoke(app, ["export", str(path), "--format", "QDC", "--out", str(out)]).exit_code == 0
+    assert runner.invoke(app, ["codebook", "export", str(path), "--format", "QDC", "--out", str(out)]).exit_code == 0
     assert read_qdc(out).codebook == load_codebook(path)
-    refused = runner.invoke(app, ["export", str(path), "--format", "qdc", "--out", str(out)])
-    assert refused.exit_code == 2 and "exists: pass --force" in refused.stderr
+    refused = runner.invoke(app, ["codebook", "export", str(path), "--format", "qdc", "--out", str(out)])
+    assert refused.exit_code == 1 and "exists; add --force to replace it" in refused.stderr
 
-    other = runner.invoke(app, ["export", str(path), "--format", "csv"])
+    other = runner.invoke(app, ["codebook", "export", str(path), "--format", "csv"])
     assert other.exit_code == 2 and "unknown format 'csv'" in other.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: x\ndescription: y\ncodes:\n  - id: A B\n    name: n\n")
-    result = runner.invoke(app, ["export", str(broken), "--format", "qdc"])
-    assert result.exit_code == 2
-    assert f"{broken}:4: code 'A B': missing definition" in result.stderr and "nothing exported" in result.stderr
+    result = runner.invoke(app, ["codebook", "export", str(broken), "--format", "qdc"])
+    assert result.exit_code == 1
+    assert f"{broken}:4: code 'A B': missing definition" in result.stderr and "1 problem(s) in" in result.stderr
+    as_json = runner.invoke(app, ["codebook", "export", str(broken), "--format", "qdc", "--json"])
+    assert as_json.exit_code == 2 and "--json needs --out" in json.loads(as_json.stdout)["error"]

@@ -16,10 +16,8 @@ from openai_server import FakeOpenAI
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.measure.evals import SuiteError, eval_command, human_rows, load_suite, locate
-
-if not any(command.name == "eval" for command in app.registered_commands):
-    app.command("eval")(eval_command)
+from pipeline.errors import QcodeError
+from pipeline.measure.evals import human_rows, load_suite, locate
 
 runner = CliRunner()
 GOLD = ROOT / "evals" / "examples-gold.csv"
@@ -242,7 +240,7 @@ def test_units_from_a_blind_export_give_the_same_agreement(study: Path, evaluate
     data["configurations"][0]["chunk_size"] = 600
     units.write_text(yaml.safe_dump(data))
     code, _, output = evaluate(units)
-    assert code == 2 and "blind.csv" in output and "chunk_size 600" in output
+    assert code == 1 and "blind.csv" in output and "chunk_size 600" in output
 
 
 @pytest.fixture
@@ -353,7 +351,7 @@ def _bad(tmp_path: Path, study: Path, problem: str) -> tuple[Path, str]:
 @pytest.mark.parametrize(
     "problem, says",
     [
-        ("missing suite", "file not found"),
+        ("missing suite", "no such file"),
         ("missing gold file", "does not exist"),
         ("unknown coder", "unknown coder 'telepathy'"),
         ("unknown option", "no option 'model'"),
@@ -367,15 +365,15 @@ def _bad(tmp_path: Path, study: Path, problem: str) -> tuple[Path, str]:
         ("name of a human", "also a human coder's name"),
     ],
 )
-def test_bad_suites_exit_2_naming_the_file(tmp_path: Path, study: Path, problem: str, says: str) -> None:
+def test_bad_suites_exit_1_naming_the_file(tmp_path: Path, study: Path, problem: str, says: str) -> None:
     suite, named = _bad(tmp_path, study, problem)
     result = runner.invoke(app, ["eval", str(suite), "--json"])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     message = json.loads(result.stdout)["error"]
     assert named in message and says in message
     if problem in ("code not in codebook", "quote not in transcript"):
         assert ": line " in message  # the gold file's line
-    with pytest.raises(SuiteError):
+    with pytest.raises(QcodeError):
         load_suite(suite)
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import openpyxl
 import pytest
-import typer
 from review_server import make_reviewers
 from sqlalchemy import select
 from test_report import Tables
@@ -28,20 +27,18 @@ from pipeline.chunk import Chunk
 from pipeline.cli import app as qcode
 from pipeline.codebook import Codebook
 from pipeline.coders import register_coder
+from pipeline.errors import StoreError
 from pipeline.measure.matrix import (
-    MISSING,
-    MatrixError,
-    coded_passages,
     cooccurrence,
     cross_tab,
     load_study,
-    matrix_command,
     shorten,
 )
 from pipeline.measure.report import write_report
 from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.review.reviewers import authenticate
 from pipeline.store import RunRecord, Store, SuggestionRecord, TranscriptRecord
+from pipeline.store.queries import MISSING, coded_passages
 from pipeline.suggestion import ChunkCoding, Proposal
 
 CODEBOOK = """\
@@ -226,10 +223,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
 
 
 def matrix(db: Path, *args: str) -> Any:
-    cli = typer.Typer()
-    cli.callback()(lambda: None)  # a group, so that `matrix` is a subcommand as in qcode
-    cli.command("matrix")(matrix_command)
-    return CliRunner().invoke(cli, ["matrix", "--db", str(db), *args])
+    return CliRunner().invoke(qcode, ["matrix", "--db", str(db), *args])
 
 
 def cells(m: Any) -> dict[tuple[str, tuple[str, ...]], tuple[int, int]]:
@@ -282,7 +276,7 @@ def test_statuses_follow_the_reviewers_decisions(study: Study) -> None:
     assert cells(everything) == {**ACCEPTED, ("trust", ("North", "teacher")): (2, 1)}
     assert everything.cell(("funding",), ("North", "principal")).passages == 0
     assert everything.cell(("trust",), ("South", MISSING)).passages == 0
-    with pytest.raises(MatrixError, match="unknown status 'pending'"):
+    with pytest.raises(StoreError, match="unknown status 'pending'"):
         coded_passages([], [], {}, "pending")
 
 
@@ -410,15 +404,15 @@ def test_rows_by_transcript(study: Study) -> None:
 
 def test_unknown_dimension_names_the_ones_there_are(study: Study) -> None:
     result = matrix(study.db, "--cols", "distrct")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert (
         "unknown dimension 'distrct': the dimensions here are code, transcript, district, role, school; "
         "did you mean 'district'?"
     ) in result.output
     result = matrix(study.db, "--rows", "district", "--cols", "district")
-    assert result.exit_code == 2 and "named twice" in result.output
+    assert result.exit_code == 1 and "named twice" in result.output
     result = matrix(study.db, "--rows", "code")
-    assert result.exit_code == 2 and "name the column dimensions with --cols" in result.output
+    assert result.exit_code == 1 and "name the column dimensions with --cols" in result.output
     assert "the dimensions here: code, transcript, district, role, school" in result.output
 
 
@@ -429,7 +423,6 @@ def test_unknown_dimension_names_the_ones_there_are(study: Study) -> None:
         (["--cols", "role", "--format", "pdf"], "unknown format 'pdf' (choose from html, csv, xlsx)"),
         (["--cols", "role", "--status", "pending"], "unknown status 'pending' (choose from accepted, review, all)"),
         (["--cols", "role", "--format", "html", "--cooccurrence"], "--cooccurrence chooses the table a csv file holds"),
-        (["--cols", "role", "--run", "nope"], "no run 'nope'"),
     ],
 )
 def test_bad_arguments_exit_2(study: Study, args: list[str], message: str) -> None:
@@ -437,14 +430,19 @@ def test_bad_arguments_exit_2(study: Study, args: list[str], message: str) -> No
     assert result.exit_code == 2 and message in result.output, result.output
 
 
+def test_an_unknown_run_exits_1(study: Study) -> None:
+    result = matrix(study.db, "--cols", "role", "--run", "nope")
+    assert result.exit_code == 1 and "no run 'nope'" in result.output, result.output
+
+
 def test_a_missing_database_is_not_created(tmp_path: Path) -> None:
     result = matrix(tmp_path / "missing.db", "--cols", "role")
-    assert result.exit_code == 2 and "no database at" in result.output
+    assert result.exit_code == 1 and "no database at" in result.output
     assert not (tmp_path / "missing.db").exists()
     empty = tmp_path / "empty.db"
     Store(str(empty)).engine.dispose()
     result = matrix(empty, "--cols", "role")
-    assert result.exit_code == 2 and "the database has no runs yet" in result.output
+    assert result.exit_code == 1 and "the database has no runs yet" in result.output
 
 
 def test_several_coder_configurations_are_not_pooled(study: Study, tmp_path: Path) -> None:
@@ -453,7 +451,7 @@ def test_several_coder_configurations_are_not_pooled(study: Study, tmp_path: Pat
         source.backup(target)  # the study's last writes may still be in its write-ahead log
     other = run(study.folder / "transcripts", db, study.codebook, "matrix-other")
     result = matrix(db, "--cols", "role")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "holds runs of 2 coder configurations" in result.output and f"latest {other}" in result.output
     assert "--run ID" in result.output
     # one run: the other configuration's codes (trust only, none reviewed), and the code a reviewer added to a

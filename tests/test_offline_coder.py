@@ -5,8 +5,7 @@ from conftest import LINKAGES
 from pipeline.chunk import chunk_transcript
 from pipeline.codebook import load_codebook
 from pipeline.coders import make_coder, provenance
-from pipeline.transcript import parse_turns
-from pipeline.transcript import Transcript, transcript_id
+from pipeline.transcript import Transcript, parse_turns, transcript_id
 from pipeline.validate import validate_coding
 
 

@@ -6,14 +6,14 @@ import pytest
 
 from pipeline.coders.openai_chat import (
     OPENAI_ENDPOINT,
-    CoderConfigError,
     OpenAICoder,
     _code_probability,
     _Sample,
     completion_from_json,
     redact_url,
 )
-from pipeline.coders.prices import PriceError, run_cost
+from pipeline.coders.prices import run_cost
+from pipeline.errors import CoderError, SettingsError
 from pipeline.suggestion import Usage
 
 USAGE = Usage(input_tokens=1_000_000, cached_input_tokens=400_000, output_tokens=100_000)
@@ -35,13 +35,13 @@ def test_prices_can_be_overridden_and_a_bad_override_is_an_error(tmp_path: Path)
         == 3.0
     )
     (tmp_path / "qcode.toml").write_text('[prices."my-model"]\ninput = 1.0\n')
-    with pytest.raises(PriceError, match="output"):
+    with pytest.raises(SettingsError, match="output"):
         run_cost("my-model", "https://gpu.example.org/v1", USAGE)
 
 
 def test_the_key_is_never_sent_unencrypted_off_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    with pytest.raises(CoderConfigError, match="unencrypted"):
+    with pytest.raises(CoderError, match="unencrypted"):
         OpenAICoder(model="m", base_url="http://gpu.example.org/v1").check_ready()
     OpenAICoder(model="m", base_url="http://127.0.0.1:8000/v1").check_ready()
     OpenAICoder(model="m", base_url="https://gpu.example.org/v1").check_ready()

@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 from pipeline.cli import app as cli
 from pipeline.codebook import load_codebook
 from pipeline.exchange.codebooks import code_guid, codes_element
-from pipeline.exchange.projects import PROJECT_NAMESPACE, coded_passages, read_project
+from pipeline.exchange.exports import project_passages as coded_passages
+from pipeline.exchange.projects import PROJECT_NAMESPACE, read_project
 from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.review.reviewers import Reviewer
 from pipeline.store import (
@@ -374,9 +375,9 @@ def test_each_bad_project_is_refused_whole_with_a_message_naming_it(tmp_path: Pa
     db = tmp_path / "qcode.db"
     for label, (path, message) in bad_projects(tmp_path).items():
         result = invoke("import", path, "--db", db, "--codebook-out", tmp_path / f"{label}.yaml")
-        assert result.exit_code == 2, (label, result.output)
+        assert result.exit_code == 1, (label, result.output)
         assert message in result.output and str(path) in result.output.replace("\n", ""), (label, result.output)
-        assert "Nothing was imported" in result.output
+        assert "(nothing was imported)" in result.output
         assert not (tmp_path / f"{label}.yaml").exists()
     store = Store(str(db))
     with store.session() as s:
@@ -389,7 +390,7 @@ def test_an_entry_that_unpacks_to_more_than_qcode_reads_is_refused(tmp_path: Pat
 
     monkeypatch.setattr(pipeline.exchange.projects, "MAX_READ", 100)
     result = invoke("import", handmade(tmp_path / "p.qdpx", ""), "--db", tmp_path / "q.db")
-    assert result.exit_code == 2 and "unpacks to" in result.output and "Nothing was imported" in result.output
+    assert result.exit_code == 1 and "unpacks to" in result.output and "(nothing was imported)" in result.output
     assert not (tmp_path / "q.db").exists()
 
 
@@ -402,7 +403,7 @@ def test_an_entry_over_two_gigabytes_is_refused_before_anything_is_read(tmp_path
     struct.pack_into("<I", data, at + 24, 2**31)
     path.write_bytes(bytes(data))
     result = invoke("import", path, "--db", tmp_path / "q.db")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "2,147,483,648 bytes" in result.output and "limit" in result.output
 
 

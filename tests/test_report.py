@@ -34,7 +34,6 @@ from pipeline.measure.report import (
     choose_attributes,
     matrices_section,
     render_report,
-    report_command,
     threshold_sweep,
     wilson_interval,
 )
@@ -42,9 +41,6 @@ from pipeline.review.blind import assignments, create_sample, submit
 from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.review.reviewers import authenticate
 from pipeline.store import DecisionRecord, RunRecord, Store, SuggestionRecord, TranscriptRecord
-
-if not any(command.name == "report" for command in app.registered_commands):
-    app.command("report")(report_command)
 
 CHROMIUM = os.environ.get("QCODE_TEST_CHROMIUM") or "/usr/bin/chromium"
 MARKUP = "<script>window.__xss=1</script> & <b>bold</b>"
@@ -485,9 +481,9 @@ def test_one_run_and_bad_arguments(study: Study, tmp_path: Path) -> None:
     assert "8 suggestion(s), 7 decision(s), 8 passage(s) coded blind" in result.output
 
     result = run_report(study.db, tmp_path / "x.html", "--run", "nope")
-    assert result.exit_code == 2 and "no run 'nope'" in result.output
+    assert result.exit_code == 1 and "no run 'nope'" in result.output
     result = run_report(tmp_path / "missing.db", tmp_path / "x.html")
-    assert result.exit_code == 2 and "no database at" in result.output
+    assert result.exit_code == 1 and "no database at" in result.output
     assert not (tmp_path / "missing.db").exists() and not (tmp_path / "x.html").exists()
     result = CliRunner().invoke(app, ["report", "--db", str(study.db)])
     assert result.exit_code == 2 and "--out" in result.output

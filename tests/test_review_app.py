@@ -1431,7 +1431,7 @@ def test_blind_double_coding_and_its_export(app: FastAPI, store: Store, db: Path
         (i.chunk_id, "review-test:queueing-1", "funding") for i in world.of_run(world.run_a)
     )
     assert sorted(row for row in table if row[1].startswith("reviewer:")) == expected
-    result = qcode("export", "--db", db, "--format", "blind", "--run", world.run_b, "--out", out)
+    result = qcode("export", "--db", db, "--format", "blind", "--run", world.run_b, "--out", out, "--force")
     assert result.exit_code == 0 and read_csv(out) == []
 
 
@@ -1471,6 +1471,8 @@ def test_the_decisions_export_is_the_audit_log(
     )
 
     result = qcode("export", "--db", db, "--format", "decisions", "--out", out)
+    assert result.exit_code == 1 and "decisions.csv: exists; add --force to replace it" in result.output
+    result = qcode("export", "--db", db, "--format", "decisions", "--out", out, "--force")
     assert result.exit_code == 0, result.output
     assert "wrote 5 record(s)" in result.stderr
     log = read_csv(out)
@@ -1565,12 +1567,12 @@ def test_the_reviewer_commands(app: FastAPI, db: Path, world: World) -> None:
     assert carol.get("/lead").status_code == 200
 
     result = qcode("reviewer", "add", "carol", "--db", db)
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "a reviewer named 'carol' already exists" in result.stderr and "qcode reviewer reset" in result.stderr
     result = qcode("reviewer", "add", "eve", "--role", "boss", "--db", db)
     assert result.exit_code == 2 and "unknown role 'boss'" in result.stderr
     result = qcode("reviewer", "add", "someone", "--db", Path("no-such.db"))
-    assert result.exit_code == 2 and not Path("no-such.db").exists()
+    assert result.exit_code == 1 and not Path("no-such.db").exists()
 
     result = qcode("reviewer", "add", "dave", "--db", db)
     assert result.exit_code == 0 and "sees no runs yet" in result.stderr
@@ -1578,13 +1580,13 @@ def test_the_reviewer_commands(app: FastAPI, db: Path, world: World) -> None:
     dave = sign_in(app, "dave", dave_password)
     assert queue_ids(dave) == []
     result = qcode("reviewer", "grant", "dave", "--run", "no-such-run", "--db", db)
-    assert result.exit_code == 2 and "no run 'no-such-run'" in result.stderr
+    assert result.exit_code == 1 and "no run 'no-such-run'" in result.stderr
     result = qcode("reviewer", "grant", "dave", "--run", "latest", "--db", db)
     assert result.exit_code == 0, result.output
     assert f"dave may see 1 run(s): {world.run_b}" in result.stdout
     assert set(queue_ids(dave)) == {i.id for i in world.of_run(world.run_b) if i.status == "review"}
     result = qcode("reviewer", "grant", "ghost", "--run", "latest", "--db", db)
-    assert result.exit_code == 2 and "no reviewer named 'ghost'" in result.stderr
+    assert result.exit_code == 1 and "no reviewer named 'ghost'" in result.stderr
 
     result = qcode("reviewer", "list", "--json", "--db", db)
     assert result.exit_code == 0, result.output
@@ -1812,7 +1814,7 @@ def test_skipping_moves_on_instead_of_bouncing_between_two_items(app: FastAPI, w
 
 def test_adding_a_reviewer_with_a_mistyped_run_creates_no_account(db: Path) -> None:
     result = qcode("reviewer", "add", "zoe", "--run", "no-such-run", "--db", db)
-    assert result.exit_code == 2 and "no run 'no-such-run'" in result.output
+    assert result.exit_code == 1 and "no run 'no-such-run'" in result.output
     assert qcode("reviewer", "add", "zoe", "--run", "latest", "--db", db).exit_code == 0
 
 

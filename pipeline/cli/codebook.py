@@ -75,7 +75,7 @@ def import_(
 
     What could not be imported as it was is listed on standard error."""
     if as_json and out_path is None:
-        bad_argument("--json needs --out: the codebook and the summary cannot both go to standard output", "--out")
+        bad_argument("--json needs --out: the codebook and the summary cannot both go to standard output")
     if out_path is not None:
         refuse_to_replace(out_path, force)
     imported = import_codebook(file, name=name)
@@ -112,9 +112,9 @@ def export(
 
     Definitions, criteria and examples go into each code's description; qcode reads them back exactly."""
     if fmt.lower() != "qdc":
-        bad_argument(f"unknown format '{fmt}': qcode exports codebooks as qdc (REFI-QDA codebook exchange)", "--format")
+        bad_argument(f"unknown format '{fmt}': qcode exports codebooks as qdc (REFI-QDA codebook exchange)")
     if as_json and out_path is None:
-        bad_argument("--json needs --out: the codebook and the summary cannot both go to standard output", "--out")
+        bad_argument("--json needs --out: the codebook and the summary cannot both go to standard output")
     if out_path is not None:
         refuse_to_replace(out_path, force)
     loaded = load_codebook(codebook)

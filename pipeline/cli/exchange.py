@@ -47,13 +47,13 @@ def export_(
     blind codes alone; decisions: every reviewer decision (the audit log); qdpx: a REFI-QDA project for
     ATLAS.ti, NVivo, MAXQDA or QualCoder, with the codes that stand after review."""
     if fmt not in FORMATS:
-        bad_argument(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})", "--format")
+        bad_argument(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     if status is not None and status not in STATUSES:
-        bad_argument(f"unknown status '{status}' (choose from {', '.join(STATUSES)})", "--status")
+        bad_argument(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
     if as_json and out_path is None:
-        bad_argument("--json needs --out: the records and the summary cannot both go to standard output", "--out")
+        bad_argument("--json needs --out: the records and the summary cannot both go to standard output")
     if fmt == "qdpx" and out_path is None and sys.stdout.isatty():
-        bad_argument("a qdpx project is a ZIP file: name it with --out, or redirect standard output to a file", "--out")
+        bad_argument("a qdpx project is a ZIP file: name it with --out, or redirect standard output to a file")
     if out_path is not None:
         refuse_to_replace(out_path, force)
     count = export(Store(db, create=False), fmt, out_path, run_id, None if status == "all" else status, force=force)
@@ -93,7 +93,7 @@ def import_(
     """Bring in a project coded in another QDA tool: its transcripts, case variables, codebook and its
     people's codes (the human codes qcode agreement and qcode eval compare the model with)."""
     if offsets not in ("auto", *get_args(Counting)):
-        bad_argument(f"unknown --offsets '{offsets}' (choose from auto, {', '.join(get_args(Counting))})", "--offsets")
+        bad_argument(f"unknown --offsets '{offsets}' (choose from auto, {', '.join(get_args(Counting))})")
     target = codebook_out or Path(f"{path.stem}.codebook.yaml")
     try:
         # the whole project is read and checked, and the codebook's file too, before the store is

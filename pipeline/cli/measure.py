@@ -15,7 +15,8 @@ from rich.table import Table
 from pipeline.cli.options import DbOption, ForceOption, JsonOption, RunOption
 from pipeline.cli.output import bad_argument, emit, err, out, progress_bar, say
 from pipeline.codebook import load_codebook
-from pipeline.measure.agreement import agreement, codings_from_store, read_codings
+from pipeline.errors import SuiteError
+from pipeline.measure.agreement import LEVELS, agreement, codings_from_store, read_codings
 from pipeline.measure.evals import GATE_METRICS, check_gates, load_suite, parse_gates, run_suite
 from pipeline.measure.matrix import CODE, FORMATS, STATUSES, format_of, write_matrix
 from pipeline.measure.report import write_report
@@ -69,6 +70,8 @@ def agreement_(
     """Agreement between coders, per code and overall, with bootstrap 95% intervals (docs/agreement.md)."""
     if (codings is None) == (db is None and run_id is None):
         bad_argument("give either a CODINGS.csv table or --db URL [--run ID], not both")
+    if level is not None and level not in LEVELS:
+        bad_argument(f"unknown level '{level}' (choose from {', '.join(LEVELS)})")
     loaded = load_codebook(codebook) if codebook is not None else None
     if codings is not None:
         table = read_codings(codings, loaded)
@@ -102,7 +105,10 @@ def eval_(suite: SuiteArgument, as_json: JsonOption = False, fail_under: FailUnd
     """Code a suite's gold set with each coder configuration and compare them with the human coders.
 
     Exit status 1: under a --fail-under gate, passages left uncoded, or a bad suite (docs/evals.md)."""
-    gates = parse_gates(fail_under or [])
+    try:
+        gates = parse_gates(fail_under or [])
+    except SuiteError as exc:
+        bad_argument(str(exc))
     loaded = load_suite(suite)
     with progress_bar() as report_progress:
         report = run_suite(loaded, report_progress)
@@ -193,13 +199,15 @@ def matrix_(
     Dimensions: code, transcript, or any case attribute of the transcripts (docs/matrix.md)."""
     fmt = format_of(fmt, out_path)
     if fmt not in FORMATS:
-        bad_argument(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})", "--format")
+        bad_argument(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     if status not in STATUSES:
-        bad_argument(f"unknown status '{status}' (choose from {', '.join(STATUSES)})", "--status")
+        bad_argument(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
+    if cooccurrence_only and fmt != "csv":
+        bad_argument(f"--cooccurrence chooses the table a csv file holds; {fmt} holds both tables already")
     if fmt == "xlsx" and out_path is None:
-        bad_argument("an xlsx workbook cannot go to the terminal: name the file with --out FILE.xlsx", "--out")
+        bad_argument("an xlsx workbook cannot go to the terminal: name the file with --out FILE.xlsx")
     if as_json and out_path is None:
-        bad_argument("--json needs --out: the matrix and the summary cannot both go to standard output", "--out")
+        bad_argument("--json needs --out: the matrix and the summary cannot both go to standard output")
     store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
     try:
         study, matrix, _ = write_matrix(

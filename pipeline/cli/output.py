@@ -4,7 +4,8 @@
   (`emit`).
 * An error: the library raises a QcodeError; the command line prints it as one line on standard
   error and exits with status 1, and under `--json` also prints `{"error": "..."}` on standard
-  output. Bad arguments exit with status 2 (`bad_argument`), with the same JSON object under `--json`.
+  output. A command line that is itself wrong (an unknown option, a value outside its choices:
+  `bad_argument`) exits with status 2, with the same JSON object under `--json`.
 * Notes, warnings and progress go to standard error, so standard output holds only the result.
 """
 
@@ -16,12 +17,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
-import click
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+# typer carries its own copy of click: its exceptions and contexts are the ones raised and passed here
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 from pipeline.errors import QcodeError
@@ -69,36 +72,36 @@ def show_error(message: str, as_json: bool) -> None:
     err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def bad_argument(message: str, option: str | None = None) -> NoReturn:
-    """Arguments that cannot make a command: exit status 2."""
-    raise click.BadParameter(message, param_hint=f"'{option}'" if option else None)
+class BadArgument(Exception):
+    """The command line itself is wrong: said in one line, exit status 2."""
 
 
-def wants_json() -> bool:
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx is not None and ctx.meta.get(_JSON))
+def bad_argument(message: str) -> NoReturn:
+    raise BadArgument(message)
 
 
 class Commands(TyperGroup):
     """The `qcode` command group: where a QcodeError raised anywhere below becomes one line and exit
     status 1, and an argument error under --json also becomes a JSON object."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         # the raw arguments, before any of them is parsed: an error in parsing them must still
         # answer in JSON when --json was among them
         ctx.meta.setdefault(_JSON, "--json" in args)
         return super().parse_args(ctx, args)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except QcodeError as exc:
             show_error(str(exc), bool(ctx.meta.get(_JSON)))
             raise typer.Exit(1) from None
-        except click.UsageError as exc:
-            if ctx.meta.get(_JSON) and not getattr(exc, "qcode_shown", False):
+        except BadArgument as exc:
+            show_error(str(exc), bool(ctx.meta.get(_JSON)))
+            raise typer.Exit(2) from None
+        except UsageError as exc:  # typer's own: an unknown option, a missing argument
+            if ctx.meta.get(_JSON):
                 print_json({"error": exc.format_message()})
-                exc.qcode_shown = True  # type: ignore[attr-defined]
             raise
 
 

@@ -10,9 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.options import DbOption, JsonOption
-from pipeline.cli.output import emit, out, say
+from pipeline.cli.output import bad_argument, emit, out, say
 from pipeline.review.queued import queued_suggestions
-from pipeline.review.reviewers import add_reviewer, disable_reviewer, grant_runs, list_reviewers, reset_password
+from pipeline.review.reviewers import ROLES, add_reviewer, disable_reviewer, grant_runs, list_reviewers, reset_password
 from pipeline.store import Store, redact
 from pipeline.store.queries import resolve_run
 
@@ -89,6 +89,8 @@ def reviewer_add(
     as_json: JsonOption = False,
 ) -> None:
     """Create an account and print its password, once."""
+    if role not in ROLES:
+        bad_argument(f"unknown role '{role}' (choose from {', '.join(ROLES)})")
     store = Store(db, create=False)
     for run in runs or []:  # a mistyped run must not leave an account whose password was never shown
         if run != "all":

@@ -253,14 +253,14 @@ def schedule(
 ) -> None:
     """Serve a Prefect deployment that codes new or changed transcripts in FOLDER on a schedule."""
     if not folder.is_dir():
-        bad_argument(f"{folder}: not a folder", "FOLDER")
+        bad_argument(f"{folder}: not a folder")
     from prefect.client.schemas.schedules import CronSchedule
 
     try:
         CronSchedule(cron=cron)
     except ValueError as exc:
         reason = exc.errors()[0]["msg"] if hasattr(exc, "errors") else exc
-        bad_argument(f"'{cron}' is not a cron expression: {reason}", "--cron")
+        bad_argument(f"--cron '{cron}' is not a cron expression: {reason}")
     request = run_request(
         [folder.resolve()],
         {
