@@ -295,7 +295,7 @@ def test_no_key_for_openai_itself_is_a_clear_error(study, tmp_path: Path, monkey
     result = runner.invoke(
         app, ["run", str(folder), "--codebook", str(codebook), "--coder", "openai", "--model", "gpt-4o-mini"]
     )
-    assert result.exit_code == 2 and "OPENAI_API_KEY" in result.stderr
+    assert result.exit_code == 1 and "OPENAI_API_KEY" in result.stderr
 
 
 def test_a_pending_batch_survives_the_process_ending(study, server, tmp_path: Path) -> None:

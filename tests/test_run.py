@@ -173,7 +173,7 @@ def test_codebook_with_a_duplicate_id_stops_before_coding(tmp_path: Path, small_
     bad.write_text(small_codebook.read_text().replace("id: trust", "id: funding"))
     write(tmp_path / "in" / "a.txt", "A: hello there friend.\n")
     code, stdout, stderr = qcode("run", tmp_path / "in", "--codebook", bad, "--db", tmp_path / "d.db")
-    assert code == 2
+    assert code == 1
     assert f"{bad}:" in stderr and "duplicate code id 'funding'" in stderr
     assert not (tmp_path / "d.db").exists()
 
@@ -282,7 +282,7 @@ def test_manifest_mismatches_are_noted(tmp_path: Path, small_codebook: Path) -> 
 def test_export_and_queue_refuse_a_database_that_does_not_exist(tmp_path: Path) -> None:
     for args in (["queue"], ["export", "--format", "jsonl", "--out", str(tmp_path / "x.jsonl")]):
         code, _, stderr = qcode(*args, "--db", tmp_path / "typo.db")
-        assert code == 2 and "no database at" in stderr
+        assert code == 1 and "no database at" in stderr
     assert not (tmp_path / "typo.db").exists()
 
 
@@ -291,7 +291,7 @@ def test_a_database_that_cannot_be_opened_is_one_line_and_one_json_object(tmp_pa
     code, stdout, stderr = qcode(
         "run", tmp_path / "in", "--codebook", small_codebook, "--db", tmp_path / "no" / "such" / "dir.db", "--json"
     )
-    assert code == 2
+    assert code == 1
     assert "cannot be opened" in json.loads(stdout)["error"]
     assert "Traceback" not in stderr
 
