@@ -17,8 +17,10 @@ from pipeline.errors import problems as describe
 from pipeline.suggestion import ChunkCoding, Proposal, Rejection, Suggestion, suggestion_id
 
 
-def locate_quote(quote: str, text: str) -> tuple[int, int] | None:
-    """Offsets of `quote` in `text`, comparing with runs of whitespace collapsed."""
+def find_verbatim(quote: str, text: str) -> tuple[int, int] | None:
+    """Where `quote` stands in `text` word for word, as (start, end): the same characters, in the same
+    case, whole words only, with any run of white space standing for any other. The rule a model's
+    evidence quote must meet."""
     words = quote.split()
     if not any(ch.isalnum() for word in words for ch in word):
         return None  # nothing, or punctuation alone, is no evidence
@@ -72,7 +74,7 @@ def validate_coding(
             )
             continue
         reason = _code_problem(proposal.code, codebook, applicable)
-        span = None if reason else locate_quote(proposal.quote, chunk.text)
+        span = None if reason else find_verbatim(proposal.quote, chunk.text)
         if reason is None and span is None:
             reason = "quote is not verbatim in the chunk"
         if reason is None and proposal.code in suggestions:

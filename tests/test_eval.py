@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.errors import QcodeError
-from pipeline.measure.evals import human_rows, load_suite, locate
+from pipeline.measure.evals import find_loosely, human_rows, load_suite
 
 runner = CliRunner()
 GOLD = ROOT / "evals" / "examples-gold.csv"
@@ -89,14 +89,16 @@ def evaluated(study: Path) -> tuple[Path, dict]:
 
 def test_quotes_are_found_whatever_the_case_spacing_and_typography() -> None:
     text = "Ms. Chen: The district’s  plan\nworked — mostly. Later, the plan worked again."
-    [(start, end)] = locate(text, "the district's plan worked - mostly")
+    [(start, end)] = find_loosely("the district's plan worked - mostly", text)
     assert text[start:end] == "The district’s  plan\nworked — mostly"
-    [(start, end)] = locate(text, "THE DISTRICT’S PLAN")
+    [(start, end)] = find_loosely("THE DISTRICT’S PLAN", text)
     assert text[start:end] == "The district’s  plan"
-    start, end = locate(text, "district's ... again.")[0]  # an ellipsis leaves words out
+    start, end = find_loosely("district's ... again.", text)[0]  # an ellipsis leaves words out
     assert text[start:end].startswith("district’s") and text[start:end].endswith("again.")
-    assert len(locate(text, "worked again")) == 1 and len(locate(text, "plan worked")) == 2  # across a line break too
-    assert locate(text, "not in the text") == []
+    assert (
+        len(find_loosely("worked again", text)) == 1 and len(find_loosely("plan worked", text)) == 2
+    )  # across a line break too
+    assert find_loosely("not in the text", text) == []
 
 
 def test_passages_follow_each_chunking_and_none_differs_from_missing(tmp_path: Path) -> None:

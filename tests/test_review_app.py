@@ -1721,7 +1721,7 @@ def test_reviewers_asking_for_the_next_item_at_once_are_sent_to_different_items(
 ) -> None:
     names = ["rita", "bob", *RACERS][:4]  # reviewers who see the same run
     clients = [sign_in(app, name, world.passwords[name]) for name in names]
-    real, gate, lock, first = review_app.queue.next_item, threading.Barrier(len(names)), threading.Lock(), []
+    real, gate, lock, first = review_app.queued.next_item, threading.Barrier(len(names)), threading.Lock(), []
 
     def together(*args: Any, **kwargs: Any) -> Any:  # every first choice is made before any is leased
         found = real(*args, **kwargs)
@@ -1735,7 +1735,7 @@ def test_reviewers_asking_for_the_next_item_at_once_are_sent_to_different_items(
                 pass
         return found
 
-    monkeypatch.setattr(review_app.queue, "next_item", together)
+    monkeypatch.setattr(review_app.queued, "next_item", together)
     paths = at_once(len(names), lambda i: urlsplit(clients[i].get("/next").headers["location"]).path)
     assert len(set(first[: len(names)])) == 1  # all chose the same first item
     assert all(p.startswith("/items/") for p in paths) and len(set(paths)) == len(names), paths

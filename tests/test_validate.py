@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from pipeline.chunk import Chunk, ChunkTurn
 from pipeline.codebook import load_codebook
 from pipeline.suggestion import ChunkCoding
-from pipeline.validate import locate_quote, validate_coding
+from pipeline.validate import find_verbatim, validate_coding
 
 TEXT = "Ms. Chen: The district gives us\n  release time every month.  We trust our principal."
 
@@ -88,16 +88,16 @@ def test_category_codes_are_not_applied(tmp_path) -> None:
     assert "is a category" in r.reason
 
 
-def test_locate_quote_edge_cases() -> None:
-    assert locate_quote("", "abc") is None
-    assert locate_quote("   ", "abc") is None
-    assert locate_quote("b  c", "a b\n\tc d") == (2, 6)
-    assert locate_quote("B C", "a b c") is None  # case matters: a quote is verbatim
-    assert locate_quote(".", "a b.") is None  # punctuation alone is no evidence
-    assert locate_quote("a", "data a") == (5, 6)  # whole words, not inside "data"
-    assert locate_quote("dat", "data") is None
-    assert locate_quote("a a", "ba a a") == (3, 6)  # a match overlapping a refused one is found
-    assert locate_quote("a (b)*", "x a\n(b)*") == (2, 8)  # regular-expression characters are plain text
+def test_find_verbatim_edge_cases() -> None:
+    assert find_verbatim("", "abc") is None
+    assert find_verbatim("   ", "abc") is None
+    assert find_verbatim("b  c", "a b\n\tc d") == (2, 6)
+    assert find_verbatim("B C", "a b c") is None  # case matters: a quote is verbatim
+    assert find_verbatim(".", "a b.") is None  # punctuation alone is no evidence
+    assert find_verbatim("a", "data a") == (5, 6)  # whole words, not inside "data"
+    assert find_verbatim("dat", "data") is None
+    assert find_verbatim("a a", "ba a a") == (3, 6)  # a match overlapping a refused one is found
+    assert find_verbatim("a (b)*", "x a\n(b)*") == (2, 8)  # regular-expression characters are plain text
 
 
 def collapsed_search(quote: str, text: str) -> tuple[int, int] | None:
@@ -135,7 +135,7 @@ ALPHABET = st.sampled_from(
 
 @settings(max_examples=400, deadline=None)
 @given(text=st.lists(ALPHABET, max_size=40).map("".join), data=st.data())
-def test_locate_quote_follows_the_collapsed_whitespace_rule(text: str, data: st.DataObject) -> None:
+def test_find_verbatim_follows_the_collapsed_whitespace_rule(text: str, data: st.DataObject) -> None:
     # quotes cut from the text, with their white space changed, and quotes made up
     start = data.draw(st.integers(0, len(text)))
     end = data.draw(st.integers(start, len(text)))
@@ -145,4 +145,4 @@ def test_locate_quote_follows_the_collapsed_whitespace_rule(text: str, data: st.
         spaced.join(text[start:end].split()),
         data.draw(st.lists(ALPHABET, max_size=8).map("".join)),
     ):
-        assert locate_quote(quote, text) == collapsed_search(quote, text), (quote, text)
+        assert find_verbatim(quote, text) == collapsed_search(quote, text), (quote, text)

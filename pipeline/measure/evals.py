@@ -610,8 +610,9 @@ def _normal(text: str) -> tuple[str, list[int]]:
     return "".join(out), where
 
 
-def locate(text: str, quote: str) -> list[tuple[int, int]]:
-    """Every place a quote occurs in a text, as (start, end) offsets of the text.
+def find_loosely(quote: str, text: str) -> list[tuple[int, int]]:
+    """Every place a person's quote occurs in a text, as (start, end) offsets of the text: the rule a
+    gold set's quotes meet, copied by hand from a transcript.
 
     Case, runs of white space and curly or straight quotes and dashes are ignored. An ellipsis
     ("..." or "…") in the quote stands for words left out: the passage runs from the first part to

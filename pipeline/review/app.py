@@ -32,11 +32,17 @@ from pydantic import ValidationError
 from sqlalchemy import exists, select
 from starlette.middleware.sessions import SessionMiddleware
 
-from pipeline.review import blind
-from pipeline.review import decisions as decision
-from pipeline.review import queued as queue
-from pipeline.review.reviewers import Reviewer, authenticate, end_session, session_reviewer, start_session, visible_runs
-from pipeline.store import RunChunkRecord, RunRecord, Store, SuggestionRecord
+from pipeline.review import blind, decisions, queued
+from pipeline.review.reviewers import (
+    Reviewer,
+    authenticate,
+    end_session,
+    list_reviewers,
+    session_reviewer,
+    start_session,
+    visible_runs,
+)
+from pipeline.store import RejectionRecord, RunChunkRecord, RunRecord, Store, SuggestionRecord
 
 HERE = Path(__file__).parent
 LEASE_SECONDS = 600
@@ -231,14 +237,14 @@ def create_app(
         request.session["flash"] = [*request.session.get("flash", []), {"kind": kind, "text": message}]
 
     def flash_failure(request: Request, exc: Exception) -> None:
-        if isinstance(exc, decision.Conflict):
+        if isinstance(exc, decisions.Conflict):
             flash(request, str(exc), "conflict")
-        elif isinstance(exc, decision.DecisionError):
+        elif isinstance(exc, decisions.DecisionError):
             flash(request, str(exc), "error")
         else:
             flash(request, _first_error(exc), "error")
 
-    def parse_filter(params: Any, reviewer: Reviewer) -> queue.QueueFilter:
+    def parse_filter(params: Any, reviewer: Reviewer) -> queued.QueueFilter:
         def number(name: str) -> float | None:
             try:
                 return float(params.get(name)) if params.get(name) not in (None, "") else None
@@ -246,12 +252,12 @@ def create_app(
                 return None
 
         status = params.get("status") or "pending"
-        return queue.QueueFilter(
+        return queued.QueueFilter(
             run=params.get("run") or None,
             code=params.get("code") or None,
             transcript=params.get("transcript") or None,
             case={k[5:]: v for k, v in params.items() if k.startswith("case.") and v},
-            status=status if status in queue.STATUSES else "pending",
+            status=status if status in queued.STATUSES else "pending",
             min_confidence=number("min_confidence"),
             max_confidence=number("max_confidence"),
             reviewer_id=reviewer.id,
@@ -264,8 +270,8 @@ def create_app(
                     select(
                         exists().where(
                             SuggestionRecord.id == suggestion_id,
-                            queue.in_runs(run_ids(reviewer)),
-                            ~queue.coding_blind(reviewer.id),
+                            queued.in_runs(run_ids(reviewer)),
+                            ~queued.coding_blind(reviewer.id),
                         )
                     )
                 )
@@ -368,11 +374,11 @@ def create_app(
             reviewer=reviewer,
             runs=runs,
             flt=flt,
-            items=queue.queue_items(store, ids, flt, limit=100),
-            counts=queue.queue_counts(store, ids, flt),
-            options=queue.filter_options(store, ids),
+            items=queued.queue_items(store, ids, flt, limit=100),
+            counts=queued.queue_counts(store, ids, flt),
+            options=queued.filter_options(store, ids),
             query=urlencode(flt.query_string()),
-            statuses=queue.STATUSES,
+            statuses=queued.STATUSES,
         )
 
     @app.get("/next")
@@ -390,7 +396,7 @@ def create_app(
         for passed_over in (set(skipped), set()):
             skip = leases.held_by_others(reviewer.id) | passed_over
             while True:  # the first item nobody holds, leased before the answer leaves
-                found = queue.next_item(store, ids, flt, skip=skip, after=after)
+                found = queued.next_item(store, ids, flt, skip=skip, after=after)
                 if found is None or leases.claim(found, reviewer.id):
                     break
                 skip = leases.held_by_others(reviewer.id) | passed_over | {found}  # and what was taken meanwhile
@@ -417,13 +423,13 @@ def create_app(
         request: Request,
         reviewer: Reviewer,
         suggestion_id: str,
-        flt: queue.QueueFilter,
+        flt: queued.QueueFilter,
         status_code: int = 200,
         error: str | None = None,
         conflict: str | None = None,
     ) -> HTMLResponse:
-        view = decision.suggestion_view(store, suggestion_id)
-        counts = queue.queue_counts(store, run_ids(reviewer), flt)
+        view = decisions.suggestion_view(store, suggestion_id)
+        counts = queued.queue_counts(store, run_ids(reviewer), flt)
         return page(
             request,
             "item.html",
@@ -451,11 +457,11 @@ def create_app(
             message = _first_error(exc)
             return await run_in_threadpool(item_response, request, reviewer, suggestion_id, flt, 422, message)
         try:
-            await run_in_threadpool(decision.decide, store, reviewer, suggestion_id, version, wish)
-        except decision.Conflict as exc:
+            await run_in_threadpool(decisions.decide, store, reviewer, suggestion_id, version, wish)
+        except decisions.Conflict as exc:
             leases.release(suggestion_id)
             return await run_in_threadpool(item_response, request, reviewer, suggestion_id, flt, 409, None, str(exc))
-        except decision.DecisionError as exc:
+        except decisions.DecisionError as exc:
             return await run_in_threadpool(item_response, request, reviewer, suggestion_id, flt, 422, str(exc))
         leases.release(suggestion_id)
         flash(request, f"Recorded: {wish.verdict}.")
@@ -475,9 +481,9 @@ def create_app(
             wish = _wish(form, verdict="add")
             version = str(form.get("codebook_version", ""))
             if version not in await run_in_threadpool(chunk_codebooks, reviewer, chunk_id):
-                raise decision.DecisionError(f"no codebook version '{version}' in the database for this passage")
-            await run_in_threadpool(decision.add_code, store, reviewer, chunk_id, version, wish)
-        except (ValueError, ValidationError, decision.DecisionError, decision.Conflict) as exc:
+                raise decisions.DecisionError(f"no codebook version '{version}' in the database for this passage")
+            await run_in_threadpool(decisions.add_code, store, reviewer, chunk_id, version, wish)
+        except (ValueError, ValidationError, decisions.DecisionError, decisions.Conflict) as exc:
             flash_failure(request, exc)
         else:
             flash(request, f"Added '{wish.code}' to this passage.")
@@ -486,14 +492,12 @@ def create_app(
     # --- rejected proposals --------------------------------------------------------------
 
     def visible_rejection(reviewer: Reviewer, rejection_id: int) -> bool:
-        from pipeline.store import RejectionRecord
-
         with store.session() as s:
             return bool(
                 s.scalar(
                     select(
                         exists().where(
-                            RejectionRecord.id == rejection_id, queue.in_runs(run_ids(reviewer), RejectionRecord)
+                            RejectionRecord.id == rejection_id, queued.in_runs(run_ids(reviewer), RejectionRecord)
                         )
                     )
                 )
@@ -502,7 +506,7 @@ def create_app(
     @app.get("/rejections", response_class=HTMLResponse)
     def rejections_page(request: Request) -> HTMLResponse:
         reviewer = current(request)
-        items, total = queue.open_rejections(store, run_ids(reviewer))
+        items, total = queued.open_rejections(store, run_ids(reviewer))
         return page(request, "rejections.html", reviewer=reviewer, items=items, total=total)
 
     @app.get("/rejections/{rejection_id}", response_class=HTMLResponse)
@@ -510,7 +514,7 @@ def create_app(
         reviewer = current(request)
         if not visible_rejection(reviewer, rejection_id):
             raise HTTPException(404, "No such rejected proposal in the runs you can see.")
-        return page(request, "rejection.html", reviewer=reviewer, **decision.rejection_view(store, rejection_id))
+        return page(request, "rejection.html", reviewer=reviewer, **decisions.rejection_view(store, rejection_id))
 
     @app.post("/rejections/{rejection_id}/settle")
     async def settle(request: Request, rejection_id: int) -> Response:
@@ -521,8 +525,8 @@ def create_app(
         try:
             version = int(form.get("version", ""))
             wish = _wish(form)
-            await run_in_threadpool(decision.settle_rejection, store, reviewer, rejection_id, version, wish)
-        except (ValueError, ValidationError, decision.DecisionError, decision.Conflict) as exc:
+            await run_in_threadpool(decisions.settle_rejection, store, reviewer, rejection_id, version, wish)
+        except (ValueError, ValidationError, decisions.DecisionError, decisions.Conflict) as exc:
             flash_failure(request, exc)
         else:
             flash(request, "Recorded: " + ("dismissed." if wish.verdict == "reject" else f"added '{wish.code}'."))
@@ -541,7 +545,7 @@ def create_app(
         reviewer = current(request)
         try:
             view = blind.assignment_view(store, reviewer, assignment_id)
-        except decision.DecisionError:
+        except decisions.DecisionError:
             raise HTTPException(404, "No such assignment.") from None
         return page(request, "blind_item.html", reviewer=reviewer, **view)
 
@@ -552,10 +556,10 @@ def create_app(
         codes = [str(c) for c in form.getlist("code")]
         try:
             await run_in_threadpool(blind.submit, store, reviewer, assignment_id, codes, str(form.get("note", "")))
-        except decision.Conflict as exc:
+        except decisions.Conflict as exc:
             flash(request, str(exc), "conflict")
             return RedirectResponse(f"/blind/{assignment_id}", status_code=303)
-        except decision.DecisionError as exc:
+        except decisions.DecisionError as exc:
             flash(request, str(exc), "error")
             return RedirectResponse(f"/blind/{assignment_id}", status_code=303)
         flash(request, "Codes recorded.")
@@ -570,8 +574,6 @@ def create_app(
         reviewer = current(request)
         if not reviewer.is_lead:
             raise HTTPException(403, "Only a lead can assign double coding.")
-        from pipeline.review.reviewers import list_reviewers
-
         return page(
             request,
             "lead.html",
@@ -601,7 +603,7 @@ def create_app(
             )
         except ValueError:
             flash(request, "The sample size and seed must be whole numbers.", "error")
-        except decision.DecisionError as exc:
+        except decisions.DecisionError as exc:
             flash(request, str(exc), "error")
         else:
             flash(request, f"Sample {sample[:8]}: {n} passage(s) assigned to each reviewer.")
@@ -638,9 +640,9 @@ def _query_from(value: Any) -> dict[str, str]:
     return dict(parse_qsl(str(value or "")))
 
 
-def _wish(form: Any, verdict: str | None = None) -> decision.DecisionRequest:
+def _wish(form: Any, verdict: str | None = None) -> decisions.DecisionRequest:
     """A decision as a form asks for it (ValueError or ValidationError when it cannot be one)."""
-    return decision.DecisionRequest(
+    return decisions.DecisionRequest(
         verdict=verdict or form.get("verdict"),
         code=form.get("code") or None,
         quote_start=_int_or_none(form.get("quote_start")),

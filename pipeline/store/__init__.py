@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline import __version__
 from pipeline.chunk import Chunk, ChunkTurn, for_coder
 from pipeline.codebook import Codebook
 from pipeline.errors import StoreError
+from pipeline.store.migrations import upgrade
 from pipeline.store.records import (
     AssignmentRecord,
     Base,
@@ -132,8 +135,6 @@ class Store:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             self.sessions = sessionmaker(self.engine, expire_on_commit=False)
             if migrate:
-                from pipeline.store.migrations import upgrade
-
                 upgrade(self.engine)
         except ModuleNotFoundError as exc:
             if exc.name not in _DRIVERS:
@@ -155,10 +156,8 @@ class Store:
     def insert(self, table: Any) -> Any:
         """An INSERT that can say ON CONFLICT DO NOTHING on both SQLite and PostgreSQL."""
         if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
     # --- codebooks and runs ---------------------------------------------------
 
@@ -183,8 +182,6 @@ class Store:
     def start_run(
         self, provenance: Provenance, codebook: Codebook, inputs: list[str], parameters: dict[str, Any]
     ) -> str:
-        from pipeline import __version__
-
         run_id = str(uuid.uuid4())
         host = socket.gethostname()
         with self.session() as s:
