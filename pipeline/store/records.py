@@ -21,6 +21,8 @@ class Base(DeclarativeBase):
 
 
 class RunRecord(Base):
+    """Each run: coder, model, codebook version, parameters, inputs, times and summary."""
+
     __tablename__ = "runs"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -42,7 +44,8 @@ class RunRecord(Base):
 
 
 class RunChunkRecord(Base):
-    """The chunks a run covered (coded then, or already coded before), for its exports."""
+    """The chunks each run covered (coded then, or already coded before), so `export --run ID` matches
+    that run's summary."""
 
     __tablename__ = "run_chunks"
 
@@ -51,6 +54,8 @@ class RunChunkRecord(Base):
 
 
 class CodebookRecord(Base):
+    """Every codebook version used, in full."""
+
     __tablename__ = "codebooks"
 
     version: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -61,6 +66,8 @@ class CodebookRecord(Base):
 
 
 class TranscriptRecord(Base):
+    """The text of each transcript as read, with its case metadata and encoding notes."""
+
     __tablename__ = "transcripts"
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -75,6 +82,8 @@ class TranscriptRecord(Base):
 
 
 class TurnRecord(Base):
+    """The speaker turns of each transcript, with their offsets and timestamps."""
+
     __tablename__ = "turns"
 
     transcript_id: Mapped[str] = mapped_column(
@@ -89,6 +98,8 @@ class TurnRecord(Base):
 
 
 class ChunkRecord(Base):
+    """The chunks each transcript was cut into, with their exact offsets and speakers."""
+
     __tablename__ = "chunks"
     __table_args__ = (Index("ix_chunks_transcript", "transcript_id", "index"),)
 
@@ -105,7 +116,8 @@ class ChunkRecord(Base):
 
 
 class ChunkCodingRecord(Base):
-    """That a chunk was coded (or failed) under one coder configuration."""
+    """That a chunk was coded (or failed, with the error) under a coder configuration; requests, cache
+    hits, tokens and time."""
 
     __tablename__ = "chunk_codings"
 
@@ -125,7 +137,7 @@ class ChunkCodingRecord(Base):
 
 
 class ModelCallRecord(Base):
-    """A model call and its reply, addressed by a hash of everything that shapes the reply."""
+    """Every model call and its reply, addressed by a hash of everything that shapes the reply (the cache)."""
 
     __tablename__ = "model_calls"
 
@@ -142,7 +154,7 @@ class ModelCallRecord(Base):
 
 
 class BatchRecord(Base):
-    """A provider batch job, kept so a run survives restarts while it is pending."""
+    """Batch API jobs, pending and done, kept so a run survives restarts while one is pending."""
 
     __tablename__ = "batches"
 
@@ -159,6 +171,9 @@ class BatchRecord(Base):
 
 
 class SuggestionRecord(Base):
+    """Code, justification, quote and its absolute offsets, confidence, status (`accepted`, `review`,
+    `audit`) and provenance of every suggestion; who settled it in review."""
+
     __tablename__ = "suggestions"
     __table_args__ = (
         UniqueConstraint("chunk_id", "coder_key", "code", name="uq_suggestion_chunk_coder_code"),
@@ -196,6 +211,8 @@ class SuggestionRecord(Base):
 
 
 class RejectionRecord(Base):
+    """Proposals that failed validation, with the reason and the raw proposal, waiting for a person."""
+
     __tablename__ = "rejections"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -219,7 +236,9 @@ class RejectionRecord(Base):
 
 
 class DecisionRecord(Base):
-    """A reviewer's verdict. The suggestion or rejection it settles keeps its original form."""
+    """Reviewers' decisions: verdict, final code, quote offsets, reason, note, who and when.
+
+    The suggestion or rejection a decision settles keeps its original form."""
 
     __tablename__ = "decisions"
     __table_args__ = (Index("ix_decisions_suggestion", "suggestion_id"), Index("ix_decisions_chunk", "chunk_id"))
@@ -241,7 +260,8 @@ class DecisionRecord(Base):
 
 
 class ReviewerRecord(Base):
-    """A person who adjudicates suggestions; a lead also assigns double coding and sees every run."""
+    """Reviewer accounts (argon2 password hashes) and roles: a lead also assigns double coding and sees
+    every run."""
 
     __tablename__ = "reviewers"
 
@@ -254,8 +274,8 @@ class ReviewerRecord(Base):
 
 
 class ReviewerSessionRecord(Base):
-    """A sign-in. The cookie names it; signing out, a password reset or disabling the account
-    ends it here, so a copied cookie stops working too."""
+    """Reviewers' sign-ins. A session cookie names one; signing out, a password reset or disabling the
+    account ends it here, so a copied cookie stops working too."""
 
     __tablename__ = "reviewer_sessions"
 
@@ -266,7 +286,7 @@ class ReviewerSessionRecord(Base):
 
 
 class GrantRecord(Base):
-    """A run (a project's suggestions) a reviewer may see."""
+    """The runs (a project's suggestions) each reviewer may see."""
 
     __tablename__ = "reviewer_runs"
 
@@ -276,8 +296,9 @@ class GrantRecord(Base):
 
 
 class AssignmentRecord(Base):
-    """A chunk a reviewer codes blind for a double-coding sample; `codes` is empty until coded,
-    then the list of codes applied ([] for none)."""
+    """Blind double-coding samples: a passage, a reviewer, and the codes they applied.
+
+    `codes` is empty until coded, then the list of codes applied ([] for none)."""
 
     __tablename__ = "assignments"
     __table_args__ = (UniqueConstraint("sample", "chunk_id", "reviewer_id", name="uq_assignment"),)
@@ -295,7 +316,7 @@ class AssignmentRecord(Base):
 
 
 class ImportRecord(Base):
-    """A project file brought in from another QDA tool, with what came of it."""
+    """Project files brought in from another QDA tool, with what came of each."""
 
     __tablename__ = "imports"
 
@@ -310,7 +331,7 @@ class ImportRecord(Base):
 
 
 class HumanCodeRecord(Base):
-    """A code a person applied to a span of a transcript in another QDA tool.
+    """Codes people applied to spans of transcripts in another QDA tool, imported with a project.
 
     `start:end` are code points of the transcript's text as qcode stores it; `original_start` and
     `original_end` are the positions as the exporting tool wrote them. The same person applying the
