@@ -79,13 +79,13 @@ def validate_coding(
             reason = "quote is not verbatim in the chunk"
         if reason is None and proposal.code in suggestions:
             reason = f"code '{proposal.code}' proposed more than once for this chunk"
-        if reason:
+        if reason or span is None:
             rejections.append(
                 Rejection(
                     chunk_id=chunk.id,
                     code=proposal.code,
                     quote=proposal.quote,
-                    reason=reason,
+                    reason=reason or "quote is not verbatim in the chunk",
                     raw=proposal.model_dump(),
                 )
             )

@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 # typer carries its own copy of click: its exceptions and contexts are the ones raised and passed here
+from typer._click.core import Context
 from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
@@ -84,13 +85,13 @@ class Commands(TyperGroup):
     """The `qcode` command group: where a QcodeError raised anywhere below becomes one line and exit
     status 1, and an argument error under --json also becomes a JSON object."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         # the raw arguments, before any of them is parsed: an error in parsing them must still
         # answer in JSON when --json was among them
         ctx.meta.setdefault(_JSON, "--json" in args)
         return super().parse_args(ctx, args)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except QcodeError as exc:

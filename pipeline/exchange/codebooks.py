@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 import pipeline
 from pipeline.codebook import CODE_ID, Code, Codebook, CodebookError, Examples, Problem
-from pipeline.errors import ExchangeError
+from pipeline.errors import ExchangeError, problems
 from pipeline.files import read_bytes, read_text, write_bytes
 
 QDC_NAMESPACE = "urn:QDA-XML:codebook:1.0"
@@ -770,18 +770,20 @@ def codebook_from_codes(
         )
 
     if all(order is not None for order, _ in built):
-        built.sort(key=lambda pair: pair[0])
-    try:
-        codebook = Codebook(
-            name=name,
-            description=description,
-            source=source,
-            measurement=measurement,
-            similarity_threshold=similarity_threshold,
-            codes=[code for _, code in built],
+        built.sort(key=lambda pair: pair[0] or 0)
+    try:  # what another program wrote is checked like any codebook file
+        codebook = Codebook.model_validate(
+            {
+                "name": name,
+                "description": description,
+                "source": source,
+                "measurement": measurement,
+                "similarity_threshold": similarity_threshold,
+                "codes": [code for _, code in built],
+            }
         )
     except ValidationError as exc:
-        raise ExchangeError(f"not a valid codebook: {exc}") from exc
+        raise ExchangeError(f"not a valid codebook: {problems(exc)}") from exc
     if codebook.measurement == "ordinal":
         missing = [
             code.id
@@ -1248,10 +1250,10 @@ def read_spreadsheet(path: Path, *, name: str | None = None) -> ImportedCodebook
         if entry["parent"] == entry["id"]:
             problems.append(Problem(file=file, line=entry["row"], message=f"code '{entry['id']}' is its own parent"))
     if added:
-        names = [category["name"] for category in added.values()]
+        category_names = [category["name"] for category in added.values()]
         warnings.append(
             _several(
-                names,
+                category_names,
                 "category {names} has no row of its own: added, with its name as its definition",
                 "{n} categories have no row of their own: added, with their names as their definitions ({names})",
             )

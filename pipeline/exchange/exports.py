@@ -394,7 +394,7 @@ def project_passages(store: Store, run_id: str | None = None) -> list[CodedPassa
             query = query.where(
                 ChunkRecord.id.in_(select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id))
             )
-            versions = {s.get(RunRecord, run_id).codebook_version}
+            versions = {s.get_one(RunRecord, run_id).codebook_version}
         spans = {chunk_id: (start, end) for chunk_id, start, end in s.execute(query)}
     decisions, settled = decisions_in_scope(store, {x["suggestion_id"] for x in suggestions}, set(spans), versions)
     found = []
@@ -412,10 +412,10 @@ def project_passages(store: Store, run_id: str | None = None) -> list[CodedPassa
             user, at = model_user(sug), sug["created_at"]
             note = f"{said}\naccepted by {reviewer} on {d['decided_at']}{why}"
         elif row["how"] == "change":
-            user, at = reviewer, d["decided_at"]
+            user, at = d["reviewer"], d["decided_at"]
             note = f"{reviewer} changed the code from {sug['code']}{why}.\nThe model had said: {said}"
         else:
-            user, at = reviewer, d["decided_at"]
+            user, at = d["reviewer"], d["decided_at"]
             note = f"added by {reviewer}{why}"
         found.append(
             CodedPassage(

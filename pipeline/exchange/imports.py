@@ -79,8 +79,9 @@ def import_project(
         ]
         if rows:
             s.execute(store.insert(HumanCodeRecord).on_conflict_do_nothing(), rows)
-        stored = s.scalar(
-            select(func.count()).select_from(HumanCodeRecord).where(HumanCodeRecord.import_id == import_id)
+        stored = (
+            s.scalar(select(func.count()).select_from(HumanCodeRecord).where(HumanCodeRecord.import_id == import_id))
+            or 0
         )
         record.summary = {
             "warnings": project.warnings,

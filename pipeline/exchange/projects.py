@@ -130,8 +130,8 @@ class _Package:
         if not qde or (qde[0].count("/") and len({n.rsplit("/", 1)[0] for n in qde}) > 1):
             listed = ", ".join(sorted(i.filename for i in self.zip.infolist())[:5]) or "none"
             raise ExchangeError(f"{path}: not a QDPX project: the archive has no project.qde (entries: {listed})")
-        folder = qde[0].rsplit("/", 1)[0] + "/" if "/" in qde[0] else ""
-        self.entries = {n[len(folder) :].lower(): info for n, info in names.items() if n.startswith(folder)}
+        prefix = qde[0].rsplit("/", 1)[0] + "/" if "/" in qde[0] else ""
+        self.entries = {n[len(prefix) :].lower(): info for n, info in names.items() if n.startswith(prefix)}
         self.qde = self._read(names[qde[0]])
 
     def _read(self, info: zipfile.ZipInfo) -> bytes:
@@ -200,7 +200,7 @@ def read_project(path: str | Path, counting: Counting | None = None) -> Project:
     namespace = etree.QName(root).namespace or ""
     if etree.QName(root).localname != "Project" or namespace not in ("", PROJECT_NAMESPACE):
         raise ExchangeError(
-            f"{where}: not a REFI-QDA project: the root element is {root.tag}, not Project in "
+            f"{where}: not a REFI-QDA project: the root element is {etree.QName(root).text}, not Project in "
             f"namespace {PROJECT_NAMESPACE}"
         )
     xml = _Xml(namespace)

@@ -30,7 +30,7 @@ def read_captions(path: Path, name: str, text: str, encoding: str, metadata: dic
         raise IngestError(path, f"no captions found in .{fmt} file")
 
     merged: list[dict] = []
-    for caption in captions:
+    for caption in captions.captions:
         body = " ".join(part.strip() for part in caption.text.split("\n") if part.strip())
         speaker = caption.voice.strip() if caption.voice else None
         if speaker is None:

@@ -112,12 +112,13 @@ def _pick_id_column(path: Path, frame: pd.DataFrame, options: CsvOptions, text_c
     if options.id_column:
         if options.id_column not in frame.columns:
             raise IngestError(path, f"no column '{options.id_column}' (columns: {', '.join(frame.columns)})")
-        column = options.id_column
+        column: str = options.id_column
     else:
         lowered = {c.lower().strip(): c for c in frame.columns if c != text_column}
-        column = next((lowered[n] for n in _ID_NAMES if n in lowered), None)
-        if column is None:
+        found = next((lowered[n] for n in _ID_NAMES if n in lowered), None)
+        if found is None:
             return None
+        column = found
     values = [v.strip() for v in frame[column]]
     duplicates = sorted({v for v in values if values.count(v) > 1})
     if duplicates:

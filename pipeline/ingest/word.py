@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import IngestError
 from pipeline.files import read_bytes
@@ -27,7 +28,7 @@ def read_word(path: Path, name: str, metadata: dict[str, str]) -> Transcript:
     return new_transcript(path, name, "docx", "utf-8", text, parse_turns(text), metadata)
 
 
-def _docx_lines(document: object) -> list[str]:
+def _docx_lines(document: Any) -> list[str]:
     """Paragraphs and table rows in document order; a two-cell row reads as `speaker: words`."""
     from docx.table import Table
 
@@ -35,7 +36,7 @@ def _docx_lines(document: object) -> list[str]:
     for block in document.iter_inner_content():
         if isinstance(block, Table):
             for row in block.rows:
-                cells = []
+                cells: list[str] = []
                 for cell in row.cells:
                     value = " ".join(cell.text.split())
                     if value and (not cells or cells[-1] != value):  # merged cells repeat

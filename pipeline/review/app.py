@@ -440,7 +440,7 @@ def create_app(
             counts=counts,
             error=error,
             conflict=conflict,
-            **view,
+            **dict(view),
         )
 
     @app.post("/items/{suggestion_id}/decide")
@@ -514,7 +514,7 @@ def create_app(
         reviewer = current(request)
         if not visible_rejection(reviewer, rejection_id):
             raise HTTPException(404, "No such rejected proposal in the runs you can see.")
-        return page(request, "rejection.html", reviewer=reviewer, **decisions.rejection_view(store, rejection_id))
+        return page(request, "rejection.html", reviewer=reviewer, **dict(decisions.rejection_view(store, rejection_id)))
 
     @app.post("/rejections/{rejection_id}/settle")
     async def settle(request: Request, rejection_id: int) -> Response:
@@ -547,7 +547,7 @@ def create_app(
             view = blind.assignment_view(store, reviewer, assignment_id)
         except decisions.DecisionError:
             raise HTTPException(404, "No such assignment.") from None
-        return page(request, "blind_item.html", reviewer=reviewer, **view)
+        return page(request, "blind_item.html", reviewer=reviewer, **dict(view))
 
     @app.post("/blind/{assignment_id}")
     async def blind_submit(request: Request, assignment_id: int) -> Response:
@@ -564,8 +564,8 @@ def create_app(
             return RedirectResponse(f"/blind/{assignment_id}", status_code=303)
         flash(request, "Codes recorded.")
         mine = await run_in_threadpool(blind.assignments, store, reviewer)
-        following = next((a for a in mine if not a["coded"]), None)
-        return RedirectResponse(f"/blind/{following['id']}" if following else "/blind", status_code=303)
+        following = next((a for a in mine if not a.coded), None)
+        return RedirectResponse(f"/blind/{following.id}" if following else "/blind", status_code=303)
 
     # --- leads --------------------------------------------------------------------------
 
@@ -642,13 +642,15 @@ def _query_from(value: Any) -> dict[str, str]:
 
 def _wish(form: Any, verdict: str | None = None) -> decisions.DecisionRequest:
     """A decision as a form asks for it (ValueError or ValidationError when it cannot be one)."""
-    return decisions.DecisionRequest(
-        verdict=verdict or form.get("verdict"),
-        code=form.get("code") or None,
-        quote_start=_int_or_none(form.get("quote_start")),
-        quote_end=_int_or_none(form.get("quote_end")),
-        reason=form.get("reason"),
-        note=form.get("note"),
+    return decisions.DecisionRequest.model_validate(
+        {
+            "verdict": verdict or form.get("verdict"),
+            "code": form.get("code") or None,
+            "quote_start": _int_or_none(form.get("quote_start")),
+            "quote_end": _int_or_none(form.get("quote_end")),
+            "reason": form.get("reason"),
+            "note": form.get("note"),
+        }
     )
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import random
 import uuid
-from typing import Any
 
 from sqlalchemy import func, select, update
 
-from pipeline.review.decisions import Conflict, DecisionError, codebook_of, passage
+from pipeline.review.decisions import Conflict, DecisionError, codebook_of, passage, segments
 from pipeline.review.reviewers import Reviewer
+from pipeline.review.views import Assignment, AssignmentView, Progress, Sample
 from pipeline.store import (
     AssignmentRecord,
     DecisionRecord,
@@ -87,7 +87,7 @@ def create_sample(
     return sample, len(chosen)
 
 
-def assignments(store: Store, reviewer: Reviewer) -> list[dict[str, Any]]:
+def assignments(store: Store, reviewer: Reviewer) -> list[Assignment]:
     """A reviewer's blind-coding assignments, those still to code first."""
     with store.session() as s:
         rows = list(
@@ -98,36 +98,30 @@ def assignments(store: Store, reviewer: Reviewer) -> list[dict[str, Any]]:
             )
         )
         return [
-            {
-                "id": a.id,
-                "sample": a.sample,
-                "chunk_id": a.chunk_id,
-                "coded": a.coded_at is not None,
-                "codes": a.codes or [],
-            }
+            Assignment(id=a.id, sample=a.sample, chunk_id=a.chunk_id, coded=a.coded_at is not None, codes=a.codes or [])
             for a in rows
         ]
 
 
-def assignment_view(store: Store, reviewer: Reviewer, assignment_id: int) -> dict[str, Any]:
+def assignment_view(store: Store, reviewer: Reviewer, assignment_id: int) -> AssignmentView:
     """The passage and the codebook, and nothing the model or other reviewers said."""
     with store.session() as s:
         a = s.get(AssignmentRecord, assignment_id)
         if a is None or a.reviewer_id != reviewer.id:
             raise DecisionError("no such assignment")
-        run = s.get(RunRecord, a.run_id)
-        item = {
-            "id": a.id,
-            "sample": a.sample,
-            "chunk_id": a.chunk_id,
-            "codes": a.codes or [],
-            "note": a.note,
-            "coded": a.coded_at is not None,
-            "codebook_version": run.codebook_version,
-        }
-    view = passage(store, item["chunk_id"])
-    view["segments"] = [{"text": view["text"], "start": view["start"], "marked": False}]
-    return {"assignment": item, "passage": view, "codebook": codebook_of(store, item["codebook_version"])}
+        run = s.get_one(RunRecord, a.run_id)
+        item = Assignment(
+            id=a.id,
+            sample=a.sample,
+            chunk_id=a.chunk_id,
+            codes=a.codes or [],
+            note=a.note,
+            coded=a.coded_at is not None,
+            codebook_version=run.codebook_version,
+        )
+    view = passage(store, item.chunk_id)
+    view.segments = segments(view.text, view.start, [])
+    return AssignmentView(assignment=item, passage=view, codebook=codebook_of(store, run.codebook_version))
 
 
 def submit(store: Store, reviewer: Reviewer, assignment_id: int, codes: list[str], note: str | None = None) -> None:
@@ -136,13 +130,13 @@ def submit(store: Store, reviewer: Reviewer, assignment_id: int, codes: list[str
         a = s.get(AssignmentRecord, assignment_id)
         if a is None or a.reviewer_id != reviewer.id:
             raise DecisionError("no such assignment")
-        codebook = codebook_of(store, s.get(RunRecord, a.run_id).codebook_version)
+        codebook = codebook_of(store, s.get_one(RunRecord, a.run_id).codebook_version)
     allowed = {c.id for c in codebook.leaves} if codebook else set(codes)
     unknown = [c for c in codes if c not in allowed]
     if unknown:
         raise DecisionError(f"not an applicable code: {', '.join(unknown)}")
     with store.session() as s:
-        changed = s.execute(
+        changed = s.execute(  # type: ignore[attr-defined]  # an UPDATE's result has a rowcount
             update(AssignmentRecord)
             .where(AssignmentRecord.id == assignment_id, AssignmentRecord.coded_at.is_(None))
             .values(codes=sorted(set(codes)), note=(note or "").strip() or None, coded_at=now())
@@ -152,7 +146,7 @@ def submit(store: Store, reviewer: Reviewer, assignment_id: int, codes: list[str
         raise Conflict("You already coded this passage; your first codes stand.")
 
 
-def samples(store: Store) -> list[dict[str, Any]]:
+def samples(store: Store) -> list[Sample]:
     """Every sample with its reviewers and progress."""
     with store.session() as s:
         rows = s.execute(
@@ -167,10 +161,8 @@ def samples(store: Store) -> list[dict[str, Any]]:
             .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
             .group_by(AssignmentRecord.sample, AssignmentRecord.run_id, ReviewerRecord.name)
         ).all()
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Sample] = {}
     for sample, run_id, name, total, coded, assigned_at in rows:
-        entry = out.setdefault(
-            sample, {"sample": sample, "run_id": run_id, "assigned_at": assigned_at, "reviewers": {}}
-        )
-        entry["reviewers"][name] = {"coded": coded, "total": total}
-    return sorted(out.values(), key=lambda e: e["assigned_at"], reverse=True)
+        entry = out.setdefault(sample, Sample(sample=sample, run_id=run_id, assigned_at=assigned_at, reviewers={}))
+        entry.reviewers[name] = Progress(coded=coded, total=total)
+    return sorted(out.values(), key=lambda e: e.assigned_at, reverse=True)

@@ -17,6 +17,17 @@ from sqlalchemy import and_, or_, select, update
 from pipeline.codebook import Codebook
 from pipeline.errors import Conflict, DecisionError
 from pipeline.review.reviewers import Reviewer
+from pipeline.review.views import (
+    ContextTurn,
+    DecisionView,
+    OtherSuggestion,
+    Passage,
+    RejectionDetail,
+    RejectionView,
+    Segment,
+    SuggestionDetail,
+    SuggestionView,
+)
 from pipeline.store import (
     ChunkRecord,
     CodebookRecord,
@@ -63,13 +74,13 @@ def codebook_of(store: Store, version: str) -> Codebook | None:
         return Codebook.model_validate(record.content) if record is not None else None
 
 
-def passage(store: Store, chunk_id: str) -> dict[str, Any]:
+def passage(store: Store, chunk_id: str) -> Passage:
     """A chunk with its transcript's text around it: the turns before, the chunk, the turns after."""
     with store.session() as s:
         chunk = s.get(ChunkRecord, chunk_id)
         if chunk is None:
             raise DecisionError(f"no passage '{chunk_id}'")
-        transcript = s.get(TranscriptRecord, chunk.transcript_id)
+        transcript = s.get_one(TranscriptRecord, chunk.transcript_id)
         turns = list(
             s.scalars(
                 select(TurnRecord).where(TurnRecord.transcript_id == chunk.transcript_id).order_by(TurnRecord.index)
@@ -79,26 +90,25 @@ def passage(store: Store, chunk_id: str) -> dict[str, Any]:
     before = [t for t in turns if t.end <= chunk.start][-CONTEXT_TURNS:]
     after = [t for t in turns if t.start >= chunk.end][:CONTEXT_TURNS]
 
-    def turn(t: TurnRecord) -> dict[str, Any]:
-        return {"speaker": t.speaker, "text": text[t.start : t.end], "start": t.start, "timestamp": t.timestamp}
+    def turn(t: TurnRecord) -> ContextTurn:
+        return ContextTurn(speaker=t.speaker, text=text[t.start : t.end], start=t.start, timestamp=t.timestamp)
 
-    return {
-        "chunk_id": chunk.id,
-        "transcript_id": transcript.id,
-        "source_name": transcript.source_name,
-        "metadata": transcript.case_metadata or {},
-        "start": chunk.start,
-        "end": chunk.end,
-        "text": text[chunk.start : chunk.end],
-        "speakers": [sp for sp in chunk.speakers if sp],
-        "before": [turn(t) for t in before],
-        "after": [turn(t) for t in after],
-    }
+    return Passage(
+        chunk_id=chunk.id,
+        transcript_id=transcript.id,
+        source_name=transcript.source_name,
+        metadata=transcript.case_metadata or {},
+        start=chunk.start,
+        end=chunk.end,
+        text=text[chunk.start : chunk.end],
+        speakers=[sp for sp in chunk.speakers if sp],
+        before=[turn(t) for t in before],
+        after=[turn(t) for t in after],
+    )
 
 
-def segments(text: str, offset: int, marks: list[tuple[int, int]]) -> list[dict[str, Any]]:
-    """The passage cut at the marked spans' edges: [{text, start, marked}], start in code points
-    from the transcript's beginning (what the page sends back when a quote is selected)."""
+def segments(text: str, offset: int, marks: list[tuple[int, int]]) -> list[Segment]:
+    """The passage cut at the marked spans' edges."""
     edges = {0, len(text)}
     for start, end in marks:
         edges.update(max(0, min(len(text), p - offset)) for p in (start, end))
@@ -108,11 +118,11 @@ def segments(text: str, offset: int, marks: list[tuple[int, int]]) -> list[dict[
         if a == b:
             continue
         marked = any(start - offset <= a and b <= end - offset for start, end in marks)
-        out.append({"text": text[a:b], "start": offset + a, "marked": marked})
+        out.append(Segment(text=text[a:b], start=offset + a, marked=marked))
     return out
 
 
-def suggestion_view(store: Store, suggestion_id: str) -> dict[str, Any]:
+def suggestion_view(store: Store, suggestion_id: str) -> SuggestionView:
     """Everything the item page shows about one suggestion."""
     with store.session() as s:
         sug = s.get(SuggestionRecord, suggestion_id)
@@ -121,7 +131,7 @@ def suggestion_view(store: Store, suggestion_id: str) -> dict[str, Any]:
         # only decisions in this suggestion's own project: the same coder configuration's suggestions
         # (whoever may see this one may see those) and codes added under the same codebook
         decisions = [
-            _decision_dict(d)
+            _decision_view(d)
             for d in s.scalars(
                 select(DecisionRecord)
                 .outerjoin(SuggestionRecord, SuggestionRecord.id == DecisionRecord.suggestion_id)
@@ -147,58 +157,23 @@ def suggestion_view(store: Store, suggestion_id: str) -> dict[str, Any]:
                 )
             )
         )
-        suggestion = {
-            "id": sug.id,
-            "code": sug.code,
-            "justification": sug.justification,
-            "quote": sug.quote,
-            "quote_start": sug.quote_start,
-            "quote_end": sug.quote_end,
-            "confidence": sug.confidence,
-            "status": sug.status,
-            "version": sug.version,
-            "decided_at": sug.decided_at,
-            "decided_by": sug.decided_by,
-            "coder": sug.coder,
-            "model": sug.model,
-            "prompt_version": sug.prompt_version,
-            "codebook_version": sug.codebook_version,
-            "run_id": sug.run_id,
-            "chunk_id": sug.chunk_id,
-        }
-        other_codes = [{"id": o.id, "code": o.code, "status": o.status, "confidence": o.confidence} for o in others]
-    view = passage(store, suggestion["chunk_id"])
-    view["segments"] = segments(view["text"], view["start"], [(suggestion["quote_start"], suggestion["quote_end"])])
-    codebook = codebook_of(store, suggestion["codebook_version"])
-    return {
-        "suggestion": suggestion,
-        "passage": view,
-        "codebook": codebook,
-        "code": _code(codebook, suggestion["code"]),
-        "decisions": decisions,
-        "other_suggestions": other_codes,
-    }
+        suggestion = SuggestionDetail.model_validate(sug, from_attributes=True)
+        other_codes = [OtherSuggestion.model_validate(o, from_attributes=True) for o in others]
+    view = passage(store, suggestion.chunk_id)
+    view.segments = segments(view.text, view.start, [(suggestion.quote_start, suggestion.quote_end)])
+    codebook = codebook_of(store, suggestion.codebook_version)
+    return SuggestionView(
+        suggestion=suggestion,
+        passage=view,
+        codebook=codebook,
+        code=codebook.get(suggestion.code) if codebook is not None else None,
+        decisions=decisions,
+        other_suggestions=other_codes,
+    )
 
 
-def _code(codebook: Codebook | None, code_id: str) -> Any:
-    if codebook is None:
-        return None
-    return next((c for c in codebook.codes if c.id == code_id), None)
-
-
-def _decision_dict(d: DecisionRecord) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "reviewer": d.reviewer,
-        "verdict": d.verdict,
-        "final_code": d.final_code,
-        "quote_start": d.quote_start,
-        "quote_end": d.quote_end,
-        "reason": d.reason,
-        "note": d.note,
-        "decided_at": d.decided_at,
-        "suggestion_id": d.suggestion_id,
-    }
+def _decision_view(d: DecisionRecord) -> DecisionView:
+    return DecisionView.model_validate(d, from_attributes=True)
 
 
 def _check_quote(chunk: ChunkRecord, text: str, start: int | None, end: int | None) -> None:
@@ -251,8 +226,8 @@ def _decide(store: Store, reviewer: Reviewer, suggestion_id: str, version: int, 
         sug = s.get(SuggestionRecord, suggestion_id)
         if sug is None:
             raise DecisionError(f"no suggestion '{suggestion_id}'")
-        chunk = s.get(ChunkRecord, sug.chunk_id)
-        text = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == sug.transcript_id))
+        chunk = s.get_one(ChunkRecord, sug.chunk_id)
+        text = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == sug.transcript_id)) or ""
         codebook = _codebook_in(s, sug.codebook_version)
         final_code = {"accept": sug.code, "change": request.code, "reject": None}[request.verdict]
         _check_code(codebook, final_code if request.verdict == "change" else None)
@@ -326,7 +301,7 @@ def add_code(store: Store, reviewer: Reviewer, chunk_id: str, codebook_version: 
         chunk = s.get(ChunkRecord, chunk_id)
         if chunk is None:
             raise DecisionError(f"no passage '{chunk_id}'")
-        text = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == chunk.transcript_id))
+        text = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == chunk.transcript_id)) or ""
         codebook = _codebook_in(s, codebook_version)
         if codebook is None:
             raise DecisionError(f"no codebook version '{codebook_version}' in the database")
@@ -360,34 +335,20 @@ def add_code(store: Store, reviewer: Reviewer, chunk_id: str, codebook_version: 
         return record.id
 
 
-def rejection_view(store: Store, rejection_id: int) -> dict[str, Any]:
+def rejection_view(store: Store, rejection_id: int) -> RejectionView:
     """What the page of a rejected proposal shows: the passage, what the model said and why it failed."""
     with store.session() as s:
         rejection = s.get(RejectionRecord, rejection_id)
         if rejection is None:
             raise DecisionError(f"no rejected proposal {rejection_id}")
-        item = {
-            "id": rejection.id,
-            "code": rejection.code,
-            "quote": rejection.quote,
-            "reason": rejection.reason,
-            "status": rejection.status,
-            "version": rejection.version,
-            "chunk_id": rejection.chunk_id,
-            "coder": rejection.coder,
-            "model": rejection.model,
-            "codebook_version": rejection.codebook_version,
-            "run_id": rejection.run_id,
-        }
+        item = RejectionDetail.model_validate(rejection, from_attributes=True)
         settled = s.scalar(select(DecisionRecord).where(DecisionRecord.rejection_id == rejection_id))
-    view = passage(store, item["chunk_id"])
-    view["segments"] = segments(view["text"], view["start"], [])
-    return {
-        "rejection": item,
-        "passage": view,
-        "codebook": codebook_of(store, item["codebook_version"]),
-        "settled": _decision_dict(settled) if settled is not None else None,
-    }
+        decided = _decision_view(settled) if settled is not None else None
+    view = passage(store, item.chunk_id)
+    view.segments = segments(view.text, view.start, [])
+    return RejectionView(
+        rejection=item, passage=view, codebook=codebook_of(store, item.codebook_version), settled=decided
+    )
 
 
 def settle_rejection(
@@ -413,8 +374,8 @@ def _settle_rejection(
         rejection = s.get(RejectionRecord, rejection_id)
         if rejection is None:
             raise DecisionError(f"no rejected proposal {rejection_id}")
-        chunk = s.get(ChunkRecord, rejection.chunk_id)
-        text = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == chunk.transcript_id))
+        chunk = s.get_one(ChunkRecord, rejection.chunk_id)
+        text = s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == chunk.transcript_id)) or ""
         if request.verdict == "add":
             _check_code(_codebook_in(s, rejection.codebook_version), request.code)
             _check_quote(chunk, text, request.quote_start, request.quote_end)

@@ -203,7 +203,8 @@ def filter_options(store: Store, run_ids: Sequence[str]) -> dict[str, Any]:
                 TranscriptRecord.id.in_(transcript_ids)
             )
         ).all()
-    transcripts, case = set(), {}
+    transcripts: set[str] = set()
+    case: dict[str, set[str]] = {}
     for name, metadata in rows:
         transcripts.add(name)
         for key, value in (metadata or {}).items():

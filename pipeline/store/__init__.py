@@ -216,7 +216,7 @@ class Store:
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
         with self.session() as s:
-            run = s.get(RunRecord, run_id)
+            run = s.get_one(RunRecord, run_id)
             run.status = status
             run.finished_at = now()
             run.summary = summary
@@ -303,7 +303,7 @@ class Store:
             records: dict[str, ChunkRecord] = {}
             for part in _batches(wanted, 500):
                 records.update((r.id, r) for r in s.scalars(select(ChunkRecord).where(ChunkRecord.id.in_(part))))
-            transcripts = {}
+            transcripts: dict[str, TranscriptRecord] = {}
             for part in _batches(sorted({r.transcript_id for r in records.values()}), 500):
                 transcripts.update(
                     (t.id, t) for t in s.scalars(select(TranscriptRecord).where(TranscriptRecord.id.in_(part)))
@@ -429,10 +429,13 @@ class Store:
                     .group_by(SuggestionRecord.status)
                 ):
                     counts[status] = counts.get(status, 0) + n
-                counts["rejected"] += s.scalar(
-                    select(func.count())
-                    .select_from(RejectionRecord)
-                    .where(RejectionRecord.coder_key == coder_key, RejectionRecord.chunk_id.in_(part))
+                counts["rejected"] += (
+                    s.scalar(
+                        select(func.count())
+                        .select_from(RejectionRecord)
+                        .where(RejectionRecord.coder_key == coder_key, RejectionRecord.chunk_id.in_(part))
+                    )
+                    or 0
                 )
                 for status, n in s.execute(
                     select(ChunkCodingRecord.status, func.count())

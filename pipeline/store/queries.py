@@ -253,8 +253,8 @@ def decision_log(store: Store) -> list[dict[str, Any]]:
         out = []
         for d, sug, transcript_id, source_name in rows:
             if transcript_id not in texts:
-                texts[transcript_id] = s.scalar(
-                    select(TranscriptRecord.text).where(TranscriptRecord.id == transcript_id)
+                texts[transcript_id] = (
+                    s.scalar(select(TranscriptRecord.text).where(TranscriptRecord.id == transcript_id)) or ""
                 )
             text = texts[transcript_id]
             quote = text[d.quote_start : d.quote_end] if d.quote_start is not None and d.quote_end is not None else ""
@@ -385,7 +385,8 @@ def decisions_in_scope(
     A decision on a suggestion is in scope with its suggestion; one on a passage (an added code,
     a dismissed proposal) when the passage is, and, for a decision that names its codebook, when
     that codebook version is one of `codebook_versions`."""
-    kept, settled = [], {}
+    kept: list[dict[str, Any]] = []
+    settled: dict[str, dict[str, Any]] = {}
     for row in decision_log(store):
         if row["suggestion_id"]:
             if row["suggestion_id"] not in suggestion_ids:

@@ -1,0 +1,152 @@
+"""What the review app's pages show, as typed views: the contract between the store's reads and the
+templates (which read them by attribute)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from pipeline.codebook import Code, Codebook
+
+
+class ContextTurn(BaseModel):
+    """A turn shown around a passage."""
+
+    speaker: str | None
+    text: str
+    start: int
+    timestamp: str | None
+
+
+class Segment(BaseModel):
+    """A piece of a passage, cut at the edges of a marked span; `start` counts code points from the
+    transcript's beginning (what the page sends back when a quote is selected)."""
+
+    text: str
+    start: int
+    marked: bool
+
+
+class Passage(BaseModel):
+    """A chunk with its transcript's text around it."""
+
+    chunk_id: str
+    transcript_id: str
+    source_name: str
+    metadata: dict[str, object]
+    start: int
+    end: int
+    text: str
+    speakers: list[str]
+    before: list[ContextTurn]
+    after: list[ContextTurn]
+    segments: list[Segment] = []
+
+
+class DecisionView(BaseModel):
+    id: int
+    reviewer: str
+    verdict: str
+    final_code: str | None
+    quote_start: int | None
+    quote_end: int | None
+    reason: str | None
+    note: str | None
+    decided_at: datetime
+    suggestion_id: str | None
+
+
+class SuggestionDetail(BaseModel):
+    id: str
+    code: str
+    justification: str
+    quote: str
+    quote_start: int
+    quote_end: int
+    confidence: float
+    status: str
+    version: int
+    decided_at: datetime | None
+    decided_by: str | None
+    coder: str
+    model: str
+    prompt_version: str | None
+    codebook_version: str
+    run_id: str
+    chunk_id: str
+
+
+class OtherSuggestion(BaseModel):
+    id: str
+    code: str
+    status: str
+    confidence: float
+
+
+class SuggestionView(BaseModel):
+    """Everything the item page shows about one suggestion."""
+
+    suggestion: SuggestionDetail
+    passage: Passage
+    codebook: Codebook | None
+    code: Code | None
+    decisions: list[DecisionView]
+    other_suggestions: list[OtherSuggestion]
+
+
+class RejectionDetail(BaseModel):
+    id: int
+    code: str | None
+    quote: str | None
+    reason: str
+    status: str
+    version: int
+    chunk_id: str
+    coder: str
+    model: str
+    codebook_version: str
+    run_id: str
+
+
+class RejectionView(BaseModel):
+    """A rejected proposal's page: the passage, what the model said and why it failed."""
+
+    rejection: RejectionDetail
+    passage: Passage
+    codebook: Codebook | None
+    settled: DecisionView | None
+
+
+class Assignment(BaseModel):
+    """A passage a reviewer codes blind."""
+
+    id: int
+    sample: str
+    chunk_id: str
+    codes: list[str]
+    note: str | None = None
+    coded: bool
+    codebook_version: str | None = None
+
+
+class AssignmentView(BaseModel):
+    """The blind-coding page: the passage and the codebook, and nothing the model or other reviewers said."""
+
+    assignment: Assignment
+    passage: Passage
+    codebook: Codebook | None
+
+
+class Progress(BaseModel):
+    coded: int
+    total: int
+
+
+class Sample(BaseModel):
+    """A double-coding sample with each reviewer's progress."""
+
+    sample: str
+    run_id: str
+    assigned_at: datetime
+    reviewers: dict[str, Progress]
