@@ -29,29 +29,29 @@ def queue(
     as_json: JsonOption = False,
 ) -> None:
     """List the suggestions waiting for a reviewer (low confidence or audit sample)."""
-    items, total, open_rejections = queued_suggestions(Store(db, create=False), limit)
+    waiting = queued_suggestions(Store(db, create=False), limit)
 
     def show() -> None:
-        table = Table(title=f"{total} suggestion(s) waiting for review")
+        table = Table(title=f"{waiting.total} suggestion(s) waiting for review")
         for column in ("suggestion", "transcript", "code", "confidence", "status", "quote"):
             table.add_column(column, overflow="fold")
-        for item in items:
-            quote = item["quote"] if len(item["quote"]) <= 80 else item["quote"][:77] + "..."
+        for item in waiting.items:
+            quote = item.quote if len(item.quote) <= 80 else item.quote[:77] + "..."
             table.add_row(
-                item["suggestion_id"],
-                escape(item["source_name"]),
-                escape(item["code"]),
-                f"{item['confidence']:.2f}",
-                item["status"],
+                item.suggestion_id,
+                escape(item.source_name),
+                escape(item.code),
+                f"{item.confidence:.2f}",
+                item.status,
                 escape(quote),
             )
         out.print(table)
-        if total > len(items):
-            out.print(f"... and {total - len(items)} more (use --limit)")
-        if open_rejections:
-            out.print(f"{open_rejections} rejected proposal(s) are also waiting for a person.")
+        if waiting.total > len(waiting.items):
+            out.print(f"... and {waiting.total - len(waiting.items)} more (use --limit)")
+        if waiting.open_rejections:
+            out.print(f"{waiting.open_rejections} rejected proposal(s) are also waiting for a person.")
 
-    emit({"total": total, "open_rejections": open_rejections, "items": items}, as_json, show)
+    emit(waiting, as_json, show)
 
 
 @app.command("serve")

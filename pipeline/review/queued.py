@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, select
 
+from pipeline.review.views import FilterOptions, OpenRejection, QueueItem, Waiting, WaitingSuggestion
 from pipeline.store import (
     AssignmentRecord,
     ChunkRecord,
@@ -125,7 +126,7 @@ def _base(*columns: Any) -> Any:
 
 def queue_items(
     store: Store, run_ids: Sequence[str], flt: QueueFilter, limit: int = 50, offset: int = 0
-) -> list[dict[str, Any]]:
+) -> list[QueueItem]:
     """Suggestions that match, lowest confidence first."""
     with store.session() as s:
         rows = s.execute(
@@ -136,17 +137,17 @@ def queue_items(
             .offset(offset)
         ).all()
     return [
-        {
-            "id": sug.id,
-            "code": sug.code,
-            "confidence": sug.confidence,
-            "status": sug.status,
-            "decided_by": sug.decided_by,
-            "quote": sug.quote,
-            "source_name": name,
-            "metadata": metadata,
-            "chunk_id": sug.chunk_id,
-        }
+        QueueItem(
+            id=sug.id,
+            code=sug.code,
+            confidence=sug.confidence,
+            status=sug.status,
+            decided_by=sug.decided_by,
+            quote=sug.quote,
+            source_name=name,
+            metadata=metadata,
+            chunk_id=sug.chunk_id,
+        )
         for sug, name, metadata in rows
     ]
 
@@ -191,7 +192,7 @@ def queue_counts(store: Store, run_ids: Sequence[str], flt: QueueFilter) -> dict
     return counts
 
 
-def filter_options(store: Store, run_ids: Sequence[str]) -> dict[str, Any]:
+def filter_options(store: Store, run_ids: Sequence[str]) -> FilterOptions:
     """The codes, transcripts and case attribute values present, for the queue's filters."""
     visible = in_runs(run_ids)
     with store.session() as s:
@@ -210,11 +211,14 @@ def filter_options(store: Store, run_ids: Sequence[str]) -> dict[str, Any]:
         for key, value in (metadata or {}).items():
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 case.setdefault(key, set()).add(str(value))
-    return {"codes": codes, "transcripts": sorted(transcripts), "case": {k: sorted(v) for k, v in sorted(case.items())}}
+    return FilterOptions(
+        codes=codes, transcripts=sorted(transcripts), case={k: sorted(v) for k, v in sorted(case.items())}
+    )
 
 
-def queued_suggestions(store: Store, limit: int = 50) -> tuple[list[dict[str, Any]], int, int]:
-    """(the first `limit` undecided queued suggestions, lowest confidence first; how many; open rejections)."""
+def queued_suggestions(store: Store, limit: int = 50) -> Waiting:
+    """The first `limit` undecided queued suggestions, lowest confidence first; how many there are; how
+    many rejected proposals are open."""
     waiting = status_condition("pending")
     with store.session() as s:
         total = s.scalar(select(func.count()).select_from(SuggestionRecord).where(waiting))
@@ -227,25 +231,25 @@ def queued_suggestions(store: Store, limit: int = 50) -> tuple[list[dict[str, An
             .limit(limit)
         )
         items = [
-            {
-                "suggestion_id": sug.id,
-                "source_name": name,
-                "metadata": metadata,
-                "chunk_id": sug.chunk_id,
-                "code": sug.code,
-                "confidence": sug.confidence,
-                "status": sug.status,
-                "quote": sug.quote,
-                "justification": sug.justification,
-                "coder": sug.coder,
-                "model": sug.model,
-            }
+            WaitingSuggestion(
+                suggestion_id=sug.id,
+                source_name=name,
+                metadata=metadata,
+                chunk_id=sug.chunk_id,
+                code=sug.code,
+                confidence=sug.confidence,
+                status=sug.status,
+                quote=sug.quote,
+                justification=sug.justification,
+                coder=sug.coder,
+                model=sug.model,
+            )
             for sug, name, metadata in rows
         ]
-    return items, total or 0, rejections or 0
+    return Waiting(total=total or 0, open_rejections=rejections or 0, items=items)
 
 
-def open_rejections(store: Store, run_ids: Sequence[str], limit: int = 200) -> tuple[list[dict[str, Any]], int]:
+def open_rejections(store: Store, run_ids: Sequence[str], limit: int = 200) -> tuple[list[OpenRejection], int]:
     """Proposals that failed validation and wait for a person, oldest first; and how many there are."""
     waiting = (RejectionRecord.status == "open", in_runs(run_ids, RejectionRecord))
     with store.session() as s:
@@ -259,5 +263,5 @@ def open_rejections(store: Store, run_ids: Sequence[str], limit: int = 200) -> t
             .limit(limit)
         ).all()
     return [
-        {"id": r.id, "code": r.code, "quote": r.quote, "reason": r.reason, "source_name": name} for r, name in rows
+        OpenRejection(id=r.id, code=r.code, quote=r.quote, reason=r.reason, source_name=name) for r, name in rows
     ], total

@@ -150,3 +150,56 @@ class Sample(BaseModel):
     run_id: str
     assigned_at: datetime
     reviewers: dict[str, Progress]
+
+
+class QueueItem(BaseModel):
+    """A suggestion in the queue page's list."""
+
+    id: str
+    code: str
+    confidence: float
+    status: str
+    decided_by: str | None
+    quote: str
+    source_name: str
+    metadata: dict[str, object] | None
+    chunk_id: str
+
+
+class FilterOptions(BaseModel):
+    """The codes, transcripts and case attribute values a reviewer can narrow the queue to."""
+
+    codes: list[str]
+    transcripts: list[str]
+    case: dict[str, list[str]]
+
+
+class WaitingSuggestion(BaseModel):
+    suggestion_id: str
+    source_name: str
+    metadata: dict[str, object] | None
+    chunk_id: str
+    code: str
+    confidence: float
+    status: str
+    quote: str
+    justification: str
+    coder: str
+    model: str
+
+
+class Waiting(BaseModel):
+    """What `qcode queue` lists: the first undecided queued suggestions, lowest confidence first; how
+    many there are; how many rejected proposals wait for a person too."""
+
+    total: int
+    open_rejections: int
+    items: list[WaitingSuggestion]
+
+
+class OpenRejection(BaseModel):
+    id: int
+    code: str | None
+    quote: str | None
+    reason: str
+    source_name: str
