@@ -188,12 +188,12 @@ def review(store: Store, run_id: str) -> dict[str, int]:
     create_sample(store, reviewers["lea"], run_id, 12, ["ana", "ben"], seed=SEED)
     for name in ("ana", "ben"):
         for item in assignments(store, reviewers[name]):
-            text = spoken(chunks[item["chunk_id"]])
+            text = spoken(chunks[item.chunk_id])
             skip = frozenset({"communication"}) if name == "ben" and rng.random() < 0.3 else frozenset()
             codes = judge(text, skip)
             if name == "ben" and codes and rng.random() < 0.15:
                 codes = codes[:1]
-            submit(store, reviewers[name], item["id"], codes)
+            submit(store, reviewers[name], item.id, codes)
             counts["blind"] += 1
     return counts
 

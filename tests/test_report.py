@@ -145,7 +145,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
     chunk_names = {chunk: name for name, (_, chunk) in ids.items()}
     for position, reviewer in enumerate(("ana", "ben")):
         for item in assignments(store, people[reviewer]):
-            submit(store, people[reviewer], item["id"], BLIND[chunk_names[item["chunk_id"]]][position])
+            submit(store, people[reviewer], item.id, BLIND[chunk_names[item.chunk_id]][position])
     for name, (reviewer, request) in DECISIONS.items():
         decide(store, people[reviewer], ids[name][0], 1, request)
     add_code(store, people["ana"], ids["t6.txt"][1], codebook_version, DecisionRequest(verdict="add", code="trust"))
