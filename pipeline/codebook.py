@@ -281,7 +281,7 @@ class _Folded(str):
 
 
 class _Dumper(yaml.SafeDumper):
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:  # PyYAML names it flow
         return super().increase_indent(flow, False)  # lists indented under their key, as in docs/codebooks.md
 
 

@@ -182,3 +182,10 @@ def test_every_part_of_the_package_has_a_layer(path: Path) -> None:
     if path.name in ("__init__.py", "__pycache__") or path.suffix not in ("", ".py"):
         return
     assert path.stem in LAYERS, f"pipeline/{path.name} is in no layer: add it to LAYERS and to docs/architecture.md"
+
+
+def test_no_module_shadows_the_standard_library() -> None:
+    shadows = sorted(
+        name for name in modules() if name.rsplit(".", 1)[-1] in _stdlib() and not name.endswith("__main__")
+    )
+    assert not shadows, f"modules named like the standard library's: {', '.join(shadows)}"
