@@ -11,6 +11,7 @@ alone skips, saying why, when no browser is installed.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import sqlite3
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import SMALL_CODEBOOK
+from golden import check, check_text, plain
 from review_server import make_review_db, make_reviewers
 from sqlalchemy import select, update
 from typer.testing import CliRunner
@@ -30,6 +32,7 @@ from pipeline.measure.agreement import agreement, codings_from_store
 from pipeline.measure.report import (
     BOOTSTRAP_REPLICATES,
     BOOTSTRAP_SEED,
+    build_report,
     calibration,
     choose_attributes,
     matrices_section,
@@ -487,6 +490,60 @@ def test_one_run_and_bad_arguments(study: Study, tmp_path: Path) -> None:
     assert not (tmp_path / "missing.db").exists() and not (tmp_path / "x.html").exists()
     result = CliRunner().invoke(app, ["report", "--db", str(study.db)])
     assert result.exit_code == 2 and "--out" in result.output
+
+
+# ---------------------------------------------------------------- pinned whole
+
+
+def pinned(store_path: Path, run_id: str | None = None) -> tuple[Any, str]:
+    """build_report's data, and the page rendered from it, less what changes from one run of the
+    tests to the next: the time, run ids and timestamps, the plots (their own tests check them)."""
+    store = Store(str(store_path))
+    try:
+        report = build_report(store, run_id)
+        page = render_report(report)
+    finally:
+        store.engine.dispose()
+    data = plain(report)
+    assert set(data["plots"]) <= {"agreement", "calibration", "sweep"}
+    runs = [r["id"] for r in data["runs"]]
+    del data["plots"], data["generated_at"]
+    for r in data["runs"]:
+        # what the report reads of a run's parameters; the rest is the run's own business
+        r["started_at"] = r["finished_at"] = "<time>"
+        r["parameters"] = {k: v for k, v in r["parameters"].items() if k in ("chunk_size", "routing")}
+        del r["summary"]
+    for key in ("first_run", "last_run"):
+        data["methods"][key] = data["methods"][key] and "<time>"
+    text = json.dumps(data, ensure_ascii=False)
+    text = re.sub(r'"(qcode_version|coder_key)": "[^"]*"', r'"\1": "<\1>"', text)
+    for i, run in enumerate(runs):
+        text = text.replace(run, f"<run {i}>")
+        page = page.replace(run, f"<run {i}>")
+    page = re.sub(r"<svg\b.*?</svg>", "<svg/>", page, flags=re.S)
+    page = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d( UTC)?", "<time>", page)
+    page = re.sub(r"qcode \d[^ <\"]*", "qcode <version>", page)
+    return json.loads(text), page
+
+
+def test_report_data_and_page_are_pinned(study: Study, tmp_path: Path) -> None:
+    data, page = pinned(study.db)
+    check("report/study", data)
+    check_text("report/study.html", page)
+    data, page = pinned(study.bare, "latest")
+    check("report/bare", data)
+    check_text("report/bare.html", page)
+    empty = tmp_path / "empty.db"
+    Store(str(empty)).engine.dispose()
+    data, page = pinned(empty)
+    check("report/empty", data)
+    check_text("report/empty.html", page)
+    result = run_report(study.db, tmp_path / "study.html", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary.pop("out") == str(tmp_path / "study.html")
+    assert summary.pop("bytes") == (tmp_path / "study.html").stat().st_size
+    check("report/summary", summary)
 
 
 # ---------------------------------------------------------------- the estimators, by hand
