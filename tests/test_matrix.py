@@ -18,7 +18,7 @@ from typing import Any
 
 import openpyxl
 import pytest
-from golden import check, check_text
+from golden import check, check_text, plain
 from review_server import make_reviewers
 from sqlalchemy import select
 from test_report import Tables
@@ -287,12 +287,15 @@ def test_statuses_follow_the_reviewers_decisions(study: Study) -> None:
 def test_exemplars_are_the_most_confident_and_confirmed_quotes(study: Study) -> None:
     m = cross_tab(load(study.db), ["code"], ["district", "role"])
     funding = m.cell(("funding",), ("North", "teacher")).exemplar
-    assert funding["quote"] == "The grant also paid for a coach" and funding["confidence"] == 0.9  # not 0.8
-    assert funding["source"] == "n1.txt" and not funding["reviewed"]
+    assert funding is not None
+    assert funding.quote == "The grant also paid for a coach" and funding.confidence == 0.9  # not 0.8
+    assert funding.source == "n1.txt" and not funding.reviewed
     changed = m.cell(("funding",), ("South", MISSING)).exemplar
-    assert changed["quote"] == "Release time came from the district budget" and changed["how"] == "change"
+    assert changed is not None
+    assert changed.quote == "Release time came from the district budget" and changed.how == "change"
     added = m.cell(("time",), ("South", MISSING)).exemplar
-    assert added["quote"] == "Release time" and added["how"] == "add" and added["reviewed"]
+    assert added is not None
+    assert added.quote == "Release time" and added.how == "add" and added.reviewed
     assert shorten("word " * 100, 20) == "word word word word…"
 
 
@@ -451,7 +454,7 @@ def test_html_xlsx_views_and_summary_are_pinned(study: Study, tmp_path: Path) ->
     try:
         loaded = load_study(store, None, "accepted")
         m = cross_tab(loaded, ["code"], ["district", "role"])
-        info = about(store, loaded, m)
+        info = plain(about(store, loaded, m))
     finally:
         store.engine.dispose()
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", info["generated_at"])

@@ -31,7 +31,7 @@ from pipeline.measure.agreement import (
 )
 from pipeline.measure.evals import GATE_METRICS, check_gates, load_suite, parse_gates, run_suite
 from pipeline.measure.matrix import CODE, FORMATS, STATUSES, format_of, write_matrix
-from pipeline.measure.report import write_report
+from pipeline.measure.report import ReportSummary, write_report
 from pipeline.measure.statistic import Statistic
 from pipeline.store import Store
 
@@ -154,23 +154,14 @@ def report_(
     codes by case attribute, and a methods paragraph with the numbers filled in."""
     store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
     try:
-        report = write_report(store, out_path, run_id, force=force)
+        summary = ReportSummary.of(write_report(store, out_path, run_id, force=force), out_path)
     finally:
         store.engine.dispose()
-    m = report["methods"]
-    summary = {
-        "out": str(out_path),
-        "bytes": out_path.stat().st_size,
-        "transcripts": m["transcripts"],
-        "suggestions": m["suggestions"],
-        "decisions": m["decisions"],
-        "blind_passages": m["blind_passages"],
-    }
     emit(summary, as_json)
     say(
-        f"wrote {out_path} ({out_path.stat().st_size // 1024 + 1} KB): {m['transcripts']} transcript(s), "
-        f"{m['suggestions']} suggestion(s), {m['decisions']} decision(s), "
-        f"{m['blind_passages']} passage(s) coded blind"
+        f"wrote {out_path} ({summary.bytes // 1024 + 1} KB): {summary.transcripts} transcript(s), "
+        f"{summary.suggestions} suggestion(s), {summary.decisions} decision(s), "
+        f"{summary.blind_passages} passage(s) coded blind"
     )
 
 
@@ -225,27 +216,15 @@ def matrix_(
         bad_argument("--json needs --out: the matrix and the summary cannot both go to standard output")
     store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
     try:
-        study, matrix, _ = write_matrix(
-            store, fmt, out_path, rows, cols, status, run_id, cooccurrence_only, force=force
-        )
+        summary = write_matrix(store, fmt, out_path, rows, cols, status, run_id, cooccurrence_only, force=force)
     finally:
         store.engine.dispose()
-    waiting = study.waiting if status == "accepted" else 0
-    summary = {
-        "out": str(out_path) if out_path else None,
-        "format": fmt,
-        "status": status,
-        "passages": matrix.total.passages,
-        "transcripts": matrix.total.transcripts,
-        "rows": len(matrix.row_keys),
-        "columns": len(matrix.col_keys),
-        "waiting_left_out": waiting,
-    }
     emit(summary, as_json)
+    waiting = summary.waiting_left_out
     left_out = f"; {waiting} suggestion(s) still waiting for review left out" if waiting else ""
     say(
-        f"wrote {out_path or 'standard output'} ({fmt}): {matrix.total.passages} coded passage(s) in "
-        f"{matrix.total.transcripts} transcript(s), {len(matrix.row_keys)} row(s) × {len(matrix.col_keys)} "
+        f"wrote {out_path or 'standard output'} ({fmt}): {summary.passages} coded passage(s) in "
+        f"{summary.transcripts} transcript(s), {summary.rows} row(s) × {summary.columns} "
         f"column(s), status {status}{left_out}"
     )
 

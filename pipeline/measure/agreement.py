@@ -733,7 +733,7 @@ def measure_agreement(
             reason = found.reason if isinstance(found.reason, str) else found.reason(point_totals, index)
         return Statistic.estimate(value, ci, reason)
 
-    def overall(group: str) -> OverallAgreement:
+    def overall_of(group: str) -> OverallAgreement:
         if single:
             return OverallAgreement(
                 krippendorff_alpha=stat((group, "overall", "krippendorff_alpha")),
@@ -750,7 +750,7 @@ def measure_agreement(
             ),
         )
 
-    def pair(p: int, a: int, b: int, kind: PairKind) -> PairAgreement:
+    def pair_of(p: int, a: int, b: int, kind: PairKind) -> PairAgreement:
         weighted = single and level != "nominal"
         return PairAgreement(
             coders=(names[a], names[b]),
@@ -767,7 +767,7 @@ def measure_agreement(
     def code_group(group: str, k: int) -> GroupCodeAgreement:
         return GroupCodeAgreement(**{name: stat((group, "code", name), k) for name in GroupCodeAgreement.model_fields})
 
-    def per_code(k: int, code: str) -> CodeAgreement:
+    def code_of(k: int, code: str) -> CodeAgreement:
         every = code_group("all", k)
         return CodeAgreement(
             code=code,
@@ -785,7 +785,7 @@ def measure_agreement(
             ],
         )
 
-    def model(p: int, a: int) -> ModelAgreement:
+    def model_of(p: int, a: int) -> ModelAgreement:
         return ModelAgreement(
             coder=names[a],
             units=int(points[(p, "units")]),
@@ -822,10 +822,10 @@ def measure_agreement(
         single_label=single,
         level=level,
         bootstrap=Bootstrap(replicates=bootstrap, seed=seed),
-        overall=overall("all"),
-        overall_humans=overall("humans") if "humans" in groups else None,
-        pairwise=[pair(p, a, b, kind) for p, (a, b, kind) in enumerate(pairs)],
-        per_code=[per_code(k, code) for k, code in enumerate(codings.codes)],
+        overall=overall_of("all"),
+        overall_humans=overall_of("humans") if "humans" in groups else None,
+        pairwise=[pair_of(p, a, b, kind) for p, (a, b, kind) in enumerate(pairs)],
+        per_code=[code_of(k, code) for k, code in enumerate(codings.codes)],
         consensus=None
         if consensus is None
         else Consensus(
@@ -836,7 +836,7 @@ def measure_agreement(
         ),
         models=None
         if consensus is None
-        else [model(p, a) for p, (a, _, kind) in enumerate(pairs) if kind == "model-consensus"],
+        else [model_of(p, a) for p, (a, _, kind) in enumerate(pairs) if kind == "model-consensus"],
         notes=notes,
     )
 
