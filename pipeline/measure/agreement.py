@@ -59,7 +59,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -404,6 +404,9 @@ class Agreement(StatisticGroup):
 # ---------------------------------------------------------------- per-unit sums
 
 
+_Totals = tuple[np.ndarray, np.ndarray]  # per-unit sums over units, dense and sparse rows (_Sums.totals)
+
+
 class _Ref:
     __slots__ = ("kind", "start", "stop")
 
@@ -563,8 +566,8 @@ class _SetDistances:
 @dataclass
 class _Stat:
     key: tuple
-    compute: Callable[[tuple[np.ndarray, np.ndarray]], np.ndarray]
-    reason: Callable[[tuple[np.ndarray, np.ndarray]], Any] | str
+    compute: Callable[[_Totals], np.ndarray]
+    reason: Callable[[_Totals, int | None], str] | str  # why it is undefined: fixed, or from the totals and the code
 
 
 class _Plan:
@@ -574,7 +577,12 @@ class _Plan:
         self.pattern_of = pattern_of  # each unit's pattern
         self.stats: list[_Stat] = []
 
-    def stat(self, key: tuple, compute: Callable, reason: Callable | str = "undefined on these data") -> None:
+    def stat(
+        self,
+        key: tuple,
+        compute: Callable[[_Totals], np.ndarray],
+        reason: Callable[[_Totals, int | None], str] | str = "undefined on these data",
+    ) -> None:
         self.stats.append(_Stat(key, compute, reason))
 
 
@@ -666,7 +674,9 @@ def measure_agreement(
 
     # Units coded alike (the same codes from the same coders) contribute alike: the sums run over these
     # patterns, each weighted by how many units have it (in a bootstrap replicate, how often they were drawn).
-    key = (values if single else sets)[: len(coders)].T
+    by_unit = values if values is not None else sets
+    assert by_unit is not None
+    key = by_unit[: len(coders)].T
     _, representative, pattern_of, multiplicity = np.unique(
         key, axis=0, return_index=True, return_inverse=True, return_counts=True
     )
@@ -675,9 +685,9 @@ def measure_agreement(
     per_code = (
         None if consensus is None else (consensus.code_present[representative], consensus.code_applied[representative])
     )
-    if single:
+    if values is not None:
         values = values[:, representative]
-    else:
+    if sets is not None:
         sets = sets[:, representative]
     plan = _Plan(len(representative), multiplicity.astype(np.float64), pattern_of)
     sums = plan.sums
@@ -687,17 +697,20 @@ def measure_agreement(
         groups["humans"] = [coders.index(h) for h in humans]
     for group, members in groups.items():
         _plan_group(plan, group, members, present, applied, n_codes)
-        if single:
-            _plan_group_single(
-                plan, group, members, present, values, categories, level_values, level_of, level, codebook
-            )
+        if values is not None:
+            assert level_values is not None and level_of is not None
+            _plan_group_single(plan, group, members, present, values, categories, level_values, level_of, level)
         else:
-            _plan_group_sets(plan, group, members, present, sets, set_distances, n_codes)
+            assert sets is not None and set_distances is not None
+            _plan_group_sets(plan, group, members, present, sets, set_distances)
 
-    pairs: list[tuple[int, int, str]] = []
-    for a, b in itertools.combinations(range(len(coders)), 2):
-        roles = ["model" if coders[i] in models else "human" for i in (a, b)]
-        pairs.append((a, b, "model-human" if roles[0] != roles[1] else f"{roles[0]}-{roles[1]}"))
+    def kind_of(a: int, b: int) -> PairKind:
+        roles = {coders[a] in models, coders[b] in models}
+        return "model-human" if len(roles) == 2 else "model-model" if True in roles else "human-human"
+
+    pairs: list[tuple[int, int, PairKind]] = [
+        (a, b, kind_of(a, b)) for a, b in itertools.combinations(range(len(coders)), 2)
+    ]
     if consensus is not None:
         pairs += [(coders.index(m), len(coders), "model-consensus") for m in models]
     for p, (a, b, _) in enumerate(pairs):
@@ -712,9 +725,11 @@ def measure_agreement(
             consensus_pair=(b == len(coders)),
             per_code=per_code if b == len(coders) else None,
         )
-        if single:
+        if values is not None:
+            assert level_values is not None and level_of is not None
             _plan_pair_single(plan, p, a, b, present, values, len(categories), level_of, level_values, level)
         else:
+            assert sets is not None and set_distances is not None
             _plan_pair_sets(plan, p, a, b, present, sets, set_distances)
 
     sums.freeze()
@@ -820,7 +835,7 @@ def measure_agreement(
         ],
         codes=list(codings.codes),
         single_label=single,
-        level=level,
+        level=cast(Level, level),  # one of LEVELS, checked above
         bootstrap=Bootstrap(replicates=bootstrap, seed=seed),
         overall=overall_of("all"),
         overall_humans=overall_of("humans") if "humans" in groups else None,
@@ -949,7 +964,6 @@ def _plan_group_single(
     level_values: np.ndarray,
     level_of: np.ndarray,
     level: str,
-    codebook: Codebook | None,
 ) -> None:
     """Single-label data: one category per coder and unit (a code or none)."""
     sums = plan.sums
@@ -1020,7 +1034,6 @@ def _plan_group_sets(
     present: np.ndarray,
     sets: np.ndarray,
     distances: _SetDistances,
-    n_codes: int,
 ) -> None:
     """Multi-label data: Krippendorff's alpha over code sets with the MASI distance."""
     sums = plan.sums
@@ -1264,10 +1277,10 @@ def _level_values(
         return np.arange(len(categories), dtype=np.float64), np.arange(len(categories))
     levels: dict[str, float] = {}
     if codebook is not None:
-        for code in codebook.leaves:
-            value = code.attributes.get("level")
+        for leaf in codebook.leaves:
+            value = leaf.attributes.get("level")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                levels[code.id] = float(value)
+                levels[leaf.id] = float(value)
     numbers: dict[str, float] = {}
     for code in codings.codes:
         try:
@@ -1277,8 +1290,9 @@ def _level_values(
         if math.isfinite(number):
             numbers[code] = number
     first, second = (levels, numbers) if level == "ordinal" else (numbers, levels)
-    value_of = {c: first.get(c, second.get(c)) for c in codings.codes}
-    lacking = [c for c, v in value_of.items() if v is None]
+    found = {c: first.get(c, second.get(c)) for c in codings.codes}
+    value_of = {c: v for c, v in found.items() if v is not None}
+    lacking = [c for c in codings.codes if c not in value_of]
     if lacking:
         how = (
             "an ordinal codebook (--codebook FILE with attributes.level on every code) or numeric codes"

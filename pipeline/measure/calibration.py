@@ -95,8 +95,8 @@ def calibration(
     rows = []
     totals = Counter(confidence_bin(c, bins) for c in confidences)
     by_bin: dict[int, list[tuple[float, bool]]] = defaultdict(list)
-    for confidence, accepted in decided:
-        by_bin[confidence_bin(confidence, bins)].append((confidence, accepted))
+    for confidence, ok in decided:
+        by_bin[confidence_bin(confidence, bins)].append((confidence, ok))
     for b in range(bins):
         items = by_bin.get(b, [])
         n = len(items)
