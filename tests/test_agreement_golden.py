@@ -11,12 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
-from golden import check, check_text
+from golden import GOLDEN, check, check_text
 from rich.console import Console
 from typer.testing import CliRunner
 
 import pipeline.cli.measure
 from pipeline.cli import app
+from pipeline.measure.agreement import Agreement
 
 # Krippendorff (2011)'s reliability data, with two more units: one where coder A applied no code
 KRIPPENDORFF = {
@@ -129,3 +130,15 @@ def test_agreement_json_is_pinned(tmp_path: Path, case: str) -> None:
 def test_agreement_tables_are_pinned(tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline.cli.measure, "out", Console(width=160, color_system=None))
     check_text(f"agreement/{case}.txt", invoke(tmp_path, case))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_json_reads_back_as_the_typed_result(case: str) -> None:
+    text = (GOLDEN / "agreement" / f"{case}.json").read_text(encoding="utf-8")
+    data = json.loads(text)
+    result = Agreement.model_validate_json(text)
+    assert json.dumps(result.model_dump(mode="json")) == json.dumps(data)  # the same keys, in the same order
+    for pair in result.pairwise:
+        for name, stat in pair.statistics():
+            assert stat.value == data["pairwise"][result.pairwise.index(pair)][name]
+            assert (stat.value is None) == (stat.reason is not None)

@@ -664,16 +664,16 @@ def test_attributes_worth_a_column() -> None:
 # ---------------------------------------------------------------- in a real browser
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not os.environ.get("QCODE_TEST_CHROMIUM") and not Path(CHROMIUM).exists(),
-    reason="no browser: install Debian's chromium package or set QCODE_TEST_CHROMIUM to a Chromium binary",
-)
 def _keep(problems: list[str], wanted: Any, text: str) -> Any:
     """A page event handler that notes the events `wanted` says are problems."""
     return lambda event: problems.append(text.format(event)) if wanted(event) else None
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("QCODE_TEST_CHROMIUM") and not Path(CHROMIUM).exists(),
+    reason="no browser: install Debian's chromium package or set QCODE_TEST_CHROMIUM to a Chromium binary",
+)
 def test_the_report_opens_in_chromium(report: str, study: Study, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"QCODE_TEST_CHROMIUM={CHROMIUM!r}: no such file")

@@ -86,9 +86,26 @@ def optional(**kwargs: Any) -> Any:
 
 class StatisticGroup(BaseModel):
     """A result holding statistics among other fields: each `Statistic` field is written as its flat
-    keys, in the field's place; a field left None (declared with `optional()`) is no key at all."""
+    keys, in the field's place; a field left None (declared with `optional()`) is no key at all.
+    The flat keys read back: `Agreement.model_validate_json(text)` gives the result again."""
 
     model_config = ConfigDict(frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold(cls, data: Any) -> Any:
+        """Flat keys (NAME, NAME_ci95, NAME_undefined) as the statistic NAME, when reading JSON data."""
+        if not isinstance(data, dict):
+            return data
+        folded = dict(data)
+        for name in cls.model_fields:
+            if name + CI in data:
+                folded[name] = Statistic(
+                    value=data.get(name), interval=data[name + CI], reason=data.get(name + UNDEFINED)
+                )
+                del folded[name + CI]
+                folded.pop(name + UNDEFINED, None)
+        return folded
 
     @model_serializer(mode="wrap")
     def _flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
