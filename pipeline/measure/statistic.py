@@ -62,10 +62,6 @@ class Statistic(BaseModel):
                 bounds = (low, high)
         return cls(value=point, interval=bounds, reason=None if point is not None else reason)
 
-    @property
-    def defined(self) -> bool:
-        return self.value is not None
-
     def flat(self, name: str) -> dict[str, Any]:
         """The statistic under `name` as a group writes it: NAME, NAME_ci95 and, when undefined, NAME_undefined."""
         keys: dict[str, Any] = {name: self.value, name + CI: list(self.interval) if self.interval else None}
@@ -74,14 +70,14 @@ class Statistic(BaseModel):
         return keys
 
 
-def absent(value: Any) -> bool:
+def _absent(value: Any) -> bool:
     """`exclude_if` of a field that is left out of the JSON object, not written as null, when None."""
     return value is None
 
 
 def optional(**kwargs: Any) -> Any:
     """A field that is None when the result has no such thing, and then no key in the JSON object."""
-    return Field(default=None, exclude_if=absent, **kwargs)
+    return Field(default=None, exclude_if=_absent, **kwargs)
 
 
 class StatisticGroup(BaseModel):
