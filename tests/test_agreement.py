@@ -22,8 +22,10 @@ from pipeline.measure.agreement import (
     agreement,
     codings_from_rows,
     masi_distance,
+    measure_agreement,
     read_codings,
 )
+from pipeline.measure.statistic import Statistic
 
 
 def table(path: Path, rows: list[tuple]) -> Path:
@@ -658,3 +660,38 @@ def test_a_tie_on_one_code_leaves_only_that_code_undecided():
     assert pair["percent_agreement"] == pytest.approx(0.75)
     # whole code sets still need every code decided: u1 is left out of those
     assert report["consensus"]["units"] == 3 and report["consensus"]["undecided_units"] == 1
+
+
+# ------------------------------------------------------------ the typed result
+
+
+def test_a_statistic_is_a_number_or_undefined_with_a_reason():
+    defined = Statistic.estimate(np.float64(0.5), np.array([0.25, np.nan]), "unused")
+    assert (defined.value, defined.interval, defined.reason) == (0.5, None, None)  # a NaN bound: no interval
+    undefined = Statistic.estimate(np.nan, np.array([0.1, 0.2]), "never applied")
+    assert (undefined.value, undefined.interval, undefined.reason) == (None, None, "never applied")
+    assert undefined.flat("kappa") == {"kappa": None, "kappa_ci95": None, "kappa_undefined": "never applied"}
+    assert Statistic.estimate(0.7, (0.6, 0.8)).flat("f1") == {"f1": 0.7, "f1_ci95": [0.6, 0.8]}
+    assert Statistic(value=0.5).model_dump() == {"value": 0.5, "ci": None, "undefined": None}  # as the report's page
+    for bad in ({"value": math.inf}, {"value": None, "interval": (0.1, 0.2)}, {"value": 0.2, "reason": "why"}):
+        with pytest.raises(ValueError):
+            Statistic(**bad)
+
+
+def test_the_typed_result_reads_as_the_json_says():
+    rows = [{"unit_id": f"u{u}", "coder": c, "code": "funding" if u % 2 else ""} for u in range(6) for c in "ab"]
+    rows += [{"unit_id": f"u{u}", "coder": "coder:m", "code": "funding" if u < 3 else ""} for u in range(6)]
+    result = measure_agreement(codings_from_rows(rows, "t"), bootstrap=20)
+    assert result.names("model") == ["coder:m"] and result.names("human") == ["a", "b"]
+    assert result.overall_humans is not None and result.consensus is not None and result.models is not None
+    (consensus,) = result.against_consensus()
+    assert consensus.coders == ("coder:m", "consensus") and consensus.cohen_kappa.interval is not None
+    assert consensus.cohen_kappa_linear is None  # not reported at the nominal level: no key at all
+    data = result.model_dump(mode="json")
+    assert data == agreement(codings_from_rows(rows, "t"), bootstrap=20)
+    pair = data["pairwise"][-1]
+    assert "cohen_kappa_linear" not in pair and pair["cohen_kappa_ci95"] == list(consensus.cohen_kappa.interval)
+    # without a model: no consensus, no models, no humans' own figures, and no keys for them
+    humans_only = measure_agreement(codings_from_rows(rows[:12], "t"), bootstrap=0)
+    assert humans_only.overall_humans is None and humans_only.consensus is None and humans_only.models is None
+    assert not {"overall_humans", "consensus", "models"} & set(humans_only.model_dump(mode="json"))

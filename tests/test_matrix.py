@@ -18,6 +18,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from golden import check, check_text, plain
 from review_server import make_reviewers
 from sqlalchemy import select
 from test_report import Tables
@@ -29,9 +30,12 @@ from pipeline.codebook import Codebook
 from pipeline.coders import register_coder
 from pipeline.errors import StoreError
 from pipeline.measure.matrix import (
+    about,
     cooccurrence,
+    cooccurrence_view,
     cross_tab,
     load_study,
+    matrix_view,
     shorten,
 )
 from pipeline.measure.report import write_report
@@ -283,12 +287,15 @@ def test_statuses_follow_the_reviewers_decisions(study: Study) -> None:
 def test_exemplars_are_the_most_confident_and_confirmed_quotes(study: Study) -> None:
     m = cross_tab(load(study.db), ["code"], ["district", "role"])
     funding = m.cell(("funding",), ("North", "teacher")).exemplar
-    assert funding["quote"] == "The grant also paid for a coach" and funding["confidence"] == 0.9  # not 0.8
-    assert funding["source"] == "n1.txt" and not funding["reviewed"]
+    assert funding is not None
+    assert funding.quote == "The grant also paid for a coach" and funding.confidence == 0.9  # not 0.8
+    assert funding.source == "n1.txt" and not funding.reviewed
     changed = m.cell(("funding",), ("South", MISSING)).exemplar
-    assert changed["quote"] == "Release time came from the district budget" and changed["how"] == "change"
+    assert changed is not None
+    assert changed.quote == "Release time came from the district budget" and changed.how == "change"
     added = m.cell(("time",), ("South", MISSING)).exemplar
-    assert added["quote"] == "Release time" and added["how"] == "add" and added["reviewed"]
+    assert added is not None
+    assert added.quote == "Release time" and added.how == "add" and added.reviewed
     assert shorten("word " * 100, 20) == "word word word word…"
 
 
@@ -397,6 +404,69 @@ def test_rows_by_transcript(study: Study) -> None:
     body = {(t, c): (int(p), int(n)) for t, c, p, n in list(csv.reader(io.StringIO(result.stdout)))[1:]}
     assert body[("n1.txt", "funding")] == (2, 1) and body[("s2.txt", "time")] == (1, 1)
     assert body[("s3.txt", "(all)")] == (0, 0) and body[("(all)", "trust")] == (2, 2)
+
+
+# ---------------------------------------------------------------- pinned whole
+
+CSV_CASES = {
+    "district-role": ["--cols", "district,role"],
+    "school": ["--cols", "school"],
+    "transcript-code": ["--rows", "transcript", "--cols", "code"],
+    "cooccurrence": ["--cooccurrence"],
+    "role-review": ["--cols", "role", "--status", "review"],
+    "code-role-by-district-all": ["--rows", "code,role", "--cols", "district", "--status", "all"],
+}
+
+
+def unstamped(text: str) -> str:
+    """Without the time a file was made and the version of qcode that made it."""
+    text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "<time>", text)
+    return re.sub(r"qcode \d[^ <\"]*", "qcode <version>", text)
+
+
+@pytest.mark.parametrize("case", sorted(CSV_CASES))
+def test_csv_files_are_pinned(study: Study, case: str) -> None:
+    result = matrix(study.db, *CSV_CASES[case])
+    assert result.exit_code == 0, result.output
+    check_text(f"matrix/{case}.csv", result.stdout)
+
+
+def test_html_xlsx_views_and_summary_are_pinned(study: Study, tmp_path: Path) -> None:
+    page = tmp_path / "matrix.html"
+    result = matrix(study.db, "--cols", "district,role", "--format", "html", "--out", str(page), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary.pop("out") == str(page)
+    check("matrix/summary", summary)
+    check_text("matrix/district-role.html", unstamped(page.read_text(encoding="utf-8")))
+
+    book = tmp_path / "matrix.xlsx"
+    assert matrix(study.db, "--rows", "code,district", "--cols", "role", "--out", str(book)).exit_code == 0
+    sheets = {
+        sheet.title: [
+            [unstamped(v) if isinstance(v, str) else v for v in row] for row in sheet.iter_rows(values_only=True)
+        ]
+        for sheet in openpyxl.load_workbook(book)
+    }
+    check("matrix/code-district-by-role.xlsx", sheets)
+
+    store = Store(str(study.db))
+    try:
+        loaded = load_study(store, None, "accepted")
+        m = cross_tab(loaded, ["code"], ["district", "role"])
+        info = plain(about(store, loaded, m))
+    finally:
+        store.engine.dispose()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", info["generated_at"])
+    check(
+        "matrix/views",
+        {
+            "matrix": matrix_view(m),
+            "by_transcript": matrix_view(cross_tab(loaded, ["transcript"], ["code"]), quote_chars=20),
+            "cooccurrence": cooccurrence_view(cooccurrence(loaded)),
+            "about": {k: v for k, v in info.items() if k not in ("generated_at", "qcode_version")},
+        },
+    )
 
 
 # ---------------------------------------------------------------- bad requests

@@ -11,6 +11,7 @@ alone skips, saying why, when no browser is installed.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import sqlite3
@@ -21,21 +22,21 @@ from typing import Any
 
 import pytest
 from conftest import SMALL_CODEBOOK
+from golden import check, check_text, plain
 from review_server import make_review_db, make_reviewers
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.measure.agreement import agreement, codings_from_store
+from pipeline.measure.calibration import RoutedSuggestion, calibration, threshold_sweep, wilson_interval
 from pipeline.measure.report import (
     BOOTSTRAP_REPLICATES,
     BOOTSTRAP_SEED,
-    calibration,
+    build_report,
     choose_attributes,
     matrices_section,
     render_report,
-    threshold_sweep,
-    wilson_interval,
 )
 from pipeline.review.blind import assignments, create_sample, submit
 from pipeline.review.decisions import DecisionRequest, add_code, decide
@@ -489,6 +490,60 @@ def test_one_run_and_bad_arguments(study: Study, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--out" in result.output
 
 
+# ---------------------------------------------------------------- pinned whole
+
+
+def pinned(store_path: Path, run_id: str | None = None) -> tuple[Any, str]:
+    """build_report's data, and the page rendered from it, less what changes from one run of the
+    tests to the next: the time, run ids and timestamps, the plots (their own tests check them)."""
+    store = Store(str(store_path))
+    try:
+        report = build_report(store, run_id)
+        page = render_report(report)
+    finally:
+        store.engine.dispose()
+    data = plain(report)
+    assert set(data["plots"]) <= {"agreement", "calibration", "sweep"}
+    runs = [r["id"] for r in data["runs"]]
+    del data["plots"], data["generated_at"]
+    for r in data["runs"]:
+        # what the report reads of a run's parameters; the rest is the run's own business
+        r["started_at"] = r["finished_at"] = "<time>"
+        r["parameters"] = {k: v for k, v in r["parameters"].items() if k in ("chunk_size", "routing")}
+        del r["summary"]
+    for key in ("first_run", "last_run"):
+        data["methods"][key] = data["methods"][key] and "<time>"
+    text = json.dumps(data, ensure_ascii=False)
+    text = re.sub(r'"(qcode_version|coder_key)": "[^"]*"', r'"\1": "<\1>"', text)
+    for i, run in enumerate(runs):
+        text = text.replace(run, f"<run {i}>")
+        page = page.replace(run, f"<run {i}>")
+    page = re.sub(r"<svg\b.*?</svg>", "<svg/>", page, flags=re.S)
+    page = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d( UTC)?", "<time>", page)
+    page = re.sub(r"qcode \d[^ <\"]*", "qcode <version>", page)
+    return json.loads(text), page
+
+
+def test_report_data_and_page_are_pinned(study: Study, tmp_path: Path) -> None:
+    data, page = pinned(study.db)
+    check("report/study", data)
+    check_text("report/study.html", page)
+    data, page = pinned(study.bare, "latest")
+    check("report/bare", data)
+    check_text("report/bare.html", page)
+    empty = tmp_path / "empty.db"
+    Store(str(empty)).engine.dispose()
+    data, page = pinned(empty)
+    check("report/empty", data)
+    check_text("report/empty.html", page)
+    result = run_report(study.db, tmp_path / "study.html", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary.pop("out") == str(tmp_path / "study.html")
+    assert summary.pop("bytes") == (tmp_path / "study.html").stat().st_size
+    check("report/summary", summary)
+
+
 # ---------------------------------------------------------------- the estimators, by hand
 
 
@@ -511,49 +566,42 @@ def test_the_sweep_weights_each_stratum_by_its_size() -> None:
     # an audit of 3 found no error. Unweighted the error above 0.5 would be 2/8; each stratum weighed by its
     # size gives (10 * 2/5 + 30 * 0/3) / 40 = 0.1, with n_eff = 40^2 / (10^2/5 + 30^2/3) = 5.
     items = [
-        {
-            "confidence": 0.55,
-            "queued_for_review": True,
-            "verdict": ("reject", "change", "accept", "accept", "accept")[i] if i < 5 else None,
-        }
+        RoutedSuggestion(0.55, True, ("reject", "change", "accept", "accept", "accept")[i] if i < 5 else None)
         for i in range(10)
     ]
-    items += [
-        {"confidence": 0.75, "queued_for_review": False, "verdict": "accept" if i < 3 else None} for i in range(30)
-    ]
+    items += [RoutedSuggestion(0.75, False, "accept" if i < 3 else None) for i in range(30)]
     at, above = threshold_sweep(items, audit_share=0.1, thresholds=[0.5, 0.6])
-    assert (at["to_review"], at["auto_accepted"], at["decided"], at["errors"]) == (0, 40, 8, 2)
-    assert at["error"] == pytest.approx(0.1) and at["n_eff"] == pytest.approx(5.0) and at["coverage"] == 1.0
-    assert at["ci95"] == pytest.approx(wilson_interval(0.5, 5))
-    assert at["expected_errors"] == pytest.approx(0.1 * 40 * 0.9)
-    assert above["share_to_review"] == pytest.approx(0.25) and above["share_with_audit"] == pytest.approx(0.325)
-    assert above["error"] == 0.0 and above["decided"] == 3
+    assert (at.to_review, at.auto_accepted, at.decided, at.errors) == (0, 40, 8, 2)
+    assert at.error == pytest.approx(0.1) and at.n_eff == pytest.approx(5.0) and at.coverage == 1.0
+    assert at.ci95 == pytest.approx(wilson_interval(0.5, 5))
+    assert at.expected_errors == pytest.approx(0.1 * 40 * 0.9)
+    assert above.share_to_review == pytest.approx(0.25) and above.share_with_audit == pytest.approx(0.325)
+    assert above.error == 0.0 and above.decided == 3
     # one stratum: the plain share of errors among the decided
     (only,) = threshold_sweep(items[:10], thresholds=[0.0])
-    assert only["error"] == pytest.approx(2 / 5) and only["n_eff"] == pytest.approx(5)
-    assert threshold_sweep([], thresholds=[0.5])[0]["share_to_review"] is None
+    assert only.error == pytest.approx(2 / 5) and only.n_eff == pytest.approx(5)
+    assert threshold_sweep([], thresholds=[0.5])[0].share_to_review is None
 
 
 def test_calibration_bins_and_scores() -> None:
     result = calibration([(0.05, False), (0.12, True), (0.18, False), (1.0, True)], [0.05, 0.12, 0.18, 1.0, 0.5])
-    bins = result["bins"]
-    assert [b["suggestions"] for b in bins] == [1, 2, 0, 0, 0, 1, 0, 0, 0, 1]
-    assert (bins[1]["decided"], bins[1]["accepted"], bins[1]["rate"]) == (2, 1, 0.5)
-    assert bins[1]["mean_confidence"] == pytest.approx(0.15)
-    assert bins[9]["rate"] == 1.0 and bins[5]["rate"] is None
-    assert result["brier"] == pytest.approx((0.05**2 + 0.88**2 + 0.18**2 + 0) / 4)
+    bins = result.bins
+    assert [b.suggestions for b in bins] == [1, 2, 0, 0, 0, 1, 0, 0, 0, 1]
+    assert (bins[1].decided, bins[1].accepted, bins[1].rate) == (2, 1, 0.5)
+    assert bins[1].mean_confidence == pytest.approx(0.15)
+    assert bins[9].rate == 1.0 and bins[5].rate is None
+    assert result.brier == pytest.approx((0.05**2 + 0.88**2 + 0.18**2 + 0) / 4)
     # |0 - 0.05| * 1 + |0.5 - 0.15| * 2 + |1 - 1| * 1, over 4
-    assert result["ece"] == pytest.approx((0.05 + 0.7) / 4)
-    assert calibration([], [])["brier"] is None
+    assert result.ece == pytest.approx((0.05 + 0.7) / 4)
+    assert calibration([], []).brier is None
+    # a bin of suggestions stated with confidence 0 counts in the calibration error too
+    assert calibration([(0.0, True)], [0.0]).ece == pytest.approx(1.0)
 
 
-def test_codes_without_case_attributes_get_one_column() -> None:
-    scope = {
-        "runs": [],
-        "transcripts": {
-            "a": {"source_name": "a.txt", "metadata": {}, "label": "a.txt"},
-            "b": {"source_name": "b.txt", "metadata": {"note": "only here"}, "label": "b.txt"},
-        },
+def test_codes_without_case_attributes_get_one_column(tmp_path: Path) -> None:
+    transcripts = {
+        "a": {"source_name": "a.txt", "metadata": {}, "label": "a.txt"},
+        "b": {"source_name": "b.txt", "metadata": {"note": "only here"}, "label": "b.txt"},
     }
     suggestions = [
         {
@@ -579,57 +627,22 @@ def test_codes_without_case_attributes_get_one_column() -> None:
             "status": "review",
         },
     ]
-    section = matrices_section(scope, suggestions, [], {}, None)
-    assert section["attributes"] == [] and section["pending"] == 1 and section["applied"] == 1
-    (table,) = section["tables"]
-    assert table["by"] == [] and table["columns"] == [{"labels": [], "transcripts": 2}]
-    assert table["rows"][0]["cells"] == [
+    section = matrices_section([], transcripts, suggestions, [], {}, None)
+    assert section.attributes == [] and section.pending == 1 and section.applied == 1
+    (table,) = section.tables
+    assert table.by == [] and [c.model_dump() for c in table.columns] == [{"labels": [], "transcripts": 2}]
+    assert [c.model_dump() for c in table.rows[0].cells] == [
         {"passages": 1, "transcripts": 1, "quote": "We trust them.", "source": "a.txt", "reviewed": False}
     ]
-    assert section["cooccurrence"]["rows"][0]["cells"][0]["n"] == 1
-    page = render_report({**build_report_stub(), "matrices": section})
+    assert section.cooccurrence is not None and section.cooccurrence.rows[0].cells[0].n == 1
+    # on the page of an empty database, in place of its section
+    store = Store(str(tmp_path / "empty.db"))
+    try:
+        empty = build_report(store)
+    finally:
+        store.engine.dispose()
+    page = render_report(empty.model_copy(update={"matrices": section}))
     assert 'id="frequencies-no-attributes"' in page and "We trust them." in page
-
-
-def build_report_stub() -> dict[str, Any]:
-    """What render_report needs of an empty database, without one."""
-    empty = calibration([], [])
-    return {
-        "generated_at": "now",
-        "qcode_version": "0",
-        "database": "x.db",
-        "run_id": None,
-        "runs": [],
-        "codebook": None,
-        "suggestions": 0,
-        "agreement": {"available": False, "reason": "No runs yet."},
-        "confusion": {"blind": [], "review": None},
-        "calibration": empty,
-        "sweep": [],
-        "thresholds": [],
-        "audit_shares": [],
-        "matrices": {},
-        "plots": {},
-        "bins": 10,
-        "bootstrap": {"replicates": BOOTSTRAP_REPLICATES, "seed": BOOTSTRAP_SEED},
-        "methods": {
-            "runs": 0,
-            "transcripts": 0,
-            "passages": 0,
-            "suggestions": 0,
-            "status": {},
-            "decisions": 0,
-            "reviewers": 0,
-            "agreement": None,
-            "at_threshold": None,
-            "thresholds": [],
-            "blind_passages": 0,
-            "imported_coders": [],
-            "imported_projects": [],
-            "people": "reviewers",
-            "calibration": empty,
-        },
-    }
 
 
 def test_attributes_worth_a_column() -> None:
@@ -644,11 +657,16 @@ def test_attributes_worth_a_column() -> None:
         }
         for i in range(6)
     }
-    chosen = [a["name"] for a in choose_attributes(meta)]
+    chosen = [a.name for a in choose_attributes(meta)]
     assert chosen == ["district", "site", "role"]
 
 
 # ---------------------------------------------------------------- in a real browser
+
+
+def _keep(problems: list[str], wanted: Any, text: str) -> Any:
+    """A page event handler that notes the events `wanted` says are problems."""
+    return lambda event: problems.append(text.format(event)) if wanted(event) else None
 
 
 @pytest.mark.slow
@@ -656,11 +674,6 @@ def test_attributes_worth_a_column() -> None:
     not os.environ.get("QCODE_TEST_CHROMIUM") and not Path(CHROMIUM).exists(),
     reason="no browser: install Debian's chromium package or set QCODE_TEST_CHROMIUM to a Chromium binary",
 )
-def _keep(problems: list[str], wanted: Any, text: str) -> Any:
-    """A page event handler that notes the events `wanted` says are problems."""
-    return lambda event: problems.append(text.format(event)) if wanted(event) else None
-
-
 def test_the_report_opens_in_chromium(report: str, study: Study, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"QCODE_TEST_CHROMIUM={CHROMIUM!r}: no such file")

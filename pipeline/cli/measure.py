@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
 
@@ -16,10 +17,22 @@ from pipeline.cli.options import DbOption, ForceOption, JsonOption, RunOption
 from pipeline.cli.output import bad_argument, emit, err, out, progress_bar, say
 from pipeline.codebook import load_codebook
 from pipeline.errors import SuiteError
-from pipeline.measure.agreement import LEVELS, agreement, codings_from_store, read_codings
+from pipeline.measure.agreement import (
+    LEVELS,
+    Agreement,
+    CodeAgreement,
+    CodePairAgreement,
+    CoderSummary,
+    ModelCodeAgreement,
+    PairAgreement,
+    codings_from_store,
+    measure_agreement,
+    read_codings,
+)
 from pipeline.measure.evals import GATE_METRICS, check_gates, load_suite, parse_gates, run_suite
 from pipeline.measure.matrix import CODE, FORMATS, STATUSES, format_of, write_matrix
-from pipeline.measure.report import write_report
+from pipeline.measure.report import ReportSummary, write_report
+from pipeline.measure.statistic import Statistic
 from pipeline.store import Store
 
 app = typer.Typer()
@@ -77,7 +90,9 @@ def agreement_(
         table = read_codings(codings, loaded)
     else:
         table = codings_from_store(Store(db, create=False), run_id, loaded)
-    report = agreement(table, level=level, codebook=loaded, model_coders=model_coders, bootstrap=bootstrap, seed=seed)
+    report = measure_agreement(
+        table, level=level, codebook=loaded, model_coders=model_coders, bootstrap=bootstrap, seed=seed
+    )
 
     def show() -> None:
         for rendered in agreement_tables(report):
@@ -139,23 +154,14 @@ def report_(
     codes by case attribute, and a methods paragraph with the numbers filled in."""
     store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
     try:
-        report = write_report(store, out_path, run_id, force=force)
+        summary = ReportSummary.of(write_report(store, out_path, run_id, force=force), out_path)
     finally:
         store.engine.dispose()
-    m = report["methods"]
-    summary = {
-        "out": str(out_path),
-        "bytes": out_path.stat().st_size,
-        "transcripts": m["transcripts"],
-        "suggestions": m["suggestions"],
-        "decisions": m["decisions"],
-        "blind_passages": m["blind_passages"],
-    }
     emit(summary, as_json)
     say(
-        f"wrote {out_path} ({out_path.stat().st_size // 1024 + 1} KB): {m['transcripts']} transcript(s), "
-        f"{m['suggestions']} suggestion(s), {m['decisions']} decision(s), "
-        f"{m['blind_passages']} passage(s) coded blind"
+        f"wrote {out_path} ({summary.bytes // 1024 + 1} KB): {summary.transcripts} transcript(s), "
+        f"{summary.suggestions} suggestion(s), {summary.decisions} decision(s), "
+        f"{summary.blind_passages} passage(s) coded blind"
     )
 
 
@@ -210,27 +216,15 @@ def matrix_(
         bad_argument("--json needs --out: the matrix and the summary cannot both go to standard output")
     store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
     try:
-        study, matrix, _ = write_matrix(
-            store, fmt, out_path, rows, cols, status, run_id, cooccurrence_only, force=force
-        )
+        summary = write_matrix(store, fmt, out_path, rows, cols, status, run_id, cooccurrence_only, force=force)
     finally:
         store.engine.dispose()
-    waiting = study.waiting if status == "accepted" else 0
-    summary = {
-        "out": str(out_path) if out_path else None,
-        "format": fmt,
-        "status": status,
-        "passages": matrix.total.passages,
-        "transcripts": matrix.total.transcripts,
-        "rows": len(matrix.row_keys),
-        "columns": len(matrix.col_keys),
-        "waiting_left_out": waiting,
-    }
     emit(summary, as_json)
+    waiting = summary.waiting_left_out
     left_out = f"; {waiting} suggestion(s) still waiting for review left out" if waiting else ""
     say(
-        f"wrote {out_path or 'standard output'} ({fmt}): {matrix.total.passages} coded passage(s) in "
-        f"{matrix.total.transcripts} transcript(s), {len(matrix.row_keys)} row(s) × {len(matrix.col_keys)} "
+        f"wrote {out_path or 'standard output'} ({fmt}): {summary.passages} coded passage(s) in "
+        f"{summary.transcripts} transcript(s), {summary.rows} row(s) × {summary.columns} "
         f"column(s), status {status}{left_out}"
     )
 
@@ -249,143 +243,150 @@ def stat_cell(entry: dict[str, Any] | None, name: str, digits: int = 3) -> str:
     return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else f"{value:.{digits}f}"
 
 
-def agreement_tables(report: dict[str, Any]) -> list[Table]:
+def statistic_cell(stat: Statistic | None, digits: int = 3) -> str:
+    """A statistic with its interval as a table shows it: 'n/a' when undefined, '' when not reported."""
+    if stat is None or stat.value is None:
+        return "n/a" if stat is not None and stat.reason is not None else ""
+    if stat.interval is None:
+        return f"{stat.value:.{digits}f}"
+    low, high = stat.interval
+    return f"{stat.value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def agreement_tables(report: Agreement) -> list[Table]:
     """Agreement as rich tables: overall, pairwise, per code, and the models against the consensus."""
 
     out = []
-    kind = "single-label" if report["single_label"] else "multi-label"
+    kind = "single-label" if report.single_label else "multi-label"
     overall = Table(
-        title=f"Agreement: {report['units']} units ({report['pairable_units']} coded by two or more "
-        f"coders), {len(report['coders'])} coders, {kind}, level {report['level']}; 95% bootstrap "
-        f"intervals over {report['bootstrap']['replicates']} replicates, seed "
-        f"{report['bootstrap']['seed']}",
+        title=f"Agreement: {report.units} units ({report.pairable_units} coded by two or more "
+        f"coders), {len(report.coders)} coders, {kind}, level {report.level}; 95% bootstrap "
+        f"intervals over {report.bootstrap.replicates} replicates, seed "
+        f"{report.bootstrap.seed}",
         title_justify="left",
     )
     overall.add_column("statistic")
     overall.add_column("all coders")
-    humans = report.get("overall_humans")
+    humans = report.overall_humans
     if humans:
         overall.add_column("humans only")
-    rows = [("Krippendorff's alpha" + ("" if report["single_label"] else " (MASI)"), "krippendorff_alpha")]
-    sources = [report["overall"]] + ([humans] if humans else [])
-    if report["single_label"]:
-        rows += [
-            ("Fleiss' kappa", "fleiss_kappa"),
-            ("Gwet's AC1", "gwet_ac1"),
-            ("percent agreement", "percent_agreement"),
-        ]
-        for label, name in rows:
-            overall.add_row(label, *(stat_cell(s, name) for s in sources))
+    groups = [report.overall] + ([humans] if humans else [])
+    overall.add_row(
+        "Krippendorff's alpha" + ("" if report.single_label else " (MASI)"),
+        *(statistic_cell(g.krippendorff_alpha) for g in groups),
+    )
+    if report.single_label:
+        for label, pick in [
+            ("Fleiss' kappa", lambda g: g.fleiss_kappa),
+            ("Gwet's AC1", lambda g: g.gwet_ac1),
+            ("percent agreement", lambda g: g.percent_agreement),
+        ]:
+            overall.add_row(label, *(statistic_cell(pick(g)) for g in groups))
     else:
-        overall.add_row(rows[0][0], *(stat_cell(s, "krippendorff_alpha") for s in sources))
+        means = [g.mean_per_code for g in groups]
         for label, name in [
             ("mean per code: Krippendorff's alpha", "krippendorff_alpha"),
             ("mean per code: Fleiss' kappa", "fleiss_kappa"),
             ("mean per code: Gwet's AC1", "gwet_ac1"),
             ("mean per code: percent agreement", "percent_agreement"),
         ]:
-            overall.add_row(label, *(stat_cell(s["mean_per_code"], name) for s in sources))
+            overall.add_row(label, *(statistic_cell(getattr(m, name) if m else None) for m in means))
     out.append(overall)
 
     pairwise = Table(title="Pairs of coders", title_justify="left")
     columns = [("percent agreement", "percent_agreement"), ("Cohen's kappa", "cohen_kappa")]
-    if report["single_label"] and report["level"] != "nominal":
+    if report.single_label and report.level != "nominal":
         columns += [("kappa, linear", "cohen_kappa_linear"), ("kappa, quadratic", "cohen_kappa_quadratic")]
     columns.append(("Krippendorff's alpha", "krippendorff_alpha"))
-    if not report["single_label"]:
+    if not report.single_label:
         columns.append(("identical sets", "exact_agreement"))
         columns[1] = ("Cohen's kappa (mean per code)", "cohen_kappa")
         columns[0] = ("percent agreement (mean per code)", "percent_agreement")
     for header in ["coders", "kind", "units"] + [c[0] for c in columns]:
         pairwise.add_column(header, overflow="fold")
-    for entry in report["pairwise"]:
+    for pair in report.pairwise:
         pairwise.add_row(
-            escape(" vs ".join(entry["coders"])),
-            entry["kind"],
-            str(entry["units"]),
-            *(stat_cell(entry, name) for _, name in columns),
+            escape(" vs ".join(pair.coders)),
+            pair.kind,
+            str(pair.units),
+            *(statistic_cell(getattr(pair, name)) for _, name in columns),
         )
     out.append(pairwise)
 
     per_code = Table(title="Per code (presence against absence, all coders)", title_justify="left")
-    columns = [
-        ("prevalence", "prevalence"),
-        ("percent agreement", "percent_agreement"),
-        ("Fleiss' kappa", "fleiss_kappa"),
-        ("Krippendorff's alpha", "krippendorff_alpha"),
-        ("Gwet's AC1", "gwet_ac1"),
-    ]
-    for header in ["code"] + [c[0] for c in columns]:
+    headers = ["code", "prevalence", "percent agreement", "Fleiss' kappa", "Krippendorff's alpha", "Gwet's AC1"]
+    for header in headers:
         per_code.add_column(header, overflow="fold")
-    for entry in report["per_code"]:
-        per_code.add_row(escape(entry["code"]), *(stat_cell(entry, name) for _, name in columns))
+    for code in report.per_code:
+        stats = (code.prevalence, code.percent_agreement, code.fleiss_kappa, code.krippendorff_alpha, code.gwet_ac1)
+        per_code.add_row(escape(code.code), *(statistic_cell(s) for s in stats))
     out.append(per_code)
 
-    if report["pairwise"]:
+    if report.pairwise:
         kappas = Table(title="Per code, Cohen's kappa of each pair", title_justify="left")
         kappas.add_column("code", overflow="fold")
-        for entry in report["pairwise"]:
-            kappas.add_column(escape(" vs ".join(entry["coders"])), overflow="fold")
-        for entry in report["per_code"]:
-            kappas.add_row(escape(entry["code"]), *(stat_cell(cell, "cohen_kappa") for cell in entry["pairwise"]))
+        for pair in report.pairwise:
+            kappas.add_column(escape(" vs ".join(pair.coders)), overflow="fold")
+        for code in report.per_code:
+            kappas.add_row(escape(code.code), *(statistic_cell(cell.cohen_kappa) for cell in code.pairwise))
         out.append(kappas)
 
-    for model in report.get("models", []):
+    for model in report.models or []:
         prf = Table(
-            title=f"{escape(model['coder'])} against the human consensus ({model['units']} units)", title_justify="left"
+            title=f"{escape(model.coder)} against the human consensus ({model.units} units)", title_justify="left"
         )
         for header in ("code", "support", "precision", "recall", "F1", "Cohen's kappa"):
             prf.add_column(header, overflow="fold")
-        for row in model["per_code"]:
+        for row in model.per_code:
             prf.add_row(
-                escape(row["code"]),
-                str(row["support"]),
-                stat_cell(row, "precision"),
-                stat_cell(row, "recall"),
-                stat_cell(row, "f1"),
-                stat_cell(row, "cohen_kappa"),
+                escape(row.code),
+                str(row.support),
+                statistic_cell(row.precision),
+                statistic_cell(row.recall),
+                statistic_cell(row.f1),
+                statistic_cell(row.cohen_kappa),
             )
         out.append(prf)
-        confusion = model["confusion"]
-        matrix = Table(title=f"Confusion: rows the consensus, columns {escape(model['coder'])}", title_justify="left")
+        confusion = model.confusion
+        matrix = Table(title=f"Confusion: rows the consensus, columns {escape(model.coder)}", title_justify="left")
         matrix.add_column("")
-        for label in confusion["labels"]:
+        for label in confusion.labels:
             matrix.add_column(escape(label), justify="right")
-        for label, row in zip(confusion["labels"], confusion["matrix"]):
-            matrix.add_row(escape(label), *(str(v) for v in row))
+        for label, counts in zip(confusion.labels, confusion.matrix):
+            matrix.add_row(escape(label), *(str(v) for v in counts))
         out.append(matrix)
     return out
 
 
-def agreement_footnotes(report: dict[str, Any]) -> list[str]:
-    """Why each undefined statistic is undefined (once per reason), and the report's notes."""
+def agreement_footnotes(report: Agreement) -> list[str]:
+    """Why each undefined statistic is undefined (once per reason, with where), and the report's notes."""
     reasons: dict[str, list[str]] = {}
 
-    def walk(node: Any, where: str) -> None:
-        if isinstance(node, dict):
-            pair = node.get("coders")
-            if node.get("code"):
-                label = f"code {node['code']}"
-            elif isinstance(pair, list) and len(pair) == 2 and all(isinstance(c, str) for c in pair):
-                label = " vs ".join(pair)
-            else:
-                label = ""
-            here = f"{where} {label}".strip()
-            for key, value in node.items():
-                if key.endswith("_undefined"):
-                    reasons.setdefault(value, []).append(f"{key[: -len('_undefined')]} ({here or 'overall'})")
-                else:
-                    walk(value, here if key not in ("overall", "overall_humans") else key)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item, where)
+    def walk(node: BaseModel, where: str) -> None:
+        if isinstance(node, (CodeAgreement, ModelCodeAgreement)):
+            label = f"code {node.code}"
+        elif isinstance(node, (PairAgreement, CodePairAgreement)):
+            label = " vs ".join(node.coders)
+        else:
+            label = ""
+        here = f"{where} {label}".strip()
+        for name, value in node:
+            if isinstance(value, Statistic):
+                if value.value is None and value.reason is not None:
+                    reasons.setdefault(value.reason, []).append(f"{name} ({here or 'overall'})")
+            elif isinstance(value, BaseModel):
+                walk(value, name if name in ("overall", "overall_humans") else here)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, BaseModel) and not isinstance(item, CoderSummary):
+                        walk(item, here)
 
-    walk({k: v for k, v in report.items() if k != "coders"}, "")
+    walk(report, "")
     lines = [
         f"n/a: {reason}: {', '.join(where[:4])}" + (f" and {len(where) - 4} more" if len(where) > 4 else "")
         for reason, where in reasons.items()
     ]
-    return lines + [f"note: {note}" for note in report.get("notes", [])]
+    return lines + [f"note: {note}" for note in report.notes]
 
 
 def _cell(entry: dict[str, Any] | None, name: str) -> str:

@@ -59,15 +59,17 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 from scipy import sparse
 from sqlalchemy import select
 
 from pipeline.codebook import Codebook
 from pipeline.errors import AgreementError
 from pipeline.files import read_text
+from pipeline.measure.statistic import Statistic, StatisticGroup, optional
 from pipeline.store import Store
 from pipeline.store.queries import blind_rows, coding_rows, human_rows, resolve_run
 from pipeline.store.records import AssignmentRecord
@@ -230,7 +232,179 @@ def default_models(coders: list[str]) -> list[str]:
     return [c for c in coders if ":" in c and not c.startswith("reviewer:")]
 
 
+# ---------------------------------------------------------------- the result
+
+Level = Literal["nominal", "ordinal", "interval", "ratio"]
+Role = Literal["model", "human"]
+PairKind = Literal["human-human", "model-human", "model-model", "model-consensus"]
+
+
+class CoderSummary(BaseModel):
+    """A coder of the table: a model or a person, and how many units they coded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    role: Role
+    units: int
+
+
+class Bootstrap(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    replicates: int
+    seed: int
+    method: str = "percentile, units resampled"
+
+
+class MeanPerCode(StatisticGroup):
+    """Multi-label data: the mean over codes of the per-code statistics (codes where one is undefined left out)."""
+
+    krippendorff_alpha: Statistic
+    fleiss_kappa: Statistic
+    gwet_ac1: Statistic
+    percent_agreement: Statistic
+
+
+class OverallAgreement(StatisticGroup):
+    """Every coder of a group (all, or the humans) over every unit. Single-label: alpha at the level,
+    Fleiss' kappa, AC1, percent agreement and `categories`; multi-label: the MASI alpha over code sets
+    (`distance: masi`) and `mean_per_code`."""
+
+    krippendorff_alpha: Statistic
+    fleiss_kappa: Statistic | None = optional()
+    gwet_ac1: Statistic | None = optional()
+    percent_agreement: Statistic | None = optional()
+    categories: int | None = optional()
+    distance: Literal["masi"] | None = optional()
+    mean_per_code: MeanPerCode | None = optional()
+
+
+class PairAgreement(StatisticGroup):
+    """Two coders (or a model and the consensus) over the units both coded. The weighted kappas come
+    with single-label data above the nominal level, `exact_agreement` (identical code sets) with multi-label."""
+
+    coders: tuple[str, str]
+    kind: PairKind
+    units: int
+    percent_agreement: Statistic
+    cohen_kappa: Statistic
+    cohen_kappa_linear: Statistic | None = optional()
+    cohen_kappa_quadratic: Statistic | None = optional()
+    krippendorff_alpha: Statistic
+    exact_agreement: Statistic | None = optional()
+
+
+class CodePairAgreement(StatisticGroup):
+    """Two coders on one code: presence against absence."""
+
+    coders: tuple[str, str]
+    kind: PairKind
+    percent_agreement: Statistic
+    cohen_kappa: Statistic
+
+
+class GroupCodeAgreement(StatisticGroup):
+    """The coders of a group on one code (presence against absence)."""
+
+    prevalence: Statistic
+    percent_agreement: Statistic
+    fleiss_kappa: Statistic
+    krippendorff_alpha: Statistic
+    gwet_ac1: Statistic
+
+
+class CodeAgreement(StatisticGroup):
+    """One code, presence against absence: every coder, the humans alone (with a model and two humans
+    or more), and each pair."""
+
+    code: str
+    name: str | None = optional()  # from a codebook
+    prevalence: Statistic
+    percent_agreement: Statistic
+    fleiss_kappa: Statistic
+    krippendorff_alpha: Statistic
+    gwet_ac1: Statistic
+    humans: GroupCodeAgreement | None = optional()
+    pairwise: list[CodePairAgreement]
+
+
+class Consensus(BaseModel):
+    """The humans' majority, a pseudo-coder the models are compared with."""
+
+    model_config = ConfigDict(frozen=True)
+
+    humans: list[str]
+    units: int
+    undecided_units: int
+    rule: str
+
+
+class ModelCodeAgreement(StatisticGroup):
+    """A model against the consensus on one code; `support`: units where the consensus has the code."""
+
+    code: str
+    support: int
+    precision: Statistic
+    recall: Statistic
+    f1: Statistic
+    cohen_kappa: Statistic
+
+
+class ConfusionTable(BaseModel):
+    """Rows: the consensus; columns: the model; `matrix[i][j]` counts units (multi-label: once per
+    (consensus code, model code) pair a unit holds, (none) standing for an empty set)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rows: Literal["consensus"] = "consensus"
+    columns: Literal["model"] = "model"
+    labels: list[str]
+    matrix: list[list[int]]
+
+
+class ModelAgreement(StatisticGroup):
+    coder: str
+    against: Literal["consensus"] = "consensus"
+    units: int
+    per_code: list[ModelCodeAgreement]
+    confusion: ConfusionTable
+
+
+class Agreement(StatisticGroup):
+    """Everything `qcode agreement` reports: the JSON object of docs/agreement.md, field for field.
+    `overall_humans`, `consensus` and `models` are None (and no key) unless there is a model and at
+    least two humans."""
+
+    source: str
+    units: int
+    pairable_units: int
+    coders: list[CoderSummary]
+    codes: list[str]
+    single_label: bool
+    level: Level
+    bootstrap: Bootstrap
+    overall: OverallAgreement
+    overall_humans: OverallAgreement | None = optional()
+    pairwise: list[PairAgreement]
+    per_code: list[CodeAgreement]
+    consensus: Consensus | None = optional()
+    models: list[ModelAgreement] | None = optional()
+    notes: list[str]
+
+    def names(self, role: Role) -> list[str]:
+        """The coders of one role, in the table's order."""
+        return [c.name for c in self.coders if c.role == role]
+
+    def against_consensus(self) -> list[PairAgreement]:
+        """Each model against the humans' consensus (the pairs of kind model-consensus)."""
+        return [p for p in self.pairwise if p.kind == "model-consensus"]
+
+
 # ---------------------------------------------------------------- per-unit sums
+
+
+_Totals = tuple[np.ndarray, np.ndarray]  # per-unit sums over units, dense and sparse rows (_Sums.totals)
 
 
 class _Ref:
@@ -392,8 +566,8 @@ class _SetDistances:
 @dataclass
 class _Stat:
     key: tuple
-    compute: Callable[[tuple[np.ndarray, np.ndarray]], np.ndarray]
-    reason: Callable[[tuple[np.ndarray, np.ndarray]], Any] | str
+    compute: Callable[[_Totals], np.ndarray]
+    reason: Callable[[_Totals, int | None], str] | str  # why it is undefined: fixed, or from the totals and the code
 
 
 class _Plan:
@@ -403,7 +577,12 @@ class _Plan:
         self.pattern_of = pattern_of  # each unit's pattern
         self.stats: list[_Stat] = []
 
-    def stat(self, key: tuple, compute: Callable, reason: Callable | str = "undefined on these data") -> None:
+    def stat(
+        self,
+        key: tuple,
+        compute: Callable[[_Totals], np.ndarray],
+        reason: Callable[[_Totals, int | None], str] | str = "undefined on these data",
+    ) -> None:
         self.stats.append(_Stat(key, compute, reason))
 
 
@@ -416,7 +595,23 @@ def agreement(
     bootstrap: int = 1000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Every statistic of the report, as the JSON object the module docstring describes."""
+    """`measure_agreement` as the JSON object itself, for readers that still take plain data (the evals)."""
+    result = measure_agreement(
+        codings, level=level, codebook=codebook, model_coders=model_coders, bootstrap=bootstrap, seed=seed
+    )
+    return result.model_dump(mode="json")
+
+
+def measure_agreement(
+    codings: Codings,
+    *,
+    level: str | None = None,
+    codebook: Codebook | None = None,
+    model_coders: list[str] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> Agreement:
+    """Every statistic of the report; its JSON is the object the module docstring describes."""
     if bootstrap < 0:
         raise AgreementError("--bootstrap must be 0 (no intervals) or more replicates")
     single = codings.single_label
@@ -466,35 +661,33 @@ def agreement(
     consensus = None
     if models and len(humans) >= 2:
         consensus = _consensus(codings, [coders.index(h) for h in humans], values, len(categories))
-        present = np.concatenate([present, consensus["present"][None]], axis=0)
-        applied = np.concatenate([applied, consensus["applied"][None]], axis=0)
-        if single:
-            values = np.concatenate([values, consensus["values"][None]], axis=0)
+        present = np.concatenate([present, consensus.present[None]], axis=0)
+        applied = np.concatenate([applied, consensus.applied[None]], axis=0)
+        if values is not None and consensus.values is not None:
+            values = np.concatenate([values, consensus.values[None]], axis=0)
     sets, set_distances = (None, None) if single else _code_sets(present, applied)
     names = coders + (["consensus"] if consensus is not None else [])
     confusions = {}
     if consensus is not None:
         for m in models:
-            confusions[m] = _confusion(
-                codings, coders.index(m), len(coders), present, applied, values, categories, single
-            )
+            confusions[m] = _confusion(codings, coders.index(m), len(coders), present, applied, values, categories)
 
     # Units coded alike (the same codes from the same coders) contribute alike: the sums run over these
     # patterns, each weighted by how many units have it (in a bootstrap replicate, how often they were drawn).
-    key = (values if single else sets)[: len(coders)].T
+    by_unit = values if values is not None else sets
+    assert by_unit is not None
+    key = by_unit[: len(coders)].T
     _, representative, pattern_of, multiplicity = np.unique(
         key, axis=0, return_index=True, return_inverse=True, return_counts=True
     )
     pattern_of = pattern_of.ravel()
     present, applied = present[:, representative], applied[:, representative]
     per_code = (
-        None
-        if consensus is None
-        else (consensus["code_present"][representative], consensus["code_applied"][representative])
+        None if consensus is None else (consensus.code_present[representative], consensus.code_applied[representative])
     )
-    if single:
+    if values is not None:
         values = values[:, representative]
-    else:
+    if sets is not None:
         sets = sets[:, representative]
     plan = _Plan(len(representative), multiplicity.astype(np.float64), pattern_of)
     sums = plan.sums
@@ -504,17 +697,20 @@ def agreement(
         groups["humans"] = [coders.index(h) for h in humans]
     for group, members in groups.items():
         _plan_group(plan, group, members, present, applied, n_codes)
-        if single:
-            _plan_group_single(
-                plan, group, members, present, values, categories, level_values, level_of, level, codebook
-            )
+        if values is not None:
+            assert level_values is not None and level_of is not None
+            _plan_group_single(plan, group, members, present, values, categories, level_values, level_of, level)
         else:
-            _plan_group_sets(plan, group, members, present, sets, set_distances, n_codes)
+            assert sets is not None and set_distances is not None
+            _plan_group_sets(plan, group, members, present, sets, set_distances)
 
-    pairs: list[tuple[int, int, str]] = []
-    for a, b in itertools.combinations(range(len(coders)), 2):
-        roles = ["model" if coders[i] in models else "human" for i in (a, b)]
-        pairs.append((a, b, "model-human" if roles[0] != roles[1] else f"{roles[0]}-{roles[1]}"))
+    def kind_of(a: int, b: int) -> PairKind:
+        roles = {coders[a] in models, coders[b] in models}
+        return "model-human" if len(roles) == 2 else "model-model" if True in roles else "human-human"
+
+    pairs: list[tuple[int, int, PairKind]] = [
+        (a, b, kind_of(a, b)) for a, b in itertools.combinations(range(len(coders)), 2)
+    ]
     if consensus is not None:
         pairs += [(coders.index(m), len(coders), "model-consensus") for m in models]
     for p, (a, b, _) in enumerate(pairs):
@@ -529,9 +725,11 @@ def agreement(
             consensus_pair=(b == len(coders)),
             per_code=per_code if b == len(coders) else None,
         )
-        if single:
+        if values is not None:
+            assert level_values is not None and level_of is not None
             _plan_pair_single(plan, p, a, b, present, values, len(categories), level_of, level_values, level)
         else:
+            assert sets is not None and set_distances is not None
             _plan_pair_sets(plan, p, a, b, present, sets, set_distances)
 
     sums.freeze()
@@ -539,114 +737,123 @@ def agreement(
     points = {s.key: s.compute(point_totals)[0] for s in plan.stats}
     intervals = _bootstrap(plan, bootstrap, seed, points)
 
-    def put(target: dict, name: str, key: tuple, index: int | None = None, reason: str | None = None) -> None:
+    def stat(key: tuple, index: int | None = None) -> Statistic:
         value = points[key] if index is None else points[key][index]
         ci = intervals.get(key)
         if ci is not None and index is not None:
             ci = ci[index]
-        value = None if value is None or not math.isfinite(value) else float(value)
-        target[name] = value
-        target[f"{name}_ci95"] = (
-            None if value is None or ci is None or not all(map(math.isfinite, ci)) else [float(ci[0]), float(ci[1])]
-        )
-        if value is None:
-            stat = next(s for s in plan.stats if s.key == key)
-            why = reason or (stat.reason if isinstance(stat.reason, str) else stat.reason(point_totals, index))
-            target[f"{name}_undefined"] = why
+        reason = None
+        if value is None or not math.isfinite(value):
+            found = next(s for s in plan.stats if s.key == key)
+            reason = found.reason if isinstance(found.reason, str) else found.reason(point_totals, index)
+        return Statistic.estimate(value, ci, reason)
 
-    report: dict[str, Any] = {
-        "source": codings.source,
-        "units": len(codings.units),
-        "pairable_units": int((coded >= 2).sum()),
-        "coders": [
-            {"name": c, "role": "model" if c in models else "human", "units": int(codings.present[i].sum())}
-            for i, c in enumerate(coders)
-        ],
-        "codes": list(codings.codes),
-        "single_label": single,
-        "level": level,
-        "bootstrap": {"replicates": bootstrap, "seed": seed, "method": "percentile, units resampled"},
-    }
-    for group in groups:
-        overall: dict[str, Any] = {}
+    def overall_of(group: str) -> OverallAgreement:
         if single:
-            for stat in ("krippendorff_alpha", "fleiss_kappa", "gwet_ac1", "percent_agreement"):
-                put(overall, stat, (group, "overall", stat))
-            overall["categories"] = len(categories)
-        else:
-            put(overall, "krippendorff_alpha", (group, "overall", "krippendorff_alpha"))
-            overall["distance"] = "masi"
-            mean: dict[str, Any] = {}
-            for stat in ("krippendorff_alpha", "fleiss_kappa", "gwet_ac1", "percent_agreement"):
-                put(mean, stat, (group, "mean", stat))
-            overall["mean_per_code"] = mean
-        report["overall" if group == "all" else "overall_humans"] = overall
+            return OverallAgreement(
+                krippendorff_alpha=stat((group, "overall", "krippendorff_alpha")),
+                fleiss_kappa=stat((group, "overall", "fleiss_kappa")),
+                gwet_ac1=stat((group, "overall", "gwet_ac1")),
+                percent_agreement=stat((group, "overall", "percent_agreement")),
+                categories=len(categories),
+            )
+        return OverallAgreement(
+            krippendorff_alpha=stat((group, "overall", "krippendorff_alpha")),
+            distance="masi",
+            mean_per_code=MeanPerCode(
+                **{name: stat((group, "mean", name)) for name in MeanPerCode.model_fields},
+            ),
+        )
 
-    pairwise = []
-    for p, (a, b, kind) in enumerate(pairs):
-        entry: dict[str, Any] = {"coders": [names[a], names[b]], "kind": kind, "units": int(points[(p, "units")])}
-        put(entry, "percent_agreement", (p, "percent_agreement"))
-        put(entry, "cohen_kappa", (p, "cohen_kappa"))
-        if single and level != "nominal":
-            put(entry, "cohen_kappa_linear", (p, "cohen_kappa_linear"))
-            put(entry, "cohen_kappa_quadratic", (p, "cohen_kappa_quadratic"))
-        put(entry, "krippendorff_alpha", (p, "krippendorff_alpha"))
-        if not single:
-            put(entry, "exact_agreement", (p, "exact_agreement"))
-        pairwise.append(entry)
-    report["pairwise"] = pairwise
+    def pair_of(p: int, a: int, b: int, kind: PairKind) -> PairAgreement:
+        weighted = single and level != "nominal"
+        return PairAgreement(
+            coders=(names[a], names[b]),
+            kind=kind,
+            units=int(points[(p, "units")]),
+            percent_agreement=stat((p, "percent_agreement")),
+            cohen_kappa=stat((p, "cohen_kappa")),
+            cohen_kappa_linear=stat((p, "cohen_kappa_linear")) if weighted else None,
+            cohen_kappa_quadratic=stat((p, "cohen_kappa_quadratic")) if weighted else None,
+            krippendorff_alpha=stat((p, "krippendorff_alpha")),
+            exact_agreement=None if single else stat((p, "exact_agreement")),
+        )
 
-    per_code = []
-    for k, code in enumerate(codings.codes):
-        entry = {"code": code}
-        if code in codings.names:
-            entry["name"] = codings.names[code]
-        put(entry, "prevalence", ("all", "code", "prevalence"), k)
-        for stat in ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1"):
-            put(entry, stat, ("all", "code", stat), k)
-        if "humans" in groups:
-            sub: dict[str, Any] = {}
-            for stat in ("prevalence", "percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1"):
-                put(sub, stat, ("humans", "code", stat), k)
-            entry["humans"] = sub
-        entry["pairwise"] = []
-        for p, (a, b, kind) in enumerate(pairs):
-            cell = {"coders": [names[a], names[b]], "kind": kind}
-            put(cell, "percent_agreement", (p, "code", "percent_agreement"), k)
-            put(cell, "cohen_kappa", (p, "code", "cohen_kappa"), k)
-            entry["pairwise"].append(cell)
-        per_code.append(entry)
-    report["per_code"] = per_code
+    def code_group(group: str, k: int) -> GroupCodeAgreement:
+        return GroupCodeAgreement(**{name: stat((group, "code", name), k) for name in GroupCodeAgreement.model_fields})
 
-    if consensus is not None:
-        report["consensus"] = {
-            "humans": humans,
-            "units": int(consensus["present"].sum()),
-            "undecided_units": int(consensus["undecided"]),
-            "rule": consensus["rule"],
-        }
-        report["models"] = []
-        for p, (a, _, kind) in enumerate(pairs):
-            if kind != "model-consensus":
-                continue
-            model: dict[str, Any] = {"coder": names[a], "against": "consensus", "units": int(points[(p, "units")])}
-            model["per_code"] = []
-            for k, code in enumerate(codings.codes):
-                row: dict[str, Any] = {"code": code, "support": int(points[(p, "code", "support")][k])}
-                for stat in ("precision", "recall", "f1", "cohen_kappa"):
-                    put(row, stat, (p, "code", stat), k)
-                model["per_code"].append(row)
-            model["confusion"] = confusions[names[a]]
-            report["models"].append(model)
-    elif models and len(humans) < 2:
+    def code_of(k: int, code: str) -> CodeAgreement:
+        every = code_group("all", k)
+        return CodeAgreement(
+            code=code,
+            name=codings.names.get(code),
+            **dict(every),
+            humans=code_group("humans", k) if "humans" in groups else None,
+            pairwise=[
+                CodePairAgreement(
+                    coders=(names[a], names[b]),
+                    kind=kind,
+                    percent_agreement=stat((p, "code", "percent_agreement"), k),
+                    cohen_kappa=stat((p, "code", "cohen_kappa"), k),
+                )
+                for p, (a, b, kind) in enumerate(pairs)
+            ],
+        )
+
+    def model_of(p: int, a: int) -> ModelAgreement:
+        return ModelAgreement(
+            coder=names[a],
+            units=int(points[(p, "units")]),
+            per_code=[
+                ModelCodeAgreement(
+                    code=code,
+                    support=int(points[(p, "code", "support")][k]),
+                    precision=stat((p, "code", "precision"), k),
+                    recall=stat((p, "code", "recall"), k),
+                    f1=stat((p, "code", "f1"), k),
+                    cohen_kappa=stat((p, "code", "cohen_kappa"), k),
+                )
+                for k, code in enumerate(codings.codes)
+            ],
+            confusion=confusions[names[a]],
+        )
+
+    if consensus is None and models and len(humans) < 2:
         notes.append("no human consensus: it needs at least two human coders besides the model(s)")
     if single and level != "nominal" and none_used:
         notes.append(
             f"'{NONE_LABEL}' has no place on the {level} scale: Krippendorff's alpha at that level and the "
             "weighted kappas leave those codings out; the nominal statistics count it as a category"
         )
-    report["notes"] = notes
-    return report
+    return Agreement(
+        source=codings.source,
+        units=len(codings.units),
+        pairable_units=int((coded >= 2).sum()),
+        coders=[
+            CoderSummary(name=c, role="model" if c in models else "human", units=int(codings.present[i].sum()))
+            for i, c in enumerate(coders)
+        ],
+        codes=list(codings.codes),
+        single_label=single,
+        level=cast(Level, level),  # one of LEVELS, checked above
+        bootstrap=Bootstrap(replicates=bootstrap, seed=seed),
+        overall=overall_of("all"),
+        overall_humans=overall_of("humans") if "humans" in groups else None,
+        pairwise=[pair_of(p, a, b, kind) for p, (a, b, kind) in enumerate(pairs)],
+        per_code=[code_of(k, code) for k, code in enumerate(codings.codes)],
+        consensus=None
+        if consensus is None
+        else Consensus(
+            humans=humans,
+            units=int(consensus.present.sum()),
+            undecided_units=consensus.undecided,
+            rule=consensus.rule,
+        ),
+        models=None
+        if consensus is None
+        else [model_of(p, a) for p, (a, _, kind) in enumerate(pairs) if kind == "model-consensus"],
+        notes=notes,
+    )
 
 
 def _bootstrap(plan: _Plan, replicates: int, seed: int, points: dict) -> dict[tuple, np.ndarray]:
@@ -757,7 +964,6 @@ def _plan_group_single(
     level_values: np.ndarray,
     level_of: np.ndarray,
     level: str,
-    codebook: Codebook | None,
 ) -> None:
     """Single-label data: one category per coder and unit (a code or none)."""
     sums = plan.sums
@@ -828,7 +1034,6 @@ def _plan_group_sets(
     present: np.ndarray,
     sets: np.ndarray,
     distances: _SetDistances,
-    n_codes: int,
 ) -> None:
     """Multi-label data: Krippendorff's alpha over code sets with the MASI distance."""
     sums = plan.sums
@@ -1072,10 +1277,10 @@ def _level_values(
         return np.arange(len(categories), dtype=np.float64), np.arange(len(categories))
     levels: dict[str, float] = {}
     if codebook is not None:
-        for code in codebook.leaves:
-            value = code.attributes.get("level")
+        for leaf in codebook.leaves:
+            value = leaf.attributes.get("level")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                levels[code.id] = float(value)
+                levels[leaf.id] = float(value)
     numbers: dict[str, float] = {}
     for code in codings.codes:
         try:
@@ -1085,8 +1290,9 @@ def _level_values(
         if math.isfinite(number):
             numbers[code] = number
     first, second = (levels, numbers) if level == "ordinal" else (numbers, levels)
-    value_of = {c: first.get(c, second.get(c)) for c in codings.codes}
-    lacking = [c for c, v in value_of.items() if v is None]
+    found = {c: first.get(c, second.get(c)) for c in codings.codes}
+    value_of = {c: v for c, v in found.items() if v is not None}
+    lacking = [c for c in codings.codes if c not in value_of]
     if lacking:
         how = (
             "an ordinal codebook (--codebook FILE with attributes.level on every code) or numeric codes"
@@ -1119,7 +1325,20 @@ def _code_sets(present: np.ndarray, applied: np.ndarray) -> tuple[np.ndarray, _S
     return sets.astype(np.int64), _SetDistances(members)
 
 
-def _consensus(codings: Codings, humans: list[int], values: np.ndarray | None, n_cat: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _HumanConsensus:
+    """The humans' majority per unit, as a pseudo-coder's rows (see `_consensus`)."""
+
+    rule: str
+    present: np.ndarray  # (units,) bool: the unit has a consensus (over its whole code set)
+    applied: np.ndarray  # (units, codes) bool
+    undecided: int  # units coded by two humans or more without a consensus
+    code_present: np.ndarray  # (units, codes) bool: decided for this code
+    code_applied: np.ndarray  # (units, codes) bool
+    values: np.ndarray | None = None  # single-label: the category per unit, -1 without consensus
+
+
+def _consensus(codings: Codings, humans: list[int], values: np.ndarray | None, n_cat: int) -> _HumanConsensus:
     """The humans' majority per unit, among the humans who coded it (at least two).
 
     Single-label: the value (a code or none) chosen by more than half of them; otherwise no consensus.
@@ -1139,33 +1358,32 @@ def _consensus(codings: Codings, humans: list[int], values: np.ndarray | None, n
         applied = np.zeros((present.shape[1], len(codings.codes)), dtype=bool)
         has_code = decided & (best != none)
         applied[np.flatnonzero(has_code), best[has_code]] = True
-        result = {
-            "values": np.where(decided, best, -1),
-            "rule": "the value (a code or none) chosen by more than "
+        return _HumanConsensus(
+            rule="the value (a code or none) chosen by more than "
             "half of the humans who coded the unit (at least two); otherwise the unit has no consensus",
-        }
-        code_present, code_applied = decided[:, None] & np.ones(len(codings.codes), dtype=bool), applied
-    else:
-        r = codings.applied[humans].sum(axis=0)
-        # per code, a tie (exactly half) leaves only that code undecided on the unit; over whole code
-        # sets (MASI, identical sets, the confusion table) a tie on any code leaves the unit out
-        code_present = (m >= 2)[:, None] & (2 * r != m[:, None])
-        code_applied = 2 * r > m[:, None]
-        decided = code_present.all(axis=1) & (m >= 2)
-        applied = code_applied & decided[:, None]
-        result = {
-            "rule": "the codes applied by more than half of the humans who coded the unit (at least two); "
-            "a code applied by exactly half of them is undecided there: left out of that code's "
-            "comparisons, and the unit out of comparisons of whole code sets"
-        }
-    result.update(
+            present=decided,
+            applied=applied,
+            undecided=int(((m >= 2) & ~decided).sum()),
+            code_present=decided[:, None] & np.ones(len(codings.codes), dtype=bool),
+            code_applied=applied,
+            values=np.where(decided, best, -1),
+        )
+    r = codings.applied[humans].sum(axis=0)
+    # per code, a tie (exactly half) leaves only that code undecided on the unit; over whole code
+    # sets (MASI, identical sets, the confusion table) a tie on any code leaves the unit out
+    code_present = (m >= 2)[:, None] & (2 * r != m[:, None])
+    code_applied = 2 * r > m[:, None]
+    decided = code_present.all(axis=1) & (m >= 2)
+    return _HumanConsensus(
+        rule="the codes applied by more than half of the humans who coded the unit (at least two); "
+        "a code applied by exactly half of them is undecided there: left out of that code's "
+        "comparisons, and the unit out of comparisons of whole code sets",
         present=decided,
-        applied=applied,
+        applied=code_applied & decided[:, None],
         undecided=int(((m >= 2) & ~decided).sum()),
         code_present=code_present,
         code_applied=code_applied,
     )
-    return result
 
 
 def _confusion(
@@ -1176,14 +1394,13 @@ def _confusion(
     applied: np.ndarray,
     values: np.ndarray | None,
     categories: list[str],
-    single: bool,
-) -> dict[str, Any]:
+) -> ConfusionTable:
     """Rows: the consensus; columns: the model. Multi-label: units counted once per (consensus code, model code)
     pair they hold, with (none) standing for an empty set."""
     from sklearn.metrics import confusion_matrix
 
     both = present[model] & present[consensus]
-    if single:
+    if values is not None:
         labels = categories
         matrix = confusion_matrix(values[consensus][both], values[model][both], labels=list(range(len(labels))))
     else:
@@ -1192,7 +1409,7 @@ def _confusion(
         truth = np.concatenate([truth, ~truth.any(axis=1, keepdims=True)], axis=1).astype(np.int64)
         guess = np.concatenate([guess, ~guess.any(axis=1, keepdims=True)], axis=1).astype(np.int64)
         matrix = truth.T @ guess
-    return {"rows": "consensus", "columns": "model", "labels": labels, "matrix": matrix.astype(int).tolist()}
+    return ConfusionTable(labels=labels, matrix=matrix.astype(int).tolist())
 
 
 # ---------------------------------------------------------------- reading from the store

@@ -14,19 +14,26 @@ too). The researcher's account, with the file layouts, is docs/matrix.md.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+from sqlalchemy import select
+
+from pipeline import __version__
+from pipeline.codebook import Codebook
 from pipeline.errors import MatrixError
 from pipeline.files import formula_safe, written_aside
+from pipeline.store import Store
 from pipeline.store.queries import (
     MISSING,
     PASSAGE_STATUSES,
@@ -39,12 +46,10 @@ from pipeline.store.queries import (
     resolve_run,
     suggestion_records,
 )
+from pipeline.store.records import CodebookRecord, RunRecord
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from pipeline.codebook import Codebook
-    from pipeline.store import Store
 
 STATUSES = PASSAGE_STATUSES
 FORMATS = ("html", "csv", "xlsx")
@@ -79,8 +84,6 @@ def shorten(quote: str, limit: int = QUOTE_CHARS) -> str:
 
 def codebook_codes(codebook: Codebook | dict | None) -> tuple[list[str], dict[str, str]]:
     """The codebook's applicable codes in its order, and their names."""
-    from pipeline.codebook import Codebook
-
     if codebook is None:
         return [], {}
     if isinstance(codebook, dict):
@@ -88,31 +91,89 @@ def codebook_codes(codebook: Codebook | dict | None) -> tuple[list[str], dict[st
     return [c.id for c in codebook.leaves], {c.id: c.name for c in codebook.leaves}
 
 
-def configurations(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The coder configurations of some runs (oldest first), each with its runs' count and latest run."""
-    found: dict[str, dict[str, Any]] = {}
-    for r in sorted(runs, key=lambda r: r["started_at"]):
-        c = found.setdefault(
-            r["coder_key"],
-            {
-                "coder": r["coder"],
-                "model": r["model"],
-                "codebook_name": r["codebook_name"],
-                "codebook_version": r["codebook_version"],
-                "runs": 0,
-            },
+class RunInfo(BaseModel):
+    """A run as the matrices and the report describe it (`pipeline.store.records.RunRecord`'s columns)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    coder: str
+    model: str
+    coder_key: str
+    prompt_version: str | None
+    codebook_name: str
+    codebook_version: str
+    parameters: dict[str, Any]
+    summary: dict[str, Any]
+    qcode_version: str
+
+    @classmethod
+    def of(cls, record: RunRecord) -> RunInfo:
+        return cls(
+            id=record.id,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            status=record.status,
+            coder=record.coder,
+            model=record.model,
+            coder_key=record.coder_key,
+            prompt_version=record.prompt_version,
+            codebook_name=record.codebook_name,
+            codebook_version=record.codebook_version,
+            parameters=record.parameters or {},
+            summary=record.summary or {},
+            qcode_version=record.qcode_version,
         )
-        c["runs"] += 1
-        c["latest_run"] = r["id"]
+
+
+def read_runs(session: Any, run_id: str | None) -> list[RunInfo]:
+    """One run (an id), or every run, oldest first."""
+    query = select(RunRecord).order_by(RunRecord.started_at)
+    if run_id:
+        query = query.where(RunRecord.id == run_id)
+    return [RunInfo.of(r) for r in session.scalars(query)]
+
+
+class Configuration(BaseModel):
+    """A coder configuration (coder, model and codebook version: a run's coder_key), with its runs'
+    count and latest run."""
+
+    coder: str
+    model: str
+    codebook_name: str
+    codebook_version: str
+    runs: int
+    latest_run: str
+
+
+def configurations(runs: Sequence[RunInfo]) -> list[Configuration]:
+    """The coder configurations of some runs (oldest first), each with its runs' count and latest run."""
+    found: dict[str, Configuration] = {}
+    for r in sorted(runs, key=lambda r: r.started_at):
+        seen = found.get(r.coder_key)
+        if seen is None:
+            found[r.coder_key] = Configuration(
+                coder=r.coder,
+                model=r.model,
+                codebook_name=r.codebook_name,
+                codebook_version=r.codebook_version,
+                runs=1,
+                latest_run=r.id,
+            )
+        else:
+            found[r.coder_key] = seen.model_copy(update={"runs": seen.runs + 1, "latest_run": r.id})
     return list(found.values())
 
 
-def several_configurations(configs: Sequence[dict[str, Any]]) -> str:
+def several_configurations(configs: Sequence[Configuration]) -> str:
     """Why codes of several coder configurations are not pooled, and what to do."""
     listed = "; ".join(
-        f"{c['coder']} {c['model']} with the codebook '{c['codebook_name']}' "
-        f"[{c['codebook_version']}] ({c['runs']} run{'s' if c['runs'] != 1 else ''}, latest "
-        f"{c['latest_run']})"
+        f"{c.coder} {c.model} with the codebook '{c.codebook_name}' "
+        f"[{c.codebook_version}] ({c.runs} run{'s' if c.runs != 1 else ''}, latest "
+        f"{c.latest_run})"
         for c in configs
     )
     return (
@@ -122,17 +183,17 @@ def several_configurations(configs: Sequence[dict[str, Any]]) -> str:
     )
 
 
-@dataclass
-class Study:
+class Study(BaseModel):
     """What matrices are computed from: the transcripts in scope and their coded passages."""
 
-    transcripts: dict[str, dict[str, Any]]  # id -> source_name, metadata, label
-    passages: list[dict[str, Any]]  # coded_passages(...)
-    codes: list[str] = field(default_factory=list)  # the codebook's applicable codes, in its order
-    names: dict[str, str] = field(default_factory=dict)
+    # as pipeline.store.queries gives them: id -> source_name, metadata, label; coded_passages(...)
+    transcripts: SkipValidation[dict[str, dict[str, Any]]]
+    passages: SkipValidation[list[dict[str, Any]]]
+    codes: list[str] = Field(default_factory=list)  # the codebook's applicable codes, in its order
+    names: dict[str, str] = Field(default_factory=dict)
     status: str = "accepted"
     run_id: str | None = None
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[RunInfo] = Field(default_factory=list)
     waiting: int = 0  # suggestions still waiting for a reviewer
 
     def dimensions(self) -> list[str]:
@@ -148,29 +209,11 @@ def load_study(store: Store, run_id: str | None = None, status: str = "accepted"
     """The transcripts and coded passages of one run (an id, or latest), or of every run.
 
     Runs of several coder configurations are not pooled: without a run, that is a MatrixError."""
-    from sqlalchemy import select
-
-    from pipeline.store import CodebookRecord, RunRecord
-
     if status not in STATUSES:
         raise MatrixError(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
     run_id = resolve_run(store, run_id)
     with store.session() as s:
-        query = select(RunRecord).order_by(RunRecord.started_at)
-        if run_id:
-            query = query.where(RunRecord.id == run_id)
-        runs = [
-            {
-                "id": r.id,
-                "coder_key": r.coder_key,
-                "coder": r.coder,
-                "model": r.model,
-                "codebook_name": r.codebook_name,
-                "codebook_version": r.codebook_version,
-                "started_at": r.started_at,
-            }
-            for r in s.scalars(query)
-        ]
+        runs = read_runs(s, run_id)
         if not runs:
             raise MatrixError(
                 "the database has no runs yet: code transcripts first (qcode run FOLDER --codebook CODEBOOK.yaml)"
@@ -178,12 +221,12 @@ def load_study(store: Store, run_id: str | None = None, status: str = "accepted"
         configs = configurations(runs)
         if len(configs) > 1:
             raise MatrixError(several_configurations(configs))
-        chunks, transcripts = covered(s, [r["id"] for r in runs])
-        record = s.get(CodebookRecord, runs[-1]["codebook_version"])
+        chunks, transcripts = covered(s, [r.id for r in runs])
+        record = s.get(CodebookRecord, runs[-1].codebook_version)
         codebook = record.content if record is not None else None
     suggestions = list(suggestion_records(store, run_id))
     decisions, settled = decisions_in_scope(
-        store, {x["suggestion_id"] for x in suggestions}, set(chunks), {r["codebook_version"] for r in runs}
+        store, {x["suggestion_id"] for x in suggestions}, set(chunks), {r.codebook_version for r in runs}
     )
     codes, names = codebook_codes(codebook)
     return Study(
@@ -201,39 +244,62 @@ def load_study(store: Store, run_id: str | None = None, status: str = "accepted"
 # ---------------------------------------------------------------- the tables
 
 
-@dataclass(frozen=True)
-class Cell:
+Key = tuple[str, ...]  # the values of a row's (or a column's) dimensions
+
+
+class Exemplar(BaseModel):
+    """The quote that shows what a cell holds: one a reviewer confirmed if any, else the most confident."""
+
+    model_config = ConfigDict(frozen=True)
+
+    quote: str  # whole; pages shorten it
+    source: str  # the transcript's label
+    transcript_id: str
+    chunk_id: str
+    code: str
+    reviewed: bool
+    how: str  # auto, accept, change, add or queued: how the code stands (HOW)
+    confidence: float | None
+
+
+class Cell(BaseModel):
+    """Coded passages (a code on a passage counts once), the distinct transcripts they come from, and an exemplar."""
+
+    model_config = ConfigDict(frozen=True)
+
     passages: int = 0
     transcripts: int = 0
-    exemplar: dict[str, Any] | None = None  # quote (whole), source (transcript label), confidence, reviewed, how
+    exemplar: Exemplar | None = None
 
 
 EMPTY = Cell()
 
 
-@dataclass
-class Matrix:
+class Matrix(BaseModel):
+    """Coded passages by the row dimensions and the column dimensions, with totals."""
+
     rows: list[str]  # the row dimensions
     cols: list[str]  # the column dimensions
-    row_keys: list[tuple[str, ...]]
-    col_keys: list[tuple[str, ...]]
-    cells: dict[tuple[tuple[str, ...], tuple[str, ...]], Cell]
-    row_totals: dict[tuple[str, ...], Cell]
-    col_totals: dict[tuple[str, ...], Cell]
+    row_keys: list[Key]
+    col_keys: list[Key]
+    cells: dict[tuple[Key, Key], Cell]
+    row_totals: dict[Key, Cell]
+    col_totals: dict[Key, Cell]
     total: Cell
-    row_sizes: dict[tuple[str, ...], int]  # transcripts in scope that a row's case values select
-    col_sizes: dict[tuple[str, ...], int]
-    names: dict[str, str] = field(default_factory=dict)  # code -> name
+    row_sizes: dict[Key, int]  # transcripts in scope that a row's case values select
+    col_sizes: dict[Key, int]
+    names: dict[str, str] = Field(default_factory=dict)  # code -> name
 
-    def cell(self, row: tuple[str, ...], col: tuple[str, ...]) -> Cell:
+    def cell(self, row: Key, col: Key) -> Cell:
         return self.cells.get((row, col), EMPTY)
 
 
-@dataclass
-class Cooccurrence:
+class Cooccurrence(BaseModel):
+    """Code by code: passages where both stand."""
+
     codes: list[str]
     counts: list[list[int]]  # counts[i][j]: passages where codes i and j both stand; [i][i]: passages with i
-    names: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = Field(default_factory=dict)
 
 
 def parse_dimensions(spec: str | Sequence[str] | None) -> list[str]:
@@ -251,15 +317,14 @@ def check_dimensions(study: Study, rows: Sequence[str], cols: Sequence[str]) -> 
         raise MatrixError(f"name at least one row dimension, e.g. --rows code (available: {', '.join(available)})")
     seen: set[str] = set()
     for dim in [*rows, *cols]:
-        if _column(study, dim) is None:
-            import difflib
-
+        column = _column(study, dim)
+        if column is None:
             close = difflib.get_close_matches(dim, available, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise MatrixError(f"unknown dimension '{dim}': the dimensions here are {', '.join(available)}{hint}")
-        if _column(study, dim) in seen:
+        if column in seen:
             raise MatrixError(f"the dimension '{dim}' is named twice in --rows and --cols")
-        seen.add(_column(study, dim))
+        seen.add(column)
 
 
 def _column(study: Study, dim: str) -> str | None:
@@ -274,9 +339,15 @@ def _column(study: Study, dim: str) -> str | None:
     return None
 
 
-def _values(study: Study, dims: Sequence[str]) -> dict[str, tuple[str, ...]]:
+def _columns(study: Study, dims: Sequence[str]) -> list[str]:
+    """The columns of dimensions `check_dimensions` accepted."""
+    columns = [_column(study, d) for d in dims]
+    return [c for c in columns if c is not None]
+
+
+def _values(study: Study, dims: Sequence[str]) -> dict[str, Key]:
     """Each transcript's values for the dimensions other than code."""
-    columns = [_column(study, d) for d in dims if d != CODE]
+    columns = _columns(study, [d for d in dims if d != CODE])
     out = {}
     for tid, t in study.transcripts.items():
         out[tid] = tuple(
@@ -317,17 +388,17 @@ def passage_frame(study: Study, dims: Sequence[str] = ()) -> pd.DataFrame:
     frame = frame.drop_duplicates(["chunk_id", "code"]).reset_index(drop=True)
     values = _values(study, dims)
     others = [d for d in dims if d != CODE]
-    for i, dim in enumerate(others):
-        frame[_column(study, dim)] = frame["transcript_id"].map({t: v[i] for t, v in values.items()}).astype(object)
+    for i, column in enumerate(_columns(study, others)):
+        frame[column] = frame["transcript_id"].map({t: v[i] for t, v in values.items()}).astype(object)
     frame["@code"] = frame["code"]
     return frame
 
 
-def _sort_key(study: Study, dims: Sequence[str], codes: Sequence[str]) -> Callable[[tuple[str, ...]], tuple]:
+def _sort_key(study: Study, dims: Sequence[str], codes: Sequence[str]) -> Callable[[Key], tuple]:
     position = {c: i for i, c in enumerate(codes)}
 
-    def key(values: tuple[str, ...]) -> tuple:
-        out = []
+    def key(values: Key) -> tuple:
+        out: list[tuple[Any, ...]] = []
         for dim, value in zip(dims, values):
             if dim == CODE:
                 out.append((position.get(value, len(position)), value))
@@ -338,14 +409,15 @@ def _sort_key(study: Study, dims: Sequence[str], codes: Sequence[str]) -> Callab
     return key
 
 
-def _keys(study: Study, dims: Sequence[str], codes: Sequence[str]) -> tuple[list[tuple[str, ...]], dict]:
+def _keys(study: Study, dims: Sequence[str], codes: Sequence[str]) -> tuple[list[Key], dict[Key, int]]:
     """Every combination of values the dimensions take (the case values that transcripts in scope
     have, crossed with every code), in order; and the transcripts each selects."""
     combos = Counter(_values(study, dims).values())
-    keys, sizes = [], {}
+    keys: list[Key] = []
+    sizes: dict[Key, int] = {}
     where = dims.index(CODE) if CODE in dims else None
     for combo, n in combos.items():
-        for code in codes if where is not None else [None]:
+        for code in codes if where is not None else [""]:
             key = combo if where is None else combo[:where] + (code,) + combo[where:]
             keys.append(key)
             sizes[key] = n
@@ -353,7 +425,7 @@ def _keys(study: Study, dims: Sequence[str], codes: Sequence[str]) -> tuple[list
     return keys, sizes
 
 
-def _aggregate(frame: pd.DataFrame, columns: Sequence[str]) -> dict[tuple[str, ...], Cell]:
+def _aggregate(frame: pd.DataFrame, columns: Sequence[str]) -> dict[Key, Cell]:
     """Passages, distinct transcripts and the exemplar per combination of the columns' values."""
     if frame.empty:
         return {}
@@ -369,22 +441,22 @@ def _aggregate(frame: pd.DataFrame, columns: Sequence[str]) -> dict[tuple[str, .
     out = {}
     for r in counts.reset_index().to_dict("records"):
         key = tuple(r[c] for c in columns)
-        out[key] = Cell(int(r["passages"]), int(r["transcripts"]), exemplars.get(key))
+        out[key] = Cell(passages=int(r["passages"]), transcripts=int(r["transcripts"]), exemplar=exemplars.get(key))
     return out
 
 
-def _exemplar(row: dict[str, Any]) -> dict[str, Any]:
+def _exemplar(row: dict[str, Any]) -> Exemplar:
     confidence = row["confidence"]
-    return {
-        "quote": row["quote"],
-        "source": row["source"],
-        "transcript_id": row["transcript_id"],
-        "chunk_id": row["chunk_id"],
-        "code": row["code"],
-        "reviewed": bool(row["reviewed"]),
-        "how": row["how"],
-        "confidence": None if confidence is None or math.isnan(confidence) else float(confidence),
-    }
+    return Exemplar(
+        quote=row["quote"],
+        source=row["source"],
+        transcript_id=row["transcript_id"],
+        chunk_id=row["chunk_id"],
+        code=row["code"],
+        reviewed=bool(row["reviewed"]),
+        how=row["how"],
+        confidence=None if confidence is None or math.isnan(confidence) else float(confidence),
+    )
 
 
 def cross_tab(study: Study, rows: Sequence[str], cols: Sequence[str]) -> Matrix:
@@ -400,8 +472,8 @@ def cross_tab(study: Study, rows: Sequence[str], cols: Sequence[str]) -> Matrix:
     codes = list(study.codes) + sorted(set(frame["code"]) - set(study.codes))
     row_keys, row_sizes = _keys(study, rows, codes)
     col_keys, col_sizes = _keys(study, cols, codes)
-    row_columns = [_column(study, d) for d in rows]
-    col_columns = [_column(study, d) for d in cols]
+    row_columns = _columns(study, rows)
+    col_columns = _columns(study, cols)
     cells = {
         (key[: len(rows)], key[len(rows) :]): cell for key, cell in _aggregate(frame, row_columns + col_columns).items()
     }
@@ -429,121 +501,186 @@ def cooccurrence(study: Study) -> Cooccurrence:
     present = set(frame["code"])
     codes = [c for c in study.codes if c in present] + sorted(present - set(study.codes))
     if not codes:
-        return Cooccurrence([], [], study.names)
+        return Cooccurrence(codes=[], counts=[], names=study.names)
     indicator = pd.crosstab(frame["chunk_id"], frame["code"]).reindex(columns=codes, fill_value=0).clip(upper=1)
     counts = indicator.T.dot(indicator)
-    return Cooccurrence(codes, [[int(counts.loc[a, b]) for b in codes] for a in codes], study.names)
+    return Cooccurrence(codes=codes, counts=[[int(counts.loc[a, b]) for b in codes] for a in codes], names=study.names)
 
 
 # ---------------------------------------------------------------- for the pages
 
 
-def matrix_view(matrix: Matrix, quote_chars: int = QUOTE_CHARS) -> dict[str, Any]:
+class CellView(BaseModel):
+    """A cell as a page shows it: the counts, and the exemplar's quote (shortened) and transcript."""
+
+    passages: int
+    transcripts: int
+    quote: str | None = None
+    source: str | None = None
+    reviewed: bool = False
+
+
+class ColumnView(BaseModel):
+    labels: list[str]  # one per column dimension
+    transcripts: int  # the transcripts in scope with these values
+
+
+class RowView(BaseModel):
+    labels: list[str]  # one per row dimension
+    code: str | None  # the row's code, when code is a row dimension
+    name: str | None  # and the code's name
+    cells: list[CellView]
+    total: CellView
+
+
+class TotalsView(BaseModel):
+    cells: list[CellView]  # per column
+    total: CellView
+
+
+class MatrixView(BaseModel):
+    """The matrix as the HTML table shows it (matrix_tables.jinja's `matrix_table` macro)."""
+
+    rows_by: list[str]
+    by: list[str]
+    code_at: int | None  # the position of code among the row dimensions
+    columns: list[ColumnView]
+    rows: list[RowView]
+    totals: TotalsView
+
+
+def matrix_view(matrix: Matrix, quote_chars: int = QUOTE_CHARS) -> MatrixView:
     """The matrix as the HTML table shows it (the `matrix_table` macro)."""
     code_at = matrix.rows.index(CODE) if CODE in matrix.rows else None
 
-    def cell(c: Cell) -> dict[str, Any]:
-        shown: dict[str, Any] = {
-            "passages": c.passages,
-            "transcripts": c.transcripts,
-            "quote": None,
-            "source": None,
-            "reviewed": False,
-        }
-        if c.exemplar is not None:
-            shown.update(
-                quote=shorten(c.exemplar["quote"], quote_chars),
-                source=c.exemplar["source"],
-                reviewed=c.exemplar["reviewed"],
-            )
-        return shown
+    def cell(c: Cell) -> CellView:
+        if c.exemplar is None:
+            return CellView(passages=c.passages, transcripts=c.transcripts)
+        return CellView(
+            passages=c.passages,
+            transcripts=c.transcripts,
+            quote=shorten(c.exemplar.quote, quote_chars),
+            source=c.exemplar.source,
+            reviewed=c.exemplar.reviewed,
+        )
 
     rows = []
     for key in matrix.row_keys:
         code = key[code_at] if code_at is not None else None
         rows.append(
-            {
-                "labels": list(key),
-                "code": code,
-                "name": matrix.names.get(code) if code else None,
-                "cells": [cell(matrix.cell(key, col)) for col in matrix.col_keys],
-                "total": cell(matrix.row_totals.get(key, EMPTY)),
-            }
+            RowView(
+                labels=list(key),
+                code=code,
+                name=matrix.names.get(code) if code else None,
+                cells=[cell(matrix.cell(key, col)) for col in matrix.col_keys],
+                total=cell(matrix.row_totals.get(key, EMPTY)),
+            )
         )
-    return {
-        "rows_by": list(matrix.rows),
-        "by": list(matrix.cols),
-        "code_at": code_at,
-        "columns": [{"labels": list(k), "transcripts": matrix.col_sizes.get(k, 0)} for k in matrix.col_keys],
-        "rows": rows,
-        "totals": {
-            "cells": [cell(matrix.col_totals.get(k, EMPTY)) for k in matrix.col_keys],
-            "total": cell(matrix.total),
-        },
-    }
+    return MatrixView(
+        rows_by=list(matrix.rows),
+        by=list(matrix.cols),
+        code_at=code_at,
+        columns=[ColumnView(labels=list(k), transcripts=matrix.col_sizes.get(k, 0)) for k in matrix.col_keys],
+        rows=rows,
+        totals=TotalsView(
+            cells=[cell(matrix.col_totals.get(k, EMPTY)) for k in matrix.col_keys],
+            total=cell(matrix.total),
+        ),
+    )
 
 
-def cooccurrence_view(table: Cooccurrence) -> dict[str, Any]:
+class CooccurrenceCell(BaseModel):
+    n: int  # passages with both codes
+    other: str  # the column's code
+    diagonal: bool
+    share: float  # of the row code's passages
+
+
+class CooccurrenceRow(BaseModel):
+    code: str
+    name: str | None
+    n: int  # passages with the code
+    cells: list[CooccurrenceCell]
+
+
+class CooccurrenceView(BaseModel):
+    """The co-occurrence table as the HTML shows it (the `cooccurrence_table` macro)."""
+
+    codes: list[str]
+    rows: list[CooccurrenceRow]
+
+
+def cooccurrence_view(table: Cooccurrence) -> CooccurrenceView:
     """The co-occurrence table as the HTML shows it: each cell with its share of the row code's passages."""
     rows = []
     for i, code in enumerate(table.codes):
         n = table.counts[i][i]
         rows.append(
-            {
-                "code": code,
-                "name": table.names.get(code),
-                "n": n,
-                "cells": [
-                    {
-                        "n": table.counts[i][j],
-                        "other": other,
-                        "diagonal": i == j,
-                        "share": table.counts[i][j] / n if n else 0.0,
-                    }
+            CooccurrenceRow(
+                code=code,
+                name=table.names.get(code),
+                n=n,
+                cells=[
+                    CooccurrenceCell(
+                        n=table.counts[i][j], other=other, diagonal=i == j, share=table.counts[i][j] / n if n else 0.0
+                    )
                     for j, other in enumerate(table.codes)
                 ],
-            }
+            )
         )
-    return {"codes": list(table.codes), "rows": rows}
+    return CooccurrenceView(codes=list(table.codes), rows=rows)
 
 
 TEMPLATES = Path(__file__).parent / "templates"  # matrix.html.jinja and its tables, which the report uses too
 
 
-def _environment() -> Any:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
+def _environment() -> Environment:
     return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined)
 
 
-def about(store: Store, study: Study, matrix: Matrix) -> dict[str, Any]:
+class About(BaseModel):
     """What a file says of itself: the table, the status, the scope and where it came from."""
-    from pipeline import __version__
 
+    title: str
+    status: str
+    status_text: str
+    scope: str
+    database: str
+    coder: str
+    codebook: str
+    generated_at: str
+    qcode_version: str
+    waiting: int  # suggestions still waiting for a reviewer
+    missing: str  # what marks a transcript without a value for a case attribute
+    transcripts: int
+
+
+def about(store: Store, study: Study, matrix: Matrix) -> About:
+    """What a file says of itself: the table, the status, the scope and where it came from."""
     runs = study.runs
-    last = runs[-1] if runs else {}
+    last = runs[-1] if runs else None
     if study.run_id:
         scope = f"run {study.run_id}"
     else:
         scope = "the one run in the database" if len(runs) == 1 else f"all {len(runs)} runs in the database"
     title = "Coded passages by " + " × ".join(matrix.rows) + (" and " + " × ".join(matrix.cols) if matrix.cols else "")
-    return {
-        "title": title,
-        "status": study.status,
-        "status_text": STATUS_TEXT[study.status],
-        "scope": scope,
-        "database": database_label(store.url),
-        "coder": f"{last.get('coder', '')} ({last.get('model', '')})",
-        "codebook": f"{last.get('codebook_name', '')} [{last.get('codebook_version', '')}]",
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "qcode_version": __version__,
-        "waiting": study.waiting,
-        "missing": MISSING,
-        "transcripts": len(study.transcripts),
-    }
+    return About(
+        title=title,
+        status=study.status,
+        status_text=STATUS_TEXT[study.status],
+        scope=scope,
+        database=database_label(store.url),
+        coder=f"{last.coder} ({last.model})" if last else " ()",
+        codebook=f"{last.codebook_name} [{last.codebook_version}]" if last else " []",
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        qcode_version=__version__,
+        waiting=study.waiting,
+        missing=MISSING,
+        transcripts=len(study.transcripts),
+    )
 
 
-def render_html(matrix: Matrix, table: Cooccurrence, info: dict[str, Any]) -> str:
+def render_html(matrix: Matrix, table: Cooccurrence, info: About) -> str:
     """The matrix and the co-occurrence table as one self-contained page."""
     return (
         _environment()
@@ -555,7 +692,7 @@ def render_html(matrix: Matrix, table: Cooccurrence, info: dict[str, Any]) -> st
 # ---------------------------------------------------------------- csv and xlsx
 
 
-def write_csv(matrix: Matrix, handle: Any) -> None:
+def write_csv(matrix: Matrix, handle: IO[str]) -> None:
     """The long layout: one line per cell (row values, column values, passages, transcripts), then
     the row totals, the column totals and the grand total, with ALL in the dimensions summed over."""
 
@@ -576,7 +713,7 @@ def write_csv(matrix: Matrix, handle: Any) -> None:
     line((ALL,) * (len(matrix.rows) + len(matrix.cols)), matrix.total)
 
 
-def write_cooccurrence_csv(table: Cooccurrence, handle: Any) -> None:
+def write_cooccurrence_csv(table: Cooccurrence, handle: IO[str]) -> None:
     """One line per pair of codes (code, with_code, passages), the diagonal included."""
 
     writer = csv.writer(handle)
@@ -595,7 +732,7 @@ HOW = {
 }
 
 
-def write_xlsx(path: Path, matrix: Matrix, table: Cooccurrence, info: dict[str, Any]) -> None:
+def write_xlsx(path: Path, matrix: Matrix, table: Cooccurrence, info: About) -> None:
     """Sheets: passages and transcripts (the matrix of each count, with totals), exemplars (one
     line per non-empty cell with its quote), co-occurrence, and about."""
     from openpyxl import Workbook
@@ -689,17 +826,17 @@ def _exemplar_sheet(sheet: Any, matrix: Matrix) -> None:
             if not cell.passages:
                 continue
             r += 1
-            example = cell.exemplar or {}
+            example = cell.exemplar
             values: list[Any] = [*row, *col]
             if named:
                 values.append(matrix.names.get((row + col)[dims.index(CODE)], ""))
             values += [
                 cell.passages,
                 cell.transcripts,
-                shorten(example.get("quote", ""), SHEET_QUOTE_CHARS),
-                example.get("source", ""),
-                example.get("confidence"),
-                HOW.get(example.get("how", ""), ""),
+                shorten(example.quote if example else "", SHEET_QUOTE_CHARS),
+                example.source if example else "",
+                example.confidence if example else None,
+                HOW.get(example.how, "") if example else "",
             ]
             for j, value in enumerate(values):
                 _put(sheet, r, 1 + j, value, wrap=header[j] == "exemplar quote")
@@ -732,9 +869,9 @@ def _cooccurrence_sheet(sheet: Any, table: Cooccurrence) -> None:
         sheet.column_dimensions[get_column_letter(2 + j)].width = 14
 
 
-def _about_sheet(sheet: Any, info: dict[str, Any], matrix: Matrix) -> None:
-    lines = [
-        ("table", info["title"]),
+def _about_sheet(sheet: Any, info: About, matrix: Matrix) -> None:
+    lines: list[tuple[str, Any]] = [
+        ("table", info.title),
         (
             "a cell",
             (
@@ -742,9 +879,9 @@ def _about_sheet(sheet: Any, info: dict[str, Any], matrix: Matrix) -> None:
                 "transcripts they come from in the 'transcripts' sheet; 'all' rows and columns are totals"
             ),
         ),
-        ("status", info["status"]),
-        ("what counts", info["status_text"]),
-        ("waiting for review", info["waiting"]),
+        ("status", info.status),
+        ("what counts", info.status_text),
+        ("waiting for review", info.waiting),
         (MISSING, "transcripts without a value for the case attribute"),
         (
             "exemplar",
@@ -754,12 +891,12 @@ def _about_sheet(sheet: Any, info: dict[str, Any], matrix: Matrix) -> None:
             ),
         ),
         ("co-occurrence", "passages on which both codes stand; on the diagonal, the passages with the code"),
-        ("scope", info["scope"]),
-        ("transcripts in scope", info["transcripts"]),
-        ("coder", info["coder"]),
-        ("codebook", info["codebook"]),
-        ("database", info["database"]),
-        ("generated", f"{info['generated_at']} by qcode {info['qcode_version']}"),
+        ("scope", info.scope),
+        ("transcripts in scope", info.transcripts),
+        ("coder", info.coder),
+        ("codebook", info.codebook),
+        ("database", info.database),
+        ("generated", f"{info.generated_at} by qcode {info.qcode_version}"),
     ]
     for i, (key, value) in enumerate(lines):
         _put(sheet, 1 + i, 1, key, bold=True)
@@ -779,6 +916,32 @@ def format_of(fmt: str | None, out: Path | None) -> str:
     return {".html": "html", ".htm": "html", ".xlsx": "xlsx"}.get(suffix, "csv")
 
 
+class MatrixSummary(BaseModel):
+    """What `qcode matrix` wrote (its --json object): the file, and what the matrix holds."""
+
+    out: str | None  # None: standard output
+    format: str
+    status: str
+    passages: int
+    transcripts: int
+    rows: int
+    columns: int
+    waiting_left_out: int  # suggestions still waiting for review, which --status accepted leaves out
+
+    @classmethod
+    def of(cls, out: Path | None, fmt: str, study: Study, matrix: Matrix) -> MatrixSummary:
+        return cls(
+            out=str(out) if out else None,
+            format=fmt,
+            status=study.status,
+            passages=matrix.total.passages,
+            transcripts=matrix.total.transcripts,
+            rows=len(matrix.row_keys),
+            columns=len(matrix.col_keys),
+            waiting_left_out=study.waiting if study.status == "accepted" else 0,
+        )
+
+
 def write_matrix(
     store: Store,
     fmt: str,
@@ -790,7 +953,7 @@ def write_matrix(
     cooccurrence_only: bool = False,
     *,
     force: bool = False,
-) -> tuple[Study, Matrix, Cooccurrence]:
+) -> MatrixSummary:
     """Compute the matrix and the co-occurrence table and write them as html, csv or xlsx to `out`
     (standard output when None; xlsx needs a file). csv holds the matrix, or with
     `cooccurrence_only` the co-occurrence table (then `cols` may be left out); html and xlsx hold both."""
@@ -816,7 +979,7 @@ def write_matrix(
         info = about(store, study, matrix)
         with written_aside(out, force=force) as temporary:
             write_xlsx(temporary, matrix, table, info)
-        return study, matrix, table
+        return MatrixSummary.of(out, fmt, study, matrix)
     if fmt == "html":
         text = render_html(matrix, table, about(store, study, matrix))
     else:
@@ -832,4 +995,4 @@ def write_matrix(
     else:
         with written_aside(out, force=force) as temporary:
             temporary.write_text(text, encoding="utf-8", newline="")
-    return study, matrix, table
+    return MatrixSummary.of(out, fmt, study, matrix)

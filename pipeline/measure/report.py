@@ -12,34 +12,54 @@ Sections, each saying plainly when it has no data:
 - confusion between codes: the model against the reviewers' consensus on the blind
   sample, and what reviewers made of the model's suggestions in review;
 - calibration: stated confidence, in bins, against the share of reviewed suggestions
-  reviewers accepted (Wilson intervals, counts per bin, Brier score);
+  reviewers accepted (`pipeline.measure.calibration`: Wilson intervals, counts per bin, Brier score);
 - a threshold sweep: for each threshold, the share of suggestions sent to review and
-  the estimated error of the rest (`threshold_sweep` documents the estimator);
+  the estimated error of the rest (`pipeline.measure.calibration.threshold_sweep` documents the estimator);
 - codes by case attribute, with an exemplar quote per cell, and the codes that occur together
   (`pipeline.measure.matrix`'s cross-case matrices, as `qcode matrix` writes them);
 - a methods paragraph with the numbers filled in.
+
+`build_report` gathers what the page shows as a `Report` (one typed section each, the page's
+contract with templates/report.html.jinja); `render_report` renders it.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import re
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 
 from pipeline import __version__
 from pipeline.codebook import Codebook
 from pipeline.errors import AgreementError
 from pipeline.files import written_aside
-from pipeline.measure.agreement import agreement, codings_from_store
+from pipeline.measure.agreement import Agreement, ModelCodeAgreement, codings_from_store, measure_agreement
+from pipeline.measure.calibration import (
+    ACCEPTED,
+    CALIBRATION_BINS,
+    SUGGESTION_VERDICTS,
+    Calibration,
+    RoutedSuggestion,
+    SweepRow,
+    calibration,
+    threshold_sweep,
+)
 from pipeline.measure.matrix import (
     CODE,
+    Configuration,
+    CooccurrenceView,
+    MatrixView,
+    RunInfo,
     Study,
     case_dimension,
     codebook_codes,
@@ -48,7 +68,9 @@ from pipeline.measure.matrix import (
     cooccurrence_view,
     cross_tab,
     matrix_view,
+    read_runs,
 )
+from pipeline.measure.statistic import Statistic, StatisticGroup, optional
 from pipeline.store import Store
 from pipeline.store.queries import (
     case_text,
@@ -68,174 +90,53 @@ from pipeline.store.records import (
     RejectionRecord,
     ReviewerRecord,
     RunChunkRecord,
-    RunRecord,
 )
 
 BOOTSTRAP_REPLICATES = 1000
 BOOTSTRAP_SEED = 0
-CALIBRATION_BINS = 10
-SWEEP_THRESHOLDS = tuple(round(i * 0.05, 2) for i in range(21))
 MAX_ATTRIBUTE_VALUES = 6  # an attribute with more values than this makes too many columns
 MAX_COLUMNS = 8  # attribute combinations shown side by side at most
-Z95 = 1.959963984540054
 TEMPLATE = "report.html.jinja"
-ACCEPTED = "accept"
-SUGGESTION_VERDICTS = ("accept", "reject", "change")
-
-
-# ---------------------------------------------------------------- small statistics
-
-
-def wilson_interval(successes: float, n: float) -> tuple[float, float] | None:
-    """Wilson (1927) score interval for a proportion, 95%; `n` may be an effective sample size."""
-    if n <= 0:
-        return None
-    p = min(max(successes / n, 0.0), 1.0)
-    z2 = Z95 * Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def confidence_bin(confidence: float, bins: int = CALIBRATION_BINS) -> int:
-    """Bins of equal width over [0, 1]; 1.0 falls in the last."""
-    return min(bins - 1, max(0, int(math.floor(confidence * bins + 1e-9))))
-
-
-def calibration(
-    decided: Sequence[tuple[float, bool]], confidences: Iterable[float], bins: int = CALIBRATION_BINS
-) -> dict[str, Any]:
-    """Stated confidence against reviewers' acceptance.
-
-    `decided` holds (confidence, accepted) for every suggestion a reviewer settled: accepted
-    is True for an accept, False for a reject or a change of code. `confidences` are those of
-    all suggestions, for the counts per bin. Per bin: suggestions, decided, accepted, the
-    acceptance rate with its Wilson interval and the mean stated confidence of the decided
-    ones. Overall: the Brier score (Brier 1950) of confidence as a forecast of acceptance and
-    the expected calibration error (the n-weighted mean gap between mean confidence and
-    acceptance rate over bins; Naeini, Cooper and Hauskrecht 2015).
-    """
-    rows = []
-    totals = Counter(confidence_bin(c, bins) for c in confidences)
-    by_bin: dict[int, list[tuple[float, bool]]] = defaultdict(list)
-    for confidence, accepted in decided:
-        by_bin[confidence_bin(confidence, bins)].append((confidence, accepted))
-    for b in range(bins):
-        items = by_bin.get(b, [])
-        n = len(items)
-        k = sum(1 for _, ok in items if ok)
-        rows.append(
-            {
-                "low": b / bins,
-                "high": (b + 1) / bins,
-                "suggestions": totals.get(b, 0),
-                "decided": n,
-                "accepted": k,
-                "not_accepted": n - k,
-                "rate": k / n if n else None,
-                "ci95": wilson_interval(k, n),
-                "mean_confidence": sum(c for c, _ in items) / n if n else None,
-            }
-        )
-    n = len(decided)
-    brier = sum((c - float(ok)) ** 2 for c, ok in decided) / n if n else None
-    ece = sum(r["decided"] * abs(r["rate"] - r["mean_confidence"]) for r in rows if r["decided"]) / n if n else None
-    accepted = sum(1 for _, ok in decided if ok)
-    return {
-        "bins": rows,
-        "decided": n,
-        "accepted": accepted,
-        "rate": accepted / n if n else None,
-        "ci95": wilson_interval(accepted, n),
-        "brier": brier,
-        "ece": ece,
-    }
-
-
-def threshold_sweep(
-    items: Sequence[dict[str, Any]],
-    audit_share: float | None = None,
-    thresholds: Sequence[float] = SWEEP_THRESHOLDS,
-    bins: int = CALIBRATION_BINS,
-) -> list[dict[str, Any]]:
-    """For each threshold t: the share of suggestions that would go to review (confidence < t),
-    and the estimated error rate of the rest, the ones that would be accepted without review.
-
-    `items` are all suggestions: {"confidence", "queued_for_review" (routed to review by the
-    run's own threshold: status 'review'), "verdict" (accept, reject, change, or None)}.
-
-    The estimator. An error is a reviewer's reject or change of code; an accept is correct.
-    Reviewers did not see a random sample of suggestions: every low-confidence one was
-    queued, only a random audit share of the confident ones, and the queue is worked from
-    the lowest confidence up. So the decided suggestions with confidence >= t are
-    post-stratified: strata are (routed to review, or confident) x confidence bins of width
-    1/bins. In each stratum h the error rate e_h is that of its decided suggestions with
-    confidence >= t, weighted by N_h, the stratum's suggestions with confidence >= t:
-
-        error(t) = sum_h N_h * e_h / sum_h N_h   over the strata with a decision,
-
-    a ratio estimator (Cochran 1977, ch. 5A). `coverage` is the share of the suggestions
-    above t that lie in strata with a decision; the others are not represented. The 95%
-    interval is Wilson's with Kish's (1965) effective sample size
-    n_eff = (sum_h N_h)^2 / sum_h (N_h^2 / n_h), as Korn and Graubard (1998) do with survey
-    weights. `decided` and `errors` are the raw counts above t. With one stratum the
-    estimate is the plain share of errors among the decided suggestions above t.
-    """
-    total = len(items)
-    rows = []
-    for t in thresholds:
-        above = [i for i in items if i["confidence"] >= t - 1e-12]
-        strata: dict[tuple[bool, int], list[dict[str, Any]]] = defaultdict(list)
-        for item in above:
-            strata[(bool(item["queued_for_review"]), confidence_bin(item["confidence"], bins))].append(item)
-        weighted = covered = 0.0
-        squares = 0.0
-        decided = errors = 0
-        for members in strata.values():
-            judged = [i for i in members if i.get("verdict") in SUGGESTION_VERDICTS]
-            if not judged:
-                continue
-            wrong = sum(1 for i in judged if i["verdict"] != ACCEPTED)
-            decided += len(judged)
-            errors += wrong
-            weighted += len(members) * wrong / len(judged)
-            covered += len(members)
-            squares += len(members) ** 2 / len(judged)
-        below = total - len(above)
-        share = below / total if total else None
-        error = weighted / covered if covered else None
-        n_eff = covered**2 / squares if squares else 0.0
-        rows.append(
-            {
-                "threshold": t,
-                "to_review": below,
-                "share_to_review": share,
-                "share_with_audit": (share + audit_share * (1 - share))
-                if share is not None and audit_share is not None
-                else None,
-                "auto_accepted": len(above),
-                "decided": decided,
-                "errors": errors,
-                "error": error,
-                "ci95": wilson_interval(error * n_eff, n_eff) if error is not None else None,
-                "n_eff": n_eff,
-                "coverage": covered / len(above) if above else None,
-                "expected_errors": error * len(above) * (1 - (audit_share or 0.0)) if error is not None else None,
-            }
-        )
-    return rows
 
 
 # ---------------------------------------------------------------- what the store holds
 
 
-def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Assignment:
+    """A passage drawn for a reviewer to code blind, and whether they have."""
+
+    sample: str
+    chunk_id: str
+    reviewer: str
+    coded: bool
+
+
+@dataclass(frozen=True)
+class Scope:
     """The runs, passages, transcripts, codebooks and blind assignments the report covers."""
+
+    runs: list[RunInfo]
+    chunks: dict[str, str]  # chunk id -> transcript id
+    transcripts: dict[str, dict[str, Any]]  # id -> source_name, metadata, label
+    rejections: int
+    codebooks: dict[str, CodebookRecord]  # the runs' codebook versions
+    assignments: list[Assignment]
+    imported_coders: list[str]  # people whose codes came in with projects from other QDA tools
+    imported_projects: list[str]
+
+    @property
+    def codebook(self) -> Codebook | None:
+        """The codebook, when the report covers exactly one version of one."""
+        if len(self.codebooks) != 1:
+            return None
+        return Codebook.model_validate(next(iter(self.codebooks.values())).content)
+
+
+def read_scope(store: Store, run_id: str | None) -> Scope:
+    """What the report covers: one run (an id), or every run."""
     with store.session() as s:
-        query = select(RunRecord).order_by(RunRecord.started_at)
-        if run_id:
-            query = query.where(RunRecord.id == run_id)
-        runs = list(s.scalars(query))
+        runs = read_runs(s, run_id)
         run_ids = [r.id for r in runs]
         chunks, transcripts = covered(s, run_ids)
         keys = {r.coder_key for r in runs}
@@ -260,10 +161,7 @@ def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
         ).join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
         if run_id:
             assignment_query = assignment_query.where(AssignmentRecord.run_id == run_id)
-        assignments = [
-            {"sample": a, "chunk_id": c, "reviewer": n, "coded": t is not None}
-            for a, c, n, t in s.execute(assignment_query)
-        ]
+        assignments = [Assignment(a, c, n, t is not None) for a, c, n, t in s.execute(assignment_query)]
         # people's codes that came in with projects from other QDA tools, on the transcripts in scope
         imported = s.execute(
             select(HumanCodeRecord.coder, ImportRecord.path)
@@ -271,179 +169,225 @@ def _scope(store: Store, run_id: str | None) -> dict[str, Any]:
             .join(ImportRecord, ImportRecord.id == HumanCodeRecord.import_id)
             .where(HumanCodeRecord.transcript_id.in_(list(transcripts)))
         ).all()
-        run_rows = [
-            {
-                "id": r.id,
-                "started_at": r.started_at,
-                "finished_at": r.finished_at,
-                "status": r.status,
-                "coder": r.coder,
-                "model": r.model,
-                "coder_key": r.coder_key,
-                "prompt_version": r.prompt_version,
-                "codebook_name": r.codebook_name,
-                "codebook_version": r.codebook_version,
-                "parameters": r.parameters or {},
-                "summary": r.summary or {},
-                "qcode_version": r.qcode_version,
-            }
-            for r in runs
-        ]
-    return {
-        "runs": run_rows,
-        "chunks": chunks,
-        "transcripts": transcripts,
-        "rejections": rejections or 0,
-        "codebooks": codebooks,
-        "assignments": assignments,
-        "imported": {
-            "coders": sorted({c for c, _ in imported}),
-            "projects": sorted({Path(p).name for _, p in imported}),
-        },
-    }
+    return Scope(
+        runs=runs,
+        chunks=chunks,
+        transcripts=transcripts,
+        rejections=rejections or 0,
+        codebooks=codebooks,
+        assignments=assignments,
+        imported_coders=sorted({c for c, _ in imported}),
+        imported_projects=sorted({Path(p).name for _, p in imported}),
+    )
 
 
-def _codebook(scope: dict[str, Any]) -> Codebook | None:
-    """The codebook, when the report covers exactly one version of one."""
-    if len(scope["codebooks"]) != 1:
-        return None
-    return Codebook.model_validate(next(iter(scope["codebooks"].values())).content)
+def routed(suggestions: Sequence[dict[str, Any]], decided: dict[str, dict[str, Any]]) -> list[RoutedSuggestion]:
+    """The suggestions as the threshold sweep sees them: confidence, routing and the reviewer's verdict."""
+    return [
+        RoutedSuggestion(
+            confidence=s["confidence"],
+            queued_for_review=s["status"] == "review",
+            verdict=(decided.get(s["suggestion_id"]) or {}).get("verdict"),
+        )
+        for s in suggestions
+    ]
 
 
-# ---------------------------------------------------------------- sections
+# ---------------------------------------------------------------- agreement
 
 
-def _stat(entry: dict[str, Any] | None, name: str) -> dict[str, Any]:
-    """One statistic for the page: its value, interval, and why it is undefined."""
-    if not entry:
-        return {"value": None, "ci": None, "undefined": None}
-    return {"value": entry.get(name), "ci": entry.get(f"{name}_ci95"), "undefined": entry.get(f"{name}_undefined")}
+class AgreementSeries(BaseModel):
+    """One series of the per-code plot: the reviewers among themselves (or every coder), or a model
+    against their consensus; a statistic per code, in the report's order of codes."""
+
+    label: str
+    kind: Literal["humans", "all", "model"]
+    stats: list[Statistic]
 
 
-def agreement_section(
-    store: Store, run_id: str | None, scope: dict[str, Any], codebook: Codebook | None
-) -> dict[str, Any]:
+class ModelCodeRow(BaseModel):
+    coder: str
+    support: int
+    kappa: Statistic
+    precision: Statistic
+    recall: Statistic
+    f1: Statistic
+
+
+class AgreementRow(BaseModel):
+    """A code in the agreement table: prevalence and the reviewers' alpha, then each model's figures."""
+
+    code: str
+    name: str | None
+    prevalence: Statistic
+    alpha_all: Statistic
+    gwet_ac1: Statistic
+    percent_agreement: Statistic
+    humans: Statistic  # the reviewers' Krippendorff's alpha on the code
+    models: list[ModelCodeRow]
+
+
+class OverallRow(BaseModel):
+    label: str
+    all: Statistic
+    humans: Statistic
+
+
+class PairRow(BaseModel):
+    coders: tuple[str, str]
+    kind: str
+    units: int
+    percent_agreement: Statistic
+    kappa: Statistic
+    alpha: Statistic
+
+
+class HeadlineModel(BaseModel):
+    coder: str
+    units: int
+    kappa: Statistic
+    percent_agreement: Statistic
+
+
+class Headline(BaseModel):
+    """The figures a methods paragraph quotes: the people's alpha, and each model against their consensus."""
+
+    humans_alpha: Statistic
+    models: list[HeadlineModel]
+    alpha_name: str
+    kappa_name: str
+
+
+class AgreementSection(BaseModel):
+    """Section 1. Who coded blind (or in another QDA tool); when `available`, `result` is
+    pipeline.measure.agreement's and the rest lays it out for the page, else `reason` says why not."""
+
+    available: bool
+    assigned_passages: int
+    coded_passages: int
+    reviewers: list[str]
+    samples: int
+    imported_coders: list[str]
+    imported_projects: list[str]
+    people: str  # who the human codes come from, in the words the page uses
+    coded_by: str
+    reason: str | None = optional()
+    result: Agreement | None = optional()
+    humans: list[str] | None = optional()
+    models: list[str] | None = optional()
+    series: list[AgreementSeries] | None = optional()
+    rows: list[AgreementRow] | None = optional()
+    plotted: list[int] | None = optional()  # positions of the codes with a statistic to plot
+    not_plotted: list[str] | None = optional()
+    overall: list[OverallRow] | None = optional()
+    pairwise: list[PairRow] | None = optional()
+    headline: Headline | None = optional()
+    undefined: list[str] | None = optional()  # the reasons of the plotted statistics that are undefined
+
+
+def _pick(group: StatisticGroup | None, name: str) -> Statistic:
+    """A group's statistic by name, or an empty one (no group, or a statistic it does not report)."""
+    found = getattr(group, name, None) if group is not None else None
+    return found if isinstance(found, Statistic) else Statistic()
+
+
+def agreement_section(store: Store, run_id: str | None, scope: Scope, codebook: Codebook | None) -> AgreementSection:
     """pipeline.measure.agreement over the model's codes and the blind double codes, shaped for the page."""
-    assignments = scope["assignments"]
-    coded = [a for a in assignments if a["coded"]]
-    imported = scope["imported"]
-    section: dict[str, Any] = {
-        "available": False,
-        "assigned_passages": len({a["chunk_id"] for a in assignments}),
-        "coded_passages": len({a["chunk_id"] for a in coded}),
-        "reviewers": sorted({a["reviewer"] for a in coded}),
-        "samples": len({a["sample"] for a in assignments}),
-        "imported_coders": imported["coders"],
-        "imported_projects": imported["projects"],
-        # who the human codes come from, in the words the page uses
-        "people": "reviewers" if not imported["coders"] else "human coders",
-        "coded_by": " or ".join(
+    assignments = scope.assignments
+    coded = [a for a in assignments if a.coded]
+    imported = scope.imported_coders
+    section = AgreementSection(
+        available=False,
+        assigned_passages=len({a.chunk_id for a in assignments}),
+        coded_passages=len({a.chunk_id for a in coded}),
+        reviewers=sorted({a.reviewer for a in coded}),
+        samples=len({a.sample for a in assignments}),
+        imported_coders=imported,
+        imported_projects=scope.imported_projects,
+        people="reviewers" if not imported else "human coders",
+        coded_by=" or ".join(
             filter(
                 None,
                 [
                     "reviewers coded blind" if coded else "",
-                    f"people coded in another QDA tool ({', '.join(imported['projects'])})"
-                    if imported["coders"]
-                    else "",
+                    f"people coded in another QDA tool ({', '.join(scope.imported_projects)})" if imported else "",
                 ],
             )
         ),
-    }
-    if not scope["runs"]:
-        section["reason"] = "No runs yet."
-        return section
-    if not coded and not imported["coders"]:
-        section["reason"] = (
+    )
+    if not scope.runs:
+        return section.model_copy(update={"reason": "No runs yet."})
+    if not coded and not imported:
+        reason = (
             "No blind double codes yet."
             if not assignments
-            else f"A blind sample of {section['assigned_passages']} passage(s) is assigned, but no "
+            else f"A blind sample of {section.assigned_passages} passage(s) is assigned, but no "
             "reviewer has coded any of it yet."
         )
-        return section
+        return section.model_copy(update={"reason": reason})
     try:
         codings = codings_from_store(store, run_id, codebook)
-        result = agreement(codings, codebook=codebook, bootstrap=BOOTSTRAP_REPLICATES, seed=BOOTSTRAP_SEED)
+        result = measure_agreement(codings, codebook=codebook, bootstrap=BOOTSTRAP_REPLICATES, seed=BOOTSTRAP_SEED)
     except AgreementError as exc:
-        section["reason"] = str(exc)
-        return section
-    section["available"] = True
-    section["result"] = result
-    humans = [c["name"] for c in result["coders"] if c["role"] == "human"]
-    models = [c["name"] for c in result["coders"] if c["role"] == "model"]
-    section.update(humans=humans, models=models)
+        return section.model_copy(update={"reason": str(exc)})
+    humans = result.names("human")
+    models = result.names("model")
 
     # the series of the per-code plot: reviewers with each other, then each model against their consensus
     series = []
-    if any("humans" in e for e in result["per_code"]):
+    if any(e.humans is not None for e in result.per_code):
         series.append(
-            {
-                "label": "reviewers with each other: Krippendorff's α",
-                "kind": "humans",
-                "stats": [_stat(e.get("humans"), "krippendorff_alpha") for e in result["per_code"]],
-            }
+            AgreementSeries(
+                label="reviewers with each other: Krippendorff's α",
+                kind="humans",
+                stats=[_pick(e.humans, "krippendorff_alpha") for e in result.per_code],
+            )
         )
     else:
         series.append(
-            {
-                "label": "all coders: Krippendorff's α",
-                "kind": "all",
-                "stats": [_stat(e, "krippendorff_alpha") for e in result["per_code"]],
-            }
+            AgreementSeries(
+                label="all coders: Krippendorff's α",
+                kind="all",
+                stats=[e.krippendorff_alpha for e in result.per_code],
+            )
         )
-    by_model = {m["coder"]: m for m in result.get("models", [])}
+    by_model = {m.coder: m for m in result.models or []}
     for name in models:
         if name in by_model:
-            rows = by_model[name]["per_code"]
             series.append(
-                {
-                    "label": f"{name} vs reviewers' consensus: Cohen's κ",
-                    "kind": "model",
-                    "stats": [_stat(r, "cohen_kappa") for r in rows],
-                }
+                AgreementSeries(
+                    label=f"{name} vs reviewers' consensus: Cohen's κ",
+                    kind="model",
+                    stats=[r.cohen_kappa for r in by_model[name].per_code],
+                )
             )
-    section["series"] = series
 
     rows = []
-    for k, entry in enumerate(result["per_code"]):
-        row = {
-            "code": entry["code"],
-            "name": entry.get("name"),
-            "prevalence": _stat(entry, "prevalence"),
-            "alpha_all": _stat(entry, "krippendorff_alpha"),
-            "gwet_ac1": _stat(entry, "gwet_ac1"),
-            "percent_agreement": _stat(entry, "percent_agreement"),
-            "humans": _stat(entry.get("humans"), "krippendorff_alpha"),
-            "models": [],
-        }
-        for name in models:
-            if name in by_model:
-                m = by_model[name]["per_code"][k]
-                row["models"].append(
-                    {
-                        "coder": name,
-                        "support": m["support"],
-                        "kappa": _stat(m, "cohen_kappa"),
-                        "precision": _stat(m, "precision"),
-                        "recall": _stat(m, "recall"),
-                        "f1": _stat(m, "f1"),
-                    }
-                )
-        rows.append(row)
-    section["rows"] = rows
-    section["plotted"] = [
-        k for k, e in enumerate(result["per_code"]) if any(s["stats"][k]["value"] is not None for s in series)
-    ]
-    section["not_plotted"] = [e["code"] for k, e in enumerate(result["per_code"]) if k not in section["plotted"]]
+    for k, entry in enumerate(result.per_code):
+        rows.append(
+            AgreementRow(
+                code=entry.code,
+                name=entry.name,
+                prevalence=entry.prevalence,
+                alpha_all=entry.krippendorff_alpha,
+                gwet_ac1=entry.gwet_ac1,
+                percent_agreement=entry.percent_agreement,
+                humans=_pick(entry.humans, "krippendorff_alpha"),
+                models=[_model_row(name, by_model[name].per_code[k]) for name in models if name in by_model],
+            )
+        )
+    plotted = [k for k in range(len(result.per_code)) if any(s.stats[k].value is not None for s in series)]
 
     overall = []
-    names = [("krippendorff_alpha", "Krippendorff's α" + ("" if result["single_label"] else " (MASI distance)"))]
-    if result["single_label"]:
+    names = [("krippendorff_alpha", "Krippendorff's α" + ("" if result.single_label else " (MASI distance)"))]
+    if result.single_label:
         names += [("fleiss_kappa", "Fleiss' κ"), ("gwet_ac1", "Gwet's AC1"), ("percent_agreement", "percent agreement")]
     for key, label in names:
         overall.append(
-            {"label": label, "all": _stat(result["overall"], key), "humans": _stat(result.get("overall_humans"), key)}
+            OverallRow(label=label, all=_pick(result.overall, key), humans=_pick(result.overall_humans, key))
         )
-    if not result["single_label"]:
+    if not result.single_label:
+        humans_mean = result.overall_humans.mean_per_code if result.overall_humans else None
         for key, label in [
             ("krippendorff_alpha", "mean per code: Krippendorff's α"),
             ("fleiss_kappa", "mean per code: Fleiss' κ"),
@@ -451,145 +395,210 @@ def agreement_section(
             ("percent_agreement", "mean per code: percent agreement"),
         ]:
             overall.append(
-                {
-                    "label": label,
-                    "all": _stat(result["overall"].get("mean_per_code"), key),
-                    "humans": _stat((result.get("overall_humans") or {}).get("mean_per_code"), key),
-                }
+                OverallRow(label=label, all=_pick(result.overall.mean_per_code, key), humans=_pick(humans_mean, key))
             )
-    section["overall"] = overall
-    section["pairwise"] = [
-        {
-            "coders": p["coders"],
-            "kind": p["kind"],
-            "units": p["units"],
-            "percent_agreement": _stat(p, "percent_agreement"),
-            "kappa": _stat(p, "cohen_kappa"),
-            "alpha": _stat(p, "krippendorff_alpha"),
+    return section.model_copy(
+        update={
+            "available": True,
+            "result": result,
+            "humans": humans,
+            "models": models,
+            "series": series,
+            "rows": rows,
+            "plotted": plotted,
+            "not_plotted": [e.code for k, e in enumerate(result.per_code) if k not in plotted],
+            "overall": overall,
+            "pairwise": [
+                PairRow(
+                    coders=p.coders,
+                    kind=p.kind,
+                    units=p.units,
+                    percent_agreement=p.percent_agreement,
+                    kappa=p.cohen_kappa,
+                    alpha=p.krippendorff_alpha,
+                )
+                for p in result.pairwise
+            ],
+            "headline": _headline(result),
+            "undefined": sorted({s.reason for one in series for s in one.stats if s.reason}),
         }
-        for p in result["pairwise"]
-    ]
-    section["headline"] = _headline(result)
-    section["undefined"] = sorted({s["undefined"] for series_ in series for s in series_["stats"] if s["undefined"]})
-    return section
+    )
 
 
-def _headline(result: dict[str, Any]) -> dict[str, Any]:
+def _model_row(coder: str, row: ModelCodeAgreement) -> ModelCodeRow:
+    return ModelCodeRow(
+        coder=coder, support=row.support, kappa=row.cohen_kappa, precision=row.precision, recall=row.recall, f1=row.f1
+    )
+
+
+def _headline(result: Agreement) -> Headline:
     """The figures a methods paragraph quotes: reviewers' alpha, and each model against their consensus."""
-    humans = result.get("overall_humans") or (
-        result["overall"] if not any(c["role"] == "model" for c in result["coders"]) else None
+    humans = result.overall_humans or (result.overall if not result.names("model") else None)
+    return Headline(
+        humans_alpha=_pick(humans, "krippendorff_alpha"),
+        models=[
+            HeadlineModel(coder=p.coders[0], units=p.units, kappa=p.cohen_kappa, percent_agreement=p.percent_agreement)
+            for p in result.against_consensus()
+        ],
+        alpha_name="Krippendorff's α"
+        + (f" ({result.level})" if result.level != "nominal" else "")
+        + ("" if result.single_label else " with the MASI distance"),
+        kappa_name="Cohen's κ" + ("" if result.single_label else " (mean over codes)"),
     )
-    out: dict[str, Any] = {"humans_alpha": _stat(humans, "krippendorff_alpha"), "models": []}
-    out["alpha_name"] = (
-        "Krippendorff's α"
-        + (f" ({result['level']})" if result["level"] != "nominal" else "")
-        + ("" if result["single_label"] else " with the MASI distance")
-    )
-    for p in result["pairwise"]:
-        if p["kind"] == "model-consensus":
-            out["models"].append(
-                {
-                    "coder": p["coders"][0],
-                    "units": p["units"],
-                    "kappa": _stat(p, "cohen_kappa"),
-                    "percent_agreement": _stat(p, "percent_agreement"),
-                }
-            )
-    out["kappa_name"] = "Cohen's κ" + ("" if result["single_label"] else " (mean over codes)")
-    return out
 
 
-def confusion_section(agreement: dict[str, Any], decided: dict[str, dict], suggestions: list[dict]) -> dict[str, Any]:
+# ---------------------------------------------------------------- confusion
+
+
+class ShadedCell(BaseModel):
+    """A count, with its share of its row for the heatmap's colour."""
+
+    n: int
+    share: float
+
+
+class BlindConfusion(BaseModel):
+    """A model against the people's consensus on the blind sample, less the codes neither side applied."""
+
+    coder: str
+    units: int
+    labels: list[str]
+    matrix: list[list[ShadedCell]]
+    total: int
+    diagonal: int
+
+
+class ReviewConfusion(BaseModel):
+    """The model's code (rows) against the reviewer's final code or (rejected) (columns), over the
+    suggestions reviewers settled."""
+
+    rows: list[str]
+    columns: list[str]
+    matrix: list[list[ShadedCell]]
+    total: int
+    kept: int
+
+
+class ConfusionSection(BaseModel):
+    blind: list[BlindConfusion]
+    review: ReviewConfusion | None
+
+
+def confusion_section(
+    agreement: AgreementSection, decided: dict[str, dict[str, Any]], suggestions: list[dict[str, Any]]
+) -> ConfusionSection:
     """The model against the reviewers' consensus on the blind sample, and what reviewers made of
     the model's codes in review (suggested code by final code, or rejected)."""
-    section: dict[str, Any] = {"blind": [], "review": None}
-    if agreement.get("available"):
-        for model in agreement["result"].get("models", []):
-            c = model["confusion"]
-            used = [
-                i for i, label in enumerate(c["labels"]) if any(c["matrix"][i]) or any(row[i] for row in c["matrix"])
-            ]
-            matrix = [[c["matrix"][i][j] for j in used] for i in used]
-            section["blind"].append(
-                {
-                    "coder": model["coder"],
-                    "units": model["units"],
-                    "labels": [c["labels"][i] for i in used],
-                    "matrix": _shade(matrix),
-                    "total": sum(map(sum, matrix)),
-                    "diagonal": sum(matrix[i][i] for i in range(len(matrix))),
-                }
+    blind = []
+    if agreement.result is not None:
+        for model in agreement.result.models or []:
+            c = model.confusion
+            used = [i for i in range(len(c.labels)) if any(c.matrix[i]) or any(row[i] for row in c.matrix)]
+            matrix = [[c.matrix[i][j] for j in used] for i in used]
+            blind.append(
+                BlindConfusion(
+                    coder=model.coder,
+                    units=model.units,
+                    labels=[c.labels[i] for i in used],
+                    matrix=_shade(matrix),
+                    total=sum(map(sum, matrix)),
+                    diagonal=sum(matrix[i][i] for i in range(len(matrix))),
+                )
             )
     by_id = {s["suggestion_id"]: s for s in suggestions}
-    counts: Counter = Counter()
+    counts: Counter[tuple[str, str]] = Counter()
     for sid, d in decided.items():
         if d["verdict"] not in SUGGESTION_VERDICTS or sid not in by_id:
             continue
         counts[(by_id[sid]["code"], d["final_code"] if d["verdict"] != "reject" else "(rejected)")] += 1
+    review = None
     if counts:
         rows = sorted({a for a, _ in counts})
         finals = sorted({b for _, b in counts if b != "(rejected)"} | set(rows))
         columns = finals + (["(rejected)"] if any(b == "(rejected)" for _, b in counts) else [])
-        matrix = [[counts.get((r, c), 0) for c in columns] for r in rows]
-        section["review"] = {
-            "rows": rows,
-            "columns": columns,
-            "matrix": _shade(matrix),
-            "total": sum(counts.values()),
-            "kept": sum(n for (a, b), n in counts.items() if a == b),
-        }
-    return section
+        table = [[counts.get((r, c), 0) for c in columns] for r in rows]
+        review = ReviewConfusion(
+            rows=rows,
+            columns=columns,
+            matrix=_shade(table),
+            total=sum(counts.values()),
+            kept=sum(n for (a, b), n in counts.items() if a == b),
+        )
+    return ConfusionSection(blind=blind, review=review)
 
 
-def _shade(matrix: list[list[int]]) -> list[list[dict[str, Any]]]:
+def _shade(matrix: list[list[int]]) -> list[list[ShadedCell]]:
     """Each cell with its share of its row, for the heatmap's colour."""
     out = []
     for row in matrix:
         total = sum(row)
-        out.append([{"n": n, "share": n / total if total else 0.0} for n in row])
+        out.append([ShadedCell(n=n, share=n / total if total else 0.0) for n in row])
     return out
 
 
+# ---------------------------------------------------------------- codes by case
+
+
+class CaseAttribute(BaseModel):
+    """A case attribute worth a column: how many transcripts record it, with how many values."""
+
+    name: str
+    transcripts: int
+    values: int
+    position: int  # where it first appears among the transcripts' attributes
+
+
+class MatricesSection(BaseModel):
+    """Section 5: codes by case attribute (pipeline.measure.matrix's tables), the codes that occur
+    together, and when runs of several coder configurations are in scope, those instead."""
+
+    applied: int  # coded passages under status accepted
+    pending: int  # suggestions still waiting for review
+    attributes: list[CaseAttribute]
+    tables: list[MatrixView]
+    cooccurrence: CooccurrenceView | None
+    configurations: list[Configuration]
+    unused: list[str]  # codes of the codebook applied nowhere
+
+
 def matrices_section(
-    scope: dict[str, Any],
-    suggestions: list[dict],
-    decisions: list[dict],
-    decided: dict[str, dict],
+    runs: Sequence[RunInfo],
+    transcripts: dict[str, dict[str, Any]],
+    suggestions: list[dict[str, Any]],
+    decisions: list[dict[str, Any]],
+    decided: dict[str, dict[str, Any]],
     codebook: Codebook | None,
-) -> dict[str, Any]:
+) -> MatricesSection:
     """Codes as the study stands by case attribute, with an exemplar quote per cell, and the codes
     that occur together: pipeline.measure.matrix's tables under its status 'accepted', laid out for the page.
 
     The two case attributes recorded most often are crossed (e.g. district by role) when that makes
     at most MAX_COLUMNS columns; every other attribute gets a table of its own. Codes of several
     coder configurations are not pooled: the section then names them (see `qcode report --run`)."""
-    transcripts = scope["transcripts"]
     passages = coded_passages(suggestions, decisions, decided, "accepted")
     attributes = choose_attributes({t: v["metadata"] for t, v in transcripts.items()})
-    section: dict[str, Any] = {
-        "applied": len({(p["chunk_id"], p["code"]) for p in passages}),
-        "pending": len(coded_passages(suggestions, decisions, decided, "review")),
-        "attributes": attributes,
-        "tables": [],
-        "cooccurrence": None,
-        "configurations": [],
-        "unused": [],
-    }
-    configs = configurations(scope["runs"])
+    section = MatricesSection(
+        applied=len({(p["chunk_id"], p["code"]) for p in passages}),
+        pending=len(coded_passages(suggestions, decisions, decided, "review")),
+        attributes=attributes,
+        tables=[],
+        cooccurrence=None,
+        configurations=[],
+        unused=[],
+    )
+    configs = configurations(runs)
     if len(configs) > 1:
-        section["configurations"] = configs
-        return section
+        return section.model_copy(update={"configurations": configs})
     if not passages:
         return section
     codes, names = codebook_codes(codebook)
     study = Study(transcripts=transcripts, passages=passages, codes=codes, names=names)
     used = {p["code"] for p in passages}
-    section["unused"] = [c for c in codes if c not in used]
 
     layouts: list[list[str]] = []
     if attributes:
-        first = attributes[0]["name"]
-        second = attributes[1]["name"] if len(attributes) > 1 else None
+        first = attributes[0].name
+        second = attributes[1].name if len(attributes) > 1 else None
         crossed = {
             (case_value(t["metadata"], first), case_value(t["metadata"], second or "")) for t in transcripts.values()
         }
@@ -599,16 +608,19 @@ def matrices_section(
         else:
             layouts.append([first])
             rest = attributes[1:]
-        layouts += [[a["name"]] for a in rest]
+        layouts += [[a.name] for a in rest]
     else:
         layouts.append([])
-    for keys in layouts:
-        section["tables"].append(matrix_view(cross_tab(study, [CODE], [case_dimension(k) for k in keys])))
-    section["cooccurrence"] = cooccurrence_view(cooccurrence(study))
-    return section
+    return section.model_copy(
+        update={
+            "unused": [c for c in codes if c not in used],
+            "tables": [matrix_view(cross_tab(study, [CODE], [case_dimension(k) for k in keys])) for keys in layouts],
+            "cooccurrence": cooccurrence_view(cooccurrence(study)),
+        }
+    )
 
 
-def choose_attributes(metadata: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def choose_attributes(metadata: dict[str, dict[str, Any]]) -> list[CaseAttribute]:
     """Case attributes worth a column: recorded for at least half the transcripts, with 2 to
     MAX_ATTRIBUTE_VALUES short values, and not one value per transcript (an identifier, a name).
     Most often recorded first, then fewest values."""
@@ -627,92 +639,130 @@ def choose_attributes(metadata: dict[str, dict[str, Any]]) -> list[dict[str, Any
             continue
         if distinct == len(values) and len(values) >= 4:
             continue
-        chosen.append({"name": key, "transcripts": len(values), "values": distinct, "position": position})
-    chosen.sort(key=lambda a: (-a["transcripts"], a["values"], a["position"]))
+        chosen.append(CaseAttribute(name=key, transcripts=len(values), values=distinct, position=position))
+    chosen.sort(key=lambda a: (-a.transcripts, a.values, a.position))
     return chosen
 
 
+# ---------------------------------------------------------------- methods
+
+
+class RunConfig(BaseModel):
+    """A coder configuration as the methods paragraph names it."""
+
+    coder: str
+    model: str
+    prompt_version: str | None
+    codebook_name: str
+    codebook_version: str
+    qcode_version: str
+    parameters: dict[str, Any]  # the coder's
+
+
+class Methods(BaseModel):
+    """Section 6: the numbers the methods paragraph fills in (and the key figures atop the page)."""
+
+    runs: int
+    configs: list[RunConfig]
+    transcripts: int
+    passages: int
+    chunk_sizes: list[int]
+    suggestions: int
+    status: dict[str, int]  # suggestions by routing status
+    rejections: int
+    codes: int | None
+    measurement: str | None
+    thresholds: list[float]
+    audit_shares: list[float]
+    seeds: list[int]
+    decisions: int
+    verdicts: dict[str, int]
+    reviewers: int
+    decided_suggestions: int
+    blind_passages: int
+    blind_reviewers: int
+    imported_coders: list[str]
+    imported_projects: list[str]
+    people: str
+    agreement: Headline | None
+    units: int
+    at_threshold: SweepRow | None  # the sweep at the runs' one routing threshold
+    calibration: Calibration
+    first_run: datetime | None
+    last_run: datetime | None
+
+
 def methods_section(
-    scope: dict[str, Any],
-    suggestions: list[dict],
-    decisions: list[dict],
-    decided: dict[str, dict],
-    agreement: dict[str, Any],
-    sweep: list[dict],
-    calib: dict[str, Any],
+    scope: Scope,
+    suggestions: list[dict[str, Any]],
+    decisions: list[dict[str, Any]],
+    decided: dict[str, dict[str, Any]],
+    agreement: AgreementSection,
+    sweep: list[SweepRow],
+    calib: Calibration,
     codebook: Codebook | None,
-) -> dict[str, Any]:
+) -> Methods:
     """The numbers the methods paragraph fills in."""
-    runs = scope["runs"]
-    configs: dict[str, dict[str, Any]] = {}
+    runs = scope.runs
+    configs: dict[str, RunConfig] = {}
     for r in runs:
         configs.setdefault(
-            r["coder_key"],
-            {
-                "coder": r["coder"],
-                "model": r["model"],
-                "prompt_version": r["prompt_version"],
-                "codebook_name": r["codebook_name"],
-                "codebook_version": r["codebook_version"],
-                "qcode_version": r["qcode_version"],
-                "parameters": r["parameters"].get("coder") or {},
-            },
+            r.coder_key,
+            RunConfig(
+                coder=r.coder,
+                model=r.model,
+                prompt_version=r.prompt_version,
+                codebook_name=r.codebook_name,
+                codebook_version=r.codebook_version,
+                qcode_version=r.qcode_version,
+                parameters=r.parameters.get("coder") or {},
+            ),
         )
-    routing = [r["parameters"].get("routing") or {} for r in runs]
-    thresholds = sorted({p.get("threshold") for p in routing if p.get("threshold") is not None})
-    audit_shares = sorted({p.get("audit_share") for p in routing if p.get("audit_share") is not None})
-    seeds = sorted({p.get("seed") for p in routing if p.get("seed") is not None})
-    chunk_sizes = sorted({r["parameters"].get("chunk_size") for r in runs if r["parameters"].get("chunk_size")})
-    status = Counter(s["status"] for s in suggestions)
-    verdicts = Counter(d["verdict"] for d in decisions)
-    reviewers = sorted({d["reviewer"] for d in decisions})
+    routing = [r.parameters.get("routing") or {} for r in runs]
+    thresholds = sorted({p["threshold"] for p in routing if p.get("threshold") is not None})
+    audit_shares = sorted({p["audit_share"] for p in routing if p.get("audit_share") is not None})
+    seeds = sorted({p["seed"] for p in routing if p.get("seed") is not None})
+    chunk_sizes = sorted({r.parameters["chunk_size"] for r in runs if r.parameters.get("chunk_size")})
     at_threshold = None
     if len(thresholds) == 1:
-        at_threshold = next((row for row in sweep if abs(row["threshold"] - thresholds[0]) < 1e-9), None)
+        at_threshold = next((row for row in sweep if abs(row.threshold - thresholds[0]) < 1e-9), None)
         if at_threshold is None:
             at_threshold = threshold_sweep(
-                [
-                    {
-                        "confidence": s["confidence"],
-                        "queued_for_review": s["status"] == "review",
-                        "verdict": (decided.get(s["suggestion_id"]) or {}).get("verdict"),
-                    }
-                    for s in suggestions
-                ],
+                routed(suggestions, decided),
                 audit_shares[0] if len(audit_shares) == 1 else None,
                 thresholds=thresholds,
             )[0]
-    started = [r["started_at"] for r in runs if r["started_at"]]
-    return {
-        "runs": len(runs),
-        "configs": list(configs.values()),
-        "transcripts": len(scope["transcripts"]),
-        "passages": len(scope["chunks"]),
-        "chunk_sizes": chunk_sizes,
-        "suggestions": len(suggestions),
-        "status": dict(status),
-        "rejections": scope["rejections"],
-        "codes": len(codebook.leaves) if codebook else None,
-        "measurement": codebook.measurement if codebook else None,
-        "thresholds": thresholds,
-        "audit_shares": audit_shares,
-        "seeds": seeds,
-        "decisions": len(decisions),
-        "verdicts": dict(verdicts),
-        "reviewers": len(reviewers),
-        "decided_suggestions": len(decided),
-        "blind_passages": agreement.get("coded_passages", 0),
-        "blind_reviewers": len(agreement.get("reviewers", [])),
-        "imported_coders": agreement.get("imported_coders", []),
-        "imported_projects": agreement.get("imported_projects", []),
-        "people": agreement.get("people", "reviewers"),
-        "agreement": agreement.get("headline") if agreement.get("available") else None,
-        "units": agreement["result"]["units"] if agreement.get("available") else 0,
-        "at_threshold": at_threshold,
-        "calibration": calib,
-        "first_run": min(started) if started else None,
-        "last_run": max(started) if started else None,
-    }
+    started = [r.started_at for r in runs if r.started_at]
+    return Methods(
+        runs=len(runs),
+        configs=list(configs.values()),
+        transcripts=len(scope.transcripts),
+        passages=len(scope.chunks),
+        chunk_sizes=chunk_sizes,
+        suggestions=len(suggestions),
+        status=dict(Counter(s["status"] for s in suggestions)),
+        rejections=scope.rejections,
+        codes=len(codebook.leaves) if codebook else None,
+        measurement=codebook.measurement if codebook else None,
+        thresholds=thresholds,
+        audit_shares=audit_shares,
+        seeds=seeds,
+        decisions=len(decisions),
+        verdicts=dict(Counter(d["verdict"] for d in decisions)),
+        reviewers=len({d["reviewer"] for d in decisions}),
+        decided_suggestions=len(decided),
+        blind_passages=agreement.coded_passages,
+        blind_reviewers=len(agreement.reviewers),
+        imported_coders=agreement.imported_coders,
+        imported_projects=agreement.imported_projects,
+        people=agreement.people,
+        agreement=agreement.headline if agreement.available else None,
+        units=agreement.result.units if agreement.result is not None else 0,
+        at_threshold=at_threshold,
+        calibration=calib,
+        first_run=min(started) if started else None,
+        last_run=max(started) if started else None,
+    )
 
 
 # ---------------------------------------------------------------- plots
@@ -722,18 +772,17 @@ COLOURS = {"humans": "#2354c9", "all": "#2354c9", "model": "#c9541e", "line": "#
 
 
 def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # matplotlib: slow to import, and only for a report
 
     figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
     return figure
 
 
-def _svg(figure: Any, name: str, title: str) -> Any:
+def _svg(figure: Any, name: str, title: str) -> Markup:
     """The figure as an inline <svg> element: no XML prologue, text drawn as paths (no fonts to
     load), a <title> for screen readers, ids salted by the figure's name so that several plots
     in one page never share one."""
     import matplotlib
-    from markupsafe import Markup, escape
 
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": f"qcode-{name}"}):
@@ -762,17 +811,18 @@ def _style(ax: Any) -> None:
     ax.set_axisbelow(True)
 
 
-def _rc() -> dict[str, Any]:
+def _rc() -> dict[Any, Any]:
     return {"font.family": "DejaVu Sans", "font.size": 9, "text.parse_math": False, "axes.titlesize": 10}
 
 
-def agreement_plot(section: dict[str, Any]) -> Any:
+def agreement_plot(section: AgreementSection) -> Markup:
     """Per code: each series' point estimate with its 95% interval, codes top to bottom."""
     import matplotlib
 
-    plotted = section["plotted"]
-    series = section["series"]
-    codes = [section["rows"][k]["code"] for k in plotted]
+    plotted = section.plotted or []
+    series = section.series or []
+    rows = section.rows or []
+    codes = [rows[k].code for k in plotted]
     with matplotlib.rc_context(_rc()):
         figure = _figure(9.0, 0.40 * len(codes) + 1.3)
         ax = figure.add_subplot()
@@ -780,19 +830,19 @@ def agreement_plot(section: dict[str, Any]) -> Any:
         low = 0.0
         for i, s in enumerate(series):
             offset = (i - (len(series) - 1) / 2) * step
-            colour = COLOURS[s["kind"]] if s["kind"] != "model" or i == 1 else f"C{i + 1}"
+            colour = COLOURS[s.kind] if s.kind != "model" or i == 1 else f"C{i + 1}"
             ys, xs, lo, hi, missing = [], [], [], [], []
             for row, k in enumerate(plotted):
-                stat = s["stats"][k]
+                stat = s.stats[k]
                 y = len(codes) - 1 - row + offset
-                if stat["value"] is None:
+                if stat.value is None:
                     missing.append(y)
                     continue
-                ci = stat["ci"] or [stat["value"], stat["value"]]
+                ci = stat.interval or (stat.value, stat.value)
                 ys.append(y)
-                xs.append(stat["value"])
-                lo.append(stat["value"] - ci[0])
-                hi.append(ci[1] - stat["value"])
+                xs.append(stat.value)
+                lo.append(stat.value - ci[0])
+                hi.append(ci[1] - stat.value)
                 low = min(low, ci[0])
             ax.errorbar(
                 xs,
@@ -804,7 +854,7 @@ def agreement_plot(section: dict[str, Any]) -> Any:
                 elinewidth=1.4,
                 capsize=2.5,
                 markersize=5,
-                label=s["label"],
+                label=s.label,
             )
             for y in missing:
                 ax.text(-0.02, y, "n/a", color=colour, fontsize=7.5, va="center", ha="right")
@@ -818,23 +868,23 @@ def agreement_plot(section: dict[str, Any]) -> Any:
     return _svg(figure, "agreement", "Agreement per code with 95% bootstrap intervals")
 
 
-def calibration_plot(calib: dict[str, Any]) -> Any:
+def calibration_plot(calib: Calibration) -> Markup:
     import matplotlib
 
-    bins = calib["bins"]
+    bins = calib.bins
     with matplotlib.rc_context(_rc()):
         figure = _figure(6.4, 4.6)
         top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1.3])
         top.plot([0, 1], [0, 1], linestyle="--", color=COLOURS["muted"], linewidth=1, label="perfect calibration")
         xs, ys, lo, hi, ns = [], [], [], [], []
         for b in bins:
-            if not b["decided"]:
+            if b.rate is None or b.mean_confidence is None or b.ci95 is None:  # nothing decided in the bin
                 continue
-            xs.append(b["mean_confidence"])
-            ys.append(b["rate"])
-            lo.append(b["rate"] - b["ci95"][0])
-            hi.append(b["ci95"][1] - b["rate"])
-            ns.append(b["decided"])
+            xs.append(b.mean_confidence)
+            ys.append(b.rate)
+            lo.append(b.rate - b.ci95[0])
+            hi.append(b.ci95[1] - b.rate)
+            ns.append(b.decided)
         top.errorbar(
             xs,
             ys,
@@ -854,14 +904,12 @@ def calibration_plot(calib: dict[str, Any]) -> Any:
         top.set_ylabel("accepted by reviewers")
         top.legend(loc="upper left", fontsize=8, frameon=False)
         _style(top)
-        centres = [(b["low"] + b["high"]) / 2 for b in bins]
-        width = bins[0]["high"] - bins[0]["low"]
-        bottom.bar(
-            centres, [b["suggestions"] for b in bins], width=width * 0.9, color="#d7deea", label="all suggestions"
-        )
+        centres = [(b.low + b.high) / 2 for b in bins]
+        width = bins[0].high - bins[0].low
+        bottom.bar(centres, [b.suggestions for b in bins], width=width * 0.9, color="#d7deea", label="all suggestions")
         bottom.bar(
             centres,
-            [b["decided"] for b in bins],
+            [b.decided for b in bins],
             width=width * 0.9,
             color=COLOURS["humans"],
             label="decided by reviewers",
@@ -874,25 +922,25 @@ def calibration_plot(calib: dict[str, Any]) -> Any:
     return _svg(figure, "calibration", "Stated confidence against reviewers' acceptance rate, with counts per bin")
 
 
-def sweep_plot(sweep: list[dict[str, Any]], thresholds: list[float]) -> Any:
+def sweep_plot(sweep: list[SweepRow], thresholds: list[float]) -> Markup:
     import matplotlib
 
     with matplotlib.rc_context(_rc()):
         figure = _figure(6.4, 3.4)
         ax = figure.add_subplot()
-        ts = [r["threshold"] for r in sweep]
+        ts = [r.threshold for r in sweep]
         ax.plot(
             ts,
-            [r["share_to_review"] for r in sweep],
+            [r.share_to_review for r in sweep],
             color=COLOURS["line"],
             linewidth=1.6,
             label="share sent to review (confidence < threshold)",
         )
-        known = [r for r in sweep if r["error"] is not None]
+        known = [(r.threshold, r.error, r.ci95) for r in sweep if r.error is not None and r.ci95 is not None]
         if known:
             ax.plot(
-                [r["threshold"] for r in known],
-                [r["error"] for r in known],
+                [t for t, _, _ in known],
+                [e for _, e, _ in known],
                 color=COLOURS["model"],
                 linewidth=1.6,
                 marker="o",
@@ -900,9 +948,9 @@ def sweep_plot(sweep: list[dict[str, Any]], thresholds: list[float]) -> Any:
                 label="estimated error of the auto-accepted rest",
             )
             ax.fill_between(
-                [r["threshold"] for r in known],
-                [r["ci95"][0] for r in known],
-                [r["ci95"][1] for r in known],
+                [t for t, _, _ in known],
+                [ci[0] for _, _, ci in known],
+                [ci[1] for _, _, ci in known],
                 color=COLOURS["model"],
                 alpha=0.18,
                 linewidth=0,
@@ -930,17 +978,47 @@ def sweep_plot(sweep: list[dict[str, Any]], thresholds: list[float]) -> Any:
 # ---------------------------------------------------------------- the report
 
 
-def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
-    """Everything the page shows, as one dict (plots as SVG markup)."""
+class BootstrapSettings(BaseModel):
+    replicates: int
+    seed: int
+
+
+class Report(BaseModel):
+    """Everything the page shows (templates/report.html.jinja reads these fields by name)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    generated_at: str
+    qcode_version: str
+    database: str
+    run_id: str | None
+    runs: list[RunInfo]
+    codebook: Codebook | None  # when the report covers one version of one codebook
+    suggestions: int
+    agreement: AgreementSection
+    confusion: ConfusionSection
+    calibration: Calibration
+    sweep: list[SweepRow]
+    thresholds: list[float]  # the runs' routing thresholds
+    audit_shares: list[float]
+    matrices: MatricesSection
+    methods: Methods
+    plots: dict[str, Markup]  # inline SVG by section: agreement, calibration, sweep
+    bootstrap: BootstrapSettings
+    bins: int
+
+
+def build_report(store: Store, run_id: str | None = None) -> Report:
+    """Everything the page shows (plots as SVG markup)."""
     run_id = resolve_run(store, run_id)
-    scope = _scope(store, run_id)
-    codebook = _codebook(scope)
-    suggestions = list(suggestion_records(store, run_id)) if scope["runs"] else []
+    scope = read_scope(store, run_id)
+    codebook = scope.codebook
+    suggestions = list(suggestion_records(store, run_id)) if scope.runs else []
     decisions, decided = decisions_in_scope(
         store,
         {s["suggestion_id"] for s in suggestions},
-        set(scope["chunks"]),
-        {r["codebook_version"] for r in scope["runs"]},
+        set(scope.chunks),
+        {r.codebook_version for r in scope.runs},
     )
 
     agreement = agreement_section(store, run_id, scope, codebook)
@@ -951,55 +1029,43 @@ def build_report(store: Store, run_id: str | None = None) -> dict[str, Any]:
         if s["suggestion_id"] in decided and decided[s["suggestion_id"]]["verdict"] in SUGGESTION_VERDICTS
     ]
     calib = calibration(pairs, [s["confidence"] for s in suggestions])
-    routing = [r["parameters"].get("routing") or {} for r in scope["runs"]]
+    routing = [r.parameters.get("routing") or {} for r in scope.runs]
     thresholds = sorted({p["threshold"] for p in routing if p.get("threshold") is not None})
     audit_shares = sorted({p["audit_share"] for p in routing if p.get("audit_share") is not None})
-    sweep = threshold_sweep(
-        [
-            {
-                "confidence": s["confidence"],
-                "queued_for_review": s["status"] == "review",
-                "verdict": (decided.get(s["suggestion_id"]) or {}).get("verdict"),
-            }
-            for s in suggestions
-        ],
-        audit_shares[0] if len(audit_shares) == 1 else None,
-    )
-    matrices = matrices_section(scope, suggestions, decisions, decided, codebook)
+    sweep = threshold_sweep(routed(suggestions, decided), audit_shares[0] if len(audit_shares) == 1 else None)
+    matrices = matrices_section(scope.runs, scope.transcripts, suggestions, decisions, decided, codebook)
     methods = methods_section(scope, suggestions, decisions, decided, agreement, sweep, calib, codebook)
 
     plots = {}
-    if agreement.get("available") and agreement["plotted"]:
+    if agreement.available and agreement.plotted:
         plots["agreement"] = agreement_plot(agreement)
-    if calib["decided"]:
+    if calib.decided:
         plots["calibration"] = calibration_plot(calib)
     if suggestions:
         plots["sweep"] = sweep_plot(sweep, thresholds)
-    return {
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "qcode_version": __version__,
-        "database": database_label(store.url),
-        "run_id": run_id,
-        "runs": scope["runs"],
-        "codebook": codebook,
-        "suggestions": len(suggestions),
-        "agreement": agreement,
-        "confusion": confusion,
-        "calibration": calib,
-        "sweep": sweep,
-        "thresholds": thresholds,
-        "audit_shares": audit_shares,
-        "matrices": matrices,
-        "methods": methods,
-        "plots": plots,
-        "bootstrap": {"replicates": BOOTSTRAP_REPLICATES, "seed": BOOTSTRAP_SEED},
-        "bins": CALIBRATION_BINS,
-    }
+    return Report(
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        qcode_version=__version__,
+        database=database_label(store.url),
+        run_id=run_id,
+        runs=scope.runs,
+        codebook=codebook,
+        suggestions=len(suggestions),
+        agreement=agreement,
+        confusion=confusion,
+        calibration=calib,
+        sweep=sweep,
+        thresholds=thresholds,
+        audit_shares=audit_shares,
+        matrices=matrices,
+        methods=methods,
+        plots=plots,
+        bootstrap=BootstrapSettings(replicates=BOOTSTRAP_REPLICATES, seed=BOOTSTRAP_SEED),
+        bins=CALIBRATION_BINS,
+    )
 
 
-def _environment() -> Any:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
+def _environment() -> Environment:
     # autoescape=True, not select_autoescape: the template's name ends in .jinja. The tables of codes
     # by case are matrix_tables.jinja, the same as `qcode matrix` writes.
     loader = FileSystemLoader(Path(__file__).parent / "templates")
@@ -1037,11 +1103,11 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else (plural or word + 's')}"
 
 
-def render_report(report: dict[str, Any]) -> str:
-    return _environment().get_template(TEMPLATE).render(**report)
+def render_report(report: Report) -> str:
+    return _environment().get_template(TEMPLATE).render(**dict(report))
 
 
-def write_report(store: Store, out: Path, run_id: str | None = None, *, force: bool = False) -> dict[str, Any]:
+def write_report(store: Store, out: Path, run_id: str | None = None, *, force: bool = False) -> Report:
     """Build the report and write it to `out` (through a temporary file); returns what it shows."""
     report = build_report(store, run_id)
     html = render_report(report)
@@ -1049,3 +1115,26 @@ def write_report(store: Store, out: Path, run_id: str | None = None, *, force: b
     with written_aside(out, force=force) as temporary:
         temporary.write_text(html, encoding="utf-8")
     return report
+
+
+class ReportSummary(BaseModel):
+    """What `qcode report` wrote (its --json object): the file, and the figures of its scope."""
+
+    out: str
+    bytes: int
+    transcripts: int
+    suggestions: int
+    decisions: int
+    blind_passages: int
+
+    @classmethod
+    def of(cls, report: Report, out: Path) -> ReportSummary:
+        m = report.methods
+        return cls(
+            out=str(out),
+            bytes=out.stat().st_size,
+            transcripts=m.transcripts,
+            suggestions=m.suggestions,
+            decisions=m.decisions,
+            blind_passages=m.blind_passages,
+        )
