@@ -64,7 +64,7 @@ class CallCache:
     def put(self, entries: Sequence[tuple[str, str, str, dict[str, Any], Completion]]) -> None:
         if not entries:
             return
-        rows = {}
+        rows: dict[str, dict[str, Any]] = {}
         for key, endpoint, model, request, completion in entries:
             rows.setdefault(
                 key,

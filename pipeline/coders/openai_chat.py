@@ -189,7 +189,7 @@ class OpenAICoder(BaseCoder):
 
     def __init__(
         self,
-        model: str | None,
+        model: str | None = None,
         base_url: str | None = None,
         temperature: float = 0.0,
         top_p: float | None = None,

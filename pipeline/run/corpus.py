@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
@@ -230,7 +231,8 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
     }
     run_id = store.start_run(prov, codebook, request.paths, parameters)
 
-    sources, errors = discover(request.paths)
+    paths: list[str | Path] = list(request.paths)
+    sources, errors = discover(paths)
     failed = [FileFailure(path=e.path, error=e.message) for e in errors]
     report("files", len(sources))
     transcript_ids: list[str] = []

@@ -10,6 +10,8 @@ the provider's prompt caching, which usually lowers the bill, is not predicted).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel
 
 from pipeline.chunk import for_coder
@@ -38,7 +40,8 @@ def estimate(request: RunRequest) -> Estimate:
     codebook = load_codebook(request.codebook)
     coder = make_coder(request.coder, **request.coder_options)
     prov = provenance(coder, codebook)
-    sources, errors = discover(request.paths)
+    paths: list[str | Path] = list(request.paths)
+    sources, errors = discover(paths)
     failed = [FileFailure(path=e.path, error=e.message) for e in errors]
     chunks = []
     transcripts = 0

@@ -15,12 +15,13 @@ killed run resumable: a chunk already coded under the same coder configuration i
 # parameter model from real annotations when a served deployment loads this file.
 import logging
 import os
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
+from prefect.utilities.annotations import quote as prefect_quote
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
@@ -32,6 +33,12 @@ from pipeline.run.corpus import RETRY_DELAYS, Ingested, Outcome, Progress, is_tr
 from pipeline.run.request import RunRequest, RunSummary
 from pipeline.store import Store
 from pipeline.suggestion import Provenance, Usage
+
+
+def quote(value: Any) -> Any:
+    """`value` wrapped in Prefect's `quote`: the task receives it as it is, unexamined."""
+    return prefect_quote(value)
+
 
 # Set by `run` for the CLI's progress bar; a callable cannot be a flow parameter.
 _progress: Progress | None = None
