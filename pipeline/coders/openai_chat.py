@@ -208,6 +208,8 @@ class OpenAICoder(BaseCoder):
         fewshot: int = 0,
         cache: CallCache | None = None,
     ):
+        import openai  # noqa: F401 (the client loads with the coder that uses it, not with every command)
+
         if not model:
             raise CoderError(
                 "the openai coder needs a model: --model NAME (or model = ... under [run] in qcode.toml, "
