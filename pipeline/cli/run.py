@@ -26,6 +26,7 @@ from pipeline.coders import coders
 from pipeline.errors import QcodeError
 from pipeline.run.estimate import Estimate, estimate
 from pipeline.run.request import RunSummary
+from pipeline.run.schedule import serve
 from pipeline.run.settings import run_request
 from pipeline.store import database_url
 
@@ -290,6 +291,6 @@ def schedule(
     if not request.db or "://" not in request.db:
         request.db = database_url(request.db)  # absolute: scheduled runs start in another folder
     request.codebook = str(Path(request.codebook).resolve())
-    from pipeline.run.schedule import serve
+    from pipeline.run.flow import code_corpus  # Prefect loads only to serve
 
-    serve(request, name or f"qcode-{folder.resolve().name}", cron, prefect_api)
+    serve(code_corpus, request, name or f"qcode-{folder.resolve().name}", cron, prefect_api)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import itertools
 import json
 import math
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
@@ -66,9 +68,6 @@ Mode = Literal["auto", "json_schema", "json_object"]
 
 
 def is_loopback(url: str) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True
@@ -80,8 +79,6 @@ def is_loopback(url: str) -> bool:
 
 def redact_url(url: str) -> str:
     """The URL without any user:password part, for records."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url

@@ -11,6 +11,7 @@ key that is neither a run setting nor an option of any coder is an error.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def _as_flag(flag: Flag | None, value: Any) -> Any:
 
 
 def run_request(
-    paths: list[str | Path],
+    paths: Sequence[str | Path],
     overrides: dict[str, Any],
     *,
     id_column: str | None = None,
