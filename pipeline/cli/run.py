@@ -37,7 +37,7 @@ app = typer.Typer()
 CoderOptionFlags = dict[str, Any] | None
 
 
-class with_coder_options:  # noqa: N801 (a decorator)
+class with_coder_options:
     """A command whose `coder_options` parameter becomes a flag for each option of each coder:
     `--NAME` (dashes for underscores), its help the option's description after the coder's name,
     e.g. "openai coder: the model name.". An option that two coders share is one flag; one named

@@ -53,8 +53,8 @@ from pipeline.validate import validate_coding
 if TYPE_CHECKING:
     import openai
 
-# The `openai` client is imported where a request is made, not here: every `qcode` command reads
-# this module for the coder's options, and the client takes half a second to load.
+# The `openai` client is imported when an openai coder is made, not with this module: every `qcode`
+# command reads this module for the coder's options, and the client takes half a second to load.
 
 __all__ = ["OPENAI_ENDPOINT", "CallCache", "Completion", "OpenAICoder", "completion_from_json"]
 
