@@ -33,10 +33,12 @@ from pipeline.transcript import Transcript
 from pipeline.validate import validate_coding
 
 __all__ = [
+    "IN_FLIGHT_WORKERS",
     "RETRY_DELAYS",
     "FileFailure",
     "FileNote",
     "Ingested",
+    "Outcome",
     "Progress",
     "Steps",
     "code_batch",
