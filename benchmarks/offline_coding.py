@@ -3,9 +3,10 @@
     python benchmarks/offline_coding.py [--repeat N]
 
 Prints one JSON object:
-- `run`: a whole `qcode run` over examples/transcripts in a fresh process and a
-  fresh database (wall seconds, peak resident memory of that process), and a
-  second run over the same database (everything cached);
+- `run`: a whole run over examples/transcripts (`pipeline.run.corpus.code_corpus`,
+  what `qcode run` does without its Prefect flow) in a fresh process and a fresh
+  database (wall seconds, peak resident memory of that process), and a second
+  run over the same database (everything cached);
 - `coder`: chunks per second of the offline coder alone, with the model
   already loaded, over the examples' chunks repeated N times.
 """
@@ -16,10 +17,11 @@ import argparse
 import json
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from plain_run import command
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "transcripts"
@@ -27,21 +29,11 @@ CODEBOOK = ROOT / "codebooks" / "linkages.yaml"
 
 
 def timed_run(db: Path) -> dict:
-    command = [
-        sys.executable,
-        "-m",
-        "pipeline.cli",
-        "run",
-        str(EXAMPLES),
-        "--codebook",
-        str(CODEBOOK),
-        "--db",
-        str(db),
-        "--json",
-    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     began = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        command([EXAMPLES], {"codebook": str(CODEBOOK), "db": str(db)}), capture_output=True, text=True, check=True
+    )
     seconds = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     summary = json.loads(done.stdout)

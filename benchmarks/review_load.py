@@ -99,37 +99,25 @@ def build_database(folder: Path, items: int, db: str | None = None) -> tuple[str
     """A database with exactly `items` suggestions queued for review: returns (db, run id).
     Like tests/review_server.make_review_db, with one chunk per turn (--chunk-size)."""
     from review_server import QueueingCoder
-    from typer.testing import CliRunner
 
-    from pipeline.cli import app as cli
     from pipeline.coders import register_coder
+    from pipeline.run.corpus import code_corpus
+    from pipeline.run.settings import run_request
 
     register_coder("review-test", QueueingCoder)
     corpus, codebook = folder / "transcripts", folder / "codebook.yaml"
     write_corpus(corpus, items)
     codebook.write_text(CODEBOOK, encoding="utf-8")
     db = db or str(folder / "review.db")
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            str(corpus),
-            "--codebook",
-            str(codebook),
-            "--db",
-            db,
-            "--coder",
-            "review-test",
-            "--audit-share",
-            "0",
-            "--chunk-size",
-            str(CHUNK_SIZE),
-            "--json",
-        ],
-    )
-    if result.exit_code != 0:
-        raise RuntimeError(f"qcode run failed (exit {result.exit_code}):\n{result.output[-4000:]}")
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    # the run without Prefect: the database is what is measured, not how it was coded
+    settings = {
+        "codebook": str(codebook),
+        "db": db,
+        "coder": "review-test",
+        "audit_share": 0,
+        "chunk_size": CHUNK_SIZE,
+    }
+    summary = code_corpus(run_request([corpus], settings)).model_dump()
     if summary["queued"] != items or summary["suggestions"] != items:
         raise RuntimeError(
             f"expected {items} queued suggestions, the run made {summary['suggestions']} "

@@ -17,16 +17,17 @@ How it measures
   and/or trust (or neither) so the fake model's replies carry codes, which are
   validated, routed and stored like real ones. The codebook has the two codes
   `funding` and `trust`.
-* qcode runs as `python -m pipeline.cli run ... --coder openai --json` in a fresh
+* qcode runs as the run of `qcode run ... --coder openai` without its Prefect flow
+  (`pipeline.run.corpus.code_corpus`, through benchmarks/plain_run.py) in a fresh
   process without OPENAI_API_KEY, three times over the same database:
     cold     every chunk is coded with a live request (the measured run);
     rerun    the identical command: every chunk is already coded, so this is
-             start-up, Prefect's temporary server, ingest and chunking only;
-    replay   --max-attempts 2 changes the coder key but not a single request
+             start-up, ingest and chunking only;
+    replay   max_attempts 2 changes the coder key but not a single request
              body, so every chunk is coded again with every call answered from
              the call cache: coding, validation and storing without HTTP.
-* CPU: user + sys of each qcode process and its children, Prefect's temporary
-  server included (getrusage(RUSAGE_CHILDREN) deltas; the fake server is not
+* CPU: user + sys of each qcode process and its children
+  (getrusage(RUSAGE_CHILDREN) deltas; the fake server is not
   reaped until the end). cpu_ms_per_chunk_total is the cold run's CPU over the
   chunks; cpu_ms_per_chunk_coding is (cold - rerun) over the chunks, i.e. what
   coding the chunks costs beyond start-up and ingest.
@@ -60,6 +61,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+import plain_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "tests" / "openai_server.py"
@@ -317,44 +320,32 @@ def run_qcode(
     workdir: Path,
     url: str,
     args: argparse.Namespace,
-    *extra: str,
     profile: str | None = None,
+    **extra: object,
 ) -> dict:
-    """One `qcode run` in a fresh process: its summary, wall seconds and CPU seconds."""
+    """One run in a fresh process, as `qcode run` codes without Prefect: its summary, wall seconds
+    and CPU seconds."""
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "QCODE_DB", "QCODE_CONFIG", "QCODE_THRESHOLD")
     }
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    launcher = ["-m", "cProfile", "-o", profile] if profile else []
-    command = [
-        sys.executable,
-        *launcher,
-        "-m",
-        "pipeline.cli",
-        "run",
-        str(corpus),
-        "--codebook",
-        str(codebook),
-        "--db",
-        str(db),
-        "--coder",
-        "openai",
-        "--model",
-        "gpt-4o-mini",
-        "--base-url",
-        url,
-        "--rpm",
-        str(args.rpm),
-        "--concurrency",
-        str(args.concurrency),
-        *(["--batch-size", str(args.batch_size)] if args.batch_size else []),
-        "--chunk-size",
-        str(CHUNK_SIZE),
-        "--json",
-        *extra,
-    ]
+    settings = {
+        "codebook": str(codebook),
+        "db": str(db),
+        "coder": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": url,
+        "rpm": args.rpm,
+        "concurrency": args.concurrency,
+        "batch_size": args.batch_size,
+        "chunk_size": CHUNK_SIZE,
+        **extra,
+    }
+    command = plain_run.command([corpus], settings)
+    if profile:
+        command[1:1] = ["-m", "cProfile", "-o", profile]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=workdir, env=env)
@@ -435,9 +426,7 @@ def main() -> None:
             after_cold = server.stats()
             rerun = run_qcode(corpus, codebook, db, folder, server.url, args)
             replay = (
-                None
-                if args.no_replay
-                else run_qcode(corpus, codebook, db, folder, server.url, args, "--max-attempts", "2")
+                None if args.no_replay else run_qcode(corpus, codebook, db, folder, server.url, args, max_attempts=2)
             )
             end = server.stats()
         except BaseException:
@@ -453,7 +442,7 @@ def main() -> None:
         print(f"warning: {summary['chunks']} chunks ingested, {chunks} coded; expected {args.chunks}", file=sys.stderr)
     rates = steady_rate(poller.samples)
     coding_cpu = cold["cpu"] - rerun["cpu"]
-    # qcode's own process only: Prefect's temporary server is a child process of qcode's
+    # qcode's own process only, as its summary reports it
     own_coding_cpu = summary["cpu_seconds"] - rerun["summary"]["cpu_seconds"]
     result = {
         "chunks": chunks,
@@ -474,10 +463,10 @@ def main() -> None:
         "cpu_ms_per_chunk_total": round(1000 * cold["cpu"] / max(1, chunks), 3),
         "cpu_ms_per_chunk_coding": round(1000 * coding_cpu / max(1, chunks), 3),
         "cpu_coding_estimate": "(CPU of the cold run - CPU of an identical rerun that codes nothing: start-up, "
-        "Prefect, ingest) / chunks",
+        "ingest) / chunks",
         "qcode_cpu_ms_per_chunk_coding": round(1000 * own_coding_cpu / max(1, chunks), 3),
         "qcode_cpu_estimate": "the same difference, of the CPU qcode's own process reports (time.process_time in "
-        "the run summary), without Prefect's temporary server process",
+        "the run summary)",
         "client_floor": floor_figures,
         "qcode_cpu_ms_per_chunk_beyond_client": round(
             1000 * own_coding_cpu / max(1, chunks) - floor_figures["cpu_ms_per_request"], 3

@@ -1,6 +1,7 @@
-"""qcode eval: a suite codes a gold set with each coder configuration through the real pipeline (Prefect
-flow, SQLite store, the offline coder, the openai coder against tests/openai_server.py) and compares it
-with the human coders (docs/evals.md). Human codes are the synthetic gold set of evals/examples-gold.csv."""
+"""qcode eval: a suite codes a gold set with each coder configuration through the real pipeline (the run
+without Prefect, SQLite store, the offline coder, the openai coder against tests/openai_server.py) and
+compares it with the human coders (docs/evals.md). Human codes are the synthetic gold set of
+evals/examples-gold.csv."""
 
 from __future__ import annotations
 

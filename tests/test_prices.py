@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.coders import make_coder
 from pipeline.coders.openai_chat import (
     OPENAI_ENDPOINT,
     OpenAICoder,
@@ -12,31 +13,36 @@ from pipeline.coders.openai_chat import (
     completion_from_json,
     redact_url,
 )
-from pipeline.coders.prices import run_cost
 from pipeline.errors import CoderError, SettingsError
 from pipeline.suggestion import Usage
 
-USAGE = Usage(input_tokens=1_000_000, cached_input_tokens=400_000, output_tokens=100_000)
+USAGE = Usage(input_tokens=1_000_000, cached_input_tokens=400_000, output_tokens=100_000, requests=10)
+
+
+def cost(model: str, endpoint: str, usage: Usage, batch: bool = False) -> float | None:
+    return OpenAICoder(model=model, base_url=endpoint).cost(usage, batch=batch)
 
 
 def test_cost_from_the_price_table_with_cached_tokens_and_batch_discount() -> None:
     # gpt-4o-mini: $0.15 in, $0.075 cached in, $0.60 out per million
-    assert run_cost("gpt-4o-mini", OPENAI_ENDPOINT, USAGE) == pytest.approx(0.09 + 0.03 + 0.06)
-    assert run_cost("gpt-4o-mini", OPENAI_ENDPOINT, USAGE, batch=True) == pytest.approx(0.09)
-    assert run_cost("no-such-model", OPENAI_ENDPOINT, USAGE) is None
-    assert run_cost("gpt-4o-mini", "http://127.0.0.1:8000/v1", USAGE) == 0.0
-    assert run_cost("llama3.1", "https://gpu.example.org/v1", USAGE) == 0.0
+    assert cost("gpt-4o-mini", OPENAI_ENDPOINT, USAGE) == pytest.approx(0.09 + 0.03 + 0.06)
+    assert cost("gpt-4o-mini", OPENAI_ENDPOINT, USAGE, batch=True) == pytest.approx(0.09)
+    assert cost("gpt-4o-mini", OPENAI_ENDPOINT + "/", USAGE) == pytest.approx(0.09 + 0.03 + 0.06)
+    assert cost("no-such-model", OPENAI_ENDPOINT, USAGE) is None
+    assert cost("gpt-4o-mini", "http://127.0.0.1:8000/v1", USAGE) == 0.0
+    assert cost("llama3.1", "https://gpu.example.org/v1", USAGE) == 0.0
+
+
+def test_the_offline_coder_costs_nothing() -> None:
+    assert make_coder("offline").cost(USAGE) == make_coder("offline").cost(USAGE, batch=True) == 0.0
 
 
 def test_prices_can_be_overridden_and_a_bad_override_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "qcode.toml").write_text('[prices."my-model"]\ninput = 1.0\noutput = 2.0\n')
-    assert (
-        run_cost("my-model", "https://gpu.example.org/v1", Usage(input_tokens=1_000_000, output_tokens=1_000_000))
-        == 3.0
-    )
+    assert cost("my-model", "https://gpu.example.org/v1", Usage(input_tokens=1_000_000, output_tokens=1_000_000)) == 3.0
     (tmp_path / "qcode.toml").write_text('[prices."my-model"]\ninput = 1.0\n')
     with pytest.raises(SettingsError, match="output"):
-        run_cost("my-model", "https://gpu.example.org/v1", USAGE)
+        cost("my-model", "https://gpu.example.org/v1", USAGE)
 
 
 def test_the_key_is_never_sent_unencrypted_off_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -96,6 +96,8 @@ def test_schedule_serves_a_cron_deployment_whose_runs_code_the_folder(tmp_path: 
                 "nightly",
                 "--prefect-api",
                 api,
+                "--similarity-threshold",  # a coder option: every coder's options are flags here too
+                "0.35",
             ],
             env=env,
             stdout=subprocess.PIPE,
@@ -118,6 +120,7 @@ def test_schedule_serves_a_cron_deployment_whose_runs_code_the_folder(tmp_path: 
             found = asyncio.run(deployment())
             assert [s.schedule.cron for s in found.schedules] == ["0 3 * * *"]
             assert found.parameters["request"]["db"].endswith("scheduled.db")
+            assert found.parameters["request"]["coder_options"] == {"similarity_threshold": 0.35}
 
             first = run_deployment("qcode-run/nightly", timeout=240)
             assert first.state.is_completed(), first.state

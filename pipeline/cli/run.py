@@ -1,28 +1,103 @@
-"""`qcode run`, `qcode schedule`: code transcripts now, or on a schedule."""
+"""`qcode run`, `qcode schedule`: code transcripts now, or on a schedule.
+
+Both commands take a flag for every option of every coder (`--model`, `--similarity-threshold`,
+...): none is written here. Each coder declares its options (`class Options(CoderOptions)`, see
+pipeline/coders/base.py), and the commands' signatures are built from them when the command line
+is, so a coder registered later, or installed as a plugin, has its flags too.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+from typer.models import OptionInfo
 
 from pipeline.cli.options import DbOption, JsonOption
 from pipeline.cli.output import bad_argument, emit, err, out, progress_bar, say
+from pipeline.coders import coders
 from pipeline.errors import QcodeError
+from pipeline.run.estimate import Estimate, estimate
 from pipeline.run.request import RunSummary
+from pipeline.run.schedule import serve
 from pipeline.run.settings import run_request
 from pipeline.store import database_url
 
-if TYPE_CHECKING:  # `qcode --help` need not load Prefect, which the estimate does
-    from pipeline.run.estimate import Estimate
-
 app = typer.Typer()
+
+# A command's parameter `coder_options: CoderOptionFlags` stands for one flag per coder option
+# (see `with_coder_options`); the command receives them as one dict, by option name.
+CoderOptionFlags = dict[str, Any] | None
+
+
+class with_coder_options:
+    """A command whose `coder_options` parameter becomes a flag for each option of each coder:
+    `--NAME` (dashes for underscores), its help the option's description after the coder's name,
+    e.g. "openai coder: the model name.". An option that two coders share is one flag; one named
+    like a flag of the command itself (`--seed`, `--threshold`, ...) is not a flag. Typer reads
+    the signature whenever it builds the command line, so it holds the coders registered then."""
+
+    def __init__(self, command: Callable[..., None]) -> None:
+        functools.update_wrapper(self, command)
+        self._command = command
+
+    @functools.cached_property
+    def _own(self) -> inspect.Signature:
+        return inspect.signature(self._command, eval_str=True)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        parameters: list[inspect.Parameter] = []
+        for parameter in self._own.parameters.values():
+            parameters += _coder_flags(self._own) if parameter.name == "coder_options" else [parameter]
+        return self._own.replace(parameters=parameters)
+
+    def __call__(self, **values: Any) -> None:
+        options = {k: values.pop(k) for k in list(values) if k not in self._own.parameters}
+        self._command(**values, coder_options={k: v for k, v in options.items() if v is not None})
+
+
+def _coder_flags(own: inspect.Signature) -> list[inspect.Parameter]:
+    taken = {"help"}
+    for parameter in own.parameters.values():
+        taken.add(parameter.name)
+        for info in typing.get_args(parameter.annotation)[1:]:
+            if isinstance(info, OptionInfo):
+                names = [info.default, *(info.param_decls or ())]
+                taken |= {n.split("/")[0].lstrip("-").replace("-", "_") for n in names if isinstance(n, str)}
+    found: dict[str, tuple[Any, list[str]]] = {}
+    for coder, coder_class in coders().items():
+        for flag in coder_class.Options.flags():
+            if flag.name in taken:
+                continue
+            kind, helps = found.setdefault(flag.name, (flag.type, []))
+            if kind != flag.type:
+                found[flag.name] = (str, helps)  # two coders, two types: each coder reads the text
+            helps.append(f"{coder} coder: {flag.description}".strip())
+    parameters = []
+    for name, (kind, helps) in found.items():
+        dashed = name.replace("_", "-")
+        declaration = f"--{dashed}/--no-{dashed}" if kind is bool else f"--{dashed}"
+        parameters.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=None,
+                annotation=Annotated[kind | None, typer.Option(declaration, help=" ".join(helps))],
+            )
+        )
+    return parameters
 
 
 @app.command("run")
+@with_coder_options
 def run(
     paths: Annotated[list[Path], typer.Argument(help="Transcript files or folders.")],
     codebook: Annotated[Path | None, typer.Option("--codebook", help="Codebook YAML file.")] = None,
@@ -44,57 +119,13 @@ def run(
         typer.Option("--overlap", help="Characters of trailing turns repeated in the next chunk (default 0)."),
     ] = None,
     coder: Annotated[str | None, typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
-    similarity_threshold: Annotated[
-        float | None,
-        typer.Option("--similarity-threshold", help="Offline coder: overrides the codebook's similarity_threshold."),
-    ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", help="Chunks coded and stored together (default 32 offline, 128 openai)."),
-    ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="openai coder: the model name.")] = None,
-    base_url: Annotated[
-        str | None,
         typer.Option(
-            "--base-url", help="openai coder: an OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, then OpenAI)."
+            "--batch-size", help="Chunks coded and stored together (default: the coder's own, 32 offline, 128 openai)."
         ),
     ] = None,
-    prompt: Annotated[
-        str | None,
-        typer.Option("--prompt", help="openai coder: prompt template folder under prompts/ (default coding-v1)."),
-    ] = None,
-    temperature: Annotated[
-        float | None, typer.Option("--temperature", help="openai coder: sampling temperature (default 0).")
-    ] = None,
-    samples: Annotated[
-        int | None,
-        typer.Option("--samples", help="openai coder: replies per chunk for self-consistency (default 1)."),
-    ] = None,
-    max_attempts: Annotated[
-        int | None,
-        typer.Option("--max-attempts", help="openai coder: tries per chunk when a reply is invalid (default 3)."),
-    ] = None,
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", help="openai coder: requests in flight at once (default 8).")
-    ] = None,
-    rpm: Annotated[float | None, typer.Option("--rpm", help="openai coder: requests per minute at most.")] = None,
-    tpm: Annotated[float | None, typer.Option("--tpm", help="openai coder: tokens per minute at most.")] = None,
-    timeout: Annotated[
-        float | None, typer.Option("--timeout", help="openai coder: seconds to wait for one reply (default 120).")
-    ] = None,
-    fewshot: Annotated[
-        int | None,
-        typer.Option(
-            "--fewshot",
-            help="openai coder: show the model this many adjudicated chunks most like each one (default 0: off).",
-        ),
-    ] = None,
-    max_retries: Annotated[
-        int | None,
-        typer.Option(
-            "--max-retries", help="openai coder: retries after a 429, 5xx or timeout, with backoff (default 4)."
-        ),
-    ] = None,
+    coder_options: CoderOptionFlags = None,
     prefect_api: Annotated[
         str | None,
         typer.Option("--prefect-api", help="Record the run on this Prefect server (default: a temporary local one)."),
@@ -105,7 +136,9 @@ def run(
     batch: Annotated[
         bool,
         typer.Option(
-            "--batch", help="openai coder: send first requests through the Batch API (half price, answers within 24 h)."
+            "--batch",
+            help="Send first requests in the coder's batch mode, where it has one "
+            "(openai: the Batch API, half price, answers within 24 h).",
         ),
     ] = False,
     poll_interval: Annotated[
@@ -132,20 +165,8 @@ def run(
             "chunk_size": chunk_size,
             "overlap": overlap,
             "batch_size": batch_size,
-            "model": model,
-            "base_url": base_url,
-            "prompt": prompt,
-            "temperature": temperature,
-            "samples": samples,
-            "max_attempts": max_attempts,
-            "concurrency": concurrency,
-            "rpm": rpm,
-            "tpm": tpm,
-            "timeout": timeout,
-            "max_retries": max_retries,
-            "fewshot": fewshot,
+            **(coder_options or {}),
         },
-        similarity_threshold=similarity_threshold,
         id_column=id_column,
         text_column=text_column,
         batch=batch,
@@ -153,15 +174,13 @@ def run(
         ready=not dry_run,
     )
     if dry_run:
-        from pipeline.run.estimate import estimate  # Prefect is loaded only for what needs it
-
         found = estimate(request)
         for failure in found.failed:
             _failed(failure.path, failure.error)
         emit(found, as_json, lambda: _show_estimate(found))
         return
 
-    from pipeline.run.flow import run as run_with_prefect
+    from pipeline.run.flow import run as run_with_prefect  # Prefect loads only for a run
 
     with progress_bar() as report:
         try:
@@ -229,6 +248,7 @@ def _show_estimate(found: Estimate) -> None:
 
 
 @app.command("schedule")
+@with_coder_options
 def schedule(
     folder: Annotated[Path, typer.Argument(help="Folder of transcripts to code on each run.")],
     cron: Annotated[str, typer.Option("--cron", help="When to run, as a cron expression, e.g. '0 2 * * *'.")],
@@ -243,10 +263,7 @@ def schedule(
         ),
     ] = None,
     coder: Annotated[str | None, typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="openai coder: the model name.")] = None,
-    base_url: Annotated[
-        str | None, typer.Option("--base-url", help="openai coder: an OpenAI-compatible endpoint.")
-    ] = None,
+    coder_options: CoderOptionFlags = None,
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="Suggestions under this confidence are queued for review.")
     ] = None,
@@ -267,14 +284,13 @@ def schedule(
             "codebook": str(Path(codebook).resolve()) if codebook else None,
             "db": db,
             "coder": coder,
-            "model": model,
-            "base_url": base_url,
             "threshold": threshold,
+            **(coder_options or {}),
         },
     )
     if not request.db or "://" not in request.db:
         request.db = database_url(request.db)  # absolute: scheduled runs start in another folder
     request.codebook = str(Path(request.codebook).resolve())
-    from pipeline.run.schedule import serve
+    from pipeline.run.flow import code_corpus  # Prefect loads only to serve
 
-    serve(request, name or f"qcode-{folder.resolve().name}", cron, prefect_api)
+    serve(code_corpus, request, name or f"qcode-{folder.resolve().name}", cron, prefect_api)

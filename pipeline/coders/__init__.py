@@ -1,47 +1,51 @@
-"""Coders propose codes for chunks. Every coder has the same interface, so the
-pipeline (validation, routing, store) does not know which one it is talking to.
+"""Coders propose codes for chunks. Every coder is a BaseCoder (pipeline/coders/base.py), so the
+pipeline (a run, a dry run, an eval; validation, routing, the store) does not know which one it is
+talking to.
+
+Coders are found by name: the two that ship (`offline`, `openai`), those registered in this
+process with `register_coder`, and those installed as plugins, which name their BaseCoder
+subclass under the entry-point group `qcode.coders` of their package:
+
+    [project.entry-points."qcode.coders"]
+    echo = "qcode_echo:EchoCoder"
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from importlib.metadata import entry_points
+from typing import Any
 
-from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
-from pipeline.suggestion import ChunkCoding, Provenance
+from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Flag, Number, read_options, with_defaults
+from pipeline.coders.offline import EmbeddingCoder
+from pipeline.coders.openai_chat import OpenAICoder
+from pipeline.errors import CoderError
+from pipeline.suggestion import Provenance
+
+__all__ = [
+    "ENTRY_POINTS",
+    "NOT_A_FLAG",
+    "BaseCoder",
+    "CoderOptions",
+    "Flag",
+    "Number",
+    "coder_class",
+    "coders",
+    "make_coder",
+    "provenance",
+    "register_coder",
+]
+
+ENTRY_POINTS = "qcode.coders"
+
+_CODERS: dict[str, type[BaseCoder]] = {coder.name: coder for coder in (EmbeddingCoder, OpenAICoder)}
+_BROKEN: dict[str, str] = {}  # plugins that could not be loaded: name -> why
+_plugins_loaded = False
 
 
-class Coder(Protocol):
-    """What the pipeline needs of a coder.
-
-    A coder may also have: `batch_size` (chunks per batch it codes best),
-    `batches_in_flight` (batches it can code at once, default 1), `use_store(store)`
-    (to keep a cache there), `check_ready()` (raise if it cannot run, e.g. no key)
-    and `close()` (called when the run is done).
-    """
-
-    name: str
-    model: str
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """Everything that shapes the coder's output (never a secret)."""
-        ...
-
-    def prompt_version(self, codebook: Codebook) -> str | None:
-        """A version of the instructions the coder works from, for provenance."""
-        ...
-
-    def code(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
-        """One ChunkCoding per chunk, in order. A chunk the coder could not code
-        carries `error`; it is stored as failed and retried by the next run."""
-        ...
-
-
-def provenance(coder: Coder, codebook: Codebook) -> Provenance:
+def provenance(coder: BaseCoder, codebook: Codebook) -> Provenance:
     """The coder's identity for caching and provenance: a chunk coded under the
     same key is never coded again."""
     parameters = dict(coder.parameters)
@@ -60,27 +64,49 @@ def provenance(coder: Coder, codebook: Codebook) -> Provenance:
     )
 
 
-def _offline(**options: Any) -> Coder:
-    from pipeline.coders.offline import EmbeddingCoder
+def register_coder(name: str, coder: type) -> None:
+    """Make a coder available by name (`qcode run --coder NAME`, `coder: NAME` in an eval suite).
 
-    return EmbeddingCoder(**options)
-
-
-def _openai(**options: Any) -> Coder:
-    from pipeline.coders.openai_chat import OpenAICoder
-
-    return OpenAICoder(**options)
+    `coder` is a BaseCoder subclass; a class with only the members every coder must have (name,
+    model, parameters, prompt_version, code) is given BaseCoder's defaults for the others."""
+    _CODERS[name] = with_defaults(coder)
+    _BROKEN.pop(name, None)
 
 
-_FACTORIES: dict[str, Callable[..., Coder]] = {"offline": _offline, "openai": _openai}
+def coders() -> dict[str, type[BaseCoder]]:
+    """Every coder by name: the shipped ones, the registered ones, then the plugins."""
+    _load_plugins()
+    return dict(_CODERS)
 
 
-def register_coder(name: str, factory: Callable[..., Coder]) -> None:
-    """Make a coder available by name to `qcode run --coder NAME`."""
-    _FACTORIES[name] = factory
+def coder_class(name: str) -> type[BaseCoder]:
+    _load_plugins()
+    if name in _CODERS:
+        return _CODERS[name]
+    if name in _BROKEN:
+        raise CoderError(f"the coder plugin '{name}' cannot be loaded: {_BROKEN[name]}")
+    raise CoderError(f"unknown coder '{name}' (available: {', '.join(sorted(_CODERS))})")
 
 
-def make_coder(name: str, **options: Any) -> Coder:
-    if name not in _FACTORIES:
-        raise ValueError(f"unknown coder '{name}' (available: {', '.join(sorted(_FACTORIES))})")
-    return _FACTORIES[name](**options)
+def make_coder(name: str, **options: Any) -> BaseCoder:
+    """The coder `name` with these options, checked against its Options model: an option it does
+    not have, or a bad value, is a CoderError naming the coder and the option."""
+    chosen = coder_class(name)
+    checked = read_options(name, chosen.Options, options)
+    return chosen(**checked.model_dump())
+
+
+def _load_plugins() -> None:
+    """Register the coders of the `qcode.coders` entry points, once; a name already taken stays
+    with its coder, and a plugin that fails to load is reported when it is asked for."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for point in entry_points(group=ENTRY_POINTS):
+        if point.name in _CODERS or point.name in _BROKEN:
+            continue
+        try:
+            _CODERS[point.name] = with_defaults(point.load())
+        except Exception as exc:  # a broken plugin must not stop qcode, nor the other coders
+            _BROKEN[point.name] = f"{point.value}: {type(exc).__name__}: {exc}"

@@ -1,4 +1,4 @@
-"""Batch mode: first replies through the OpenAI Batch API, at the batch price.
+"""Batch mode of the openai coder: first replies through the OpenAI Batch API, at the batch price.
 
 The Batch API answers within a window of hours, so a run must survive its
 process ending: every batch is recorded in the store (`batches`) as soon as it
@@ -18,17 +18,19 @@ import io
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 from sqlalchemy import select
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
-from pipeline.coders.openai_chat import OpenAICoder, completion_from_json
+from pipeline.coders.calls import completion_from_json
 from pipeline.errors import BatchError
 from pipeline.store import BatchRecord, Store, now
 from pipeline.suggestion import Usage
+
+if TYPE_CHECKING:
+    import openai
 
 MAX_REQUESTS = 50_000
 OPEN = ("validating", "in_progress", "finalizing", "cancelling")
@@ -36,7 +38,7 @@ OPEN = ("validating", "in_progress", "finalizing", "cancelling")
 
 def prefill_by_batch(
     store: Store,
-    coder: OpenAICoder,
+    coder: Any,
     codebook: Codebook,
     coder_key: str,
     run_id: str,
@@ -46,8 +48,11 @@ def prefill_by_batch(
 ) -> Usage:
     """Send the chunks' first requests as batches (resuming pending ones), wait, and cache the replies.
 
+    `coder` is the openai coder (pipeline/coders/openai_chat.py), which imports this module.
     Returns the usage billed at batch prices, for the run's cost.
     """
+    import openai  # loaded only when a batch is sent
+
     if coder.cache is None:
         raise BatchError("batch mode needs the model-call cache (a store)")
     coder.check_ready()
@@ -130,12 +135,14 @@ def _create(
 def _wait_and_ingest(
     client: openai.OpenAI,
     store: Store,
-    coder: OpenAICoder,
+    coder: Any,
     run_id: str,
     batch_id: str,
     poll_interval: float,
     report: Callable[[str], None] | None,
 ) -> Usage:
+    import openai
+
     while True:
         try:
             batch = client.batches.retrieve(batch_id)

@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import select
 
 from pipeline.chunk import Chunk
+from pipeline.coders.offline import embed
 from pipeline.store import ChunkRecord, DecisionRecord, Store, SuggestionRecord, TranscriptRecord, chunk_of
 
 KEEPS = ("accept", "change", "add")
@@ -89,8 +90,6 @@ class ExamplePicker:
     """The k adjudicated chunks most similar to a chunk."""
 
     def __init__(self, examples: list[Example], k: int):
-        from pipeline.coders.offline import embed
-
         self.examples = examples
         self.k = k
         self.vectors = embed([e.chunk.text for e in examples]) if examples else None
@@ -98,8 +97,6 @@ class ExamplePicker:
     def pick(self, chunk: Chunk) -> list[Example]:
         if not self.examples or self.k <= 0:
             return []
-        from pipeline.coders.offline import embed
-
         similarity = self.vectors @ embed([chunk.text])[0]
         order = [i for i in np.argsort(-similarity) if self.examples[i].chunk.id != chunk.id]
         return [self.examples[i] for i in order[: self.k]]

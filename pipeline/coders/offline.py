@@ -23,11 +23,13 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Code, Codebook
+from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Number
 from pipeline.errors import CoderError
-from pipeline.suggestion import ChunkCoding, Proposal
+from pipeline.suggestion import ChunkCoding, Proposal, Usage
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 METHOD_VERSION = "offline-embedding-v1"
@@ -83,13 +85,32 @@ class _CodeTable:
         self.negative_vectors = embed([text for _, text in negatives])
 
 
-class EmbeddingCoder:
+class EmbeddingCoder(BaseCoder):
     name = "offline"
     model = MODEL_NAME
     batch_size = 32
 
+    class Options(CoderOptions):
+        similarity_threshold: Number | None = Field(
+            default=None, description="overrides the codebook's similarity_threshold."
+        )
+        max_codes: int = Field(default=3, description="most codes proposed for one chunk (default 3).")
+        margin: Number = Field(
+            default=0.08, description="codes proposed only within this similarity of the best one (default 0.08)."
+        )
+        scale: Number = Field(
+            default=0.05,
+            gt=0,
+            description="how fast confidence rises with similarity over the threshold (default 0.05).",
+            json_schema_extra=NOT_A_FLAG,
+        )
+
     def __init__(
-        self, similarity_threshold: float | None = None, max_codes: int = 3, margin: float = 0.08, scale: float = 0.05
+        self,
+        similarity_threshold: float | None = None,
+        max_codes: int = 3,
+        margin: float = 0.08,
+        scale: float = 0.05,
     ):
         self.similarity_threshold = similarity_threshold
         self.max_codes = max_codes
@@ -108,6 +129,9 @@ class EmbeddingCoder:
 
     def prompt_version(self, codebook: Codebook) -> str:
         return METHOD_VERSION
+
+    def cost(self, usage: Usage, batch: bool = False) -> float | None:
+        return 0.0  # it runs on this machine and sends nothing
 
     def _table(self, codebook: Codebook) -> _CodeTable:
         if codebook.version not in self._tables:

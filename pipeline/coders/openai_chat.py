@@ -22,28 +22,45 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import itertools
 import json
 import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-import openai
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
+from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Number
+from pipeline.coders.batch import prefill_by_batch
+from pipeline.coders.calls import CallCache, Completion, completion_from_json
+from pipeline.coders.fewshot import ExamplePicker, adjudicated
 from pipeline.coders.limits import RateLimiter
+from pipeline.coders.prices import price_table
 from pipeline.coders.prompt import DEFAULT_PROMPT, Prompt
+from pipeline.coders.tokens import count_chat_tokens
 from pipeline.errors import CoderError
 from pipeline.suggestion import ChunkCoding, Proposal, Usage
 from pipeline.validate import validate_coding
 
+if TYPE_CHECKING:
+    import openai
+
+# The `openai` client is imported when an openai coder is made, not with this module: every `qcode`
+# command reads this module for the coder's options, and the client takes half a second to load.
+
+__all__ = ["OPENAI_ENDPOINT", "CallCache", "Completion", "OpenAICoder", "completion_from_json"]
+
 OPENAI_ENDPOINT = "https://api.openai.com/v1"
+# A dry run cannot know how long replies will be: it assumes this many output tokens per reply
+OUTPUT_TOKENS_PER_SAMPLE = 150
 RATE_MARGIN = 0.98
 # A killed run loses at most the calls of the last second; each flush is a commit
 CACHE_FLUSH_SECONDS = 1.0
@@ -51,9 +68,6 @@ Mode = Literal["auto", "json_schema", "json_object"]
 
 
 def is_loopback(url: str) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True
@@ -65,8 +79,6 @@ def is_loopback(url: str) -> bool:
 
 def redact_url(url: str) -> str:
     """The URL without any user:password part, for records."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
@@ -107,85 +119,6 @@ def reply_schema(codebook: Codebook) -> dict[str, Any]:
 
 
 @dataclass
-class Completion:
-    """A model reply as qcode keeps it: one entry per sample, with token log-probabilities."""
-
-    contents: list[str]
-    logprobs: list[list[tuple[str, float, int]] | None]
-    usage: Usage
-    duration_ms: float
-    cached: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "contents": self.contents,
-            "logprobs": self.logprobs,
-            "usage": self.usage.model_dump(),
-            "duration_ms": self.duration_ms,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Completion:
-        logprobs = [
-            [(t[0], t[1], t[2] if len(t) > 2 else len(t[0].encode("utf-8"))) for t in lp] if lp is not None else None
-            for lp in data["logprobs"]
-        ]
-        return cls(data["contents"], logprobs, Usage(**data["usage"]), data["duration_ms"])
-
-
-class CallCache:
-    """Model calls addressed by content, in the store. Thread-safe; writes are batched per call of `put`."""
-
-    def __init__(self, store: Any):
-        self.store = store
-
-    def get(self, key: str) -> Completion | None:
-        return self.get_many([key]).get(key)
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
-        from sqlalchemy import select
-
-        from pipeline.store import ModelCallRecord
-
-        found: dict[str, Completion] = {}
-        with self.store.session() as s:
-            for start in range(0, len(keys), 500):
-                part = list(keys[start : start + 500])
-                for key, response in s.execute(
-                    select(ModelCallRecord.key, ModelCallRecord.response).where(ModelCallRecord.key.in_(part))
-                ):
-                    found[key] = Completion.from_json(response)
-        return found
-
-    def put(self, entries: Sequence[tuple[str, str, str, dict[str, Any], Completion]]) -> None:
-        from pipeline.store import ModelCallRecord, now
-
-        if not entries:
-            return
-        rows = {}
-        for key, endpoint, model, request, completion in entries:
-            rows.setdefault(
-                key,
-                dict(
-                    key=key,
-                    endpoint=endpoint,
-                    model=model,
-                    request=request,
-                    response=completion.to_json(),
-                    input_tokens=completion.usage.input_tokens,
-                    cached_input_tokens=completion.usage.cached_input_tokens,
-                    output_tokens=completion.usage.output_tokens,
-                    duration_ms=completion.duration_ms,
-                    created_at=now(),
-                ),
-            )
-        with self.store.session() as s:
-            # another run may have cached the same call meanwhile: the first answer stays
-            # in key order: two runs inserting the same keys in different orders deadlock on PostgreSQL
-            s.execute(self.store.insert(ModelCallRecord).on_conflict_do_nothing(), [rows[k] for k in sorted(rows)])
-
-
-@dataclass
 class _Frame:
     """What every request under one codebook shares, worked out once: the codebook's
     version is a hash of the whole codebook, too dear to recompute for every chunk."""
@@ -209,12 +142,51 @@ class _Outcome:
     duration_ms: float = 0.0
 
 
-class OpenAICoder:
+class OpenAICoder(BaseCoder):
+    """A language model behind the `openai` client, at OpenAI or any OpenAI-compatible server."""
+
     name = "openai"
+
+    class Options(CoderOptions):
+        model: str | None = Field(default=None, description="the model name.")
+        base_url: str | None = Field(
+            default=None, description="an OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, then OpenAI)."
+        )
+        prompt: str = Field(
+            default=DEFAULT_PROMPT, description=f"prompt template folder under prompts/ (default {DEFAULT_PROMPT})."
+        )
+        temperature: Number = Field(default=0.0, description="sampling temperature (default 0).")
+        top_p: Number | None = Field(default=None, description="nucleus sampling: the top_p of each request.")
+        samples: int = Field(default=1, description="replies per chunk for self-consistency (default 1).")
+        max_tokens: int | None = Field(default=1024, description="most tokens of one reply (default 1024).")
+        # not a flag: --seed is the audit draw's seed, and seed under [run] in qcode.toml too
+        seed: int | None = Field(default=None, description="the seed of each request.", json_schema_extra=NOT_A_FLAG)
+        logprobs: bool = Field(
+            default=True,
+            description="ask for log-probabilities, a signal of confidence (default yes).",
+            json_schema_extra=NOT_A_FLAG,
+        )
+        mode: Mode = Field(
+            default="auto",
+            description="json_schema, json_object, or auto: JSON schema unless the server has none.",
+            json_schema_extra=NOT_A_FLAG,
+        )
+        max_attempts: int = Field(default=3, description="tries per chunk when a reply is invalid (default 3).")
+        concurrency: int = Field(default=8, description="requests in flight at once (default 8).")
+        rpm: Number | None = Field(default=None, gt=0, description="requests per minute at most.")
+        tpm: Number | None = Field(default=None, gt=0, description="tokens per minute at most.")
+        timeout: Number = Field(default=120.0, description="seconds to wait for one reply (default 120).")
+        max_retries: int = Field(
+            default=4, description="retries after a 429, 5xx or timeout, with backoff (default 4)."
+        )
+        fewshot: int = Field(
+            default=0,
+            description="show the model this many adjudicated chunks most like each one (default 0: off).",
+        )
 
     def __init__(
         self,
-        model: str,
+        model: str | None = None,
         base_url: str | None = None,
         temperature: float = 0.0,
         top_p: float | None = None,
@@ -233,8 +205,13 @@ class OpenAICoder:
         fewshot: int = 0,
         cache: CallCache | None = None,
     ):
+        import openai  # noqa: F401 (the client loads with the coder that uses it, not with every command)
+
         if not model:
-            raise CoderError("the openai coder needs a model: --model NAME")
+            raise CoderError(
+                "the openai coder needs a model: --model NAME (or model = ... under [run] in qcode.toml, "
+                "or model: ... in an eval suite's configuration)"
+            )
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_ENDPOINT).rstrip("/")
         self.endpoint = redact_url(self.base_url)
@@ -285,6 +262,44 @@ class OpenAICoder:
         self.cache = CallCache(store)
         self.store = store
 
+    def estimate_usage(self, chunks: Sequence[Chunk], codebook: Codebook) -> Usage:
+        """The prompt tokens of every chunk's first request (few-shot examples included), counted
+        with the model's own tokenizer, and OUTPUT_TOKENS_PER_SAMPLE for each reply."""
+        return Usage(
+            input_tokens=sum(count_chat_tokens(self.model, self.messages(c, codebook)) for c in chunks),
+            output_tokens=OUTPUT_TOKENS_PER_SAMPLE * self.samples * len(chunks),
+            requests=len(chunks),
+        )
+
+    def cost(self, usage: Usage, batch: bool = False) -> float | None:
+        """From the price table (pipeline/coders/prices.toml and qcode.toml's [prices]): a server
+        on this machine costs nothing, and so does a model the table does not list on a server
+        other than OpenAI's; a model it does not list at OpenAI has an unknown cost."""
+        if is_loopback(self.endpoint):
+            return 0.0
+        prices, discount = price_table()
+        price = prices.get(self.model)
+        if price is None:
+            return 0.0 if self.endpoint != OPENAI_ENDPOINT else None
+        return price.cost(usage, discount if batch else 1.0)
+
+    def check_batch(self) -> None:
+        """The Batch API: OpenAI's, or a compatible server's."""
+
+    def prefill_by_batch(
+        self,
+        store: Any,
+        codebook: Codebook,
+        coder_key: str,
+        run_id: str,
+        chunks: Sequence[Chunk],
+        poll_interval: float,
+        report: Callable[[str], None] | None = None,
+    ) -> Usage:
+        """First requests through the Batch API (pipeline/coders/batch.py); their replies land in
+        the model-call cache, where coding the chunks finds them."""
+        return prefill_by_batch(store, self, codebook, coder_key, run_id, chunks, poll_interval, report)
+
     @property
     def parameters(self) -> dict[str, Any]:
         return {
@@ -332,8 +347,6 @@ class OpenAICoder:
             return []
         frame = self._frame(codebook)
         if frame.picker is None:
-            from pipeline.coders.fewshot import ExamplePicker, adjudicated
-
             frame.picker = ExamplePicker(adjudicated(self.store, codebook.applicable_ids()), self.fewshot)
         return frame.picker.pick(chunk)
 
@@ -421,6 +434,8 @@ class OpenAICoder:
 
     async def _code_all(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
         if self._client is None:
+            import openai
+
             self._client = openai.AsyncOpenAI(
                 # local OpenAI-compatible servers take any key
                 api_key=self.api_key or "no-key",
@@ -466,6 +481,8 @@ class OpenAICoder:
         outcome: _Outcome,
         cached: dict[str, Completion],
     ) -> ChunkCoding:
+        import openai
+
         samples: list[_Sample] = []
         invalid: list[Any] = []
         unparsed: str | None = None
@@ -508,6 +525,8 @@ class OpenAICoder:
         outcome: _Outcome,
         prefetched: dict[str, Completion] | None,
     ) -> Completion:
+        import openai
+
         body, key = request
         mode = body["response_format"]["type"]
         if prefetched is not None:
@@ -629,40 +648,6 @@ _RUN_TOKEN = os.urandom(8).hex()
 _REQUEST_NUMBERS = itertools.count()
 
 
-def completion_from_json(data: dict[str, Any], elapsed_ms: float) -> Completion:
-    """A chat completion as the wire returns it (live, or a line of a batch's output)."""
-    contents, logprobs = [], []
-    for choice in data.get("choices") or []:
-        contents.append((choice.get("message") or {}).get("content") or "")
-        tokens = (choice.get("logprobs") or {}).get("content")
-        # byte lengths, not characters: a token may hold part of a multi-byte character
-        logprobs.append(
-            [
-                (
-                    t["token"],
-                    t["logprob"],
-                    len(t["bytes"]) if t.get("bytes") is not None else len(t["token"].encode("utf-8")),
-                )
-                for t in tokens
-            ]
-            if tokens
-            else None
-        )
-    usage = data.get("usage") or {}
-    details = usage.get("prompt_tokens_details") or {}
-    return Completion(
-        contents=contents,
-        logprobs=logprobs,
-        usage=Usage(
-            input_tokens=usage.get("prompt_tokens") or 0,
-            cached_input_tokens=details.get("cached_tokens") or 0,
-            output_tokens=usage.get("completion_tokens") or 0,
-            requests=1,
-        ),
-        duration_ms=elapsed_ms,
-    )
-
-
 def _code_probability(sample: _Sample, code: str) -> float | None:
     """Probability the model gave the tokens of this code's id in this sample."""
     if not sample.logprobs:
@@ -706,6 +691,4 @@ def _describe_error(exc: openai.APIError) -> str:
 
 
 def _estimate_tokens(body: dict[str, Any]) -> int:
-    from pipeline.coders.tokens import count_chat_tokens
-
     return count_chat_tokens(body["model"], body["messages"]) + (body.get("max_tokens") or 0) // 4

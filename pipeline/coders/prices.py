@@ -1,5 +1,6 @@
 """What model calls cost: tokens times an editable price table (pipeline/coders/prices.toml,
-overridden per model under [prices."MODEL"] in qcode.toml)."""
+overridden per model under [prices."MODEL"] in qcode.toml). A coder that pays for its calls prices
+its usage with it (`BaseCoder.cost`)."""
 
 from __future__ import annotations
 
@@ -46,22 +47,3 @@ def _price_table() -> tuple[dict[str, Price], float]:
         overrides = tomllib.loads(path.read_text(encoding="utf-8")).get("prices", {})
         prices.update({name: Price(**values) for name, values in overrides.items()})
     return prices, discount
-
-
-def run_cost(model: str, endpoint: str | None, usage: Usage, batch: bool = False) -> float | None:
-    """Dollars for this usage, 0 on a local server, None when the model's price is unknown."""
-    from pipeline.coders.openai_chat import OPENAI_ENDPOINT
-
-    if endpoint and _is_local(endpoint):
-        return 0.0
-    prices, discount = price_table()
-    price = prices.get(model)
-    if price is None:
-        return 0.0 if endpoint and endpoint.rstrip("/") != OPENAI_ENDPOINT else None
-    return price.cost(usage, discount if batch else 1.0)
-
-
-def _is_local(endpoint: str) -> bool:
-    from pipeline.coders.openai_chat import is_loopback
-
-    return is_loopback(endpoint)

@@ -2,7 +2,8 @@
 
 A suite file (YAML, `evals/*.yaml`) names a gold set (transcripts plus the codes two or more people
 gave them), a codebook and one or more coder configurations. `run_suite` codes the gold set with
-each configuration through the normal pipeline (`pipeline.run.flow.run`, into the suite's database, so
+each configuration through the normal pipeline (`pipeline.run.corpus.code_corpus`, the run without
+Prefect, into the suite's database, so
 a re-run answers from the store and the model-call cache and pays nothing), maps the human codes
 onto that configuration's chunks, and computes agreement with `pipeline.measure.agreement`: each
 configuration against the human consensus and each human, beside the humans against each other.
@@ -31,16 +32,21 @@ import difflib
 import io
 import math
 import os
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import SuiteError, problems
+from pydantic import ValidationError
+
+from pipeline.coders import BaseCoder, make_coder
+from pipeline.errors import QcodeError, SuiteError, problems
 from pipeline.files import read_text
-from pipeline.suggestion import HumanCode
+from pipeline.route import RoutingPolicy
+from pipeline.run.corpus import code_corpus
+from pipeline.run.request import RunRequest
+from pipeline.suggestion import HumanCode, Usage
 
 DEFAULT_DB = ".qcode-eval.db"
 GATE_METRICS = (
@@ -53,7 +59,8 @@ GATE_METRICS = (
 )
 SUITE_KEYS = ("name", "description", "gold", "codebook", "db", "bootstrap", "seed", "level", "configurations")
 GOLD_KEYS = ("transcripts", "codes", "chunk_size", "overlap", "id_column", "text_column")
-# every other key of a configuration is an option of its coder (model, base_url, prompt, temperature, ...)
+# every other key of a configuration is an option of its coder, as its Options model names them
+# (model, base_url, prompt, temperature, ... for openai; similarity_threshold, ... for offline)
 CONFIGURATION_KEYS = (
     "name",
     "coder",
@@ -257,10 +264,6 @@ def _integer(where: str, key: str, value: Any, minimum: int | None) -> int:
 
 
 def _configurations(suite: Suite, raw: Any) -> list[Configuration]:
-    from pydantic import ValidationError
-
-    from pipeline.coders import make_coder
-
     where = str(suite.path)
     if not isinstance(raw, list) or not raw:
         raise SuiteError(f"{where}: 'configurations' must be a list with at least one coder configuration")
@@ -302,12 +305,9 @@ def _configurations(suite: Suite, raw: Any) -> list[Configuration]:
         if configuration.overlap >= configuration.chunk_size:
             raise SuiteError(f"{what}: overlap must be smaller than chunk_size")
         try:
-            make_coder(configuration.coder, **options)
-        except TypeError as exc:  # an option the coder does not take
-            bad = re.search(r"argument '(\w+)'", str(exc))
-            raise SuiteError(
-                f"{what}: the {configuration.coder} coder has no option '{bad.group(1) if bad else exc}'"
-            ) from None
+            make_coder(configuration.coder, **options)  # its Options name an unknown option or a bad value
+        except QcodeError as exc:
+            raise SuiteError(f"{what}: {exc}") from None
         except Exception as exc:
             raise SuiteError(f"{what}: {exc}") from None
         try:
@@ -318,11 +318,8 @@ def _configurations(suite: Suite, raw: Any) -> list[Configuration]:
     return configurations
 
 
-def request(suite: Suite, configuration: Configuration, db: str | None = None) -> Any:
+def request(suite: Suite, configuration: Configuration, db: str | None = None) -> RunRequest:
     """The RunRequest that codes the suite's gold transcripts with one configuration."""
-    from pipeline.route import RoutingPolicy
-    from pipeline.run.request import RunRequest
-
     routing = RoutingPolicy() if configuration.threshold is None else RoutingPolicy(threshold=configuration.threshold)
     return RunRequest(
         paths=[str(suite.transcripts)],
@@ -693,7 +690,6 @@ def run_suite(suite: Suite, progress: Callable[[str, str, int], None] | None = N
 
     Returns the JSON object `qcode eval --json` prints (docs/evals.md)."""
     from pipeline.measure.agreement import AgreementError, agreement, codings_from_rows
-    from pipeline.run.flow import run
     from pipeline.store import Store, has_password, redact
 
     gold = suite.gold
@@ -782,19 +778,16 @@ def run_suite(suite: Suite, progress: Callable[[str, str, int], None] | None = N
             entry["status"] = "skipped"
             entry["skipped"] = configuration.skipped
             continue
-        from pipeline.coders import make_coder
-
         try:
             coder = make_coder(configuration.coder, **configuration.options)
-            if hasattr(coder, "check_ready"):
-                coder.check_ready()
+            coder.check_ready()
         except Exception as exc:
             raise SuiteError(f"{suite.path}: configuration '{configuration.name}': {exc}") from None
         if progress is not None:
             progress(configuration.name, "start", 0)
         began = time.perf_counter()
         try:
-            summary = run(
+            summary = code_corpus(
                 request(suite, configuration, db),
                 (lambda event, n, name=configuration.name: progress(name, event, n)) if progress else None,
             )
@@ -822,7 +815,7 @@ def run_suite(suite: Suite, progress: Callable[[str, str, int], None] | None = N
             "eval_seconds": None,
             "file_notes": [f"{note.path}: {note.note}" for note in summary.notes],
         }
-        entry["coding"] = _coding_cost(store, summary, configuration)
+        entry["coding"] = _coding_cost(store, summary, coder)
         model_rows, dropped = _model_rows(store, summary, configuration)
         humans = human_rows(suite, configuration)
         units = {row["unit_id"] for row in humans}
@@ -896,14 +889,12 @@ def _model_rows(store: Any, summary: Any, configuration: Configuration) -> tuple
     return out, dropped
 
 
-def _coding_cost(store: Any, summary: Any, configuration: Configuration) -> dict[str, Any]:
+def _coding_cost(store: Any, summary: Any, coder: BaseCoder) -> dict[str, Any]:
     """What coding the gold set under this configuration costs, from the stored token counts of every chunk
-    (the cost of this run is 0 when the store or the call cache answered)."""
+    (the cost of this run is 0 when the store or the call cache answered), priced by the coder."""
     from sqlalchemy import func, select
 
-    from pipeline.coders.prices import run_cost
     from pipeline.store import ChunkCodingRecord, RunChunkRecord, RunRecord
-    from pipeline.suggestion import Usage
 
     with store.session() as s:
         run = s.get(RunRecord, summary.run_id)
@@ -920,9 +911,8 @@ def _coding_cost(store: Any, summary: Any, configuration: Configuration) -> dict
                 ChunkCodingRecord.coder_key == run.coder_key, ChunkCodingRecord.chunk_id.in_(chunks)
             )
         ).one()
-        endpoint = (run.parameters.get("coder") or {}).get("endpoint")
     usage = Usage(input_tokens=row[0], cached_input_tokens=row[1], output_tokens=row[2], requests=row[3])
-    cost = 0.0 if configuration.coder == "offline" else run_cost(summary.model, endpoint, usage)
+    cost = coder.cost(usage)
     return {
         "input_tokens": usage.input_tokens,
         "cached_input_tokens": usage.cached_input_tokens,

@@ -18,8 +18,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from pipeline.errors import ScheduleError
+from pipeline.run.request import RunRequest
 
 DEFAULT_API = "http://127.0.0.1:4200/api"
 
@@ -68,14 +70,13 @@ def prefect_server(api_url: str | None, wait: float = 120.0) -> Iterator[str]:
             process.kill()
 
 
-def serve(request: object, name: str, cron: str, api_url: str | None = None) -> None:
-    """Register the deployment and run its scheduled flow runs until interrupted."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from pipeline.run.flow import code_corpus
+def serve(flow: Any, request: RunRequest, name: str, cron: str, api_url: str | None = None) -> None:
+    """Register `flow` (the run's Prefect flow, pipeline/run/flow.py) as a deployment that runs
+    `request` on the `cron` schedule, and serve its flow runs until interrupted."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings  # Prefect loads only to serve
 
     with prefect_server(api_url) as url, temporary_settings(updates={PREFECT_API_URL: url}):
-        code_corpus.serve(
+        flow.serve(
             name=name,
             cron=cron,
             parameters={"request": request.model_dump(mode="json")},

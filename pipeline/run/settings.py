@@ -1,22 +1,25 @@
 """Settings for `qcode run` and `qcode schedule`: command-line flags over environment variables over
 the `[run]` table of `qcode.toml` over defaults, checked and made into a RunRequest.
 
-`[run]` holds any of: codebook, db, coder, threshold, audit_share, seed, chunk_size, overlap,
-batch_size, and for the openai coder model, base_url, prompt, temperature, samples, max_attempts,
-concurrency, rpm, tpm, timeout, max_retries, fewshot.
+`[run]` holds the run's own settings (the fields of RunSettings: codebook, db, coder, threshold,
+audit_share, seed, chunk_size, overlap, batch_size) and the options of the coder, by the names its
+Options model gives them (for the openai coder model, base_url, prompt, temperature, samples, ...;
+see `qcode run --help`). An option of another coder is ignored, as a flag of another coder is; a
+key that is neither a run setting nor an option of any coder is an error.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE
 from pipeline.codebook import load_codebook
-from pipeline.coders import make_coder
+from pipeline.coders import Flag, coder_class, coders, make_coder
 from pipeline.coders.prices import price_table
 from pipeline.config import config_path, config_table
 from pipeline.errors import SettingsError, problems
@@ -37,41 +40,59 @@ class RunSettings(BaseModel):
     chunk_size: int = DEFAULT_SIZE
     overlap: int = DEFAULT_OVERLAP
     batch_size: int | None = None
-    # the openai coder
-    model: str | None = None
-    base_url: str | None = None
-    prompt: str | None = None
-    temperature: float | None = None
-    samples: int | None = None
-    max_attempts: int | None = None
-    concurrency: int | None = None
-    rpm: float | None = Field(default=None, gt=0)
-    tpm: float | None = Field(default=None, gt=0)
-    timeout: float | None = None
-    max_retries: int | None = None
-    fewshot: int | None = None
+    # the chosen coder's options, as given (make_coder checks them against the coder's Options)
+    coder_options: dict[str, Any] = Field(default_factory=dict)
+
+
+# the run's own settings: a coder option of the same name is never read from flags or [run]
+RUN_SETTINGS = frozenset(RunSettings.model_fields) - {"coder_options"}
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> RunSettings:
-    """Settings for `qcode run`: the config file, then QCODE_* variables, then flags."""
+    """Settings for `qcode run`: the config file, then QCODE_* variables, then flags (`overrides`:
+    run settings and coder options by name; None is not given)."""
     values: dict[str, Any] = dict(config_table("run"))
     path = config_path()
+    where = path if path.is_file() else None
     if os.environ.get("QCODE_DB"):
         values["db"] = os.environ["QCODE_DB"]
     if os.environ.get("QCODE_THRESHOLD"):
         values["threshold"] = os.environ["QCODE_THRESHOLD"]
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    options = {k: v for k, v in values.items() if k not in RUN_SETTINGS}
+    known = {name for coder in coders().values() for name in coder.Options.model_fields}
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise SettingsError(
+            "; ".join(f"unknown field '{k}' (neither a run setting nor an option of a coder)" for k in unknown),
+            file=where,
+        )
     try:
-        return RunSettings.model_validate(values)
+        settings = RunSettings.model_validate({k: v for k, v in values.items() if k in RUN_SETTINGS})
     except ValidationError as exc:
-        raise SettingsError(problems(exc), file=path if path.is_file() else None) from None
+        raise SettingsError(problems(exc), file=where) from None
+    chosen = coder_class(settings.coder).Options
+    flags = {flag.name: flag for flag in chosen.flags()}
+    settings.coder_options = {k: _as_flag(flags.get(k), v) for k, v in options.items() if k in chosen.model_fields}
+    return settings
+
+
+def _as_flag(flag: Flag | None, value: Any) -> Any:
+    """An option's value as its flag would read it, so `temperature = 0` in qcode.toml codes as
+    `--temperature 0` does (the coder key hashes 0.0, not 0). A value the flag cannot read is left
+    for the coder's Options to refuse."""
+    if flag is None:
+        return value
+    try:
+        return TypeAdapter(flag.type).validate_python(value)
+    except ValidationError:
+        return value
 
 
 def run_request(
-    paths: list[str | Path],
+    paths: Sequence[str | Path],
     overrides: dict[str, Any],
     *,
-    similarity_threshold: float | None = None,
     id_column: str | None = None,
     text_column: str | None = None,
     batch: bool = False,
@@ -79,40 +100,19 @@ def run_request(
     ready: bool = True,
 ) -> RunRequest:
     """A checked run request from flags (`overrides`), environment and qcode.toml. Whatever would stop
-    the run is found now, before any work: the codebook, the coder's configuration, the price
+    the run is found now, before any work: the codebook, the coder's options, batch mode, the price
     table, and with `ready` whether the coder can reach its model."""
     settings = load_settings(overrides)
     if not settings.codebook:
         raise SettingsError("name a codebook with --codebook FILE (or codebook = ... under [run] in qcode.toml)")
     load_codebook(settings.codebook)
-    if settings.coder == "offline":
-        coder_options: dict[str, Any] = {"similarity_threshold": similarity_threshold}
-    else:
-        coder_options = {
-            name: getattr(settings, name)
-            for name in (
-                "model",
-                "base_url",
-                "prompt",
-                "temperature",
-                "samples",
-                "max_attempts",
-                "concurrency",
-                "rpm",
-                "tpm",
-                "timeout",
-                "max_retries",
-                "fewshot",
-            )
-        }
-    coder_options = {k: v for k, v in coder_options.items() if v is not None}
     try:
         request = RunRequest(
             paths=[str(p) for p in paths],
             codebook=settings.codebook,
             db=settings.db,
             coder=settings.coder,
-            coder_options=coder_options,
+            coder_options=settings.coder_options,
             chunk_size=settings.chunk_size,
             overlap=settings.overlap,
             routing=RoutingPolicy(threshold=settings.threshold, audit_share=settings.audit_share, seed=settings.seed),
@@ -126,16 +126,14 @@ def run_request(
         raise SettingsError(problems(exc)) from None
     if request.overlap >= request.chunk_size:
         raise SettingsError("--overlap must be smaller than --chunk-size")
-    if batch and request.coder != "openai":
-        raise SettingsError("--batch needs --coder openai")
-    if request.coder == "openai" and not request.coder_options.get("model"):
-        raise SettingsError("the openai coder needs a model: --model NAME (or model = ... under [run] in qcode.toml)")
-    price_table()  # a malformed override fails now, not after every call is paid for
+    chosen = make_coder(request.coder, **request.coder_options)  # its options are checked before any work
+    if batch:
+        chosen.check_batch()
+    price_table()  # a malformed override in qcode.toml fails now, not after every call is paid for
     if has_password(request.db):
         # the password stays in this process's environment, never in run records
         os.environ["QCODE_DB"] = request.db or ""
         request.db = redact(request.db or "")
-    chosen = make_coder(request.coder, **request.coder_options)  # configuration errors before any work
-    if ready and hasattr(chosen, "check_ready"):
+    if ready:
         chosen.check_ready()
     return request

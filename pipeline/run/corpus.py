@@ -1,0 +1,326 @@
+"""A run: from files to stored, validated, routed suggestions, as a plain function.
+
+`code_corpus(request)` reads and chunks every file, codes every chunk not yet coded under the
+coder's configuration, and reports. Its three steps (ingest a file, code a batch of chunks, send
+first requests in batch mode) are functions of this module, which the run calls through `Steps`:
+here directly, in this process, so tests, benchmarks and evals need no Prefect; in
+pipeline/run/flow.py as Prefect tasks, for `qcode run` and `qcode schedule`, around this same
+function.
+
+All state lives in qcode's store, which is what makes a re-run free and a killed run resumable: a
+chunk already coded under the same coder configuration is never coded again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from pipeline.chunk import Chunk, chunk_transcript
+from pipeline.codebook import Codebook, load_codebook
+from pipeline.coders import BaseCoder, make_coder, provenance
+from pipeline.ingest import CsvOptions, IngestError, Source, discover, manifest_notes, nearest_manifest, read_source
+from pipeline.route import RoutingPolicy, route
+from pipeline.run.request import FileFailure, FileNote, RunRequest, RunSummary
+from pipeline.store import Store
+from pipeline.suggestion import ChunkCoding, Provenance, Usage
+from pipeline.transcript import Transcript
+from pipeline.validate import validate_coding
+
+__all__ = [
+    "IN_FLIGHT_WORKERS",
+    "RETRY_DELAYS",
+    "FileFailure",
+    "FileNote",
+    "Ingested",
+    "Outcome",
+    "Progress",
+    "Steps",
+    "code_batch",
+    "code_corpus",
+    "ingest_file",
+    "is_transient",
+    "read_and_chunk",
+    "send_batches",
+]
+
+# A batch that fails with a transient error (a timeout, a dropped connection) is coded again
+# after each of these delays, in seconds; any other error fails its chunks at once.
+RETRY_DELAYS = (1, 5)
+IN_FLIGHT_WORKERS = 4  # threads coding batches at once, at most (a coder asks for fewer)
+
+# What a run reports as it goes: ("files", n) and ("chunks", n) once, with how many there are to
+# do, then ("file", 1) per file read and ("chunk", n) per batch of n chunks done.
+Progress = Callable[[str, int], None]
+
+
+class Ingested(BaseModel):
+    """What reading one file gave: its transcripts and chunks (stored), notes, or why it failed."""
+
+    transcript_ids: list[str] = Field(default_factory=list)
+    chunk_ids: list[str] = Field(default_factory=list)
+    notes: list[FileNote] = Field(default_factory=list)
+    failure: FileFailure | None = None
+
+
+def read_and_chunk(source: Source, request: RunRequest) -> list[tuple[Transcript, list[Chunk]]]:
+    """One file's transcripts, each with its chunks, as a run stores them."""
+    transcripts = read_source(source, CsvOptions(request.id_column, request.text_column))
+    return [(t, chunk_transcript(t, request.chunk_size, request.overlap)) for t in transcripts]
+
+
+def ingest_file(store: Store, source: Source, request: RunRequest) -> Ingested:
+    """Read, chunk and store one file, in one transaction."""
+    result = Ingested()
+    try:
+        prepared = read_and_chunk(source, request)
+        transcripts = [t for t, _ in prepared]
+    except IngestError as exc:
+        result.failure = FileFailure(path=exc.path, error=exc.message)
+        return result
+    except Exception as exc:  # a reader bug must not stop the other files
+        result.failure = FileFailure(path=str(source.path), error=f"{type(exc).__name__}: {exc}")
+        return result
+    try:
+        store.save_transcripts(prepared)
+    except Exception as exc:  # the transaction rolled back: nothing of this file is stored
+        result.failure = FileFailure(path=str(source.path), error=f"could not be stored: {type(exc).__name__}: {exc}")
+        return result
+    manifest = nearest_manifest(source)
+    if manifest is not None and not any(t.metadata for t in transcripts):
+        result.notes.append(FileNote(path=str(source.path), note=f"has no case metadata: {manifest} does not list it"))
+    for transcript, chunks in prepared:
+        result.transcript_ids.append(transcript.id)
+        result.chunk_ids += [c.id for c in chunks]
+        result.notes += [
+            FileNote(path=str(source.path), note=n) for n in transcript.notes if not n.startswith("CSV row")
+        ]
+    return result
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Whether a failed batch is worth coding again: a timeout or a dropped connection."""
+    return isinstance(exc, (TimeoutError, ConnectionError, OSError))
+
+
+def code_batch(
+    store: Store,
+    coder: BaseCoder,
+    codebook: Codebook,
+    prov: Provenance,
+    policy: RoutingPolicy,
+    run_id: str,
+    chunks: list[Chunk],
+) -> None:
+    """Code, validate, route and store one batch of chunks in one transaction."""
+    codings = coder.code(chunks, codebook)
+    if len(codings) != len(chunks):
+        raise RuntimeError(f"coder returned {len(codings)} codings for {len(chunks)} chunks")
+    results = []
+    for chunk, coding in zip(chunks, codings):
+        suggestions, rejections = validate_coding(coding, chunk, codebook, prov.coder_key)
+        for suggestion in suggestions:
+            suggestion.status = route(suggestion, policy)
+        results.append((coding, suggestions, rejections))
+    store.save_codings(run_id, prov, results)
+
+
+def send_batches(
+    store: Store,
+    coder: BaseCoder,
+    codebook: Codebook,
+    prov: Provenance,
+    run_id: str,
+    chunks: list[Chunk],
+    poll_interval: float,
+) -> Usage:
+    """Batch mode: the chunks' first requests answered in advance by the coder's batch API."""
+    return coder.prefill_by_batch(store, codebook, prov.coder_key, run_id, chunks, poll_interval)
+
+
+class Outcome(Protocol):
+    """A batch being coded: `result()` waits for it, and raises what failed it."""
+
+    def result(self) -> Any: ...
+
+
+class Steps:
+    """How a run calls its steps: here directly, batches on a few threads of this process, a batch
+    that failed with a transient error coded again after RETRY_DELAYS. The Prefect flow
+    (pipeline/run/flow.py) calls the same steps as Prefect tasks."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+
+    def ingest(self, store: Store, source: Source, request: RunRequest) -> Ingested:
+        return ingest_file(store, source, request)
+
+    def send_batches(
+        self,
+        store: Store,
+        coder: BaseCoder,
+        codebook: Codebook,
+        prov: Provenance,
+        run_id: str,
+        chunks: list[Chunk],
+        poll_interval: float,
+    ) -> Usage:
+        return send_batches(store, coder, codebook, prov, run_id, chunks, poll_interval)
+
+    def code(
+        self,
+        store: Store,
+        coder: BaseCoder,
+        codebook: Codebook,
+        prov: Provenance,
+        policy: RoutingPolicy,
+        run_id: str,
+        chunks: list[Chunk],
+    ) -> Outcome:
+        """Start coding a batch; the run waits for it when it has `batches_in_flight` going."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT_WORKERS, thread_name_prefix="qcode-batch")
+        future: Future[None] = self._pool.submit(
+            _retried, code_batch, store, coder, codebook, prov, policy, run_id, chunks
+        )
+        return future
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _retried(step: Callable[..., None], *args: Any) -> None:
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            return step(*args)
+        except Exception as exc:
+            if delay is None or not is_transient(exc):
+                raise
+            time.sleep(delay)
+
+
+def code_corpus(request: RunRequest, progress: Progress | None = None, steps: Steps | None = None) -> RunSummary:
+    """Run the pipeline once over the request's files: what `qcode run` does, without Prefect."""
+    began = time.perf_counter()
+    cpu_began = time.process_time()
+    steps = steps if steps is not None else Steps()
+
+    def report(event: str, n: int = 1) -> None:
+        if progress is not None:
+            progress(event, n)
+
+    store = Store(request.db)
+    codebook = load_codebook(request.codebook)
+    store.save_codebook(codebook, request.codebook)
+    coder = make_coder(request.coder, **request.coder_options)
+    batch_size = request.batch_size or coder.batch_size
+    coder.use_store(store)
+    prov = provenance(coder, codebook)
+    parameters = {
+        "coder": prov.parameters,
+        "limits": coder.limits,
+        "chunk_size": request.chunk_size,
+        "overlap": request.overlap,
+        "routing": request.routing.model_dump(),
+        "batch_size": batch_size,
+    }
+    run_id = store.start_run(prov, codebook, request.paths, parameters)
+
+    paths: list[str | Path] = list(request.paths)
+    sources, errors = discover(paths)
+    failed = [FileFailure(path=e.path, error=e.message) for e in errors]
+    report("files", len(sources))
+    transcript_ids: list[str] = []
+    chunk_ids: list[str] = []
+    notes = [FileNote(path=path, note=note) for path, note in manifest_notes(sources)]
+    for source in sources:
+        ingested = steps.ingest(store, source, request)
+        if ingested.failure:
+            failed.append(ingested.failure)
+        transcript_ids += ingested.transcript_ids
+        chunk_ids += ingested.chunk_ids
+        notes += ingested.notes
+        report("file")
+
+    chunk_ids = list(dict.fromkeys(chunk_ids))
+    store.add_run_chunks(run_id, chunk_ids)
+    pending = store.pending_chunks(chunk_ids, prov.coder_key)
+    batch_usage = Usage()
+    if request.batch and pending:
+        try:
+            batch_usage = steps.send_batches(store, coder, codebook, prov, run_id, pending, request.poll_interval)
+        except Exception as exc:
+            notes.append(FileNote(path="(batch)", note=f"{exc}; the chunks are coded live"))
+    report("chunks", len(pending))
+    # A coder that waits on a network codes the next batch while one finishes, so
+    # the slowest reply of a batch does not hold up the next one.
+    in_flight: list[tuple[Sequence[Chunk], Outcome]] = []
+
+    def settle(batch: Sequence[Chunk], outcome: Outcome) -> None:
+        try:
+            outcome.result()
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            store.save_codings(run_id, prov, [(ChunkCoding(chunk_id=c.id, error=error), [], []) for c in batch])
+        report("chunk", len(batch))
+
+    try:
+        for i in range(0, len(pending), batch_size):
+            batch = pending[i : i + batch_size]
+            in_flight.append((batch, steps.code(store, coder, codebook, prov, request.routing, run_id, batch)))
+            if len(in_flight) >= coder.batches_in_flight:
+                settle(*in_flight.pop(0))
+        while in_flight:
+            settle(*in_flight.pop(0))
+    finally:
+        try:
+            coder.close()
+        finally:
+            steps.close()
+
+    counts = store.tally(chunk_ids, prov.coder_key)
+    live = store.run_usage(run_id)
+    usage = live + batch_usage
+    costs = [coder.cost(live), coder.cost(batch_usage, batch=True)]
+    queued = counts["review"] + counts["audit"]
+    summary = RunSummary(
+        run_id=run_id,
+        coder=prov.coder,
+        model=prov.model,
+        prompt_version=prov.prompt_version,
+        codebook=codebook.name,
+        codebook_version=codebook.version,
+        db=store.engine.url.render_as_string(hide_password=True),
+        transcripts=len(set(transcript_ids)),
+        chunks=len(chunk_ids),
+        chunks_coded_now=len(pending),
+        suggestions=counts["accepted"] + queued,
+        accepted=counts["accepted"],
+        queued=queued,
+        review=counts["review"],
+        audit=counts["audit"],
+        rejected=counts["rejected"],
+        failed=failed,
+        failed_chunks=counts["failed_chunks"],
+        requests=live.requests,
+        batch_requests=batch_usage.requests,
+        cache_hits=live.cache_hits,
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=None if None in costs else round(sum(c or 0.0 for c in costs), 6),
+        notes=notes,
+        seconds=round(time.perf_counter() - began, 3),
+        cpu_seconds=round(time.process_time() - cpu_began, 3),  # this process only, not Prefect's server
+    )
+    store.finish_run(
+        run_id, "failed" if failed or summary.failed_chunks else "finished", summary.model_dump(mode="json")
+    )
+    return summary
