@@ -54,6 +54,7 @@ LAZY = {
     "uvicorn",
     "fastapi",
     "playwright",
+    "openai",
     "pipeline.run.flow",
     "pipeline.review.app",
 }

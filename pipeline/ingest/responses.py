@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pipeline.errors import IngestError
 from pipeline.ingest.sources import CsvOptions
 from pipeline.ingest.text import new_transcript
 from pipeline.transcript import Transcript, Turn
+
+if TYPE_CHECKING:  # pandas is slow to import, and only CSV files need it
+    import pandas as pd
 
 _ID_NAMES = (
     "id",
@@ -67,6 +69,8 @@ def read_responses(
 
 def read_table(path: Path, text: str, problem: str) -> pd.DataFrame:
     """A CSV with its delimiter (comma, semicolon, tab or bar) detected from the header."""
+    import pandas as pd
+
     header = text.split("\n", 1)[0]
     try:
         delimiter = csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
