@@ -11,7 +11,7 @@ How it measures
 ---------------
 * The database: a synthetic corpus (throughput.py's files of 8 speaker turns, each
   turn one chunk with --chunk-size 200, every text unique) coded by `qcode run` with
-  tests/review_server.py's QueueingCoder, which proposes one code per chunk with a
+  tests/fakes/review_server.py's queueing coder, which proposes one code per chunk with a
   confidence under the routing threshold: exactly --items suggestions, all queued
   for review (--audit-share 0). The codebook has two codes, `funding` and `trust`.
   --db names another, empty, database (e.g. a PostgreSQL URL); the default is a
@@ -97,14 +97,13 @@ REJECT_REASON = "Not what the code means here (load test)."
 
 def build_database(folder: Path, items: int, db: str | None = None) -> tuple[str, str]:
     """A database with exactly `items` suggestions queued for review: returns (db, run id).
-    Like tests/review_server.make_review_db, with one chunk per turn (--chunk-size)."""
-    from review_server import QueueingCoder
+    Like tests/fakes/review_server.make_review_db, with one chunk per turn (--chunk-size)."""
+    from fakes.review_server import queueing_coder
 
-    from pipeline.coders import register_coder
     from pipeline.run.corpus import code_corpus
     from pipeline.run.settings import run_request
 
-    register_coder("review-test", QueueingCoder)
+    queueing_coder()
     corpus, codebook = folder / "transcripts", folder / "codebook.yaml"
     write_corpus(corpus, items)
     codebook.write_text(CODEBOOK, encoding="utf-8")
@@ -128,13 +127,13 @@ def build_database(folder: Path, items: int, db: str | None = None) -> tuple[str
 
 def make_accounts(db: str, reviewers: int, run_id: str) -> dict[str, str]:
     """Reviewer accounts reviewer-00, reviewer-01, ... granted the run: name -> password."""
-    from review_server import make_reviewers
+    from fakes.review_server import make_reviewers
 
     return make_reviewers(db, {f"reviewer-{i:02d}": "reviewer" for i in range(reviewers)}, run_id)
 
 
 def free_port() -> int:
-    from review_server import free_port as port
+    from fakes.review_server import free_port as port
 
     return port()
 

@@ -10,7 +10,7 @@ ceiling, min(rpm / 60, concurrency / latency) requests per second, with under
 
 How it measures
 ---------------
-* The server is tests/openai_server.py in a process of its own, so its CPU is
+* The server is tests/fakes/openai_server.py in a process of its own, so its CPU is
   not counted as qcode's.
 * A synthetic corpus in a temporary folder: files of 8 speaker turns, each turn
   one chunk (--chunk-size 200), every chunk's text unique; turns mention funding
@@ -65,7 +65,7 @@ from pathlib import Path
 import plain_run
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER = ROOT / "tests" / "openai_server.py"
+SERVER = ROOT / "tests" / "fakes" / "openai_server.py"
 TURNS_PER_FILE = 8
 CHUNK_SIZE = 200
 
@@ -123,7 +123,7 @@ def write_corpus(folder: Path, chunks: int) -> int:
 
 
 class Server:
-    """tests/openai_server.py in a separate process."""
+    """tests/fakes/openai_server.py in a separate process."""
 
     def __init__(self, latency: float, rpm: int):
         self.process = subprocess.Popen(

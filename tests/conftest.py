@@ -1,17 +1,17 @@
+"""What every test gets: its own folder and no qcode settings from the user; and, for the tests that
+ask, the `qcode` command line, a small codebook, and a PostgreSQL database."""
+
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fakes import SMALL_CODEBOOK, Answer
+from fakes import qcode as run_qcode
 from sqlalchemy.engine import URL, make_url
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-CODEBOOKS = ROOT / "codebooks"
-LINKAGES = CODEBOOKS / "linkages.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -28,39 +28,16 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'test.db'}"
 
 
-SMALL_CODEBOOK = """\
-name: Small test codebook
-description: Two codes for tests.
-measurement: nominal
-similarity_threshold: 0.35
-codes:
-  - id: funding
-    name: Funding and resources
-    definition: Money, budgets, grants, release time and materials the district provides.
-    examples:
-      positive:
-        - "The district gave us a grant to buy new materials."
-      negative:
-        - "We talked about the weather."
-  - id: trust
-    name: Trust between colleagues
-    definition: Trust, respect and openness in working relationships.
-    examples:
-      positive:
-        - "I trust my principal completely."
-"""
+@pytest.fixture(scope="session")
+def qcode() -> Callable[..., Answer]:
+    """The `qcode` command line, in this process: qcode("export", "--format", "csv", ...)."""
+    return run_qcode
 
 
 @pytest.fixture
 def small_codebook(tmp_path: Path) -> Path:
     path = tmp_path / "small.yaml"
     path.write_text(SMALL_CODEBOOK, encoding="utf-8")
-    return path
-
-
-def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text.encode(encoding))
     return path
 
 

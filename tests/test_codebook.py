@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CODEBOOKS, SMALL_CODEBOOK
+from fakes import CODEBOOKS, SMALL_CODEBOOK
 from typer.testing import CliRunner
 
 from pipeline.cli import app

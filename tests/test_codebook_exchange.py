@@ -6,7 +6,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from conftest import CODEBOOKS, ROOT
+from fakes import CODEBOOKS, ROOT
 from lxml import etree
 from typer.testing import CliRunner
 

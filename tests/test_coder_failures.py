@@ -1,79 +1,35 @@
 """A coder that fails: transient errors are retried, others leave the chunks
 failed with the reason, and the next run picks them up, whether the run goes
 through Prefect (`qcode run`) or not (`pipeline.run.corpus.code_corpus`). The
-coders here are real implementations of the coder interface, registered like
+coder here is a real implementation of the coder interface, registered like
 any plugin."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import write
-from typer.testing import CliRunner
-
-from pipeline.chunk import Chunk
-from pipeline.cli import app
-from pipeline.codebook import Codebook
-from pipeline.coders import BaseCoder, register_coder
-from pipeline.run.corpus import code_corpus
-from pipeline.run.settings import run_request
-from pipeline.suggestion import ChunkCoding, Proposal
+from fakes import ScriptedCoder, code_store, qcode, scripted_coder, write
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
-
-
-class ScriptedCoder(BaseCoder):
-    """Quotes the first sentence of each chunk as 'funding'; fails as scripted."""
-
-    name = "scripted"
-    model = "scripted-1"
-    failures: list[BaseException] = []
-    calls = 0
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {}
-
-    def prompt_version(self, codebook: Codebook) -> str:
-        return "v1"
-
-    def code(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
-        type(self).calls += 1
-        if self.failures:
-            raise self.failures.pop(0)
-        return [
-            ChunkCoding(
-                chunk_id=c.id,
-                proposals=[
-                    Proposal(code="funding", justification="Scripted.", quote=c.text.split("\n")[0], confidence=0.9)
-                ],
-            )
-            for c in chunks
-        ]
 
 
 @pytest.fixture
 def scripted() -> type[ScriptedCoder]:
-    register_coder("scripted", ScriptedCoder)
-    ScriptedCoder.failures = []
-    ScriptedCoder.calls = 0
-    return ScriptedCoder
+    """A coder that quotes each chunk's first line as 'funding', and fails as scripted."""
+    coder = scripted_coder("scripted", proposes="first-code", confidence=0.9)
+    coder.failures = []
+    coder.calls = 0
+    return coder
 
 
 def run(folder: Path, codebook: Path, db: Path, prefect: bool = True) -> tuple[int, dict]:
     if not prefect:
-        request = run_request([folder], {"codebook": str(codebook), "db": str(db), "coder": "scripted"})
-        summary = code_corpus(request)
+        summary = code_store(folder, codebook, db, coder="scripted")
         return int(bool(summary.failed or summary.failed_chunks)), summary.model_dump(mode="json")
-    result = runner.invoke(
-        app, ["run", str(folder), "--codebook", str(codebook), "--db", str(db), "--coder", "scripted", "--json"]
-    )
+    result = qcode("run", folder, "--codebook", codebook, "--db", db, "--coder", "scripted", "--json")
     return result.exit_code, json.loads(result.stdout)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT, write
+from fakes import ROOT, write
 from typer.testing import CliRunner
 
 import pipeline.coders

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLES, LINKAGES, ROOT, write
-from openai_server import FakeOpenAI
+from fakes import EXAMPLES, LINKAGES, ROOT, write
+from fakes.openai_server import FakeOpenAI
 from typer.testing import CliRunner
 
 from pipeline.cli import app

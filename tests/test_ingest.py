@@ -5,7 +5,7 @@ from pathlib import Path
 
 import docx
 import pytest
-from conftest import EXAMPLES, write
+from fakes import EXAMPLES, write
 
 from pipeline.ingest import CsvOptions, IngestError, Source, discover, read_source
 from pipeline.transcript import parse_turns

@@ -18,16 +18,12 @@ from typing import Any
 
 import openpyxl
 import pytest
+from fakes import code_store, qcode, scripted_coder
+from fakes.review_server import make_reviewers
 from golden import check, check_text, plain
-from review_server import make_reviewers
 from sqlalchemy import select
 from test_report import Tables
-from typer.testing import CliRunner
 
-from pipeline.chunk import Chunk
-from pipeline.cli import app as qcode
-from pipeline.codebook import Codebook
-from pipeline.coders import register_coder
 from pipeline.errors import StoreError
 from pipeline.measure.matrix import (
     about,
@@ -43,7 +39,6 @@ from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.review.reviewers import authenticate
 from pipeline.store import RunRecord, Store, SuggestionRecord, TranscriptRecord
 from pipeline.store.queries import MISSING, coded_passages
-from pipeline.suggestion import ChunkCoding, Proposal
 
 CODEBOOK = """\
 name: Matrix test codebook
@@ -106,68 +101,17 @@ ACCEPTED = {
 }
 
 
-class ScriptedCoder:
-    """Proposes SCRIPT's codes for each passage, by the phrase the passage holds."""
-
-    name = "matrix-test"
-    model = "scripted-1"
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {"script": 1}
-
-    def prompt_version(self, codebook: Codebook) -> str:
-        return "scripted-v1"
-
-    def code(self, chunks: list[Chunk], codebook: Codebook) -> list[ChunkCoding]:
-        codings = []
-        for chunk in chunks:
-            (proposals,) = [p for phrase, p in SCRIPT.items() if phrase in chunk.text]
-            codings.append(
-                ChunkCoding(
-                    chunk_id=chunk.id,
-                    proposals=[
-                        Proposal(code=code, justification="scripted", quote=quote, confidence=confidence)
-                        for code, confidence, quote in proposals
-                    ],
-                )
-            )
-        return codings
-
-
-class OtherCoder(ScriptedCoder):
-    """Another coder configuration: proposes only what the script says about trust."""
-
-    name = "matrix-other"
-
-    def code(self, chunks: list[Chunk], codebook: Codebook) -> list[ChunkCoding]:
-        codings = super().code(chunks, codebook)
-        for coding in codings:
-            coding.proposals = [p for p in coding.proposals if p.code == "trust"]
-        return codings
+def scripted() -> None:
+    """The coders of these tests: one proposes SCRIPT's codes for each passage, by the phrase the
+    passage holds; another configuration proposes only what the script says about trust."""
+    scripted_coder("matrix-test", proposes="phrases", phrases=SCRIPT)
+    scripted_coder("matrix-other", proposes="phrases", phrases=SCRIPT, only=["trust"])
 
 
 def run(folder: Path, db: Path, codebook: Path, coder: str) -> str:
-    result = CliRunner().invoke(
-        qcode,
-        [
-            "run",
-            str(folder),
-            "--codebook",
-            str(codebook),
-            "--db",
-            str(db),
-            "--coder",
-            coder,
-            "--chunk-size",
-            "80",
-            "--audit-share",
-            "0",
-            "--json",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
+    summary = code_store(folder, codebook, db, coder=coder, chunk_size=80, audit_share=0)
+    assert not summary.failed and not summary.failed_chunks, summary
+    return summary.run_id
 
 
 @dataclass
@@ -180,8 +124,7 @@ class Study:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
-    register_coder("matrix-test", ScriptedCoder)
-    register_coder("matrix-other", OtherCoder)
+    scripted()
     folder = tmp_path_factory.mktemp("matrix")
     source = folder / "transcripts"
     source.mkdir()
@@ -227,7 +170,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
 
 
 def matrix(db: Path, *args: str) -> Any:
-    return CliRunner().invoke(qcode, ["matrix", "--db", str(db), *args])
+    return qcode("matrix", "--db", str(db), *args)
 
 
 def cells(m: Any) -> dict[tuple[str, tuple[str, ...]], tuple[int, int]]:

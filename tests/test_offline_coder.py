@@ -1,12 +1,17 @@
+"""The offline coder: sentence embeddings from the model a package ships."""
+
 from __future__ import annotations
 
-from conftest import LINKAGES
+import pytest
+from fakes import LINKAGES
 
 from pipeline.chunk import chunk_transcript
 from pipeline.codebook import load_codebook
 from pipeline.coders import make_coder, provenance
 from pipeline.transcript import Transcript, parse_turns, transcript_id
 from pipeline.validate import validate_coding
+
+pytestmark = pytest.mark.slow  # every test here loads the embedding model
 
 
 def transcript(text: str) -> Transcript:

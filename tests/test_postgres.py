@@ -17,6 +17,7 @@ import csv
 import json
 import shutil
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,25 +25,17 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import EXAMPLES
+from fakes import EXAMPLES, LINKAGES, Answer, write
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.coders.openai_chat import CallCache, Completion
+from pipeline.chunk import chunk_transcript
+from pipeline.codebook import load_codebook
+from pipeline.coders.calls import CallCache, Completion
+from pipeline.ingest import discover, read_source
 from pipeline.store import Base, Store
 from pipeline.store.migrations import config as alembic_config
-from pipeline.suggestion import Usage
-
-runner = CliRunner()
-
-
-def qcode(*args: object) -> tuple[int, str, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+from pipeline.suggestion import ChunkCoding, Provenance, Rejection, Usage
 
 
 def test_migrations_create_exactly_the_models_schema(pg_db: str) -> None:
@@ -69,7 +62,9 @@ TABLES = ("transcripts", "turns", "chunks", "codebooks", "suggestions", "rejecti
 
 
 @pytest.mark.slow
-def test_a_run_is_stored_not_repeated_and_exported(pg_db: str, tmp_path: Path, small_codebook: Path) -> None:
+def test_a_run_is_stored_not_repeated_and_exported(
+    qcode: Callable[..., Answer], pg_db: str, tmp_path: Path, small_codebook: Path
+) -> None:
     folder = tmp_path / "slice"
     folder.mkdir()
     for name in SLICE:
@@ -180,12 +175,6 @@ def test_the_call_cache_keeps_the_first_reply_once(pg_db: str) -> None:
 def test_a_made_up_code_longer_than_its_column_is_stored(pg_db: str, tmp_path: Path) -> None:
     """PostgreSQL enforces VARCHAR lengths (SQLite does not): a model's long made-up code must not
     sink the transaction of its whole batch."""
-    from conftest import LINKAGES, write
-
-    from pipeline.chunk import chunk_transcript
-    from pipeline.codebook import load_codebook
-    from pipeline.ingest import discover, read_source
-    from pipeline.suggestion import ChunkCoding, Provenance, Rejection
 
     write(tmp_path / "in" / "a.txt", "Interviewer: Any support?\nMs. Chen: The district gave us a grant.\n")
     store = Store(pg_db)

@@ -17,8 +17,8 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from fakes.review_server import make_review_db
 from lxml import etree
-from review_server import make_review_db
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -525,6 +525,7 @@ def test_an_imported_project_exports_valid_and_round_trips(tmp_path: Path) -> No
 # ---------------------------------------------------------------- human codes feed agreement and eval
 
 
+@pytest.mark.slow
 def test_imported_human_codes_feed_agreement_and_eval(tmp_path: Path) -> None:
     meet = positions("We meet with the district coaches every month, and they bring the plans. 😀")
     cancelled = positions("the meetings get cancelled a lot, so the plans never reach us.")

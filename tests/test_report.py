@@ -1,7 +1,7 @@
 """`qcode report`: one self-contained HTML file with every section and the right numbers.
 
 One real SQLite database for the module: eight one-passage transcripts coded by a real
-`qcode run` (tests/review_server.py's queueing coder), given confidences from 0.15 to 0.95,
+run (tests/fakes/review_server.py's queueing coder), given confidences from 0.15 to 0.95,
 then settled by reviewers (accept, reject, change, add) and coded blind by two of them.
 The numbers each section must show are worked out by hand below. The page is opened in
 Debian's Chromium through Playwright (QCODE_TEST_CHROMIUM or /usr/bin/chromium); that test
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SMALL_CODEBOOK
+from fakes import SMALL_CODEBOOK
+from fakes.review_server import make_review_db, make_reviewers
 from golden import check, check_text, plain
-from review_server import make_review_db, make_reviewers
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 

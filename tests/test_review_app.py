@@ -1,6 +1,6 @@
-"""The review web app through FastAPI's TestClient, over databases made by real `qcode run`s.
+"""The review web app through FastAPI's TestClient, over databases coded by real runs.
 
-One SQLite database is built per module (two runs: run A by `make_review_db`'s QueueingCoder,
+One SQLite database is built per module (two runs: run A by `make_review_db`'s queueing coder,
 run B by a coder whose confidences and codes are written into the transcripts) with reviewer
 accounts; every test works on its own copy of it. The PostgreSQL tests at the end build a
 database of their own on the server QCODE_TEST_POSTGRES names, and skip without it.
@@ -21,7 +21,7 @@ import shutil
 import sqlite3
 import threading
 from base64 import b64decode, b64encode
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,21 +30,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from argon2 import PasswordHasher
-from conftest import SMALL_CODEBOOK
+from fakes import SMALL_CODEBOOK, Answer, code_store, scripted_coder, write_transcripts
+from fakes.review_server import make_review_db, make_reviewers, queueing_coder
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
-from review_server import make_review_db, make_reviewers
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 import pipeline.review.app as review_app
 import pipeline.review.decisions as decision_module
 import pipeline.review.reviewers as reviewer_module
-from pipeline.chunk import Chunk
-from pipeline.cli import app as cli
-from pipeline.codebook import Codebook, load_codebook
-from pipeline.coders import register_coder
+from pipeline.codebook import load_codebook
 from pipeline.review import blind
 from pipeline.review.app import create_app
 from pipeline.review.reviewers import add_reviewer, disable_reviewer, get_reviewer, reset_password
@@ -53,12 +49,12 @@ from pipeline.store import (
     Base,
     ChunkRecord,
     DecisionRecord,
+    RejectionRecord,
     ReviewerRecord,
     Store,
     SuggestionRecord,
     TranscriptRecord,
 )
-from pipeline.suggestion import ChunkCoding, Proposal
 
 SECRET = "test-secret-key-0123456789abcdef"
 XSS_SCRIPT = "<script>alert(1)</script>"
@@ -122,67 +118,15 @@ TRANSCRIPTS_B = {
     "Dr. Adeyemi: [funding 0.90] The district funds every request we make.\n",
 }
 
-MARK = re.compile(r"\[(\w+) (\d\.\d+)\]")
-
-
-class MarkedCoder:
-    """Proposes, for every line carrying a mark like `[trust 0.50]`, that code with that
-    confidence, quoting the line: run B gets known codes and confidences."""
-
-    name = "review-app-marked"
-    model = "marked-1"
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return {}
-
-    def prompt_version(self, codebook: Codebook) -> str:
-        return "marked-v1"
-
-    def code(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[ChunkCoding]:
-        return [
-            ChunkCoding(
-                chunk_id=chunk.id,
-                proposals=[
-                    Proposal(
-                        code=m.group(1),
-                        justification=f"Marked {m.group(1)}.",
-                        quote=line.strip(),
-                        confidence=float(m.group(2)),
-                    )
-                    for line in chunk.text.split("\n")
-                    if (m := MARK.search(line))
-                ],
-            )
-            for chunk in chunks
-        ]
-
 
 def code_with_marks(folder: Path, transcripts: dict[str, str], codebook: Path, db: Path) -> str:
-    """make_review_db with MarkedCoder; returns the run id."""
-    register_coder(MarkedCoder.name, MarkedCoder)
-    source = folder / "transcripts"
-    source.mkdir(parents=True, exist_ok=True)
-    for name, text in transcripts.items():
-        (source / name).write_text(text, encoding="utf-8")
-    result = CliRunner().invoke(
-        cli,
-        [
-            "run",
-            str(source),
-            "--codebook",
-            str(codebook),
-            "--db",
-            str(db),
-            "--coder",
-            MarkedCoder.name,
-            "--audit-share",
-            "0",
-            "--json",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
+    """make_review_db with a coder that proposes, for every line carrying a mark like
+    `[trust 0.50]`, that code with that confidence: run B gets known codes and confidences."""
+    scripted_coder("review-app-marked", "marked-1", "marked-v1", proposes="marks")
+    source = write_transcripts(folder / "transcripts", transcripts)
+    summary = code_store(source, codebook, db, coder="review-app-marked", audit_share=0)
+    assert not summary.failed and not summary.failed_chunks, summary
+    return summary.run_id
 
 
 # --- the module's database --------------------------------------------------------------------
@@ -431,10 +375,6 @@ def assignment_rows(store: Store) -> list[tuple[int, str, str, Any]]:
                 .order_by(AssignmentRecord.id)
             )
         ]
-
-
-def qcode(*args: object) -> Any:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -1308,7 +1248,9 @@ def test_markup_in_a_transcript_shows_as_text(app: FastAPI, store: Store, world:
 # --- blind double coding ------------------------------------------------------------------------
 
 
-def test_blind_double_coding_and_its_export(app: FastAPI, store: Store, db: Path, world: World, tmp_path: Path) -> None:
+def test_blind_double_coding_and_its_export(
+    qcode: Callable[..., Answer], app: FastAPI, store: Store, db: Path, world: World, tmp_path: Path
+) -> None:
     pw = world.passwords
     lead, rita, bob = (sign_in(app, name, pw[name]) for name in ("lena", "rita", "bob"))
 
@@ -1439,7 +1381,7 @@ def test_blind_double_coding_and_its_export(app: FastAPI, store: Store, db: Path
 
 
 def test_the_decisions_export_is_the_audit_log(
-    app: FastAPI, store: Store, db: Path, world: World, tmp_path: Path
+    qcode: Callable[..., Answer], app: FastAPI, store: Store, db: Path, world: World, tmp_path: Path
 ) -> None:
     rita, bob = (sign_in(app, name, world.passwords[name]) for name in ("rita", "bob"))
     out = tmp_path / "decisions.csv"
@@ -1557,7 +1499,7 @@ def test_the_decisions_export_is_the_audit_log(
 # --- the reviewer commands ---------------------------------------------------------------------
 
 
-def test_the_reviewer_commands(app: FastAPI, db: Path, world: World) -> None:
+def test_the_reviewer_commands(qcode: Callable[..., Answer], app: FastAPI, db: Path, world: World) -> None:
     result = qcode("reviewer", "add", "carol", "--role", "lead", "--db", db)
     assert result.exit_code == 0, result.output
     assert "carol (lead) created" in result.stdout
@@ -1762,18 +1704,14 @@ def test_right_passwords_sent_at_once_from_one_address_all_sign_in(
 def test_decisions_and_samples_of_runs_a_reviewer_may_not_see_stay_out_of_reach(tmp_path: Path) -> None:
     """Two coder configurations over the same transcript share its passages: what reviewers decide
     on one project's suggestions does not show on the other project's pages."""
-    from review_server import QueueingCoder
-
     codebook = tmp_path / "small.yaml"
     codebook.write_text(SMALL_CODEBOOK, encoding="utf-8")
     db = tmp_path / "two.db"
     transcripts = {"shared.txt": "Ms. Chen: The grant paid for our release time.\nMr. Ortiz: I trust her.\n"}
     first = make_review_db(tmp_path / "a", transcripts, codebook, db)
-    try:
-        QueueingCoder.confidence = 0.31  # another configuration: another coder key, another project
-        second = make_review_db(tmp_path / "b", transcripts, codebook, db)
-    finally:
-        QueueingCoder.confidence = 0.3
+    # another configuration: another coder key, another project
+    second = make_review_db(tmp_path / "b", transcripts, codebook, db, confidence=0.31)
+    queueing_coder()
     store = Store(str(db))
     passwords = make_reviewers(db, {"ana": "reviewer"}, first)
     passwords.update({"lee": add_reviewer(store, "lee", "lead")})
@@ -1812,13 +1750,15 @@ def test_skipping_moves_on_instead_of_bouncing_between_two_items(app: FastAPI, w
     assert sorted(seen) == sorted(waiting)  # every waiting item once before any comes round again
 
 
-def test_adding_a_reviewer_with_a_mistyped_run_creates_no_account(db: Path) -> None:
+def test_adding_a_reviewer_with_a_mistyped_run_creates_no_account(qcode: Callable[..., Answer], db: Path) -> None:
     result = qcode("reviewer", "add", "zoe", "--run", "no-such-run", "--db", db)
     assert result.exit_code == 1 and "no run 'no-such-run'" in result.output
     assert qcode("reviewer", "add", "zoe", "--run", "latest", "--db", db).exit_code == 0
 
 
-def test_the_decisions_log_goes_to_standard_output_and_runs_no_formula(app: FastAPI, db: Path, world: World) -> None:
+def test_the_decisions_log_goes_to_standard_output_and_runs_no_formula(
+    qcode: Callable[..., Answer], app: FastAPI, db: Path, world: World
+) -> None:
     c = sign_in(app, "rita", world.passwords["rita"])
     target = queue_ids(c)[0]
     assert post_decision(c, target, "reject", reason='=HYPERLINK("http://x")', note="+1").status_code == 303
@@ -1830,35 +1770,8 @@ def test_the_decisions_log_goes_to_standard_output_and_runs_no_formula(app: Fast
     ]
 
 
-class InventingCoder:
-    """Proposes a code the codebook lacks, with a quote that is not in the passage: both rejected."""
-
-    name = "inventing"
-    model = "inventing-1"
-    parameters: dict[str, Any] = {}
-
-    def prompt_version(self, codebook: Any) -> str:
-        return "inventing-v1"
-
-    def code(self, chunks: Any, codebook: Any) -> list[Any]:
-        from pipeline.suggestion import ChunkCoding, Proposal
-
-        return [
-            ChunkCoding(
-                chunk_id=c.id,
-                proposals=[
-                    Proposal(code="made-up", justification="<b>j</b>", quote="words nobody said", confidence=0.9)
-                ],
-            )
-            for c in chunks
-        ]
-
-
-def test_a_person_settles_each_rejected_proposal_once(tmp_path: Path) -> None:
-    from pipeline.coders import register_coder
-    from pipeline.store import RejectionRecord
-
-    register_coder("inventing", InventingCoder)
+def test_a_person_settles_each_rejected_proposal_once(qcode: Callable[..., Answer], tmp_path: Path) -> None:
+    scripted_coder("inventing", "inventing-1", "inventing-v1", proposes="made-up")
     codebook = tmp_path / "small.yaml"
     codebook.write_text(SMALL_CODEBOOK, encoding="utf-8")
     (tmp_path / "in").mkdir()

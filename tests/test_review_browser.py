@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SMALL_CODEBOOK
-from review_server import ReviewServer, make_review_db, make_reviewers
+from fakes import SMALL_CODEBOOK
+from fakes.review_server import ReviewServer, make_review_db, make_reviewers
 from sqlalchemy import select
 
 from pipeline.store import (

@@ -10,28 +10,25 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import EXAMPLES, LINKAGES, write
-from typer.testing import CliRunner
-
-from pipeline.cli import app
+from fakes import EXAMPLES, LINKAGES, Answer, write
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 
 
-def qcode(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+@pytest.fixture(scope="session")
+def run_json(qcode: Callable[..., Answer]) -> Callable[..., tuple[int, Any, str]]:
+    """`qcode run ... --json`: (exit status, the summary, standard error)."""
 
+    def run(*args: object) -> tuple[int, Any, str]:
+        code, stdout, stderr = qcode("run", *args, "--json")
+        return code, json.loads(stdout), stderr
 
-def run_json(*args: str) -> tuple[int, dict, str]:
-    code, stdout, stderr = qcode("run", *args, "--json")
-    return code, json.loads(stdout), stderr
+    return run
 
 
 def rows(db: Path, sql: str) -> list[tuple]:
@@ -40,7 +37,7 @@ def rows(db: Path, sql: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def examples_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def examples_run(tmp_path_factory: pytest.TempPathFactory, run_json: Callable[..., Any]) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("examples")
     db = folder / "qcode.db"
     code, summary, _ = run_json(EXAMPLES / "transcripts", "--codebook", LINKAGES, "--db", db)
@@ -62,7 +59,9 @@ def test_examples_are_coded_offline(examples_run) -> None:
     assert coded == summary["chunks"]
 
 
-def test_every_quote_is_verbatim_in_its_chunk_and_transcript(examples_run, tmp_path: Path) -> None:
+def test_every_quote_is_verbatim_in_its_chunk_and_transcript(
+    qcode: Callable[..., Answer], examples_run, tmp_path: Path
+) -> None:
     db, _ = examples_run
     out = tmp_path / "s.jsonl"
     code, _, stderr = qcode("export", "--db", db, "--format", "jsonl", "--out", out)
@@ -80,7 +79,7 @@ def test_every_quote_is_verbatim_in_its_chunk_and_transcript(examples_run, tmp_p
     assert any(r["metadata"].get("district") for r in records)
 
 
-def test_csv_and_codings_exports(examples_run, tmp_path: Path) -> None:
+def test_csv_and_codings_exports(qcode: Callable[..., Answer], examples_run, tmp_path: Path) -> None:
     db, summary = examples_run
     qcode("export", "--db", db, "--format", "csv", "--out", tmp_path / "s.csv")
     with open(tmp_path / "s.csv", newline="") as handle:
@@ -98,7 +97,7 @@ def test_csv_and_codings_exports(examples_run, tmp_path: Path) -> None:
     assert {r["coder"] for r in codings} == {"offline:all-MiniLM-L6-v2"}
 
 
-def test_queue_lists_what_waits_for_review(examples_run) -> None:
+def test_queue_lists_what_waits_for_review(qcode: Callable[..., Answer], examples_run) -> None:
     db, summary = examples_run
     code, stdout, _ = qcode("queue", "--db", db, "--json", "--limit", "1000")
     assert code == 0
@@ -109,7 +108,7 @@ def test_queue_lists_what_waits_for_review(examples_run) -> None:
     assert "waiting for review" in stdout
 
 
-def test_rerun_codes_nothing_twice(examples_run) -> None:
+def test_rerun_codes_nothing_twice(run_json: Callable[..., Any], examples_run) -> None:
     db, first = examples_run
     before = {
         t: rows(db, f"select count(*) from {t}")[0][0]
@@ -124,7 +123,9 @@ def test_rerun_codes_nothing_twice(examples_run) -> None:
         assert second[key] == first[key]
 
 
-def test_threshold_and_audit_routing_through_the_cli(tmp_path: Path, small_codebook: Path) -> None:
+def test_threshold_and_audit_routing_through_the_cli(
+    run_json: Callable[..., Any], tmp_path: Path, small_codebook: Path
+) -> None:
     write(
         tmp_path / "in" / "a.txt",
         "Interviewer: Any support?\nMs. Chen: The district gave us a grant to buy new materials for the lab.\nMs. Chen: I trust my principal completely.\n",
@@ -139,7 +140,7 @@ def test_threshold_and_audit_routing_through_the_cli(tmp_path: Path, small_codeb
     assert audited["audit"] == audited["suggestions"] > 0
 
 
-def test_bad_files_fail_alone(tmp_path: Path, small_codebook: Path) -> None:
+def test_bad_files_fail_alone(run_json: Callable[..., Any], tmp_path: Path, small_codebook: Path) -> None:
     folder = tmp_path / "mixed"
     write(folder / "good.txt", "Interviewer: Money?\nMs. Chen: The district gave us a grant to buy new materials.\n")
     write(folder / "empty.txt", "")
@@ -168,7 +169,9 @@ def test_bad_files_fail_alone(tmp_path: Path, small_codebook: Path) -> None:
     assert rows(db, "select count(*) from chunks where transcript_id not in (select id from transcripts)")[0][0] == 0
 
 
-def test_codebook_with_a_duplicate_id_stops_before_coding(tmp_path: Path, small_codebook: Path) -> None:
+def test_codebook_with_a_duplicate_id_stops_before_coding(
+    qcode: Callable[..., Answer], tmp_path: Path, small_codebook: Path
+) -> None:
     bad = tmp_path / "dup.yaml"
     bad.write_text(small_codebook.read_text().replace("id: trust", "id: funding"))
     write(tmp_path / "in" / "a.txt", "A: hello there friend.\n")
@@ -179,7 +182,7 @@ def test_codebook_with_a_duplicate_id_stops_before_coding(tmp_path: Path, small_
 
 
 def test_db_from_environment_and_config_file(
-    tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch
+    run_json: Callable[..., Any], tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write(
         tmp_path / "in" / "a.txt", "Interviewer: Money?\nMs. Chen: The district gave us a grant to buy new materials.\n"
@@ -266,7 +269,7 @@ def test_a_killed_run_finishes_on_the_next_run(tmp_path: Path, small_codebook: P
     assert statuses == ["interrupted", "finished"]
 
 
-def test_manifest_mismatches_are_noted(tmp_path: Path, small_codebook: Path) -> None:
+def test_manifest_mismatches_are_noted(run_json: Callable[..., Any], tmp_path: Path, small_codebook: Path) -> None:
     folder = tmp_path / "study"
     write(folder / "manifest.csv", "file,district\na.txt,Harbor\nmissing.txt,Valley\n")
     write(folder / "a.txt", "Interviewer: Money?\nMs. Chen: The district gave us a grant.\n")
@@ -279,14 +282,16 @@ def test_manifest_mismatches_are_noted(tmp_path: Path, small_codebook: Path) -> 
     assert "missing.txt" in stderr
 
 
-def test_export_and_queue_refuse_a_database_that_does_not_exist(tmp_path: Path) -> None:
+def test_export_and_queue_refuse_a_database_that_does_not_exist(qcode: Callable[..., Answer], tmp_path: Path) -> None:
     for args in (["queue"], ["export", "--format", "jsonl", "--out", str(tmp_path / "x.jsonl")]):
         code, _, stderr = qcode(*args, "--db", tmp_path / "typo.db")
         assert code == 1 and "no database at" in stderr
     assert not (tmp_path / "typo.db").exists()
 
 
-def test_a_database_that_cannot_be_opened_is_one_line_and_one_json_object(tmp_path: Path, small_codebook: Path) -> None:
+def test_a_database_that_cannot_be_opened_is_one_line_and_one_json_object(
+    qcode: Callable[..., Answer], tmp_path: Path, small_codebook: Path
+) -> None:
     write(tmp_path / "in" / "a.txt", "Ms. Chen: We got a grant.\n")
     code, stdout, stderr = qcode(
         "run", tmp_path / "in", "--codebook", small_codebook, "--db", tmp_path / "no" / "such" / "dir.db", "--json"
@@ -296,7 +301,9 @@ def test_a_database_that_cannot_be_opened_is_one_line_and_one_json_object(tmp_pa
     assert "Traceback" not in stderr
 
 
-def test_export_of_one_run_matches_its_summary_across_chunk_sizes(tmp_path: Path, small_codebook: Path) -> None:
+def test_export_of_one_run_matches_its_summary_across_chunk_sizes(
+    run_json: Callable[..., Any], qcode: Callable[..., Answer], tmp_path: Path, small_codebook: Path
+) -> None:
     folder = tmp_path / "in"
     _corpus(folder, 2)
     db = tmp_path / "sizes.db"
@@ -331,7 +338,7 @@ def test_a_password_in_the_database_url_stays_out_of_run_records(
 
 
 def test_a_prefect_server_left_in_the_environment_is_not_used(
-    tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch
+    run_json: Callable[..., Any], tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing listens there
     write(tmp_path / "in" / "a.txt", "Ms. Chen: The district gave us a grant.\n")

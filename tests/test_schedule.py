@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write
+from fakes import write
 
 from pipeline.run.schedule import healthy
 

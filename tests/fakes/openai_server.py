@@ -10,7 +10,7 @@ pool and all:
 
 From the command line it serves until killed, printing its base URL as the first line:
 
-    python tests/openai_server.py --port 8765 --latency 0.2 --rpm-limit 600
+    python tests/fakes/openai_server.py --port 8765 --latency 0.2 --rpm-limit 600
 
 Endpoints (also without the /v1 prefix)
 ---------------------------------------
