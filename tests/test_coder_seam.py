@@ -401,8 +401,8 @@ def test_a_registered_coder_gets_its_options_from_flags_qcode_toml_and_eval_suit
         run_request([folder], {"codebook": str(codebook), "price": -1})
 
 
-def test_a_class_with_only_the_coders_protocol_gets_the_defaults(registry, study) -> None:
-    class Minimal:
+def test_a_coder_with_only_what_it_must_have_gets_the_defaults_and_anything_else_is_refused(registry, study) -> None:
+    class Minimal(BaseCoder):
         name = "minimal"
         model = "minimal-1"
         parameters: dict[str, Any] = {}
@@ -410,17 +410,22 @@ def test_a_class_with_only_the_coders_protocol_gets_the_defaults(registry, study
         def prompt_version(self, codebook: Codebook) -> str:
             return "v1"
 
-        def code(self, chunks: list, codebook: Codebook) -> list:
+        def code(self, chunks: Any, codebook: Codebook) -> list:
             return []
 
     register_coder("minimal", Minimal)
     coder = make_coder("minimal")
-    assert isinstance(coder, BaseCoder) and isinstance(coder, Minimal)
     assert coder.batch_size == 32 and coder.batches_in_flight == 1 and coder.limits == {}
     folder, codebook = study
     found = estimate(run_request([folder], {"codebook": str(codebook), "coder": "minimal"}))
     assert found.requests == 0 and found.cost_usd == 0.0
-    with pytest.raises(TypeError):
+
+    class NotACoder:
+        name = "not-a-coder"
+
+    with pytest.raises(CoderError, match="a coder is a subclass of pipeline.coders.BaseCoder"):
+        register_coder("not-a-coder", NotACoder)
+    with pytest.raises(CoderError, match="a coder is a subclass"):
         register_coder("not-a-class", lambda: Minimal())
 
 

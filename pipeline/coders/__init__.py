@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from pipeline.codebook import Codebook
-from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Flag, Number, read_options, with_defaults
+from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Flag, Number, checked_coder, read_options
 from pipeline.coders.offline import EmbeddingCoder
 from pipeline.coders.openai_chat import OpenAICoder
 from pipeline.errors import CoderError
@@ -67,9 +67,8 @@ def provenance(coder: BaseCoder, codebook: Codebook) -> Provenance:
 def register_coder(name: str, coder: type) -> None:
     """Make a coder available by name (`qcode run --coder NAME`, `coder: NAME` in an eval suite).
 
-    `coder` is a BaseCoder subclass; a class with only the members every coder must have (name,
-    model, parameters, prompt_version, code) is given BaseCoder's defaults for the others."""
-    _CODERS[name] = with_defaults(coder)
+    `coder` is a BaseCoder subclass."""
+    _CODERS[name] = checked_coder(coder)
     _BROKEN.pop(name, None)
 
 
@@ -107,6 +106,6 @@ def _load_plugins() -> None:
         if point.name in _CODERS or point.name in _BROKEN:
             continue
         try:
-            _CODERS[point.name] = with_defaults(point.load())
+            _CODERS[point.name] = checked_coder(point.load())
         except Exception as exc:  # a broken plugin must not stop qcode, nor the other coders
             _BROKEN[point.name] = f"{point.value}: {type(exc).__name__}: {exc}"

@@ -158,15 +158,11 @@ class BaseCoder(ABC):
         return Usage()
 
 
-def with_defaults(coder_class: type) -> type[BaseCoder]:
-    """`coder_class` as a BaseCoder: itself when it is one; otherwise a subclass of it and of
-    BaseCoder, so a class with only the coder protocol's members (name, model, parameters,
-    prompt_version, code) has the defaults of the others."""
-    if not isinstance(coder_class, type):
-        raise TypeError(f"a coder is a class (a BaseCoder subclass), not {coder_class!r}")
-    if issubclass(coder_class, BaseCoder):
-        return coder_class
-    return type(coder_class.__name__, (coder_class, BaseCoder), {"__module__": coder_class.__module__})
+def checked_coder(coder_class: Any) -> type[BaseCoder]:
+    """`coder_class` when it is a BaseCoder subclass; a CoderError saying so otherwise."""
+    if not (isinstance(coder_class, type) and issubclass(coder_class, BaseCoder)):
+        raise CoderError(f"a coder is a subclass of pipeline.coders.BaseCoder, not {coder_class!r}")
+    return coder_class
 
 
 def read_options(name: str, options_class: type[CoderOptions], values: dict[str, Any]) -> CoderOptions:
