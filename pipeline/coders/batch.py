@@ -149,25 +149,25 @@ def _wait_and_ingest(
         except openai.NotFoundError:
             # the provider no longer knows it (expired, deleted, another server): code its chunks live
             with store.session() as s:
-                record = s.get(BatchRecord, batch_id)
+                record = s.get_one(BatchRecord, batch_id)
                 record.status, record.finished_at = "lost", now()
             if report:
                 report(f"batch {batch_id} is unknown to the server; its chunks are coded live")
             return Usage()
         with store.session() as s:
-            s.get(BatchRecord, batch_id).status = batch.status
+            s.get_one(BatchRecord, batch_id).status = batch.status
         if batch.status == "completed":
             break
         if batch.status in ("failed", "expired", "cancelled"):
             with store.session() as s:
-                s.get(BatchRecord, batch_id).finished_at = now()
+                s.get_one(BatchRecord, batch_id).finished_at = now()
             if report:
                 report(f"batch {batch_id} {batch.status}; its chunks are coded live")
             return Usage()
         time.sleep(poll_interval)
 
     with store.session() as s:
-        record = s.get(BatchRecord, batch_id)
+        record = s.get_one(BatchRecord, batch_id)
         requests = dict(record.requests)
     usage = Usage()
     entries = []
@@ -200,7 +200,7 @@ def _wait_and_ingest(
             except openai.APIError:
                 pass  # a file the provider already dropped
     with store.session() as s:
-        record = s.get(BatchRecord, batch_id)
+        record = s.get_one(BatchRecord, batch_id)
         record.output_file_id = batch.output_file_id
         record.finished_at = now()
         record.run_id = run_id

@@ -52,7 +52,7 @@ def adjudicated(store: Store, codes: set[str]) -> list[Example]:
             .outerjoin(SuggestionRecord, DecisionRecord.suggestion_id == SuggestionRecord.id)
             .order_by(DecisionRecord.decided_at, DecisionRecord.id)
         ).all()
-        final: dict[str, dict[str, dict[str, str] | None]] = {}
+        final: dict[str, dict[str, tuple[int | None, int | None] | None]] = {}
         for decision, suggested in decisions:
             per_chunk = final.setdefault(decision.chunk_id, {})
             if decision.verdict == "reject" and suggested:
@@ -60,7 +60,7 @@ def adjudicated(store: Store, codes: set[str]) -> list[Example]:
             elif decision.verdict in KEEPS and decision.final_code:
                 if decision.verdict == "change" and suggested:
                     per_chunk[suggested] = None
-                per_chunk[decision.final_code] = {"start": decision.quote_start, "end": decision.quote_end}
+                per_chunk[decision.final_code] = (decision.quote_start, decision.quote_end)
         records = {r.id: r for r in s.scalars(select(ChunkRecord).where(ChunkRecord.id.in_(list(final))))}
         texts = dict(
             s.execute(
@@ -79,7 +79,7 @@ def adjudicated(store: Store, codes: set[str]) -> list[Example]:
         for code, span in sorted(per_code.items()):
             if span is None or code not in codes:
                 continue
-            start, end = span["start"], span["end"]
+            start, end = span
             quote = text[start:end] if start is not None and end is not None else ""
             kept.append({"code": code, "quote": quote or record.text[:200]})
         examples.append(Example(chunk_of(record), kept))

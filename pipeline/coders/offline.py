@@ -172,13 +172,13 @@ class EmbeddingCoder(BaseCoder):
         found = []
         for c, code in enumerate(table.codes):
             columns = np.flatnonzero(table.owners == c)
-            block = similarity[np.ix_(rows, columns)]
+            block = similarity[np.ix_(np.asarray(rows), columns)]
             best = block.max(axis=1)
             if negative is not None:
                 near_miss = np.flatnonzero(table.negative_owners == c)
                 if len(near_miss):
                     # a sentence closer to a negative example than to the code does not count
-                    best = np.where(negative[np.ix_(rows, near_miss)].max(axis=1) > best, -1.0, best)
+                    best = np.where(negative[np.ix_(np.asarray(rows), near_miss)].max(axis=1) > best, -1.0, best)
             r = int(best.argmax())
             score = float(best[r])
             if score < threshold:

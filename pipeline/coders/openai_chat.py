@@ -445,6 +445,8 @@ class OpenAICoder(BaseCoder):
                 http_client=openai.DefaultAioHttpClient(timeout=self.timeout),
             )
             self._gate = asyncio.Semaphore(self.concurrency)
+        client, gate = self._client, self._gate
+        assert gate is not None  # made with the client
         messages = [self.messages(chunk, codebook) for chunk in chunks]
         firsts = [self.request(m, codebook) for m in messages]
         cached = self.cache.get_many([key for _, key in firsts]) if self.cache is not None else {}
@@ -452,7 +454,7 @@ class OpenAICoder(BaseCoder):
         try:
             results = await asyncio.gather(
                 *(
-                    self._code_chunk(self._client, self._gate, chunk, m, first, codebook, outcome, cached)
+                    self._code_chunk(client, gate, chunk, m, first, codebook, outcome, cached)
                     for chunk, m, first, outcome in zip(chunks, messages, firsts, outcomes)
                 )
             )
@@ -641,7 +643,8 @@ async def _post_chat(client: openai.AsyncOpenAI, body: dict[str, Any]) -> dict[s
     object per logprob token, which costs more CPU than everything else qcode does per chunk."""
     # the client's own key is a uuid4, one os.urandom call per request, which is slow in sandboxes
     key = f"qcode-{_RUN_TOKEN}-{next(_REQUEST_NUMBERS)}"
-    return await client.post("/chat/completions", body=body, cast_to=object, options={"idempotency_key": key})
+    reply = await client.post("/chat/completions", cast_to=object, body=body, options={"idempotency_key": key})
+    return reply  # type: ignore[return-value]  # cast_to=object: the JSON body as it came
 
 
 _RUN_TOKEN = os.urandom(8).hex()

@@ -89,7 +89,8 @@ class PrefectSteps(corpus.Steps):
         )
 
 
-@flow(name="qcode-run", task_runner=ThreadPoolTaskRunner(max_workers=corpus.IN_FLIGHT_WORKERS))
+# Prefect types the runner by the futures it makes, which its own ThreadPoolTaskRunner() leaves unknown
+@flow(name="qcode-run", task_runner=ThreadPoolTaskRunner(max_workers=corpus.IN_FLIGHT_WORKERS))  # type: ignore[arg-type]
 def code_corpus(request: RunRequest) -> RunSummary:
     return corpus.code_corpus(request, _progress, PrefectSteps())
 
