@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 import pipeline.cli.measure
 from pipeline.cli import app
 from pipeline.errors import QcodeError
-from pipeline.measure.evals import find_loosely, human_rows, load_suite
+from pipeline.measure.evals import EvalReport, find_loosely, human_rows, load_suite
 
 runner = CliRunner()
 GOLD = ROOT / "evals" / "examples-gold.csv"
@@ -138,7 +138,7 @@ def test_passages_follow_each_chunking_and_none_differs_from_missing(tmp_path: P
     whole, small = suite.configurations
 
     codes = {}
-    for row in human_rows(suite, whole):
+    for row in human_rows(suite.gold, whole.chunking):
         codes.setdefault((row["coder"], row["unit_id"]), set()).add(row["code"])
     # one chunk per transcript: lee's holds every code; ana saw kim's and applied none; ben never coded kim's
     assert sorted(codes.values(), key=sorted) == [
@@ -146,10 +146,10 @@ def test_passages_follow_each_chunking_and_none_differs_from_missing(tmp_path: P
         {"communication.strength", "resource.weakness"},
         {"resource.weakness"},
     ]
-    units = {row["unit_id"] for row in human_rows(suite, small)}
+    units = {row["unit_id"] for row in human_rows(suite.gold, small.chunking)}
     assert len(units) > 2  # the small chunks split lee's answers apart
     by_unit: dict[str, set] = {}
-    for row in human_rows(suite, small):
+    for row in human_rows(suite.gold, small.chunking):
         if row["coder"] == "ana":
             by_unit.setdefault(row["unit_id"], set()).add(row["code"])
     assert sorted(map(sorted, by_unit.values())) == [
@@ -165,7 +165,7 @@ def test_the_shipped_gold_set_is_valid() -> None:
     suite = load_suite(SHIPPED)
     assert suite.gold.format == "passages" and suite.gold.coders == ["ana", "ben", "cleo"]
     assert len(suite.gold.spans) == suite.gold.rows > 400  # every quote found, once
-    assert len(suite.gold.coverage) == 3 * len(suite.transcript_list)  # each coder coded every transcript
+    assert len(suite.gold.coverage) == 3 * len(suite.gold.transcripts)  # each coder coded every transcript
     assert suite.db.endswith("/evals/.qcode-eval.db")
     assert [c.name for c in suite.configurations] == ["offline", "offline-confident", "gpt-4o-mini"]
     assert suite.configurations[2].requires_env == ["QCODE_EVAL_OPENAI"]
@@ -232,7 +232,9 @@ def test_units_from_a_blind_export_give_the_same_agreement(study: Path, evaluate
     suite_path, report = evaluated
     suite = load_suite(suite_path)
     # as `qcode export --format blind` writes them: chunk ids and reviewer:NAME
-    rows = [{**row, "coder": f"reviewer:{row['coder']}"} for row in human_rows(suite, suite.configurations[0])]
+    rows = [
+        {**row, "coder": f"reviewer:{row['coder']}"} for row in human_rows(suite.gold, suite.configurations[0].chunking)
+    ]
     write_csv(tmp_path / "blind.csv", rows)
     units = write_suite(tmp_path / "units.yaml", study, OFFLINE[:1], db=str(study / ".qcode-eval.db"))
     data = yaml.safe_load(units.read_text())
@@ -330,6 +332,8 @@ def pin(name: str, suite: Path, monkeypatch: pytest.MonkeyPatch, *extra: str, ex
     code, report, output = evaluate(suite, "--json", *extra)
     assert code == exit_code, output
     check(f"eval/{name}", masked(report, roots))
+    typed = EvalReport.model_validate_json(json.dumps(report))  # the JSON reads back as the typed result
+    assert json.dumps(typed.model_dump(mode="json")) == json.dumps(report)
     monkeypatch.setattr(pipeline.cli.measure, "out", Console(width=300, color_system=None))
     result = runner.invoke(app, ["eval", str(suite), *extra])
     assert result.exit_code == exit_code, result.output
@@ -352,7 +356,7 @@ def test_units_of_single_codes_are_pinned(tmp_path: Path, monkeypatch: pytest.Mo
     study = golden_study(tmp_path / "study")
     passages = load_suite(write_suite(tmp_path / "passages.yaml", study, OFFLINE[:1]))
     first: dict[tuple[str, str], dict[str, str]] = {}
-    for row in human_rows(passages, passages.configurations[0]):
+    for row in human_rows(passages.gold, passages.configurations[0].chunking):
         first.setdefault((row["unit_id"], row["coder"]), {**row, "coder": f"reviewer:{row['coder']}"})
     write_csv(study / "blind.csv", list(first.values()))
     suite = write_suite(tmp_path / "units.yaml", study, [{"name": "offline-one", "coder": "offline", "max_codes": 1}])
