@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -209,7 +209,7 @@ def run_request(suite: Suite, configuration: Configuration, db: str | None = Non
     )
 
 
-def _unknown(where: str, what: str, mapping: Mapping[Any, Any], allowed: Iterable[str]) -> None:
+def _unknown(where: str, what: str, mapping: Mapping[object, object], allowed: Sequence[str]) -> None:
     unknown = [str(k) for k in mapping if k not in allowed]
     if unknown:
         hint = difflib.get_close_matches(unknown[0], list(allowed), n=1)
@@ -219,7 +219,7 @@ def _unknown(where: str, what: str, mapping: Mapping[Any, Any], allowed: Iterabl
         )
 
 
-def _existing(where: str, key: str, folder: Path, value: Any) -> Path:
+def _existing(where: str, key: str, folder: Path, value: object) -> Path:
     if not isinstance(value, str):
         raise SuiteError(f"{where}: {key} must be a path (relative to the suite's folder)")
     found = (folder / value).resolve()
@@ -228,14 +228,14 @@ def _existing(where: str, key: str, folder: Path, value: Any) -> Path:
     return found
 
 
-def _integer(where: str, key: str, value: Any, minimum: int | None) -> int:
+def _integer(where: str, key: str, value: object, minimum: int | None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
         bound = f" of at least {minimum}" if minimum is not None else ""
         raise SuiteError(f"{where}: {key} must be a whole number{bound}, not {value!r}")
     return value
 
 
-def _configurations(where: str, raw: Any, chunking: Chunking) -> list[Configuration]:
+def _configurations(where: str, raw: object, chunking: Chunking) -> list[Configuration]:
     """The suite's configurations; `chunking` is their default (the gold codes', else qcode's)."""
     if not isinstance(raw, list) or not raw:
         raise SuiteError(f"{where}: 'configurations' must be a list with at least one coder configuration")
