@@ -385,11 +385,6 @@ def agreement_footnotes(report: Agreement) -> list[str]:
     return lines + [f"note: {note}" for note in report.notes]
 
 
-def _cell(stat: Statistic | None) -> str:
-    """A statistic in an eval's tables: two digits."""
-    return statistic_cell(stat, digits=2)
-
-
 def _undefined(node: object) -> bool:
     """Whether a result holds a statistic that is undefined on its data."""
     if isinstance(node, Statistic):
@@ -433,9 +428,9 @@ def eval_tables(report: EvalReport) -> list[Table]:
             escape(label),
             "each other (all)",
             str(humans.pairable_units),
-            _cell(group.krippendorff_alpha),
+            statistic_cell(group.krippendorff_alpha, 2),
             "",
-            _cell(agreeing),
+            statistic_cell(agreeing, 2),
             *([""] if multi else []),
         )
         for pair in humans.pairwise:
@@ -443,7 +438,7 @@ def eval_tables(report: EvalReport) -> list[Table]:
                 escape(pair.coders[0]),
                 escape(pair.coders[1]),
                 str(pair.units),
-                *(_cell(getattr(pair, name)) for _, name in columns),
+                *(statistic_cell(getattr(pair, name), 2) for _, name in columns),
             )
     for entry in ran:
         label = entry.name + (chunking(entry) if several else "")
@@ -453,7 +448,7 @@ def eval_tables(report: EvalReport) -> list[Table]:
                 escape(label),
                 "consensus",
                 str(consensus.units),
-                *(_cell(getattr(consensus, name)) for _, name in columns),
+                *(statistic_cell(getattr(consensus, name), 2) for _, name in columns),
                 style="bold",
             )
         for versus in entry.against_humans:
@@ -461,7 +456,7 @@ def eval_tables(report: EvalReport) -> list[Table]:
                 escape(label),
                 escape(versus.human),
                 str(versus.units),
-                *(_cell(getattr(versus, name)) for _, name in columns),
+                *(statistic_cell(getattr(versus, name), 2) for _, name in columns),
             )
     out.append(overall)
 
@@ -483,10 +478,13 @@ def eval_tables(report: EvalReport) -> list[Table]:
         for humans in report.humans:
             stats = humans.per_code[k]
             prevalence = stats.prevalence.value
-            cells += [f"{prevalence:.2f}" if prevalence is not None else "", _cell(stats.krippendorff_alpha)]
+            cells += [
+                f"{prevalence:.2f}" if prevalence is not None else "",
+                statistic_cell(stats.krippendorff_alpha, 2),
+            ]
         for entry in ran:
             row = entry.per_code[k].consensus
-            cells += [_cell(row.cohen_kappa if row else None), _cell(row.f1 if row else None)]
+            cells += [statistic_cell(row.cohen_kappa if row else None, 2), statistic_cell(row.f1 if row else None, 2)]
         per_code.add_row(escape(code), *cells)
     out.append(per_code)
 

@@ -79,14 +79,17 @@ def run_suite(suite: Suite, progress: Progress | None = None) -> EvalReport:
         store = Store(db)
     except Exception as exc:
         raise SuiteError(f"{suite.path}: the database {redact(suite.db)} cannot be opened: {exc}") from None
-    humans = _humans(suite)
-    configurations: list[RanConfiguration | SkippedConfiguration] = []
-    for configuration in suite.configurations:
-        why = configuration.skipped
-        if why:
-            configurations.append(_skipped(configuration, why))
-        else:
-            configurations.append(_run(suite, store, db, configuration, progress))
+    try:
+        humans = _humans(suite)
+        configurations: list[RanConfiguration | SkippedConfiguration] = []
+        for configuration in suite.configurations:
+            why = configuration.skipped
+            if why:
+                configurations.append(_skipped(configuration, why))
+            else:
+                configurations.append(_run(suite, store, db, configuration, progress))
+    finally:
+        store.engine.dispose()
     notes = []
     if gold.relocated:
         notes.append(
