@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.measure.agreement import agreement, read_codings  # noqa: E402
+from pipeline.measure.agreement import measure_agreement, read_codings  # noqa: E402
 
 CODERS = ("offline:all-MiniLM-L6-v2", "reviewer:ana", "reviewer:ben")
 
@@ -75,7 +75,7 @@ def main() -> None:
         codings = read_codings(table)
         read_seconds = time.perf_counter() - began
         began = time.perf_counter()
-        report = agreement(codings, bootstrap=args.replicates, seed=0)
+        report = measure_agreement(codings, bootstrap=args.replicates, seed=0)
         report_seconds = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
@@ -91,8 +91,8 @@ def main() -> None:
                 "report_seconds": round(report_seconds, 2),
                 "wall_seconds": round(read_seconds + report_seconds, 2),
                 "peak_rss_mb": round(peak, 1),
-                "krippendorff_alpha": report["overall"]["krippendorff_alpha"],
-                "krippendorff_alpha_ci95": report["overall"]["krippendorff_alpha_ci95"],
+                "krippendorff_alpha": report.overall.krippendorff_alpha.value,
+                "krippendorff_alpha_ci95": report.overall.krippendorff_alpha.interval,
             }
         )
     )

@@ -19,7 +19,6 @@ from pipeline.codebook import load_codebook
 from pipeline.errors import FileError
 from pipeline.measure.agreement import (
     AgreementError,
-    agreement,
     codings_from_rows,
     masi_distance,
     measure_agreement,
@@ -48,7 +47,7 @@ def wide(columns: dict[str, list]) -> list[dict[str, str]]:
 
 def run(rows: list[dict], **options) -> dict:
     options.setdefault("bootstrap", 0)
-    return agreement(codings_from_rows(rows, "test"), **options)
+    return measure_agreement(codings_from_rows(rows, "test"), **options).model_dump(mode="json")
 
 
 # ------------------------------------------------------------ published worked examples
@@ -455,11 +454,11 @@ def test_missing_is_not_none():
 
 def test_a_code_that_never_occurs_is_defined_and_explained(tmp_path, small_codebook):
     rows = [{"unit_id": f"u{u}", "coder": c, "code": "funding" if u % 2 else ""} for u in range(6) for c in "ab"]
-    report = agreement(
+    report = measure_agreement(
         codings_from_rows(rows, "test", load_codebook(small_codebook)),
         codebook=load_codebook(small_codebook),
         bootstrap=30,
-    )
+    ).model_dump(mode="json")
     trust = next(c for c in report["per_code"] if c["code"] == "trust")
     assert trust["name"] == "Trust between colleagues"
     assert trust["prevalence"] == 0.0
@@ -501,7 +500,9 @@ def test_quadratic_weighted_kappa_maple_essay_example(tmp_path, expected):
     write(path, f"name: Scores\ndescription: Essay scores.\nmeasurement: ordinal\ncodes:\n{codes}\n")
     scores = load_codebook(path)
     rows = wide({"grader:1": ESSAYS, "grader:2": ESSAY_GRADERS[expected]})
-    report = agreement(codings_from_rows(rows, "t", scores), codebook=scores, bootstrap=0)
+    report = measure_agreement(codings_from_rows(rows, "t", scores), codebook=scores, bootstrap=0).model_dump(
+        mode="json"
+    )
     (pair,) = report["pairwise"]
     assert pair["cohen_kappa_quadratic"] == pytest.approx(expected, abs=1e-12)
     # the scale's unobserved scores change the weights of kappa, not Krippendorff's ordinal alpha
@@ -530,7 +531,9 @@ codes:
     numeric = {c: [None if v is None else min(v, 3) for v in values] for c, values in KRIPPENDORFF_2011.items()}
     named = {c: [None if v is None else letters[v] for v in values] for c, values in numeric.items()}
     by_number = run(wide(numeric), level="ordinal")
-    by_codebook = agreement(codings_from_rows(wide(named), "t", loaded), codebook=loaded, bootstrap=0)
+    by_codebook = measure_agreement(
+        codings_from_rows(wide(named), "t", loaded), codebook=loaded, bootstrap=0
+    ).model_dump(mode="json")
     assert by_codebook["level"] == "ordinal"  # the default for an ordinal codebook
     assert by_codebook["overall"]["krippendorff_alpha"] == pytest.approx(by_number["overall"]["krippendorff_alpha"])
     with pytest.raises(AgreementError, match="ordinal level needs"):
@@ -557,7 +560,7 @@ def test_bad_tables_get_clear_messages(tmp_path):
         read_codings(clash)
     apart = table(tmp_path / "apart.csv", [("u1", "a", "x"), ("u2", "b", "x")])
     with pytest.raises(AgreementError, match="no unit was coded by two or more coders"):
-        agreement(read_codings(apart))
+        measure_agreement(read_codings(apart))
     with pytest.raises(FileError, match="nowhere.csv: no such file"):
         read_codings(tmp_path / "nowhere.csv")
 
@@ -688,7 +691,7 @@ def test_the_typed_result_reads_as_the_json_says():
     assert consensus.coders == ("coder:m", "consensus") and consensus.cohen_kappa.interval is not None
     assert consensus.cohen_kappa_linear is None  # not reported at the nominal level: no key at all
     data = result.model_dump(mode="json")
-    assert data == agreement(codings_from_rows(rows, "t"), bootstrap=20)
+    assert data == measure_agreement(codings_from_rows(rows, "t"), bootstrap=20).model_dump(mode="json")
     pair = data["pairwise"][-1]
     assert "cohen_kappa_linear" not in pair and pair["cohen_kappa_ci95"] == list(consensus.cohen_kappa.interval)
     # without a model: no consensus, no models, no humans' own figures, and no keys for them

@@ -1,5 +1,5 @@
 """qcode eval: a suite codes a gold set with each coder configuration through the real pipeline (the run
-without Prefect, SQLite store, the offline coder, the openai coder against tests/openai_server.py) and
+without Prefect, SQLite store, the offline coder, the openai coder against tests/fakes/openai_server.py) and
 compares it with the human coders (docs/evals.md). Human codes are the synthetic gold set of
 evals/examples-gold.csv."""
 
@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from fakes import EXAMPLES, LINKAGES, ROOT, write
 from fakes.openai_server import FakeOpenAI
+from golden import check, check_text
+from rich.console import Console
 from typer.testing import CliRunner
 
+import pipeline.cli.measure
 from pipeline.cli import app
 from pipeline.errors import QcodeError
-from pipeline.measure.evals import find_loosely, human_rows, load_suite
+from pipeline.measure.evals import EvalReport, find_loosely, human_rows, load_suite
 
 runner = CliRunner()
 GOLD = ROOT / "evals" / "examples-gold.csv"
@@ -133,7 +138,7 @@ def test_passages_follow_each_chunking_and_none_differs_from_missing(tmp_path: P
     whole, small = suite.configurations
 
     codes = {}
-    for row in human_rows(suite, whole):
+    for row in human_rows(suite.gold, whole.chunking):
         codes.setdefault((row["coder"], row["unit_id"]), set()).add(row["code"])
     # one chunk per transcript: lee's holds every code; ana saw kim's and applied none; ben never coded kim's
     assert sorted(codes.values(), key=sorted) == [
@@ -141,10 +146,10 @@ def test_passages_follow_each_chunking_and_none_differs_from_missing(tmp_path: P
         {"communication.strength", "resource.weakness"},
         {"resource.weakness"},
     ]
-    units = {row["unit_id"] for row in human_rows(suite, small)}
+    units = {row["unit_id"] for row in human_rows(suite.gold, small.chunking)}
     assert len(units) > 2  # the small chunks split lee's answers apart
     by_unit: dict[str, set] = {}
-    for row in human_rows(suite, small):
+    for row in human_rows(suite.gold, small.chunking):
         if row["coder"] == "ana":
             by_unit.setdefault(row["unit_id"], set()).add(row["code"])
     assert sorted(map(sorted, by_unit.values())) == [
@@ -160,7 +165,7 @@ def test_the_shipped_gold_set_is_valid() -> None:
     suite = load_suite(SHIPPED)
     assert suite.gold.format == "passages" and suite.gold.coders == ["ana", "ben", "cleo"]
     assert len(suite.gold.spans) == suite.gold.rows > 400  # every quote found, once
-    assert len(suite.gold.coverage) == 3 * len(suite.transcript_list)  # each coder coded every transcript
+    assert len(suite.gold.coverage) == 3 * len(suite.gold.transcripts)  # each coder coded every transcript
     assert suite.db.endswith("/evals/.qcode-eval.db")
     assert [c.name for c in suite.configurations] == ["offline", "offline-confident", "gpt-4o-mini"]
     assert suite.configurations[2].requires_env == ["QCODE_EVAL_OPENAI"]
@@ -227,7 +232,9 @@ def test_units_from_a_blind_export_give_the_same_agreement(study: Path, evaluate
     suite_path, report = evaluated
     suite = load_suite(suite_path)
     # as `qcode export --format blind` writes them: chunk ids and reviewer:NAME
-    rows = [{**row, "coder": f"reviewer:{row['coder']}"} for row in human_rows(suite, suite.configurations[0])]
+    rows = [
+        {**row, "coder": f"reviewer:{row['coder']}"} for row in human_rows(suite.gold, suite.configurations[0].chunking)
+    ]
     write_csv(tmp_path / "blind.csv", rows)
     units = write_suite(tmp_path / "units.yaml", study, OFFLINE[:1], db=str(study / ".qcode-eval.db"))
     data = yaml.safe_load(units.read_text())
@@ -289,6 +296,120 @@ def test_an_openai_configuration_runs_when_enabled_and_is_free_the_second_time(
     assert server.stats()["chat_requests"] == before
     assert again["coding"]["input_tokens"] == first["coding"]["input_tokens"]  # what coding it cost, still known
     assert again["against_consensus"] == first["against_consensus"]
+
+
+# ---------------------------------------------------------------- the output, pinned whole
+#
+# tests/golden/eval/NAME.json: `qcode eval --json`, every key in its order, every value, with what
+# varies between runs masked (paths, run ids, times); NAME.txt: the tables and lines people read, on
+# a second run (which codes nothing), with times masked and column padding collapsed.
+
+VARIES = ("run_id", "seconds", "eval_seconds", "coder_seconds")
+
+
+def masked(value: Any, roots: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: "<varies>" if k in VARIES else masked(v, roots) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v, roots) for v in value]
+    if isinstance(value, str):
+        for root, label in roots.items():
+            value = value.replace(root, label)
+    return value
+
+
+def readable(text: str, roots: dict[str, str]) -> str:
+    for root, label in roots.items():
+        text = text.replace(root, label)
+    text = re.sub(r"\b\d+\.\d s\b", "<t> s", text)
+    lines = [re.sub(r" +", " ", re.sub(r"([─━═])\1+", r"\1", line)).rstrip() for line in text.splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def pin(name: str, suite: Path, monkeypatch: pytest.MonkeyPatch, *extra: str, exit_code: int = 0) -> dict:
+    """The suite evaluated twice: its JSON (the first run) and its tables (the second) pinned."""
+    roots = {str(suite.parent.resolve()): "<suite folder>", str(ROOT): "<qcode>"}
+    code, report, output = evaluate(suite, "--json", *extra)
+    assert code == exit_code, output
+    check(f"eval/{name}", masked(report, roots))
+    typed = EvalReport.model_validate_json(json.dumps(report))  # the JSON reads back as the typed result
+    assert json.dumps(typed.model_dump(mode="json")) == json.dumps(report)
+    monkeypatch.setattr(pipeline.cli.measure, "out", Console(width=300, color_system=None))
+    result = runner.invoke(app, ["eval", str(suite), *extra])
+    assert result.exit_code == exit_code, result.output
+    check_text(f"eval/{name}.txt", readable(result.stdout, roots))
+    return report
+
+
+def golden_study(folder: Path, rows: list[dict[str, str]] | None = None, columns: list[str] | None = None) -> Path:
+    """The two study transcripts and their gold codes, in a folder of the test's own."""
+    for name in STUDY_FILES:
+        (folder / "transcripts").mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXAMPLES / "transcripts" / name, folder / "transcripts" / name)
+    write_csv(folder / "gold.csv", rows or gold_rows(STUDY_FILES), columns)
+    return folder
+
+
+def test_units_of_single_codes_are_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gold codes as units (a blind export: chunk ids, reviewer:NAME), one code per unit and coder, and a
+    configuration that proposes one code per chunk: single-label data, gated on Cohen's kappa."""
+    study = golden_study(tmp_path / "study")
+    passages = load_suite(write_suite(tmp_path / "passages.yaml", study, OFFLINE[:1]))
+    first: dict[tuple[str, str], dict[str, str]] = {}
+    for row in human_rows(passages.gold, passages.configurations[0].chunking):
+        first.setdefault((row["unit_id"], row["coder"]), {**row, "coder": f"reviewer:{row['coder']}"})
+    write_csv(study / "blind.csv", list(first.values()))
+    suite = write_suite(tmp_path / "units.yaml", study, [{"name": "offline-one", "coder": "offline", "max_codes": 1}])
+    data = yaml.safe_load(suite.read_text())
+    data["gold"].update(codes=str(study / "blind.csv"), chunk_size=1200)
+    suite.write_text(yaml.safe_dump(data, sort_keys=False))
+    report = pin("units-single-label", suite, monkeypatch, "--fail-under", "cohen_kappa=-1")
+    assert report["gold"]["format"] == "units" and report["humans"][0]["single_label"] is True
+    assert report["configurations"][0]["agreement"]["single_label"] is True and report["passed"] is True
+
+
+def test_two_chunkings_and_a_skipped_configuration_are_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QCODE_TEST_EVAL_GOLDEN", raising=False)
+    study = golden_study(tmp_path / "study")
+    configurations = [
+        {"name": "offline", "coder": "offline", "description": "Every suggestion."},
+        {"name": "offline-small", "coder": "offline", "chunk_size": 600, "overlap": 100},
+        {
+            "name": "model",
+            "coder": "openai",
+            "model": "gpt-4o-mini",
+            "temperature": 0,
+            "requires_env": ["QCODE_TEST_EVAL_GOLDEN"],
+        },
+    ]
+    suite = write_suite(tmp_path / "suite.yaml", study, configurations, bootstrap=100)
+    report = pin("chunkings-skipped", suite, monkeypatch)
+    assert [h["chunk_size"] for h in report["humans"]] == [1200, 600]
+    assert [c["status"] for c in report["configurations"]] == ["ran", "ran", "skipped"]
+
+
+def test_a_failing_gate_is_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two gates, one failed; a threshold that leaves suggestions out; offsets that miss their quote."""
+    rows = [{**row, "start": "", "end": ""} for row in gold_rows(STUDY_FILES)]
+    rows[0].update(start="0", end="12")  # not where the quote is: found by the quote, and noted
+    study = golden_study(tmp_path / "study", rows)
+    configurations = [{"name": "offline", "coder": "offline"}, {"name": "strict", "coder": "offline", "threshold": 0.9}]
+    suite = write_suite(tmp_path / "suite.yaml", study, configurations, seed=5)
+    gates = ("--fail-under", "krippendorff_alpha=0.5", "--fail-under", "percent_agreement=0.5")
+    report = pin("gate-fails", suite, monkeypatch, *gates, exit_code=1)
+    assert report["passed"] is False and [g["metric"] for g in report["gates"]] == [
+        "krippendorff_alpha",
+        "percent_agreement",
+    ]
+
+
+def test_a_gate_with_nothing_to_check_is_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QCODE_TEST_EVAL_GOLDEN", raising=False)
+    study = golden_study(tmp_path / "study")
+    configurations = [{"name": "later", "coder": "offline", "requires_env": "QCODE_TEST_EVAL_GOLDEN"}]
+    suite = write_suite(tmp_path / "suite.yaml", study, configurations, bootstrap=0)
+    report = pin("nothing-ran", suite, monkeypatch, "--fail-under", "krippendorff_alpha=0.6")
+    assert report["configurations"][0]["status"] == "skipped" and report["gates"][0]["configurations"] == []
 
 
 # ---------------------------------------------------------------- bad suites
@@ -385,6 +506,7 @@ def test_bad_suites_exit_1_naming_the_file(tmp_path: Path, study: Path, problem:
 
 @pytest.mark.slow
 def test_the_shipped_examples_suite_runs_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its JSON and tables pinned whole (tests/golden/eval/examples.*)."""
     monkeypatch.delenv("QCODE_EVAL_OPENAI", raising=False)
     data = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
     # the same suite, with its store in tmp_path instead of evals/ (paths made absolute)
@@ -393,8 +515,7 @@ def test_the_shipped_examples_suite_runs_offline(tmp_path: Path, monkeypatch: py
     data["codebook"] = str((SHIPPED.parent / data["codebook"]).resolve())
     suite = tmp_path / "examples.yaml"
     suite.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    code, report, output = evaluate(suite, "--json")
-    assert code == 0, output
+    report = pin("examples", suite, monkeypatch)
     assert (tmp_path / ".qcode-eval.db").exists()
     humans = report["humans"][0]
     assert humans["units"] == 61 and report["gold"]["transcripts_coded"] == 23

@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.measure.agreement import agreement, codings_from_store
+from pipeline.measure.agreement import codings_from_store, measure_agreement
 from pipeline.measure.calibration import RoutedSuggestion, calibration, threshold_sweep, wilson_interval
 from pipeline.measure.report import (
     BOOTSTRAP_REPLICATES,
@@ -328,7 +328,9 @@ def test_threshold_sweep_rows(report: str) -> None:
 
 def test_agreement_figures_are_those_of_pipeline_agreement(report: str, study: Study) -> None:
     store = Store(str(study.db))
-    expected = agreement(codings_from_store(store, None), bootstrap=BOOTSTRAP_REPLICATES, seed=BOOTSTRAP_SEED)
+    expected = measure_agreement(
+        codings_from_store(store, None), bootstrap=BOOTSTRAP_REPLICATES, seed=BOOTSTRAP_SEED
+    ).model_dump(mode="json")
     store.engine.dispose()
     humans = expected["overall_humans"]["krippendorff_alpha"]
     lo, hi = expected["overall_humans"]["krippendorff_alpha_ci95"]

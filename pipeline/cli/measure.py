@@ -3,10 +3,9 @@ trusted, and what it shows."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from pydantic import BaseModel
@@ -29,7 +28,16 @@ from pipeline.measure.agreement import (
     measure_agreement,
     read_codings,
 )
-from pipeline.measure.evals import GATE_METRICS, check_gates, load_suite, parse_gates, run_suite
+from pipeline.measure.evals import (
+    GATE_METRICS,
+    EvalReport,
+    HumanAgreement,
+    RanConfiguration,
+    check_gates,
+    load_suite,
+    parse_gates,
+    run_suite,
+)
 from pipeline.measure.matrix import CODE, FORMATS, STATUSES, format_of, write_matrix
 from pipeline.measure.report import ReportSummary, write_report
 from pipeline.measure.statistic import Statistic
@@ -126,8 +134,7 @@ def eval_(suite: SuiteArgument, as_json: JsonOption = False, fail_under: FailUnd
         bad_argument(str(exc))
     loaded = load_suite(suite)
     with progress_bar() as report_progress:
-        report = run_suite(loaded, report_progress)
-        passed = check_gates(report, gates)
+        report = check_gates(run_suite(loaded, report_progress), gates)
 
     def show() -> None:
         for rendered in eval_tables(report):
@@ -136,7 +143,7 @@ def eval_(suite: SuiteArgument, as_json: JsonOption = False, fail_under: FailUnd
     emit(report, as_json, show)
     for line in eval_lines(report):
         (out if not as_json else err).print(escape(line), highlight=False, soft_wrap=True)
-    if not passed:
+    if not report.passed:
         raise typer.Exit(1)
 
 
@@ -230,17 +237,6 @@ def matrix_(
 
 
 # ---------------------------------------------------------------- tables for people
-
-
-def stat_cell(entry: dict[str, Any] | None, name: str, digits: int = 3) -> str:
-    """A statistic with its interval as a table shows it: 'n/a' when undefined, '' when absent."""
-    if entry is None:
-        return ""
-    value = entry.get(name)
-    if value is None:
-        return "n/a" if f"{name}_undefined" in entry else ""
-    ci = entry.get(f"{name}_ci95")
-    return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else f"{value:.{digits}f}"
 
 
 def statistic_cell(stat: Statistic | None, digits: int = 3) -> str:
@@ -389,26 +385,31 @@ def agreement_footnotes(report: Agreement) -> list[str]:
     return lines + [f"note: {note}" for note in report.notes]
 
 
-def _cell(entry: dict[str, Any] | None, name: str) -> str:
-    return stat_cell(entry, name, digits=2)
+def _undefined(node: object) -> bool:
+    """Whether a result holds a statistic that is undefined on its data."""
+    if isinstance(node, Statistic):
+        return node.value is None and node.reason is not None
+    if isinstance(node, BaseModel):
+        return any(_undefined(value) for _, value in node)
+    if isinstance(node, list):
+        return any(_undefined(item) for item in node)
+    return False
 
 
-def eval_tables(report: dict[str, Any]) -> list[Table]:
+def eval_tables(report: EvalReport) -> list[Table]:
     """An eval as rich tables: overall side by side, per code, cost and time."""
 
-    ran = [e for e in report["configurations"] if e.get("status") == "ran"]
-    replicates = report["bootstrap"]["replicates"]
+    ran = report.ran()
+    replicates = report.bootstrap.replicates
     intervals = f"95% bootstrap intervals over {replicates} replicates" if replicates else "no intervals"
-    several = len(report["humans"]) > 1
+    several = len(report.humans) > 1
 
-    def chunking(entry: dict[str, Any]) -> str:
-        return f" (chunks of {entry['chunk_size']}" + (f", overlap {entry['overlap']})" if entry["overlap"] else ")")
+    def chunking(entry: HumanAgreement | RanConfiguration) -> str:
+        return f" (chunks of {entry.chunk_size}" + (f", overlap {entry.overlap})" if entry.overlap else ")")
 
     out = []
-    overall = Table(
-        title=f"{escape(report['name'])}: agreement with the human coders ({intervals})", title_justify="left"
-    )
-    multi = not all(h["single_label"] for h in report["humans"])
+    overall = Table(title=f"{escape(report.name)}: agreement with the human coders ({intervals})", title_justify="left")
+    multi = not all(h.single_label for h in report.humans)
     columns = [
         ("Krippendorff's alpha" + (" (MASI)" if multi else ""), "krippendorff_alpha"),
         ("Cohen's kappa" + (" (mean per code)" if multi else ""), "cohen_kappa"),
@@ -418,41 +419,44 @@ def eval_tables(report: dict[str, Any]) -> list[Table]:
         columns.append(("identical code sets", "exact_agreement"))
     for header in ["coder", "against", "units"] + [c[0] for c in columns]:
         overall.add_column(header, overflow="fold")
-    for humans in report["humans"]:
-        group = humans["overall"]
+    for humans in report.humans:
+        group = humans.overall
         label = "humans" + (chunking(humans) if several else "")
-        alpha = group.get("krippendorff_alpha")
-        group_pa = group if humans["single_label"] else group.get("mean_per_code", {})
+        means = group.mean_per_code
+        agreeing = group.percent_agreement if humans.single_label else means.percent_agreement if means else None
         overall.add_row(
             escape(label),
             "each other (all)",
-            str(humans["pairable_units"]),
-            _cell(group, "krippendorff_alpha") if alpha is not None or "krippendorff_alpha_undefined" in group else "",
+            str(humans.pairable_units),
+            statistic_cell(group.krippendorff_alpha, 2),
             "",
-            _cell(group_pa, "percent_agreement"),
+            statistic_cell(agreeing, 2),
             *([""] if multi else []),
         )
-        for pair in humans["pairwise"]:
+        for pair in humans.pairwise:
             overall.add_row(
-                escape(pair["coders"][0]),
-                escape(pair["coders"][1]),
-                str(pair["units"]),
-                *(_cell(pair, name) for _, name in columns),
+                escape(pair.coders[0]),
+                escape(pair.coders[1]),
+                str(pair.units),
+                *(statistic_cell(getattr(pair, name), 2) for _, name in columns),
             )
     for entry in ran:
-        label = entry["name"] + (chunking(entry) if several else "")
-        consensus = entry["against_consensus"]
+        label = entry.name + (chunking(entry) if several else "")
+        consensus = entry.against_consensus
         if consensus is not None:
             overall.add_row(
                 escape(label),
                 "consensus",
-                str(consensus["units"]),
-                *(_cell(consensus, name) for _, name in columns),
+                str(consensus.units),
+                *(statistic_cell(getattr(consensus, name), 2) for _, name in columns),
                 style="bold",
             )
-        for pair in entry["against_humans"]:
+        for versus in entry.against_humans:
             overall.add_row(
-                escape(label), escape(pair["human"]), str(pair["units"]), *(_cell(pair, name) for _, name in columns)
+                escape(label),
+                escape(versus.human),
+                str(versus.units),
+                *(statistic_cell(getattr(versus, name), 2) for _, name in columns),
             )
     out.append(overall)
 
@@ -462,22 +466,25 @@ def eval_tables(report: dict[str, Any]) -> list[Table]:
         title_justify="left",
     )
     per_code.add_column("code", overflow="fold")
-    for humans in report["humans"]:
+    for humans in report.humans:
         per_code.add_column("prevalence" + (chunking(humans) if several else ""), overflow="fold")
         per_code.add_column("humans: alpha" + (chunking(humans) if several else ""), overflow="fold")
     for entry in ran:
-        per_code.add_column(f"{escape(entry['name'])}: kappa", overflow="fold")
-        per_code.add_column(f"{escape(entry['name'])}: F1", overflow="fold")
-    codes = [c["code"] for c in report["humans"][0]["per_code"]] if report["humans"] else []
+        per_code.add_column(f"{escape(entry.name)}: kappa", overflow="fold")
+        per_code.add_column(f"{escape(entry.name)}: F1", overflow="fold")
+    codes = [c.code for c in report.humans[0].per_code] if report.humans else []
     for k, code in enumerate(codes):
         cells = []
-        for humans in report["humans"]:
-            stats = humans["per_code"][k]
-            prevalence = stats.get("prevalence")
-            cells += [f"{prevalence:.2f}" if prevalence is not None else "", _cell(stats, "krippendorff_alpha")]
+        for humans in report.humans:
+            stats = humans.per_code[k]
+            prevalence = stats.prevalence.value
+            cells += [
+                f"{prevalence:.2f}" if prevalence is not None else "",
+                statistic_cell(stats.krippendorff_alpha, 2),
+            ]
         for entry in ran:
-            row = entry["per_code"][k].get("consensus")
-            cells += [_cell(row, "cohen_kappa"), _cell(row, "f1")]
+            row = entry.per_code[k].consensus
+            cells += [statistic_cell(row.cohen_kappa if row else None, 2), statistic_cell(row.f1 if row else None, 2)]
         per_code.add_row(escape(code), *cells)
     out.append(per_code)
 
@@ -487,26 +494,26 @@ def eval_tables(report: dict[str, Any]) -> list[Table]:
         title_justify="left",
     )
     cost.add_column("")
-    for entry in report["configurations"]:
-        cost.add_column(escape(entry["name"]), overflow="fold")
-    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-        ("coder", lambda e: f"{e['coder']} ({e['model'].rsplit('/', 1)[-1]})"),
-        ("prompt version", lambda e: e.get("prompt_version") or ""),
-        ("threshold", lambda e: "none: every suggestion" if e["threshold"] is None else f"{e['threshold']:g}"),
-        ("chunks (coded now)", lambda e: f"{e['run']['chunks']} ({e['run']['chunks_coded_now']})"),
-        ("requests (from the cache)", lambda e: f"{e['run']['requests']} ({e['run']['cache_hits']})"),
-        ("cost now", lambda e: _dollars(e["run"]["cost_usd"])),
-        ("time now", lambda e: f"{e['run']['seconds']:.1f} s"),
-        ("gold set: cost", lambda e: _dollars(e["coding"]["cost_usd"])),
-        ("gold set: coder time", lambda e: f"{e['coding']['coder_seconds']:.1f} s"),
+    for each in report.configurations:
+        cost.add_column(escape(each.name), overflow="fold")
+    rows: list[tuple[str, Callable[[RanConfiguration], str]]] = [
+        ("coder", lambda e: f"{e.coder} ({e.model.rsplit('/', 1)[-1]})"),
+        ("prompt version", lambda e: e.prompt_version or ""),
+        ("threshold", lambda e: "none: every suggestion" if e.threshold is None else f"{e.threshold:g}"),
+        ("chunks (coded now)", lambda e: f"{e.run.chunks} ({e.run.chunks_coded_now})"),
+        ("requests (from the cache)", lambda e: f"{e.run.requests} ({e.run.cache_hits})"),
+        ("cost now", lambda e: _dollars(e.run.cost_usd)),
+        ("time now", lambda e: f"{e.run.seconds:.1f} s"),
+        ("gold set: cost", lambda e: _dollars(e.coding.cost_usd)),
+        ("gold set: coder time", lambda e: f"{e.coding.coder_seconds:.1f} s"),
     ]
     for label, show in rows:
         cells = []
-        for entry in report["configurations"]:
-            if entry.get("status") == "ran":
-                cells.append(escape(show(entry)))
+        for each in report.configurations:
+            if isinstance(each, RanConfiguration):
+                cells.append(escape(show(each)))
             else:
-                cells.append(escape(f"skipped: {entry['skipped']}") if label == "coder" else "")
+                cells.append(escape(f"skipped: {each.skipped}") if label == "coder" else "")
         cost.add_row(label, *cells)
     out.append(cost)
     return out
@@ -516,27 +523,26 @@ def _dollars(value: float | None) -> str:
     return "unknown (no price for this model)" if value is None else f"${value:.4f}"
 
 
-def eval_lines(report: dict[str, Any]) -> list[str]:
+def eval_lines(report: EvalReport) -> list[str]:
     """The gates' verdicts and the notes, a line each."""
     result = []
-    for gate in report.get("gates", []):
-        for item in gate["configurations"]:
-            value = "undefined" if item["value"] is None else f"{item['value']:.3f}"
-            verdict = "pass" if item["passed"] else "FAIL"
-            why = f" ({item['undefined']})" if item.get("undefined") else ""
+    for gate in report.gates or []:
+        for item in gate.configurations:
+            value = "undefined" if item.value is None else f"{item.value:.3f}"
+            verdict = "pass" if item.passed else "FAIL"
+            why = f" ({item.undefined})" if item.undefined else ""
             result.append(
-                f"{verdict}: {item['configuration']} {gate['metric']} against the consensus {value}, "
-                f"at least {gate['minimum']:g} required{why}"
+                f"{verdict}: {item.configuration} {gate.metric} against the consensus {value}, "
+                f"at least {gate.minimum:g} required{why}"
             )
-    for entry in report["configurations"]:
-        for note in entry.get("notes", []):
-            result.append(f"note: {entry['name']}: {note}")
-    for humans in report["humans"]:
-        for note in humans.get("notes", []):
+    for entry in report.configurations:
+        for note in entry.notes:
+            result.append(f"note: {entry.name}: {note}")
+    for humans in report.humans:
+        for note in humans.notes:
             result.append(f"note: humans: {note}")
-    result += [f"note: {note}" for note in report["notes"]]
-    shown = {k: v for k, v in report.items() if k in ("humans", "configurations")}
-    if "_undefined" in json.dumps(shown, default=str):
+    result += [f"note: {note}" for note in report.notes]
+    if _undefined(report.humans) or _undefined(report.configurations):
         result.append(
             "n/a: undefined on these data (e.g. a code nobody applied: no variation, so chance agreement "
             "is 1); --json gives each reason beside the statistic, as NAME_undefined"

@@ -6,7 +6,7 @@ coder saw the unit and applied none. No row for a unit and a coder means that
 coder did not code the unit: missing, not "none". docs/agreement.md explains
 every statistic for researchers.
 
-Output (`agreement()`, `qcode agreement --json`) is one JSON object:
+Output (`measure_agreement()`, an `Agreement`; `qcode agreement --json`) is one JSON object:
 
     {"units": 120, "pairable_units": 118, "coders": [{"name", "role", "units"}], "codes": [...],
      "single_label": true, "level": "nominal", "bootstrap": {"replicates", "seed", "method"},
@@ -584,22 +584,6 @@ class _Plan:
         reason: Callable[[_Totals, int | None], str] | str = "undefined on these data",
     ) -> None:
         self.stats.append(_Stat(key, compute, reason))
-
-
-def agreement(
-    codings: Codings,
-    *,
-    level: str | None = None,
-    codebook: Codebook | None = None,
-    model_coders: list[str] | None = None,
-    bootstrap: int = 1000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """`measure_agreement` as the JSON object itself, for readers that still take plain data (the evals)."""
-    result = measure_agreement(
-        codings, level=level, codebook=codebook, model_coders=model_coders, bootstrap=bootstrap, seed=seed
-    )
-    return result.model_dump(mode="json")
 
 
 def measure_agreement(
