@@ -47,6 +47,7 @@ def word_spans(text: str) -> set[tuple[int, int]]:
     return {m.span() for m in re.finditer(r"\S+", text)}
 
 
+@pytest.mark.slow  # hundreds of generated transcripts
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=transcript_text, size=st.integers(20, 600), overlap_share=st.floats(0, 0.5))
 def test_chunks_are_exact_slices_and_never_cut_words(text: str, size: int, overlap_share: float) -> None:
@@ -79,6 +80,7 @@ def test_chunks_are_exact_slices_and_never_cut_words(text: str, size: int, overl
     assert [c.start for c in chunks] == sorted(c.start for c in chunks)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(text=transcript_text, size=st.integers(50, 800))
 def test_turns_are_split_only_when_they_alone_exceed_the_size(text: str, size: int) -> None:

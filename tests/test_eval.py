@@ -175,6 +175,7 @@ def test_the_shipped_gold_set_is_valid() -> None:
 # ---------------------------------------------------------------- running suites
 
 
+@pytest.mark.slow  # codes with the offline coder: loads the embedding model
 def test_configurations_side_by_side_with_the_humans(evaluated) -> None:
     _, report = evaluated
     assert report["gold"]["coders"] == ["ana", "ben", "cleo"] and report["gold"]["format"] == "passages"
@@ -197,6 +198,7 @@ def test_configurations_side_by_side_with_the_humans(evaluated) -> None:
     assert report["passed"] is True and report["gates"] == []
 
 
+@pytest.mark.slow  # codes with the offline coder: loads the embedding model
 def test_a_rerun_codes_nothing(evaluated) -> None:
     suite, first = evaluated
     code, again, _ = evaluate(suite, "--json")
@@ -206,6 +208,7 @@ def test_a_rerun_codes_nothing(evaluated) -> None:
         assert after["against_consensus"] == before["against_consensus"]
 
 
+@pytest.mark.slow  # codes with the offline coder: loads the embedding model
 def test_fail_under_gates_each_configuration_against_the_consensus(evaluated) -> None:
     suite, report = evaluated
     values = [c["against_consensus"]["krippendorff_alpha"] for c in report["configurations"]]
@@ -228,6 +231,7 @@ def test_fail_under_gates_each_configuration_against_the_consensus(evaluated) ->
         assert words in output
 
 
+@pytest.mark.slow  # codes with the offline coder: loads the embedding model
 def test_units_from_a_blind_export_give_the_same_agreement(study: Path, evaluated, tmp_path: Path) -> None:
     suite_path, report = evaluated
     suite = load_suite(suite_path)
@@ -350,6 +354,7 @@ def golden_study(folder: Path, rows: list[dict[str, str]] | None = None, columns
     return folder
 
 
+@pytest.mark.slow  # codes with the offline coder: loads the embedding model
 def test_units_of_single_codes_are_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Gold codes as units (a blind export: chunk ids, reviewer:NAME), one code per unit and coder, and a
     configuration that proposes one code per chunk: single-label data, gated on Cohen's kappa."""
@@ -368,6 +373,7 @@ def test_units_of_single_codes_are_pinned(tmp_path: Path, monkeypatch: pytest.Mo
     assert report["configurations"][0]["agreement"]["single_label"] is True and report["passed"] is True
 
 
+@pytest.mark.slow  # codes with the offline coder: loads the embedding model
 def test_two_chunkings_and_a_skipped_configuration_are_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QCODE_TEST_EVAL_GOLDEN", raising=False)
     study = golden_study(tmp_path / "study")
@@ -388,6 +394,7 @@ def test_two_chunkings_and_a_skipped_configuration_are_pinned(tmp_path: Path, mo
     assert [c["status"] for c in report["configurations"]] == ["ran", "ran", "skipped"]
 
 
+@pytest.mark.slow  # codes with the offline coder: loads the embedding model
 def test_a_failing_gate_is_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two gates, one failed; a threshold that leaves suggestions out; offsets that miss their quote."""
     rows = [{**row, "start": "", "end": ""} for row in gold_rows(STUDY_FILES)]
@@ -415,8 +422,8 @@ def test_a_gate_with_nothing_to_check_is_pinned(tmp_path: Path, monkeypatch: pyt
 # ---------------------------------------------------------------- bad suites
 
 
-def test_bad_fail_under_is_refused_before_anything_runs(evaluated) -> None:
-    suite, _ = evaluated
+def test_bad_fail_under_is_refused_before_anything_runs(study: Path) -> None:
+    suite = write_suite(study / "gates.yaml", study, OFFLINE)
     code, _, output = evaluate(suite, "--fail-under", "fleiss_kappa=0.5")
     assert code == 2 and "krippendorff_alpha" in output and "fleiss_kappa" in output
     code, _, output = evaluate(suite, "--fail-under", "krippendorff_alpha=high")

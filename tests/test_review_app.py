@@ -585,8 +585,8 @@ def checked_together(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     real, gate = review_app.authenticate, threading.Barrier(n)
 
     def together(*args: Any) -> Any:
-        try:
-            gate.wait(timeout=3)
+        try:  # those the limit stops never come: the others go on after a second
+            gate.wait(timeout=1)
         except threading.BrokenBarrierError:
             pass
         return real(*args)
@@ -1129,8 +1129,8 @@ def test_two_reviewers_adding_the_same_code_at_once_record_it_once(
     real_now = decision_module.now
 
     def now_together() -> Any:  # both have looked for an earlier add before either records theirs
-        try:
-            gate.wait(timeout=3)
+        try:  # with the passage's row locked, the second never comes: the first goes on after a second
+            gate.wait(timeout=1)
         except threading.BrokenBarrierError:
             pass
         return real_now()
@@ -1770,16 +1770,14 @@ def test_the_decisions_log_goes_to_standard_output_and_runs_no_formula(
     ]
 
 
-def test_a_person_settles_each_rejected_proposal_once(qcode: Callable[..., Answer], tmp_path: Path) -> None:
+def test_a_person_settles_each_rejected_proposal_once(tmp_path: Path) -> None:
     scripted_coder("inventing", "inventing-1", "inventing-v1", proposes="made-up")
     codebook = tmp_path / "small.yaml"
     codebook.write_text(SMALL_CODEBOOK, encoding="utf-8")
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.txt").write_text("Ms. Chen: The grant paid for our <i>release</i> time.\n", encoding="utf-8")
     db = tmp_path / "r.db"
-    result = qcode("run", tmp_path / "in", "--codebook", codebook, "--db", db, "--coder", "inventing", "--json")
-    assert result.exit_code == 0, result.output
-    run_id = json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
+    run_id = code_store(tmp_path / "in", codebook, db, coder="inventing").run_id
     store = Store(str(db))
     passwords = make_reviewers(db, {"ana": "reviewer", "ben": "reviewer"}, run_id)
     passwords["zed"] = add_reviewer(store, "zed", "reviewer")  # granted nothing
