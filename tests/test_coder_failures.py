@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from fakes import ScriptedCoder, code_store, qcode, scripted_coder, write
 
+import pipeline.run.corpus
+
 pytestmark = pytest.mark.slow
 
 
@@ -44,8 +46,9 @@ def test_transient_error_is_retried(tmp_path: Path, small_codebook: Path, script
 
 
 def test_a_transient_error_that_lasts_fails_the_batch_after_the_retries(
-    tmp_path: Path, small_codebook: Path, scripted
+    tmp_path: Path, small_codebook: Path, scripted, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(pipeline.run.corpus, "RETRY_DELAYS", (0.01, 0.01))  # as many retries, without the wait
     write(tmp_path / "in" / "a.txt", "Ms. Chen: We got a grant.\n")
     scripted.failures = [TimeoutError("slow")] * 3
     code, summary = run(tmp_path / "in", small_codebook, tmp_path / "t.db", prefect=False)

@@ -471,6 +471,37 @@ def test_a_plugin_coder_works_with_no_special_case(plugin, study, tmp_path: Path
     assert {j for (j,) in rows(db, "select justification from suggestions")} == {"flag"}
     assert json.loads(rows(db, "select parameters from runs")[0][0])["batch_size"] == 1
 
+    # the same, through the run without Prefect, which it never loads: the same summary and suggestions
+    plain_db = work / "plain.db"
+    script = (
+        "import json, sys\n"
+        "from pipeline.run.corpus import code_corpus\n"
+        "from pipeline.run.estimate import estimate\n"
+        "from pipeline.run.settings import run_request\n"
+        "options = {'codebook': sys.argv[2], 'db': sys.argv[3], 'coder': 'echo', 'word': 'flag', 'price': 0.1}\n"
+        "request = run_request([sys.argv[1]], options)\n"
+        "estimate(request)\n"
+        "summary = code_corpus(request)\n"
+        "print(json.dumps({'summary': summary.model_dump(mode='json'), 'prefect': 'prefect' in sys.modules}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder), str(codebook), str(plain_db)],
+        capture_output=True,
+        text=True,
+        env=plugin,
+        cwd=work,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    plain = json.loads(done.stdout.strip().splitlines()[-1])
+    assert plain["prefect"] is False
+    different = {"run_id", "db", "seconds", "cpu_seconds"}
+    assert {k: v for k, v in plain["summary"].items() if k not in different} == {
+        k: v for k, v in summary.items() if k not in different
+    }
+    query = "select chunk_id, coder_key, code, quote, status from suggestions order by chunk_id"
+    assert rows(plain_db, query) == rows(db, query)
+
     # qcode.toml, through a dry run
     (work / "qcode.toml").write_text('[run]\ncoder = "echo"\nword = "toml"\nprice = 1.5\n')
     code, found, stderr = qcode(plugin, work, "run", *args, "--dry-run")
@@ -506,42 +537,6 @@ def test_a_plugin_coder_works_with_no_special_case(plugin, study, tmp_path: Path
 
 
 @pytest.mark.slow
-def test_the_plain_run_codes_a_store_as_the_flow_does_without_loading_prefect(plugin, study, tmp_path: Path) -> None:
-    folder, codebook = study
-    script = (
-        "import json, sys\n"
-        "from pipeline.run.corpus import code_corpus\n"
-        "from pipeline.run.estimate import estimate\n"
-        "from pipeline.run.settings import run_request\n"
-        "request = run_request([sys.argv[1]], {'codebook': sys.argv[2], 'db': sys.argv[3], 'coder': 'echo'})\n"
-        "estimate(request)\n"
-        "summary = code_corpus(request)\n"
-        "print(json.dumps({'summary': summary.model_dump(mode='json'), 'prefect': 'prefect' in sys.modules}))\n"
-    )
-    plain_db, flow_db = tmp_path / "plain.db", tmp_path / "flow.db"
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(folder), str(codebook), str(plain_db)],
-        capture_output=True,
-        text=True,
-        env=plugin,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    plain = json.loads(done.stdout.strip().splitlines()[-1])
-    assert plain["prefect"] is False
-    code, flowed, stderr = qcode(
-        plugin, tmp_path, "run", str(folder), "--codebook", str(codebook), "--db", str(flow_db), "--coder", "echo"
-    )
-    assert code == 0, stderr
-    different = {"run_id", "db", "seconds", "cpu_seconds"}
-    assert {k: v for k, v in plain["summary"].items() if k not in different} == {
-        k: v for k, v in flowed.items() if k not in different
-    }
-    query = "select chunk_id, coder_key, code, quote, status from suggestions order by chunk_id"
-    assert rows(plain_db, query) == rows(flow_db, query)
-
-
 def test_the_shipped_coders_are_named_once() -> None:
     """No module outside pipeline/coders/ names a coder to decide what to do."""
     for path in (ROOT / "pipeline").rglob("*.py"):
