@@ -26,7 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.exchange.projects import PROJECT_NAMESPACE, import_project, read_project, write_project  # noqa: E402
+from pipeline.exchange.exports import write_project  # noqa: E402
+from pipeline.exchange.imports import import_project  # noqa: E402
+from pipeline.exchange.projects import PROJECT_NAMESPACE, read_project  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 
 WORDS = "district teacher leaders coaches plan meeting grant trust principal budget 😀 release time".split()

@@ -66,12 +66,15 @@ class IngestError(QcodeError):
 
 
 class CodebookError(QcodeError):
-    """Every problem found in a codebook (`problems`, each with its file and line), then how many."""
+    """Every problem found in a codebook (`problems`, each with its file and line), then, when there
+    are several, how many."""
 
     def __init__(self, problems: list[Any]):
         self.problems = problems
         where = getattr(problems[0], "file", None) if problems else None
-        lines = [str(p) for p in problems] + [f"{len(problems)} problem(s) in {where or 'the codebook'}"]
+        lines = [str(p) for p in problems]
+        if len(problems) != 1:
+            lines.append(f"{len(problems)} problem(s) in {where or 'the codebook'}")
         super().__init__("\n".join(lines))
 
 

@@ -555,7 +555,7 @@ def test_import_command_errors(tmp_path: Path) -> None:
     rows.write_text("id,name\na,A\na,B\n")
     result = runner.invoke(app, ["codebook", "import", str(rows), "--out", str(tmp_path / "x.yaml")])
     assert result.exit_code == 1
-    assert f"{rows}:3: duplicate code id 'a'" in result.stderr and "1 problem(s) in" in result.stderr
+    assert f"{rows}:3: duplicate code id 'a'" in result.stderr
     assert not (tmp_path / "x.yaml").exists()
 
 
@@ -578,6 +578,6 @@ def test_export_command(tmp_path: Path) -> None:
     broken.write_text("name: x\ndescription: y\ncodes:\n  - id: A B\n    name: n\n")
     result = runner.invoke(app, ["codebook", "export", str(broken), "--format", "qdc"])
     assert result.exit_code == 1
-    assert f"{broken}:4: code 'A B': missing definition" in result.stderr and "1 problem(s) in" in result.stderr
+    assert f"{broken}:4: code 'A B': missing definition" in result.stderr
     as_json = runner.invoke(app, ["codebook", "export", str(broken), "--format", "qdc", "--json"])
     assert as_json.exit_code == 2 and "--json needs --out" in json.loads(as_json.stdout)["error"]

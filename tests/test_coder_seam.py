@@ -538,9 +538,9 @@ def test_a_plugin_coder_works_with_no_special_case(plugin, study, tmp_path: Path
 
 @pytest.mark.slow
 def test_the_shipped_coders_are_named_once() -> None:
-    """No module outside pipeline/coders/ names a coder to decide what to do."""
-    for path in (ROOT / "pipeline").rglob("*.py"):
-        if path.parent.name == "coders":
+    """No module or template outside pipeline/coders/ names a coder to decide what to do."""
+    for path in (ROOT / "pipeline").rglob("*"):
+        if path.suffix not in (".py", ".jinja", ".html") or path.parent.name == "coders":
             continue
         text = path.read_text(encoding="utf-8")
         for probe in ('== "openai"', '!= "openai"', '== "offline"', '!= "offline"', "hasattr(coder", "getattr(coder"):

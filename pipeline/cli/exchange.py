@@ -17,7 +17,7 @@ from pipeline.errors import QcodeError
 from pipeline.exchange.exports import FORMATS, export
 from pipeline.exchange.imports import import_project
 from pipeline.exchange.projects import Counting, read_project
-from pipeline.files import read_text, refuse_to_replace, write_text
+from pipeline.files import read_text, refuse_to_replace, written_aside
 from pipeline.store import Store
 from pipeline.store.queries import STATUSES
 
@@ -96,19 +96,21 @@ def import_(
         bad_argument(f"unknown --offsets '{offsets}' (choose from auto, {', '.join(get_args(Counting))})")
     target = codebook_out or Path(f"{path.stem}.codebook.yaml")
     try:
-        # the whole project is read and checked, and the codebook's file too, before the store is
-        # opened (or created): an import happens whole or not at all
+        # the whole project is read and checked, and the codebook's file written aside, before the
+        # store is opened (or created); the file is moved into place once the import is in: an
+        # import happens whole or not at all
         project = read_project(path, None if offsets == "auto" else offsets)  # type: ignore[arg-type]
         text = dump_yaml(project.codebook.codebook) if project.codebook is not None else None
         unchanged = text is not None and target.is_file() and read_text(target)[0] == text
-        if text is not None and not unchanged:
-            refuse_to_replace(target, force)
-        summary = import_project(Store(db), project, chunk_size=chunk_size, overlap=overlap)
+        if text is None or unchanged:
+            summary = import_project(Store(db), project, chunk_size=chunk_size, overlap=overlap)
+        else:
+            with written_aside(target, force=force) as aside:
+                aside.write_text(text, encoding="utf-8")
+                summary = import_project(Store(db), project, chunk_size=chunk_size, overlap=overlap)
     except QcodeError as exc:
-        exc.hint = exc.hint or "nothing was imported"
+        exc.hint = f"{exc.hint}; nothing was imported" if exc.hint else "nothing was imported"
         raise
-    if text is not None and not unchanged:
-        write_text(target, text, force=True)  # checked above, before the import
     written = str(target) if text is not None else None
 
     def show() -> None:

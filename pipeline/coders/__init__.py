@@ -18,7 +18,16 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from pipeline.codebook import Codebook
-from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Flag, Number, checked_coder, read_options
+from pipeline.coders.base import (
+    NOT_A_FLAG,
+    BaseCoder,
+    CoderOptions,
+    Flag,
+    Number,
+    checked_coder,
+    describe_details,
+    read_options,
+)
 from pipeline.coders.offline import EmbeddingCoder
 from pipeline.coders.openai_chat import OpenAICoder
 from pipeline.errors import CoderError
@@ -33,6 +42,7 @@ __all__ = [
     "Number",
     "coder_class",
     "coders",
+    "describe",
     "make_coder",
     "provenance",
     "register_coder",
@@ -85,6 +95,16 @@ def coder_class(name: str) -> type[BaseCoder]:
     if name in _BROKEN:
         raise CoderError(f"the coder plugin '{name}' cannot be loaded: {_BROKEN[name]}")
     raise CoderError(f"unknown coder '{name}' (available: {', '.join(sorted(_CODERS))})")
+
+
+def describe(name: str, model: str, parameters: dict[str, Any], prompt_version: str | None) -> str:
+    """A coder configuration as a methods section names it, from what a run recorded; a coder no
+    longer installed is named plainly."""
+    try:
+        chosen = coder_class(name)
+    except CoderError:
+        return f"the {name} coder ({describe_details(model, [], prompt_version)})"
+    return chosen.describe(model, parameters, prompt_version)
 
 
 def make_coder(name: str, **options: Any) -> BaseCoder:

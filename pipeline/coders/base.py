@@ -131,6 +131,12 @@ class BaseCoder(ABC):
         """What coding these chunks would send, for a dry run: nothing, unless the coder says."""
         return Usage()
 
+    @classmethod
+    def describe(cls, model: str, parameters: dict[str, Any], prompt_version: str | None) -> str:
+        """The coder as a methods section names it, from what a run recorded: 'the X coder (model M,
+        prompt version P)'. A coder says more (its sampling settings) by overriding this."""
+        return f"the {cls.name} coder ({describe_details(model, [], prompt_version)})"
+
     def cost(self, usage: Usage, batch: bool = False) -> float | None:
         """Dollars for this usage (`batch`: sent in batch mode); None when the coder cannot tell.
         Usage of nothing costs nothing; a coder that sends requests or tokens prices them itself."""
@@ -181,3 +187,9 @@ def _option_problem(name: str, error: Any) -> str:
     if error["type"] == "missing":
         return f"the {name} coder needs the option '{option}'"
     return f"the {name} coder's option '{option}': {error['msg']}"
+
+
+def describe_details(model: str, settings: list[str], prompt_version: str | None) -> str:
+    """'model M, SETTING..., prompt version P', for a coder's description."""
+    version = [f"prompt version {prompt_version}"] if prompt_version else []
+    return ", ".join([f"model {model}", *settings, *version])

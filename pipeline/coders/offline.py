@@ -27,7 +27,7 @@ from pydantic import Field
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Code, Codebook
-from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Number
+from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Number, describe_details
 from pipeline.errors import CoderError
 from pipeline.suggestion import ChunkCoding, Proposal, Usage
 
@@ -126,6 +126,10 @@ class EmbeddingCoder(BaseCoder):
             "margin": self.margin,
             "scale": self.scale,
         }
+
+    @classmethod
+    def describe(cls, model: str, parameters: dict[str, Any], prompt_version: str | None) -> str:
+        return f"the offline sentence-embedding coder ({describe_details(model, [], prompt_version)})"
 
     def prompt_version(self, codebook: Codebook) -> str:
         return METHOD_VERSION

@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
-from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Number
+from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Number, describe_details
 from pipeline.coders.batch import prefill_by_batch
 from pipeline.coders.calls import CallCache, Completion, completion_from_json
 from pipeline.coders.fewshot import ExamplePicker, adjudicated
@@ -327,6 +327,15 @@ class OpenAICoder(BaseCoder):
             "tpm": self.tpm,
             "mode": self.mode,
         }
+
+    @classmethod
+    def describe(cls, model: str, parameters: dict[str, Any], prompt_version: str | None) -> str:
+        settings = []
+        if "temperature" in parameters:
+            settings.append(f"temperature {parameters['temperature']}")
+        if (parameters.get("samples") or 0) > 1:
+            settings.append(f"{parameters['samples']} samples per passage")
+        return f"the {cls.name} coder ({describe_details(model, settings, prompt_version)})"
 
     def prompt_version(self, codebook: Codebook) -> str:
         return self.prompt.version(codebook)

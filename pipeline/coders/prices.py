@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from pipeline.config import config_path
-from pipeline.errors import SettingsError
+from pipeline.config import config_path, config_table
+from pipeline.errors import SettingsError, problems
 from pipeline.suggestion import Usage
 
 TABLE = Path(__file__).with_name("prices.toml")
@@ -31,19 +32,18 @@ class Price(BaseModel):
 
 
 def price_table() -> tuple[dict[str, Price], float]:
-    """The shipped table with qcode.toml's overrides; a malformed entry is a SettingsError."""
-    try:
-        return _price_table()
-    except (ValueError, TypeError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"price table: {exc}") from exc
-
-
-def _price_table() -> tuple[dict[str, Price], float]:
+    """The shipped table with qcode.toml's overrides; a malformed entry is a SettingsError naming it."""
     data = tomllib.loads(TABLE.read_text(encoding="utf-8"))
-    prices = {name: Price(**values) for name, values in data.get("models", {}).items()}
-    discount = float(data.get("batch_discount", 0.5))
-    path = config_path()
-    if path.is_file():
-        overrides = tomllib.loads(path.read_text(encoding="utf-8")).get("prices", {})
-        prices.update({name: Price(**values) for name, values in overrides.items()})
-    return prices, discount
+    prices = _prices(data.get("models", {}), TABLE)
+    prices.update(_prices(config_table("prices"), config_path()))
+    return prices, float(data.get("batch_discount", 0.5))
+
+
+def _prices(table: dict[str, Any], where: Path) -> dict[str, Price]:
+    prices = {}
+    for name, values in table.items():
+        try:
+            prices[name] = Price.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(f'[prices."{name}"]: {problems(exc)}', file=where) from None
+    return prices

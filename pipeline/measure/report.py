@@ -41,6 +41,7 @@ from sqlalchemy import func, select
 
 from pipeline import __version__
 from pipeline.codebook import Codebook
+from pipeline.coders import describe as describe_coder
 from pipeline.errors import AgreementError
 from pipeline.files import written_aside
 from pipeline.measure.agreement import Agreement, ModelCodeAgreement, codings_from_store, measure_agreement
@@ -657,6 +658,7 @@ class RunConfig(BaseModel):
     codebook_version: str
     qcode_version: str
     parameters: dict[str, Any]  # the coder's
+    description: str  # the coder's own words for this configuration
 
 
 class Methods(BaseModel):
@@ -716,6 +718,7 @@ def methods_section(
                 codebook_version=r.codebook_version,
                 qcode_version=r.qcode_version,
                 parameters=r.parameters.get("coder") or {},
+                description=describe_coder(r.coder, r.model, r.parameters.get("coder") or {}, r.prompt_version),
             ),
         )
     routing = [r.parameters.get("routing") or {} for r in runs]

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import __version__
@@ -143,7 +143,7 @@ class Store:
                 f"the database driver '{exc.name}' is not installed",
                 hint="for PostgreSQL: pip install 'qcode[postgres]'",
             ) from None
-        except (OperationalError, ArgumentError) as exc:
+        except (DatabaseError, ArgumentError) as exc:  # DatabaseError: not reachable, not a database...
             raise StoreError(
                 f"{redact(self.url)}: the database cannot be opened: {getattr(exc, 'orig', None) or exc}"
             ) from None
