@@ -38,7 +38,7 @@ from pipeline.measure.report import write_report
 from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.review.reviewers import authenticate
 from pipeline.store import RunRecord, Store, SuggestionRecord, TranscriptRecord
-from pipeline.store.queries import MISSING, coded_passages
+from pipeline.store.queries import MISSING, coded_passages, suggestion_records
 
 CODEBOOK = """\
 name: Matrix test codebook
@@ -485,3 +485,24 @@ def test_several_coder_configurations_are_not_pooled(study: Study, tmp_path: Pat
         store.engine.dispose()
     page = out.read_text(encoding="utf-8")
     assert 'id="frequencies-configurations"' in page and other in page and 'id="frequencies-1"' not in page
+
+
+def test_a_status_keeps_the_same_suggestions_in_export_and_matrix(study: Study, tmp_path: Path) -> None:
+    """`--status` is one rule: what export lists under a status is what the matrix counts of the
+    coder's suggestions under it; the matrix adds only the codes reviewers put in (changed, added)."""
+    store = Store(str(study.db))
+    for status in ("accepted", "review", "all"):
+        exported = {r["suggestion_id"] for r in suggestion_records(store, status=status)}
+        counted = load_study(store, None, status).passages
+        proposals = {p["suggestion"]["suggestion_id"] for p in counted if p["how"] in ("auto", "accept", "queued")}
+        assert exported == proposals, status
+        assert {p["how"] for p in counted} - {"auto", "accept", "queued"} <= {"change", "add"}
+    out = tmp_path / "accepted.jsonl"
+    assert qcode("export", "--db", study.db, "--format", "jsonl", "--status", "accepted", "--out", out).exit_code == 0
+    listed = {json.loads(line)["suggestion_id"] for line in out.read_text(encoding="utf-8").splitlines()}
+    assert listed == {r["suggestion_id"] for r in suggestion_records(store, status="accepted")}
+    rejected = {r["suggestion_id"] for r in suggestion_records(store)} - {
+        r["suggestion_id"] for r in suggestion_records(store, status="all")
+    }
+    assert len(rejected) == 2  # the one a reviewer rejected and the one a reviewer changed
+    store.engine.dispose()

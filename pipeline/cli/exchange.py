@@ -35,7 +35,8 @@ def export_(
         typer.Option(
             "--status",
             help="Only the suggestions that stand after review (accepted), still wait for a reviewer (review), "
-            "were drawn for the audit (audit) or were sent to a reviewer (queued); default all.",
+            "either of these (all), were drawn for the audit (audit) or were sent to a reviewer (queued); "
+            "default: every suggestion.",
         ),
     ] = None,
     force: ForceOption = False,
@@ -56,7 +57,7 @@ def export_(
         bad_argument("a qdpx project is a ZIP file: name it with --out, or redirect standard output to a file")
     if out_path is not None:
         refuse_to_replace(out_path, force)
-    count = export(Store(db, create=False), fmt, out_path, run_id, None if status == "all" else status, force=force)
+    count = export(Store(db, create=False), fmt, out_path, run_id, status, force=force)
     emit({"format": fmt, "out": str(out_path) if out_path else None, "records": count}, as_json)
     say(f"wrote {count} record(s) to {out_path or 'standard output'}")
 

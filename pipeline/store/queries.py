@@ -39,7 +39,9 @@ from pipeline.suggestion import QUEUED
 MISSING = "(missing)"  # a transcript without a value for a case attribute
 
 # What `--status` keeps, in `qcode export` and `qcode matrix` alike. `accepted` and `review` say where
-# a suggestion stands now, after any reviewer's decision; `audit` and `queued` say where routing sent it.
+# a suggestion stands now, after any reviewer's decision (`standing`); `audit` and `queued` say where
+# routing sent it; `all` is what stands and what still waits. `qcode export` lists suggestions (with no
+# --status, every one); `qcode matrix` counts the codes that stand, reviewers' own among them.
 STATUSES = ("accepted", "review", "audit", "queued", "all")
 STATUS_TEXT = {
     "accepted": "Codes as they stand after review: suggestions accepted without review that no reviewer has "
@@ -58,6 +60,19 @@ STATUS_TEXT = {
 
 # the statuses that count codes on passages, rather than list suggestions
 PASSAGE_STATUSES = ("accepted", "review", "all")
+
+
+def standing(routing: str, verdict: str | None) -> str:
+    """Where a suggestion stands now: `accepted` (routing accepted it and no reviewer has decided
+    otherwise, or a reviewer accepted it), `waiting` (for a reviewer), `changed` (a reviewer put another
+    code in its place) or `rejected`. The first decision on a suggestion is the one that stands."""
+    if verdict is None:
+        return "accepted" if routing == "accepted" else "waiting"
+    return {"accept": "accepted", "change": "changed", "reject": "rejected"}.get(verdict, "waiting")
+
+
+# what a suggestion's standing must be to be kept under each status that says where it stands
+_KEPT = {"accepted": {"accepted"}, "review": {"waiting"}, "all": {"accepted", "waiting"}}
 
 
 def check_status(status: str | None, allowed: Sequence[str] = STATUSES) -> None:
@@ -85,13 +100,14 @@ def resolve_run(store: Store, run_id: str | None) -> str | None:
 
 def suggestion_records(store: Store, run_id: str | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
     """Every suggestion with its transcript, case metadata, chunk and provenance; with `status`, those
-    it keeps (STATUS_TEXT). A suggestion keeps its proposal whatever a reviewer decides, so under
-    `accepted` a suggestion a reviewer changed is left out: its new code is a decision's."""
+    it keeps (STATUS_TEXT, `standing`). A suggestion keeps its proposal whatever a reviewer decides, so
+    under `accepted` a suggestion a reviewer changed is left out: its new code is the decision's."""
     check_status(status)
     query = (
-        select(SuggestionRecord, TranscriptRecord, ChunkRecord)
+        select(SuggestionRecord, TranscriptRecord, ChunkRecord, DecisionRecord.verdict)
         .join(TranscriptRecord, SuggestionRecord.transcript_id == TranscriptRecord.id)
         .join(ChunkRecord, SuggestionRecord.chunk_id == ChunkRecord.id)
+        .outerjoin(DecisionRecord, DecisionRecord.suggestion_id == SuggestionRecord.id)
         .order_by(TranscriptRecord.source_name, TranscriptRecord.id, ChunkRecord.index, SuggestionRecord.code)
     )
     if run_id:
@@ -103,17 +119,12 @@ def suggestion_records(store: Store, run_id: str | None = None, status: str | No
         query = query.where(SuggestionRecord.status.in_(QUEUED))
     elif status == "audit":
         query = query.where(SuggestionRecord.status == "audit")
-    elif status == "review":
-        query = query.where(SuggestionRecord.status.in_(QUEUED), SuggestionRecord.decided_at.is_(None))
-    elif status == "accepted":
-        accepted_by_a_reviewer = select(DecisionRecord.suggestion_id).where(DecisionRecord.verdict == "accept")
-        query = query.where(
-            ((SuggestionRecord.status == "accepted") & SuggestionRecord.decided_at.is_(None))
-            | SuggestionRecord.id.in_(accepted_by_a_reviewer)
-        )
+    kept = _KEPT.get(status or "")
     with store.session() as s:
         names = _code_names(s)
-        for suggestion, transcript, chunk in s.execute(query):
+        for suggestion, transcript, chunk, verdict in s.execute(query):
+            if kept is not None and standing(suggestion.status, verdict) not in kept:
+                continue
             yield {
                 "suggestion_id": suggestion.id,
                 "run_id": suggestion.run_id,
@@ -414,17 +425,18 @@ def coded_passages(
     change, add (by a reviewer) or queued; a code applied twice to one passage (by the coder and
     by a reviewer) gives two rows, which the matrices count once."""
     check_status(status, PASSAGE_STATUSES)
-    standing: list[dict[str, Any]] = []
+    stand: list[dict[str, Any]] = []
     waiting: list[dict[str, Any]] = []
     for s in suggestions:
         d = settled.get(s["suggestion_id"])
-        if d is None:
-            how = "auto" if s["status"] == "accepted" else "queued"
-            (standing if how == "auto" else waiting).append(
+        now = standing(s["status"], d["verdict"] if d else None)
+        if d is None and now in ("accepted", "waiting"):
+            how = "auto" if now == "accepted" else "queued"
+            (stand if how == "auto" else waiting).append(
                 _passage(s, s["code"], s["quote"], s["quote_start"], s["quote_end"], s["confidence"], how, s, None)
             )
-        elif d["verdict"] in ("accept", "change"):
-            standing.append(
+        elif d is not None and now in ("accepted", "changed"):
+            stand.append(
                 _passage(
                     s,
                     d["final_code"],
@@ -439,7 +451,7 @@ def coded_passages(
             )
     for d in decisions:
         if d["verdict"] == "add" and d["final_code"]:
-            standing.append(
+            stand.append(
                 _passage(
                     d,
                     d["final_code"],
@@ -452,7 +464,7 @@ def coded_passages(
                     d,
                 )
             )
-    return {"accepted": standing, "review": waiting, "all": standing + waiting}[status]
+    return {"accepted": stand, "review": waiting, "all": stand + waiting}[status]
 
 
 def _offset(*values: Any) -> int | None:
