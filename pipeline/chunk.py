@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
 from pydantic import BaseModel, Field
 
 from pipeline.transcript import Transcript, Turn
@@ -150,6 +149,9 @@ def _next_start(turns: list[Turn], i: int, j: int, size: int, overlap: int) -> i
 
 def _split_turn(text: str, turn: Turn, size: int, overlap: int) -> list[tuple[int, int]]:
     """Split one oversized turn at sentence boundaries, then at spaces; never in a word."""
+    # slow to import (it brings langchain-core), and only a turn longer than a chunk needs it
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=size,
         chunk_overlap=overlap,

@@ -57,6 +57,8 @@ LAZY = {
     "fastapi",
     "playwright",
     "openai",
+    "alembic",
+    "langchain_text_splitters",
     "pipeline.run.flow",
     "pipeline.review.app",
 }
@@ -207,3 +209,19 @@ def test_no_module_shadows_the_standard_library() -> None:
         if name.rsplit(".", 1)[-1] in _stdlib() - GONE_FROM_THE_STANDARD_LIBRARY and not name.endswith("__main__")
     )
     assert not shadows, f"modules named like the standard library's: {', '.join(shadows)}"
+
+
+def test_the_command_line_starts_without_what_only_some_commands_need() -> None:
+    """`qcode --help` and every command's start load none of the slow packages that only some
+    commands use: each is imported where it is needed (LAZY)."""
+    import subprocess
+    import sys
+
+    slow = sorted(module for module in LAZY if not module.startswith("pipeline") and module != "playwright")
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"import sys, pipeline.cli; print([m for m in {slow!r} if m in sys.modules])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert loaded == "[]", f"importing the command line loads {loaded}"

@@ -63,7 +63,6 @@ from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy import sparse
 from sqlalchemy import select
 
 from pipeline.codebook import Codebook
@@ -453,6 +452,8 @@ class _Sums:
         else:
             rows = cols = np.zeros(0, dtype=np.int64)
             vals = np.zeros(0)
+        from scipy import sparse  # slow to import, and only computing agreement needs it
+
         self.sparse = sparse.csr_matrix((vals, (rows, cols)), shape=(self._ns, self.n))
         self.sparse.sum_duplicates()
         self._dense, self._coo = [], []

@@ -19,8 +19,16 @@ from pipeline.store import GrantRecord, ReviewerRecord, ReviewerSessionRecord, R
 
 ROLES = ("reviewer", "lead")
 _hasher = PasswordHasher()
-# verifying against this costs as much as a real account, so a wrong name is not faster to find out
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# verifying against this costs as much as a real account, so a wrong name is not faster to find out;
+# made at the first sign-in, not when qcode starts
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+    return _DUMMY_HASH
 
 
 @dataclass(frozen=True)
@@ -156,7 +164,7 @@ def authenticate(store: Store, name: str, password: str) -> Reviewer | None:
     with store.session() as s:
         record = s.scalar(select(ReviewerRecord).where(ReviewerRecord.name == name.strip()))
         try:
-            _hasher.verify(record.password_hash if record is not None else _DUMMY_HASH, password)
+            _hasher.verify(record.password_hash if record is not None else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return None
         if record is None or record.disabled_at is not None:
