@@ -57,7 +57,8 @@ def export_(
         bad_argument("a qdpx project is a ZIP file: name it with --out, or redirect standard output to a file")
     if out_path is not None:
         refuse_to_replace(out_path, force)
-    count = export(Store(db, create=False), fmt, out_path, run_id, status, force=force)
+    destination = out_path if out_path is not None else typer.get_binary_stream("stdout")
+    count = export(Store(db, create=False), fmt, destination, run_id, status, force=force)
     emit({"format": fmt, "out": str(out_path) if out_path else None, "records": count}, as_json)
     say(f"wrote {count} record(s) to {out_path or 'standard output'}")
 

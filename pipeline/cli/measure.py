@@ -223,7 +223,8 @@ def matrix_(
         bad_argument("--json needs --out: the matrix and the summary cannot both go to standard output")
     store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
     try:
-        summary = write_matrix(store, fmt, out_path, rows, cols, status, run_id, cooccurrence_only, force=force)
+        destination = out_path if out_path is not None else typer.get_binary_stream("stdout")
+        summary = write_matrix(store, fmt, destination, rows, cols, status, run_id, cooccurrence_only, force=force)
     finally:
         store.engine.dispose()
     emit(summary, as_json)

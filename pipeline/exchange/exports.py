@@ -11,18 +11,18 @@ REFI-QDA project (pipeline.exchange.projects).
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import re
 import shutil
-import sys
 import tempfile
 import uuid
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lxml import etree
 from pydantic import BaseModel
@@ -61,29 +61,34 @@ FORMATS = ("jsonl", "csv", "codings", "decisions", "blind", "qdpx")
 def export(
     store: Store,
     fmt: str,
-    out: Path | None,
+    out: Path | BinaryIO,
     run_id: str | None = None,
     status: str | None = None,
     *,
     force: bool = False,
 ) -> int:
-    """Write an export file (standard output when `out` is None); returns the number of records.
-    A file appears whole or not at all: it is written aside and moved into place, and an existing
-    file is replaced only with `force`."""
+    """Write an export to a file, or to a stream such as standard output; returns the number of
+    records. A file appears whole or not at all: it is written aside and moved into place, and an
+    existing file is replaced only with `force`."""
     if fmt not in FORMATS:
         raise ExchangeError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     run_id = resolve_run(store, run_id)
     if fmt == "qdpx":
-        if out is not None:
+        if isinstance(out, Path):
             return write_project(store, out, run_id, force=force).codings
         with tempfile.TemporaryDirectory() as folder:  # a ZIP is written whole, then copied out
             written = write_project(store, Path(folder) / "project.qdpx", run_id)
             with open(written.path, "rb") as handle:
-                shutil.copyfileobj(handle, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
+                shutil.copyfileobj(handle, out)
+        out.flush()
         return written.codings
-    if out is None:
-        return _write(store, fmt, sys.stdout, run_id, status)
+    if not isinstance(out, Path):
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        try:
+            return _write(store, fmt, text, run_id, status)
+        finally:
+            text.flush()
+            text.detach()  # the stream stays open: it is the caller's
     with written_aside(out, force=force) as temporary, temporary.open("w", encoding="utf-8", newline="") as handle:
         return _write(store, fmt, handle, run_id, status)
 

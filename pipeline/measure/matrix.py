@@ -18,12 +18,11 @@ import difflib
 import io
 import math
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
@@ -945,7 +944,7 @@ class MatrixSummary(BaseModel):
 def write_matrix(
     store: Store,
     fmt: str,
-    out: Path | None = None,
+    out: Path | BinaryIO,
     rows: str | Sequence[str] = CODE,
     cols: str | Sequence[str] | None = None,
     status: str = "accepted",
@@ -954,14 +953,14 @@ def write_matrix(
     *,
     force: bool = False,
 ) -> MatrixSummary:
-    """Compute the matrix and the co-occurrence table and write them as html, csv or xlsx to `out`
-    (standard output when None; xlsx needs a file). csv holds the matrix, or with
+    """Compute the matrix and the co-occurrence table and write them as html, csv or xlsx to `out`,
+    a file or a stream such as standard output (xlsx needs a file). csv holds the matrix, or with
     `cooccurrence_only` the co-occurrence table (then `cols` may be left out); html and xlsx hold both."""
     if fmt not in FORMATS:
         raise MatrixError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     if status not in STATUSES:
         raise MatrixError(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
-    if fmt == "xlsx" and out is None:
+    if fmt == "xlsx" and not isinstance(out, Path):
         raise MatrixError("an xlsx workbook cannot go to the terminal: name the file with --out FILE.xlsx")
     if cooccurrence_only and fmt != "csv":
         raise MatrixError(f"--cooccurrence chooses the table a csv file holds; {fmt} holds both tables already")
@@ -975,7 +974,7 @@ def write_matrix(
     matrix = cross_tab(study, parse_dimensions(rows), parse_dimensions(cols))
     table = cooccurrence(study)
     if fmt == "xlsx":
-        assert out is not None
+        assert isinstance(out, Path)
         info = about(store, study, matrix)
         with written_aside(out, force=force) as temporary:
             write_xlsx(temporary, matrix, table, info)
@@ -989,10 +988,10 @@ def write_matrix(
         else:
             write_csv(matrix, buffer)
         text = buffer.getvalue()
-    if out is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
+    if isinstance(out, Path):
         with written_aside(out, force=force) as temporary:
             temporary.write_text(text, encoding="utf-8", newline="")
-    return MatrixSummary.of(out, fmt, study, matrix)
+        return MatrixSummary.of(out, fmt, study, matrix)
+    out.write(text.encode("utf-8"))
+    out.flush()
+    return MatrixSummary.of(None, fmt, study, matrix)
