@@ -9,12 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import write
+from fakes import qcode, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from pipeline.cli import app
 from pipeline.codebook import load_codebook
 from pipeline.errors import FileError
 from pipeline.measure.agreement import (
@@ -580,10 +578,7 @@ def test_level_and_model_coder_mistakes(tmp_path):
 
 def test_cli_json_and_tables(tmp_path):
     path = table(tmp_path / "k.csv", [(r["unit_id"], r["coder"], r["code"]) for r in wide(KRIPPENDORFF_2011)])
-    runner = CliRunner()
-    done = runner.invoke(
-        app, ["agreement", str(path), "--json", "--level", "interval", "--bootstrap", "100", "--seed", "4"]
-    )
+    done = qcode("agreement", str(path), "--json", "--level", "interval", "--bootstrap", "100", "--seed", "4")
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
     assert set(report) >= {"units", "coders", "single_label", "overall", "pairwise", "per_code"}
@@ -591,24 +586,23 @@ def test_cli_json_and_tables(tmp_path):
     low, high = report["overall"]["krippendorff_alpha_ci95"]
     assert low <= 0.849 <= high
     assert report["bootstrap"] == {"replicates": 100, "seed": 4, "method": "percentile, units resampled"}
-    done = runner.invoke(app, ["agreement", str(path)], env={"COLUMNS": "200"})
+    done = qcode("agreement", str(path), env={"COLUMNS": "200"})
     assert done.exit_code == 0, done.output
     assert "Krippendorff's alpha" in done.stdout and "0.743 [" in done.stdout and "Per code" in done.stdout
 
 
 def test_cli_bad_input_exits_1_and_bad_arguments_2(tmp_path):
-    runner = CliRunner()
     bad = write(tmp_path / "bad.csv", "unit,coder,code\n") or tmp_path / "bad.csv"
-    done = runner.invoke(app, ["agreement", str(bad)])
+    done = qcode("agreement", str(bad))
     assert done.exit_code == 1 and "missing column(s) unit_id" in done.output
-    done = runner.invoke(app, ["agreement", str(bad), "--json"])
+    done = qcode("agreement", str(bad), "--json")
     assert done.exit_code == 1 and "missing column" in json.loads(done.stdout.splitlines()[0])["error"]
-    done = runner.invoke(app, ["agreement", str(bad), "--db", "x.db", "--json"])
+    done = qcode("agreement", str(bad), "--db", "x.db", "--json")
     assert done.exit_code == 2 and "not both" in json.loads(done.stdout.splitlines()[0])["error"]
-    done = runner.invoke(app, ["agreement"])
+    done = qcode("agreement")
     assert done.exit_code == 2 and "either a CODINGS.csv" in done.output
     good = table(tmp_path / "g.csv", [("u1", "a", "x"), ("u1", "b", "y")])
-    done = runner.invoke(app, ["agreement", str(good), "--level", "fuzzy"])
+    done = qcode("agreement", str(good), "--level", "fuzzy")
     assert done.exit_code == 2 and "unknown level 'fuzzy'" in done.output
 
 
@@ -629,14 +623,14 @@ def test_cli_reads_model_and_blind_codes_from_the_store(tmp_path, db_url, monkey
     monkeypatch.setattr(pipeline.measure.agreement, "resolve_run", lambda store, run_id: run_id)
     monkeypatch.setattr(pipeline.measure.agreement, "coding_rows", lambda store, run_id=None: iter(model))
     monkeypatch.setattr(pipeline.measure.agreement, "blind_rows", lambda store, sample=None, run_id=None: iter(blind))
-    done = CliRunner().invoke(app, ["agreement", "--db", db_url, "--run", "r1", "--json", "--bootstrap", "0"])
+    done = qcode("agreement", "--db", db_url, "--run", "r1", "--json", "--bootstrap", "0")
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
     assert report["units"] == 4  # only the passages reviewers coded blind
     assert report["models"][0]["coder"] == "offline:all-MiniLM-L6-v2"
     assert report["overall"]["percent_agreement"] == 1.0
     monkeypatch.setattr(pipeline.measure.agreement, "blind_rows", lambda store, sample=None, run_id=None: iter([]))
-    done = CliRunner().invoke(app, ["agreement", "--db", db_url, "--run", "r1"])
+    done = qcode("agreement", "--db", db_url, "--run", "r1")
     assert done.exit_code == 1 and "no human codes yet" in done.output
 
 

@@ -11,12 +11,11 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import qcode
 from golden import GOLDEN, check, check_text
 from rich.console import Console
-from typer.testing import CliRunner
 
 import pipeline.cli.measure
-from pipeline.cli import app
 from pipeline.measure.agreement import Agreement
 
 # Krippendorff (2011)'s reliability data, with two more units: one where coder A applied no code
@@ -112,7 +111,7 @@ def invoke(tmp_path: Path, case: str, *extra: str) -> str:
     if codebook is not None:
         (tmp_path / "codebook.yaml").write_text(codebook, encoding="utf-8")
         args += ["--codebook", str(tmp_path / "codebook.yaml")]
-    done = CliRunner().invoke(app, args)
+    done = qcode(*args)
     assert done.exit_code == 0, done.output
     return done.stdout
 

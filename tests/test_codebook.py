@@ -3,13 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakes import CODEBOOKS, SMALL_CODEBOOK
-from typer.testing import CliRunner
+from fakes import CODEBOOKS, SMALL_CODEBOOK, qcode
 
-from pipeline.cli import app
 from pipeline.codebook import CodebookError, check_codebook, load_codebook
-
-runner = CliRunner()
 
 
 @pytest.mark.parametrize("path", sorted(CODEBOOKS.glob("*.yaml")), ids=lambda p: p.name)
@@ -107,12 +103,12 @@ def test_not_yaml_is_reported(tmp_path: Path) -> None:
 
 
 def test_validate_command(tmp_path: Path) -> None:
-    good = runner.invoke(app, ["codebook", "validate", str(CODEBOOKS / "linkages.yaml")])
+    good = qcode("codebook", "validate", str(CODEBOOKS / "linkages.yaml"))
     assert good.exit_code == 0, good.output
     assert "ok" in good.output
     path = tmp_path / "broken.yaml"
     path.write_text(BROKEN)
-    bad = runner.invoke(app, ["codebook", "validate", str(path)])
+    bad = qcode("codebook", "validate", str(path))
     assert bad.exit_code == 1
     assert "duplicate code id 'alpha'" in bad.output
     assert "4 problem(s)" in bad.output

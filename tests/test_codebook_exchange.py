@@ -6,11 +6,9 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from fakes import CODEBOOKS, ROOT
+from fakes import CODEBOOKS, ROOT, qcode
 from lxml import etree
-from typer.testing import CliRunner
 
-from pipeline.cli import app
 from pipeline.codebook import Code, Codebook, CodebookError, Examples, dump_yaml, load_codebook
 from pipeline.errors import FileError
 from pipeline.exchange.codebooks import (
@@ -31,8 +29,6 @@ SCHEMA = etree.XMLSchema(etree.parse(str(ROOT / "tests" / "refi_qda" / "Codebook
 SAMPLES = Path("/work/shared/refi-qda/samples")
 SHIPPED = sorted(CODEBOOKS.glob("*.yaml"))
 Q = f"{{{QDC_NAMESPACE}}}"
-
-runner = CliRunner()
 
 
 def assert_valid(data: bytes) -> None:
@@ -522,7 +518,7 @@ def test_import_command_writes_yaml_and_reports(tmp_path: Path) -> None:
     source = tmp_path / "foreign.qdc"
     source.write_text(FOREIGN, encoding="utf-8", newline="")
     out = tmp_path / "codebook.yaml"
-    result = runner.invoke(app, ["codebook", "import", str(source), "--out", str(out), "--name", "Feelings"])
+    result = qcode("codebook", "import", str(source), "--out", str(out), "--name", "Feelings")
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert "warning: code set 'Favourites' not imported" in result.stderr
@@ -531,12 +527,12 @@ def test_import_command_writes_yaml_and_reports(tmp_path: Path) -> None:
     assert codebook.name == "Feelings" and len(codebook.codes) == 5
     assert out.read_text(encoding="utf-8").startswith("# Imported from foreign.qdc by qcode")
 
-    refused = runner.invoke(app, ["codebook", "import", str(source), "--out", str(out)])
+    refused = qcode("codebook", "import", str(source), "--out", str(out))
     assert refused.exit_code == 1 and "exists; add --force to replace it" in refused.stderr
-    forced = runner.invoke(app, ["codebook", "import", str(source), "--out", str(out), "--force"])
+    forced = qcode("codebook", "import", str(source), "--out", str(out), "--force")
     assert forced.exit_code == 0, forced.output
 
-    to_stdout = runner.invoke(app, ["codebook", "import", str(source)])
+    to_stdout = qcode("codebook", "import", str(source))
     assert to_stdout.exit_code == 0
     (tmp_path / "stdout.yaml").write_text(to_stdout.stdout, encoding="utf-8")
     assert load_codebook(tmp_path / "stdout.yaml") == load_codebook(out).model_copy(update={"name": "foreign"})
@@ -545,15 +541,15 @@ def test_import_command_writes_yaml_and_reports(tmp_path: Path) -> None:
 def test_import_command_errors(tmp_path: Path) -> None:
     odd = tmp_path / "codes.txt"
     odd.write_text("x")
-    result = runner.invoke(app, ["codebook", "import", str(odd)])
+    result = qcode("codebook", "import", str(odd))
     assert result.exit_code == 1 and f"{odd}: cannot import a '.txt' file" in result.stderr
     bad = tmp_path / "bad.qdc"
     bad.write_text("<CodeBook")
-    result = runner.invoke(app, ["codebook", "import", str(bad)])
+    result = qcode("codebook", "import", str(bad))
     assert result.exit_code == 1 and f"{bad}: not well-formed XML" in result.stderr
     rows = tmp_path / "rows.csv"
     rows.write_text("id,name\na,A\na,B\n")
-    result = runner.invoke(app, ["codebook", "import", str(rows), "--out", str(tmp_path / "x.yaml")])
+    result = qcode("codebook", "import", str(rows), "--out", str(tmp_path / "x.yaml"))
     assert result.exit_code == 1
     assert f"{rows}:3: duplicate code id 'a'" in result.stderr
     assert not (tmp_path / "x.yaml").exists()
@@ -561,23 +557,23 @@ def test_import_command_errors(tmp_path: Path) -> None:
 
 def test_export_command(tmp_path: Path) -> None:
     path = CODEBOOKS / "cbam-stages.yaml"
-    result = runner.invoke(app, ["codebook", "export", str(path), "--format", "qdc"])
+    result = qcode("codebook", "export", str(path), "--format", "qdc")
     assert result.exit_code == 0, result.output
     assert_valid(result.stdout_bytes)
     assert "7 codes (no categories) exported" in result.stderr
 
     out = tmp_path / "cbam.qdc"
-    assert runner.invoke(app, ["codebook", "export", str(path), "--format", "QDC", "--out", str(out)]).exit_code == 0
+    assert qcode("codebook", "export", str(path), "--format", "QDC", "--out", str(out)).exit_code == 0
     assert read_qdc(out).codebook == load_codebook(path)
-    refused = runner.invoke(app, ["codebook", "export", str(path), "--format", "qdc", "--out", str(out)])
+    refused = qcode("codebook", "export", str(path), "--format", "qdc", "--out", str(out))
     assert refused.exit_code == 1 and "exists; add --force to replace it" in refused.stderr
 
-    other = runner.invoke(app, ["codebook", "export", str(path), "--format", "csv"])
+    other = qcode("codebook", "export", str(path), "--format", "csv")
     assert other.exit_code == 2 and "unknown format 'csv'" in other.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: x\ndescription: y\ncodes:\n  - id: A B\n    name: n\n")
-    result = runner.invoke(app, ["codebook", "export", str(broken), "--format", "qdc"])
+    result = qcode("codebook", "export", str(broken), "--format", "qdc")
     assert result.exit_code == 1
     assert f"{broken}:4: code 'A B': missing definition" in result.stderr
-    as_json = runner.invoke(app, ["codebook", "export", str(broken), "--format", "qdc", "--json"])
+    as_json = qcode("codebook", "export", str(broken), "--format", "qdc", "--json")
     assert as_json.exit_code == 2 and "--json needs --out" in json.loads(as_json.stdout)["error"]

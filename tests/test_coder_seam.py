@@ -19,12 +19,10 @@ from typing import Any
 
 import pytest
 import yaml
-from fakes import ROOT, write
-from typer.testing import CliRunner
+from fakes import ROOT, qcode, write
 
 import pipeline.coders
 from pipeline.chunk import chunk_transcript
-from pipeline.cli import app
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import BaseCoder, make_coder, provenance, register_coder
 from pipeline.errors import CoderError, SettingsError
@@ -32,8 +30,6 @@ from pipeline.run.corpus import code_corpus
 from pipeline.run.estimate import estimate
 from pipeline.run.settings import load_settings, run_request
 from pipeline.transcript import Transcript, parse_turns, transcript_id
-
-runner = CliRunner()
 
 # ---------------------------------------------------------------- coder keys, pinned
 
@@ -220,7 +216,7 @@ def test_options_are_checked_by_the_coders_model() -> None:
 
 def help_of(command: str) -> str:
     """`qcode COMMAND --help` as running text: the table's borders out, wrapped lines joined."""
-    return " ".join(runner.invoke(app, [command, "--help"]).output.replace("│", " ").split())
+    return " ".join(qcode(command, "--help").output.replace("│", " ").split())
 
 
 def test_qcode_run_and_schedule_have_a_flag_for_each_coder_option() -> None:
@@ -354,9 +350,17 @@ def test_a_registered_coder_gets_its_options_from_flags_qcode_toml_and_eval_suit
     folder, codebook = study
     register_coder("echo", echo_class(tmp_path))
     # flags: the command line is built from the coders registered when it runs
-    result = runner.invoke(
-        app,
-        ["run", str(folder), "--codebook", str(codebook), "--coder", "echo", "--price", "0.5", "--dry-run", "--json"],
+    result = qcode(
+        "run",
+        str(folder),
+        "--codebook",
+        str(codebook),
+        "--coder",
+        "echo",
+        "--price",
+        "0.5",
+        "--dry-run",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
@@ -389,7 +393,7 @@ def test_a_registered_coder_gets_its_options_from_flags_qcode_toml_and_eval_suit
         "configurations": [{"name": "echo-suite", "coder": "echo", "word": "suite", "price": 2}],
     }
     write(tmp_path / "suite.yaml", yaml.safe_dump(suite))
-    result = runner.invoke(app, ["eval", str(tmp_path / "suite.yaml"), "--json"])
+    result = qcode("eval", str(tmp_path / "suite.yaml"), "--json")
     assert result.exit_code == 0, result.output
     [configuration] = json.loads(result.stdout)["configurations"]
     assert configuration["options"] == {"word": "suite", "price": 2} and configuration["coding"]["cost_usd"] == 4
@@ -443,7 +447,8 @@ def plugin(tmp_path: Path) -> dict[str, str]:
     return environment
 
 
-def qcode(environment: dict[str, str], cwd: Path, *args: str) -> tuple[int, dict, str]:
+def qcode_process(environment: dict[str, str], cwd: Path, *args: str) -> tuple[int, dict, str]:
+    """`qcode ARGS --json` in a new process, where only the installed plugin registers its coders."""
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *args, "--json"],
         capture_output=True,
@@ -465,7 +470,9 @@ def test_a_plugin_coder_works_with_no_special_case(plugin, study, tmp_path: Path
     args = [str(folder), "--codebook", str(codebook), "--db", str(db)]
 
     # flags, through `qcode run` and its Prefect flow
-    code, summary, stderr = qcode(plugin, work, "run", *args, "--coder", "echo", "--word", "flag", "--price", "0.1")
+    code, summary, stderr = qcode_process(
+        plugin, work, "run", *args, "--coder", "echo", "--word", "flag", "--price", "0.1"
+    )
     assert code == 0, stderr
     assert summary["coder"] == "echo" and summary["suggestions"] == 2 and summary["cost_usd"] == 0.2
     assert {j for (j,) in rows(db, "select justification from suggestions")} == {"flag"}
@@ -504,7 +511,7 @@ def test_a_plugin_coder_works_with_no_special_case(plugin, study, tmp_path: Path
 
     # qcode.toml, through a dry run
     (work / "qcode.toml").write_text('[run]\ncoder = "echo"\nword = "toml"\nprice = 1.5\n')
-    code, found, stderr = qcode(plugin, work, "run", *args, "--dry-run")
+    code, found, stderr = qcode_process(plugin, work, "run", *args, "--dry-run")
     assert code == 0, stderr
     assert found["pending"] == 2 and found["cost_usd"] == 3.0  # another word: another configuration
     (work / "qcode.toml").unlink()
@@ -520,7 +527,7 @@ def test_a_plugin_coder_works_with_no_special_case(plugin, study, tmp_path: Path
         "configurations": [{"name": "echo-suite", "coder": "echo", "word": "suite", "price": 0.25}],
     }
     write(work / "suite.yaml", yaml.safe_dump(suite))
-    code, report, stderr = qcode(plugin, work, "eval", str(work / "suite.yaml"))
+    code, report, stderr = qcode_process(plugin, work, "eval", str(work / "suite.yaml"))
     assert code == 0, stderr
     [configuration] = report["configurations"]
     assert configuration["status"] == "ran" and configuration["run"]["chunks_coded_now"] == 2
@@ -528,11 +535,11 @@ def test_a_plugin_coder_works_with_no_special_case(plugin, study, tmp_path: Path
     assert {j for (j,) in rows(work / "eval.db", "select justification from suggestions")} == {"suite"}
     suite["configurations"][0]["colour"] = "blue"
     write(work / "suite.yaml", yaml.safe_dump(suite))
-    code, report, _ = qcode(plugin, work, "eval", str(work / "suite.yaml"))
+    code, report, _ = qcode_process(plugin, work, "eval", str(work / "suite.yaml"))
     assert code == 1 and "the echo coder has no option 'colour'" in report["error"]
 
     # a plugin that cannot be loaded says so, and stops nothing else
-    code, report, _ = qcode(plugin, work, "run", *args, "--coder", "broken", "--dry-run")
+    code, report, _ = qcode_process(plugin, work, "run", *args, "--coder", "broken", "--dry-run")
     assert code == 1 and "the coder plugin 'broken' cannot be loaded" in report["error"]
 
 

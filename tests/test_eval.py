@@ -14,18 +14,15 @@ from typing import Any
 
 import pytest
 import yaml
-from fakes import EXAMPLES, LINKAGES, ROOT, write
+from fakes import EXAMPLES, LINKAGES, ROOT, qcode, write
 from fakes.openai_server import FakeOpenAI
 from golden import check, check_text
 from rich.console import Console
-from typer.testing import CliRunner
 
 import pipeline.cli.measure
-from pipeline.cli import app
 from pipeline.errors import QcodeError
 from pipeline.measure.evals import EvalReport, find_loosely, human_rows, load_suite
 
-runner = CliRunner()
 GOLD = ROOT / "evals" / "examples-gold.csv"
 SHIPPED = ROOT / "evals" / "examples.yaml"
 # two of the example interviews: 5 and 4 chunks of 1,200 characters
@@ -63,9 +60,7 @@ def write_suite(path: Path, study: Path, configurations: list[dict], **extra) ->
 
 
 def evaluate(suite: Path, *extra: str) -> tuple[int, dict, str]:
-    result = runner.invoke(app, ["eval", str(suite), *extra])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
+    result = qcode("eval", str(suite), *extra)
     report = json.loads(result.stdout) if "--json" in extra and result.stdout.strip() else {}
     return result.exit_code, report, result.output
 
@@ -339,7 +334,7 @@ def pin(name: str, suite: Path, monkeypatch: pytest.MonkeyPatch, *extra: str, ex
     typed = EvalReport.model_validate_json(json.dumps(report))  # the JSON reads back as the typed result
     assert json.dumps(typed.model_dump(mode="json")) == json.dumps(report)
     monkeypatch.setattr(pipeline.cli.measure, "out", Console(width=300, color_system=None))
-    result = runner.invoke(app, ["eval", str(suite), *extra])
+    result = qcode("eval", str(suite), *extra)
     assert result.exit_code == exit_code, result.output
     check_text(f"eval/{name}.txt", readable(result.stdout, roots))
     return report
@@ -498,7 +493,7 @@ def _bad(tmp_path: Path, study: Path, problem: str) -> tuple[Path, str]:
 )
 def test_bad_suites_exit_1_naming_the_file(tmp_path: Path, study: Path, problem: str, says: str) -> None:
     suite, named = _bad(tmp_path, study, problem)
-    result = runner.invoke(app, ["eval", str(suite), "--json"])
+    result = qcode("eval", str(suite), "--json")
     assert result.exit_code == 1, result.output
     message = json.loads(result.stdout)["error"]
     assert named in message and says in message

@@ -10,15 +10,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from fakes import write
+from fakes import qcode, write
 from fakes.openai_server import FakeOpenAI
-from typer.testing import CliRunner
-
-from pipeline.cli import app
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
-
 CODEBOOK = """\
 name: Support codebook
 description: Two codes about how a district supports teacher leaders.
@@ -71,29 +66,24 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def run(study, server, db: Path, *extra: str) -> tuple[int, dict]:
     folder, codebook = study
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            str(folder),
-            "--codebook",
-            str(codebook),
-            "--db",
-            str(db),
-            "--coder",
-            "openai",
-            "--model",
-            "gpt-4o-mini",
-            "--base-url",
-            server.url,
-            "--json",
-            "--max-retries",
-            "3",
-            *extra,
-        ],
+    result = qcode(
+        "run",
+        str(folder),
+        "--codebook",
+        str(codebook),
+        "--db",
+        str(db),
+        "--coder",
+        "openai",
+        "--model",
+        "gpt-4o-mini",
+        "--base-url",
+        server.url,
+        "--json",
+        "--max-retries",
+        "3",
+        *extra,
     )
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
     return result.exit_code, json.loads(result.stdout)
 
 
@@ -245,24 +235,21 @@ def test_self_consistency_and_logprobs_shape_the_confidence(study, server, tmp_p
 def test_dry_run_estimates_tokens_offline_within_ten_percent(study, server, tmp_path: Path) -> None:
     folder, codebook = study
     db = tmp_path / "dry.db"
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            str(folder),
-            "--codebook",
-            str(codebook),
-            "--db",
-            str(db),
-            "--coder",
-            "openai",
-            "--model",
-            "gpt-4o-mini",
-            "--base-url",
-            "http://127.0.0.1:9/v1",
-            "--dry-run",
-            "--json",
-        ],
+    result = qcode(
+        "run",
+        str(folder),
+        "--codebook",
+        str(codebook),
+        "--db",
+        str(db),
+        "--coder",
+        "openai",
+        "--model",
+        "gpt-4o-mini",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--dry-run",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     estimate = json.loads(result.stdout)
@@ -292,9 +279,7 @@ def test_batch_mode_end_to_end(study, server, tmp_path: Path) -> None:
 def test_no_key_for_openai_itself_is_a_clear_error(study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
     folder, codebook = study
-    result = runner.invoke(
-        app, ["run", str(folder), "--codebook", str(codebook), "--coder", "openai", "--model", "gpt-4o-mini"]
-    )
+    result = qcode("run", str(folder), "--codebook", str(codebook), "--coder", "openai", "--model", "gpt-4o-mini")
     assert result.exit_code == 1 and "OPENAI_API_KEY" in result.stderr
 
 

@@ -17,12 +17,11 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from fakes import qcode
 from fakes.review_server import make_review_db
 from lxml import etree
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
-from pipeline.cli import app as cli
 from pipeline.codebook import load_codebook
 from pipeline.exchange.codebooks import code_guid, codes_element
 from pipeline.exchange.exports import project_passages as coded_passages
@@ -46,10 +45,6 @@ NS = {"q": PROJECT_NAMESPACE}
 LINKAGES = ROOT / "codebooks" / "linkages.yaml"
 
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"the REFI-QDA samples are not at {SAMPLES}")
-
-
-def invoke(*args: str) -> object:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def qde_of(path: Path) -> ElementTree.Element:
@@ -119,7 +114,7 @@ def test_every_coding_of_a_sample_lands_on_the_span_its_exporter_meant(
 ) -> None:
     path = SAMPLES / name
     db = tmp_path / "qcode.db"
-    result = invoke("import", path, "--db", db, "--codebook-out", tmp_path / "codebook.yaml", "--json")
+    result = qcode("import", path, "--db", db, "--codebook-out", tmp_path / "codebook.yaml", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["counting"] == counting
@@ -159,7 +154,7 @@ def test_every_coding_of_a_sample_lands_on_the_span_its_exporter_meant(
 
 @needs_samples
 def test_a_codebook_only_nvivo_project_and_a_bare_atlas_project_say_what_they_could_not_import(tmp_path: Path) -> None:
-    result = invoke(
+    result = qcode(
         "import",
         SAMPLES / "nvivo_project.qdpx",
         "--db",
@@ -174,7 +169,7 @@ def test_a_codebook_only_nvivo_project_and_a_bare_atlas_project_say_what_they_co
     assert sum("has no text" in w for w in summary["warnings"]) == 2
     assert len(load_codebook(tmp_path / "nvivo.yaml").codes) == 262
 
-    result = invoke(
+    result = qcode(
         "import",
         SAMPLES / "Project.qde",
         "--db",
@@ -275,7 +270,7 @@ def test_a_foreign_project_with_cases_crlf_and_a_bom_lands_where_it_was_coded(tm
     )  # ana twice: kept once
     path = handmade(tmp_path / "pilot.qdpx", selections, header='\ufeff<?xml version="1.0" encoding="utf-8"?>\n')
     db = tmp_path / "qcode.db"
-    result = invoke("import", path, "--db", db, "--codebook-out", tmp_path / "cb.yaml", "--json")
+    result = qcode("import", path, "--db", db, "--codebook-out", tmp_path / "cb.yaml", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["coders"] == ["ana", "ben"] and summary["human_codes"] == 3 and summary["merged"] == 1
@@ -297,7 +292,7 @@ def test_a_foreign_project_with_cases_crlf_and_a_bom_lands_where_it_was_coded(tm
     ]
 
     # importing it again changes nothing
-    again = json.loads(invoke("import", path, "--db", db, "--codebook-out", tmp_path / "cb.yaml", "--json").stdout)
+    again = json.loads(qcode("import", path, "--db", db, "--codebook-out", tmp_path / "cb.yaml", "--json").stdout)
     assert again["human_codes"] == 0 and again["merged"] == 4
     assert len(stored(db)[1]) == 3
 
@@ -374,7 +369,7 @@ def test_a_project_zipped_with_its_folder_or_with_dot_slash_names_is_read(tmp_pa
 def test_each_bad_project_is_refused_whole_with_a_message_naming_it(tmp_path: Path) -> None:
     db = tmp_path / "qcode.db"
     for label, (path, message) in bad_projects(tmp_path).items():
-        result = invoke("import", path, "--db", db, "--codebook-out", tmp_path / f"{label}.yaml")
+        result = qcode("import", path, "--db", db, "--codebook-out", tmp_path / f"{label}.yaml")
         assert result.exit_code == 1, (label, result.output)
         assert message in result.output and str(path) in result.output.replace("\n", ""), (label, result.output)
         assert "(nothing was imported)" in result.output
@@ -389,7 +384,7 @@ def test_an_entry_that_unpacks_to_more_than_qcode_reads_is_refused(tmp_path: Pat
     import pipeline.exchange.projects
 
     monkeypatch.setattr(pipeline.exchange.projects, "MAX_READ", 100)
-    result = invoke("import", handmade(tmp_path / "p.qdpx", ""), "--db", tmp_path / "q.db")
+    result = qcode("import", handmade(tmp_path / "p.qdpx", ""), "--db", tmp_path / "q.db")
     assert result.exit_code == 1 and "unpacks to" in result.output and "(nothing was imported)" in result.output
     assert not (tmp_path / "q.db").exists()
 
@@ -402,7 +397,7 @@ def test_an_entry_over_two_gigabytes_is_refused_before_anything_is_read(tmp_path
     at = data.rindex(b"PK\x01\x02", 0, data.rindex(name))
     struct.pack_into("<I", data, at + 24, 2**31)
     path.write_bytes(bytes(data))
-    result = invoke("import", path, "--db", tmp_path / "q.db")
+    result = qcode("import", path, "--db", tmp_path / "q.db")
     assert result.exit_code == 1
     assert "2,147,483,648 bytes" in result.output and "limit" in result.output
 
@@ -475,7 +470,7 @@ def test_a_reviewed_run_exports_valid_and_comes_back_the_same(tmp_path: Path) ->
     )
 
     out = tmp_path / "study.qdpx"
-    result = invoke("export", "--format", "qdpx", "--db", db, "--run", run_id)  # to standard output, redirected
+    result = qcode("export", "--format", "qdpx", "--db", db, "--run", run_id)  # to standard output, redirected
     assert result.exit_code == 0, result.output
     out.write_bytes(result.stdout_bytes)
     root = validate(out)
@@ -486,7 +481,7 @@ def test_a_reviewed_run_exports_valid_and_comes_back_the_same(tmp_path: Path) ->
     assert any("changed the code from" in n and "about time, not structure" in n for n in notes)
 
     again = tmp_path / "two.db"
-    result = invoke("import", out, "--db", again, "--codebook-out", tmp_path / "back.yaml", "--json")
+    result = qcode("import", out, "--db", again, "--codebook-out", tmp_path / "back.yaml", "--json")
     assert result.exit_code == 0, result.output
     assert load_codebook(tmp_path / "back.yaml") == load_codebook(LINKAGES)
     before, _ = stored(db)
@@ -508,12 +503,12 @@ def test_a_reviewed_run_exports_valid_and_comes_back_the_same(tmp_path: Path) ->
 @needs_samples
 def test_an_imported_project_exports_valid_and_round_trips(tmp_path: Path) -> None:
     db, back = tmp_path / "one.db", tmp_path / "two.db"
-    assert invoke("import", SAMPLES / "demo.qdpx", "--db", db, "--codebook-out", tmp_path / "a.yaml").exit_code == 0
+    assert qcode("import", SAMPLES / "demo.qdpx", "--db", db, "--codebook-out", tmp_path / "a.yaml").exit_code == 0
     out = tmp_path / "demo-again.qdpx"
-    result = invoke("export", "--format", "qdpx", "--db", db, "--out", out)
+    result = qcode("export", "--format", "qdpx", "--db", db, "--out", out)
     assert result.exit_code == 0, result.output
     validate(out)
-    assert invoke("import", out, "--db", back, "--codebook-out", tmp_path / "b.yaml").exit_code == 0
+    assert qcode("import", out, "--db", back, "--codebook-out", tmp_path / "b.yaml").exit_code == 0
     assert load_codebook(tmp_path / "a.yaml") == load_codebook(tmp_path / "b.yaml")
     (one, first), (two, second) = stored(db), stored(back)
     assert {(t.source_name, t.text) for t in one.values()} == {(t.source_name, t.text) for t in two.values()}
@@ -539,23 +534,23 @@ def test_imported_human_codes_feed_agreement_and_eval(tmp_path: Path) -> None:
     path = handmade(tmp_path / "pilot.qdpx", selections)
     db = tmp_path / "qcode.db"
     assert (
-        invoke("import", path, "--db", db, "--codebook-out", tmp_path / "cb.yaml", "--chunk-size", "100").exit_code == 0
+        qcode("import", path, "--db", db, "--codebook-out", tmp_path / "cb.yaml", "--chunk-size", "100").exit_code == 0
     )
-    result = invoke("run", path, "--codebook", tmp_path / "cb.yaml", "--db", db, "--chunk-size", "100", "--json")
+    result = qcode("run", path, "--codebook", tmp_path / "cb.yaml", "--db", db, "--chunk-size", "100", "--json")
     assert result.exit_code == 0, result.output
 
-    from_db = invoke("agreement", "--db", db, "--run", "latest", "--json", "--bootstrap", "0")
+    from_db = qcode("agreement", "--db", db, "--run", "latest", "--json", "--bootstrap", "0")
     assert from_db.exit_code == 0, from_db.output
     report = json.loads(from_db.stdout)
     codings = tmp_path / "codings.csv"
-    assert invoke("export", "--format", "codings", "--db", db, "--run", "latest", "--out", codings).exit_code == 0
-    from_file = json.loads(invoke("agreement", codings, "--json", "--bootstrap", "0").stdout)
+    assert qcode("export", "--format", "codings", "--db", db, "--run", "latest", "--out", codings).exit_code == 0
+    from_file = json.loads(qcode("agreement", codings, "--json", "--bootstrap", "0").stdout)
     assert {**from_file, "source": None} == {**report, "source": None}
     assert {"ana", "ben"} <= {c["name"] for c in report["coders"] if c["role"] == "human"}
 
     # the report measures the model against the imported coders too
     report = tmp_path / "report.html"
-    assert invoke("report", "--db", db, "--run", "latest", "--out", report).exit_code == 0
+    assert qcode("report", "--db", db, "--run", "latest", "--out", report).exit_code == 0
     page = report.read_text(encoding="utf-8")
     assert "people coded in another QDA tool (pilot.qdpx)" in page and "No blind double codes yet" not in page
     assert "2 people (ana, ben) coded the transcripts in another QDA tool" in page
@@ -567,7 +562,7 @@ def test_imported_human_codes_feed_agreement_and_eval(tmp_path: Path) -> None:
         "    chunk_size: 100\n",
         encoding="utf-8",
     )
-    result = invoke("eval", suite, "--json")
+    result = qcode("eval", suite, "--json")
     assert result.exit_code == 0, result.output
     evaluated = json.loads(result.stdout)
     assert evaluated["gold"]["coders"] == ["ana", "ben"]

@@ -21,13 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import SMALL_CODEBOOK
+from fakes import SMALL_CODEBOOK, qcode
 from fakes.review_server import make_review_db, make_reviewers
 from golden import check, check_text, plain
 from sqlalchemy import select, update
-from typer.testing import CliRunner
 
-from pipeline.cli import app
 from pipeline.measure.agreement import codings_from_store, measure_agreement
 from pipeline.measure.calibration import RoutedSuggestion, calibration, threshold_sweep, wilson_interval
 from pipeline.measure.report import (
@@ -155,7 +153,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
 
 
 def run_report(db: Path | str, out: Path, *extra: str) -> Any:
-    return CliRunner().invoke(app, ["report", "--db", str(db), "--out", str(out), *extra])
+    return qcode("report", "--db", str(db), "--out", str(out), *extra)
 
 
 @pytest.fixture(scope="module")
@@ -488,7 +486,7 @@ def test_one_run_and_bad_arguments(study: Study, tmp_path: Path) -> None:
     result = run_report(tmp_path / "missing.db", tmp_path / "x.html")
     assert result.exit_code == 1 and "no database at" in result.output
     assert not (tmp_path / "missing.db").exists() and not (tmp_path / "x.html").exists()
-    result = CliRunner().invoke(app, ["report", "--db", str(study.db)])
+    result = qcode("report", "--db", str(study.db))
     assert result.exit_code == 2 and "--out" in result.output
 
 
