@@ -64,7 +64,8 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return "sk-test-never-stored"
 
 
-def run(study, server, db: Path, *extra: str) -> tuple[int, dict]:
+def run(study, server, db: Path, *extra: str, base_url: str | None = None) -> tuple[int, dict]:
+    """`qcode run --coder openai --json` against the server (or another address), and its JSON."""
     folder, codebook = study
     result = qcode(
         "run",
@@ -78,7 +79,7 @@ def run(study, server, db: Path, *extra: str) -> tuple[int, dict]:
         "--model",
         "gpt-4o-mini",
         "--base-url",
-        server.url,
+        base_url or server.url,
         "--json",
         "--max-retries",
         "3",
@@ -233,26 +234,9 @@ def test_self_consistency_and_logprobs_shape_the_confidence(study, server, tmp_p
 
 
 def test_dry_run_estimates_tokens_offline_within_ten_percent(study, server, tmp_path: Path) -> None:
-    folder, codebook = study
     db = tmp_path / "dry.db"
-    result = qcode(
-        "run",
-        str(folder),
-        "--codebook",
-        str(codebook),
-        "--db",
-        str(db),
-        "--coder",
-        "openai",
-        "--model",
-        "gpt-4o-mini",
-        "--base-url",
-        "http://127.0.0.1:9/v1",
-        "--dry-run",
-        "--json",
-    )
-    assert result.exit_code == 0, result.output
-    estimate = json.loads(result.stdout)
+    code, estimate = run(study, server, db, "--dry-run", base_url="http://127.0.0.1:9/v1")  # nothing listens there
+    assert code == 0
     assert not db.exists()
     assert estimate["pending"] == 4 and estimate["requests"] == 4
     run(study, server, db)
