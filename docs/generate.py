@@ -74,11 +74,20 @@ def _command(path: list[str], command: Any, ctx: Any) -> list[str]:
             names = " ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
             takes = "" if param.is_flag else (param.metavar or param.display_type(ctx).strip("<>"))
             default = "" if param.is_flag or param.required else _default(param)
-            described = _cell(getattr(param, "help", "") or "") + (" Required." if param.required else "")
-            repeat = " Repeatable." if param.multiple and "repeatable" not in described.lower() else ""
-            lines.append(f"| {names} | {takes} | {_cell(default)} | {described}{repeat} |")
+            described = _sentence(_cell(getattr(param, "help", "") or ""))
+            if param.required:
+                described = f"{described} Required.".strip()
+            if param.multiple and "repeatable" not in described.lower():
+                described = f"{described} Repeatable.".strip()
+            lines.append(f"| {names} | {takes} | {_cell(default)} | {described} |")
         lines.append("")
     return lines
+
+
+def _sentence(text: str) -> str:
+    """Help text ending in a full stop, so a note appended after it reads as a sentence."""
+    text = text.rstrip()
+    return text if not text or text.endswith((".", "?", "!", ")")) else f"{text}."
 
 
 def cli_reference() -> str:

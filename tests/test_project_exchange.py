@@ -297,6 +297,20 @@ def test_a_foreign_project_with_cases_crlf_and_a_bom_lands_where_it_was_coded(tm
     assert len(stored(db)[1]) == 3
 
 
+def test_a_codebook_file_that_differs_is_kept_and_nothing_is_imported_without_force(tmp_path: Path) -> None:
+    path = handmade(tmp_path / "pilot.qdpx", selection(*positions("Honestly"), guid_of("communication.weakness")))
+    db, kept = tmp_path / "qcode.db", tmp_path / "cb.yaml"
+    kept.write_text("# the team's own codebook\n", encoding="utf-8")
+    result = qcode("import", path, "--db", db, "--codebook-out", kept)
+    assert result.exit_code == 1
+    assert f"{kept}" in result.stderr and "--force" in result.stderr and "nothing was imported" in result.stderr
+    assert kept.read_text(encoding="utf-8") == "# the team's own codebook\n"
+    assert not db.exists()
+    result = qcode("import", path, "--db", db, "--codebook-out", kept, "--force")
+    assert result.exit_code == 0, result.output
+    assert load_codebook(kept).codes and len(stored(db)[1]) == 1
+
+
 def test_lower_case_sources_no_namespace_and_utf16_text_are_read_too(tmp_path: Path) -> None:
     honestly = selection(*positions("Honestly"), guid_of("communication.weakness"))
     path = handmade(tmp_path / "p.qdpx", honestly, folder="sources", namespace=False)

@@ -1532,7 +1532,7 @@ def test_the_reviewer_commands(qcode: Callable[..., Answer], app: FastAPI, db: P
 
     result = qcode("reviewer", "list", "--json", "--db", db)
     assert result.exit_code == 0, result.output
-    listed = {r["name"]: r for r in json.loads(result.stdout)}
+    listed = {r["name"]: r for r in json.loads(result.stdout)["reviewers"]}
     assert set(listed) == {"carol", "dave", "lena", "rita", "bob", "otto", "nora", *RACERS}
     assert (listed["carol"]["role"], listed["carol"]["runs"], listed["carol"]["active"]) == ("lead", "all", True)
     assert (listed["dave"]["role"], listed["dave"]["runs"]) == ("reviewer", [world.run_b])
@@ -1542,7 +1542,7 @@ def test_the_reviewer_commands(qcode: Callable[..., Answer], app: FastAPI, db: P
     result = qcode("reviewer", "disable", "dave", "--db", db)
     assert result.exit_code == 0 and not signed_in(dave)
     result = qcode("reviewer", "list", "--json", "--db", db)
-    assert {r["name"]: r["active"] for r in json.loads(result.stdout)}["dave"] is False
+    assert {r["name"]: r["active"] for r in json.loads(result.stdout)["reviewers"]}["dave"] is False
     result = qcode("reviewer", "reset", "carol", "--db", db)
     assert result.exit_code == 0 and not signed_in(carol)
     assert signed_in(sign_in(app, "carol", result.stdout.strip().splitlines()[-1]))

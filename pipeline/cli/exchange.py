@@ -26,7 +26,7 @@ app = typer.Typer()
 
 @app.command("export")
 def export_(
-    fmt: Annotated[str, typer.Option("--format", help=" | ".join(FORMATS))],
+    fmt: Annotated[str, typer.Option("--format", help=f"What to write: {' | '.join(FORMATS)}.")],
     out_path: OutOption = None,
     db: DbOption = None,
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run's suggestions.")] = None,

@@ -12,7 +12,15 @@ from rich.table import Table
 from pipeline.cli.options import DbOption, JsonOption
 from pipeline.cli.output import bad_argument, emit, out, say
 from pipeline.review.queued import queued_suggestions
-from pipeline.review.reviewers import ROLES, add_reviewer, disable_reviewer, grant_runs, list_reviewers, reset_password
+from pipeline.review.reviewers import (
+    ROLES,
+    ReviewerList,
+    add_reviewer,
+    disable_reviewer,
+    grant_runs,
+    list_reviewers,
+    reset_password,
+)
 from pipeline.store import Store, redact
 from pipeline.store.queries import resolve_run
 
@@ -149,15 +157,15 @@ def reviewer_disable(name: NameArgument, db: DbOption = None, as_json: JsonOptio
 @reviewers.command("list")
 def reviewer_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every reviewer, their role and the runs they may see."""
-    found = list_reviewers(Store(db, create=False))
+    found = ReviewerList(reviewers=list_reviewers(Store(db, create=False)))
 
     def show() -> None:
-        table = Table(title=f"{len(found)} reviewer(s)")
+        table = Table(title=f"{len(found.reviewers)} reviewer(s)")
         for column in ("name", "role", "active", "runs"):
             table.add_column(column, overflow="fold")
-        for r in found:
-            runs = r["runs"] if isinstance(r["runs"], str) else ", ".join(r["runs"]) or "none"  # type: ignore[arg-type]
-            table.add_row(escape(str(r["name"])), str(r["role"]), "yes" if r["active"] else "no", runs)
+        for r in found.reviewers:
+            runs = r.runs if isinstance(r.runs, str) else ", ".join(r.runs) or "none"
+            table.add_row(escape(r.name), r.role, "yes" if r.active else "no", runs)
         out.print(table)
 
     emit(found, as_json, show)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ def read_word(path: Path, name: str, metadata: dict[str, str]) -> Transcript:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
-    if not read_bytes(path):  # a clear error for unreadable files before python-docx's own
+    data = read_bytes(path)  # a clear error for unreadable files before python-docx's own
+    if not data:
         raise IngestError(path, "empty file")
     try:
-        document = docx.Document(str(path))
+        document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise IngestError(path, f"not a readable .docx file (corrupt or not a Word document): {exc}") from exc
     except Exception as exc:  # lxml and zip errors surface under many names

@@ -579,7 +579,7 @@ def create_app(
             "lead.html",
             reviewer=reviewer,
             runs=visible_runs(store, reviewer),
-            reviewers=[r for r in list_reviewers(store) if r["active"]],
+            reviewers=[r for r in list_reviewers(store) if r.active],
             samples=blind.samples(store),
         )
 

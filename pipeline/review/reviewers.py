@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import BaseModel
 from sqlalchemy import select, update
 
 from pipeline.errors import ReviewerError
@@ -142,19 +145,35 @@ def grant_runs(store: Store, name: str, run_ids: list[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-def list_reviewers(store: Store) -> list[dict[str, object]]:
+class ReviewerAccount(BaseModel):
+    """A reviewer as `qcode reviewer list` shows them: never their password or its hash."""
+
+    name: str
+    role: str
+    active: bool
+    created_at: datetime
+    runs: Literal["all"] | list[str]  # a lead sees every run, present and future
+
+
+class ReviewerList(BaseModel):
+    """`qcode reviewer list --json`: every reviewer, by name."""
+
+    reviewers: list[ReviewerAccount]
+
+
+def list_reviewers(store: Store) -> list[ReviewerAccount]:
     with store.session() as s:
         grants: dict[int, list[str]] = {}
         for reviewer_id, run_id in s.execute(select(GrantRecord.reviewer_id, GrantRecord.run_id)):
             grants.setdefault(reviewer_id, []).append(run_id)
         return [
-            {
-                "name": r.name,
-                "role": r.role,
-                "active": r.disabled_at is None,
-                "created_at": r.created_at.isoformat(),
-                "runs": "all" if r.role == "lead" else grants.get(r.id, []),
-            }
+            ReviewerAccount(
+                name=r.name,
+                role=r.role,
+                active=r.disabled_at is None,
+                created_at=r.created_at,
+                runs="all" if r.role == "lead" else sorted(grants.get(r.id, [])),
+            )
             for r in s.scalars(select(ReviewerRecord).order_by(ReviewerRecord.name))
         ]
 
