@@ -211,6 +211,7 @@ def test_no_module_shadows_the_standard_library() -> None:
     assert not shadows, f"modules named like the standard library's: {', '.join(shadows)}"
 
 
+@pytest.mark.slow  # starts a Python process
 def test_the_command_line_starts_without_what_only_some_commands_need() -> None:
     """`qcode --help` and every command's start load none of the slow packages that only some
     commands use: each is imported where it is needed (LAZY)."""
@@ -227,6 +228,7 @@ def test_the_command_line_starts_without_what_only_some_commands_need() -> None:
     assert loaded == "[]", f"importing the command line loads {loaded}"
 
 
+@pytest.mark.slow  # starts a Python process
 def test_the_benchmarks_and_doc_scripts_import_what_the_package_still_has() -> None:
     """The scripts outside the package run by hand, not in the suite: each still imports, so a name
     moved in the package is not found first by the person who runs one."""

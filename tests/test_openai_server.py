@@ -469,6 +469,7 @@ def test_control_endpoints(server: FakeOpenAI, client: openai.OpenAI) -> None:
     assert [m.id for m in client.models.list()]
 
 
+@pytest.mark.slow  # starts a Python process
 def test_command_line_server() -> None:
     script = Path(__file__).resolve().parent / "fakes" / "openai_server.py"
     process = subprocess.Popen(

@@ -5,7 +5,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # starts a Python process
 def test_importing_qcode_turns_off_hub_access_telemetry_and_tracing() -> None:
     env = {**os.environ, "LANGSMITH_TRACING": "true", "HF_HUB_OFFLINE": "0", "DO_NOT_TRACK": ""}
     code = (

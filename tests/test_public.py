@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import pipeline
 
 PUBLIC = [
@@ -63,6 +65,7 @@ def test_every_public_name_is_there_and_is_the_thing_its_module_holds() -> None:
         assert getattr(module, name) is getattr(pipeline, name)
 
 
+@pytest.mark.slow  # starts a Python process
 def test_importing_qcode_loads_none_of_it_until_asked() -> None:
     loaded = subprocess.run(
         [
