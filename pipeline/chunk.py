@@ -1,24 +1,52 @@
-"""Chunking: a transcript becomes passages that keep speaker turns whole.
+"""Units: a transcript becomes the passages a coder codes, one `Chunk` each, in one of two ways.
 
-Whole turns are packed into chunks of at most `size` characters; a turn is
-split only when it alone is longer than `size`, and then at sentence
-boundaries (langchain-text-splitters), never inside a word. Every chunk
-carries its exact offsets: chunk.text == transcript.text[chunk.start:chunk.end].
+- chunks (`unit="chunk"`, the default): whole turns are packed into chunks of at most `size`
+  characters; a turn is split only when it alone is longer than `size`, and then at sentence
+  boundaries (langchain-text-splitters), never inside a word.
+- turns (`unit="turn"`): every speaker turn is one unit, its spoken words without the speaker's
+  label, whatever its length; a turn longer than `max_chars` is split at sentence boundaries into
+  parts that record their place in it.
+
+Either way every unit carries its exact offsets (unit.text == transcript.text[unit.start:unit.end])
+and an id made of them, so a re-run finds the units it coded. A `SpeakerChoice` says whose words are
+coded: with turn units another speaker's turns are no units (the coder sees them as context); with
+chunks they stay in the chunk, marked as not coded, and a quote from them is rejected.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.transcript import Transcript, Turn
+from pipeline.transcript import SpeakerChoice, Transcript, Turn
 
 DEFAULT_SIZE = 1200
 DEFAULT_OVERLAP = 0
+DEFAULT_MAX_UNIT_CHARS = 8000
 MIN_SHARE = 0.5  # a coded span counts for a chunk holding at least this share of it ...
 MIN_CHARS = 200  # ... or at least this many of its characters
+
+UnitKind = Literal["chunk", "turn"]
+UNIT_KINDS: tuple[UnitKind, ...] = ("chunk", "turn")
+
+
+class Units(BaseModel):
+    """How transcripts are cut into units: a run's, an eval configuration's, a gold set's."""
+
+    model_config = ConfigDict(frozen=True)
+
+    unit: UnitKind = "chunk"
+    size: int = Field(default=DEFAULT_SIZE, ge=50)  # chunk units: the largest chunk
+    overlap: int = Field(default=DEFAULT_OVERLAP, ge=0)  # chunk units: trailing turns repeated
+    max_chars: int = Field(default=DEFAULT_MAX_UNIT_CHARS, ge=50)  # turn units: longer turns are split
+    speakers: SpeakerChoice = SpeakerChoice()
+
+    def describe(self) -> str:
+        if self.unit == "turn":
+            return f"turns (split above {self.max_chars} characters)"
+        return f"chunks of {self.size}" + (f", overlap {self.overlap}" if self.overlap else "")
 
 
 class ChunkTurn(BaseModel):
@@ -28,9 +56,12 @@ class ChunkTurn(BaseModel):
     speaker: str | None
     start: int
     end: int
+    coded: bool = True  # False: a speaker whose words are not coded, there as context
 
 
 class Chunk(BaseModel):
+    """A unit a coder codes: a chunk of whole turns, or one turn (or a part of a long one)."""
+
     id: str
     transcript_id: str
     index: int
@@ -41,10 +72,27 @@ class Chunk(BaseModel):
     first_turn: int
     last_turn: int
     turns: list[ChunkTurn]
+    unit: UnitKind = "chunk"
+    # a turn unit cut from a turn longer than the largest unit: its place (1-based) among how many
+    part: int | None = None
+    parts: int | None = None
+    page_start: int | None = None
+    page_end: int | None = None
     # Filled in when chunks are handed to a coder; not part of the chunk's identity.
     before: str = ""
     after: str = ""
     metadata: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def coded_speakers(self) -> list[str | None]:
+        """The speakers whose words in this unit are coded, in order."""
+        return list(dict.fromkeys(t.speaker for t in self.turns if t.coded))
+
+    @property
+    def context_speakers(self) -> list[str | None]:
+        """The speakers in this unit whose words are context only."""
+        coded = self.coded_speakers
+        return [s for s in dict.fromkeys(t.speaker for t in self.turns if not t.coded) if s not in coded]
 
 
 def context(text: str, start: int, end: int, width: int = 600) -> tuple[str, str]:
@@ -66,24 +114,93 @@ def for_coder(chunk: Chunk, text: str, metadata: dict[str, str]) -> Chunk:
 
 
 def holds(chunk: Any, start: int, end: int) -> bool:
-    """Whether a span a person coded counts for a chunk: the chunk holds at least half of it, or at
-    least MIN_CHARS of its characters. So a code a person gave a long stretch lands on each chunk
-    that carries a real part of it, and a span that only grazes a chunk's edge does not."""
+    """Whether a span a person coded counts for a unit.
+
+    A chunk: it holds at least half of the span, or at least MIN_CHARS of its characters. So a code
+    a person gave a long stretch lands on each chunk that carries a real part of it, and a span that
+    only grazes a chunk's edge does not. A turn: it holds at least half of the span, or the span
+    covers at least half of the turn; so a code inside a turn counts for that turn, a code over
+    several turns for each of them, and one that grazes the next turn's first word does not."""
     held = min(end, chunk.end) - max(start, chunk.start)
-    return held > 0 and (held >= MIN_SHARE * (end - start) or held >= MIN_CHARS)
+    if held <= 0:
+        return False
+    if getattr(chunk, "unit", "chunk") == "turn":
+        return held >= MIN_SHARE * min(end - start, chunk.end - chunk.start)
+    return held >= MIN_SHARE * (end - start) or held >= MIN_CHARS
 
 
-def chunk_id(transcript_id: str, start: int, end: int) -> str:
-    return hashlib.sha256(f"{transcript_id}:{start}:{end}".encode()).hexdigest()[:16]
+def chunk_id(transcript_id: str, start: int, end: int, kind: str = "") -> str:
+    """A unit's id, from where it lies; a turn unit's id differs from a chunk's over the same span,
+    as what the coder is shown around it differs."""
+    suffix = f":{kind}" if kind else ""
+    return hashlib.sha256(f"{transcript_id}:{start}:{end}{suffix}".encode()).hexdigest()[:16]
 
 
-def chunk_transcript(transcript: Transcript, size: int = DEFAULT_SIZE, overlap: int = DEFAULT_OVERLAP) -> list[Chunk]:
+def cut(transcript: Transcript, units: Units) -> list[Chunk]:
+    """A transcript's units, as a run stores and codes them. The transcript's own speaker choice (its
+    manifest row or front matter) stands over the run's."""
+    speakers = transcript.speaker_choice or units.speakers
+    if units.unit == "turn":
+        return turn_units(transcript, units.max_chars, speakers)
+    return chunk_transcript(transcript, units.size, units.overlap, speakers)
+
+
+def turn_units(
+    transcript: Transcript, max_chars: int = DEFAULT_MAX_UNIT_CHARS, speakers: SpeakerChoice | None = None
+) -> list[Chunk]:
+    """One unit per coded speaker turn: its spoken words, label excluded. A turn longer than
+    `max_chars` is split at sentence boundaries into parts."""
+    if max_chars < 50:
+        raise ValueError("the largest unit must be at least 50 characters")
+    choice = speakers or SpeakerChoice()
+    units: list[Chunk] = []
+    for turn in transcript.turns:
+        if not choice.codes(turn.speaker) or turn.end <= turn.text_start:
+            continue
+        spoken = Turn(**{**turn.model_dump(), "start": turn.text_start})
+        spans = [(spoken.start, spoken.end)]
+        if spoken.end - spoken.start > max_chars:
+            spans = _split_turn(transcript.text, spoken, max_chars, 0)
+        for part, (start, end) in enumerate(spans, 1):
+            text = transcript.text[start:end]
+            if not text.strip():
+                continue
+            units.append(
+                Chunk(
+                    id=chunk_id(transcript.id, start, end, "turn"),
+                    transcript_id=transcript.id,
+                    index=len(units),
+                    start=start,
+                    end=end,
+                    text=text,
+                    speakers=[turn.speaker],
+                    first_turn=turn.index,
+                    last_turn=turn.index,
+                    turns=[ChunkTurn(index=turn.index, speaker=turn.speaker, start=start, end=end)],
+                    unit="turn",
+                    part=part if len(spans) > 1 else None,
+                    parts=len(spans) if len(spans) > 1 else None,
+                    page_start=turn.page_start,
+                    page_end=turn.page_end,
+                )
+            )
+    return units
+
+
+def chunk_transcript(
+    transcript: Transcript,
+    size: int = DEFAULT_SIZE,
+    overlap: int = DEFAULT_OVERLAP,
+    speakers: SpeakerChoice | None = None,
+) -> list[Chunk]:
     """Split a transcript into turn-aware chunks.
 
     `overlap` repeats whole trailing turns (up to that many characters) at the
     start of the next chunk; inside an oversized turn it is passed to the
-    sentence splitter.
+    sentence splitter. The turns of speakers not chosen stay in the chunks,
+    marked as not coded; a chunk of their turns alone is not a unit.
     """
+    choice = speakers or SpeakerChoice()
     if size < 1:
         raise ValueError("chunk size must be at least 1 character")
     if not 0 <= overlap < size:
@@ -104,31 +221,44 @@ def chunk_transcript(transcript: Transcript, size: int = DEFAULT_SIZE, overlap: 
         spans.append((turn.start, turns[j].end, i, j))
         i = _next_start(turns, i, j, size, overlap)
 
-    chunks = []
-    for index, (start, end, first, last) in enumerate(spans):
-        speakers: list[str | None] = []
+    chunks: list[Chunk] = []
+    for start, end, first, last in spans:
+        present: list[str | None] = []
         spoken: list[ChunkTurn] = []
         for t in turns[first : last + 1]:
-            if t.speaker not in speakers:
-                speakers.append(t.speaker)
+            if t.speaker not in present:
+                present.append(t.speaker)
             s, e = max(start, t.text_start), min(end, t.end)
             if s < e:
-                spoken.append(ChunkTurn(index=t.index, speaker=t.speaker, start=s, end=e))
+                spoken.append(
+                    ChunkTurn(index=t.index, speaker=t.speaker, start=s, end=e, coded=choice.codes(t.speaker))
+                )
+        if choice.chosen and not any(t.coded for t in spoken):
+            continue  # nothing in it is coded
+        in_pages = [p for t in turns[first : last + 1] for p in (t.page_start, t.page_end) if p is not None]
         chunks.append(
             Chunk(
-                id=chunk_id(transcript.id, start, end),
+                # a chunk whose turns are coded differently is coded anew: the id says which are
+                id=chunk_id(transcript.id, start, end, _uncoded_turns(spoken)),
                 transcript_id=transcript.id,
-                index=index,
+                index=len(chunks),
                 start=start,
                 end=end,
                 text=transcript.text[start:end],
-                speakers=speakers,
+                speakers=present,
                 first_turn=turns[first].index,
                 last_turn=turns[last].index,
                 turns=spoken,
+                page_start=min(in_pages) if in_pages else None,
+                page_end=max(in_pages) if in_pages else None,
             )
         )
     return chunks
+
+
+def _uncoded_turns(turns: list[ChunkTurn]) -> str:
+    skipped = [str(t.index) for t in turns if not t.coded]
+    return "context " + ",".join(skipped) if skipped else ""
 
 
 def _fits(turns: list[Turn], first: int, last: int, size: int) -> bool:

@@ -1,14 +1,19 @@
 """Transcripts and their speaker turns: what ingest produces and chunking reads.
 
-`parse_turns` finds the speaker turns in plain text, for every reader of text with speaker labels.
+`parse_turns` finds the speaker turns in plain text, for every reader of text with speaker labels;
+text with no speaker labels at all (observation notes, memos, documents) has one turn per paragraph.
+`SpeakerChoice` says whose turns are coded.
 """
 
 from __future__ import annotations
 
+import bisect
+import fnmatch
 import hashlib
 import re
+from collections.abc import Iterable
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Turn(BaseModel):
@@ -24,6 +29,67 @@ class Turn(BaseModel):
     end: int
     text_start: int
     timestamp: str | None = None
+    # the pages of a PDF the turn lies on (1-based); None for sources without pages
+    page_start: int | None = None
+    page_end: int | None = None
+
+
+class SpeakerChoice(BaseModel):
+    """Whose words are coded: the turns of `speakers` only (when any are given), less those of
+    `skip_speakers`. Names match case-insensitively, with `*` and `?` as wildcards ("P*", "dr. *").
+    A turn with no speaker (a heading, a paragraph of a document) is coded unless `speakers` is given."""
+
+    model_config = ConfigDict(frozen=True)
+
+    speakers: tuple[str, ...] = ()
+    skip_speakers: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls, speakers: str | Iterable[str] | None = None, skip_speakers: str | Iterable[str] | None = None
+    ) -> SpeakerChoice:
+        """A choice from names as a person writes them: "Interviewer, Q" or a list."""
+        return cls(speakers=_names(speakers), skip_speakers=_names(skip_speakers))
+
+    @property
+    def chosen(self) -> bool:
+        return bool(self.speakers or self.skip_speakers)
+
+    def codes(self, speaker: str | None) -> bool:
+        if speaker is None:
+            return not self.speakers
+        if self.speakers and not _matches(speaker, self.speakers):
+            return False
+        return not _matches(speaker, self.skip_speakers)
+
+    def unmatched(self, speakers: Iterable[str | None]) -> list[str]:
+        """The names of this choice that match none of these speakers."""
+        present = [s for s in speakers if s is not None]
+        return [n for n in (*self.speakers, *self.skip_speakers) if not any(_matches(s, (n,)) for s in present)]
+
+    def describe(self) -> str:
+        """The choice in words, as the run summary and the prompt give it."""
+        parts = []
+        if self.speakers:
+            parts.append("only the words of " + ", ".join(self.speakers))
+        if self.skip_speakers:
+            parts.append("not the words of " + ", ".join(self.skip_speakers))
+        return "; ".join(parts) or "every speaker's words"
+
+
+def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    items = re.split(r"[,;]", value) if isinstance(value, str) else list(value or [])
+    names: dict[str, str] = {}
+    for item in items:
+        name = " ".join(item.split())
+        if name:
+            names.setdefault(name.casefold(), name)
+    return tuple(names.values())
+
+
+def _matches(speaker: str, patterns: Iterable[str]) -> bool:
+    name = " ".join(speaker.split()).casefold()
+    return any(fnmatch.fnmatchcase(name, " ".join(p.split()).casefold()) for p in patterns)
 
 
 class Transcript(BaseModel):
@@ -36,6 +102,10 @@ class Transcript(BaseModel):
     turns: list[Turn]
     metadata: dict[str, str] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    # whose words are coded in this file, from its manifest row or front matter (None: the run's choice)
+    speaker_choice: SpeakerChoice | None = None
+    # metadata["source_type"] was inferred from the file, not given by the team
+    source_type_inferred: bool = False
 
     @model_validator(mode="after")
     def _turns_inside_text(self) -> Transcript:
@@ -132,7 +202,8 @@ def parse_turns(text: str) -> list[Turn]:
     counts when the same name labels two or more lines, looks like a name
     (every word capitalised) or an id (P1, r12), and is not a word that opens
     a note ("Note:", "Date:"), so "In short: ..." is not taken for a speaker.
-    Text before the first label, and markdown headings, become turns with no speaker.
+    Text before the first label, and markdown headings, become turns with no speaker. Text with
+    no label at all is a document: each paragraph (lines up to a blank line) is a turn with no speaker.
     """
     lines: list[tuple[int, str]] = []
     pos = 0
@@ -149,6 +220,8 @@ def parse_turns(text: str) -> list[Turn]:
 
     turns: list[Turn] = []
     current: dict | None = None
+    if not any(found and (found[3] or found[0] in accepted) for found in labels):
+        return paragraphs(text)
 
     def close() -> None:
         if current is not None and current["end"] > current["start"]:
@@ -174,3 +247,44 @@ def parse_turns(text: str) -> list[Turn]:
             current["end"] = end
     close()
     return turns
+
+
+def paragraphs(text: str, page_starts: list[int] | None = None) -> list[Turn]:
+    """One turn with no speaker per paragraph: lines up to a blank line (or a markdown heading,
+    which is a paragraph of its own). `page_starts`, the offset where each page of the text begins,
+    gives each turn its page span."""
+    turns: list[Turn] = []
+    for match in re.finditer(r"\S(?:.*\S)?(?:\n[ \t]*\S.*)*", text):
+        start = match.start()
+        pieces = _split_headings(text, start, match.end())
+        for s, e in pieces:
+            e = s + len(text[s:e].rstrip())
+            if not any(ch.isalnum() for ch in text[s:e]):
+                continue  # a rule or a stray mark: nothing to code
+            turn = Turn(index=len(turns), speaker=None, start=s, end=e, text_start=s)
+            if page_starts:
+                turn.page_start, turn.page_end = page_of(page_starts, s), page_of(page_starts, e - 1)
+            turns.append(turn)
+    return turns
+
+
+def _split_headings(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A paragraph's lines, with each markdown heading line a paragraph of its own."""
+    spans: list[tuple[int, int]] = []
+    pos = start
+    for line in text[start:end].split("\n"):
+        line_start, line_end = pos, pos + len(line)
+        pos = line_end + 1
+        lead = len(line) - len(line.lstrip())
+        if _HEADING.match(line.lstrip()):
+            spans.append((line_start + lead, line_end))
+        elif spans and not _HEADING.match(text[spans[-1][0] : spans[-1][1]]):
+            spans[-1] = (spans[-1][0], line_end)
+        else:
+            spans.append((line_start + lead, line_end))
+    return spans
+
+
+def page_of(page_starts: list[int], offset: int) -> int:
+    """The page (1-based) that holds a character, given where each page begins."""
+    return max(1, bisect.bisect_right(page_starts, offset))

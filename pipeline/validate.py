@@ -1,13 +1,15 @@
 """Validation: a proposal becomes a Suggestion only if it holds against the source.
 
 The code must be an applicable code of the codebook and the quote must occur
-verbatim (whitespace-normalised) in the chunk; anything else is a Rejection
-with the reason. Nothing a coder says is accepted on its word.
+verbatim (whitespace-normalised) in the chunk, in the words of a speaker whose
+words are coded; anything else is a Rejection with the reason. Nothing a coder
+says is accepted on its word.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from pydantic import ValidationError
 
@@ -21,9 +23,14 @@ def find_verbatim(quote: str, text: str) -> tuple[int, int] | None:
     """Where `quote` stands in `text` word for word, as (start, end): the same characters, in the same
     case, whole words only, with any run of white space standing for any other. The rule a model's
     evidence quote must meet."""
+    return next(verbatim_spans(quote, text), None)
+
+
+def verbatim_spans(quote: str, text: str) -> Iterator[tuple[int, int]]:
+    """Every place `quote` stands in `text` by `find_verbatim`'s rule, first to last."""
     words = quote.split()
     if not any(ch.isalnum() for word in words for ch in word):
-        return None  # nothing, or punctuation alone, is no evidence
+        return  # nothing, or punctuation alone, is no evidence
     # the quote's words in order with any run of whitespace between them: searching the
     # text as it is, rather than a collapsed copy built a character at a time, keeps
     # checking a quote against a long chunk cheap
@@ -36,9 +43,27 @@ def find_verbatim(quote: str, text: str) -> tuple[int, int] | None:
         if not (first and start > 0 and text[start - 1].isalnum()) and not (
             last and end < len(text) and text[end].isalnum()
         ):
-            return start, end
+            yield start, end
         match = pattern.search(text, start + 1)
-    return None
+
+
+def _in_coded_words(chunk: Chunk, quote: str) -> tuple[tuple[int, int] | None, str | None]:
+    """Where a quote stands in the chunk's coded words, or why it does not: the first place that
+    touches no turn of a speaker whose words are context only. A quote found only in such turns is
+    refused with the speaker named."""
+    context = [t for t in chunk.turns if not t.coded]
+    uncoded_speaker: str | None = None
+    found_anywhere = False
+    for start, end in verbatim_spans(quote, chunk.text):
+        found_anywhere = True
+        a, b = chunk.start + start, chunk.start + end
+        touched = next((t for t in context if a < t.end and t.start < b), None)
+        if touched is None:
+            return (start, end), None
+        uncoded_speaker = uncoded_speaker or (touched.speaker or "a passage with no speaker")
+    if not found_anywhere:
+        return None, "quote is not verbatim in the chunk"
+    return None, f"quote is the words of {uncoded_speaker}, whose words are context, not coded"
 
 
 def validate_coding(
@@ -74,9 +99,9 @@ def validate_coding(
             )
             continue
         reason = _code_problem(proposal.code, codebook, applicable)
-        span = None if reason else find_verbatim(proposal.quote, chunk.text)
-        if reason is None and span is None:
-            reason = "quote is not verbatim in the chunk"
+        span = None
+        if reason is None:
+            span, reason = _in_coded_words(chunk, proposal.quote)
         if reason is None and proposal.code in suggestions:
             reason = f"code '{proposal.code}' proposed more than once for this chunk"
         if reason or span is None:

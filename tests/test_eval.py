@@ -133,7 +133,7 @@ def test_passages_follow_each_chunking_and_none_differs_from_missing(tmp_path: P
     whole, small = suite.configurations
 
     codes = {}
-    for row in human_rows(suite.gold, whole.chunking):
+    for row in human_rows(suite.gold, whole.units):
         codes.setdefault((row["coder"], row["unit_id"]), set()).add(row["code"])
     # one chunk per transcript: lee's holds every code; ana saw kim's and applied none; ben never coded kim's
     assert sorted(codes.values(), key=sorted) == [
@@ -141,10 +141,10 @@ def test_passages_follow_each_chunking_and_none_differs_from_missing(tmp_path: P
         {"communication.strength", "resource.weakness"},
         {"resource.weakness"},
     ]
-    units = {row["unit_id"] for row in human_rows(suite.gold, small.chunking)}
+    units = {row["unit_id"] for row in human_rows(suite.gold, small.units)}
     assert len(units) > 2  # the small chunks split lee's answers apart
     by_unit: dict[str, set] = {}
-    for row in human_rows(suite.gold, small.chunking):
+    for row in human_rows(suite.gold, small.units):
         if row["coder"] == "ana":
             by_unit.setdefault(row["unit_id"], set()).add(row["code"])
     assert sorted(map(sorted, by_unit.values())) == [
@@ -232,7 +232,7 @@ def test_units_from_a_blind_export_give_the_same_agreement(study: Path, evaluate
     suite = load_suite(suite_path)
     # as `qcode export --format blind` writes them: chunk ids and reviewer:NAME
     rows = [
-        {**row, "coder": f"reviewer:{row['coder']}"} for row in human_rows(suite.gold, suite.configurations[0].chunking)
+        {**row, "coder": f"reviewer:{row['coder']}"} for row in human_rows(suite.gold, suite.configurations[0].units)
     ]
     write_csv(tmp_path / "blind.csv", rows)
     units = write_suite(tmp_path / "units.yaml", study, OFFLINE[:1], db=str(study / ".qcode-eval.db"))
@@ -249,7 +249,7 @@ def test_units_from_a_blind_export_give_the_same_agreement(study: Path, evaluate
     data["configurations"][0]["chunk_size"] = 600
     units.write_text(yaml.safe_dump(data))
     code, _, output = evaluate(units)
-    assert code == 1 and "blind.csv" in output and "chunk_size 600" in output
+    assert code == 1 and "blind.csv" in output and "chunks of 600" in output
 
 
 @pytest.fixture
@@ -356,7 +356,7 @@ def test_units_of_single_codes_are_pinned(tmp_path: Path, monkeypatch: pytest.Mo
     study = golden_study(tmp_path / "study")
     passages = load_suite(write_suite(tmp_path / "passages.yaml", study, OFFLINE[:1]))
     first: dict[tuple[str, str], dict[str, str]] = {}
-    for row in human_rows(passages.gold, passages.configurations[0].chunking):
+    for row in human_rows(passages.gold, passages.configurations[0].units):
         first.setdefault((row["unit_id"], row["coder"]), {**row, "coder": f"reviewer:{row['coder']}"})
     write_csv(study / "blind.csv", list(first.values()))
     suite = write_suite(tmp_path / "units.yaml", study, [{"name": "offline-one", "coder": "offline", "max_codes": 1}])

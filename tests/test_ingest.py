@@ -47,7 +47,8 @@ def test_bold_markdown_turns_and_front_matter(tmp_path: Path) -> None:
         "---\ndistrict: Harbor\nrole: principal\n---\n# Interview\n\n**Interviewer:** Hello.\n\n**Dr. Ramos**: Hi there.\n",
     )
     [t] = read(path)
-    assert t.metadata == {"district": "Harbor", "role": "principal"}
+    assert t.metadata == {"district": "Harbor", "role": "principal", "source_type": "interview"}
+    assert t.source_type_inferred
     assert speakers(t) == [None, "Interviewer", "Dr. Ramos"] or speakers(t) == ["Interviewer", "Dr. Ramos"]
     assert spoken(t)[-2:] == ["Hello.", "Hi there."]
     assert not t.text.startswith("---")
@@ -128,7 +129,7 @@ def test_csv_one_transcript_per_response_with_detected_columns(tmp_path: Path) -
     )
     ts = read(path)
     assert [t.text for t in ts] == ["The district listens to teacher leaders.", "We lack release time for planning."]
-    assert ts[0].metadata == {"district": "Harbor", "respondent_id": "R1"}
+    assert ts[0].metadata == {"district": "Harbor", "respondent_id": "R1", "source_type": "questionnaire"}
     assert ts[1].turns[0].speaker == "R3"
     assert len({t.id for t in ts}) == 2
 
@@ -156,8 +157,13 @@ def test_manifest_and_front_matter_metadata(tmp_path: Path) -> None:
     assert not errors
     assert [s.path.name for s in sources] == ["b.md", "a.txt"]
     found = {s.path.name: read_source(s)[0].metadata for s in sources}
-    assert found["a.txt"] == {"district": "Harbor", "role": "principal"}
-    assert found["b.md"] == {"district": "Valley", "role": "district administrator", "school": "Mesa"}
+    assert found["a.txt"] == {"district": "Harbor", "role": "principal", "source_type": "interview"}
+    assert found["b.md"] == {
+        "district": "Valley",
+        "role": "district administrator",
+        "school": "Mesa",
+        "source_type": "interview",
+    }
 
 
 @pytest.mark.parametrize("encoding", ["cp1252", "latin-1"])
@@ -230,11 +236,11 @@ def test_csv_without_text_column(tmp_path: Path) -> None:
 
 
 def test_unsupported_and_missing_paths(tmp_path: Path) -> None:
-    pdf = write(tmp_path / "x.pdf", "%PDF")
-    sources, errors = discover([pdf, tmp_path / "missing.txt"])
+    pages = write(tmp_path / "x.pages", "a Pages document")
+    sources, errors = discover([pages, tmp_path / "missing.txt"])
     assert not sources
     assert [e.message for e in errors][1] == "no such file or folder"
-    assert "unsupported file type '.pdf'" in errors[0].message
+    assert "unsupported file type '.pages'" in errors[0].message
 
 
 def test_every_bundled_example_reads() -> None:
@@ -298,7 +304,7 @@ def test_semicolon_and_tab_delimited_csv(tmp_path: Path) -> None:
         )
         [t] = read(path)
         assert t.text == "The district helps us, mostly, with time."
-        assert t.metadata == {"school": "Mesa", "id": "1"}
+        assert t.metadata == {"school": "Mesa", "id": "1", "source_type": "questionnaire"}
 
 
 def test_speaker_labels_ids_notes_and_short_interviewer_labels() -> None:

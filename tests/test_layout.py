@@ -53,6 +53,7 @@ LAZY = {
     "scipy",
     "docx",
     "webvtt",
+    "pypdf",
     "uvicorn",
     "fastapi",
     "playwright",

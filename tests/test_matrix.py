@@ -419,7 +419,7 @@ def test_unknown_dimension_names_the_ones_there_are(study: Study) -> None:
     result = matrix(study.db, "--cols", "distrct")
     assert result.exit_code == 1
     assert (
-        "unknown dimension 'distrct': the dimensions here are code, transcript, district, role, school; "
+        "unknown dimension 'distrct': the dimensions here are code, transcript, district, role, school, source_type; "
         "did you mean 'district'?"
     ) in result.output
     result = matrix(study.db, "--rows", "district", "--cols", "district")

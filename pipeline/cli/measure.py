@@ -406,6 +406,8 @@ def eval_tables(report: EvalReport) -> list[Table]:
     several = len(report.humans) > 1
 
     def chunking(entry: HumanAgreement | RanConfiguration) -> str:
+        if entry.unit == "turn":
+            return " (turns)"
         return f" (chunks of {entry.chunk_size}" + (f", overlap {entry.overlap})" if entry.overlap else ")")
 
     out = []

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.models import OptionInfo
 
+from pipeline.chunk import UNIT_KINDS
 from pipeline.cli.options import DbOption, JsonOption
 from pipeline.cli.output import bad_argument, emit, err, out, progress_bar, say
 from pipeline.coders import coders
@@ -118,6 +119,30 @@ def run(
         int | None,
         typer.Option("--overlap", help="Characters of trailing turns repeated in the next chunk (default 0)."),
     ] = None,
+    unit: Annotated[
+        str | None,
+        typer.Option(
+            "--unit", help="What is coded as one: chunk (whole turns up to --chunk-size) or turn (each speaker turn)."
+        ),
+    ] = None,
+    max_unit_chars: Annotated[
+        int | None,
+        typer.Option("--max-unit-chars", help="--unit turn: a longer turn is split at sentences (default 8000)."),
+    ] = None,
+    speakers: Annotated[
+        str | None,
+        typer.Option(
+            "--speakers",
+            help="Code only the words of these speakers: names, comma-separated, case-insensitive, * wildcards.",
+        ),
+    ] = None,
+    skip_speakers: Annotated[
+        str | None,
+        typer.Option(
+            "--skip-speakers",
+            help="Do not code the words of these speakers (e.g. 'interviewer,Q'); they stay as context.",
+        ),
+    ] = None,
     coder: Annotated[str | None, typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
     batch_size: Annotated[
         int | None,
@@ -153,6 +178,8 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Ingest, chunk, code, validate, route and store transcripts."""
+    if unit is not None and unit not in UNIT_KINDS:
+        bad_argument(f"--unit '{unit}' is not one of {', '.join(UNIT_KINDS)}")
     request = run_request(
         paths,
         {
@@ -162,8 +189,12 @@ def run(
             "threshold": threshold,
             "audit_share": audit_share,
             "seed": seed,
+            "unit": unit,
             "chunk_size": chunk_size,
             "overlap": overlap,
+            "max_unit_chars": max_unit_chars,
+            "speakers": speakers,
+            "skip_speakers": skip_speakers,
             "batch_size": batch_size,
             **(coder_options or {}),
         },
@@ -212,7 +243,11 @@ def _show_summary(summary: RunSummary) -> None:
         ("coder", f"{summary.coder} ({summary.model})"),
         ("codebook", f"{summary.codebook} [{summary.codebook_version}]"),
         ("transcripts", summary.transcripts),
-        ("chunks", f"{summary.chunks} ({summary.chunks_coded_now} coded now)"),
+        ("source types", _source_types(summary)),
+        (
+            "chunks" if summary.unit == "chunk" else "turn units",
+            f"{summary.chunks} ({summary.chunks_coded_now} coded now)",
+        ),
         ("suggestions", summary.suggestions),
         ("accepted", summary.accepted),
         ("queued for review", f"{summary.queued} ({summary.review} low confidence, {summary.audit} audit)"),
@@ -230,6 +265,13 @@ def _show_summary(summary: RunSummary) -> None:
     ]:
         table.add_row(label, str(value))
     out.print(table)
+
+
+def _source_types(summary: RunSummary) -> str:
+    return ", ".join(
+        f"{t.source_type} {t.transcripts}" + (f" ({t.inferred} inferred)" if t.inferred else "")
+        for t in summary.source_types
+    )
 
 
 def _show_estimate(found: Estimate) -> None:

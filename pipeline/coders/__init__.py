@@ -17,6 +17,7 @@ import json
 from importlib.metadata import entry_points
 from typing import Any
 
+from pipeline.chunk import Units
 from pipeline.codebook import Codebook
 from pipeline.coders.base import (
     NOT_A_FLAG,
@@ -30,6 +31,7 @@ from pipeline.coders.base import (
 )
 from pipeline.coders.offline import EmbeddingCoder
 from pipeline.coders.openai_chat import OpenAICoder
+from pipeline.coders.prompt import UNIT_NOTE
 from pipeline.errors import CoderError
 from pipeline.suggestion import Provenance
 
@@ -55,10 +57,14 @@ _BROKEN: dict[str, str] = {}  # plugins that could not be loaded: name -> why
 _plugins_loaded = False
 
 
-def provenance(coder: BaseCoder, codebook: Codebook) -> Provenance:
+def provenance(coder: BaseCoder, codebook: Codebook, units: Units | None = None) -> Provenance:
     """The coder's identity for caching and provenance: a chunk coded under the
-    same key is never coded again."""
+    same key is never coded again. Turn units and a choice of speakers are part of
+    it (what the coder is told, and what validation accepts, differ), recorded only
+    when used, so the key of a run of whole chunks of every speaker is unchanged."""
     parameters = dict(coder.parameters)
+    if units is not None and (units.unit == "turn" or units.speakers.chosen):
+        parameters["units"] = {"unit": units.unit, **units.speakers.model_dump(mode="json"), "note": UNIT_NOTE}
     identity = json.dumps(
         [coder.name, coder.model, coder.prompt_version(codebook), codebook.version, parameters],
         sort_keys=True,

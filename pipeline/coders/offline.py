@@ -220,10 +220,13 @@ class EmbeddingCoder(BaseCoder):
 
 
 def participant_sentences(chunk: Chunk) -> list[str]:
-    """Sentences spoken in the chunk, without speaker labels or interviewers' turns."""
+    """Sentences spoken in the chunk, without speaker labels, the turns of speakers whose words are
+    not coded, or (in a chunk of several turns) interviewers' turns; a turn unit is coded whoever speaks."""
     out = []
     for turn in chunk.turns:
-        if turn.speaker and _INTERVIEWER.fullmatch(turn.speaker.strip()):
+        if not turn.coded:
+            continue
+        if chunk.unit == "chunk" and turn.speaker and _INTERVIEWER.fullmatch(turn.speaker.strip()):
             continue
         spoken = chunk.text[turn.start - chunk.start : turn.end - chunk.start]
         for m in _SENTENCE.finditer(spoken):

@@ -6,6 +6,11 @@ applies; the user template is the variable part (case metadata, context, the
 chunk). The prompt version is a hash of the rendered prefix and the variable
 part's template: it changes when the instructions, the codebook or the
 template change, never with the chunk.
+
+A unit that is one turn, or whose speakers are not all coded, opens with a note
+that says so (`unit_note`); its wording is versioned by UNIT_NOTE, which is part
+of the coder's configuration whenever a run uses it (`pipeline.coders.provenance`).
+So a run of whole chunks of every speaker sends exactly what it always sent.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pipeline.codebook import Codebook
 from pipeline.errors import CoderError
 
 DEFAULT_PROMPT = "coding-v1"
+UNIT_NOTE = "unit-note-1"  # change it with the wording of unit_note
 
 
 def prompts_dir() -> Path:
@@ -64,7 +70,7 @@ class Prompt:
         return self._systems[codebook.version]
 
     def user(self, chunk: Chunk) -> str:
-        return (
+        text = (
             self._env.get_template("user.jinja")
             .render(
                 chunk=chunk,
@@ -74,7 +80,31 @@ class Prompt:
             )
             .strip()
         )
+        note = unit_note(chunk)
+        return f"{note}\n\n{text}" if note else text
 
     def version(self, codebook: Codebook) -> str:
         material = f"{self.name}\0{self.system(codebook)}\0{self._user_source}"
         return hashlib.sha256(material.encode("utf-8")).hexdigest()[:12]
+
+
+def unit_note(chunk: Chunk) -> str:
+    """What the coder is told about the unit before it: that it is one speaker's turn, and whose
+    words in it are context only. Empty for a chunk whose every speaker is coded."""
+    lines = []
+    if chunk.unit == "turn":
+        who = f" of {chunk.speakers[0]}" if chunk.speakers and chunk.speakers[0] else ""
+        part = f" (part {chunk.part} of {chunk.parts})" if chunk.parts else ""
+        lines.append(f"The passage to code is one turn{who}{part}; code what it says.")
+    context = chunk.context_speakers
+    if context:
+        coded = ", ".join(_speaker(s) for s in chunk.coded_speakers)
+        lines.append(
+            f"Code only the words of {coded}. The words of {', '.join(_speaker(s) for s in context)} "
+            "in the passage are context: do not code or quote them."
+        )
+    return "\n".join(lines)
+
+
+def _speaker(name: str | None) -> str:
+    return name or "the passages with no speaker"

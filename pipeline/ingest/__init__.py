@@ -1,11 +1,18 @@
 """Ingest: files on disk become Transcripts with speaker turns and case metadata.
 
 Supported: .txt/.md (speaker turns, optional YAML front matter), .docx,
-.vtt/.srt captions, .csv of open-ended responses (one transcript per row), and
-the text sources of a REFI-QDA project (.qdpx, one transcript per source).
+.vtt/.srt captions, .csv of open-ended responses (one transcript per row), .pdf
+documents with a text layer (a turn per paragraph, with its pages), and the text
+sources of a REFI-QDA project (.qdpx, one transcript per source). Text with no
+speaker labels (observation notes, memos) is read as paragraphs.
 Case metadata comes from a `manifest.csv` beside the files (or in a folder
-above them) and from front matter. Any problem with a file raises IngestError
-naming the file; the caller records it and goes on with the other files.
+above them) and from front matter. Two of its fields are not case attributes but
+say whose words are coded in that file: `speakers` and `skip_speakers` (names,
+comma-separated). Every transcript has a `source_type` (interview, focus group,
+questionnaire, observation, document, or any value the team writes): as given,
+otherwise inferred from the file (`infer_source_type`). Any problem with a file
+raises IngestError naming the file; the caller records it and goes on with the
+other files.
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ from pipeline.errors import FileError, IngestError
 from pipeline.files import read_text
 from pipeline.ingest.captions import read_captions
 from pipeline.ingest.manifest import manifest_metadata, manifest_notes, nearest_manifest, read_manifest
+from pipeline.ingest.pdf import read_pdf
 from pipeline.ingest.qdpx import read_project_sources
 from pipeline.ingest.responses import read_responses
 from pipeline.ingest.sources import MANIFEST, SUFFIXES, TEXT_SUFFIXES, CsvOptions, Source, discover
 from pipeline.ingest.text import read_plain_text
 from pipeline.ingest.word import read_word
-from pipeline.transcript import Transcript
+from pipeline.transcript import SpeakerChoice, Transcript
 
 __all__ = [
     "MANIFEST",
@@ -28,6 +36,7 @@ __all__ = [
     "IngestError",
     "Source",
     "discover",
+    "infer_source_type",
     "manifest_metadata",
     "manifest_notes",
     "nearest_manifest",
@@ -36,8 +45,43 @@ __all__ = [
 ]
 
 
+SOURCE_TYPES = ("interview", "focus group", "questionnaire", "observation", "document")
+SPEAKER_FIELDS = ("speakers", "skip_speakers")
+
+
 def read_source(source: Source, csv: CsvOptions | None = None) -> list[Transcript]:
     """Read one file into transcripts (several for a CSV of responses, or a project's sources)."""
+    return [_settled(t) for t in _read(source, csv)]
+
+
+def _settled(transcript: Transcript) -> Transcript:
+    """The speaker choice taken out of the case metadata, and the source type given or inferred."""
+    metadata = dict(transcript.metadata)
+    fields = {k.lower(): metadata.pop(k) for k in list(metadata) if k.lower() in SPEAKER_FIELDS}
+    if fields:
+        transcript.speaker_choice = SpeakerChoice.of(fields.get("speakers"), fields.get("skip_speakers"))
+    given = metadata.get("source_type", "").strip()
+    if given:
+        metadata["source_type"] = given
+    else:
+        metadata["source_type"] = infer_source_type(transcript)
+        transcript.source_type_inferred = True
+    transcript.metadata = metadata
+    return transcript
+
+
+def infer_source_type(transcript: Transcript) -> str:
+    """A source type from the file itself: CSV rows are a questionnaire's answers, a PDF or text
+    with no speaker labels is a document, one or two speakers an interview, more a focus group."""
+    if transcript.format == "csv":
+        return "questionnaire"
+    speakers = {t.speaker.casefold() for t in transcript.turns if t.speaker}
+    if transcript.format == "pdf" or not speakers:
+        return "document"
+    return "interview" if len(speakers) <= 2 else "focus group"
+
+
+def _read(source: Source, csv: CsvOptions | None) -> list[Transcript]:
     path = source.path
     # the name relative to the folder given: files of one name in two folders stay apart
     name = source.path.resolve().relative_to(source.root.resolve()).as_posix()
@@ -48,6 +92,8 @@ def read_source(source: Source, csv: CsvOptions | None = None) -> list[Transcrip
             return [read_word(path, name, metadata)]
         if suffix == ".qdpx":
             return read_project_sources(path, metadata)
+        if suffix == ".pdf":
+            return [read_pdf(path, name, metadata)]
         text, encoding = read_text(path)
         if suffix in TEXT_SUFFIXES:
             return [read_plain_text(path, name, text, encoding, metadata)]

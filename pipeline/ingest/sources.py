@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline.errors import IngestError
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
-SUFFIXES = TEXT_SUFFIXES | {".docx", ".vtt", ".srt", ".csv", ".qdpx"}
+SUFFIXES = TEXT_SUFFIXES | {".docx", ".vtt", ".srt", ".csv", ".qdpx", ".pdf"}
 MANIFEST = "manifest.csv"
 
 

@@ -27,6 +27,7 @@ from pipeline.review.views import (
     Segment,
     SuggestionDetail,
     SuggestionView,
+    pages,
 )
 from pipeline.store import (
     ChunkRecord,
@@ -104,6 +105,11 @@ def passage(store: Store, chunk_id: str) -> Passage:
         speakers=[sp for sp in chunk.speakers if sp],
         before=[turn(t) for t in before],
         after=[turn(t) for t in after],
+        pages=pages(chunk.page_start, chunk.page_end),
+        unit=None
+        if chunk.unit != "turn"
+        else (f"part {chunk.part} of {chunk.parts} of a turn" if chunk.parts else "one turn"),
+        context_speakers=sorted({t.get("speaker") or "(no speaker)" for t in chunk.turns if t.get("coded") is False}),
     )
 
 

@@ -42,6 +42,16 @@ class Passage(BaseModel):
     before: list[ContextTurn]
     after: list[ContextTurn]
     segments: list[Segment] = []
+    pages: str | None = None  # "p. 4", "pp. 4–5": where a document's passage lies
+    unit: str | None = None  # "one turn", "part 2 of 3 of a turn"; None for a chunk
+    context_speakers: list[str] = []  # speakers in the passage whose words are not coded
+
+
+def pages(start: int | None, end: int | None) -> str | None:
+    """A page span as a reader cites it."""
+    if start is None:
+        return None
+    return f"p. {start}" if end in (None, start) else f"pp. {start}–{end}"
 
 
 class DecisionView(BaseModel):

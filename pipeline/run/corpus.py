@@ -14,19 +14,19 @@ chunk already coded under the same coder configuration is never coded again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from pipeline.chunk import Chunk, chunk_transcript
+from pipeline.chunk import Chunk, cut
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import BaseCoder, make_coder, provenance
 from pipeline.ingest import CsvOptions, IngestError, Source, discover, manifest_notes, nearest_manifest, read_source
 from pipeline.route import RoutingPolicy, route
-from pipeline.run.request import FileFailure, FileNote, RunRequest, RunSummary
+from pipeline.run.request import FileFailure, FileNote, RunRequest, RunSummary, SourceTypeCount
 from pipeline.store import Store
 from pipeline.suggestion import ChunkCoding, Provenance, Usage
 from pipeline.transcript import Transcript
@@ -47,6 +47,7 @@ __all__ = [
     "is_transient",
     "read_and_chunk",
     "send_batches",
+    "speaker_notes",
 ]
 
 # A batch that fails with a transient error (a timeout, a dropped connection) is coded again
@@ -63,15 +64,36 @@ class Ingested(BaseModel):
     """What reading one file gave: its transcripts and chunks (stored), notes, or why it failed."""
 
     transcript_ids: list[str] = Field(default_factory=list)
+    # each transcript's source type, and whether qcode inferred it
+    source_types: list[tuple[str, bool]] = Field(default_factory=list)
     chunk_ids: list[str] = Field(default_factory=list)
     notes: list[FileNote] = Field(default_factory=list)
     failure: FileFailure | None = None
 
 
 def read_and_chunk(source: Source, request: RunRequest) -> list[tuple[Transcript, list[Chunk]]]:
-    """One file's transcripts, each with its chunks, as a run stores them."""
+    """One file's transcripts, each with its units, as a run stores them."""
     transcripts = read_source(source, CsvOptions(request.id_column, request.text_column))
-    return [(t, chunk_transcript(t, request.chunk_size, request.overlap)) for t in transcripts]
+    units = request.units()
+    return [(t, cut(t, units)) for t in transcripts]
+
+
+def speaker_notes(transcript: Transcript, request: RunRequest) -> list[str]:
+    """What to tell a person whose choice of speakers does not fit a file: names that match nobody
+    in it, with the speakers it has, and a file left with nothing to code."""
+    choice = transcript.speaker_choice or request.units().speakers
+    if not choice.chosen:
+        return []
+    present = list(dict.fromkeys(t.speaker for t in transcript.turns if t.speaker is not None))
+    has = ", ".join(present) if present else "none: it has no speaker labels"
+    where = "its front matter or manifest row" if transcript.speaker_choice else "the run"
+    notes = []
+    unmatched = choice.unmatched(present)
+    if unmatched:
+        notes.append(f"speakers named by {where} match nobody here: {', '.join(unmatched)} (its speakers: {has})")
+    if not any(choice.codes(t.speaker) for t in transcript.turns):
+        notes.append(f"nothing is coded here: {choice.describe()} leaves no turn (its speakers: {has})")
+    return notes
 
 
 def ingest_file(store: Store, source: Source, request: RunRequest) -> Ingested:
@@ -92,15 +114,37 @@ def ingest_file(store: Store, source: Source, request: RunRequest) -> Ingested:
         result.failure = FileFailure(path=str(source.path), error=f"could not be stored: {type(exc).__name__}: {exc}")
         return result
     manifest = nearest_manifest(source)
-    if manifest is not None and not any(t.metadata for t in transcripts):
+    if manifest is not None and not any(_given_metadata(t) for t in transcripts):
         result.notes.append(FileNote(path=str(source.path), note=f"has no case metadata: {manifest} does not list it"))
     for transcript, chunks in prepared:
         result.transcript_ids.append(transcript.id)
+        result.source_types.append((transcript.metadata.get("source_type", ""), transcript.source_type_inferred))
         result.chunk_ids += [c.id for c in chunks]
         result.notes += [
             FileNote(path=str(source.path), note=n) for n in transcript.notes if not n.startswith("CSV row")
         ]
+        result.notes += [FileNote(path=str(source.path), note=n) for n in speaker_notes(transcript, request)]
     return result
+
+
+def _given_metadata(transcript: Transcript) -> dict[str, str]:
+    """The case metadata the team gave: without a source type qcode inferred."""
+    inferred = {"source_type"} if transcript.source_type_inferred else set()
+    return {k: v for k, v in transcript.metadata.items() if k not in inferred}
+
+
+def count_source_types(found: Iterable[tuple[str, bool]]) -> list[SourceTypeCount]:
+    """Transcripts by source type, as written (an odd spelling stands on a line of its own, where a
+    person sees it), most first."""
+    counts: dict[str, list[int]] = {}
+    for source_type, inferred in found:
+        count = counts.setdefault(source_type, [0, 0])
+        count[0] += 1
+        count[1] += int(inferred)
+    return [
+        SourceTypeCount(source_type=k, transcripts=n, inferred=i)
+        for k, (n, i) in sorted(counts.items(), key=lambda item: (-item[1][0], item[0]))
+    ]
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -222,12 +266,16 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
     coder = make_coder(request.coder, **request.coder_options)
     batch_size = request.batch_size or coder.batch_size
     coder.use_store(store)
-    prov = provenance(coder, codebook)
+    units = request.units()
+    prov = provenance(coder, codebook, units)
     parameters = {
         "coder": prov.parameters,
         "limits": coder.limits,
+        "unit": request.unit,
         "chunk_size": request.chunk_size,
         "overlap": request.overlap,
+        "max_unit_chars": request.max_unit_chars,
+        "speakers": units.speakers.model_dump(mode="json"),
         "routing": request.routing.model_dump(),
         "batch_size": batch_size,
     }
@@ -238,6 +286,7 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
     failed = [FileFailure(path=e.path, error=e.message) for e in errors]
     report("files", len(sources))
     transcript_ids: list[str] = []
+    source_types: dict[str, tuple[str, bool]] = {}
     chunk_ids: list[str] = []
     notes = [FileNote(path=path, note=note) for path, note in manifest_notes(sources)]
     for source in sources:
@@ -245,6 +294,7 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
         if ingested.failure:
             failed.append(ingested.failure)
         transcript_ids += ingested.transcript_ids
+        source_types.update(zip(ingested.transcript_ids, ingested.source_types))
         chunk_ids += ingested.chunk_ids
         notes += ingested.notes
         report("file")
@@ -299,6 +349,8 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
         codebook_version=codebook.version,
         db=store.engine.url.render_as_string(hide_password=True),
         transcripts=len(set(transcript_ids)),
+        source_types=count_source_types(source_types.values()),
+        unit=request.unit,
         chunks=len(chunk_ids),
         chunks_coded_now=len(pending),
         suggestions=counts["accepted"] + queued,

@@ -39,7 +39,7 @@ class Estimate(BaseModel):
 def estimate(request: RunRequest) -> Estimate:
     codebook = load_codebook(request.codebook)
     coder = make_coder(request.coder, **request.coder_options)
-    prov = provenance(coder, codebook)
+    prov = provenance(coder, codebook, request.units())
     paths: list[str | Path] = list(request.paths)
     sources, errors = discover(paths)
     failed = [FileFailure(path=e.path, error=e.message) for e in errors]

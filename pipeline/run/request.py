@@ -7,8 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE
+from pipeline.chunk import DEFAULT_MAX_UNIT_CHARS, DEFAULT_OVERLAP, DEFAULT_SIZE, UnitKind, Units
 from pipeline.route import RoutingPolicy
+from pipeline.transcript import SpeakerChoice
 
 
 class RunRequest(BaseModel):
@@ -17,14 +18,28 @@ class RunRequest(BaseModel):
     db: str | None = None
     coder: str = "offline"
     coder_options: dict[str, Any] = Field(default_factory=dict)
+    unit: UnitKind = "chunk"
     chunk_size: int = Field(default=DEFAULT_SIZE, ge=50)
     overlap: int = Field(default=DEFAULT_OVERLAP, ge=0)
+    max_unit_chars: int = Field(default=DEFAULT_MAX_UNIT_CHARS, ge=50)
+    speakers: list[str] = Field(default_factory=list)
+    skip_speakers: list[str] = Field(default_factory=list)
     routing: RoutingPolicy = Field(default_factory=RoutingPolicy)
     batch_size: int | None = Field(default=None, ge=1)  # None: the coder's own batch_size
     id_column: str | None = None
     text_column: str | None = None
     batch: bool = False
     poll_interval: float = Field(default=30.0, gt=0)
+
+    def units(self) -> Units:
+        """How this run cuts transcripts into units."""
+        return Units(
+            unit=self.unit,
+            size=self.chunk_size,
+            overlap=self.overlap,
+            max_chars=self.max_unit_chars,
+            speakers=SpeakerChoice.of(self.speakers, self.skip_speakers),
+        )
 
 
 class FileFailure(BaseModel):
@@ -37,6 +52,14 @@ class FileNote(BaseModel):
     note: str
 
 
+class SourceTypeCount(BaseModel):
+    """How many transcripts of a run have a source type, and how many of those qcode inferred."""
+
+    source_type: str
+    transcripts: int
+    inferred: int
+
+
 class RunSummary(BaseModel):
     run_id: str
     coder: str
@@ -46,6 +69,8 @@ class RunSummary(BaseModel):
     codebook_version: str
     db: str
     transcripts: int
+    source_types: list[SourceTypeCount] = Field(default_factory=list)
+    unit: UnitKind = "chunk"
     chunks: int
     chunks_coded_now: int
     suggestions: int

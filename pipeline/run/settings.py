@@ -2,7 +2,8 @@
 the `[run]` table of `qcode.toml` over defaults, checked and made into a RunRequest.
 
 `[run]` holds the run's own settings (the fields of RunSettings: codebook, db, coder, threshold,
-audit_share, seed, chunk_size, overlap, batch_size) and the options of the coder, by the names its
+audit_share, seed, unit, chunk_size, overlap, max_unit_chars, speakers, skip_speakers, batch_size;
+speakers and skip_speakers as a list of names or one comma-separated string) and the options of the coder, by the names its
 Options model gives them (for the openai coder model, base_url, prompt, temperature, samples, ...;
 see `qcode run --help`). An option of another coder is ignored, as a flag of another coder is; a
 key that is neither a run setting nor an option of any coder is an error.
@@ -17,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from pipeline.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE
+from pipeline.chunk import DEFAULT_MAX_UNIT_CHARS, DEFAULT_OVERLAP, DEFAULT_SIZE, UnitKind
 from pipeline.codebook import load_codebook
 from pipeline.coders import Flag, coder_class, coders, make_coder
 from pipeline.coders.prices import price_table
@@ -26,6 +27,7 @@ from pipeline.errors import SettingsError, problems
 from pipeline.route import RoutingPolicy
 from pipeline.run.request import RunRequest
 from pipeline.store import has_password, redact
+from pipeline.transcript import SpeakerChoice
 
 
 class RunSettings(BaseModel):
@@ -37,8 +39,12 @@ class RunSettings(BaseModel):
     threshold: float = 0.6
     audit_share: float = 0.10
     seed: int = 0
+    unit: UnitKind = "chunk"
     chunk_size: int = DEFAULT_SIZE
     overlap: int = DEFAULT_OVERLAP
+    max_unit_chars: int = DEFAULT_MAX_UNIT_CHARS
+    speakers: str | list[str] = Field(default_factory=list)
+    skip_speakers: str | list[str] = Field(default_factory=list)
     batch_size: int | None = None
     # the chosen coder's options, as given (make_coder checks them against the coder's Options)
     coder_options: dict[str, Any] = Field(default_factory=dict)
@@ -113,8 +119,12 @@ def run_request(
             db=settings.db,
             coder=settings.coder,
             coder_options=settings.coder_options,
+            unit=settings.unit,
             chunk_size=settings.chunk_size,
             overlap=settings.overlap,
+            max_unit_chars=settings.max_unit_chars,
+            speakers=list(SpeakerChoice.of(settings.speakers).speakers),
+            skip_speakers=list(SpeakerChoice.of(skip_speakers=settings.skip_speakers).skip_speakers),
             routing=RoutingPolicy(threshold=settings.threshold, audit_share=settings.audit_share, seed=settings.seed),
             batch_size=settings.batch_size,
             id_column=id_column,

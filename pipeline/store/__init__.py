@@ -277,6 +277,11 @@ class Store:
                 first_turn=c.first_turn,
                 last_turn=c.last_turn,
                 turns=[t.model_dump() for t in c.turns],
+                unit=c.unit,
+                part=c.part,
+                parts=c.parts,
+                page_start=c.page_start,
+                page_end=c.page_end,
             )
             for c in chunks
             if c.id not in known
@@ -469,6 +474,11 @@ def chunk_of(record: ChunkRecord) -> Chunk:
         first_turn=record.first_turn,
         last_turn=record.last_turn,
         turns=[ChunkTurn.model_validate(t) for t in record.turns],
+        unit="turn" if record.unit == "turn" else "chunk",
+        part=record.part,
+        parts=record.parts,
+        page_start=record.page_start,
+        page_end=record.page_end,
     )
 
 

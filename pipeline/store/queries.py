@@ -137,6 +137,9 @@ def suggestion_records(store: Store, run_id: str | None = None, status: str | No
                 "chunk_start": chunk.start,
                 "chunk_end": chunk.end,
                 "speakers": chunk.speakers,
+                "unit": chunk.unit,
+                "page_start": chunk.page_start,
+                "page_end": chunk.page_end,
                 "code": suggestion.code,
                 "code_name": names.get((suggestion.codebook_version, suggestion.code)),
                 "justification": suggestion.justification,
@@ -230,10 +233,10 @@ def human_rows(store: Any, run_id: str | None = None) -> Iterator[dict[str, str]
         if not codes:
             return
         transcripts = sorted({c.transcript_id for c in codes})
-        # offsets are all a chunk needs here: not its text
-        query = select(ChunkRecord.id, ChunkRecord.transcript_id, ChunkRecord.start, ChunkRecord.end).where(
-            ChunkRecord.transcript_id.in_(transcripts)
-        )
+        # offsets and the kind of unit are all a chunk needs here: not its text
+        query = select(
+            ChunkRecord.id, ChunkRecord.transcript_id, ChunkRecord.start, ChunkRecord.end, ChunkRecord.unit
+        ).where(ChunkRecord.transcript_id.in_(transcripts))
         if run_id:
             in_run = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)
             query = query.where(ChunkRecord.id.in_(in_run))

@@ -95,10 +95,13 @@ class TurnRecord(Base):
     end: Mapped[int]
     text_start: Mapped[int]
     timestamp: Mapped[str | None] = mapped_column(String(32))
+    page_start: Mapped[int | None]
+    page_end: Mapped[int | None]
 
 
 class ChunkRecord(Base):
-    """The chunks each transcript was cut into, with their exact offsets and speakers."""
+    """The units each transcript was cut into (chunks of turns, or turns), with their exact offsets,
+    speakers, and pages."""
 
     __tablename__ = "chunks"
     __table_args__ = (Index("ix_chunks_transcript", "transcript_id", "index"),)
@@ -113,6 +116,11 @@ class ChunkRecord(Base):
     first_turn: Mapped[int]
     last_turn: Mapped[int]
     turns: Mapped[list[Any]]
+    unit: Mapped[str] = mapped_column(String(8), default="chunk", server_default="chunk")
+    part: Mapped[int | None]
+    parts: Mapped[int | None]
+    page_start: Mapped[int | None]
+    page_end: Mapped[int | None]
 
 
 class ChunkCodingRecord(Base):

@@ -3,15 +3,17 @@
 The human codes come in one of two shapes (docs/evals.md, "The human codes"):
 
 - passages (`file,coder,code` with `quote` and/or `start,end`): what a coder highlighted in which
-  transcript. A passage counts for every chunk that holds at least half of it, or at least
-  `MIN_CHARS` characters of it (`pipeline.chunk.holds`), so the same gold set serves any chunk size.
+  transcript. A passage counts for every unit that holds it by `pipeline.chunk.holds`: a chunk
+  that holds at least half of it, or at least `MIN_CHARS` characters of it; a turn that holds at
+  least half of it or half of whose words it covers. So the same gold set serves any chunk size, and
+  turn units: a person's code inside a turn counts for that turn.
   A coder who has a row for a file coded all of that file: its chunks without any of their passages
   are "no code". A REFI-QDA project (`.qdpx`) given as gold codes is read as passages: its users'
   codings, on the project's own text sources. A quote is found by `find_loosely`'s rule.
-- units (`unit_id,coder,code`): qcode chunk ids, as `qcode export --format blind` writes them. They
-  hold for one chunking only; `check_units` refuses a chunking whose chunks do not include them.
+- units (`unit_id,coder,code`): qcode unit ids, as `qcode export --format blind` writes them. They
+  hold for one way of cutting only; `check_units` refuses `Units` whose units do not include them.
 
-`human_rows` lays either shape over one chunking as the long table `unit_id,coder,code` that
+`human_rows` lays either shape over one way of cutting (`Units`) as the long table `unit_id,coder,code` that
 `pipeline.measure.agreement` compares.
 """
 
@@ -22,9 +24,9 @@ import difflib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Literal
 
-from pipeline.chunk import Chunk, chunk_transcript, holds
+from pipeline.chunk import Chunk, Units, cut, holds
 from pipeline.codebook import Codebook
 from pipeline.errors import ExchangeError, IngestError, SuiteError
 from pipeline.exchange.projects import read_project
@@ -38,13 +40,6 @@ UNIT_COLUMNS = ("unit_id", "coder", "code")
 
 GoldFormat = Literal["passages", "units"]
 Folded = tuple[str, list[int]]  # a text folded for matching, and the offset each of its characters came from
-
-
-class Chunking(NamedTuple):
-    """How transcripts are cut into units (chunks), in characters."""
-
-    size: int
-    overlap: int
 
 
 @dataclass(frozen=True)
@@ -400,34 +395,33 @@ def _find(folded: Folded, quote: str) -> list[tuple[int, int]]:
     return found
 
 
-# ---------------------------------------------------------------- the human codes on a chunking
+# ---------------------------------------------------------------- the human codes on units
 
 
-def _chunks(gold: Gold, chunking: Chunking) -> dict[str, list[Chunk]]:
-    """Each gold transcript's chunks under a chunking, as a run makes them."""
-    return {t.id: chunk_transcript(t, chunking.size, chunking.overlap) for t in gold.transcripts}
+def _chunks(gold: Gold, units: Units) -> dict[str, list[Chunk]]:
+    """Each gold transcript's units, as a run makes them."""
+    return {t.id: cut(t, units) for t in gold.transcripts}
 
 
-def check_units(gold: Gold, configuration: str, chunking: Chunking) -> None:
-    """Gold unit ids are chunk ids: every one must be a chunk of the gold transcripts under this chunking."""
-    ids = {c.id for per in _chunks(gold, chunking).values() for c in per}
+def check_units(gold: Gold, configuration: str, units: Units) -> None:
+    """Gold unit ids are unit ids: every one must be a unit of the gold transcripts cut this way."""
+    ids = {c.id for per in _chunks(gold, units).values() for c in per}
     missing = [unit for unit in gold.units if unit.unit_id not in ids]
     if missing:
         raise SuiteError(
-            f"{missing[0].where}: unit '{missing[0].unit_id}' is not a chunk of the gold transcripts under "
-            f"configuration '{configuration}' (chunk_size {chunking.size}, overlap "
-            f"{chunking.overlap}); {len(missing)} of {len(gold.units)} rows do not match. Unit ids are "
-            "chunk ids: they hold only for the transcripts and chunk size they came from (set gold.chunk_size), or "
-            "give passages instead"
+            f"{missing[0].where}: unit '{missing[0].unit_id}' is not a unit of the gold transcripts under "
+            f"configuration '{configuration}' ({units.describe()}); {len(missing)} of {len(gold.units)} rows do "
+            "not match. Unit ids hold only for the transcripts and units they came from (set gold.chunk_size or "
+            "gold.unit), or give passages instead"
         )
 
 
-def human_rows(gold: Gold, chunking: Chunking) -> list[dict[str, str]]:
-    """The human codes as the long table (unit_id, coder, code) over the chunks of this chunking."""
+def human_rows(gold: Gold, units: Units) -> list[dict[str, str]]:
+    """The human codes as the long table (unit_id, coder, code) over the units cut this way."""
     if gold.format == "units":
-        units = {(unit.unit_id, unit.coder, unit.code) for unit in gold.units}
-        return [{"unit_id": u, "coder": c, "code": k} for u, c, k in sorted(units)]
-    chunks = _chunks(gold, chunking)
+        found = {(unit.unit_id, unit.coder, unit.code) for unit in gold.units}
+        return [{"unit_id": u, "coder": c, "code": k} for u, c, k in sorted(found)]
+    chunks = _chunks(gold, units)
     spans: dict[tuple[str, str], list[HumanCode]] = {}
     for span in gold.spans:
         spans.setdefault((span.coder, span.transcript_id), []).append(span)

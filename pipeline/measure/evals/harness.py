@@ -21,10 +21,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from pipeline.chunk import Units
 from pipeline.coders import BaseCoder, make_coder
 from pipeline.errors import AgreementError, SuiteError
 from pipeline.measure.agreement import Agreement, codings_from_rows, measure_agreement
-from pipeline.measure.evals.gold import Chunking, human_rows
+from pipeline.measure.evals.gold import human_rows
 from pipeline.measure.evals.results import (
     BootstrapSettings,
     CodeAgainstConsensus,
@@ -135,20 +136,22 @@ def _compare(suite: Suite, rows: list[dict[str, str]], source: str, models: list
 
 
 def _humans(suite: Suite) -> list[HumanAgreement]:
-    """The humans among themselves, once for each chunking of the configurations."""
-    named: dict[Chunking, list[str]] = {}
-    found: dict[Chunking, Agreement] = {}
+    """The humans among themselves, once for each way the configurations cut units."""
+    named: dict[Units, list[str]] = {}
+    found: dict[Units, Agreement] = {}
     for configuration in suite.configurations:
-        chunking = configuration.chunking
-        named.setdefault(chunking, []).append(configuration.name)
-        if chunking not in found:
-            rows = human_rows(suite.gold, chunking)
-            found[chunking] = _compare(suite, rows, f"{suite.path}: gold codes, chunks of {chunking.size}", [])
+        units = configuration.units
+        named.setdefault(units, []).append(configuration.name)
+        if units not in found:
+            rows = human_rows(suite.gold, units)
+            found[units] = _compare(suite, rows, f"{suite.path}: gold codes, {units.describe()}", [])
     return [
         HumanAgreement(
-            chunk_size=chunking.size,
-            overlap=chunking.overlap,
-            configurations=named[chunking],
+            unit=units.unit,
+            chunk_size=units.size,
+            overlap=units.overlap,
+            speakers=units.speakers,
+            configurations=named[units],
             units=human.units,
             pairable_units=human.pairable_units,
             single_label=human.single_label,
@@ -158,7 +161,7 @@ def _humans(suite: Suite) -> list[HumanAgreement]:
             per_code=human.per_code,
             notes=human.notes,
         )
-        for chunking, human in found.items()
+        for units, human in found.items()
     ]
 
 
@@ -169,8 +172,10 @@ def _skipped(configuration: Configuration, why: str) -> SkippedConfiguration:
         coder=configuration.coder,
         options=configuration.options,
         threshold=configuration.threshold,
-        chunk_size=configuration.chunk_size,
-        overlap=configuration.overlap,
+        unit=configuration.units.unit,
+        chunk_size=configuration.units.size,
+        overlap=configuration.units.overlap,
+        speakers=configuration.units.speakers,
         notes=[],
         skipped=why,
     )
@@ -199,7 +204,7 @@ def _run(
         raise SuiteError(f"{suite.path}: configuration '{name}' could not run: {type(exc).__name__}: {exc}") from None
     coding = _coding_cost(store, summary, coder)
     model_rows, dropped = _model_rows(store, summary, configuration)
-    humans = human_rows(suite.gold, configuration.chunking)
+    humans = human_rows(suite.gold, configuration.units)
     units = {row["unit_id"] for row in humans}
     lost = units - _run_units(store, summary.run_id)
     if lost:
@@ -228,8 +233,10 @@ def _run(
         coder=configuration.coder,
         options=configuration.options,
         threshold=configuration.threshold,
-        chunk_size=configuration.chunk_size,
-        overlap=configuration.overlap,
+        unit=configuration.units.unit,
+        chunk_size=configuration.units.size,
+        overlap=configuration.units.overlap,
+        speakers=configuration.units.speakers,
         notes=notes,
         model=summary.model,
         prompt_version=summary.prompt_version,

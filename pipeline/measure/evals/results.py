@@ -3,7 +3,7 @@ field for field.
 
     EvalReport
     ├── gold, codebook, bootstrap      what was compared: GoldSummary, CodebookSummary, BootstrapSettings
-    ├── humans                         HumanAgreement: the people among themselves, once per chunking
+    ├── humans                         HumanAgreement: the people among themselves, once per way of cutting units
     ├── configurations                 RanConfiguration or SkippedConfiguration (by `status`)
     │     ├── run, coding              RunFigures: this run; CodingCost: coding the gold set from scratch
     │     ├── against_consensus        ConsensusPair, against_humans: HumanPair
@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.chunk import UnitKind
 from pipeline.measure.agreement import (
     Agreement,
     CodeAgreement,
@@ -34,6 +35,7 @@ from pipeline.measure.agreement import (
 from pipeline.measure.evals.gold import GoldFormat
 from pipeline.measure.statistic import Statistic, StatisticGroup, optional
 from pipeline.run.request import FileFailure
+from pipeline.transcript import SpeakerChoice
 
 
 class _Frozen(BaseModel):
@@ -65,11 +67,13 @@ class BootstrapSettings(_Frozen):
 
 
 class HumanAgreement(_Frozen):
-    """The human coders among themselves on the chunks of one chunking (that of `configurations`):
-    the human part of their agreement report."""
+    """The human coders among themselves on the units of one way of cutting (that of
+    `configurations`): the human part of their agreement report."""
 
+    unit: UnitKind
     chunk_size: int
     overlap: int
+    speakers: SpeakerChoice
     configurations: list[str]
     units: int
     pairable_units: int
@@ -190,8 +194,10 @@ class ConfigurationResult(_Frozen):
     coder: str
     options: dict[str, Any]  # as the suite writes them
     threshold: float | None
+    unit: UnitKind
     chunk_size: int
     overlap: int
+    speakers: SpeakerChoice
     notes: list[str]
 
 

@@ -18,28 +18,30 @@ from typing import Any, cast
 import yaml
 from pydantic import ValidationError
 
+from pipeline.chunk import UNIT_KINDS, Units
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import make_coder
 from pipeline.errors import CodebookError, SuiteError, problems
 from pipeline.files import read_text
 from pipeline.ingest import CsvOptions
 from pipeline.measure.agreement import LEVELS, Level
-from pipeline.measure.evals.gold import Chunking, Gold, check_units, read_gold, read_transcripts
+from pipeline.measure.evals.gold import Gold, check_units, read_gold, read_transcripts
 from pipeline.route import RoutingPolicy
 from pipeline.run.request import RunRequest
+from pipeline.transcript import SpeakerChoice
 
 DEFAULT_DB = ".qcode-eval.db"
-DEFAULT_CHUNKING = Chunking(size=1200, overlap=0)
 SUITE_KEYS = ("name", "description", "gold", "codebook", "db", "bootstrap", "seed", "level", "configurations")
-GOLD_KEYS = ("transcripts", "codes", "chunk_size", "overlap", "id_column", "text_column")
+# how units are cut: in gold, the default of every configuration; in a configuration, its own
+UNIT_KEYS = ("unit", "chunk_size", "overlap", "max_unit_chars", "speakers", "skip_speakers")
+GOLD_KEYS = ("transcripts", "codes", *UNIT_KEYS, "id_column", "text_column")
 # every other key of a configuration is an option of its coder, as its Options model names them
 # (model, base_url, prompt, temperature, ... for openai; similarity_threshold, ... for offline)
 CONFIGURATION_KEYS = (
     "name",
     "coder",
     "threshold",
-    "chunk_size",
-    "overlap",
+    *UNIT_KEYS,
     "batch_size",
     "requires_env",
     "description",
@@ -48,14 +50,13 @@ CONFIGURATION_KEYS = (
 
 @dataclass(frozen=True)
 class Configuration:
-    """A coder configuration of a suite: a coder with its options, a threshold and a chunking."""
+    """A coder configuration of a suite: a coder with its options, a threshold and its units."""
 
     name: str
     coder: str
     options: dict[str, Any]  # the coder's options as the suite writes them (checked by its Options model)
     threshold: float | None  # None: every valid suggestion counts as a code
-    chunk_size: int
-    overlap: int
+    units: Units
     batch_size: int | None
     requires_env: list[str]
     description: str = ""
@@ -67,10 +68,6 @@ class Configuration:
         if unset:
             return f"set {' and '.join(unset)} to run it"
         return None
-
-    @property
-    def chunking(self) -> Chunking:
-        return Chunking(self.chunk_size, self.overlap)
 
     @property
     def routing(self) -> RoutingPolicy:
@@ -124,12 +121,7 @@ def load_suite(path: str | Path) -> Suite:
     transcripts = _existing(where, "gold.transcripts", folder, gold["transcripts"])
     codes_value = gold["codes"] if isinstance(gold["codes"], list) else [gold["codes"]]
     codes = [_existing(where, "gold.codes", folder, value) for value in codes_value]
-    chunking = DEFAULT_CHUNKING
-    if gold.get("chunk_size") is not None or gold.get("overlap") is not None:
-        chunking = Chunking(
-            _integer(where, "gold.chunk_size", gold.get("chunk_size", DEFAULT_CHUNKING.size), 50),
-            _integer(where, "gold.overlap", gold.get("overlap", DEFAULT_CHUNKING.overlap), 0),
-        )
+    units = _units(where, "gold.", gold, Units())
 
     if not data.get("codebook"):
         raise SuiteError(f"{where}: 'codebook' is missing (a codebook YAML file, relative to the suite)")
@@ -155,7 +147,7 @@ def load_suite(path: str | Path) -> Suite:
     description = str(data.get("description") or "").strip()
     bootstrap = _integer(where, "bootstrap", data.get("bootstrap", 1000), 0)
     seed = _integer(where, "seed", data.get("seed", 0), None)
-    configurations = _configurations(where, data.get("configurations"), chunking)
+    configurations = _configurations(where, data.get("configurations"), units)
 
     id_column, text_column = gold.get("id_column"), gold.get("text_column")
     read = read_transcripts(where, transcripts, CsvOptions(id_column, text_column))
@@ -188,7 +180,7 @@ def load_suite(path: str | Path) -> Suite:
         except ValidationError as exc:
             raise SuiteError(f"{where}: configuration '{configuration.name}': " + problems(exc)) from None
         if suite.gold.format == "units":
-            check_units(suite.gold, configuration.name, configuration.chunking)
+            check_units(suite.gold, configuration.name, configuration.units)
     return suite
 
 
@@ -200,8 +192,12 @@ def run_request(suite: Suite, configuration: Configuration, db: str | None = Non
         db=db or suite.db,
         coder=configuration.coder,
         coder_options=dict(configuration.options),
-        chunk_size=configuration.chunk_size,
-        overlap=configuration.overlap,
+        unit=configuration.units.unit,
+        chunk_size=configuration.units.size,
+        overlap=configuration.units.overlap,
+        max_unit_chars=configuration.units.max_chars,
+        speakers=list(configuration.units.speakers.speakers),
+        skip_speakers=list(configuration.units.speakers.skip_speakers),
         routing=configuration.routing,
         batch_size=configuration.batch_size,
         id_column=suite.id_column,
@@ -235,8 +231,33 @@ def _integer(where: str, key: str, value: object, minimum: int | None) -> int:
     return value
 
 
-def _configurations(where: str, raw: object, chunking: Chunking) -> list[Configuration]:
-    """The suite's configurations; `chunking` is their default (the gold codes', else qcode's)."""
+def _units(where: str, prefix: str, mapping: Mapping[str, Any], default: Units) -> Units:
+    """How a suite's gold, or one configuration, cuts units: its keys over `default`."""
+    unit = mapping.get("unit", default.unit)
+    if unit not in UNIT_KINDS:
+        raise SuiteError(f"{where}: {prefix}unit must be one of {', '.join(UNIT_KINDS)}, not {unit!r}")
+    names: dict[str, tuple[str, ...]] = {}
+    for key in ("speakers", "skip_speakers"):
+        value = mapping.get(key, getattr(default.speakers, key))
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise SuiteError(f"{where}: {prefix}{key} must be a name or a list of names, not {value!r}")
+        names[key] = SpeakerChoice.of(",".join(value)).speakers
+    units = Units(
+        unit=unit,
+        size=_integer(where, f"{prefix}chunk_size", mapping.get("chunk_size", default.size), 50),
+        overlap=_integer(where, f"{prefix}overlap", mapping.get("overlap", default.overlap), 0),
+        max_chars=_integer(where, f"{prefix}max_unit_chars", mapping.get("max_unit_chars", default.max_chars), 50),
+        speakers=SpeakerChoice(speakers=names["speakers"], skip_speakers=names["skip_speakers"]),
+    )
+    if units.overlap >= units.size:
+        raise SuiteError(f"{where}: {prefix}overlap must be smaller than {prefix}chunk_size")
+    return units
+
+
+def _configurations(where: str, raw: object, default: Units) -> list[Configuration]:
+    """The suite's configurations; `default` is their units (the gold codes', else qcode's)."""
     if not isinstance(raw, list) or not raw:
         raise SuiteError(f"{where}: 'configurations' must be a list with at least one coder configuration")
     configurations: list[Configuration] = []
@@ -267,14 +288,11 @@ def _configurations(where: str, raw: object, chunking: Chunking) -> list[Configu
             coder=str(coder),
             options=options,
             threshold=None if threshold is None else float(threshold),
-            chunk_size=_integer(what, "chunk_size", item.get("chunk_size", chunking.size), 50),
-            overlap=_integer(what, "overlap", item.get("overlap", chunking.overlap), 0),
+            units=_units(what, "", item, default),
             batch_size=None if batch_size is None else _integer(what, "batch_size", batch_size, 1),
             requires_env=requires,
             description=str(item.get("description") or "").strip(),
         )
-        if configuration.overlap >= configuration.chunk_size:
-            raise SuiteError(f"{what}: overlap must be smaller than chunk_size")
         try:
             make_coder(configuration.coder, **options)  # its Options name an unknown option or a bad value
         except Exception as exc:  # QcodeError, or whatever a plugin's coder raises on its options
