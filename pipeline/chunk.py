@@ -114,7 +114,8 @@ def for_coder(chunk: Chunk, text: str, metadata: dict[str, str]) -> Chunk:
 
 
 def holds(chunk: Any, start: int, end: int) -> bool:
-    """Whether a span a person coded counts for a unit.
+    """Whether a span a person coded counts for a unit (a Chunk, or a stored row with its start,
+    end and unit).
 
     A chunk: it holds at least half of the span, or at least MIN_CHARS of its characters. So a code
     a person gave a long stretch lands on each chunk that carries a real part of it, and a span that
@@ -124,7 +125,7 @@ def holds(chunk: Any, start: int, end: int) -> bool:
     held = min(end, chunk.end) - max(start, chunk.start)
     if held <= 0:
         return False
-    if getattr(chunk, "unit", "chunk") == "turn":
+    if chunk.unit == "turn":
         return held >= MIN_SHARE * min(end - start, chunk.end - chunk.start)
     return held >= MIN_SHARE * (end - start) or held >= MIN_CHARS
 

@@ -117,6 +117,41 @@ class Transcript(BaseModel):
     def turn_text(self, turn: Turn) -> str:
         return self.text[turn.text_start : turn.end]
 
+    def given_metadata(self) -> dict[str, str]:
+        """The case metadata the team gave: without a source type qcode inferred."""
+        inferred = {"source_type"} if self.source_type_inferred else set()
+        return {k: v for k, v in self.metadata.items() if k not in inferred}
+
+
+SOURCE_TYPES = ("interview", "focus group", "questionnaire", "observation", "document")
+SPEAKER_FIELDS = ("speakers", "skip_speakers")  # metadata fields that choose whose words are coded
+
+
+def settle_case(transcript: Transcript) -> Transcript:
+    """What every transcript read gets, from whatever file: the speaker choice of its manifest row or
+    front matter taken out of the case metadata (it is no case attribute), and a source type, as
+    given (kept as written) or else inferred from the file."""
+    metadata = dict(transcript.metadata)
+    fields = {k.lower(): metadata.pop(k) for k in list(metadata) if k.lower() in SPEAKER_FIELDS}
+    if fields:
+        transcript.speaker_choice = SpeakerChoice.of(fields.get("speakers"), fields.get("skip_speakers"))
+    given = "" if transcript.source_type_inferred else metadata.get("source_type", "").strip()
+    metadata["source_type"] = given or infer_source_type(transcript)
+    transcript.source_type_inferred = not given
+    transcript.metadata = metadata
+    return transcript
+
+
+def infer_source_type(transcript: Transcript) -> str:
+    """A source type from the file itself: CSV rows are a questionnaire's answers, a PDF or text
+    with no speaker labels is a document, one or two speakers an interview, more a focus group."""
+    if transcript.format == "csv":
+        return "questionnaire"
+    speakers = {t.speaker.casefold() for t in transcript.turns if t.speaker}
+    if transcript.format == "pdf" or not speakers:
+        return "document"
+    return "interview" if len(speakers) <= 2 else "focus group"
+
 
 def transcript_id(source_name: str, text: str, key: str = "") -> str:
     """Identity of a transcript: its file name, its text and (for CSV rows) the row key.
@@ -194,7 +229,7 @@ def _is_speaker(label: str, count: int) -> bool:
     return count >= 2 or _looks_like_name(label) or bool(_ID_LABEL.match(label))
 
 
-def parse_turns(text: str) -> list[Turn]:
+def parse_turns(text: str, line_paragraphs: bool = False) -> list[Turn]:
     """Split text into speaker turns.
 
     A line that opens with a label (`Name:`, `**Name:**`, `[00:01:02] Name:`)
@@ -203,7 +238,8 @@ def parse_turns(text: str) -> list[Turn]:
     (every word capitalised) or an id (P1, r12), and is not a word that opens
     a note ("Note:", "Date:"), so "In short: ..." is not taken for a speaker.
     Text before the first label, and markdown headings, become turns with no speaker. Text with
-    no label at all is a document: each paragraph (lines up to a blank line) is a turn with no speaker.
+    no label at all is a document: each paragraph (lines up to a blank line; each line, with
+    `line_paragraphs`, as a Word document's text has them) is a turn with no speaker.
     """
     lines: list[tuple[int, str]] = []
     pos = 0
@@ -221,7 +257,7 @@ def parse_turns(text: str) -> list[Turn]:
     turns: list[Turn] = []
     current: dict | None = None
     if not any(found and (found[3] or found[0] in accepted) for found in labels):
-        return paragraphs(text)
+        return paragraphs(text, line_paragraphs=line_paragraphs)
 
     def close() -> None:
         if current is not None and current["end"] > current["start"]:
@@ -249,12 +285,13 @@ def parse_turns(text: str) -> list[Turn]:
     return turns
 
 
-def paragraphs(text: str, page_starts: list[int] | None = None) -> list[Turn]:
+def paragraphs(text: str, page_starts: list[int] | None = None, line_paragraphs: bool = False) -> list[Turn]:
     """One turn with no speaker per paragraph: lines up to a blank line (or a markdown heading,
-    which is a paragraph of its own). `page_starts`, the offset where each page of the text begins,
-    gives each turn its page span."""
+    which is a paragraph of its own), or each line with `line_paragraphs`. `page_starts`, the
+    offset where each page of the text begins, gives each turn its page span."""
     turns: list[Turn] = []
-    for match in re.finditer(r"\S(?:.*\S)?(?:\n[ \t]*\S.*)*", text):
+    pattern = r"\S(?:.*\S)?" if line_paragraphs else r"\S(?:.*\S)?(?:\n[ \t]*\S.*)*"
+    for match in re.finditer(pattern, text):
         start = match.start()
         pieces = _split_headings(text, start, match.end())
         for s, e in pieces:

@@ -247,17 +247,20 @@ def test_every_bundled_example_reads() -> None:
     sources, errors = discover([EXAMPLES / "transcripts"])
     assert not errors
     suffixes = {s.path.suffix for s in sources}
-    assert {".txt", ".md", ".docx", ".vtt", ".srt", ".csv"} <= suffixes
-    interviews = 0
+    assert {".txt", ".md", ".docx", ".vtt", ".srt", ".csv", ".pdf"} <= suffixes
+    kinds: dict[str, int] = {}
     for source in sources:
         transcripts = read_source(source)
         assert transcripts
         for t in transcripts:
             assert t.metadata.get("district"), f"{source.path.name} has no district"
-            if source.path.suffix != ".csv":
-                interviews += 1
+            kind = t.metadata["source_type"]
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind == "interview":
                 assert len({x.speaker for x in t.turns if x.speaker}) >= 2
-    assert interviews >= 8
+            else:  # a questionnaire's answer, the district's plan, the observation notes: no interviewer
+                assert len({x.speaker for x in t.turns if x.speaker}) <= 1
+    assert kinds == {"interview": 11, "questionnaire": 12, "document": 1, "observation": 1}
 
 
 def test_text_in_another_script_is_not_taken_for_windows_1252(tmp_path: Path) -> None:

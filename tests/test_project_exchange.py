@@ -276,7 +276,7 @@ def test_a_foreign_project_with_cases_crlf_and_a_bom_lands_where_it_was_coded(tm
     assert summary["coders"] == ["ana", "ben"] and summary["human_codes"] == 3 and summary["merged"] == 1
     transcripts, codes = stored(db)
     (transcript,) = transcripts.values()
-    assert transcript.case_metadata == {"role": "teacher leader", "district": "Valley"}
+    assert transcript.case_metadata == {"role": "teacher leader", "district": "Valley", "source_type": "interview"}
     assert "\r" not in transcript.text and transcript.source_name == "chen.txt"
     spans = {(c.coder, c.code, transcript.text[c.start : c.end]) for c in codes}
     assert spans == {

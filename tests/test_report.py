@@ -95,7 +95,8 @@ SECTIONS = [
     "3. Calibration: stated confidence against reviewers' acceptance",
     "4. Threshold sweep",
     "5. Codes by case attribute",
-    "6. Methods",
+    "6. Triangulation: which kinds of source show each code",
+    "7. Methods",
 ]
 
 

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import SMALL_CODEBOOK
-from fakes.review_server import ReviewServer, make_review_db, make_reviewers
+from fakes import SMALL_CODEBOOK, code_store, write, write_pdf
+from fakes.review_server import ReviewServer, make_review_db, make_reviewers, queueing_coder
 from sqlalchemy import select
 
 from pipeline.store import (
     AssignmentRecord,
+    ChunkRecord,
     DecisionRecord,
     ReviewerRecord,
     Store,
@@ -477,3 +478,38 @@ def test_blind_double_coding_with_the_keyboard(sign_in: Callable[..., Any], site
     assert [(a.codes, a.coded_at is not None) for a in rows] == [(["funding"], True), ([], True)]
     lead.reload()
     expect(lead.locator("tbody tr").first).to_contain_text("ana: 2/2")
+
+
+def test_a_documents_passage_shows_its_page_and_that_it_is_one_turn(browser: Any, tmp_path: Path) -> None:
+    """A PDF coded by turns: the item page says which page the paragraph is on."""
+    write_pdf(
+        tmp_path / "docs" / "plan.pdf",
+        [["The district plan begins here."], ["The grant pays for release time, on the second page."]],
+    )
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    queueing_coder()
+    db = tmp_path / "docs.db"
+    summary = code_store(tmp_path / "docs", codebook, db, coder="review-test", audit_share=0, unit="turn")
+    passwords = make_reviewers(db, {"ana": "reviewer"}, summary.run_id)
+    store = Store(str(db))
+    with store.session() as s:
+        (item,) = s.scalars(
+            select(SuggestionRecord.id)
+            .join(ChunkRecord, ChunkRecord.id == SuggestionRecord.chunk_id)
+            .where(ChunkRecord.page_start == 2)
+        ).all()
+    store.engine.dispose()
+    with ReviewServer(db) as server:
+        context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        page.goto(f"/items/{item}")
+        page.locator("input[name=name]").fill("ana")
+        page.locator("input[name=password]").fill(passwords["ana"])
+        page.locator("input[name=password]").press("Enter")
+        expect(page).to_have_url(server.url + f"/items/{item}")
+        expect(page.locator(".passage-wrap h2")).to_have_text("plan.pdf p. 2")
+        expect(page.locator(".passage-wrap .pages")).to_have_text("p. 2")
+        expect(page.locator(".passage-wrap .unit")).to_have_text("one turn")
+        expect(page.locator("#passage")).to_have_text("The grant pays for release time, on the second page.")
+        context.close()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
-from fakes import SMALL_CODEBOOK, code_store, qcode, scripted_coder, write, write_transcripts
+from fakes import SMALL_CODEBOOK, code_store, qcode, scripted_coder, write, write_pdf, write_transcripts
+from rich.console import Console
 
+import pipeline.cli.review
 from pipeline.chunk import Units, chunk_transcript, cut, for_coder, holds, turn_units
 from pipeline.codebook import load_codebook
 from pipeline.coders.prompt import Prompt, unit_note
@@ -374,26 +377,6 @@ def test_codes_people_gave_inside_turns_map_onto_turn_units_as_single_label_data
 # ---------------------------------------------------------------- PDF documents
 
 
-def write_pdf(path: Path, pages: list[list[str]], password: str | None = None) -> Path:
-    """A PDF with a text layer: each page's paragraphs, a gap between them."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=11)
-    if password is not None:
-        pdf.set_encryption(owner_password="owner", user_password=password)
-    for paragraphs in pages:
-        pdf.add_page()
-        for paragraph in paragraphs:
-            pdf.multi_cell(0, 6, paragraph)
-            pdf.ln(5)
-        if not paragraphs:
-            pdf.rect(20, 20, 50, 50)  # a drawing, no text: a scanned page looks like this
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pdf.output(str(path))
-    return path
-
-
 PLAN = [
     ["District Literacy Plan", "The district will fund release time for teacher leaders to plan together."],
     ["The literacy coach visits each school twice a month.", "Principals report progress every quarter."],
@@ -407,14 +390,15 @@ def test_a_pdf_is_read_as_paragraphs_with_their_pages(tmp_path: Path) -> None:
     (source,), _ = discover([path])
     (doc,) = read_source(source)
     assert doc.format == "pdf" and doc.metadata["source_type"] == "document"
-    found = [(doc.text[t.start : t.end].replace("\n", " "), t.page_start, t.page_end) for t in doc.turns]
+    found = [(doc.text[t.start : t.end], t.page_start, t.page_end) for t in doc.turns]
     assert found[:4] == [
         ("District Literacy Plan", 1, 1),
         ("The district will fund release time for teacher leaders to plan together.", 1, 1),
         ("The literacy coach visits each school twice a month.", 2, 2),
         ("Principals report progress every quarter.", 2, 2),
     ]
-    assert len(found) == 5 and found[4][1:] == (4, 4) and found[4][0].startswith("The budget for substitutes")
+    # a paragraph's lines on the page are one line of text: a sentence is quoted whole
+    assert found[4] == (PLAN[3][0].strip(), 4, 4) and len(found) == 5
     assert doc.notes == ["no text on page(s) 3: scanned pages need OCR first"]
     units = cut(doc, Units(unit="turn"))
     assert [(u.page_start, u.page_end) for u in units] == [(1, 1), (1, 1), (2, 2), (2, 2), (4, 4)]
@@ -441,3 +425,169 @@ def test_bad_pdfs_are_refused_by_name_and_the_others_are_coded(tmp_path: Path) -
     assert summary.transcripts == 1 and summary.chunks == 5
     pages = rows(tmp_path / "docs.db", "select page_start, page_end from chunks order by page_start")
     assert pages == [(1, 1), (1, 1), (2, 2), (2, 2), (4, 4)]
+
+
+def test_a_word_memo_without_speakers_has_a_turn_per_paragraph(tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    for paragraph in ["Memo to principals", "Release time starts in March.", "", "Coaches visit twice a month."]:
+        document.add_paragraph(paragraph)
+    document.save(str(tmp_path / "memo.docx"))
+    (source,), _ = discover([tmp_path / "memo.docx"])
+    (memo,) = read_source(source)
+    assert [memo.text[t.start : t.end] for t in memo.turns] == [
+        "Memo to principals",
+        "Release time starts in March.",
+        "Coaches visit twice a month.",
+    ]
+    assert memo.metadata["source_type"] == "document"
+
+
+def test_turn_units_and_pages_reach_the_queue_the_exports_and_a_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PDF and an interview coded by turns: the queue and the csv export give each suggestion its
+    unit and pages, and a REFI-QDA export keeps each coding on the words it was made on."""
+    from pipeline.exchange.projects import read_project
+
+    scripted_coder("first-waits", proposes="first-code", confidence=0.3)  # every suggestion waits for review
+    folder = tmp_path / "study"
+    write_pdf(folder / "plan.pdf", PLAN)
+    write(folder / "a.txt", INTERVIEW)
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    db = tmp_path / "study.db"
+    summary = code_store(
+        folder, codebook, db, coder="first-waits", unit="turn", skip_speakers="interviewer", audit_share=0
+    )
+    assert summary.chunks == 7 and summary.queued == 7
+
+    waiting = json.loads(qcode("queue", "--db", db, "--json").stdout)
+    assert sorted((i["source_name"], i["unit"], i["pages"]) for i in waiting["items"]) == sorted(
+        [("a.txt", "turn", None)] * 2 + [("plan.pdf", "turn", p) for p in ("p. 1", "p. 1", "p. 2", "p. 2", "p. 4")]
+    )
+    monkeypatch.setattr(pipeline.cli.review, "out", Console(width=300, color_system=None))
+    assert "plan.pdf, p. 4" in qcode("queue", "--db", db).stdout
+
+    out = tmp_path / "suggestions.csv"
+    assert qcode("export", "--db", db, "--format", "csv", "--out", out).exit_code == 0
+    records = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert {(r["source_name"], r["unit"], r["page_start"], r["page_end"]) for r in records} == {
+        ("a.txt", "turn", "", ""),
+        ("plan.pdf", "turn", "1", "1"),
+        ("plan.pdf", "turn", "2", "2"),
+        ("plan.pdf", "turn", "4", "4"),
+    }
+
+    # coded again with confidence: the codes stand, and a REFI-QDA project carries them
+    scripted_coder("first-stands", proposes="first-code", confidence=0.9)
+    code_store(folder, codebook, db, coder="first-stands", unit="turn", skip_speakers="interviewer", audit_share=0)
+    latest = tmp_path / "latest.csv"
+    assert qcode("export", "--db", db, "--run", "latest", "--format", "csv", "--out", latest).exit_code == 0
+    quotes = sorted((r["source_name"], r["quote"]) for r in csv.DictReader(latest.open(encoding="utf-8")))
+    project = tmp_path / "study.qdpx"
+    answer = qcode("export", "--db", db, "--run", "latest", "--format", "qdpx", "--out", project)
+    assert answer.exit_code == 0, answer.stderr
+    back = read_project(project)
+    names = {t.id: t.source_name.rsplit("/", 1)[-1] for t in back.transcripts}
+    texts = {t.id: t.text for t in back.transcripts}
+    coded = sorted((names[c.transcript_id], texts[c.transcript_id][c.start : c.end]) for c in back.codes)
+    assert len(coded) == 7 and coded == quotes
+
+
+def test_a_reviewer_sees_whose_words_in_a_chunk_are_not_coded(tmp_path: Path) -> None:
+    from pipeline.review.decisions import passage
+    from pipeline.store import Store
+
+    scripted_coder("trust-phrase", proposes="phrases", phrases={"trust her": [("trust", 0.3, "I trust her")]})
+    folder = write_transcripts(tmp_path / "study", {"a.txt": INTERVIEW})
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    db = tmp_path / "s.db"
+    code_store(folder, codebook, db, coder="trust-phrase", skip_speakers="interviewer", audit_share=0)
+    (chunk_id,) = rows(db, "select chunk_id from suggestions")[0]
+    shown = passage(Store(str(db)), chunk_id)
+    assert shown.context_speakers == ["Interviewer"] and shown.unit is None and shown.pages is None
+    assert shown.speakers == ["Interviewer", "Ms. Chen"]
+
+
+def project_of(path: Path, text: str, codings: list[tuple[str, str, str]]) -> Path:
+    """A REFI-QDA project with one text source and the codings (coder, code, quoted words) of two
+    people, as a QDA program writes it."""
+    import zipfile
+
+    users = {"ana": "11111111-1111-1111-1111-111111111111", "ben": "22222222-2222-2222-2222-222222222222"}
+    codes = {"funding": "aaaaaaaa-0000-0000-0000-000000000001", "trust": "aaaaaaaa-0000-0000-0000-000000000002"}
+    selections = []
+    for n, (coder, code, words) in enumerate(codings, 1):
+        start = text.index(words)
+        selections.append(
+            f'<PlainTextSelection guid="77777777-7777-7777-7777-{n:012d}" startPosition="{start}" '
+            f'endPosition="{start + len(words)}"><Coding guid="88888888-8888-8888-8888-{n:012d}" '
+            f'creatingUser="{users[coder]}"><CodeRef targetGUID="{codes[code]}"/></Coding></PlainTextSelection>'
+        )
+    qde = (
+        '<Project xmlns="urn:QDA-XML:project:1.0" name="pilot" origin="QualCoder 3.6"><Users>'
+        + "".join(f'<User guid="{g}" name="{n}"/>' for n, g in users.items())
+        + "</Users><CodeBook><Codes>"
+        + "".join(f'<Code guid="{g}" name="{n}" isCodable="true"/>' for n, g in codes.items())
+        + '</Codes></CodeBook><Sources><TextSource guid="66666666-6666-6666-6666-666666666666" name="chen.txt" '
+        'plainTextPath="internal://66666666-6666-6666-6666-666666666666.txt">'
+        + "".join(selections)
+        + "</TextSource></Sources></Project>"
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("project.qde", qde)
+        archive.writestr("Sources/66666666-6666-6666-6666-666666666666.txt", text.encode("utf-8"))
+    return path
+
+
+def test_people_s_codes_from_another_qda_tool_count_for_the_turns_that_hold_them(tmp_path: Path) -> None:
+    """`qcode agreement --db` over a run of turn units: each imported code counts for its turn."""
+    scripted_coder(
+        "turn-phrases",
+        proposes="phrases",
+        phrases={"grant": [("funding", 0.9, "a grant for release time")], "trust her": [("trust", 0.9, "I trust her")]},
+    )
+    project = project_of(
+        tmp_path / "pilot.qdpx",
+        INTERVIEW,
+        [
+            ("ana", "funding", "a grant for release time"),
+            ("ana", "trust", "I trust her with my hardest class"),
+            ("ben", "funding", "The district gave us a grant"),
+        ],
+    )
+    db = tmp_path / "q.db"
+    assert qcode("import", project, "--db", db, "--codebook-out", tmp_path / "cb.yaml").exit_code == 0
+    summary = code_store(
+        [project], tmp_path / "cb.yaml", db, coder="turn-phrases", unit="turn", skip_speakers="interviewer"
+    )
+    assert summary.chunks == 2
+    answer = qcode("agreement", "--db", db, "--run", "latest", "--json", "--bootstrap", "0")
+    assert answer.exit_code == 0, answer.stderr
+    report = json.loads(answer.stdout)
+    assert report["units"] == 2 and report["single_label"] is True
+    assert {c["name"]: c["units"] for c in report["coders"]} == {"ana": 2, "ben": 2, "turn-phrases:scripted-1": 2}
+    codings = tmp_path / "codings.csv"
+    assert qcode("export", "--db", db, "--run", "latest", "--format", "codings", "--out", codings).exit_code == 0
+    # the participant's two answers: the run's units
+    first, second = (i for (i,) in rows(db, "select id from chunks where unit = 'turn' order by start"))
+    rows_ = {(r["unit_id"], r["coder"], r["code"]) for r in csv.DictReader(codings.open(encoding="utf-8"))}
+    assert {(u, c, k) for u, c, k in rows_ if c in ("ana", "ben")} == {
+        (first, "ana", "funding"),
+        (second, "ana", "trust"),
+        (first, "ben", "funding"),
+        (second, "ben", ""),
+    }
+
+
+def test_front_matter_names_whose_words_are_coded_in_its_file(tmp_path: Path) -> None:
+    t = transcript(
+        tmp_path,
+        "---\ndistrict: Harbor\nskip_speakers: [Q, Dr. *]\n---\nQ: Who plans?\nDr. Ramos: I do.\nP1: We all do.\n",
+        "a.md",
+    )
+    assert t.speaker_choice == SpeakerChoice(skip_speakers=("Q", "Dr. *"))
+    assert t.metadata == {"district": "Harbor", "source_type": "focus group"}
+    units = cut(t, Units(unit="turn", speakers=SpeakerChoice.of(skip_speakers="interviewer")))
+    assert [u.text for u in units] == ["We all do."]  # the file's choice stands over the run's

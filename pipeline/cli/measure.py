@@ -41,6 +41,8 @@ from pipeline.measure.evals import (
 from pipeline.measure.matrix import CODE, FORMATS, STATUSES, format_of, write_matrix
 from pipeline.measure.report import ReportSummary, write_report
 from pipeline.measure.statistic import Statistic
+from pipeline.measure.triangulation import FORMATS as TRIANGULATION_FORMATS
+from pipeline.measure.triangulation import write_triangulation
 from pipeline.store import Store
 
 app = typer.Typer()
@@ -152,16 +154,25 @@ def report_(
     out_path: Annotated[Path, typer.Option("--out", help="The HTML file to write, e.g. report.html.")],
     db: DbOption = None,
     run_id: RunOption = None,
+    triangulate_by: Annotated[
+        str | None,
+        typer.Option(
+            "--triangulate-by",
+            help="The case attribute whose cases the triangulation compares (default: the first the report tables use).",
+        ),
+    ] = None,
     force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Write one self-contained HTML report of agreement, calibration and codes by case.
 
     Sections: agreement per code, confusion between codes, calibration, a threshold sweep,
-    codes by case attribute, and a methods paragraph with the numbers filled in."""
+    codes by case attribute, triangulation by source type, and a methods paragraph with the
+    numbers filled in."""
     store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
     try:
-        summary = ReportSummary.of(write_report(store, out_path, run_id, force=force), out_path)
+        report = write_report(store, out_path, run_id, force=force, triangulate_by=triangulate_by)
+        summary = ReportSummary.of(report, out_path)
     finally:
         store.engine.dispose()
     emit(summary, as_json)
@@ -202,6 +213,18 @@ def matrix_(
     cooccurrence_only: Annotated[
         bool, typer.Option("--cooccurrence", help="csv: write the code co-occurrence table instead of the matrix.")
     ] = False,
+    triangulate: Annotated[
+        bool,
+        typer.Option(
+            "--triangulate",
+            help="For each code and each case of --by, which source types show it, with an exemplar each "
+            "(html or csv; --rows and --cols do not apply).",
+        ),
+    ] = False,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="--triangulate: the case attribute whose cases are compared, e.g. district."),
+    ] = None,
     force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -211,6 +234,11 @@ def matrix_(
 
     Dimensions: code, transcript, or any case attribute of the transcripts (docs/matrix.md)."""
     fmt = format_of(fmt, out_path)
+    if triangulate or by is not None:
+        _triangulation(
+            fmt, out_path, db, by, status, run_id, triangulate, cols, rows, cooccurrence_only, force, as_json
+        )
+        return
     if fmt not in FORMATS:
         bad_argument(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     if status not in STATUSES:
@@ -234,6 +262,46 @@ def matrix_(
         f"wrote {out_path or 'standard output'} ({fmt}): {summary.passages} coded passage(s) in "
         f"{summary.transcripts} transcript(s), {summary.rows} row(s) × {summary.columns} "
         f"column(s), status {status}{left_out}"
+    )
+
+
+def _triangulation(
+    fmt: str,
+    out_path: Path | None,
+    db: str | None,
+    by: str | None,
+    status: str,
+    run_id: str | None,
+    triangulate: bool,
+    cols: str | None,
+    rows: str,
+    cooccurrence_only: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    if not triangulate:
+        bad_argument("--by goes with --triangulate")
+    if not by:
+        bad_argument("--triangulate needs --by, the case attribute whose cases are compared (e.g. --by district)")
+    if cols is not None or rows != CODE or cooccurrence_only:
+        bad_argument("--triangulate makes its own table: leave out --rows, --cols and --cooccurrence")
+    if fmt not in TRIANGULATION_FORMATS:
+        bad_argument(f"--triangulate writes {' or '.join(TRIANGULATION_FORMATS)}, not {fmt}")
+    if status not in STATUSES:
+        bad_argument(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
+    if as_json and out_path is None:
+        bad_argument("--json needs --out: the table and the summary cannot both go to standard output")
+    store = Store(db, create=False)
+    try:
+        destination = out_path if out_path is not None else typer.get_binary_stream("stdout")
+        summary = write_triangulation(store, fmt, destination, by, status, run_id, force=force)
+    finally:
+        store.engine.dispose()
+    emit(summary, as_json)
+    say(
+        f"wrote {out_path or 'standard output'} ({fmt}): {summary.codes_in_cases} code(s) in {summary.cases} "
+        f"{by} case(s) from {len(summary.source_types)} source type(s) ({', '.join(summary.source_types)}); "
+        f"{summary.one_source_type} shown by one source type only, status {status}"
     )
 
 

@@ -47,7 +47,7 @@ def queue(
             quote = item.quote if len(item.quote) <= 80 else item.quote[:77] + "..."
             table.add_row(
                 item.suggestion_id,
-                escape(item.source_name),
+                escape(item.source_name + (f", {item.pages}" if item.pages else "")),
                 escape(item.code),
                 f"{item.confidence:.2f}",
                 item.status,

@@ -42,7 +42,7 @@ from pipeline.exchange.codebooks import (
 )
 from pipeline.files import read_bytes
 from pipeline.suggestion import HumanCode
-from pipeline.transcript import Transcript, parse_turns, transcript_id
+from pipeline.transcript import Transcript, parse_turns, settle_case, transcript_id
 
 PROJECT_NAMESPACE = "urn:QDA-XML:project:1.0"
 MAX_ENTRY = 2**31 - 1  # REFI-QDA's limit on each file inside a project
@@ -398,7 +398,7 @@ def _text_source(
     if not transcript.turns:
         project.warnings.append(f"source '{label}' has no text; not imported")
         return
-    project.transcripts.append(transcript)
+    project.transcripts.append(settle_case(transcript))
     codes = project.codebook.guids if project.codebook else {}
     for selection in selections:
         sel = f"source '{label}', selection {selection.get('guid')}"

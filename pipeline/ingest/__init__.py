@@ -27,7 +27,7 @@ from pipeline.ingest.responses import read_responses
 from pipeline.ingest.sources import MANIFEST, SUFFIXES, TEXT_SUFFIXES, CsvOptions, Source, discover
 from pipeline.ingest.text import read_plain_text
 from pipeline.ingest.word import read_word
-from pipeline.transcript import SpeakerChoice, Transcript
+from pipeline.transcript import SOURCE_TYPES, Transcript, infer_source_type, settle_case
 
 __all__ = [
     "MANIFEST",
@@ -35,6 +35,7 @@ __all__ = [
     "CsvOptions",
     "IngestError",
     "Source",
+    "SOURCE_TYPES",
     "discover",
     "infer_source_type",
     "manifest_metadata",
@@ -45,40 +46,9 @@ __all__ = [
 ]
 
 
-SOURCE_TYPES = ("interview", "focus group", "questionnaire", "observation", "document")
-SPEAKER_FIELDS = ("speakers", "skip_speakers")
-
-
 def read_source(source: Source, csv: CsvOptions | None = None) -> list[Transcript]:
     """Read one file into transcripts (several for a CSV of responses, or a project's sources)."""
-    return [_settled(t) for t in _read(source, csv)]
-
-
-def _settled(transcript: Transcript) -> Transcript:
-    """The speaker choice taken out of the case metadata, and the source type given or inferred."""
-    metadata = dict(transcript.metadata)
-    fields = {k.lower(): metadata.pop(k) for k in list(metadata) if k.lower() in SPEAKER_FIELDS}
-    if fields:
-        transcript.speaker_choice = SpeakerChoice.of(fields.get("speakers"), fields.get("skip_speakers"))
-    given = metadata.get("source_type", "").strip()
-    if given:
-        metadata["source_type"] = given
-    else:
-        metadata["source_type"] = infer_source_type(transcript)
-        transcript.source_type_inferred = True
-    transcript.metadata = metadata
-    return transcript
-
-
-def infer_source_type(transcript: Transcript) -> str:
-    """A source type from the file itself: CSV rows are a questionnaire's answers, a PDF or text
-    with no speaker labels is a document, one or two speakers an interview, more a focus group."""
-    if transcript.format == "csv":
-        return "questionnaire"
-    speakers = {t.speaker.casefold() for t in transcript.turns if t.speaker}
-    if transcript.format == "pdf" or not speakers:
-        return "document"
-    return "interview" if len(speakers) <= 2 else "focus group"
+    return [settle_case(t) for t in _read(source, csv)]
 
 
 def _read(source: Source, csv: CsvOptions | None) -> list[Transcript]:

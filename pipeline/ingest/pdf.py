@@ -2,8 +2,10 @@
 no speaker, and every turn records the pages it lies on.
 
 pypdf's layout mode keeps the blank line a paragraph gap leaves on the page, which is how paragraphs
-are found; the lines of a paragraph are kept as the page breaks them. Pages are joined by a blank
-line, so a paragraph that runs over a page break is two paragraphs. A PDF of scanned pages has no
+are found. The lines of a paragraph are joined by a space (a line break inside a paragraph is the
+page's layout, not the author's; a line that ends in a hyphen joins the next without one), so a
+sentence reads, and is quoted, whole. Pages are joined by a blank line, so a paragraph that runs
+over a page break is two paragraphs. A PDF of scanned pages has no
 text to read: it is refused, with what to do, as are encrypted and damaged files.
 """
 
@@ -61,8 +63,18 @@ def read_pdf(path: Path, name: str, metadata: dict[str, str]) -> Transcript:
 
 
 def _page_text(page: object) -> str:
-    """A page's text: its lines as laid out, each stripped and with runs of spaces made one, and the
-    blank line between paragraphs kept."""
+    """A page's text: a line per paragraph, paragraphs apart by a blank line, runs of spaces made one."""
     raw = page.extract_text(extraction_mode="layout")  # type: ignore[attr-defined]
     lines = [_SPACES.sub(" ", line).strip() for line in raw.replace("\r", "\n").split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+    paragraphs: list[str] = []
+    current = ""
+    for line in [*lines, ""]:
+        if not line:
+            if current:
+                paragraphs.append(current)
+            current = ""
+        elif current and re.search(r"\w-$", current):
+            current += line
+        else:
+            current = f"{current} {line}" if current else line
+    return "\n\n".join(paragraphs)

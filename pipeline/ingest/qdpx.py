@@ -17,5 +17,8 @@ def read_project_sources(path: Path, metadata: dict[str, str]) -> list[Transcrip
         raise IngestError(path, str(exc).removeprefix(f"{path}: ")) from None
     if not project.transcripts:
         raise IngestError(path, "no text sources to code in this project")
-    # a manifest beside the project adds to what its cases say
-    return [t.model_copy(update={"metadata": {**metadata, **t.metadata}}) for t in project.transcripts]
+    # a manifest beside the project adds to what its cases say, and gives a source type over one inferred
+    return [
+        t.model_copy(update={"metadata": {**metadata, **t.given_metadata()}, "source_type_inferred": False})
+        for t in project.transcripts
+    ]

@@ -27,7 +27,8 @@ def read_word(path: Path, name: str, metadata: dict[str, str]) -> Transcript:
     except Exception as exc:  # lxml and zip errors surface under many names
         raise IngestError(path, f"not a readable .docx file: {type(exc).__name__}: {exc}") from exc
     text = "\n".join(_docx_lines(document))
-    return new_transcript(path, name, "docx", "utf-8", text, parse_turns(text), metadata)
+    # each of a Word document's paragraphs is a line: without speakers, each is a turn
+    return new_transcript(path, name, "docx", "utf-8", text, parse_turns(text, line_paragraphs=True), metadata)
 
 
 def _docx_lines(document: Any) -> list[str]:

@@ -38,6 +38,7 @@ from pipeline.store.queries import (
     PASSAGE_STATUSES,
     STATUS_TEXT,
     case_value,
+    chunk_pages,
     coded_passages,
     covered,
     database_label,
@@ -194,6 +195,7 @@ class Study(BaseModel):
     run_id: str | None = None
     runs: list[RunInfo] = Field(default_factory=list)
     waiting: int = 0  # suggestions still waiting for a reviewer
+    pages: dict[str, str] = Field(default_factory=dict)  # a document's chunk -> its pages ("p. 4")
 
     def dimensions(self) -> list[str]:
         """Every dimension a matrix can use here: code, transcript, then the case attributes
@@ -221,6 +223,7 @@ def load_study(store: Store, run_id: str | None = None, status: str = "accepted"
         if len(configs) > 1:
             raise MatrixError(several_configurations(configs))
         chunks, transcripts = covered(s, [r.id for r in runs])
+        pages = chunk_pages(s, chunks)
         record = s.get(CodebookRecord, runs[-1].codebook_version)
         codebook = record.content if record is not None else None
     suggestions = list(suggestion_records(store, run_id))
@@ -237,6 +240,7 @@ def load_study(store: Store, run_id: str | None = None, status: str = "accepted"
         run_id=run_id,
         runs=runs,
         waiting=len(coded_passages(suggestions, decisions, settled, "review")),
+        pages=pages,
     )
 
 
@@ -368,7 +372,10 @@ def passage_frame(study: Study, dims: Sequence[str] = ()) -> pd.DataFrame:
     columns = ["chunk_id", "transcript_id", "code", "quote", "quote_start", "confidence", "reviewed", "how"]
     frame = pd.DataFrame([p for p in study.passages if p["transcript_id"] in study.transcripts], columns=columns)
     labels = {tid: t["label"] for tid, t in study.transcripts.items()}
+    # an exemplar names its transcript, and where a document has pages, the pages its passage lies on
     frame["source"] = frame["transcript_id"].map(labels).astype(object)
+    on_pages = frame["chunk_id"].map(study.pages)
+    frame["source"] = frame["source"].where(on_pages.isna(), frame["source"] + ", " + on_pages)
     frame["quote"] = frame["quote"].fillna("").astype(str).str.replace(r"\s+", " ", regex=True).str.strip()
     reviewed = frame["reviewed"].astype(bool)
     frame = frame.assign(
@@ -633,7 +640,8 @@ def cooccurrence_view(table: Cooccurrence) -> CooccurrenceView:
 TEMPLATES = Path(__file__).parent / "templates"  # matrix.html.jinja and its tables, which the report uses too
 
 
-def _environment() -> Environment:
+def page_templates() -> Environment:
+    """The templates of the pages qcode writes (matrix, triangulation), autoescaped."""
     return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined)
 
 
@@ -682,7 +690,7 @@ def about(store: Store, study: Study, matrix: Matrix) -> About:
 def render_html(matrix: Matrix, table: Cooccurrence, info: About) -> str:
     """The matrix and the co-occurrence table as one self-contained page."""
     return (
-        _environment()
+        page_templates()
         .get_template("matrix.html.jinja")
         .render(matrix=matrix_view(matrix), cooccurrence=cooccurrence_view(table), about=info)
     )

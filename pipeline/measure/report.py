@@ -72,10 +72,12 @@ from pipeline.measure.matrix import (
     read_runs,
 )
 from pipeline.measure.statistic import Statistic, StatisticGroup, optional
+from pipeline.measure.triangulation import SOURCE_TYPE, TriangulationRow, triangulate, triangulation_rows
 from pipeline.store import Store
 from pipeline.store.queries import (
     case_text,
     case_value,
+    chunk_pages,
     coded_passages,
     covered,
     database_label,
@@ -125,6 +127,7 @@ class Scope:
     assignments: list[Assignment]
     imported_coders: list[str]  # people whose codes came in with projects from other QDA tools
     imported_projects: list[str]
+    pages: dict[str, str]  # a document's chunk -> its pages ("p. 4")
 
     @property
     def codebook(self) -> Codebook | None:
@@ -140,6 +143,7 @@ def read_scope(store: Store, run_id: str | None) -> Scope:
         runs = read_runs(s, run_id)
         run_ids = [r.id for r in runs]
         chunks, transcripts = covered(s, run_ids)
+        pages = chunk_pages(s, chunks)
         keys = {r.coder_key for r in runs}
         in_runs = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id.in_(run_ids))
         rejections = (
@@ -179,6 +183,7 @@ def read_scope(store: Store, run_id: str | None) -> Scope:
         assignments=assignments,
         imported_coders=sorted({c for c, _ in imported}),
         imported_projects=sorted({Path(p).name for _, p in imported}),
+        pages=pages,
     )
 
 
@@ -569,6 +574,7 @@ def matrices_section(
     decisions: list[dict[str, Any]],
     decided: dict[str, dict[str, Any]],
     codebook: Codebook | None,
+    pages: dict[str, str] | None = None,
 ) -> MatricesSection:
     """Codes as the study stands by case attribute, with an exemplar quote per cell, and the codes
     that occur together: pipeline.measure.matrix's tables under its status 'accepted', laid out for the page.
@@ -593,7 +599,7 @@ def matrices_section(
     if not passages:
         return section
     codes, names = codebook_codes(codebook)
-    study = Study(transcripts=transcripts, passages=passages, codes=codes, names=names)
+    study = Study(transcripts=transcripts, passages=passages, codes=codes, names=names, pages=pages or {})
     used = {p["code"] for p in passages}
 
     layouts: list[list[str]] = []
@@ -643,6 +649,55 @@ def choose_attributes(metadata: dict[str, dict[str, Any]]) -> list[CaseAttribute
         chosen.append(CaseAttribute(name=key, transcripts=len(values), values=distinct, position=position))
     chosen.sort(key=lambda a: (-a.transcripts, a.values, a.position))
     return chosen
+
+
+class TriangulationSection(BaseModel):
+    """Section 6: for each code in each case of one case attribute, the source types that show it
+    (pipeline.measure.triangulation), or why there is nothing to triangulate."""
+
+    by: str | None
+    source_types: list[str]
+    rows: list[TriangulationRow]
+    one_source_type: int
+    reason: str | None  # why the section has no table
+
+
+def triangulation_section(
+    transcripts: dict[str, dict[str, Any]],
+    passages: list[dict[str, Any]],
+    codebook: Codebook | None,
+    pages: dict[str, str],
+    several_configurations: bool,
+    by: str | None = None,
+) -> TriangulationSection:
+    """The codes of each case by the source types that show them. The cases are those of `by`, else
+    of the first case attribute `choose_attributes` picks that is not the source type itself."""
+    empty = TriangulationSection(by=by, source_types=[], rows=[], one_source_type=0, reason=None)
+    if several_configurations:
+        return empty.model_copy(update={"reason": "the runs are of several coder configurations (see section 5)"})
+    kinds = sorted({case_value(t["metadata"], SOURCE_TYPE) for t in transcripts.values()})
+    if len(kinds) < 2:
+        one = kinds[0] if kinds else "none"
+        return empty.model_copy(
+            update={"source_types": kinds, "reason": f"every transcript in scope is of one source type ({one})"}
+        )
+    if by is None:
+        chosen = [a.name for a in choose_attributes({t: v["metadata"] for t, v in transcripts.items()})]
+        by = next((name for name in chosen if name != SOURCE_TYPE), None)
+    if by is None:
+        return empty.model_copy(update={"source_types": kinds, "reason": "the transcripts have no case attribute"})
+    if not passages:
+        return empty.model_copy(update={"by": by, "source_types": kinds, "reason": "no codes are applied yet"})
+    codes, names = codebook_codes(codebook)
+    study = Study(transcripts=transcripts, passages=passages, codes=codes, names=names, pages=pages)
+    found = triangulate(study, by)
+    return TriangulationSection(
+        by=by,
+        source_types=found.source_types,
+        rows=triangulation_rows(found),
+        one_source_type=len(found.one_source_type),
+        reason=None,
+    )
 
 
 # ---------------------------------------------------------------- methods
@@ -1005,14 +1060,16 @@ class Report(BaseModel):
     thresholds: list[float]  # the runs' routing thresholds
     audit_shares: list[float]
     matrices: MatricesSection
+    triangulation: TriangulationSection
     methods: Methods
     plots: dict[str, Markup]  # inline SVG by section: agreement, calibration, sweep
     bootstrap: BootstrapSettings
     bins: int
 
 
-def build_report(store: Store, run_id: str | None = None) -> Report:
-    """Everything the page shows (plots as SVG markup)."""
+def build_report(store: Store, run_id: str | None = None, triangulate_by: str | None = None) -> Report:
+    """Everything the page shows (plots as SVG markup); the triangulation compares the cases of
+    `triangulate_by` (else of the case attribute the report picks)."""
     run_id = resolve_run(store, run_id)
     scope = read_scope(store, run_id)
     codebook = scope.codebook
@@ -1036,7 +1093,15 @@ def build_report(store: Store, run_id: str | None = None) -> Report:
     thresholds = sorted({p["threshold"] for p in routing if p.get("threshold") is not None})
     audit_shares = sorted({p["audit_share"] for p in routing if p.get("audit_share") is not None})
     sweep = threshold_sweep(routed(suggestions, decided), audit_shares[0] if len(audit_shares) == 1 else None)
-    matrices = matrices_section(scope.runs, scope.transcripts, suggestions, decisions, decided, codebook)
+    matrices = matrices_section(scope.runs, scope.transcripts, suggestions, decisions, decided, codebook, scope.pages)
+    triangulation = triangulation_section(
+        scope.transcripts,
+        coded_passages(suggestions, decisions, decided, "accepted"),
+        codebook,
+        scope.pages,
+        bool(matrices.configurations),
+        triangulate_by,
+    )
     methods = methods_section(scope, suggestions, decisions, decided, agreement, sweep, calib, codebook)
 
     plots = {}
@@ -1061,6 +1126,7 @@ def build_report(store: Store, run_id: str | None = None) -> Report:
         thresholds=thresholds,
         audit_shares=audit_shares,
         matrices=matrices,
+        triangulation=triangulation,
         methods=methods,
         plots=plots,
         bootstrap=BootstrapSettings(replicates=BOOTSTRAP_REPLICATES, seed=BOOTSTRAP_SEED),
@@ -1110,9 +1176,11 @@ def render_report(report: Report) -> str:
     return _environment().get_template(TEMPLATE).render(**dict(report))
 
 
-def write_report(store: Store, out: Path, run_id: str | None = None, *, force: bool = False) -> Report:
+def write_report(
+    store: Store, out: Path, run_id: str | None = None, *, force: bool = False, triangulate_by: str | None = None
+) -> Report:
     """Build the report and write it to `out` (through a temporary file); returns what it shows."""
-    report = build_report(store, run_id)
+    report = build_report(store, run_id, triangulate_by)
     html = render_report(report)
 
     with written_aside(out, force=force) as temporary:

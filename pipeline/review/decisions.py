@@ -27,7 +27,6 @@ from pipeline.review.views import (
     Segment,
     SuggestionDetail,
     SuggestionView,
-    pages,
 )
 from pipeline.store import (
     ChunkRecord,
@@ -40,6 +39,7 @@ from pipeline.store import (
     TurnRecord,
     now,
 )
+from pipeline.store.queries import page_span
 
 Verdict = Literal["accept", "reject", "change", "add"]
 CONTEXT_TURNS = 2
@@ -105,7 +105,7 @@ def passage(store: Store, chunk_id: str) -> Passage:
         speakers=[sp for sp in chunk.speakers if sp],
         before=[turn(t) for t in before],
         after=[turn(t) for t in after],
-        pages=pages(chunk.page_start, chunk.page_end),
+        pages=None if chunk.page_start is None else page_span(chunk.page_start, chunk.page_end),
         unit=None
         if chunk.unit != "turn"
         else (f"part {chunk.part} of {chunk.parts} of a turn" if chunk.parts else "one turn"),

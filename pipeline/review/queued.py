@@ -25,6 +25,7 @@ from pipeline.store import (
     SuggestionRecord,
     TranscriptRecord,
 )
+from pipeline.store.queries import page_span
 from pipeline.suggestion import QUEUED
 
 STATUSES = ("pending", "review", "audit", "accepted", "decided", "all")
@@ -224,8 +225,16 @@ def queued_suggestions(store: Store, limit: int = 50) -> Waiting:
         total = s.scalar(select(func.count()).select_from(SuggestionRecord).where(waiting))
         rejections = s.scalar(select(func.count()).select_from(RejectionRecord).where(RejectionRecord.status == "open"))
         rows = s.execute(
-            select(SuggestionRecord, TranscriptRecord.source_name, TranscriptRecord.case_metadata)
+            select(
+                SuggestionRecord,
+                TranscriptRecord.source_name,
+                TranscriptRecord.case_metadata,
+                ChunkRecord.unit,
+                ChunkRecord.page_start,
+                ChunkRecord.page_end,
+            )
             .join(TranscriptRecord, SuggestionRecord.transcript_id == TranscriptRecord.id)
+            .join(ChunkRecord, SuggestionRecord.chunk_id == ChunkRecord.id)
             .where(waiting)
             .order_by(SuggestionRecord.confidence, SuggestionRecord.id)
             .limit(limit)
@@ -243,8 +252,10 @@ def queued_suggestions(store: Store, limit: int = 50) -> Waiting:
                 justification=sug.justification,
                 coder=sug.coder,
                 model=sug.model,
+                unit=unit,
+                pages=None if page_start is None else page_span(page_start, page_end),
             )
-            for sug, name, metadata in rows
+            for sug, name, metadata, unit, page_start, page_end in rows
         ]
     return Waiting(total=total or 0, open_rejections=rejections or 0, items=items)
 

@@ -47,13 +47,6 @@ class Passage(BaseModel):
     context_speakers: list[str] = []  # speakers in the passage whose words are not coded
 
 
-def pages(start: int | None, end: int | None) -> str | None:
-    """A page span as a reader cites it."""
-    if start is None:
-        return None
-    return f"p. {start}" if end in (None, start) else f"pp. {start}–{end}"
-
-
 class DecisionView(BaseModel):
     id: int
     reviewer: str
@@ -196,6 +189,8 @@ class WaitingSuggestion(BaseModel):
     justification: str
     coder: str
     model: str
+    unit: str = "chunk"  # or "turn"
+    pages: str | None = None  # a document's passage: "p. 4"
 
 
 class Waiting(BaseModel):

@@ -80,7 +80,8 @@ def read_and_chunk(source: Source, request: RunRequest) -> list[tuple[Transcript
 
 def speaker_notes(transcript: Transcript, request: RunRequest) -> list[str]:
     """What to tell a person whose choice of speakers does not fit a file: names that match nobody
-    in it, with the speakers it has, and a file left with nothing to code."""
+    among the speakers it labels (the interviewer's label differs between files), and a file left
+    with nothing to code."""
     choice = transcript.speaker_choice or request.units().speakers
     if not choice.chosen:
         return []
@@ -88,7 +89,8 @@ def speaker_notes(transcript: Transcript, request: RunRequest) -> list[str]:
     has = ", ".join(present) if present else "none: it has no speaker labels"
     where = "its front matter or manifest row" if transcript.speaker_choice else "the run"
     notes = []
-    unmatched = choice.unmatched(present)
+    # a questionnaire's rows and a document have no speakers to match: no interviewer is expected there
+    unmatched = choice.unmatched(present) if present and transcript.format != "csv" else []
     if unmatched:
         notes.append(f"speakers named by {where} match nobody here: {', '.join(unmatched)} (its speakers: {has})")
     if not any(choice.codes(t.speaker) for t in transcript.turns):
@@ -114,7 +116,7 @@ def ingest_file(store: Store, source: Source, request: RunRequest) -> Ingested:
         result.failure = FileFailure(path=str(source.path), error=f"could not be stored: {type(exc).__name__}: {exc}")
         return result
     manifest = nearest_manifest(source)
-    if manifest is not None and not any(_given_metadata(t) for t in transcripts):
+    if manifest is not None and not any(t.given_metadata() for t in transcripts):
         result.notes.append(FileNote(path=str(source.path), note=f"has no case metadata: {manifest} does not list it"))
     for transcript, chunks in prepared:
         result.transcript_ids.append(transcript.id)
@@ -125,12 +127,6 @@ def ingest_file(store: Store, source: Source, request: RunRequest) -> Ingested:
         ]
         result.notes += [FileNote(path=str(source.path), note=n) for n in speaker_notes(transcript, request)]
     return result
-
-
-def _given_metadata(transcript: Transcript) -> dict[str, str]:
-    """The case metadata the team gave: without a source type qcode inferred."""
-    inferred = {"source_type"} if transcript.source_type_inferred else set()
-    return {k: v for k, v in transcript.metadata.items() if k not in inferred}
 
 
 def count_source_types(found: Iterable[tuple[str, bool]]) -> list[SourceTypeCount]:

@@ -391,6 +391,25 @@ def covered(session: Any, run_ids: Sequence[str]) -> tuple[dict[str, str], dict[
     return chunks, transcripts
 
 
+def chunk_pages(session: Any, chunk_ids: Iterable[str]) -> dict[str, str]:
+    """The pages of those chunks that lie on a document's pages, as a reader cites them ("p. 4")."""
+    pages: dict[str, str] = {}
+    wanted = list(chunk_ids)
+    for at in range(0, len(wanted), 500):
+        for chunk_id, start, end in session.execute(
+            select(ChunkRecord.id, ChunkRecord.page_start, ChunkRecord.page_end).where(
+                ChunkRecord.id.in_(wanted[at : at + 500]), ChunkRecord.page_start.is_not(None)
+            )
+        ):
+            pages[chunk_id] = page_span(start, end)
+    return pages
+
+
+def page_span(start: int, end: int | None) -> str:
+    """A page span as a reader cites it: "p. 4", "pp. 4–5"."""
+    return f"p. {start}" if end in (None, start) else f"pp. {start}–{end}"
+
+
 def decisions_in_scope(
     store: Store, suggestion_ids: set[str], chunk_ids: set[str], codebook_versions: set[str] | None = None
 ) -> tuple[list[dict], dict[str, dict]]:

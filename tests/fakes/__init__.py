@@ -5,7 +5,7 @@
   `openai` client (`python tests/fakes/openai_server.py --port 8765` serves it by hand);
 - `review_server.py`: the review app served by uvicorn on a loopback port, and a coded store with
   reviewers for it;
-- `study.py`: the examples and codebooks, a small codebook, writing files, the command line, and a
+- `study.py`: the examples and codebooks, a small codebook, writing files (text, and PDFs with pages), the command line, and a
   store coded by the plain run.
 """
 
@@ -20,6 +20,7 @@ from fakes.study import (
     code_store,
     qcode,
     write,
+    write_pdf,
     write_transcripts,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "qcode",
     "scripted_coder",
     "write",
+    "write_pdf",
     "write_transcripts",
 ]

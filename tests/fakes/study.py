@@ -50,6 +50,26 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
+def write_pdf(path: Path, pages: list[list[str]], password: str | None = None) -> Path:
+    """A PDF with a text layer: each page's paragraphs, a gap between them."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    if password is not None:
+        pdf.set_encryption(owner_password="owner", user_password=password)
+    for paragraphs in pages:
+        pdf.add_page()
+        for paragraph in paragraphs:
+            pdf.multi_cell(0, 6, paragraph)
+            pdf.ln(5)
+        if not paragraphs:
+            pdf.rect(20, 20, 50, 50)  # a drawing, no text: a scanned page looks like this
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path
+
+
 def write_transcripts(folder: Path, transcripts: dict[str, str]) -> Path:
     """Transcript files (name -> text) in `folder`; returns the folder."""
     for name, text in transcripts.items():
