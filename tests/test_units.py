@@ -469,6 +469,11 @@ def test_turn_units_and_pages_reach_the_queue_the_exports_and_a_project(
     monkeypatch.setattr(pipeline.cli.review, "out", Console(width=300, color_system=None))
     assert "plan.pdf, p. 4" in qcode("queue", "--db", db).stdout
 
+    # a document's exemplar quotes name their page, in the matrices too
+    page = tmp_path / "matrix.html"
+    assert qcode("matrix", "--db", db, "--cols", "source_type", "--status", "all", "--out", page).exit_code == 0
+    assert "plan.pdf, p. " in page.read_text(encoding="utf-8")
+
     out = tmp_path / "suggestions.csv"
     assert qcode("export", "--db", db, "--format", "csv", "--out", out).exit_code == 0
     records = list(csv.DictReader(out.open(encoding="utf-8")))
