@@ -36,6 +36,7 @@ LAYERS = {
     "run": 5,
     "review": 5,
     "measure": 6,
+    "learn": 6,
     "cli": 7,
 }
 # Imports that are allowed inside a function: third-party packages that are slow to import and only

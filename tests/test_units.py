@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from fakes import SMALL_CODEBOOK, code_store, qcode, scripted_coder, write, write_pdf, write_transcripts
+from fakes import SMALL_CODEBOOK, code_store, qcode, scripted_coder, write, write_pdf, write_project, write_transcripts
 from rich.console import Console
 
 import pipeline.cli.review
@@ -515,37 +515,6 @@ def test_a_reviewer_sees_whose_words_in_a_chunk_are_not_coded(tmp_path: Path) ->
     assert shown.speakers == ["Interviewer", "Ms. Chen"]
 
 
-def project_of(path: Path, text: str, codings: list[tuple[str, str, str]]) -> Path:
-    """A REFI-QDA project with one text source and the codings (coder, code, quoted words) of two
-    people, as a QDA program writes it."""
-    import zipfile
-
-    users = {"ana": "11111111-1111-1111-1111-111111111111", "ben": "22222222-2222-2222-2222-222222222222"}
-    codes = {"funding": "aaaaaaaa-0000-0000-0000-000000000001", "trust": "aaaaaaaa-0000-0000-0000-000000000002"}
-    selections = []
-    for n, (coder, code, words) in enumerate(codings, 1):
-        start = text.index(words)
-        selections.append(
-            f'<PlainTextSelection guid="77777777-7777-7777-7777-{n:012d}" startPosition="{start}" '
-            f'endPosition="{start + len(words)}"><Coding guid="88888888-8888-8888-8888-{n:012d}" '
-            f'creatingUser="{users[coder]}"><CodeRef targetGUID="{codes[code]}"/></Coding></PlainTextSelection>'
-        )
-    qde = (
-        '<Project xmlns="urn:QDA-XML:project:1.0" name="pilot" origin="QualCoder 3.6"><Users>'
-        + "".join(f'<User guid="{g}" name="{n}"/>' for n, g in users.items())
-        + "</Users><CodeBook><Codes>"
-        + "".join(f'<Code guid="{g}" name="{n}" isCodable="true"/>' for n, g in codes.items())
-        + '</Codes></CodeBook><Sources><TextSource guid="66666666-6666-6666-6666-666666666666" name="chen.txt" '
-        'plainTextPath="internal://66666666-6666-6666-6666-666666666666.txt">'
-        + "".join(selections)
-        + "</TextSource></Sources></Project>"
-    )
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("project.qde", qde)
-        archive.writestr("Sources/66666666-6666-6666-6666-666666666666.txt", text.encode("utf-8"))
-    return path
-
-
 def test_people_s_codes_from_another_qda_tool_count_for_the_turns_that_hold_them(tmp_path: Path) -> None:
     """`qcode agreement --db` over a run of turn units: each imported code counts for its turn."""
     scripted_coder(
@@ -553,7 +522,7 @@ def test_people_s_codes_from_another_qda_tool_count_for_the_turns_that_hold_them
         proposes="phrases",
         phrases={"grant": [("funding", 0.9, "a grant for release time")], "trust her": [("trust", 0.9, "I trust her")]},
     )
-    project = project_of(
+    project = write_project(
         tmp_path / "pilot.qdpx",
         INTERVIEW,
         [

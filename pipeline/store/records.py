@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -363,3 +363,30 @@ class HumanCodeRecord(Base):
     original_end: Mapped[int]
     note: Mapped[str | None] = mapped_column(Text)
     coded_at: Mapped[datetime | None]
+
+
+class EmbeddingRecord(Base):
+    """A text's sentence embedding, by the embedding model and a hash of the text: computed once,
+    so training the learned coder again after new decisions does not embed what it has seen."""
+
+    __tablename__ = "embeddings"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    text_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+
+
+class LearnedModelRecord(Base):
+    """A coder trained on the team's own codes (`qcode train`): its version (a hash of its training
+    data, features and parameters), the codebook it codes with, its model card, and the fitted
+    model itself (pickled: it is read back only from the team's own store)."""
+
+    __tablename__ = "learned_models"
+    __table_args__ = (Index("ix_learned_models_codebook", "codebook_version", "trained_at"),)
+
+    version: Mapped[str] = mapped_column(String(16), primary_key=True)
+    codebook_version: Mapped[str] = mapped_column(String(16))
+    trained_at: Mapped[datetime]
+    parameters: Mapped[dict[str, Any]]
+    card: Mapped[dict[str, Any]]
+    model: Mapped[bytes] = mapped_column(LargeBinary)

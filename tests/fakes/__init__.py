@@ -21,6 +21,7 @@ from fakes.study import (
     qcode,
     write,
     write_pdf,
+    write_project,
     write_transcripts,
 )
 
@@ -37,5 +38,6 @@ __all__ = [
     "scripted_coder",
     "write",
     "write_pdf",
+    "write_project",
     "write_transcripts",
 ]

@@ -3,6 +3,7 @@ written as a test needs them, the command line, and a store coded by a plain run
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,35 @@ def write_pdf(path: Path, pages: list[list[str]], password: str | None = None) -
             pdf.rect(20, 20, 50, 50)  # a drawing, no text: a scanned page looks like this
     path.parent.mkdir(parents=True, exist_ok=True)
     pdf.output(str(path))
+    return path
+
+
+def write_project(path: Path, text: str, codings: list[tuple[str, str, str]]) -> Path:
+    """A REFI-QDA project with one text source and the codings (coder, code, quoted words) of two
+    people, as a QDA program writes it."""
+    users = {"ana": "11111111-1111-1111-1111-111111111111", "ben": "22222222-2222-2222-2222-222222222222"}
+    codes = {"funding": "aaaaaaaa-0000-0000-0000-000000000001", "trust": "aaaaaaaa-0000-0000-0000-000000000002"}
+    selections = []
+    for n, (coder, code, words) in enumerate(codings, 1):
+        start = text.index(words)
+        selections.append(
+            f'<PlainTextSelection guid="77777777-7777-7777-7777-{n:012d}" startPosition="{start}" '
+            f'endPosition="{start + len(words)}"><Coding guid="88888888-8888-8888-8888-{n:012d}" '
+            f'creatingUser="{users[coder]}"><CodeRef targetGUID="{codes[code]}"/></Coding></PlainTextSelection>'
+        )
+    qde = (
+        '<Project xmlns="urn:QDA-XML:project:1.0" name="pilot" origin="QualCoder 3.6"><Users>'
+        + "".join(f'<User guid="{g}" name="{n}"/>' for n, g in users.items())
+        + "</Users><CodeBook><Codes>"
+        + "".join(f'<Code guid="{g}" name="{n}" isCodable="true"/>' for n, g in codes.items())
+        + '</Codes></CodeBook><Sources><TextSource guid="66666666-6666-6666-6666-666666666666" name="chen.txt" '
+        'plainTextPath="internal://66666666-6666-6666-6666-666666666666.txt">'
+        + "".join(selections)
+        + "</TextSource></Sources></Project>"
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("project.qde", qde)
+        archive.writestr("Sources/66666666-6666-6666-6666-666666666666.txt", text.encode("utf-8"))
     return path
 
 
