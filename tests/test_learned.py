@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from fakes import code_store, qcode, scripted_coder, write_project, write_transcripts
+import pytest
+from fakes import SMALL_CODEBOOK, code_store, qcode, scripted_coder, write, write_project, write_transcripts
 from fakes.review_server import make_reviewers
 from sqlalchemy import select
 
@@ -140,3 +142,142 @@ def test_the_store_gives_imported_codes_decisions_and_blind_codes(tmp_path: Path
     assert blind["We got a grant."] == ["funding"]  # otto funding, bob none: a tie stands
     assert blind["She is kind."] == [] and blind["Nothing came."] == []
     store.engine.dispose()
+
+
+# ---------------------------------------------------------------- training and coding
+
+FUNDING = [
+    "The district gave us a grant for release time.",
+    "Our budget paid for substitutes this spring.",
+    "We got money for new books from the district.",
+    "The grant covers stipends for the coaches.",
+    "Funding for the tutoring program came through.",
+    "The budget cut took away our planning money.",
+]
+TRUST = [
+    "I trust my principal to back us up.",
+    "We respect each other and speak openly.",
+    "The teachers trust the coach with their classes.",
+    "There is real respect between the staff and the office.",
+    "I can be honest with her, she listens.",
+    "We rely on each other when things go wrong.",
+]
+OTHER = [
+    "We meet in the library after school.",
+    "The weather was cold that week.",
+    "Most classes start at eight.",
+    "I teach ninth grade English.",
+    "The parking lot was full again.",
+    "Our building has three floors.",
+]
+
+
+def gold_study(folder: Path, transcripts: int = 10) -> tuple[Path, Path]:
+    """Interviews whose participant turns each say one kind of thing, and two people's codes on them."""
+    rows = ["file,coder,code,quote"]
+    for n in range(transcripts):
+        turns, said = [], []
+        for k, (pool, code) in enumerate(((FUNDING, "funding"), (TRUST, "trust"), (OTHER, ""), (FUNDING, "funding"))):
+            words = pool[(n + k) % len(pool)]
+            turns += [f"Interviewer: Question {k + 1}?", f"P{n}: {words}"]
+            said.append((code, words))
+        write(folder / "transcripts" / f"t{n}.txt", "\n".join(turns) + "\n")
+        for person in ("ana", "ben"):
+            rows.append(f"t{n}.txt,{person},,")
+            rows += [f"t{n}.txt,{person},{code},{words}" for code, words in said if code]
+    write(folder / "gold.csv", "\n".join(rows) + "\n")
+    return folder / "gold.csv", folder / "transcripts"
+
+
+def train_on(folder: Path, codebook: Path, db: Path) -> dict:
+    """`qcode train --json` on the gold study written into `folder`, by turns."""
+    codes, transcripts = gold_study(folder)
+    answer = qcode(
+        "train",
+        "--codebook",
+        codebook,
+        "--db",
+        db,
+        "--gold",
+        codes,
+        "--transcripts",
+        transcripts,
+        "--unit",
+        "turn",
+        "--json",
+    )
+    assert answer.exit_code == 0, answer.stderr
+    return json.loads(answer.stdout)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    folder = tmp_path_factory.mktemp("learned")
+    codebook = write(folder / "small.yaml", SMALL_CODEBOOK)
+    db = folder / "q.db"
+    return db, codebook, train_on(folder, codebook, db)
+
+
+@pytest.mark.slow  # loads the embedding model
+def test_the_model_card_says_how_far_each_code_can_be_trusted(trained: tuple[Path, Path, dict]) -> None:
+    _, _, card = trained
+    assert set(card) >= {"model", "units", "codes", "skipped"}
+    assert card["units"] == 10 * 8  # every turn: the interviewer's are units too, coded by nobody
+    assert card["transcripts"] == 10 and card["sources"] == {"gold": 80}
+    assert card["single_label"] is True and card["people"] == ["ana", "ben"]
+    assert {c["code"]: c["positives"] for c in card["codes"]} == {"funding": 20, "trust": 10}
+    assert card["skipped"] == []
+    for code in card["codes"]:
+        cv = code["cv"]
+        assert set(cv) == {"cohen_kappa", "cohen_kappa_ci95", "f1", "precision", "recall"}
+        low, high = cv["cohen_kappa_ci95"]
+        assert low <= cv["cohen_kappa"] <= high
+
+
+@pytest.mark.slow  # loads the embedding model
+def test_the_learned_coder_codes_new_interviews_with_the_newest_model(
+    trained: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    db, codebook, card = trained
+    folder = write_transcripts(
+        tmp_path / "new",
+        {
+            "n1.txt": "Interviewer: Money?\nDr. Lee: The district gave us a grant for new books.\n"
+            "Interviewer: And people?\nDr. Lee: I trust the coach and we respect each other.\n",
+            "n2.txt": "Interviewer: Anything else?\nMs. Kim: The parking lot was full again.\n",
+        },
+    )
+    summary = code_store(folder, codebook, db, coder="learned", unit="turn", skip_speakers="interviewer", audit_share=0)
+    assert summary.model == f"learned-{card['model']}" and summary.failed_chunks == 0
+    with Store(str(db)).session() as s:
+        found = {
+            (r.quote, r.code): (r.confidence, r.justification, r.parameters)
+            for r in s.scalars(select(SuggestionRecord).where(SuggestionRecord.coder == "learned"))
+        }
+    assert ("The district gave us a grant for new books.", "funding") in found
+    assert ("I trust the coach and we respect each other.", "trust") in found
+    assert not any(quote == "The parking lot was full again." for quote, _ in found)
+    for (_, code), (confidence, justification, parameters) in found.items():
+        assert 0 < confidence <= 1
+        assert justification.startswith(f"Like 3 passages coded {code} by the team, e.g. '")
+        assert parameters["learned_model"] == card["model"]
+
+
+@pytest.mark.slow  # loads the embedding model
+def test_training_again_on_the_same_codes_stores_nothing_new(trained: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    db, codebook, card = trained
+    again = train_on(tmp_path / "again", codebook, db)
+    assert again["model"] == card["model"] and again["stored"] is False
+
+
+def test_without_a_model_or_without_codes_the_messages_say_what_to_do(tmp_path: Path) -> None:
+    from pipeline.errors import CoderError
+
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    folder = write_transcripts(tmp_path / "t", {"a.txt": INTERVIEW})
+    with pytest.raises(CoderError, match=r"no learned model for the codebook .* train one first \(qcode train"):
+        code_store(folder, codebook, tmp_path / "empty.db", coder="learned")
+    answer = qcode("train", "--codebook", codebook, "--db", tmp_path / "empty.db")
+    assert answer.exit_code == 1 and "no human codes for the codebook" in answer.stderr
+    answer = qcode("train", "--codebook", codebook, "--db", tmp_path / "empty.db", "--gold", codebook)
+    assert answer.exit_code == 2 and "give each --gold with its --transcripts" in answer.stderr

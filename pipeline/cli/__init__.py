@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 import pipeline  # noqa: F401  (sets the offline and no-telemetry environment first)
-from pipeline.cli import codebook, exchange, measure, review, run
+from pipeline.cli import codebook, exchange, learn, measure, review, run
 from pipeline.cli.output import Commands
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(run.app)
 app.add_typer(review.app)
 app.add_typer(exchange.app)
 app.add_typer(measure.app)
+app.add_typer(learn.app)
 app.add_typer(codebook.app, name="codebook")
 app.add_typer(review.reviewers, name="reviewer")
 

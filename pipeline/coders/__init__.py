@@ -29,6 +29,7 @@ from pipeline.coders.base import (
     describe_details,
     read_options,
 )
+from pipeline.coders.learned import LearnedCoder
 from pipeline.coders.offline import EmbeddingCoder
 from pipeline.coders.openai_chat import OpenAICoder
 from pipeline.coders.prompt import UNIT_NOTE
@@ -52,7 +53,7 @@ __all__ = [
 
 ENTRY_POINTS = "qcode.coders"
 
-_CODERS: dict[str, type[BaseCoder]] = {coder.name: coder for coder in (EmbeddingCoder, OpenAICoder)}
+_CODERS: dict[str, type[BaseCoder]] = {coder.name: coder for coder in (EmbeddingCoder, OpenAICoder, LearnedCoder)}
 _BROKEN: dict[str, str] = {}  # plugins that could not be loaded: name -> why
 _plugins_loaded = False
 

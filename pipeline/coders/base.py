@@ -119,6 +119,12 @@ class BaseCoder(ABC):
         """The run's store, before any coding: for a cache, or examples kept there."""
         return None
 
+    def prepare(self, codebook: Codebook) -> None:
+        """The codebook the run codes with, after `use_store` and before the coder's identity
+        (`parameters`, `model`) is read: for a coder whose configuration depends on it (the learned
+        coder takes the newest model trained for it). Raise a CoderError when it cannot code with it."""
+        return None
+
     def check_ready(self) -> None:
         """Raise a CoderError when a run could not work (no key, no server); a dry run skips this."""
         return None

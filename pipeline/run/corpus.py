@@ -262,6 +262,7 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
     coder = make_coder(request.coder, **request.coder_options)
     batch_size = request.batch_size or coder.batch_size
     coder.use_store(store)
+    coder.prepare(codebook)
     units = request.units()
     prov = provenance(coder, codebook, units)
     parameters = {

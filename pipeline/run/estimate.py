@@ -39,6 +39,10 @@ class Estimate(BaseModel):
 def estimate(request: RunRequest) -> Estimate:
     codebook = load_codebook(request.codebook)
     coder = make_coder(request.coder, **request.coder_options)
+    store = _existing_store(request.db)
+    if store is not None:
+        coder.use_store(store)  # few-shot examples and learned models come from there
+    coder.prepare(codebook)
     prov = provenance(coder, codebook, request.units())
     paths: list[str | Path] = list(request.paths)
     sources, errors = discover(paths)
@@ -53,9 +57,6 @@ def estimate(request: RunRequest) -> Estimate:
         except IngestError as exc:
             failed.append(FileFailure(path=exc.path, error=exc.message))
 
-    store = _existing_store(request.db)
-    if store is not None:
-        coder.use_store(store)  # few-shot examples come from reviewers' decisions there
     pending = (
         {c.id for c in store.pending_chunks([c.id for c in chunks], prov.coder_key)}
         if store
