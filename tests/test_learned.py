@@ -281,3 +281,98 @@ def test_without_a_model_or_without_codes_the_messages_say_what_to_do(tmp_path: 
     assert answer.exit_code == 1 and "no human codes for the codebook" in answer.stderr
     answer = qcode("train", "--codebook", codebook, "--db", tmp_path / "empty.db", "--gold", codebook)
     assert answer.exit_code == 2 and "give each --gold with its --transcripts" in answer.stderr
+
+
+@pytest.mark.slow  # loads the embedding model
+def test_a_stated_confidence_matches_how_often_people_agree_on_held_out_interviews(tmp_path: Path) -> None:
+    """People gave 'funding' to 70% of the money sentences (and to nothing else): on interviews the
+    model never saw, its confidence on the money sentences is about 0.7, within the interval of
+    the share people actually coded."""
+    import random
+
+    from pipeline.coders.learned import LearnedCoder
+    from pipeline.learn.train import train_model
+
+    rng = random.Random(7)
+
+    def study(prefix: str, n: int) -> tuple[list[Transcript], list[HumanCode]]:
+        transcripts, spans = [], []
+        for t in range(n):
+            lines, coded = [], []
+            for k in range(6):
+                money = k % 2 == 0
+                words = (FUNDING if money else OTHER)[(t + k) % 6]
+                lines.append(f"P{t}: {words}")
+                coded.append(money and rng.random() < 0.7)
+            text = "\n".join(lines) + "\n"
+            transcript = Transcript(
+                id=f"{prefix}{t}",
+                source_path=f"{prefix}{t}.txt",
+                source_name=f"{prefix}{t}.txt",
+                format="text",
+                encoding="utf-8",
+                text=text,
+                turns=parse_turns(text),
+            )
+            transcripts.append(transcript)
+            for line, code in zip(lines, coded):
+                if code:
+                    start = text.index(line) + line.index(": ") + 2
+                    spans.append(
+                        HumanCode(
+                            coder="ana",
+                            code="funding",
+                            transcript_id=transcript.id,
+                            start=start,
+                            end=start + len(line) - line.index(": ") - 2,
+                        )
+                    )
+        return transcripts, spans
+
+    codebook = load_codebook(write(tmp_path / "small.yaml", SMALL_CODEBOOK))
+    train_t, train_s = study("train", 40)
+    test_t, test_s = study("test", 40)
+    units = Units(unit="turn")
+    examples = from_spans(train_t, train_s, {("ana", t.id) for t in train_t}, units, {"funding", "trust"}, "gold")
+    store = Store(str(tmp_path / "cal.db"))
+    card = train_model(store, codebook, examples)
+    assert [c.code for c in card.codes] == ["funding"] and card.skipped[0].code == "trust"
+    held = from_spans(test_t, test_s, {("ana", t.id) for t in test_t}, units, {"funding", "trust"}, "gold")
+    coder = LearnedCoder()
+    coder.use_store(store)
+    coder.prepare(codebook)
+    stated, observed = [], []
+    for example, coding in zip(held, coder.code([e.unit for e in held], codebook)):
+        for proposal in coding.proposals:
+            stated.append(proposal.confidence)
+            observed.append("funding" in example.codes)
+    assert len(stated) >= 100  # the money sentences
+    share = sum(observed) / len(observed)
+    margin = 1.96 * (share * (1 - share) / len(observed)) ** 0.5
+    assert abs(sum(stated) / len(stated) - share) <= margin + 0.05, (sum(stated) / len(stated), share, margin)
+    store.engine.dispose()
+
+
+def test_the_queue_can_put_first_what_the_model_is_least_sure_of(tmp_path: Path) -> None:
+    scripted_coder("marks-for-order", proposes="marks")
+    folder = write_transcripts(
+        tmp_path / "t",
+        {
+            "a.txt": "P1: Money came [funding 0.10]\nP2: We trust her [trust 0.45]\n",
+            "b.txt": "P3: A grant [funding 0.55]\nP4: Respect [trust 0.30]\n",
+        },
+    )
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    db = tmp_path / "q.db"
+    code_store(folder, codebook, db, coder="marks-for-order", unit="turn", audit_share=0)
+
+    def order(*flags: str) -> list[float]:
+        answer = qcode("queue", "--db", db, "--json", *flags)
+        assert answer.exit_code == 0, answer.stderr
+        return [item["confidence"] for item in json.loads(answer.stdout)["items"]]
+
+    assert order() == [0.10, 0.30, 0.45, 0.55]
+    found = order("--order", "uncertainty")
+    assert sorted(found[:2]) == [0.45, 0.55] and found[2:] == [0.30, 0.10]
+    bad = qcode("queue", "--db", db, "--order", "random")
+    assert bad.exit_code == 2 and "unknown order 'random' (choose from confidence, uncertainty)" in bad.stderr

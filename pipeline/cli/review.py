@@ -11,7 +11,7 @@ from rich.table import Table
 
 from pipeline.cli.options import DbOption, JsonOption
 from pipeline.cli.output import bad_argument, emit, out, say
-from pipeline.review.queued import queued_suggestions
+from pipeline.review.queued import QUEUE_ORDERS, queued_suggestions
 from pipeline.review.reviewers import (
     ROLES,
     ReviewerList,
@@ -34,10 +34,19 @@ NameArgument = Annotated[str, typer.Argument(help="The reviewer.")]
 def queue(
     db: DbOption = None,
     limit: Annotated[int, typer.Option("--limit", help="Show at most this many.")] = 50,
+    order: Annotated[
+        str,
+        typer.Option(
+            "--order",
+            help="confidence: lowest first; uncertainty: nearest 0.5 first (what review teaches a learned model most).",
+        ),
+    ] = "confidence",
     as_json: JsonOption = False,
 ) -> None:
     """List the suggestions waiting for a reviewer (low confidence or audit sample)."""
-    waiting = queued_suggestions(Store(db, create=False), limit)
+    if order not in QUEUE_ORDERS:
+        bad_argument(f"unknown order '{order}' (choose from {', '.join(QUEUE_ORDERS)})")
+    waiting = queued_suggestions(Store(db, create=False), limit, order)
 
     def show() -> None:
         table = Table(title=f"{waiting.total} suggestion(s) waiting for review")

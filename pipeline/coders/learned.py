@@ -250,6 +250,20 @@ class LearnedModel:
                 raw[:, k] = self.calibration[code](raw[:, k])
         return raw
 
+    def phrase_scores(self, speaker: str, texts: Sequence[str], code: str) -> np.ndarray:
+        """How strongly each text (a sentence of a unit) says `code`, by the n-gram model alone:
+        cheap enough to read every sentence of every unit coded."""
+        group = self.group(speaker)
+        pair = self.pairs.get(group) if group is not None else None
+        if not self.single_label and isinstance(pair, dict):
+            pair = pair.get(code)
+        if not isinstance(pair, _Pair):
+            return np.zeros(len(texts))
+        target = code if self.single_label else "1"
+        if target not in pair.classes:
+            return np.zeros(len(texts))
+        return pair.ngrams.predict_proba(pair.vectorizer.transform(list(texts)))[:, pair.classes.index(target)]
+
     def decide(self, raw: np.ndarray) -> list[set[str]]:
         """The codes a unit gets from its raw probabilities: the most probable one when it beats
         "no code" (single-label), or each above one half (multi-label)."""
@@ -378,10 +392,8 @@ class LearnedCoder(BaseCoder):
         parts = sentences(chunk.text)
         if len(parts) == 1:
             return parts[0]
-        pieces = [chunk.model_copy(update={"text": p}) for p in parts]
-        found = features(self.store, pieces)
-        column = self.loaded.codes.index(code)
-        return parts[int(np.argmax(self.loaded.raw(found)[:, column]))]
+        speaker = (next((s for s in chunk.coded_speakers if s), "") or "").strip().lower()
+        return parts[int(np.argmax(self.loaded.phrase_scores(speaker, parts, code)))]
 
     def _justify(self, code: str, vector: np.ndarray) -> str:
         """The nearest passages the team gave this code."""

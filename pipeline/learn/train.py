@@ -8,7 +8,8 @@ calibrate the final model. A code with fewer than MIN_POSITIVES units where it s
 no unit where it does not, is not proposed: the card lists it with the reason.
 
 The model is stored with a version, a hash of its training data, features and parameters: the
-same training set trains the same model, and `qcode train` then stores nothing new.
+same training set trains the same model, so `qcode train` on codes it has seen returns the stored
+card at once and stores nothing new.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class ModelCard(BaseModel):
     people: list[str]
     sources: dict[str, int]  # units from each source of human codes
     codes: list[CodeCard]
+    # single-label: Cohen's kappa over every unit's one code (or none), out of fold
+    overall: CrossValidation | None = None
     skipped: list[SkippedCode]
     notes: list[str] = Field(default_factory=list)
     stored: bool = True  # False: the store had this very model already
@@ -133,11 +136,16 @@ def train_model(store: Store, codebook: Codebook, examples: Sequence[Example], n
             f"did not ({', '.join(f'{s.code}: {s.positives}' for s in skipped)}): code more, then train again"
         )
     kept = list(examples)
+    speaker_codes = speaker_groups(codebook, learned)
+    version = _version(kept, learned, single, speaker_codes)
+    with store.session() as s:
+        known_before = s.get(LearnedModelRecord, version)
+        if known_before is not None:  # the same codes trained this model already: nothing to do
+            return ModelCard.model_validate({**known_before.card, "stored": False})
     found = features(store, [e.unit for e in kept])
     labels = [e.codes & set(learned) for e in kept]
     known = [e.known for e in kept]
     groups = [e.unit.transcript_id for e in kept]
-    speaker_codes = speaker_groups(codebook, learned)
 
     def fresh() -> LearnedModel:
         return LearnedModel(codes=learned, single_label=single, speaker_codes=speaker_codes)
@@ -153,7 +161,6 @@ def train_model(store: Store, codebook: Codebook, examples: Sequence[Example], n
         CodeCard(code=code, positives=positives[code], cv=_agreement(code, decided, labels, known, groups))
         for code in learned
     ]
-    version = _version(kept, learned, single, speaker_codes)
     card = ModelCard(
         model=version,
         units=len(kept),
@@ -162,13 +169,12 @@ def train_model(store: Store, codebook: Codebook, examples: Sequence[Example], n
         people=people,
         sources=dict(sorted(_count(e.origin for e in kept).items())),
         codes=cards,
+        overall=_overall(decided, labels, groups, learned) if single else None,
         skipped=skipped,
         notes=list(notes)
         + ([f"one person's codes only ({people[0]}): the card is agreement with them"] if len(people) == 1 else []),
     )
     with store.session() as s:
-        if s.get(LearnedModelRecord, version) is not None:
-            return card.model_copy(update={"stored": False})
         s.add(
             LearnedModelRecord(
                 version=version,
@@ -254,6 +260,45 @@ def _agreement(
         f1=None if f1 is None else round(float(f1), 4),
         precision=None if precision is None else round(float(precision), 4),
         recall=None if recall is None else round(float(recall), 4),
+    )
+
+
+def _overall(decided: list[set[str]], labels: list[set[str]], groups: list[str], codes: list[str]) -> CrossValidation:
+    """Cohen's kappa of the out-of-fold codes against the people's over all the units, each unit's
+    one code or none a category; its 95% interval from a bootstrap over transcripts."""
+    classes = ["", *codes]
+    where = {c: k for k, c in enumerate(classes)}
+    names = sorted(set(groups))
+    index = {g: k for k, g in enumerate(names)}
+    k = len(classes)
+    tables = np.zeros((len(names), k * k))
+    for got, truth, group in zip(decided, labels, groups):
+        a = where[next((c for c in codes if c in got), "")]
+        b = where[next((c for c in codes if c in truth), "")]
+        tables[index[group], a * k + b] += 1
+
+    def kappa(flat: np.ndarray) -> float | None:
+        table = flat.reshape(k, k)
+        n = table.sum()
+        if n == 0:
+            return None
+        chance = float((table.sum(axis=0) * table.sum(axis=1)).sum()) / n**2
+        return None if chance >= 1 else (float(np.trace(table)) / n - chance) / (1 - chance)
+
+    point = kappa(tables.sum(axis=0))
+    draws = np.random.default_rng(SEED).multinomial(len(names), np.full(len(names), 1 / len(names)), size=BOOTSTRAP)
+    values = [v for v in (kappa(t) for t in draws @ tables) if v is not None]
+    interval = (
+        [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)]
+        if values and point is not None
+        else None
+    )
+    return CrossValidation(
+        cohen_kappa=None if point is None else round(point, 4),
+        cohen_kappa_ci95=interval,
+        f1=None,
+        precision=None,
+        recall=None,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, select
 
+from pipeline.errors import DecisionError
 from pipeline.review.views import FilterOptions, OpenRejection, QueueItem, Waiting, WaitingSuggestion
 from pipeline.store import (
     AssignmentRecord,
@@ -217,9 +218,16 @@ def filter_options(store: Store, run_ids: Sequence[str]) -> FilterOptions:
     )
 
 
-def queued_suggestions(store: Store, limit: int = 50) -> Waiting:
-    """The first `limit` undecided queued suggestions, lowest confidence first; how many there are; how
-    many rejected proposals are open."""
+QUEUE_ORDERS = ("confidence", "uncertainty")
+
+
+def queued_suggestions(store: Store, limit: int = 50, order: str = "confidence") -> Waiting:
+    """The first `limit` undecided queued suggestions, lowest confidence first (or, by
+    `uncertainty`, those whose confidence is nearest one half first: what a review teaches a
+    learned model most); how many there are; how many rejected proposals are open."""
+    if order not in QUEUE_ORDERS:
+        raise DecisionError(f"unknown order '{order}' (choose from {', '.join(QUEUE_ORDERS)})")
+    first = func.abs(SuggestionRecord.confidence - 0.5) if order == "uncertainty" else SuggestionRecord.confidence
     waiting = status_condition("pending")
     with store.session() as s:
         total = s.scalar(select(func.count()).select_from(SuggestionRecord).where(waiting))
@@ -236,7 +244,7 @@ def queued_suggestions(store: Store, limit: int = 50) -> Waiting:
             .join(TranscriptRecord, SuggestionRecord.transcript_id == TranscriptRecord.id)
             .join(ChunkRecord, SuggestionRecord.chunk_id == ChunkRecord.id)
             .where(waiting)
-            .order_by(SuggestionRecord.confidence, SuggestionRecord.id)
+            .order_by(first, SuggestionRecord.id)
             .limit(limit)
         )
         items = [
