@@ -28,9 +28,9 @@ from pipeline.chunk import Units  # noqa: E402
 from pipeline.codebook import load_codebook  # noqa: E402
 from pipeline.coders.learned import LearnedCoder  # noqa: E402
 from pipeline.ingest import CsvOptions  # noqa: E402
+from pipeline.ingest.gold import read_gold, read_transcripts  # noqa: E402
 from pipeline.learn.examples import from_spans  # noqa: E402
 from pipeline.learn.train import train_model  # noqa: E402
-from pipeline.measure.evals.gold import read_gold, read_transcripts  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "annomi-train"

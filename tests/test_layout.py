@@ -35,8 +35,8 @@ LAYERS = {
     "route": 4,
     "run": 5,
     "review": 5,
+    "learn": 5,
     "measure": 6,
-    "learn": 6,
     "cli": 7,
 }
 # Imports that are allowed inside a function: third-party packages that are slow to import and only

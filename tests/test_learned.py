@@ -172,10 +172,10 @@ OTHER = [
 ]
 
 
-def gold_study(folder: Path, transcripts: int = 10) -> tuple[Path, Path]:
+def gold_study(folder: Path, transcripts: int = 10, first: int = 0) -> tuple[Path, Path]:
     """Interviews whose participant turns each say one kind of thing, and two people's codes on them."""
     rows = ["file,coder,code,quote"]
-    for n in range(transcripts):
+    for n in range(first, first + transcripts):
         turns, said = [], []
         for k, (pool, code) in enumerate(((FUNDING, "funding"), (TRUST, "trust"), (OTHER, ""), (FUNDING, "funding"))):
             words = pool[(n + k) % len(pool)]
@@ -376,3 +376,29 @@ def test_the_queue_can_put_first_what_the_model_is_least_sure_of(tmp_path: Path)
     assert sorted(found[:2]) == [0.45, 0.55] and found[2:] == [0.30, 0.10]
     bad = qcode("queue", "--db", db, "--order", "random")
     assert bad.exit_code == 2 and "unknown order 'random' (choose from confidence, uncertainty)" in bad.stderr
+
+
+@pytest.mark.slow  # loads the embedding model
+def test_an_eval_configuration_trains_the_learned_coder_and_a_second_eval_is_free(tmp_path: Path) -> None:
+    training_codes, training_transcripts = gold_study(tmp_path / "training")
+    gold_codes, gold_transcripts = gold_study(tmp_path / "gold", transcripts=6, first=20)
+    write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    suite = write(
+        tmp_path / "suite.yaml",
+        "name: learned\n"
+        f"gold: {{transcripts: {gold_transcripts}, codes: {gold_codes}, unit: turn}}\n"
+        "codebook: small.yaml\nbootstrap: 0\n"
+        "configurations:\n"
+        "  - name: learned\n    coder: learned\n"
+        f"    training: {{transcripts: {training_transcripts}, codes: {training_codes}}}\n",
+    )
+    answer = qcode("eval", suite, "--json")
+    assert answer.exit_code == 0, answer.stderr
+    report = json.loads(answer.stdout)
+    (ran,) = report["configurations"]
+    assert ran["status"] == "ran" and ran["model"].startswith("learned-") and ran["unit"] == "turn"
+    assert ran["run"]["chunks_coded_now"] == 6 * 8
+    assert {c["code"] for c in ran["per_code"]} == {"funding", "trust"}
+    again = json.loads(qcode("eval", suite, "--json").stdout)
+    assert again["configurations"][0]["run"]["chunks_coded_now"] == 0  # the same model, nothing coded again
+    assert again["configurations"][0]["model"] == ran["model"]

@@ -41,8 +41,8 @@ from pipeline.coders.learned import (
 from pipeline.coders.offline import MODEL_NAME
 from pipeline.errors import QcodeError, SuiteError
 from pipeline.ingest import CsvOptions
+from pipeline.ingest.gold import read_gold, read_transcripts
 from pipeline.learn.examples import Example, from_spans, from_store
-from pipeline.measure.evals.gold import read_gold, read_transcripts
 from pipeline.store import LearnedModelRecord, Store, now
 
 MIN_POSITIVES = 10  # units where a code stands, at least, for it to be learned

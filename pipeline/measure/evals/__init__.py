@@ -5,13 +5,14 @@ gave them), a codebook and one or more coder configurations; docs/evals.md descr
 gold formats for researchers. The package follows an eval from the file to the verdict:
 
     suite.py     the suite file and its configurations: `load_suite`, `Suite`, `Configuration`
-    gold.py      the gold set: gold codes as passages or units, from CSV tables or a REFI-QDA project;
+    gold         the gold set (pipeline/ingest/gold.py, as the learned coder reads training codes too):
+                 gold codes as passages or units, from CSV tables or a REFI-QDA project;
                  `find_loosely`, the rule a quote is found by; `human_rows`, the codes on units
     harness.py   `run_suite`: each configuration coded and compared with the humans; the gates
     results.py   `EvalReport`: what `qcode eval --json` prints, typed
 """
 
-from pipeline.measure.evals.gold import Gold, GoldUnit, find_loosely, human_rows
+from pipeline.ingest.gold import Gold, GoldUnit, find_loosely, human_rows
 from pipeline.measure.evals.harness import GATE_METRICS, Gate, check_gates, parse_gates, run_suite
 from pipeline.measure.evals.results import (
     ConsensusPair,

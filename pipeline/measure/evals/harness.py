@@ -23,9 +23,10 @@ from sqlalchemy import func, select
 
 from pipeline.chunk import Units
 from pipeline.coders import BaseCoder, make_coder
-from pipeline.errors import AgreementError, SuiteError
+from pipeline.errors import AgreementError, QcodeError, SuiteError
+from pipeline.ingest.gold import human_rows
+from pipeline.learn.train import train
 from pipeline.measure.agreement import Agreement, codings_from_rows, measure_agreement
-from pipeline.measure.evals.gold import human_rows
 from pipeline.measure.evals.results import (
     BootstrapSettings,
     CodeAgainstConsensus,
@@ -198,8 +199,16 @@ def _run(
 
     report("start", 0)
     began = time.perf_counter()
+    request = run_request(suite, configuration, db)
+    if configuration.training is not None:
+        # the learned coder learns from the training set first; the same set trains the same model
+        try:
+            card = train(store, suite.codebook, configuration.units, [configuration.training], suite.codebook_path)
+        except QcodeError as exc:
+            raise SuiteError(f"{suite.path}: configuration '{name}': training: {exc}") from None
+        request.coder_options = {**request.coder_options, "learned_model": card.model}
     try:
-        summary = code_corpus(run_request(suite, configuration, db), report if progress is not None else None)
+        summary = code_corpus(request, report if progress is not None else None)
     except Exception as exc:
         raise SuiteError(f"{suite.path}: configuration '{name}' could not run: {type(exc).__name__}: {exc}") from None
     coding = _coding_cost(store, summary, coder)

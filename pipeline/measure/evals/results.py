@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.chunk import UnitKind
+from pipeline.ingest.gold import GoldFormat
 from pipeline.measure.agreement import (
     Agreement,
     CodeAgreement,
@@ -32,7 +33,6 @@ from pipeline.measure.agreement import (
     OverallAgreement,
     PairAgreement,
 )
-from pipeline.measure.evals.gold import GoldFormat
 from pipeline.measure.statistic import Statistic, StatisticGroup, optional
 from pipeline.run.request import FileFailure
 from pipeline.transcript import SpeakerChoice

@@ -24,8 +24,8 @@ from pipeline.coders import make_coder
 from pipeline.errors import CodebookError, SuiteError, problems
 from pipeline.files import read_text
 from pipeline.ingest import CsvOptions
+from pipeline.ingest.gold import Gold, check_units, read_gold, read_transcripts
 from pipeline.measure.agreement import LEVELS, Level
-from pipeline.measure.evals.gold import Gold, check_units, read_gold, read_transcripts
 from pipeline.route import RoutingPolicy
 from pipeline.run.request import RunRequest
 from pipeline.transcript import SpeakerChoice
@@ -45,6 +45,7 @@ CONFIGURATION_KEYS = (
     "batch_size",
     "requires_env",
     "description",
+    "training",
 )
 
 
@@ -60,6 +61,8 @@ class Configuration:
     batch_size: int | None
     requires_env: list[str]
     description: str = ""
+    # the learned coder's training set: (codes, transcripts), in the format of gold
+    training: tuple[Path, Path] | None = None
 
     @property
     def skipped(self) -> str | None:
@@ -147,7 +150,7 @@ def load_suite(path: str | Path) -> Suite:
     description = str(data.get("description") or "").strip()
     bootstrap = _integer(where, "bootstrap", data.get("bootstrap", 1000), 0)
     seed = _integer(where, "seed", data.get("seed", 0), None)
-    configurations = _configurations(where, data.get("configurations"), units)
+    configurations = _configurations(where, data.get("configurations"), units, folder)
 
     id_column, text_column = gold.get("id_column"), gold.get("text_column")
     read = read_transcripts(where, transcripts, CsvOptions(id_column, text_column))
@@ -256,7 +259,7 @@ def _units(where: str, prefix: str, mapping: Mapping[str, Any], default: Units) 
     return units
 
 
-def _configurations(where: str, raw: object, default: Units) -> list[Configuration]:
+def _configurations(where: str, raw: object, default: Units, folder: Path) -> list[Configuration]:
     """The suite's configurations; `default` is their units (the gold codes', else qcode's)."""
     if not isinstance(raw, list) or not raw:
         raise SuiteError(f"{where}: 'configurations' must be a list with at least one coder configuration")
@@ -283,6 +286,14 @@ def _configurations(where: str, raw: object, default: Units) -> list[Configurati
         if not isinstance(requires, list) or not all(isinstance(r, str) and r for r in requires):
             raise SuiteError(f"{what}: requires_env must be an environment variable's name or a list of them")
         batch_size = item.get("batch_size")
+        training = item.get("training")
+        if training is not None:
+            if not isinstance(training, dict) or set(training) != {"transcripts", "codes"}:
+                raise SuiteError(f"{what}: training must be a mapping of transcripts (a folder) and codes (a CSV file)")
+            training = (
+                _existing(what, "training.codes", folder, training["codes"]),
+                _existing(what, "training.transcripts", folder, training["transcripts"]),
+            )
         configuration = Configuration(
             name=name,
             coder=str(coder),
@@ -292,6 +303,7 @@ def _configurations(where: str, raw: object, default: Units) -> list[Configurati
             batch_size=None if batch_size is None else _integer(what, "batch_size", batch_size, 1),
             requires_env=requires,
             description=str(item.get("description") or "").strip(),
+            training=training,
         )
         try:
             make_coder(configuration.coder, **options)  # its Options name an unknown option or a bad value

@@ -1,4 +1,6 @@
 """The gold set: transcripts that people coded by hand, each independently, and the codes they gave.
+Eval suites compare coders with it (pipeline/measure/evals); the learned coder trains on codes in
+the same format (pipeline/learn).
 
 The human codes come in one of two shapes (docs/evals.md, "The human codes"):
 
