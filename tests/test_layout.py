@@ -51,6 +51,7 @@ LAZY = {
     "matplotlib",
     "openpyxl",
     "sklearn",
+    "joblib",
     "scipy",
     "docx",
     "webvtt",

@@ -402,3 +402,38 @@ def test_an_eval_configuration_trains_the_learned_coder_and_a_second_eval_is_fre
     again = json.loads(qcode("eval", suite, "--json").stdout)
     assert again["configurations"][0]["run"]["chunks_coded_now"] == 0  # the same model, nothing coded again
     assert again["configurations"][0]["model"] == ran["model"]
+
+
+def test_the_review_apps_next_item_can_be_the_one_the_model_is_least_sure_of(tmp_path: Path) -> None:
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.review.app import create_app
+
+    scripted_coder("marks-for-next", proposes="marks")
+    folder = write_transcripts(
+        tmp_path / "t", {"a.txt": "P1: Money came [funding 0.10]\nP2: We trust her [trust 0.45]\n"}
+    )
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    db = tmp_path / "q.db"
+    summary = code_store(folder, codebook, db, coder="marks-for-next", unit="turn", audit_share=0)
+    password = make_reviewers(db, {"rita": "reviewer"}, summary.run_id)["rita"]
+    store = Store(str(db))
+    with store.session() as s:
+        confidence = {sug.id: sug.confidence for sug in s.scalars(select(SuggestionRecord))}
+    client = TestClient(create_app(store=store, secret_key="k" * 32), follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+    signed = client.post("/login", data={"csrf_token": token, "name": "rita", "password": password, "next": "/queue"})
+    assert signed.status_code == 303
+
+    def next_confidence(query: str) -> float:
+        answer = client.get(f"/next{query}")
+        assert answer.status_code == 303, answer.text[:300]
+        return confidence[answer.headers["location"].split("/items/")[1].split("?")[0]]
+
+    assert next_confidence("") == 0.10
+    assert next_confidence("?order=uncertainty") == 0.45
+    page = client.get("/queue?order=uncertainty").text
+    assert '<option value="uncertainty" selected>' in page and page.index("0.45") < page.index("0.10")
+    store.engine.dispose()

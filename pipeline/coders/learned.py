@@ -49,6 +49,7 @@ EMBEDDING_SIZE = 384  # all-MiniLM-L6-v2's
 MIX = 0.5  # the dense model's share of the averaged probability
 DENSE_C = 1.0  # inverse penalties of the two regressions
 NGRAM_C = 4.0
+TOL = 1e-3  # the regressions' stopping tolerance: tighter changes no code, and doubles training time
 _LABEL = re.compile(r"^\s*[^\s:][^:\n]{0,40}:\s*")
 
 
@@ -167,8 +168,8 @@ class _Pair:
             vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b|\?")
             grams = vectorizer.fit_transform(found.texts)
         y = np.array(labels)
-        dense = LogisticRegression(max_iter=3000, C=DENSE_C).fit(found.dense, y)
-        ngrams = LogisticRegression(max_iter=3000, C=NGRAM_C).fit(grams, y)
+        dense = LogisticRegression(max_iter=3000, C=DENSE_C, tol=TOL).fit(found.dense, y)
+        ngrams = LogisticRegression(max_iter=3000, C=NGRAM_C, tol=TOL).fit(grams, y)
         return cls([str(c) for c in dense.classes_], vectorizer, dense, ngrams)
 
     def probabilities(self, found: Features) -> np.ndarray:

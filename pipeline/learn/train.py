@@ -31,6 +31,7 @@ from pipeline.coders.learned import (
     EMBEDDING_SIZE,
     MIX,
     NGRAM_C,
+    TOL,
     Calibration,
     Exemplars,
     Features,
@@ -47,6 +48,7 @@ from pipeline.store import LearnedModelRecord, Store, now
 
 MIN_POSITIVES = 10  # units where a code stands, at least, for it to be learned
 FOLDS = 5
+FOLD_JOBS = 2  # folds fitted at once: the machines qcode runs on have two cores or more
 EXEMPLARS = 200  # passages kept per code to point at in justifications
 BOOTSTRAP = 1000
 SEED = 0
@@ -209,17 +211,31 @@ def _out_of_fold(
     known: list[set[str] | None],
     groups: list[str],
 ) -> np.ndarray:
-    """Raw probabilities of every unit from a model that never saw its transcript."""
+    """Raw probabilities of every unit from a model that never saw its transcript; the folds are
+    fitted FOLD_JOBS at a time, in processes of their own."""
+    from joblib import Parallel, delayed
     from sklearn.model_selection import GroupKFold
 
     transcripts = len(set(groups))
     raw = np.zeros((len(labels), len(fresh().codes)))
     if transcripts < 2:
         return raw
-    for train, test in GroupKFold(n_splits=min(FOLDS, transcripts)).split(found.dense, groups=groups):
-        model = fresh().fit(subset(found, train), [labels[i] for i in train], [known[i] for i in train])
-        raw[test] = model.raw(subset(found, test))
+    folds = list(GroupKFold(n_splits=min(FOLDS, transcripts)).split(found.dense, groups=groups))
+    fitted = Parallel(n_jobs=FOLD_JOBS)(
+        delayed(_fold)(
+            fresh(), subset(found, train), [labels[i] for i in train], [known[i] for i in train], subset(found, test)
+        )
+        for train, test in folds
+    )
+    for (_, test), probabilities in zip(folds, fitted):
+        raw[test] = probabilities
     return raw
+
+
+def _fold(
+    model: LearnedModel, train: Features, labels: list[set[str]], known: list[set[str] | None], test: Features
+) -> np.ndarray:
+    return model.fit(train, labels, known).raw(test)
 
 
 def _agreement(
@@ -326,6 +342,7 @@ def _parameters(single: bool, speaker_codes: dict[str, list[str]]) -> dict[str, 
         "mix": MIX,
         "dense_c": DENSE_C,
         "ngram_c": NGRAM_C,
+        "tol": TOL,
         "min_positives": MIN_POSITIVES,
         "folds": FOLDS,
         "single_label": single,

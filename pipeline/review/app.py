@@ -261,6 +261,7 @@ def create_app(
             min_confidence=number("min_confidence"),
             max_confidence=number("max_confidence"),
             reviewer_id=reviewer.id,
+            order="uncertainty" if params.get("order") == "uncertainty" else "confidence",
         )
 
     def visible_suggestion(reviewer: Reviewer, suggestion_id: str) -> bool:

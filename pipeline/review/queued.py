@@ -46,6 +46,10 @@ class QueueFilter:
     max_confidence: float | None = None
     # whose queue: passages they still code blind are left out
     reviewer_id: int | None = None
+    order: str = "confidence"  # or "uncertainty": confidence nearest one half first
+
+    def ordering(self) -> tuple[Any, Any]:
+        return ordering(self.order)
 
     def query_string(self) -> dict[str, str]:
         values = {
@@ -55,9 +59,22 @@ class QueueFilter:
             "status": self.status,
             "min_confidence": self.min_confidence,
             "max_confidence": self.max_confidence,
+            "order": None if self.order == "confidence" else self.order,
         }
         values.update({f"case.{k}": v for k, v in self.case.items()})
         return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+
+QUEUE_ORDERS = ("confidence", "uncertainty")
+
+
+def ordering(order: str) -> tuple[Any, Any]:
+    """How the queue is ordered: lowest confidence first, or (`uncertainty`) the confidence nearest
+    one half first, where a reviewer's decision teaches a learned model most."""
+    if order not in QUEUE_ORDERS:
+        raise DecisionError(f"unknown order '{order}' (choose from {', '.join(QUEUE_ORDERS)})")
+    first = func.abs(SuggestionRecord.confidence - 0.5) if order == "uncertainty" else SuggestionRecord.confidence
+    return first, SuggestionRecord.id
 
 
 def in_runs(run_ids: Sequence[str], record: Any = SuggestionRecord) -> Any:
@@ -129,12 +146,12 @@ def _base(*columns: Any) -> Any:
 def queue_items(
     store: Store, run_ids: Sequence[str], flt: QueueFilter, limit: int = 50, offset: int = 0
 ) -> list[QueueItem]:
-    """Suggestions that match, lowest confidence first."""
+    """Suggestions that match, in the filter's order (lowest confidence first by default)."""
     with store.session() as s:
         rows = s.execute(
             _base(SuggestionRecord, TranscriptRecord.source_name, TranscriptRecord.case_metadata)
             .where(*_conditions(flt, run_ids))
-            .order_by(SuggestionRecord.confidence, SuggestionRecord.id)
+            .order_by(*flt.ordering())
             .limit(limit)
             .offset(offset)
         ).all()
@@ -163,11 +180,7 @@ def next_item(
 ) -> str | None:
     """The id of the first matching suggestion not in `skip` (items others hold open)."""
     with store.session() as s:
-        query = (
-            _base(SuggestionRecord.id)
-            .where(*_conditions(flt, run_ids))
-            .order_by(SuggestionRecord.confidence, SuggestionRecord.id)
-        )
+        query = _base(SuggestionRecord.id).where(*_conditions(flt, run_ids)).order_by(*flt.ordering())
         if skip:
             query = query.where(SuggestionRecord.id.not_in(list(skip)))
         if after:
@@ -218,16 +231,11 @@ def filter_options(store: Store, run_ids: Sequence[str]) -> FilterOptions:
     )
 
 
-QUEUE_ORDERS = ("confidence", "uncertainty")
-
-
 def queued_suggestions(store: Store, limit: int = 50, order: str = "confidence") -> Waiting:
     """The first `limit` undecided queued suggestions, lowest confidence first (or, by
     `uncertainty`, those whose confidence is nearest one half first: what a review teaches a
     learned model most); how many there are; how many rejected proposals are open."""
-    if order not in QUEUE_ORDERS:
-        raise DecisionError(f"unknown order '{order}' (choose from {', '.join(QUEUE_ORDERS)})")
-    first = func.abs(SuggestionRecord.confidence - 0.5) if order == "uncertainty" else SuggestionRecord.confidence
+    first = ordering(order)
     waiting = status_condition("pending")
     with store.session() as s:
         total = s.scalar(select(func.count()).select_from(SuggestionRecord).where(waiting))
@@ -244,7 +252,7 @@ def queued_suggestions(store: Store, limit: int = 50, order: str = "confidence")
             .join(TranscriptRecord, SuggestionRecord.transcript_id == TranscriptRecord.id)
             .join(ChunkRecord, SuggestionRecord.chunk_id == ChunkRecord.id)
             .where(waiting)
-            .order_by(first, SuggestionRecord.id)
+            .order_by(*first)
             .limit(limit)
         )
         items = [
