@@ -437,3 +437,53 @@ def test_the_review_apps_next_item_can_be_the_one_the_model_is_least_sure_of(tmp
     page = client.get("/queue?order=uncertainty").text
     assert '<option value="uncertainty" selected>' in page and page.index("0.45") < page.index("0.10")
     store.engine.dispose()
+
+
+def test_codes_the_codebook_lacks_or_quotes_not_in_their_transcript_are_refused_by_name(tmp_path: Path) -> None:
+    codes, transcripts = gold_study(tmp_path / "s", transcripts=2)
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    db = tmp_path / "q.db"
+    base = ["train", "--codebook", codebook, "--db", db, "--transcripts", transcripts, "--gold"]
+    unknown = write(tmp_path / "unknown.csv", "file,coder,code,quote\nt0.txt,ana,morale,We meet in the library\n")
+    answer = qcode(*base, unknown)
+    assert answer.exit_code == 1 and "unknown.csv" in answer.stderr and "morale" in answer.stderr
+    missing = write(tmp_path / "missing.csv", "file,coder,code,quote\nt0.txt,ana,funding,words nobody said\n")
+    answer = qcode(*base, missing)
+    assert answer.exit_code == 1 and "missing.csv" in answer.stderr and "words nobody said" in answer.stderr
+    nothing = write(tmp_path / "nothing.csv", "file,coder,code,quote\nt0.txt,ana,,\nt1.txt,ana,,\n")
+    answer = qcode(*base, nothing)
+    assert answer.exit_code == 1
+    assert "no code of 'Small test codebook' has 10 units where people applied it" in answer.stderr
+    assert "funding: 0 unit(s) with the code: it takes 10 to learn one" in answer.stderr
+
+
+@pytest.mark.slow  # loads the embedding model
+def test_a_code_with_two_examples_is_not_learned_and_one_persons_codes_are_said_to_be_so(tmp_path: Path) -> None:
+    codes, transcripts = gold_study(tmp_path / "s")
+    rows = codes.read_text(encoding="utf-8").splitlines()
+    trust = [r for r in rows if ",ana,trust," in r]
+    kept = [r for r in rows if ",ben," not in r and (",trust," not in r or r in trust[:2])]
+    write(codes, "\n".join(kept) + "\n")
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    answer = qcode(
+        "train",
+        "--codebook",
+        codebook,
+        "--db",
+        tmp_path / "q.db",
+        "--gold",
+        codes,
+        "--transcripts",
+        transcripts,
+        "--unit",
+        "turn",
+        "--json",
+    )
+    assert answer.exit_code == 0, answer.stderr
+    card = json.loads(answer.stdout)
+    assert [c["code"] for c in card["codes"]] == ["funding"]
+    assert card["skipped"] == [
+        {"code": "trust", "positives": 2, "reason": "2 unit(s) with the code: it takes 10 to learn one"}
+    ]
+    assert card["people"] == ["ana"]
+    assert card["notes"] == ["one person's codes only (ana): the card is agreement with them"]

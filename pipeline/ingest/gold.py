@@ -90,10 +90,16 @@ def read_transcripts(where: str, path: Path, options: CsvOptions) -> list[Transc
 
 
 def read_gold(
-    codes: list[Path], transcripts: list[Transcript], root: Path, codebook: Codebook, codebook_path: Path
+    codes: list[Path],
+    transcripts: list[Transcript],
+    root: Path,
+    codebook: Codebook,
+    codebook_path: Path,
+    min_coders: int = 2,
 ) -> Gold:
     """The human codes of the files `codes` (CSV tables or REFI-QDA projects) on `transcripts`, read
-    from `root` (the suite's gold.transcripts), checked against the codebook's applicable codes."""
+    from `root` (the suite's gold.transcripts), checked against the codebook's applicable codes. A
+    gold set to compare coders with needs two people (`min_coders`); codes to learn from, one."""
     reader = _Reader(transcripts, root, codebook, codebook_path)
     gold: Gold | None = None
     for path in codes:
@@ -147,7 +153,7 @@ def read_gold(
     if gold is None:
         raise SuiteError("gold.codes names no file")
     gold.coders = sorted({unit.coder for unit in gold.units} | {coder for coder, _ in gold.coverage})
-    if len(gold.coders) < 2:
+    if len(gold.coders) < min_coders:
         raise SuiteError(
             f"{', '.join(gold.files)}: only one human coder ({', '.join(gold.coders)}); a gold set is "
             "coded independently by two or more people"

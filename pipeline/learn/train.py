@@ -135,7 +135,7 @@ def train_model(store: Store, codebook: Codebook, examples: Sequence[Example], n
     if not learned:
         raise LearnError(
             f"no code of '{codebook.name}' has {MIN_POSITIVES} units where people applied it and units where they "
-            f"did not ({', '.join(f'{s.code}: {s.positives}' for s in skipped)}): code more, then train again"
+            f"did not ({'; '.join(f'{s.code}: {s.reason}' for s in skipped)}): code more, then train again"
         )
     kept = list(examples)
     speaker_codes = speaker_groups(codebook, learned)
@@ -379,7 +379,7 @@ def train(
     for codes, transcripts in gold:
         try:
             read = read_transcripts(str(codes), transcripts, CsvOptions())
-            spans = read_gold([codes], read, transcripts, codebook, codebook_path or codes)
+            spans = read_gold([codes], read, transcripts, codebook, codebook_path or codes, min_coders=1)
         except SuiteError as exc:
             raise LearnError(str(exc)) from None
         names = {t.id: t.source_name for t in spans.transcripts}
