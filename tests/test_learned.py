@@ -261,6 +261,12 @@ def test_the_learned_coder_codes_new_interviews_with_the_newest_model(
         assert 0 < confidence <= 1
         assert justification.startswith(f"Like 3 passages coded {code} by the team, e.g. '")
         assert parameters["learned_model"] == card["model"]
+    # the report shows the card of the model the run coded with
+    page_path = tmp_path / "report.html"
+    assert qcode("report", "--db", db, "--run", "latest", "--out", page_path).exit_code == 0
+    page = page_path.read_text(encoding="utf-8")
+    section = page[page.index('id="learned"') : page.index('id="methods"')]
+    assert card["model"] in section and 'data-code="funding"' in section and 'data-code="trust"' in section
 
 
 @pytest.mark.slow  # loads the embedding model

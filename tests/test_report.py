@@ -96,7 +96,8 @@ SECTIONS = [
     "4. Threshold sweep",
     "5. Codes by case attribute",
     "6. Triangulation: which kinds of source show each code",
-    "7. Methods",
+    "7. The learned model: how far each code can be trusted",
+    "8. Methods",
 ]
 
 

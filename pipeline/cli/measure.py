@@ -167,8 +167,8 @@ def report_(
     """Write one self-contained HTML report of agreement, calibration and codes by case.
 
     Sections: agreement per code, confusion between codes, calibration, a threshold sweep,
-    codes by case attribute, triangulation by source type, and a methods paragraph with the
-    numbers filled in."""
+    codes by case attribute, triangulation by source type, the learned model's card when runs used
+    it, and a methods paragraph with the numbers filled in."""
     store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
     try:
         report = write_report(store, out_path, run_id, force=force, triangulate_by=triangulate_by)

@@ -44,6 +44,7 @@ from pipeline.codebook import Codebook
 from pipeline.coders import describe as describe_coder
 from pipeline.errors import AgreementError
 from pipeline.files import written_aside
+from pipeline.learn.train import ModelCard
 from pipeline.measure.agreement import Agreement, ModelCodeAgreement, codings_from_store, measure_agreement
 from pipeline.measure.calibration import (
     ACCEPTED,
@@ -90,6 +91,7 @@ from pipeline.store.records import (
     CodebookRecord,
     HumanCodeRecord,
     ImportRecord,
+    LearnedModelRecord,
     RejectionRecord,
     ReviewerRecord,
     RunChunkRecord,
@@ -700,6 +702,31 @@ def triangulation_section(
     )
 
 
+class LearnedSection(BaseModel):
+    """Section 7: the model cards of the learned models the runs coded with (pipeline/learn)."""
+
+    models: list[ModelCard]
+    trained_at: dict[str, str]  # version -> when it was trained
+
+
+def learned_section(store: Store, runs: Sequence[RunInfo]) -> LearnedSection:
+    """The cards of the learned models the runs in scope coded with, newest run first."""
+    versions = list(
+        dict.fromkeys(
+            r.parameters.get("coder", {}).get("learned_model") for r in reversed(runs) if r.coder == "learned"
+        )
+    )
+    found = []
+    when = {}
+    with store.session() as s:
+        for version in versions:
+            record = s.get(LearnedModelRecord, version) if version else None
+            if record is not None:
+                found.append(ModelCard.model_validate(record.card))
+                when[record.version] = record.trained_at.strftime("%Y-%m-%d %H:%M UTC")
+    return LearnedSection(models=found, trained_at=when)
+
+
 # ---------------------------------------------------------------- methods
 
 
@@ -1061,6 +1088,7 @@ class Report(BaseModel):
     audit_shares: list[float]
     matrices: MatricesSection
     triangulation: TriangulationSection
+    learned: LearnedSection
     methods: Methods
     plots: dict[str, Markup]  # inline SVG by section: agreement, calibration, sweep
     bootstrap: BootstrapSettings
@@ -1127,6 +1155,7 @@ def build_report(store: Store, run_id: str | None = None, triangulate_by: str | 
         audit_shares=audit_shares,
         matrices=matrices,
         triangulation=triangulation,
+        learned=learned_section(store, scope.runs),
         methods=methods,
         plots=plots,
         bootstrap=BootstrapSettings(replicates=BOOTSTRAP_REPLICATES, seed=BOOTSTRAP_SEED),
