@@ -493,3 +493,15 @@ def test_a_code_with_two_examples_is_not_learned_and_one_persons_codes_are_said_
     ]
     assert card["people"] == ["ana"]
     assert card["notes"] == ["one person's codes only (ana): the card is agreement with them"]
+
+
+def test_a_rare_code_is_proposed_about_as_often_as_people_gave_it() -> None:
+    import numpy as np
+
+    from pipeline.learn.train import prevalence_threshold
+
+    raw = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.1, 0.15])
+    threshold = prevalence_threshold(raw, 0.25)  # people gave it to 2 units in 8
+    assert (raw >= threshold).sum() == 2 and threshold < 0.5
+    assert prevalence_threshold(np.array([0.9, 0.8, 0.2]), 0.5) == 0.5  # never above one half
+    assert prevalence_threshold(raw, 0.0) == 0.5 and prevalence_threshold(np.array([]), 0.3) == 0.5

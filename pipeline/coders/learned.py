@@ -187,6 +187,8 @@ class LearnedModel:
     pairs: dict[str, Any] = field(default_factory=dict)  # group -> _Pair, or group -> code -> _Pair
     constant: dict[str, str] = field(default_factory=dict)  # group -> its only class, when it had one
     calibration: dict[str, Calibration] = field(default_factory=dict)
+    # multi-label: the raw probability at which a code is proposed (default one half)
+    thresholds: dict[str, float] = field(default_factory=dict)
 
     def group(self, speaker: str) -> str | None:
         """The speaker group of a unit: its speaker's codes, "" without groups, None when no code
@@ -267,14 +269,14 @@ class LearnedModel:
 
     def decide(self, raw: np.ndarray) -> list[set[str]]:
         """The codes a unit gets from its raw probabilities: the most probable one when it beats
-        "no code" (single-label), or each above one half (multi-label)."""
+        "no code" (single-label), or each at or above its threshold (multi-label)."""
         chosen = []
         for row in raw:
             if self.single_label:
                 best = int(np.argmax(row)) if len(row) else -1
                 chosen.append({self.codes[best]} if best >= 0 and row[best] > 1 - row.sum() else set())
             else:
-                chosen.append({c for c, p in zip(self.codes, row) if p >= 0.5})
+                chosen.append({c for c, p in zip(self.codes, row) if p >= self.thresholds.get(c, 0.5)})
         return chosen
 
 

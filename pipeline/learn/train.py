@@ -52,7 +52,7 @@ FOLD_JOBS = 2  # folds fitted at once: the machines qcode runs on have two cores
 EXEMPLARS = 200  # passages kept per code to point at in justifications
 BOOTSTRAP = 1000
 SEED = 0
-FEATURES_VERSION = "learned-features-1"  # change with the features of pipeline/coders/learned.py
+FEATURES_VERSION = "learned-features-2"  # change with the features of pipeline/coders/learned.py
 
 
 class LearnError(QcodeError):
@@ -158,6 +158,8 @@ def train_model(store: Store, codebook: Codebook, examples: Sequence[Example], n
         mask = np.array([k_ is None or code in k_ for k_ in known])
         truth = np.array([code in y for y in labels])
         model.calibration[code] = Calibration.fit(raw[mask, k], truth[mask])
+        if not single:
+            model.thresholds[code] = prevalence_threshold(raw[mask, k], float(truth[mask].mean()))
     decided = model.decide(raw)
     cards = [
         CodeCard(code=code, positives=positives[code], cv=_agreement(code, decided, labels, known, groups))
@@ -191,6 +193,14 @@ def train_model(store: Store, codebook: Codebook, examples: Sequence[Example], n
             )
         )
     return card
+
+
+def prevalence_threshold(raw: np.ndarray, rate: float) -> float:
+    """The probability above which a code is proposed for about as many units, out of fold, as
+    people gave it to: a rare code is not drowned by "no" (at one half it would never be proposed)."""
+    if len(raw) == 0 or rate <= 0:
+        return 0.5
+    return float(min(0.5, np.quantile(raw, 1 - rate)))
 
 
 def _exemplars(examples: Sequence[Example], labels: list[set[str]], found: Features, codes: list[str]) -> Exemplars:
