@@ -314,7 +314,7 @@ class LearnedCoder(BaseCoder):
     class Options(CoderOptions):
         learned_model: str | None = Field(
             default=None,
-            description="learned: the version of the trained model to code with (default: the newest trained for the codebook).",
+            description="the version of the trained model to code with (default: the newest trained for the codebook).",
         )
 
     def __init__(self, learned_model: str | None = None):
