@@ -274,6 +274,13 @@ def test_training_again_on_the_same_codes_stores_nothing_new(trained: tuple[Path
     db, codebook, card = trained
     again = train_on(tmp_path / "again", codebook, db)
     assert again["model"] == card["model"] and again["stored"] is False
+    codes, transcripts = gold_study(tmp_path / "again")
+    shown = qcode(
+        "train", "--codebook", codebook, "--db", db, "--gold", codes, "--transcripts", transcripts, "--unit", "turn"
+    )
+    assert shown.exit_code == 0 and "funding" in shown.stdout and "trust" in shown.stdout
+    assert "all units, one code or none each: Cohen's kappa" in shown.stdout
+    assert f"the store had this model already ({card['model']})" in shown.stderr
 
 
 def test_without_a_model_or_without_codes_the_messages_say_what_to_do(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pipeline.chunk import DEFAULT_SIZE, UNIT_KINDS, Units
 from pipeline.cli.options import DbOption, JsonOption
 from pipeline.cli.output import bad_argument, emit, out, say
 from pipeline.codebook import load_codebook
-from pipeline.learn.train import ModelCard, train
+from pipeline.learn.train import CrossValidation, ModelCard, train
 from pipeline.store import Store
 
 app = typer.Typer()
@@ -70,18 +70,23 @@ def _show(card: ModelCard) -> None:
     def number(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.2f}"
 
+    def kappa(cv: CrossValidation) -> str:
+        interval = cv.cohen_kappa_ci95
+        return number(cv.cohen_kappa) + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
+
     for code in card.codes:
         cv = code.cv
-        interval = f" [{cv.cohen_kappa_ci95[0]:.2f}, {cv.cohen_kappa_ci95[1]:.2f}]" if cv.cohen_kappa_ci95 else ""
         table.add_row(
             code.code,
             str(code.positives),
-            number(cv.cohen_kappa) + interval,
+            kappa(cv),
             number(cv.f1),
             number(cv.precision),
             number(cv.recall),
         )
     out.print(table)
+    if card.overall is not None and card.overall.cohen_kappa is not None:
+        out.print(f"all units, one code or none each: Cohen's kappa {kappa(card.overall)}")
     for skipped in card.skipped:
         out.print(f"not learned: {skipped.code} ({skipped.reason})")
     for note in card.notes:
