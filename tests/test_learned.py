@@ -512,3 +512,4 @@ def test_a_rare_code_is_proposed_about_as_often_as_people_gave_it() -> None:
     assert (raw >= threshold).sum() == 2 and threshold < 0.5
     assert prevalence_threshold(np.array([0.9, 0.8, 0.2]), 0.5) == 0.5  # never above one half
     assert prevalence_threshold(raw, 0.0) == 0.5 and prevalence_threshold(np.array([]), 0.3) == 0.5
+    assert prevalence_threshold(np.array([0.0, 0.0, 0.0, 0.6]), 0.5) > 0  # zero never reaches it

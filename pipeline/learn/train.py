@@ -200,7 +200,8 @@ def prevalence_threshold(raw: np.ndarray, rate: float) -> float:
     people gave it to: a rare code is not drowned by "no" (at one half it would never be proposed)."""
     if len(raw) == 0 or rate <= 0:
         return 0.5
-    return float(min(0.5, np.quantile(raw, 1 - rate)))
+    # above nothing: a unit the model gives no chance at all (a speaker the code is not for) never gets it
+    return float(min(0.5, max(np.quantile(raw, 1 - rate), 1e-6)))
 
 
 def _exemplars(examples: Sequence[Example], labels: list[set[str]], found: Features, codes: list[str]) -> Exemplars:
