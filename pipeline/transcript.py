@@ -123,7 +123,6 @@ class Transcript(BaseModel):
         return {k: v for k, v in self.metadata.items() if k not in inferred}
 
 
-SOURCE_TYPES = ("interview", "focus group", "questionnaire", "observation", "document")
 SPEAKER_FIELDS = ("speakers", "skip_speakers")  # metadata fields that choose whose words are coded
 
 
@@ -254,10 +253,10 @@ def parse_turns(text: str, line_paragraphs: bool = False) -> list[Turn]:
             plain_counts[found[0]] = plain_counts.get(found[0], 0) + 1
     accepted = {name for name, n in plain_counts.items() if _is_speaker(name, n)}
 
-    turns: list[Turn] = []
-    current: dict | None = None
     if not any(found and (found[3] or found[0] in accepted) for found in labels):
         return paragraphs(text, line_paragraphs=line_paragraphs)
+    turns: list[Turn] = []
+    current: dict | None = None
 
     def close() -> None:
         if current is not None and current["end"] > current["start"]:
@@ -292,9 +291,7 @@ def paragraphs(text: str, page_starts: list[int] | None = None, line_paragraphs:
     turns: list[Turn] = []
     pattern = r"\S(?:.*\S)?" if line_paragraphs else r"\S(?:.*\S)?(?:\n[ \t]*\S.*)*"
     for match in re.finditer(pattern, text):
-        start = match.start()
-        pieces = _split_headings(text, start, match.end())
-        for s, e in pieces:
+        for s, e in _split_headings(text, match.start(), match.end()):
             e = s + len(text[s:e].rstrip())
             if not any(ch.isalnum() for ch in text[s:e]):
                 continue  # a rule or a stray mark: nothing to code

@@ -52,16 +52,14 @@ def _in_coded_words(chunk: Chunk, quote: str) -> tuple[tuple[int, int] | None, s
     touches no turn of a speaker whose words are context only. A quote found only in such turns is
     refused with the speaker named."""
     context = [t for t in chunk.turns if not t.coded]
-    uncoded_speaker: str | None = None
-    found_anywhere = False
+    uncoded_speaker: str | None = None  # of the first place found, when every place is context
     for start, end in verbatim_spans(quote, chunk.text):
-        found_anywhere = True
         a, b = chunk.start + start, chunk.start + end
         touched = next((t for t in context if a < t.end and t.start < b), None)
         if touched is None:
             return (start, end), None
         uncoded_speaker = uncoded_speaker or (touched.speaker or "a passage with no speaker")
-    if not found_anywhere:
+    if uncoded_speaker is None:
         return None, "quote is not verbatim in the chunk"
     return None, f"quote is the words of {uncoded_speaker}, whose words are context, not coded"
 

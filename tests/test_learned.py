@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import SMALL_CODEBOOK, code_store, qcode, scripted_coder, write, write_project, write_transcripts
+from fakes import SMALL_CODEBOOK, Answer, code_store, qcode, scripted_coder, write, write_project, write_transcripts
 from fakes.review_server import make_reviewers
 from sqlalchemy import select
 
@@ -189,10 +189,9 @@ def gold_study(folder: Path, transcripts: int = 10, first: int = 0) -> tuple[Pat
     return folder / "gold.csv", folder / "transcripts"
 
 
-def train_on(folder: Path, codebook: Path, db: Path) -> dict:
-    """`qcode train --json` on the gold study written into `folder`, by turns."""
-    codes, transcripts = gold_study(folder)
-    answer = qcode(
+def train_cli(codebook: Path, db: Path, codes: Path, transcripts: Path, *extra: str) -> Answer:
+    """`qcode train` on one gold file, by turns."""
+    return qcode(
         "train",
         "--codebook",
         codebook,
@@ -204,8 +203,13 @@ def train_on(folder: Path, codebook: Path, db: Path) -> dict:
         transcripts,
         "--unit",
         "turn",
-        "--json",
+        *extra,
     )
+
+
+def train_on(folder: Path, codebook: Path, db: Path) -> dict:
+    """`qcode train --json` on the gold study written into `folder`."""
+    answer = train_cli(codebook, db, *gold_study(folder), "--json")
     assert answer.exit_code == 0, answer.stderr
     return json.loads(answer.stdout)
 
@@ -274,10 +278,7 @@ def test_training_again_on_the_same_codes_stores_nothing_new(trained: tuple[Path
     db, codebook, card = trained
     again = train_on(tmp_path / "again", codebook, db)
     assert again["model"] == card["model"] and again["stored"] is False
-    codes, transcripts = gold_study(tmp_path / "again")
-    shown = qcode(
-        "train", "--codebook", codebook, "--db", db, "--gold", codes, "--transcripts", transcripts, "--unit", "turn"
-    )
+    shown = train_cli(codebook, db, *gold_study(tmp_path / "again"))
     assert shown.exit_code == 0 and "funding" in shown.stdout and "trust" in shown.stdout
     assert "all units, one code or none each: Cohen's kappa" in shown.stdout
     assert f"the store had this model already ({card['model']})" in shown.stderr
@@ -478,20 +479,7 @@ def test_a_code_with_two_examples_is_not_learned_and_one_persons_codes_are_said_
     kept = [r for r in rows if ",ben," not in r and (",trust," not in r or r in trust[:2])]
     write(codes, "\n".join(kept) + "\n")
     codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
-    answer = qcode(
-        "train",
-        "--codebook",
-        codebook,
-        "--db",
-        tmp_path / "q.db",
-        "--gold",
-        codes,
-        "--transcripts",
-        transcripts,
-        "--unit",
-        "turn",
-        "--json",
-    )
+    answer = train_cli(codebook, tmp_path / "q.db", codes, transcripts, "--json")
     assert answer.exit_code == 0, answer.stderr
     card = json.loads(answer.stdout)
     assert [c["code"] for c in card["codes"]] == ["funding"]

@@ -64,10 +64,10 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return "sk-test-never-stored"
 
 
-def run(study, server, db: Path, *extra: str, base_url: str | None = None) -> tuple[int, dict]:
-    """`qcode run --coder openai --json` against the server (or another address), and its JSON."""
+def run_arguments(study, db: Path, base_url: str) -> list[str]:
+    """`qcode run` of the study with the openai coder at `base_url`, into `db`."""
     folder, codebook = study
-    result = qcode(
+    return [
         "run",
         str(folder),
         "--codebook",
@@ -79,12 +79,13 @@ def run(study, server, db: Path, *extra: str, base_url: str | None = None) -> tu
         "--model",
         "gpt-4o-mini",
         "--base-url",
-        base_url or server.url,
-        "--json",
-        "--max-retries",
-        "3",
-        *extra,
-    )
+        base_url,
+    ]
+
+
+def run(study, server, db: Path, *extra: str, base_url: str | None = None) -> tuple[int, dict]:
+    """`qcode run --coder openai --json` against the server (or another address), and its JSON."""
+    result = qcode(*run_arguments(study, db, base_url or server.url), "--json", "--max-retries", "3", *extra)
     return result.exit_code, json.loads(result.stdout)
 
 
@@ -274,25 +275,13 @@ def test_a_pending_batch_survives_the_process_ending(study, server, tmp_path: Pa
     import sys
     import time
 
-    folder, codebook = study
     db = tmp_path / "restart.db"
     server.configure(batch_polls_until_done=10**6)
     command = [
         sys.executable,
         "-m",
         "pipeline.cli",
-        "run",
-        str(folder),
-        "--codebook",
-        str(codebook),
-        "--db",
-        str(db),
-        "--coder",
-        "openai",
-        "--model",
-        "gpt-4o-mini",
-        "--base-url",
-        server.url,
+        *run_arguments(study, db, server.url),
         "--batch",
         "--poll-interval",
         "0.1",

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from pipeline.store import ModelCallRecord, Store, now
+from pipeline.store import ModelCallRecord, Store, in_batches, now
 from pipeline.suggestion import Usage
 
 
@@ -53,8 +53,7 @@ class CallCache:
     def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
         found: dict[str, Completion] = {}
         with self.store.session() as s:
-            for start in range(0, len(keys), 500):
-                part = list(keys[start : start + 500])
+            for part in in_batches(keys):
                 for key, response in s.execute(
                     select(ModelCallRecord.key, ModelCallRecord.response).where(ModelCallRecord.key.in_(part))
                 ):

@@ -36,9 +36,9 @@ from sqlalchemy import select
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
 from pipeline.coders.base import BaseCoder, CoderOptions
-from pipeline.coders.offline import MODEL_NAME, embed
+from pipeline.coders.offline import MODEL_NAME, SENTENCE, embed
 from pipeline.errors import CoderError
-from pipeline.store import EmbeddingRecord, LearnedModelRecord, Store
+from pipeline.store import EmbeddingRecord, LearnedModelRecord, Store, in_batches
 from pipeline.suggestion import ChunkCoding, Proposal
 
 if TYPE_CHECKING:
@@ -58,12 +58,11 @@ def cached_embeddings(store: Store | None, texts: Sequence[str]) -> np.ndarray:
     keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
     found: dict[str, np.ndarray] = {}
     if store is not None and keys:
-        unique = sorted(set(keys))
         with store.session() as s:
-            for at in range(0, len(unique), 500):
+            for part in in_batches(sorted(set(keys))):
                 for key, vector in s.execute(
                     select(EmbeddingRecord.text_sha256, EmbeddingRecord.vector).where(
-                        EmbeddingRecord.model == MODEL_NAME, EmbeddingRecord.text_sha256.in_(unique[at : at + 500])
+                        EmbeddingRecord.model == MODEL_NAME, EmbeddingRecord.text_sha256.in_(part)
                     )
                 ):
                     found[key] = np.frombuffer(vector, dtype="<f4")
@@ -112,8 +111,17 @@ def features(store: Store | None, units: Sequence[Chunk]) -> Features:
     shape = np.array([[t.rstrip().endswith("?"), "?" in t, len(t.split()) / 50] for t in texts], dtype=float).reshape(
         len(texts), 3
     )
-    speakers = [(next((s for s in u.coded_speakers if s), "") or "").strip().lower() for u in units]
-    return Features(texts=texts, speakers=speakers, dense=np.hstack([own, prior, close, shape]))
+    return Features(texts=texts, speakers=[speaker_of(u) for u in units], dense=np.hstack([own, prior, close, shape]))
+
+
+def speaker_of(unit: Chunk) -> str:
+    """The unit's speaker as the model groups units: its first coded speaker, in lower case."""
+    return (next((s for s in unit.coded_speakers if s), "") or "").strip().lower()
+
+
+def knows(known: set[str] | None, code: str) -> bool:
+    """Whether people said if `code` applies to a unit (`known`: the codes they said, None: all)."""
+    return known is None or code in known
 
 
 def subset(found: Features, rows: Sequence[int] | np.ndarray) -> Features:
@@ -133,8 +141,7 @@ class Calibration:
     b: float = 0.0
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
-        logit = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / np.clip(1 - raw, 1e-6, 1))
-        return 1.0 / (1.0 + np.exp(-(self.a * logit + self.b)))
+        return 1.0 / (1.0 + np.exp(-(self.a * _logit(raw) + self.b)))
 
     @classmethod
     def fit(cls, raw: np.ndarray, truth: np.ndarray) -> Calibration:
@@ -142,9 +149,13 @@ class Calibration:
 
         if len(set(truth.tolist())) < 2:
             return cls()
-        logit = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / np.clip(1 - raw, 1e-6, 1)).reshape(-1, 1)
-        fitted = LogisticRegression(C=100.0).fit(logit, truth.astype(int))
+        fitted = LogisticRegression(C=100.0).fit(_logit(raw).reshape(-1, 1), truth.astype(int))
         return cls(a=float(fitted.coef_[0][0]), b=float(fitted.intercept_[0]))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    clipped = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(clipped / (1 - clipped))
 
 
 @dataclass
@@ -161,11 +172,16 @@ class _Pair:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, token_pattern=r"(?u)\b\w+\b|\?")
+        def words(min_df: int) -> TfidfVectorizer:
+            return TfidfVectorizer(
+                ngram_range=(1, 2), min_df=min_df, sublinear_tf=True, token_pattern=r"(?u)\b\w+\b|\?"
+            )
+
+        vectorizer = words(2)
         try:
             grams: spmatrix = vectorizer.fit_transform(found.texts)
         except ValueError:  # too few texts for min_df: words seen once
-            vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b|\?")
+            vectorizer = words(1)
             grams = vectorizer.fit_transform(found.texts)
         y = np.array(labels)
         dense = LogisticRegression(max_iter=3000, C=DENSE_C, tol=TOL).fit(found.dense, y)
@@ -197,9 +213,12 @@ class LearnedModel:
             return ""
         return speaker if speaker in self.speaker_codes else None
 
+    def _rows(self, found: Features, group: str) -> list[int]:
+        return [i for i, s in enumerate(found.speakers) if self.group(s) == group]
+
     def fit(self, found: Features, labels: Sequence[set[str]], known: Sequence[set[str] | None]) -> LearnedModel:
         for group, codes in self.speaker_codes.items():
-            rows = [i for i, s in enumerate(found.speakers) if self.group(s) == group]
+            rows = self._rows(found, group)
             if not rows:
                 continue
             part = subset(found, rows)
@@ -212,7 +231,7 @@ class LearnedModel:
             else:
                 per_code = {}
                 for code in codes:
-                    mine = [k for k, i in enumerate(rows) if known[i] is None or code in (known[i] or set())]
+                    mine = [k for k, i in enumerate(rows) if knows(known[i], code)]
                     ys = ["1" if code in labels[rows[k]] else "0" for k in mine]
                     if len(set(ys)) == 2:
                         per_code[code] = _Pair.fit(subset(part, mine), ys)
@@ -224,7 +243,7 @@ class LearnedModel:
         out = np.zeros((len(found.texts), len(self.codes)))
         column = {c: k for k, c in enumerate(self.codes)}
         for group in self.speaker_codes:
-            rows = [i for i, s in enumerate(found.speakers) if self.group(s) == group]
+            rows = self._rows(found, group)
             if not rows:
                 continue
             part = subset(found, rows)
@@ -245,13 +264,13 @@ class LearnedModel:
                     out[rows, column[code]] = pair.probabilities(part)[:, pair.classes.index("1")]
         return out
 
-    def probabilities(self, found: Features) -> np.ndarray:
-        """Calibrated probability of each code for each unit."""
-        raw = self.raw(found)
+    def calibrated(self, raw: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of each code, from the raw ones."""
+        out = raw.copy()
         for k, code in enumerate(self.codes):
             if code in self.calibration:
-                raw[:, k] = self.calibration[code](raw[:, k])
-        return raw
+                out[:, k] = self.calibration[code](raw[:, k])
+        return out
 
     def phrase_scores(self, speaker: str, texts: Sequence[str], code: str) -> np.ndarray:
         """How strongly each text (a sentence of a unit) says `code`, by the n-gram model alone:
@@ -287,8 +306,6 @@ def _single(codes: set[str], allowed: Sequence[str]) -> str:
 
 # ---------------------------------------------------------------- the coder
 
-_SENTENCES = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"'”’)\]]*|$)", re.M)
-
 
 @dataclass
 class Exemplars:
@@ -301,7 +318,7 @@ class Exemplars:
 
 def sentences(text: str) -> list[str]:
     """The sentences of a unit, each verbatim (a unit of one sentence is itself)."""
-    found = [m.group(0).strip() for m in _SENTENCES.finditer(text) if m.group(0).strip()]
+    found = [m.group(0).strip() for m in SENTENCE.finditer(text) if m.group(0).strip()]
     return found or [text.strip()]
 
 
@@ -332,10 +349,14 @@ class LearnedCoder(BaseCoder):
         if self.store is None:
             raise CoderError("the learned coder codes with a model kept in a store: name it with --db")
         with self.store.session() as s:
-            query = select(LearnedModelRecord).where(LearnedModelRecord.codebook_version == codebook.version)
-            if self.wanted:
-                query = select(LearnedModelRecord).where(LearnedModelRecord.version == self.wanted)
-            record = s.scalars(query.order_by(LearnedModelRecord.trained_at.desc())).first()
+            which = (
+                LearnedModelRecord.version == self.wanted
+                if self.wanted
+                else LearnedModelRecord.codebook_version == codebook.version
+            )
+            record = s.scalars(
+                select(LearnedModelRecord).where(which).order_by(LearnedModelRecord.trained_at.desc())
+            ).first()
             if record is None:
                 if self.wanted:
                     raise CoderError(
@@ -368,7 +389,7 @@ class LearnedCoder(BaseCoder):
         began = time.perf_counter()
         found = features(self.store, chunks)
         raw = self.loaded.raw(found)
-        calibrated = self.loaded.probabilities(found)
+        calibrated = self.loaded.calibrated(raw)
         chosen = self.loaded.decide(raw)
         codings = []
         for k, (chunk, codes) in enumerate(zip(chunks, chosen)):
@@ -395,8 +416,7 @@ class LearnedCoder(BaseCoder):
         parts = sentences(chunk.text)
         if len(parts) == 1:
             return parts[0]
-        speaker = (next((s for s in chunk.coded_speakers if s), "") or "").strip().lower()
-        return parts[int(np.argmax(self.loaded.phrase_scores(speaker, parts, code)))]
+        return parts[int(np.argmax(self.loaded.phrase_scores(speaker_of(chunk), parts, code)))]
 
     def _justify(self, code: str, vector: np.ndarray) -> str:
         """The nearest passages the team gave this code."""

@@ -39,7 +39,7 @@ _INTERVIEWER = re.compile(
     r"(interviewer|interview|int|i|moderator|facilitator|researcher|q|question)(\s*[\d#-].*|\s*\(.*\))?",
     re.I,
 )
-_SENTENCE = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"'”’)\]]*|$)", re.M)
+SENTENCE = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"'”’)\]]*|$)", re.M)
 
 
 @lru_cache(maxsize=1)
@@ -229,7 +229,7 @@ def participant_sentences(chunk: Chunk) -> list[str]:
         if chunk.unit == "chunk" and turn.speaker and _INTERVIEWER.fullmatch(turn.speaker.strip()):
             continue
         spoken = chunk.text[turn.start - chunk.start : turn.end - chunk.start]
-        for m in _SENTENCE.finditer(spoken):
+        for m in SENTENCE.finditer(spoken):
             sentence = m.group(0).strip()
             if len(sentence.split()) >= 4:
                 out.append(sentence)

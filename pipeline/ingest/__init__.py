@@ -10,7 +10,7 @@ above them) and from front matter. Two of its fields are not case attributes but
 say whose words are coded in that file: `speakers` and `skip_speakers` (names,
 comma-separated). Every transcript has a `source_type` (interview, focus group,
 questionnaire, observation, document, or any value the team writes): as given,
-otherwise inferred from the file (`infer_source_type`). Any problem with a file
+otherwise inferred from the file (`pipeline.transcript.settle_case`). Any problem with a file
 raises IngestError naming the file; the caller records it and goes on with the
 other files.
 """
@@ -27,7 +27,7 @@ from pipeline.ingest.responses import read_responses
 from pipeline.ingest.sources import MANIFEST, SUFFIXES, TEXT_SUFFIXES, CsvOptions, Source, discover
 from pipeline.ingest.text import read_plain_text
 from pipeline.ingest.word import read_word
-from pipeline.transcript import SOURCE_TYPES, Transcript, infer_source_type, settle_case
+from pipeline.transcript import Transcript, settle_case
 
 __all__ = [
     "MANIFEST",
@@ -35,9 +35,7 @@ __all__ = [
     "CsvOptions",
     "IngestError",
     "Source",
-    "SOURCE_TYPES",
     "discover",
-    "infer_source_type",
     "manifest_metadata",
     "manifest_notes",
     "nearest_manifest",

@@ -39,11 +39,12 @@ from pipeline.store import (
     Store,
     SuggestionRecord,
     TranscriptRecord,
-    TurnRecord,
     chunk_of,
+    in_batches,
+    transcripts_of,
 )
 from pipeline.suggestion import HumanCode
-from pipeline.transcript import Transcript, Turn
+from pipeline.transcript import Transcript
 
 
 @dataclass
@@ -137,52 +138,15 @@ def from_store(store: Store, codebook: Codebook, units: Units) -> TrainingSet:
     return found
 
 
-def transcripts_of(session: Session, ids: Iterable[str]) -> list[Transcript]:
-    """Stored transcripts with their turns, as ingest made them."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return []
-    s = session
-    records = list(s.scalars(select(TranscriptRecord).where(TranscriptRecord.id.in_(wanted))))
-    turns: dict[str, list[Turn]] = defaultdict(list)
-    for t in s.scalars(select(TurnRecord).where(TurnRecord.transcript_id.in_(wanted)).order_by(TurnRecord.index)):
-        turns[t.transcript_id].append(
-            Turn(
-                index=t.index,
-                speaker=t.speaker,
-                start=t.start,
-                end=t.end,
-                text_start=t.text_start,
-                timestamp=t.timestamp,
-                page_start=t.page_start,
-                page_end=t.page_end,
-            )
-        )
-    return [
-        Transcript(
-            id=r.id,
-            source_path=r.source_path,
-            source_name=r.source_name,
-            format=r.format,
-            encoding=r.encoding,
-            text=r.text,
-            turns=turns[r.id],
-            metadata={str(k): str(v) for k, v in (r.case_metadata or {}).items()},
-        )
-        for r in records
-    ]
-
-
 def _stored_units(session: Session, chunk_ids: Iterable[str]) -> dict[str, tuple[Chunk, str]]:
     """Stored passages with their context, and their transcript's name."""
     s = session
     out: dict[str, tuple[Chunk, str]] = {}
-    ids = sorted(set(chunk_ids))
-    for at in range(0, len(ids), 500):
+    for part in in_batches(sorted(set(chunk_ids))):
         rows = s.execute(
             select(ChunkRecord, TranscriptRecord.text, TranscriptRecord.case_metadata, TranscriptRecord.source_name)
             .join(TranscriptRecord, TranscriptRecord.id == ChunkRecord.transcript_id)
-            .where(ChunkRecord.id.in_(ids[at : at + 500]))
+            .where(ChunkRecord.id.in_(part))
         )
         for record, text, metadata, name in rows:
             out[record.id] = (for_coder(chunk_of(record), text, metadata or {}), name)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from pipeline.coders.learned import (
     Features,
     LearnedModel,
     features,
+    knows,
     subset,
 )
 from pipeline.coders.offline import MODEL_NAME
@@ -119,9 +120,7 @@ def train_model(store: Store, codebook: Codebook, examples: Sequence[Example], n
     applicable = [c.id for c in codebook.leaves]
     single = codebook.measurement == "ordinal" or not any(len(e.codes) > 1 for e in examples)
     positives = {c: sum(1 for e in examples if c in e.codes) for c in applicable}
-    negatives = {
-        c: sum(1 for e in examples if c not in e.codes and (e.known is None or c in e.known)) for c in applicable
-    }
+    negatives = {c: sum(1 for e in examples if c not in e.codes and knows(e.known, c)) for c in applicable}
     skipped = []
     for code in applicable:
         if positives[code] < MIN_POSITIVES:
@@ -137,17 +136,16 @@ def train_model(store: Store, codebook: Codebook, examples: Sequence[Example], n
             f"no code of '{codebook.name}' has {MIN_POSITIVES} units where people applied it and units where they "
             f"did not ({'; '.join(f'{s.code}: {s.reason}' for s in skipped)}): code more, then train again"
         )
-    kept = list(examples)
     speaker_codes = speaker_groups(codebook, learned)
-    version = _version(kept, learned, single, speaker_codes)
+    version = _version(examples, learned, single, speaker_codes)
     with store.session() as s:
         known_before = s.get(LearnedModelRecord, version)
         if known_before is not None:  # the same codes trained this model already: nothing to do
             return ModelCard.model_validate({**known_before.card, "stored": False})
-    found = features(store, [e.unit for e in kept])
-    labels = [e.codes & set(learned) for e in kept]
-    known = [e.known for e in kept]
-    groups = [e.unit.transcript_id for e in kept]
+    found = features(store, [e.unit for e in examples])
+    labels = [e.codes & set(learned) for e in examples]
+    known = [e.known for e in examples]
+    groups = [e.unit.transcript_id for e in examples]
 
     def fresh() -> LearnedModel:
         return LearnedModel(codes=learned, single_label=single, speaker_codes=speaker_codes)
@@ -155,7 +153,7 @@ def train_model(store: Store, codebook: Codebook, examples: Sequence[Example], n
     raw = _out_of_fold(fresh, found, labels, known, groups)
     model = fresh().fit(found, labels, known)
     for k, code in enumerate(learned):
-        mask = np.array([k_ is None or code in k_ for k_ in known])
+        mask = np.array([knows(k_, code) for k_ in known])
         truth = np.array([code in y for y in labels])
         model.calibration[code] = Calibration.fit(raw[mask, k], truth[mask])
         if not single:
@@ -167,11 +165,11 @@ def train_model(store: Store, codebook: Codebook, examples: Sequence[Example], n
     ]
     card = ModelCard(
         model=version,
-        units=len(kept),
+        units=len(examples),
         transcripts=len(set(groups)),
         single_label=single,
         people=people,
-        sources=dict(sorted(_count(e.origin for e in kept).items())),
+        sources=dict(sorted(Counter(e.origin for e in examples).items())),
         codes=cards,
         overall=_overall(decided, labels, groups, learned) if single else None,
         skipped=skipped,
@@ -187,7 +185,7 @@ def train_model(store: Store, codebook: Codebook, examples: Sequence[Example], n
                 parameters=_parameters(single, speaker_codes),
                 card=card.model_dump(mode="json"),
                 model=pickle.dumps(
-                    {"model": model, "exemplars": _exemplars(kept, labels, found, learned)},
+                    {"model": model, "exemplars": _exemplars(examples, labels, found, learned)},
                     protocol=pickle.HIGHEST_PROTOCOL,
                 ),
             )
@@ -255,34 +253,18 @@ def _agreement(
     """Cohen's kappa, F1, precision and recall of one code's out-of-fold codes against the people's,
     on the units where people said whether it applies; the kappa's 95% interval from a bootstrap
     over transcripts."""
-    rows = [i for i in range(len(labels)) if known[i] is None or code in (known[i] or set())]
-    model = np.array([code in decided[i] for i in rows])
-    people = np.array([code in labels[i] for i in rows])
-    names = sorted({groups[i] for i in rows})
-    where = {g: k for k, g in enumerate(names)}
-    transcript = np.array([where[groups[i]] for i in rows])
-    # per transcript: both, the model only, the people only, neither
-    cells = np.column_stack(
-        [
-            np.bincount(transcript, weights=kind.astype(float), minlength=len(names))
-            for kind in (model & people, model & ~people, ~model & people, ~model & ~people)
-        ]
-    ).reshape(len(names), 4)
-    kappa = _kappa(cells.sum(axis=0))
-    rng = np.random.default_rng(SEED)
-    draws = rng.multinomial(len(names), np.full(len(names), 1 / len(names)), size=BOOTSTRAP) if names else None
-    interval = None
-    if draws is not None and kappa is not None:
-        totals = draws @ cells
-        values = [k for k in (_kappa(t) for t in totals) if k is not None]
-        if values:
-            interval = [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)]
-    tp, fp, fn, _ = cells.sum(axis=0)
+    rows = [i for i in range(len(labels)) if knows(known[i], code)]
+    # per transcript, the model's yes/no by the people's yes/no: both, the model only, the people only, neither
+    tables = _tables(
+        [(0 if code in decided[i] else 1, 0 if code in labels[i] else 1) for i in rows], [groups[i] for i in rows], 2
+    )
+    kappa, interval = _kappa_of(tables, 2)
+    tp, fp, fn, _ = tables.sum(axis=0)
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
     f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
     return CrossValidation(
-        cohen_kappa=None if kappa is None else round(kappa, 4),
+        cohen_kappa=kappa,
         cohen_kappa_ci95=interval,
         f1=None if f1 is None else round(float(f1), 4),
         precision=None if precision is None else round(float(precision), 4),
@@ -293,57 +275,46 @@ def _agreement(
 def _overall(decided: list[set[str]], labels: list[set[str]], groups: list[str], codes: list[str]) -> CrossValidation:
     """Cohen's kappa of the out-of-fold codes against the people's over all the units, each unit's
     one code or none a category; its 95% interval from a bootstrap over transcripts."""
-    classes = ["", *codes]
-    where = {c: k for k, c in enumerate(classes)}
-    names = sorted(set(groups))
-    index = {g: k for k, g in enumerate(names)}
-    k = len(classes)
-    tables = np.zeros((len(names), k * k))
-    for got, truth, group in zip(decided, labels, groups):
-        a = where[next((c for c in codes if c in got), "")]
-        b = where[next((c for c in codes if c in truth), "")]
-        tables[index[group], a * k + b] += 1
+    where = {c: k for k, c in enumerate(["", *codes])}
 
-    def kappa(flat: np.ndarray) -> float | None:
-        table = flat.reshape(k, k)
-        n = table.sum()
-        if n == 0:
-            return None
-        chance = float((table.sum(axis=0) * table.sum(axis=1)).sum()) / n**2
-        return None if chance >= 1 else (float(np.trace(table)) / n - chance) / (1 - chance)
+    def one(found: set[str]) -> int:
+        return where[next((c for c in codes if c in found), "")]
 
-    point = kappa(tables.sum(axis=0))
-    draws = np.random.default_rng(SEED).multinomial(len(names), np.full(len(names), 1 / len(names)), size=BOOTSTRAP)
-    values = [v for v in (kappa(t) for t in draws @ tables) if v is not None]
-    interval = (
-        [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)]
-        if values and point is not None
-        else None
-    )
-    return CrossValidation(
-        cohen_kappa=None if point is None else round(point, 4),
-        cohen_kappa_ci95=interval,
-        f1=None,
-        precision=None,
-        recall=None,
-    )
+    tables = _tables([(one(got), one(truth)) for got, truth in zip(decided, labels)], groups, len(where))
+    kappa, interval = _kappa_of(tables, len(where))
+    return CrossValidation(cohen_kappa=kappa, cohen_kappa_ci95=interval, f1=None, precision=None, recall=None)
 
 
-def _kappa(cells: np.ndarray) -> float | None:
-    both, model_only, people_only, neither = (float(x) for x in cells)
-    n = both + model_only + people_only + neither
+def _tables(pairs: Sequence[tuple[int, int]], groups: Sequence[str], k: int) -> np.ndarray:
+    """One k-by-k table (the model's category by the people's, flattened) per transcript."""
+    index = {g: n for n, g in enumerate(sorted(set(groups)))}
+    tables = np.zeros((len(index), k * k))
+    for (model, people), group in zip(pairs, groups):
+        tables[index[group], model * k + people] += 1
+    return tables
+
+
+def _kappa_of(tables: np.ndarray, k: int) -> tuple[float | None, list[float] | None]:
+    """Cohen's kappa of the transcripts' tables summed, and its 95% interval from BOOTSTRAP draws of
+    transcripts with replacement (the replicates are one matrix product)."""
+    point = _kappa(tables.sum(axis=0), k)
+    if point is None:
+        return None, None
+    n = len(tables)
+    draws = np.random.default_rng(SEED).multinomial(n, np.full(n, 1 / n), size=BOOTSTRAP)
+    values = [v for v in (_kappa(t, k) for t in draws @ tables) if v is not None]
+    if not values:
+        return round(point, 4), None
+    return round(point, 4), [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)]
+
+
+def _kappa(flat: np.ndarray, k: int) -> float | None:
+    table = flat.reshape(k, k)
+    n = float(table.sum())
     if n == 0:
         return None
-    observed = (both + neither) / n
-    chance = ((both + model_only) * (both + people_only) + (people_only + neither) * (model_only + neither)) / n**2
-    return None if chance >= 1 else (observed - chance) / (1 - chance)
-
-
-def _count(values: Iterable[str]) -> dict[str, int]:
-    counted: dict[str, int] = defaultdict(int)
-    for v in values:
-        counted[v] += 1
-    return dict(counted)
+    chance = float((table.sum(axis=0) * table.sum(axis=1)).sum()) / n**2
+    return None if chance >= 1 else (float(np.trace(table)) / n - chance) / (1 - chance)
 
 
 def _parameters(single: bool, speaker_codes: dict[str, list[str]]) -> dict[str, object]:

@@ -555,20 +555,25 @@ class MatrixView(BaseModel):
     totals: TotalsView
 
 
+def cell_view(c: Cell, quote_chars: int = QUOTE_CHARS) -> CellView:
+    """A cell as a page shows it: its counts, and its exemplar shortened."""
+    if c.exemplar is None:
+        return CellView(passages=c.passages, transcripts=c.transcripts)
+    return CellView(
+        passages=c.passages,
+        transcripts=c.transcripts,
+        quote=shorten(c.exemplar.quote, quote_chars),
+        source=c.exemplar.source,
+        reviewed=c.exemplar.reviewed,
+    )
+
+
 def matrix_view(matrix: Matrix, quote_chars: int = QUOTE_CHARS) -> MatrixView:
     """The matrix as the HTML table shows it (the `matrix_table` macro)."""
     code_at = matrix.rows.index(CODE) if CODE in matrix.rows else None
 
     def cell(c: Cell) -> CellView:
-        if c.exemplar is None:
-            return CellView(passages=c.passages, transcripts=c.transcripts)
-        return CellView(
-            passages=c.passages,
-            transcripts=c.transcripts,
-            quote=shorten(c.exemplar.quote, quote_chars),
-            source=c.exemplar.source,
-            reviewed=c.exemplar.reviewed,
-        )
+        return cell_view(c, quote_chars)
 
     rows = []
     for key in matrix.row_keys:

@@ -31,13 +31,14 @@ from pipeline.measure.matrix import (
     EMPTY,
     QUOTE_CHARS,
     TRANSCRIPT,
+    Cell,
     CellView,
     Study,
     case_dimension,
+    cell_view,
     cross_tab,
     load_study,
     page_templates,
-    shorten,
 )
 from pipeline.store import Store
 from pipeline.store.queries import STATUS_TEXT, database_label
@@ -46,25 +47,15 @@ SOURCE_TYPE = "source_type"
 FORMATS = ("html", "csv")
 
 
-class SourceSupport(BaseModel):
-    """One source type that shows a code in a case: its passages, transcripts and an exemplar."""
-
-    source_type: str
-    passages: int
-    transcripts: int
-    quote: str | None  # the exemplar, whole
-    source: str | None  # the exemplar's transcript (and pages)
-    reviewed: bool
-
-
 class Support(BaseModel):
-    """A code in a case, and the source types that show it (most passages first)."""
+    """A code in a case, and the source types that show it: each one's passages, transcripts and
+    exemplar (the matrix's cell), in the order of the source types."""
 
     code: str
     name: str | None
     case: str
     passages: int
-    sources: list[SourceSupport]
+    sources: dict[str, Cell]
 
     @property
     def one_source_type(self) -> bool:
@@ -104,23 +95,8 @@ def triangulate(study: Study, by: str) -> Triangulation:
     source_types = [key[0] for key in matrix.col_keys]
     supports = []
     for code, case in matrix.row_keys:
-        found = []
-        for (source_type,) in matrix.col_keys:
-            cell = matrix.cell((code, case), (source_type,))
-            if cell.passages:
-                example = cell.exemplar
-                found.append(
-                    SourceSupport(
-                        source_type=source_type,
-                        passages=cell.passages,
-                        transcripts=cell.transcripts,
-                        quote=example.quote if example else None,
-                        source=example.source if example else None,
-                        reviewed=example.reviewed if example else False,
-                    )
-                )
+        found = {t: cell for t in source_types if (cell := matrix.cell((code, case), (t,))).passages}
         if found:
-            found.sort(key=lambda s: -s.passages)  # stable: ties keep the source types' order
             supports.append(
                 Support(
                     code=code,
@@ -158,21 +134,7 @@ def triangulation_rows(triangulation: Triangulation, quote_chars: int = QUOTE_CH
     """The page's rows (matrix_tables.jinja's `triangulation_table` macro)."""
     rows = []
     for support in triangulation.supports:
-        by_type = {s.source_type: s for s in support.sources}
-        cells = []
-        for source_type in triangulation.source_types:
-            s = by_type.get(source_type)
-            cells.append(
-                CellView(passages=0, transcripts=0)
-                if s is None
-                else CellView(
-                    passages=s.passages,
-                    transcripts=s.transcripts,
-                    quote=shorten(s.quote, quote_chars) if s.quote else None,
-                    source=s.source,
-                    reviewed=s.reviewed,
-                )
-            )
+        cells = [cell_view(support.sources.get(t, EMPTY), quote_chars) for t in triangulation.source_types]
         rows.append(
             TriangulationRow(
                 code=support.code,
@@ -196,7 +158,6 @@ def write_triangulation_csv(triangulation: Triangulation, handle: IO[str]) -> No
         header += [f"{source_type}: passages", f"{source_type}: exemplar", f"{source_type}: from"]
     writer.writerow([formula_safe(h) for h in header])
     for support in triangulation.supports:
-        by_type = {s.source_type: s for s in support.sources}
         line: list[object] = [
             support.code,
             support.name or "",
@@ -206,8 +167,9 @@ def write_triangulation_csv(triangulation: Triangulation, handle: IO[str]) -> No
             "yes" if support.one_source_type else "",
         ]
         for source_type in triangulation.source_types:
-            s = by_type.get(source_type)
-            line += [s.passages, s.quote or "", s.source or ""] if s else [0, "", ""]
+            cell = support.sources.get(source_type, EMPTY)
+            example = cell.exemplar
+            line += [cell.passages, example.quote if example else "", example.source if example else ""]
         writer.writerow([formula_safe(v) if isinstance(v, str) else v for v in line])
 
 
@@ -285,7 +247,6 @@ def render_triangulation(store: Store, study: Study, triangulation: Triangulatio
 
 __all__ = [
     "SOURCE_TYPE",
-    "SourceSupport",
     "Support",
     "Triangulation",
     "TriangulationSummary",

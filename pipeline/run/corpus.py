@@ -14,6 +14,7 @@ chunk already coded under the same coder configuration is never coded again.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -65,7 +66,7 @@ class Ingested(BaseModel):
 
     transcript_ids: list[str] = Field(default_factory=list)
     # each transcript's source type, and whether qcode inferred it
-    source_types: list[tuple[str, bool]] = Field(default_factory=list)
+    source_types: dict[str, tuple[str, bool]] = Field(default_factory=dict)
     chunk_ids: list[str] = Field(default_factory=list)
     notes: list[FileNote] = Field(default_factory=list)
     failure: FileFailure | None = None
@@ -120,7 +121,10 @@ def ingest_file(store: Store, source: Source, request: RunRequest) -> Ingested:
         result.notes.append(FileNote(path=str(source.path), note=f"has no case metadata: {manifest} does not list it"))
     for transcript, chunks in prepared:
         result.transcript_ids.append(transcript.id)
-        result.source_types.append((transcript.metadata.get("source_type", ""), transcript.source_type_inferred))
+        result.source_types[transcript.id] = (
+            transcript.metadata.get("source_type", ""),
+            transcript.source_type_inferred,
+        )
         result.chunk_ids += [c.id for c in chunks]
         result.notes += [
             FileNote(path=str(source.path), note=n) for n in transcript.notes if not n.startswith("CSV row")
@@ -132,14 +136,12 @@ def ingest_file(store: Store, source: Source, request: RunRequest) -> Ingested:
 def count_source_types(found: Iterable[tuple[str, bool]]) -> list[SourceTypeCount]:
     """Transcripts by source type, as written (an odd spelling stands on a line of its own, where a
     person sees it), most first."""
-    counts: dict[str, list[int]] = {}
-    for source_type, inferred in found:
-        count = counts.setdefault(source_type, [0, 0])
-        count[0] += 1
-        count[1] += int(inferred)
+    found = list(found)
+    total = Counter(source_type for source_type, _ in found)
+    inferred = Counter(source_type for source_type, guessed in found if guessed)
     return [
-        SourceTypeCount(source_type=k, transcripts=n, inferred=i)
-        for k, (n, i) in sorted(counts.items(), key=lambda item: (-item[1][0], item[0]))
+        SourceTypeCount(source_type=k, transcripts=n, inferred=inferred[k])
+        for k, n in sorted(total.items(), key=lambda item: (-item[1], item[0]))
     ]
 
 
@@ -291,7 +293,7 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
         if ingested.failure:
             failed.append(ingested.failure)
         transcript_ids += ingested.transcript_ids
-        source_types.update(zip(ingested.transcript_ids, ingested.source_types))
+        source_types.update(ingested.source_types)
         chunk_ids += ingested.chunk_ids
         notes += ingested.notes
         report("file")

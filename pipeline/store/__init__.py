@@ -52,7 +52,7 @@ from pipeline.store.records import (
     now,
 )
 from pipeline.suggestion import ChunkCoding, Provenance, Rejection, Suggestion, Usage
-from pipeline.transcript import Transcript
+from pipeline.transcript import Transcript, Turn
 
 __all__ = [
     "AssignmentRecord",
@@ -81,8 +81,10 @@ __all__ = [
     "chunk_of",
     "database_url",
     "has_password",
+    "in_batches",
     "now",
     "redact",
+    "transcripts_of",
 ]
 
 DEFAULT_DB = "qcode.db"
@@ -298,7 +300,7 @@ class Store:
         ids = list(chunk_ids)
         done: set[str] = set()
         with self.session() as s:
-            for part in _batches(ids, 500):
+            for part in in_batches(ids):
                 done |= set(
                     s.scalars(
                         select(ChunkCodingRecord.chunk_id).where(
@@ -310,10 +312,10 @@ class Store:
                 )
             wanted = [i for i in ids if i not in done]
             records: dict[str, ChunkRecord] = {}
-            for part in _batches(wanted, 500):
+            for part in in_batches(wanted):
                 records.update((r.id, r) for r in s.scalars(select(ChunkRecord).where(ChunkRecord.id.in_(part))))
             transcripts: dict[str, TranscriptRecord] = {}
-            for part in _batches(sorted({r.transcript_id for r in records.values()}), 500):
+            for part in in_batches(sorted({r.transcript_id for r in records.values()})):
                 transcripts.update(
                     (t.id, t) for t in s.scalars(select(TranscriptRecord).where(TranscriptRecord.id.in_(part)))
                 )
@@ -431,7 +433,7 @@ class Store:
         """Counts over the given chunks under one coder: what a run summary reports."""
         counts = {"accepted": 0, "review": 0, "audit": 0, "rejected": 0, "failed_chunks": 0, "coded_chunks": 0}
         with self.session() as s:
-            for part in _batches(list(chunk_ids), 500):
+            for part in in_batches(chunk_ids):
                 for status, n in s.execute(
                     select(SuggestionRecord.status, func.count())
                     .where(SuggestionRecord.coder_key == coder_key, SuggestionRecord.chunk_id.in_(part))
@@ -465,6 +467,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def transcripts_of(session: Session, ids: Iterable[str]) -> list[Transcript]:
+    """Stored transcripts with their turns, as ingest made them (their case metadata as stored)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    turns: dict[str, list[Turn]] = {}
+    for t in session.scalars(select(TurnRecord).where(TurnRecord.transcript_id.in_(wanted)).order_by(TurnRecord.index)):
+        turns.setdefault(t.transcript_id, []).append(Turn.model_validate(t, from_attributes=True))
+    return [
+        Transcript(
+            id=r.id,
+            source_path=r.source_path,
+            source_name=r.source_name,
+            format=r.format,
+            encoding=r.encoding,
+            text=r.text,
+            turns=turns.get(r.id, []),
+            metadata={str(k): str(v) for k, v in (r.case_metadata or {}).items()},
+        )
+        for r in session.scalars(select(TranscriptRecord).where(TranscriptRecord.id.in_(wanted)))
+    ]
+
+
 def chunk_of(record: ChunkRecord) -> Chunk:
     """A stored chunk as the noun the steps work with."""
     return Chunk(
@@ -496,6 +521,11 @@ def _fit(value: str | None, column: Any) -> str | None:
     return value[: length - 1] + "…"
 
 
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+IN_BATCH = 500  # values in one SQL `IN (...)`: well under every database's limit on parameters
+
+
+def in_batches(items: Iterable[str], size: int = IN_BATCH) -> Iterator[list[str]]:
+    """The items in lists of at most `size`, for queries that match them with `IN`."""
+    values = list(items)
+    for i in range(0, len(values), size):
+        yield values[i : i + size]

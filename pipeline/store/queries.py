@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from pipeline.chunk import holds
 from pipeline.errors import StoreError
-from pipeline.store import Store, redact
+from pipeline.store import Store, in_batches, redact
 from pipeline.store.records import (
     AssignmentRecord,
     ChunkCodingRecord,
@@ -394,11 +394,10 @@ def covered(session: Any, run_ids: Sequence[str]) -> tuple[dict[str, str], dict[
 def chunk_pages(session: Any, chunk_ids: Iterable[str]) -> dict[str, str]:
     """The pages of those chunks that lie on a document's pages, as a reader cites them ("p. 4")."""
     pages: dict[str, str] = {}
-    wanted = list(chunk_ids)
-    for at in range(0, len(wanted), 500):
+    for part in in_batches(chunk_ids):
         for chunk_id, start, end in session.execute(
             select(ChunkRecord.id, ChunkRecord.page_start, ChunkRecord.page_end).where(
-                ChunkRecord.id.in_(wanted[at : at + 500]), ChunkRecord.page_start.is_not(None)
+                ChunkRecord.id.in_(part), ChunkRecord.page_start.is_not(None)
             )
         ):
             pages[chunk_id] = page_span(start, end)
