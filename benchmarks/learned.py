@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.chunk import Units  # noqa: E402
-from pipeline.codebook import load_codebook  # noqa: E402
+from pipeline.codebook import Codebook, load_codebook  # noqa: E402
 from pipeline.coders.learned import LearnedCoder  # noqa: E402
 from pipeline.ingest import CsvOptions  # noqa: E402
-from pipeline.ingest.gold import read_gold, read_transcripts  # noqa: E402
+from pipeline.ingest.gold import Gold, read_gold, read_transcripts  # noqa: E402
 from pipeline.learn.examples import from_spans  # noqa: E402
 from pipeline.learn.train import train_model  # noqa: E402
 from pipeline.store import Store  # noqa: E402
@@ -36,17 +36,29 @@ from pipeline.store import Store  # noqa: E402
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "annomi-train"
 
 
+def read_shared(data: Path, script: str) -> tuple[Path, Codebook, Gold] | None:
+    """The shared set's codebook (its path too) and codes over its transcripts; None, said, when absent."""
+    if not (data / "codes.csv").is_file():
+        print(f"{script}: no data at {data} (codes.csv, codebook.yaml, transcripts/): skipped")
+        return None
+    codebook_path = data / "codebook.yaml"
+    codebook = load_codebook(codebook_path)
+    transcripts = read_transcripts(str(data), data / "transcripts", CsvOptions())
+    return (
+        codebook_path,
+        codebook,
+        read_gold([data / "codes.csv"], transcripts, data / "transcripts", codebook, codebook_path),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args()
-    if not (args.data / "codes.csv").is_file():
-        print(f"benchmarks/learned.py: no data at {args.data} (codes.csv, codebook.yaml, transcripts/): skipped")
+    shared = read_shared(args.data, "benchmarks/learned.py")
+    if shared is None:
         return
-    codebook_path = args.data / "codebook.yaml"
-    codebook = load_codebook(codebook_path)
-    transcripts = read_transcripts(str(args.data), args.data / "transcripts", CsvOptions())
-    gold = read_gold([args.data / "codes.csv"], transcripts, args.data / "transcripts", codebook, codebook_path)
+    codebook_path, codebook, gold = shared
     examples = from_spans(
         gold.transcripts, gold.spans, gold.coverage, Units(unit="turn"), codebook.applicable_ids(), "gold"
     )
