@@ -2,6 +2,12 @@
 
     python benchmarks/throughput.py [--chunks 2000] [--concurrency 8] [--batch-size N]
                                     [--latency 0.2] [--rpm 600] [--quick] [--profile FILE]
+    python benchmarks/throughput.py --tpm 200000 [--quick]
+
+The tokens-per-minute scenario (`--tpm N`): the linkages codebook, whose instructions and codes are
+most of every request, coded under qcode's --tpm N and --rpm limits at 1, 4 and 8 units per request;
+for each, chunks per minute over the coding phase and input tokens per chunk. The target: at 8, at
+least three times the chunks per minute of 1, and at most a third of its input tokens per chunk.
 
 The target (from the issue): coding at least 2,000 chunks against a server with
 200 ms latency and a 600 requests-per-minute limit reaches at least 0.9 of the
@@ -341,6 +347,7 @@ def run_qcode(
         "concurrency": args.concurrency,
         "batch_size": args.batch_size,
         "chunk_size": CHUNK_SIZE,
+        "units_per_request": getattr(args, "units_per_request", "1"),
         **extra,
     }
     command = plain_run.command([corpus], settings)
@@ -363,6 +370,65 @@ def run_qcode(
     return {"summary": summary, "wall": wall, "cpu": cpu, "exit": done.returncode}
 
 
+# the tokens-per-minute scenario: chunks for each units-per-request setting, so each run lasts about
+# a minute at 200,000 TPM with the linkages codebook
+TPM_CHUNKS = {1: 48, 4: 144, 8: 256}
+
+
+def tpm_scenario(args: argparse.Namespace) -> dict:
+    """Chunks per minute and input tokens per chunk under a tokens-per-minute limit (the linkages
+    codebook, whose prefix is most of each request), at 1, 4 and 8 units per request."""
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="qcode-tpm-") as tmp:
+        folder = Path(tmp)
+        codebook = ROOT / "codebooks" / "linkages.yaml"
+        server = Server(args.latency, args.rpm)
+        try:
+            for per, chunks in TPM_CHUNKS.items():
+                if args.quick:
+                    chunks //= 4
+                corpus = folder / f"corpus-{per}"
+                write_corpus(corpus, chunks)
+                poller = Poller(server)
+                poller.start()
+                ran = run_qcode(
+                    corpus,
+                    codebook,
+                    folder / f"tpm-{per}.db",
+                    folder,
+                    server.url,
+                    args,
+                    tpm=args.tpm,
+                    units_per_request=str(per),
+                )
+                poller.stop()
+                summary = ran["summary"]
+                phase = steady_rate(poller.samples)["coding_phase_seconds"]
+                rows[per] = {
+                    "chunks": summary["chunks_coded_now"],
+                    "requests": summary["requests"],
+                    "failed_chunks": summary["failed_chunks"],
+                    "coding_seconds": round(phase, 1),
+                    "chunks_per_minute": round(60 * summary["chunks_coded_now"] / max(phase, 1e-9), 1),
+                    "input_tokens_per_chunk": round(summary["input_tokens"] / max(1, summary["chunks_coded_now"])),
+                    "qcode_cpu_ms_per_chunk": round(
+                        1000 * summary["cpu_seconds"] / max(1, summary["chunks_coded_now"]), 2
+                    ),
+                }
+        finally:
+            server.stop()
+    one, eight = rows[1], rows[8]
+    return {
+        "scenario": f"{args.tpm:,} tokens per minute, {args.rpm} requests per minute, {args.latency} s latency, "
+        "the linkages codebook; qcode's --tpm and --rpm at those limits",
+        "units_per_request": rows,
+        "speed_up_at_8": round(eight["chunks_per_minute"] / max(one["chunks_per_minute"], 1e-9), 2),
+        "input_tokens_at_8_over_1": round(eight["input_tokens_per_chunk"] / max(one["input_tokens_per_chunk"], 1), 3),
+        "target_met": eight["chunks_per_minute"] >= 3 * one["chunks_per_minute"]
+        and eight["input_tokens_per_chunk"] <= one["input_tokens_per_chunk"] / 3,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=2000)
@@ -377,7 +443,20 @@ def main() -> None:
         metavar="FILE",
         help="run the cold run under cProfile, writing FILE (its CPU numbers are then inflated)",
     )
+    parser.add_argument(
+        "--units-per-request", default="1", help="qcode's --units-per-request for the main scenario (default 1)"
+    )
+    parser.add_argument(
+        "--tpm",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: the tokens-per-minute scenario at N tokens a minute (e.g. 200000), at 1, 4 and 8 units per request",
+    )
     args = parser.parse_args()
+    if args.tpm:
+        print(json.dumps(tpm_scenario(args), indent=2))
+        return
     if args.quick:
         args.chunks = 300
 

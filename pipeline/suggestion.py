@@ -48,8 +48,12 @@ class ChunkCoding(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     duration_ms: float = 0.0
     error: str | None = None
-    # a reply that never parsed, after every attempt: stored as a rejection for a person
+    # the kind of failure, for counting failures by kind ("timed out", "server error (500)", ...)
+    reason: str | None = None
+    # a reply that never parsed, after every attempt: stored as a rejection for a person, with why
+    # ("the model refused: ...", "the reply was cut off at 1024 tokens ...")
     invalid_reply: str | None = None
+    invalid_reason: str | None = None
 
 
 class Provenance(BaseModel):
@@ -74,6 +78,8 @@ class Suggestion(BaseModel):
     quote_end: int
     confidence: float
     status: Status = "review"
+    # why a person must see it whatever its confidence (`pipeline.route.INSTRUCTIONS`)
+    flag: str | None = None
 
 
 class Rejection(BaseModel):

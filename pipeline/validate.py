@@ -26,15 +26,33 @@ def find_verbatim(quote: str, text: str) -> tuple[int, int] | None:
     return next(verbatim_spans(quote, text), None)
 
 
+# Characters a quote may give for one another: typography, not wording. Word transcripts are full of
+# curly quotes, and models write straight ones (or the reverse).
+_EQUIVALENTS = ("'’‘ʼ′`", '"“”„″', "-‐‑‒–—―")
+_CLASS = {ch: "[" + re.escape(group) + "]" for group in _EQUIVALENTS for ch in group}
+# an ellipsis in a quote stands for words left out (or for one the speaker said)
+_ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…)\s*")
+_GAP = r"[\s\S]{0,500}?"
+
+
+def _word_pattern(word: str) -> str:
+    return "".join(_CLASS.get(ch) or re.escape(ch) for ch in word)
+
+
 def verbatim_spans(quote: str, text: str) -> Iterator[tuple[int, int]]:
-    """Every place `quote` stands in `text` by `find_verbatim`'s rule, first to last."""
-    words = quote.split()
+    """Every place `quote` stands in `text` by `find_verbatim`'s rule, first to last. Curly and
+    straight quotes, dashes and spaces of any kind stand for one another, and an ellipsis for the
+    words left out between two parts: the span found is the text's own, from the first word to the
+    last. Case and wording must match."""
+    pieces = [p.split() for p in _ELLIPSIS.split(quote.strip())]
+    pieces = [p for p in pieces if p]
+    words = [w for p in pieces for w in p]
     if not any(ch.isalnum() for word in words for ch in word):
         return  # nothing, or punctuation alone, is no evidence
     # the quote's words in order with any run of whitespace between them: searching the
     # text as it is, rather than a collapsed copy built a character at a time, keeps
     # checking a quote against a long chunk cheap
-    pattern = re.compile(r"\s+".join(map(re.escape, words)))
+    pattern = re.compile(_GAP.join(r"\s+".join(map(_word_pattern, p)) for p in pieces))
     first, last = words[0][0].isalnum(), words[-1][-1].isalnum()
     match = pattern.search(text)
     while match is not None:
@@ -77,7 +95,7 @@ def validate_coding(
                 chunk_id=chunk.id,
                 code=None,
                 quote=None,
-                reason="the reply was not valid JSON of the requested form",
+                reason=coding.invalid_reason or "the reply was not valid JSON of the requested form",
                 raw=coding.invalid_reply,
             )
         )

@@ -1,5 +1,6 @@
 """What every test gets: its own folder and no qcode settings from the user; and, for the tests that
-ask, the `qcode` command line, a small codebook, and a PostgreSQL database."""
+ask, the `qcode` command line, a small codebook, the OpenAI-protocol server and a key for it, and a
+PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from fakes import SMALL_CODEBOOK, Answer
 from fakes import qcode as run_qcode
+from fakes.openai_server import FakeOpenAI
 from sqlalchemy.engine import URL, make_url
 
 
@@ -39,6 +41,21 @@ def small_codebook(tmp_path: Path) -> Path:
     path = tmp_path / "small.yaml"
     path.write_text(SMALL_CODEBOOK, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    """The OpenAI-protocol server of tests/fakes/openai_server.py, on a loopback port."""
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def openai_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A key in the environment, as a user sets it, and no base URL from the user's own."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-stored")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    return "sk-test-never-stored"
 
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

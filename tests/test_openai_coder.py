@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from fakes import qcode, write
-from fakes.openai_server import FakeOpenAI
 
 pytestmark = pytest.mark.slow
 CODEBOOK = """\
@@ -42,12 +41,6 @@ INTERVIEWS = [
 
 
 @pytest.fixture
-def server():
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
 def study(tmp_path: Path) -> tuple[Path, Path]:
     folder = tmp_path / "interviews"
     for i, text in enumerate(INTERVIEWS):
@@ -58,10 +51,8 @@ def study(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-stored")
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    return "sk-test-never-stored"
+def api_key(openai_key: str) -> str:
+    return openai_key
 
 
 def run_arguments(study, db: Path, base_url: str) -> list[str]:

@@ -145,4 +145,21 @@ def test_find_verbatim_follows_the_collapsed_whitespace_rule(text: str, data: st
         spaced.join(text[start:end].split()),
         data.draw(st.lists(ALPHABET, max_size=8).map("".join)),
     ):
+        if "..." in quote:
+            continue  # an ellipsis stands for words left out: its own test below
         assert find_verbatim(quote, text) == collapsed_search(quote, text), (quote, text)
+
+
+def test_typography_and_an_ellipsis_match_but_the_stored_quote_is_the_transcripts_own() -> None:
+    text = "Ms. Chen: We didn’t get the grant — not this year. I was… I don’t know, it was hard."
+    assert text[slice(*find_verbatim("We didn't get the grant - not this year", text))] == (
+        "We didn’t get the grant — not this year"
+    )
+    # words left out, shown by an ellipsis: the span runs from the first word to the last
+    assert text[slice(*find_verbatim("We didn't get the grant ... it was hard.", text))] == text[10:]
+    assert text[slice(*find_verbatim("I was... I don't know", text))] == "I was… I don’t know"
+    assert text[slice(*find_verbatim("We\u00a0didn’t get", text))] == "We didn’t get"
+    # case and wording still count
+    assert find_verbatim("we didn't get", text) is None
+    assert find_verbatim("We did not get the grant", text) is None
+    assert find_verbatim("... ...", text) is None

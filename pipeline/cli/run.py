@@ -225,7 +225,13 @@ def run(
     for note in summary.notes:
         say(f"note: {note.path}: {note.note}")
     emit(summary, as_json, lambda: _show_summary(summary))
-    if summary.failed or summary.failed_chunks:
+    if summary.stopped:
+        err.print(
+            f"[red]stopped:[/red] {escape(summary.stopped)} (what was coded is kept; the next run codes the rest)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if summary.failed or summary.failed_chunks or summary.stopped:
         raise typer.Exit(1)
 
 
@@ -254,6 +260,7 @@ def _show_summary(summary: RunSummary) -> None:
         ("rejected", summary.rejected),
         ("failed files", len(summary.failed)),
         ("failed chunks", summary.failed_chunks),
+        *((f"  {f.reason}", f"{f.chunks}, {f.then}; e.g. {f.example}") for f in summary.failures),
         (
             "model requests",
             f"{summary.requests} live, {summary.batch_requests} in batches, {summary.cache_hits} answered from the cache",

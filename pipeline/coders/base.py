@@ -93,6 +93,12 @@ class BaseCoder(ABC):
 
     batch_size: int = 32  # chunks per batch it codes best: a run codes and stores them together
     batches_in_flight: int = 1  # batches it can code at once (a coder waiting on a network: more)
+    # set by a coder that met an error no request can get past (a refused key, an unknown model, no
+    # quota): the run sends nothing more, keeps what was coded, and says this
+    stop_reason: str | None = None
+    # a coder that reads its instructions in words (a language model) can be steered by words in the
+    # data: its units are checked for instructions (pipeline.route.instructions_flag)
+    follows_instructions: bool = False
 
     @property
     @abstractmethod

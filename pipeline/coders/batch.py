@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
-from pipeline.coders.calls import completion_from_json
+from pipeline.coders.calls import NotACompletion, completion_from_json
 from pipeline.errors import BatchError
 from pipeline.store import BatchRecord, Store, now
 from pipeline.suggestion import Usage
@@ -180,7 +180,11 @@ def _wait_and_ingest(
             response = item.get("response") or {}
             if request is None or response.get("status_code") != 200:
                 continue  # not cached: the chunk is coded live, and the failure is not lost
-            completion = completion_from_json(response["body"], 0.0)
+            try:
+                completion = completion_from_json(response["body"], 0.0)
+            except NotACompletion as exc:
+                usage = usage + exc.usage  # paid for all the same; the chunk is coded live
+                continue
             usage = usage + completion.usage
             entries.append(
                 (

@@ -4,25 +4,36 @@ call is paid for twice: not by a re-run, not after a crash, not after a batch.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
+from pipeline.errors import CoderError
 from pipeline.store import ModelCallRecord, Store, in_batches, now
 from pipeline.suggestion import Usage
 
 
 @dataclass
 class Completion:
-    """A model reply as qcode keeps it: one entry per sample, with token log-probabilities."""
+    """A model reply as qcode keeps it: one entry per sample (choice), with token log-probabilities,
+    why the server stopped (`finish_reasons`: "stop", "length", "content_filter", ...) and what it
+    said instead of an answer (`refusals`: a refusal's text, or the content filter's categories)."""
 
     contents: list[str]
     logprobs: list[list[tuple[str, float, int]] | None]
     usage: Usage
     duration_ms: float
     cached: bool = False
+    finish_reasons: list[str | None] = field(default_factory=list)
+    refusals: list[str | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # replies cached before these were kept say nothing of them
+        self.finish_reasons = self.finish_reasons or [None] * len(self.contents)
+        self.refusals = self.refusals or [None] * len(self.contents)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -30,6 +41,8 @@ class Completion:
             "logprobs": self.logprobs,
             "usage": self.usage.model_dump(),
             "duration_ms": self.duration_ms,
+            "finish_reasons": self.finish_reasons,
+            "refusals": self.refusals,
         }
 
     @classmethod
@@ -38,7 +51,23 @@ class Completion:
             [(t[0], t[1], t[2] if len(t) > 2 else len(t[0].encode("utf-8"))) for t in lp] if lp is not None else None
             for lp in data["logprobs"]
         ]
-        return cls(data["contents"], logprobs, Usage(**data["usage"]), data["duration_ms"])
+        return cls(
+            data["contents"],
+            logprobs,
+            Usage(**data["usage"]),
+            data["duration_ms"],
+            finish_reasons=data.get("finish_reasons") or [],
+            refusals=data.get("refusals") or [],
+        )
+
+
+class NotACompletion(CoderError):
+    """A 200 reply that is not a chat completion: a proxy's HTML page, an error object, a body
+    without choices. It fails its own unit; the tokens it reports, if any, are still counted."""
+
+    def __init__(self, message: str, usage: Usage | None = None):
+        super().__init__(message)
+        self.usage = usage or Usage(requests=1)
 
 
 class CallCache:
@@ -86,12 +115,44 @@ class CallCache:
             s.execute(self.store.insert(ModelCallRecord).on_conflict_do_nothing(), [rows[k] for k in sorted(rows)])
 
 
-def completion_from_json(data: dict[str, Any], elapsed_ms: float) -> Completion:
-    """A chat completion as the wire returns it (live, or a line of a batch's output)."""
-    contents, logprobs = [], []
-    for choice in data.get("choices") or []:
-        contents.append((choice.get("message") or {}).get("content") or "")
-        tokens = (choice.get("logprobs") or {}).get("content")
+def completion_from_json(data: Any, elapsed_ms: float) -> Completion:
+    """A chat completion as the wire returns it (live, or a line of a batch's output). Raises
+    NotACompletion, naming what came instead, when the body is not one."""
+    if not isinstance(data, dict):
+        raise NotACompletion(f"the server answered with {_what(data)}, not a chat completion")
+    usage = _usage(data.get("usage"))
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            said = f"an error: {str(error['message'])[:300]}"
+        elif isinstance(error, str):
+            said = f"an error: {error[:300]}"
+        elif choices == []:
+            said = "no choices"
+        elif "choices" in data:
+            said = "choices that are not a list of answers"
+        else:
+            said = f"a JSON object without choices (keys: {', '.join(sorted(map(str, data))[:8]) or 'none'})"
+        raise NotACompletion(f"the server's reply is not a chat completion: {said}", usage)
+    contents: list[str] = []
+    logprobs: list[list[tuple[str, float, int]] | None] = []
+    finish_reasons: list[str | None] = []
+    refusals: list[str | None] = []
+    for choice in choices:
+        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        content = message.get("content")
+        contents.append(content if isinstance(content, str) else "")
+        finish = choice.get("finish_reason")
+        finish_reasons.append(str(finish) if finish is not None else None)
+        refusal = message.get("refusal")
+        if isinstance(refusal, str) and refusal.strip():
+            refusals.append(refusal.strip())
+        elif finish == "content_filter":
+            refusals.append(_filtered(choice.get("content_filter_results")))
+        else:
+            refusals.append(None)
+        tokens = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
         # byte lengths, not characters: a token may hold part of a multi-byte character
         logprobs.append(
             [
@@ -105,16 +166,53 @@ def completion_from_json(data: dict[str, Any], elapsed_ms: float) -> Completion:
             if tokens
             else None
         )
-    usage = data.get("usage") or {}
-    details = usage.get("prompt_tokens_details") or {}
     return Completion(
         contents=contents,
         logprobs=logprobs,
-        usage=Usage(
-            input_tokens=usage.get("prompt_tokens") or 0,
-            cached_input_tokens=details.get("cached_tokens") or 0,
-            output_tokens=usage.get("completion_tokens") or 0,
-            requests=1,
-        ),
+        usage=usage,
         duration_ms=elapsed_ms,
+        finish_reasons=finish_reasons,
+        refusals=refusals,
     )
+
+
+def _usage(usage: Any) -> Usage:
+    if not isinstance(usage, dict):
+        return Usage(requests=1)
+    details = usage.get("prompt_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    return Usage(
+        input_tokens=_count(usage.get("prompt_tokens")),
+        cached_input_tokens=_count(details.get("cached_tokens")),
+        output_tokens=_count(usage.get("completion_tokens")),
+        requests=1,
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _filtered(results: Any) -> str:
+    """The content filter's categories that stopped a reply, as Azure OpenAI reports them."""
+    said = []
+    if isinstance(results, dict):
+        for category, verdict in results.items():
+            if isinstance(verdict, dict) and verdict.get("filtered"):
+                severity = verdict.get("severity")
+                said.append(f"{category} ({severity})" if severity else str(category))
+    return "the provider's content filter stopped the reply" + (f": {', '.join(said)}" if said else "")
+
+
+def _what(data: Any) -> str:
+    """What a body that is not a chat completion looks like, in a few words."""
+    if isinstance(data, str):
+        text = data.strip()
+        if text[:200].lower().lstrip().startswith(("<!doctype html", "<html")) or "<body" in text[:2000].lower():
+            title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+            named = f" titled '{' '.join(title.group(1).split())[:80]}'" if title else ""
+            return f"an HTML page{named} (is the base URL an OpenAI-compatible API, ending in /v1?)"
+        return f"text: '{' '.join(text.split())[:120]}'" if text else "an empty body"
+    if data is None:
+        return "an empty body"
+    return f"a JSON {type(data).__name__}"

@@ -1,4 +1,4 @@
-"""Client-side rate limits: requests and tokens per minute.
+"""Client-side rate limits: requests and tokens per minute, and the server's own (`Backoff`).
 
 A generic cell-rate limiter (GCRA): each acquisition of `cost` units reserves
 `cost * 60 / per_minute` seconds of the schedule, with a burst of `burst`
@@ -9,8 +9,11 @@ every batch of a run even though each batch runs its own event loop.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import re
 import threading
 import time
+from collections.abc import Mapping
 
 
 class RateLimiter:
@@ -34,3 +37,56 @@ class RateLimiter:
         wait = self.reserve(cost)
         if wait > 0:
             await asyncio.sleep(wait)
+
+
+class Backoff:
+    """What a rate limit says to every request of a run: after a 429, none is sent before the
+    server's reset, and then they come back one at a time, `spacing` apart, instead of all at the
+    same instant (and straight into the next 429)."""
+
+    def __init__(self, spacing: float = 0.05):
+        self.spacing = spacing
+        self._until = 0.0
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if self._until <= now:
+                return
+            slot = max(self._until, self._next_slot)
+            self._next_slot = slot + self.spacing
+        await asyncio.sleep(slot - now)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asks to wait, from the headers providers send: `retry-after-ms`,
+    `retry-after` (seconds or a date), else OpenAI's `x-ratelimit-reset-requests` and
+    `-tokens` ("1s", "6m0s", "20ms"): the later of the two."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            try:
+                return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                continue
+    resets = []
+    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
+        value = (headers.get(name) or "").strip()
+        parts = _DURATION.findall(value)
+        if parts and _DURATION.sub("", value) == "":
+            resets.append(sum(float(n) * _UNIT[u] for n, u in parts))
+    return max(resets) if resets else None

@@ -27,25 +27,30 @@ import itertools
 import json
 import math
 import os
+import random
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
 from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Number, describe_details
 from pipeline.coders.batch import prefill_by_batch
-from pipeline.coders.calls import CallCache, Completion, completion_from_json
+from pipeline.coders.calls import CallCache, Completion, NotACompletion, completion_from_json
+from pipeline.coders.failures import describe_api_error, hopeless, lacks_json_schema
 from pipeline.coders.fewshot import ExamplePicker, adjudicated
-from pipeline.coders.limits import RateLimiter
+from pipeline.coders.groups import group_units, labels_for, parse_per_request, split_reply, units_schema
+from pipeline.coders.limits import Backoff, RateLimiter, retry_after
 from pipeline.coders.prices import price_table
 from pipeline.coders.prompt import DEFAULT_PROMPT, Prompt
-from pipeline.coders.tokens import count_chat_tokens
+from pipeline.coders.replies import reply_data
+from pipeline.coders.tokens import count_chat_tokens, count_tokens
 from pipeline.errors import CoderError
 from pipeline.suggestion import ChunkCoding, Proposal, Usage
 from pipeline.validate import validate_coding
@@ -65,6 +70,19 @@ RATE_MARGIN = 0.98
 # A killed run loses at most the calls of the last second; each flush is a commit
 CACHE_FLUSH_SECONDS = 1.0
 Mode = Literal["auto", "json_schema", "json_object"]
+DEFAULT_MAX_TOKENS = 1024
+REASONING_MAX_TOKENS = 8192
+# the longest a request waits on a server's rate limit before its chunk fails (coded next run)
+MAX_WAIT = 120.0
+# a reply cut off is asked again with twice the room, up to this
+MAX_ROOM = 32768
+# OpenAI's reasoning models, which refuse max_tokens and sampling parameters: o1, o3-mini, o4-mini,
+# gpt-5, gpt-5-mini... (a provider's prefix, "openai/o3", too)
+_REASONING_NAME = re.compile(r"^(?:[\w.-]+/)?(?:o\d|gpt-5)", re.IGNORECASE)
+
+
+def is_reasoning_model(model: str) -> bool:
+    return bool(_REASONING_NAME.match(model.strip()))
 
 
 def is_loopback(url: str) -> bool:
@@ -134,6 +152,29 @@ class _Sample:
     proposals: list[Proposal]
     content: str
     logprobs: list[tuple[str, float, int]] | None
+    start: int = 0  # where in the content this unit's answer begins (a reply for several units)
+
+
+@dataclass
+class _Checked:
+    """What one reply came to: its valid samples, the proposals to reject, the problems to tell the
+    model, and why nothing could be read when nothing could."""
+
+    samples: list[_Sample] = field(default_factory=list)
+    invalid: list[Any] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    unparsed: str | None = None  # the content (or refusal) kept for a person when nothing parsed
+    returned: int = 0  # replies (choices) the server returned
+    refused: str | None = None  # a refusal's text, or the content filter's verdict
+    cut_off: bool = False  # the reply stopped at its output budget before its answer ended
+    budget: int = 0  # that budget
+
+    def unusable_reason(self) -> str:
+        if self.refused:
+            return self.refused
+        if self.cut_off:
+            return f"the reply was cut off at {self.budget} tokens before its answer ended (--max-tokens)"
+        return "the reply was not valid JSON of the requested form"
 
 
 @dataclass
@@ -146,6 +187,7 @@ class OpenAICoder(BaseCoder):
     """A language model behind the `openai` client, at OpenAI or any OpenAI-compatible server."""
 
     name = "openai"
+    follows_instructions = True
 
     class Options(CoderOptions):
         model: str | None = Field(default=None, description="the model name.")
@@ -158,7 +200,16 @@ class OpenAICoder(BaseCoder):
         temperature: Number = Field(default=0.0, description="sampling temperature (default 0).")
         top_p: Number | None = Field(default=None, description="nucleus sampling: the top_p of each request.")
         samples: int = Field(default=1, description="replies per chunk for self-consistency (default 1).")
-        max_tokens: int | None = Field(default=1024, description="most tokens of one reply (default 1024).")
+        max_tokens: int | None = Field(
+            default=None,
+            description=f"most tokens of one reply (default {DEFAULT_MAX_TOKENS}; {REASONING_MAX_TOKENS} for "
+            "reasoning models, whose reasoning counts); a reply cut off is asked again with twice the room.",
+        )
+        reasoning: Literal["auto", "yes", "no"] = Field(
+            default="auto",
+            description="a reasoning model (max_completion_tokens, no sampling parameters, no log-probabilities): "
+            "auto knows OpenAI's o-series and gpt-5 by name.",
+        )
         # not a flag: --seed is the audit draw's seed, and seed under [run] in qcode.toml too
         seed: int | None = Field(default=None, description="the seed of each request.", json_schema_extra=NOT_A_FLAG)
         logprobs: bool = Field(
@@ -183,6 +234,25 @@ class OpenAICoder(BaseCoder):
             default=0,
             description="show the model this many adjudicated chunks most like each one (default 0: off).",
         )
+        units_per_request: Annotated[str, BeforeValidator(str)] = Field(
+            default="1",
+            description="consecutive units of one transcript sent in one request: a number (default 1), or "
+            "auto (as many as fit a token budget).",
+        )
+
+        @field_validator("units_per_request")
+        @classmethod
+        def _units_per_request(cls, value: str) -> str:
+            parse_per_request(value)
+            return value.strip().lower()
+
+        @model_validator(mode="after")
+        def _one_at_a_time_examples(self) -> OpenAICoder.Options:
+            if self.fewshot > 0 and self.units_per_request != "1":
+                raise ValueError(
+                    "fewshot shows the model examples one unit at a time: it does not go with units_per_request"
+                )
+            return self
 
     def __init__(
         self,
@@ -191,7 +261,8 @@ class OpenAICoder(BaseCoder):
         temperature: float = 0.0,
         top_p: float | None = None,
         samples: int = 1,
-        max_tokens: int | None = 1024,
+        max_tokens: int | None = None,
+        reasoning: Literal["auto", "yes", "no"] = "auto",
         seed: int | None = None,
         logprobs: bool = True,
         mode: Mode = "auto",
@@ -203,6 +274,7 @@ class OpenAICoder(BaseCoder):
         max_retries: int = 4,
         prompt: str = DEFAULT_PROMPT,
         fewshot: int = 0,
+        units_per_request: str | int = "1",
         cache: CallCache | None = None,
     ):
         import openai  # noqa: F401 (the client loads with the coder that uses it, not with every command)
@@ -218,10 +290,11 @@ class OpenAICoder(BaseCoder):
         self.api_key = os.environ.get("OPENAI_API_KEY") or None
         if samples < 1 or max_attempts < 1 or concurrency < 1:
             raise CoderError("samples, max attempts and concurrency must be at least 1")
+        self.reasoning = is_reasoning_model(model) if reasoning == "auto" else reasoning == "yes"
         self.temperature = temperature
         self.top_p = top_p
         self.samples = samples
-        self.max_tokens = max_tokens
+        self.max_tokens = max_tokens or (REASONING_MAX_TOKENS if self.reasoning else DEFAULT_MAX_TOKENS)
         self.seed = seed
         self.logprobs = logprobs
         self.mode: Mode = mode
@@ -230,6 +303,14 @@ class OpenAICoder(BaseCoder):
         self.timeout = timeout
         self.max_retries = max_retries
         self.prompt = Prompt(prompt)
+        try:
+            self.per_request = parse_per_request(units_per_request)
+        except ValueError as exc:
+            raise CoderError(str(exc)) from exc
+        if self.per_request != 1 and fewshot > 0:
+            raise CoderError(
+                "--fewshot shows the model examples one unit at a time: it does not go with --units-per-request"
+            )
         self.cache = cache
         self.fewshot = fewshot
         self.rpm, self.tpm = rpm, tpm
@@ -246,6 +327,7 @@ class OpenAICoder(BaseCoder):
         self.requests = RateLimiter(rpm * RATE_MARGIN, burst=1) if rpm else None
         self.tokens = RateLimiter(tpm * RATE_MARGIN) if tpm else None
         self._mode_lock = threading.Lock()
+        self.backoff = Backoff()
 
     def check_ready(self) -> None:
         """Raise when a run could not reach the model; a dry run needs none of this."""
@@ -265,10 +347,19 @@ class OpenAICoder(BaseCoder):
     def estimate_usage(self, chunks: Sequence[Chunk], codebook: Codebook) -> Usage:
         """The prompt tokens of every chunk's first request (few-shot examples included), counted
         with the model's own tokenizer, and OUTPUT_TOKENS_PER_SAMPLE for each reply."""
+        groups = self.groups(chunks)
         return Usage(
-            input_tokens=sum(count_chat_tokens(self.model, self.messages(c, codebook)) for c in chunks),
+            input_tokens=sum(
+                count_chat_tokens(
+                    self.model,
+                    self.messages(chunks[g[0]], codebook)
+                    if len(g) == 1
+                    else self.group_messages([chunks[i] for i in g], codebook),
+                )
+                for g in groups
+            ),
             output_tokens=OUTPUT_TOKENS_PER_SAMPLE * self.samples * len(chunks),
-            requests=len(chunks),
+            requests=len(groups),
         )
 
     def cost(self, usage: Usage, batch: bool = False) -> float | None:
@@ -314,6 +405,9 @@ class OpenAICoder(BaseCoder):
             "logprobs": self.logprobs,
             "max_attempts": self.max_attempts,
             "fewshot": self.fewshot,
+            # only when set: the coder key of every other configuration stays what it was
+            **({"reasoning": True} if self.reasoning else {}),
+            **({"units_per_request": self._per_request_text} if self.per_request != 1 else {}),
         }
 
     @property
@@ -338,7 +432,24 @@ class OpenAICoder(BaseCoder):
         return f"the {cls.name} coder ({describe_details(model, settings, prompt_version)})"
 
     def prompt_version(self, codebook: Codebook) -> str:
-        return self.prompt.version(codebook)
+        return self.prompt.version(codebook, grouped=self.per_request != 1)
+
+    @property
+    def _per_request_text(self) -> str:
+        return "auto" if self.per_request is None else str(self.per_request)
+
+    def groups(self, chunks: Sequence[Chunk]) -> list[list[int]]:
+        """Which chunks go in one request (positions in `chunks`)."""
+        if self.per_request == 1:
+            return [[i] for i in range(len(chunks))]
+        return group_units(chunks, self.per_request, lambda text: count_tokens(self.model, text))
+
+    def group_messages(self, chunks: Sequence[Chunk], codebook: Codebook) -> list[dict[str, str]]:
+        """The messages of one request for several units, labelled u1, u2, ..."""
+        return [
+            {"role": "system", "content": self._frame(codebook).system},
+            {"role": "user", "content": self.prompt.units(chunks, labels_for(len(chunks)))},
+        ]
 
     # --- requests ------------------------------------------------------------
 
@@ -366,30 +477,52 @@ class OpenAICoder(BaseCoder):
             self._frames[id(codebook)] = frame
         return frame
 
-    def request_body(self, messages: list[dict[str, str]], codebook: Codebook, mode: str) -> dict[str, Any]:
-        """The chat-completion request, without the model call's transport settings."""
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature}
-        if self.top_p is not None:
-            body["top_p"] = self.top_p
+    def request_body(
+        self,
+        messages: list[dict[str, str]],
+        codebook: Codebook,
+        mode: str,
+        room: int | None = None,
+        labels: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """The chat-completion request, without the model call's transport settings. `room`: the
+        output budget of a request asked again after a reply was cut off. A reasoning model takes
+        its budget as max_completion_tokens, and neither sampling parameters nor log-probabilities."""
+        body: dict[str, Any] = {"model": self.model, "messages": messages}
+        if not self.reasoning:
+            body["temperature"] = self.temperature
+            if self.top_p is not None:
+                body["top_p"] = self.top_p
         if self.samples > 1:
             body["n"] = self.samples
-        if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
+        body["max_completion_tokens" if self.reasoning else "max_tokens"] = room or self.max_tokens
         if self.seed is not None:
             body["seed"] = self.seed
-        if self.logprobs:
+        if self.logprobs and not self.reasoning:
             body["logprobs"] = True
+        if self.base_url == OPENAI_ENDPOINT:
+            # requests with the same prefix routed together, so OpenAI's prompt cache finds it; other
+            # servers are not sent a parameter they may refuse
+            body["prompt_cache_key"] = "qcode-" + hashlib.sha256(messages[0]["content"].encode()).hexdigest()[:16]
         if mode == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "codes", "strict": True, "schema": self._frame(codebook).schema},
+                "json_schema": {
+                    "name": "units" if labels else "codes",
+                    "strict": True,
+                    "schema": units_schema(self._frame(codebook).schema, labels)
+                    if labels
+                    else self._frame(codebook).schema,
+                },
             }
         else:
             body["response_format"] = {"type": "json_object"}
         return body
 
     def cache_key(self, body: dict[str, Any]) -> str:
-        material = json.dumps({"endpoint": self.base_url, **body}, sort_keys=True, ensure_ascii=False)
+        # the prompt-cache key routes a request; it does not change the reply
+        shaping = {k: v for k, v in body.items() if k != "prompt_cache_key"}
+        material = json.dumps({"endpoint": self.base_url, **shaping}, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
     # --- coding --------------------------------------------------------------
@@ -450,35 +583,138 @@ class OpenAICoder(BaseCoder):
                 api_key=self.api_key or "no-key",
                 base_url=self.base_url,
                 timeout=self.timeout,
-                max_retries=self.max_retries,
+                max_retries=0,  # qcode retries itself (`_send`): one pause for the whole run after a 429
                 http_client=openai.DefaultAioHttpClient(timeout=self.timeout),
             )
             self._gate = asyncio.Semaphore(self.concurrency)
         client, gate = self._client, self._gate
         assert gate is not None  # made with the client
-        messages = [self.messages(chunk, codebook) for chunk in chunks]
-        firsts = [self.request(m, codebook) for m in messages]
-        cached = self.cache.get_many([key for _, key in firsts]) if self.cache is not None else {}
-        outcomes: list[_Outcome] = [_Outcome() for _ in chunks]
-        try:
-            results = await asyncio.gather(
-                *(
-                    self._code_chunk(client, gate, chunk, m, first, codebook, outcome, cached)
-                    for chunk, m, first, outcome in zip(chunks, messages, firsts, outcomes)
-                )
+        groups = self.groups(chunks)
+        singles = [g[0] for g in groups if len(g) == 1]
+        messages = {i: self.messages(chunks[i], codebook) for i in singles}
+        firsts = {i: self.request(messages[i], codebook) for i in singles}
+        cached = self.cache.get_many([key for _, key in firsts.values()]) if self.cache is not None else {}
+        results: list[ChunkCoding | None] = [None] * len(chunks)
+
+        async def alone(i: int) -> None:
+            results[i] = await self._code_chunk(
+                client, gate, chunks[i], messages[i], firsts[i], codebook, _Outcome(), cached
             )
+
+        async def together(group: list[int]) -> None:
+            for i, coding in zip(group, await self._code_group(client, gate, [chunks[i] for i in group], codebook)):
+                results[i] = coding
+
+        try:
+            await asyncio.gather(*(alone(g[0]) if len(g) == 1 else together(g) for g in groups))
         finally:
             # calls paid for are kept even when the batch fails, so a re-run does not pay again
             await asyncio.shield(self._flush())
-        return list(results)
+        return [r for r in results if r is not None]
+
+    async def _code_group(
+        self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, chunks: list[Chunk], codebook: Codebook
+    ) -> list[ChunkCoding]:
+        """Several units in one request. A unit the reply answers well is done; one it leaves out,
+        mislabels, or answers with something to point out is asked again alone (its own attempts,
+        its own context), and so is every unit of a reply that could not be read."""
+        import openai
+
+        labels = labels_for(len(chunks))
+        messages = self.group_messages(chunks, codebook)
+        outcome = _Outcome()
+        answers: dict[str, _Checked] = {}
+        try:
+            completion = await self._complete(
+                client, gate, messages, self.request(messages, codebook, labels=labels), codebook, outcome, None, labels
+            )
+            answers = self._check_group(completion, chunks, labels, codebook)
+        except (_NotSent, NotACompletion, openai.APIError) as exc:
+            reason, detail = self._failure(exc)
+            return [
+                ChunkCoding(chunk_id=c.id, error=detail, reason=reason, usage=part, duration_ms=outcome.duration_ms)
+                for c, part in zip(chunks, _shares(outcome.usage, len(chunks)))
+            ]
+        codings: list[ChunkCoding | None] = []
+        again: list[int] = []
+        for k, (chunk, label, part) in enumerate(zip(chunks, labels, _shares(outcome.usage, len(chunks)))):
+            checked = answers.get(label)
+            if checked is None or checked.problems:
+                again.append(k)
+                codings.append(ChunkCoding(chunk_id=chunk.id, usage=part))
+                continue
+            codings.append(
+                ChunkCoding(
+                    chunk_id=chunk.id,
+                    proposals=self._combine(checked.samples, checked.returned),
+                    raw=json.dumps([x.content for x in checked.samples], ensure_ascii=False),
+                    usage=part,
+                    duration_ms=outcome.duration_ms,
+                )
+            )
+
+        async def alone(k: int) -> ChunkCoding:
+            chunk = chunks[k]
+            own = self.messages(chunk, codebook)
+            coding = await self._code_chunk(
+                client, gate, chunk, own, self.request(own, codebook), codebook, _Outcome(), {}
+            )
+            shared = codings[k]
+            assert shared is not None
+            return coding.model_copy(
+                update={"usage": coding.usage + shared.usage, "duration_ms": coding.duration_ms + outcome.duration_ms}
+            )
+
+        for k, coding in zip(again, await asyncio.gather(*(alone(k) for k in again))):
+            codings[k] = coding
+        return [c for c in codings if c is not None]
+
+    def _check_group(
+        self, completion: Completion, chunks: list[Chunk], labels: list[str], codebook: Codebook
+    ) -> dict[str, _Checked]:
+        """Each unit's answer in a reply for several: only units every returned sample answered."""
+        answers = {label: _Checked(returned=len(completion.contents)) for label in labels}
+        for content, logprobs, refusal in zip(completion.contents, completion.logprobs, completion.refusals):
+            try:
+                if refusal is not None:
+                    raise ValueError(refusal)
+                given = split_reply(reply_data(content), labels)
+            except ValueError:
+                return {}  # nothing could be read: every unit is asked alone
+            for label, chunk in zip(labels, chunks):
+                if label not in given:
+                    answers.pop(label, None)
+                    continue
+                checked = answers.get(label)
+                if checked is None:
+                    continue
+                suggestions, rejections = validate_coding(
+                    ChunkCoding(chunk_id=chunk.id, proposals=given[label]), chunk, codebook, ""
+                )
+                checked.problems += [
+                    r.reason for r in rejections if not r.reason.endswith("more than once for this chunk")
+                ]
+                good = [
+                    Proposal(code=x.code, justification=x.justification, quote=x.quote, confidence=x.confidence)
+                    for x in suggestions
+                ]
+                found = re.search(r'"unit"\s*:\s*"' + re.escape(label) + '"', content)
+                checked.samples.append(_Sample(good, content, logprobs, found.end() if found else 0))
+        return answers
 
     def request(
-        self, messages: list[dict[str, str]], codebook: Codebook, mode: str | None = None
+        self,
+        messages: list[dict[str, str]],
+        codebook: Codebook,
+        mode: str | None = None,
+        room: int | None = None,
+        labels: Sequence[str] = (),
     ) -> tuple[dict[str, Any], str]:
-        """The request body in the mode the server is known to take (or `mode`), and its cache key."""
+        """The request body in the mode the server is known to take (or `mode`), and its cache key.
+        `labels`: the units of a request for several, whose reply gives codes per label."""
         if mode is None:
             mode = "json_schema" if self.mode in ("auto", "json_schema") else "json_object"
-        body = self.request_body(messages, codebook, mode)
+        body = self.request_body(messages, codebook, mode, room, labels)
         return body, self.cache_key(body)
 
     async def _code_chunk(
@@ -494,36 +730,43 @@ class OpenAICoder(BaseCoder):
     ) -> ChunkCoding:
         import openai
 
-        samples: list[_Sample] = []
-        invalid: list[Any] = []
-        unparsed: str | None = None
+        checked = _Checked()
+        room: int | None = None
         try:
             for attempt in range(1, self.max_attempts + 1):
                 # first requests were built, and looked up in the cache, for the whole batch at once
-                request = first if attempt == 1 else self.request(messages, codebook)
+                request = first if attempt == 1 else self.request(messages, codebook, room=room)
                 completion = await self._complete(
                     client, gate, messages, request, codebook, outcome, cached if attempt == 1 else None
                 )
-                samples, invalid, problems, unparsed = self._check(completion, chunk, codebook)
-                if not problems:
-                    break
+                checked = self._check(completion, chunk, codebook)
+                checked.budget = _budget(request[0])
+                if not checked.problems or checked.refused:
+                    break  # a refusal, or a content filter, says the same when asked again
+                if checked.cut_off:
+                    # not a mistake to point out: the same request with room for the whole answer
+                    room = min(MAX_ROOM, 2 * checked.budget)
+                    continue
                 if attempt < self.max_attempts:
                     messages = messages + [
                         {"role": "assistant", "content": completion.contents[0] if completion.contents else ""},
-                        {"role": "user", "content": _feedback(problems)},
+                        {"role": "user", "content": _feedback(checked.problems)},
                     ]
-        except openai.APIError as exc:
+        except (_NotSent, NotACompletion, openai.APIError) as exc:
+            reason, detail = self._failure(exc)
             return ChunkCoding(
-                chunk_id=chunk.id, error=_describe_error(exc), usage=outcome.usage, duration_ms=outcome.duration_ms
+                chunk_id=chunk.id, error=detail, reason=reason, usage=outcome.usage, duration_ms=outcome.duration_ms
             )
-        proposals = self._combine(samples, codebook) + invalid
+        proposals = self._combine(checked.samples, checked.returned) + checked.invalid
+        unusable = not checked.samples and checked.unparsed is not None
         return ChunkCoding(
             chunk_id=chunk.id,
             proposals=proposals,
-            raw=json.dumps([s.content for s in samples] or unparsed, ensure_ascii=False),
+            raw=json.dumps([x.content for x in checked.samples] or checked.unparsed, ensure_ascii=False),
             usage=outcome.usage,
             duration_ms=outcome.duration_ms,
-            invalid_reply=unparsed if not samples and unparsed is not None else None,
+            invalid_reply=checked.unparsed if unusable else None,
+            invalid_reason=checked.unusable_reason() if unusable else None,
         )
 
     async def _complete(
@@ -535,6 +778,7 @@ class OpenAICoder(BaseCoder):
         codebook: Codebook,
         outcome: _Outcome,
         prefetched: dict[str, Completion] | None,
+        labels: Sequence[str] = (),
     ) -> Completion:
         import openai
 
@@ -551,57 +795,112 @@ class OpenAICoder(BaseCoder):
             if mode == "json_schema" and self.mode == "json_object":
                 # another request found out meanwhile that the server lacks JSON-schema mode
                 mode = "json_object"
-                body, key = self.request(messages, codebook, mode)
+                body, key = self.request(messages, codebook, mode, labels=labels)
                 cached = self.cache.get(key) if self.cache is not None else None
                 if cached is not None:
                     outcome.usage = outcome.usage + Usage(cache_hits=1)
                     return cached
+            if self.stop_reason:
+                raise _NotSent(self.stop_reason)
             if self.requests:
                 await self.requests.acquire()
             if self.tokens:
                 await self.tokens.acquire(_estimate_tokens(body))
             began = time.perf_counter()
             try:
-                response = await _post_chat(client, body)
-            except openai.BadRequestError as exc:
+                response = await self._send(client, body)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
                 # "json_object" here means another request already found the server lacks it
-                if mode == "json_schema" and self.mode != "json_schema" and _lacks_json_schema(exc):
+                if mode == "json_schema" and self.mode != "json_schema" and lacks_json_schema(exc):
                     with self._mode_lock:
                         self.mode = "json_object"  # chosen once: the server has no JSON-schema mode
-                    body, key = self.request(messages, codebook, "json_object")
+                    body, key = self.request(messages, codebook, "json_object", labels=labels)
                     cached = self.cache.get(key) if self.cache is not None else None
                     if cached is not None:
                         outcome.usage = outcome.usage + Usage(cache_hits=1)
                         return cached
-                    response = await _post_chat(client, body)
+                    response = await self._send(client, body)
                 else:
                     raise
             elapsed = (time.perf_counter() - began) * 1000
-        completion = completion_from_json(response, elapsed)
-        outcome.usage = outcome.usage + completion.usage
         outcome.duration_ms += elapsed
+        try:
+            completion = completion_from_json(response, elapsed)
+        except NotACompletion as exc:
+            outcome.usage = outcome.usage + exc.usage  # a reply paid for, read or not
+            raise
+        outcome.usage = outcome.usage + completion.usage
         await self._remember((key, self.endpoint, self.model, body, completion))
         return completion
 
-    def _check(
-        self, completion: Completion, chunk: Chunk, codebook: Codebook
-    ) -> tuple[list[_Sample], list[Any], list[str], str | None]:
-        """Parse and check every sample: (valid samples, invalid items, problems, unparsed content)."""
-        samples: list[_Sample] = []
-        invalid: list[Any] = []
-        problems: list[str] = []
-        unparsed = None
-        for content, logprobs in zip(completion.contents, completion.logprobs):
+    async def _send(self, client: openai.AsyncOpenAI, body: dict[str, Any]) -> Any:
+        """POST one request, and again after a rate limit, a server error, a timeout or a dropped
+        connection, up to `max_retries` times: after the wait the server asks for (any of the
+        headers providers send), else a growing one. A 429 pauses every request of the run, not
+        only this one. An error no retry can mend is raised at once."""
+        import openai
+
+        for retry in range(self.max_retries + 1):
+            await self.backoff.wait()
             try:
-                data = json.loads(content)
-            except (json.JSONDecodeError, TypeError) as exc:
-                problems.append(f"The reply was not valid JSON ({exc}).")
-                unparsed = content
+                return await _post_chat(client, body)
+            except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                status = getattr(exc, "status_code", None)
+                transient = status is None or status in (408, 409, 429) or status >= 500
+                if retry == self.max_retries or not transient or hopeless(exc, self.model, self.endpoint):
+                    raise
+                response = getattr(exc, "response", None)
+                asked = retry_after(response.headers) if response is not None else None
+                if asked is not None and asked > MAX_WAIT:
+                    raise  # a daily limit, say: the chunk fails, and the next run codes it
+                delay = asked if asked is not None else min(8.0, 0.5 * 2**retry) * (1 - 0.25 * random.random())
+                if status == 429:
+                    self.backoff.pause(delay)
+                    await self.backoff.wait()
+                else:
+                    await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _failure(self, exc: Exception) -> tuple[str, str]:
+        """A unit's failure: its kind and the error in full. An error no request can get past (a
+        refused key, an unknown model, no quota, a parameter the model does not take) stops the
+        run: chunks not yet sent are not sent."""
+        if isinstance(exc, _NotSent):
+            return "not sent: the run stopped", f"not sent: the run stopped at {exc}"
+        if isinstance(exc, NotACompletion):
+            return "not a chat completion", f"{exc} (from {self.endpoint})"
+        import openai
+
+        assert isinstance(exc, openai.APIError)
+        reason, detail = describe_api_error(exc)
+        hint = hopeless(exc, self.model, self.endpoint)
+        if hint and not self.stop_reason:
+            self.stop_reason = f"{detail}: {hint}"
+        return reason, detail
+
+    def _check(self, completion: Completion, chunk: Chunk, codebook: Codebook) -> _Checked:
+        """Read and check every sample (choice) of a reply."""
+        checked = _Checked(returned=len(completion.contents))
+        for content, logprobs, finish, refusal in zip(
+            completion.contents, completion.logprobs, completion.finish_reasons, completion.refusals
+        ):
+            if refusal is not None:
+                said = refusal if finish == "content_filter" else f"the model refused: {refusal}"
+                checked.refused = checked.refused or said
+                checked.problems.append(said)
+                checked.unparsed = refusal
+                continue
+            try:
+                data = reply_data(content)
+            except ValueError as exc:
+                checked.cut_off = checked.cut_off or finish == "length"
+                checked.problems.append(f"The reply was not valid JSON ({exc}).")
+                checked.unparsed = content
                 continue
             items = data.get("codes") if isinstance(data, dict) else None
             if not isinstance(items, list):
-                problems.append('The reply must be a JSON object with a "codes" list.')
-                unparsed = content
+                checked.problems.append('The reply must be a JSON object with a "codes" list.')
+                checked.unparsed = content
                 continue
             # the same checks as the pipeline's validation, so the model hears what would be rejected
             suggestions, rejections = validate_coding(
@@ -614,13 +913,14 @@ class OpenAICoder(BaseCoder):
             for rejection in rejections:
                 if rejection.reason.endswith("more than once for this chunk"):
                     continue  # a code repeated within one reply: the first one stands
-                problems.append(f"{rejection.reason}: {json.dumps(rejection.raw, ensure_ascii=False)[:300]}")
-                invalid.append(rejection.raw)
-            samples.append(_Sample(good, content, logprobs))
-        return samples, invalid, problems, unparsed
+                checked.problems.append(f"{rejection.reason}: {json.dumps(rejection.raw, ensure_ascii=False)[:300]}")
+                checked.invalid.append(rejection.raw)
+            checked.samples.append(_Sample(good, content, logprobs))
+        return checked
 
-    def _combine(self, samples: list[_Sample], codebook: Codebook) -> list[Proposal]:
-        """One proposal per code across samples, with the combined confidence."""
+    def _combine(self, samples: list[_Sample], returned: int) -> list[Proposal]:
+        """One proposal per code across samples, with the combined confidence. Agreement is over
+        the replies the server returned, which may be fewer than asked for (Ollama ignores `n`)."""
         if not samples:
             return []
         by_code: dict[str, list[tuple[_Sample, Proposal]]] = {}
@@ -632,7 +932,7 @@ class OpenAICoder(BaseCoder):
                     by_code.setdefault(proposal.code, []).append((sample, proposal))
         combined = []
         for code, found in by_code.items():
-            agreement = len(found) / self.samples
+            agreement = len(found) / max(returned, len(samples))
             rating = sum(p.confidence for _, p in found) / len(found)
             probabilities = [p for p in (_code_probability(s, code) for s, _ in found) if p is not None]
             if probabilities:
@@ -665,7 +965,8 @@ def _code_probability(sample: _Sample, code: str) -> float | None:
     if not sample.logprobs:
         return None
     needle = json.dumps(code)[1:-1].encode("utf-8")
-    position = sample.content.encode("utf-8").find(b'"' + needle + b'"')
+    content = sample.content.encode("utf-8")
+    position = content.find(b'"' + needle + b'"', len(sample.content[: sample.start].encode("utf-8")))
     if position < 0:
         return None
     start, end = position + 1, position + 1 + len(needle)
@@ -681,6 +982,21 @@ def _code_probability(sample: _Sample, code: str) -> float | None:
     return math.exp(total) if found else None
 
 
+def _shares(usage: Usage, parts: int) -> list[Usage]:
+    """One request's usage split among the units it coded, so that their sum is the request's."""
+    out = []
+    for k in range(parts):
+        out.append(
+            Usage(
+                **{
+                    name: getattr(usage, name) // parts + (1 if k < getattr(usage, name) % parts else 0)
+                    for name in Usage.model_fields
+                }
+            )
+        )
+    return out
+
+
 def _feedback(problems: list[str]) -> str:
     listed = "\n".join(f"- {p}" for p in dict.fromkeys(problems))
     return (
@@ -691,16 +1007,16 @@ def _feedback(problems: list[str]) -> str:
     )
 
 
-def _lacks_json_schema(exc: openai.BadRequestError) -> bool:
-    text = str(exc).lower()
-    return "response_format" in text or "json_schema" in text or "json schema" in text
+class _NotSent(Exception):
+    """A request not sent because an earlier one stopped the run."""
 
 
-def _describe_error(exc: openai.APIError) -> str:
-    status = getattr(exc, "status_code", None)
-    kind = type(exc).__name__
-    return f"{kind} ({status}): {exc.message}" if status else f"{kind}: {exc.message}"
+def _budget(body: dict[str, Any]) -> int:
+    """A request's output budget in tokens."""
+    return int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)
 
 
 def _estimate_tokens(body: dict[str, Any]) -> int:
-    return count_chat_tokens(body["model"], body["messages"]) + (body.get("max_tokens") or 0) // 4
+    """What a request counts against a tokens-per-minute limit, as providers count it: its prompt
+    and its whole output budget."""
+    return count_chat_tokens(body["model"], body["messages"]) + _budget(body)

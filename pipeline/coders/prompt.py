@@ -1,4 +1,5 @@
-"""Prompts: versioned Jinja2 templates in prompts/NAME/{system,user}.jinja.
+"""Prompts: versioned Jinja2 templates in prompts/NAME/{system,user}.jinja (and units.jinja, for
+several units per request).
 
 The system template is the stable prefix (instructions, the whole codebook,
 the output rules), identical for every chunk so providers' prompt caching
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 
 from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
+from pipeline.coders.groups import between
 from pipeline.errors import CoderError
 
 DEFAULT_PROMPT = "coding-v1"
@@ -83,8 +86,35 @@ class Prompt:
         note = unit_note(chunk)
         return f"{note}\n\n{text}" if note else text
 
-    def version(self, codebook: Codebook) -> str:
+    def units(self, chunks: Sequence[Chunk], labels: Sequence[str]) -> str:
+        """The user message for several consecutive units of one transcript (units.jinja): context
+        before the first and after the last, the words between two units, each unit labelled."""
+        try:
+            template = self._env.get_template("units.jinja")
+        except TemplateNotFound as exc:
+            raise CoderError(
+                f"prompt '{self.name}' has no units.jinja in {self.directory}: several units per request need one"
+            ) from exc
+        units = [
+            {
+                "label": label,
+                "chunk": chunk,
+                "note": unit_note(chunk),
+                "between": between(chunks[i - 1], chunk) if i else "",
+            }
+            for i, (chunk, label) in enumerate(zip(chunks, labels))
+        ]
+        return template.render(
+            units=units, before=chunks[0].before, after=chunks[-1].after, metadata=chunks[0].metadata
+        ).strip()
+
+    def version(self, codebook: Codebook, grouped: bool = False) -> str:
+        """A hash of the rendered prefix and the variable part's template (and, for several units per
+        request, of units.jinja)."""
         material = f"{self.name}\0{self.system(codebook)}\0{self._user_source}"
+        if grouped:
+            units = self.directory / "units.jinja"
+            material += "\0" + (units.read_text(encoding="utf-8") if units.is_file() else "")
         return hashlib.sha256(material.encode("utf-8")).hexdigest()[:12]
 
 

@@ -753,6 +753,7 @@ class Methods(BaseModel):
     chunk_sizes: list[int]
     suggestions: int
     status: dict[str, int]  # suggestions by routing status
+    flagged: int  # sent to review as "possible instructions in the data" (pipeline.route)
     rejections: int
     codes: int | None
     measurement: str | None
@@ -826,6 +827,7 @@ def methods_section(
         chunk_sizes=chunk_sizes,
         suggestions=len(suggestions),
         status=dict(Counter(s["status"] for s in suggestions)),
+        flagged=sum(1 for s in suggestions if s.get("flag")),
         rejections=scope.rejections,
         codes=len(codebook.leaves) if codebook else None,
         measurement=codebook.measurement if codebook else None,

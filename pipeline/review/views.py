@@ -78,6 +78,7 @@ class SuggestionDetail(BaseModel):
     codebook_version: str
     run_id: str
     chunk_id: str
+    flag: str | None = None  # why a person must see it whatever its confidence
 
 
 class OtherSuggestion(BaseModel):

@@ -26,8 +26,8 @@ from pipeline.chunk import Chunk, cut
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import BaseCoder, make_coder, provenance
 from pipeline.ingest import CsvOptions, IngestError, Source, discover, manifest_notes, nearest_manifest, read_source
-from pipeline.route import RoutingPolicy, route
-from pipeline.run.request import FileFailure, FileNote, RunRequest, RunSummary, SourceTypeCount
+from pipeline.route import RoutingPolicy, instructions_flag, route
+from pipeline.run.request import FailureCount, FileFailure, FileNote, RunRequest, RunSummary, SourceTypeCount
 from pipeline.store import Store
 from pipeline.suggestion import ChunkCoding, Provenance, Usage
 from pipeline.transcript import Transcript
@@ -164,9 +164,17 @@ def code_batch(
     if len(codings) != len(chunks):
         raise RuntimeError(f"coder returned {len(codings)} codings for {len(chunks)} chunks")
     results = []
+    applicable = len(codebook.applicable_ids())
     for chunk, coding in zip(chunks, codings):
         suggestions, rejections = validate_coding(coding, chunk, codebook, prov.coder_key)
+        flag = None
+        if coder.follows_instructions:
+            proposed = {
+                getattr(p, "code", None) or (p.get("code") if isinstance(p, dict) else None) for p in coding.proposals
+            }
+            flag = instructions_flag(chunk.text, len(proposed - {None}), applicable)
         for suggestion in suggestions:
+            suggestion.flag = flag
             suggestion.status = route(suggestion, policy)
         results.append((coding, suggestions, rejections))
     store.save_codings(run_id, prov, results)
@@ -322,6 +330,8 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
 
     try:
         for i in range(0, len(pending), batch_size):
+            if coder.stop_reason:
+                break  # what is left is not sent: the next run codes it
             batch = pending[i : i + batch_size]
             in_flight.append((batch, steps.code(store, coder, codebook, prov, request.routing, run_id, batch)))
             if len(in_flight) >= coder.batches_in_flight:
@@ -360,6 +370,8 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
         rejected=counts["rejected"],
         failed=failed,
         failed_chunks=counts["failed_chunks"],
+        failures=[FailureCount(**f) for f in store.failures(chunk_ids, prov.coder_key)],
+        stopped=coder.stop_reason,
         requests=live.requests,
         batch_requests=batch_usage.requests,
         cache_hits=live.cache_hits,
@@ -372,6 +384,8 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
         cpu_seconds=round(time.process_time() - cpu_began, 3),  # this process only, not Prefect's server
     )
     store.finish_run(
-        run_id, "failed" if failed or summary.failed_chunks else "finished", summary.model_dump(mode="json")
+        run_id,
+        "failed" if failed or summary.failed_chunks or summary.stopped else "finished",
+        summary.model_dump(mode="json"),
     )
     return summary

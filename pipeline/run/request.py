@@ -60,6 +60,15 @@ class SourceTypeCount(BaseModel):
     inferred: int
 
 
+class FailureCount(BaseModel):
+    """Chunks that came to nothing for one reason: how many, one example, and what becomes of them."""
+
+    reason: str
+    chunks: int
+    example: str | None
+    then: str  # "coded again next run" or "sent to a person"
+
+
 class RunSummary(BaseModel):
     run_id: str
     coder: str
@@ -81,6 +90,9 @@ class RunSummary(BaseModel):
     rejected: int
     failed: list[FileFailure]
     failed_chunks: int
+    failures: list[FailureCount] = Field(default_factory=list)
+    # an error no request could get past stopped the run: what, and what to do
+    stopped: str | None = None
     requests: int
     batch_requests: int
     cache_hits: int

@@ -8,6 +8,7 @@ kill leaves the store consistent and the next run finishes the work.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -367,6 +368,7 @@ class Store:
                     run_id=run_id,
                     status="failed" if coding.error else "coded",
                     error=coding.error,
+                    reason=(coding.reason or _kind(coding.error)) if coding.error else None,
                     raw=coding.raw,
                     input_tokens=coding.usage.input_tokens,
                     cached_input_tokens=coding.usage.cached_input_tokens,
@@ -429,6 +431,40 @@ class Store:
             input_tokens=row[0], cached_input_tokens=row[1], output_tokens=row[2], requests=row[3], cache_hits=row[4]
         )
 
+    def failures(self, chunk_ids: Sequence[str], coder_key: str) -> list[dict[str, Any]]:
+        """Why chunks came to nothing under one coder, by kind, most first: failures (coded again
+        next run) and replies nothing could be read from (sent to a person), each with an example."""
+        kinds: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def count(reason: str, then: str, example: str | None, n: int = 1) -> None:
+            entry = kinds.setdefault((reason, then), {"reason": reason, "chunks": 0, "example": example, "then": then})
+            entry["chunks"] += n
+
+        with self.session() as s:
+            for part in in_batches(chunk_ids):
+                for reason, error in s.execute(
+                    select(ChunkCodingRecord.reason, ChunkCodingRecord.error).where(
+                        ChunkCodingRecord.coder_key == coder_key,
+                        ChunkCodingRecord.chunk_id.in_(part),
+                        ChunkCodingRecord.status == "failed",
+                    )
+                ):
+                    count(reason or _kind(error), "coded again next run", error)
+                for reason, raw in s.execute(
+                    select(RejectionRecord.reason, RejectionRecord.raw).where(
+                        RejectionRecord.coder_key == coder_key,
+                        RejectionRecord.chunk_id.in_(part),
+                        RejectionRecord.code.is_(None),
+                    )
+                ):
+                    said = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+                    count(
+                        reason.split(":", 1)[0] if reason.startswith("the model refused") else reason,
+                        "sent to a person",
+                        f"{reason} ({' '.join(said.split())[:200]})" if said else reason,
+                    )
+        return sorted(kinds.values(), key=lambda k: (-k["chunks"], k["reason"]))
+
     def tally(self, chunk_ids: Sequence[str], coder_key: str) -> dict[str, Any]:
         """Counts over the given chunks under one coder: what a run summary reports."""
         counts = {"accepted": 0, "review": 0, "audit": 0, "rejected": 0, "failed_chunks": 0, "coded_chunks": 0}
@@ -455,6 +491,11 @@ class Store:
                 ):
                     counts["coded_chunks" if status == "coded" else "failed_chunks"] += n
         return counts
+
+
+def _kind(error: str | None) -> str:
+    """The kind of a failure recorded without one: the error's name ("TimeoutError: ...")."""
+    return (error or "").split(":", 1)[0].strip()[:120] or "unknown"
 
 
 def _alive(pid: int) -> bool:

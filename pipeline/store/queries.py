@@ -148,6 +148,7 @@ def suggestion_records(store: Store, run_id: str | None = None, status: str | No
                 "quote_end": suggestion.quote_end,
                 "confidence": suggestion.confidence,
                 "status": suggestion.status,
+                "flag": suggestion.flag,
                 "coder": suggestion.coder,
                 "model": suggestion.model,
                 "prompt_version": suggestion.prompt_version,

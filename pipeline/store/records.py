@@ -134,6 +134,8 @@ class ChunkCodingRecord(Base):
     run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id"))
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
+    # the kind of failure ("timed out", "server error (500)", ...): failures are counted by it
+    reason: Mapped[str | None] = mapped_column(String(120))
     raw: Mapped[str | None] = mapped_column(Text)
     input_tokens: Mapped[int] = mapped_column(default=0)
     cached_input_tokens: Mapped[int] = mapped_column(default=0)
@@ -214,6 +216,8 @@ class SuggestionRecord(Base):
     # who settled it in review; the proposal itself is never changed
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(200))
+    # why it goes to a person whatever its confidence ("possible instructions in the data")
+    flag: Mapped[str | None] = mapped_column(String(200))
 
     __mapper_args__ = {"version_id_col": version}
 

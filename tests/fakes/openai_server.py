@@ -25,18 +25,21 @@ Endpoints (also without the /v1 prefix)
     POST /_control/reset    reset()
     GET  /_control/requests the chat request bodies received so far
     POST /_control/config   {"latency", "rpm_limit", "logprob", "batch_polls_until_done",
-                             "strict_schema_check"}: change settings while running
+                             "strict_schema_check", "reasoning_models", "honour_n"}: change
+                             settings while running (also FakeOpenAI(...) keywords)
 Errors have OpenAI's body shape: {"error": {"message", "type", "param", "code"}}.
 
 How the "model" answers (deterministic)
 --------------------------------------
 * Code ids: from the enum of `properties.codes.items.properties.code` in a json_schema
-  `response_format` (local `$ref`s are followed; `const` and `anyOf` of consts work too);
-  without an enum, from the system (or developer) messages: every line that is exactly
-  `code: <id>` (regex `^code: (\\S+)$`, multiline), in order.
+  `response_format`, else of `properties.units.items.properties.codes.items.properties.code`
+  (the multi-unit schema, below); local `$ref`s are followed; `const` and `anyOf` of consts
+  work too. Without an enum, from the system (or developer) messages: every line that is
+  exactly `code: <id>` (regex `^code: (\\S+)$`, multiline), in order.
 * The passage: the text between a line `<chunk>` and a line `</chunk>` in the latest
-  user message that has such a block (so a retry whose last user message is feedback
-  still codes the same passage); with no block anywhere, the whole last user message.
+  user message that has such a block (or a `<chunk id="...">` block, below: the passage
+  message; so a retry whose last user message is feedback still codes the same passage);
+  with no block anywhere, the whole last user message.
 * Sentences: the passage is split into lines; a speaker label at the start of a line
   (`Name: `, `Dr. Lee: `, `[00:12] P1: `) is dropped; each line is split after `.`, `!`
   or `?`; each sentence is stripped of surrounding white space, so it is verbatim in the
@@ -53,8 +56,28 @@ How the "model" answers (deterministic)
   order (unknown ones get a neutral value of their type), as a strict-mode model would.
 * `n` > 1 (self-consistency): the k-th code of the full reply (0-based) is left out of
   choice i when (i + k) % 3 == 2. So with n=3 every code appears in exactly 2 of the 3
-  choices, and with a single applying code choice 2 is {"codes": []}. The fault `agree`
-  makes all n choices identical (no omissions).
+  choices, and with a single applying code choice 2 is {"codes": []}. (The rule holds for
+  n=1 too: the one choice lacks the codes k = 2, 5, ...) The fault `agree`
+  makes all n choices identical (no omissions). With the server setting `honour_n` off
+  (default on), or the fault `ignore_n`, there is one choice whatever `n` asked (as Ollama).
+* Several units in one request: the passage message (above) holds blocks, each a line
+  `<chunk id="<id>">` (any id without a double quote; qcode sends "u1", "u2", ...), the
+  unit's lines, and a line `</chunk>`; text outside the blocks is not coded. The request
+  is multi-unit when, with a json_schema `response_format`, the schema has a top-level
+  `properties.units` (then a schema without it gets the single reply, of the first block,
+  even with id blocks; and a units schema with no id blocks gets {"units": []}); and
+  without a json_schema (json_object, text or none), when the passage message holds at
+  least one such block. A plain `<chunk>` (no id) or no block is a single-unit request as
+  above. Each block, in order, is coded as a single passage is (same sentences, code
+  matching, quote and confidence 0.9, its quotes from its own passage), and the content is
+  {"units": [{"unit": "<id>", "codes": [items as above]}, ...]} (`ensure_ascii=False`; a
+  unit that nothing applies to has "codes": []). With a json_schema the unit objects and
+  the items have exactly the schema's properties, in its order (`properties.units.items`,
+  and its `properties.codes.items`), as for a single reply. The `n` omission rule above
+  applies within each unit (k counts that unit's codes). fabricated_quote replaces every
+  quote of every unit; unknown_code adds its extra code to every unit, quoting that unit's
+  first sentence. Usage, logprobs, the max_tokens cut and the content faults (malformed,
+  fence, think, refusal, content_filter) apply to the whole content as to a single reply.
 * `max_tokens` / `max_completion_tokens`: a reply longer than that is cut to that many
   tokens with finish_reason "length" (like the real API); otherwise finish_reason "stop".
 * `logprobs: true`: choices[i].logprobs.content has one entry per o200k_base token of
@@ -67,7 +90,8 @@ How the "model" answers (deterministic)
   (each message is <start, role, sep> + content tokens, then <start, assistant, sep>)
   shared with one of the last 50 prompts, rounded down to a multiple of 128, and 0 when
   under 1024 (OpenAI's automatic prompt caching); completion_tokens_details with
-  reasoning_tokens 0. The response's `model` echoes the request's.
+  reasoning_tokens 0 (64 for reasoning models, below). The response's `model` echoes the
+  request's.
 
 Checks the real API makes, made here too (each a 400 invalid_request_error)
 ---------------------------------------------------------------------------
@@ -77,18 +101,67 @@ json_schema without `name` or `schema`; with `strict: true` (when the server set
 `additionalProperties: false` and list all its properties in `required`; a json_object
 request whose messages never mention "json"; `top_logprobs` without `logprobs`.
 
+Reasoning models: with the server setting `reasoning_models` on (the default), a model whose
+name matches `^(o\\d|gpt-5)` (o1, o3-mini, o4-mini, gpt-5, gpt-5-mini...) gets OpenAI's 400s
+(type "invalid_request_error") for the parameters those models reject, the first of:
+    max_tokens present    code "unsupported_parameter", param "max_tokens", "Unsupported
+                          parameter: 'max_tokens' is not supported with this model. Use
+                          'max_completion_tokens' instead."
+    temperature != 1      code "unsupported_value", param "temperature", "Unsupported value:
+                          'temperature' does not support 0 with this model. Only the default
+                          (1) value is supported." (the value as sent, JSON: 0, 0.0, 0.2)
+    top_p != 1            the same with 'top_p'
+    logprobs: true        code "unsupported_parameter", param "logprobs", "Unsupported
+                          parameter: 'logprobs' is not supported with this model."
+(null counts as absent). Otherwise they answer normally, and their usage has
+completion_tokens_details.reasoning_tokens 64 (once per request, not per choice), also counted
+in completion_tokens (and in a batch's output_tokens_details.reasoning_tokens). These checks
+come after the error faults, before the response_format checks. Off: such models are like any.
+
 Faults: add_fault(kind, times=1, match=None, **options)
 -------------------------------------------------------
 A fault applies to the next `times` chat completions (live or in a batch) whose passage
 message (see above: the user message holding the <chunk> block, else the last user
 message) contains `match`, or to any request when match is None; each request it applies
-to uses up one. Error faults (429, 500, no_json_schema) are tried first in the order
-added, and the first that applies answers the request alone without using up other
-faults; otherwise each other kind applies at most one of its pending faults.
+to uses up one. Any fault with the option `only_json_schema=True` applies only to requests
+whose response_format type is json_schema (others pass and do not use it up), as
+no_json_schema always does. The unit faults (drop_unit, mislabel_unit, borrow_quote) apply
+only to multi-unit requests (single-unit ones pass and do not use them up). Live-only faults (html, reset) never apply to batch lines and
+are not used up by them. Error faults (429, 500, no_json_schema, status) and the other
+faults that replace the whole reply (html, not_completion, reset) are tried first in the
+order added, and the first that applies answers the request alone without using up other
+faults (no latency before it); otherwise each other kind applies at most one of its
+pending faults.
     429               status 429, header `Retry-After: <retry_after>` (default 1; a float
                       such as 0.05 is written as is, which the openai client honours), body
                       type "rate_limit_error", code "rate_limit_exceeded".
     500               status 500, type "server_error".
+    status            a generic error reply: option `status` (required, 400-599), `type`
+                      (default "server_error" from 500, "rate_limit_error" for 429, else
+                      "invalid_request_error"), `code` and `param` (default null), `message`
+                      (default the HTTP reason phrase, e.g. "Unauthorized"), `headers` (extra
+                      response headers; unlike the 429 fault, no Retry-After unless given
+                      here), `body` (any JSON, sent as is instead of {"error": {"message",
+                      "type", "param", "code"}}).
+                      E.g. status=401, code "invalid_api_key"; status=404, code
+                      "model_not_found"; status=429, type and code "insufficient_quota";
+                      status=429, headers={"x-ratelimit-reset-requests": "0.2s"}; status=422,
+                      body={"detail": [{"type": "value_error", "loc": [...], "msg": ...}]}
+                      (vLLM/FastAPI validation). In a batch the line fails with it.
+    html              status 200 (option `status`), Content-Type "text/html; charset=utf-8",
+                      body "<!DOCTYPE html><html><head><title>Sign in</title></head><body>
+                      <h1>Please sign in</h1></body></html>" (one line; option `body`), as a
+                      login proxy or captive portal answers. Live only.
+    not_completion    status 200 (option `status`), application/json, body the option `body`
+                      (any JSON value), default {"error": {"message": "upstream model
+                      unavailable", "type": "server_error", "code": null}} (a proxy's error
+                      with a 200). E.g. {"object": "chat.completion", "id": "x", "choices": []},
+                      {"id": "x", "object": "chat.completion"}, "just a string",
+                      {"choices": "oops"}. No usage unless the body has it (no token stats).
+                      In a batch it is the line's response body (output file when 200).
+    reset             no reply: the server resets the TCP connection (SO_LINGER 0) after
+                      reading the request; the openai client raises APIConnectionError (and
+                      retries it). Live only.
     slow              sleep `seconds` (default 2) before answering normally (live only).
     malformed         200 whose content is the reply cut in half, not valid JSON
                       (finish_reason "stop", or option `finish_reason`).
@@ -99,11 +172,64 @@ faults; otherwise each other kind applies at most one of its pending faults.
                       requests pass and do not use it up); times=10**9 makes it permanent.
     agree             all n choices identical.
     logprob           token logprob `value` for this request (the server setting otherwise).
+    ignore_n          one choice whatever `n` the request asked for (as Ollama does).
+    fence             the content is "Here is the coding of the passage:\\n\\n```json\\n" + the
+                      JSON + "\\n```\\n" (option `lang`, default "json"; lang="" gives a bare
+                      ``` fence), as chat models without a response_format often answer.
+    think             the content is "<think>\\n" + `text` + "\\n</think>\\n\\n" + the JSON (text
+                      default "Let me look at the passage. The speaker mentions several
+                      things."), as DeepSeek-R1 or Qwen3 served without a reasoning parser; its
+                      tokens count, and max_tokens cuts the whole content.
+                      Option `field="reasoning_content"` (llama.cpp, vLLM; "reasoning" for
+                      Ollama or OpenRouter): the text goes in message.<field> instead and the
+                      content is the JSON alone; completion_tokens counts both, max_tokens
+                      cuts the content only.
+                      Option `budget` (int): when the request's max_completion_tokens (or
+                      max_tokens) is <= budget, the reasoning uses up the limit: the content
+                      is "<think>\\n" + text cut to the limit, with no "</think>" and no JSON
+                      (with `field`: content null and message.<field> the cut text),
+                      finish_reason "length", completion_tokens = the limit (per choice).
+                      Without a limit in the request, budget changes nothing.
+    refusal           message.content null, message.refusal the option `text` (default "I'm
+                      sorry, but I can't help with that request."), finish_reason "stop",
+                      completion_tokens = the refusal's tokens (with logprobs: logprobs.content
+                      null, logprobs.refusal one entry per token).
+    content_filter    finish_reason "content_filter", message.content null (option
+                      `partial=True`: the first half, by characters, of the reply), and, as Azure
+                      OpenAI sends, the choice has "content_filter_results": {"violence":
+                      {"filtered": true, "severity": "medium"}} (option `results` replaces it);
+                      completion_tokens = the kept content's tokens.
+    drop_unit         (multi-unit) one unit is left out of the reply: option `unit` (an id;
+                      default the last unit of the request).
+    mislabel_unit     (multi-unit) one unit is written with a wrong id: option `unit` (default
+                      the last unit), written as option `as` (default "u99"; from Python,
+                      add_fault("mislabel_unit", **{"as": "u7"})). Its codes are unchanged.
+    borrow_quote      (multi-unit) every code of one unit (option `unit`, default the first)
+                      quotes, instead of its own sentence, the first sentence of the NEXT unit
+                      of the request (of the previous one when it is the last unit), so a
+                      check of each quote against its own unit must reject it. When that unit
+                      has no codes (in that choice), it gets one: the request's first code id,
+                      justification 'The passage mentions "<first word of the quote>", which
+                      fits <code>.', that quote, confidence 0.9 (with no code ids at all it
+                      stays empty). With a single unit in the request there is no other unit
+                      and the reply is unchanged (the fault is still used up).
+                      For all three: `unit` must be a string; an id not in the request changes
+                      nothing (the fault is still used up); with duplicate ids the first such
+                      unit is the one. They apply to every one of the n choices, after that
+                      choice's omissions, in the order borrow_quote, mislabel_unit, drop_unit
+                      (each naming units by their ids in the request).
+Content faults stack in this order: the unit faults, then malformed, fence, think, then the
+max_tokens cut; refusal and content_filter replace the content, so malformed, fence and
+think do not show with them.
 Server-wide: `latency` seconds of sleep before every live chat answer (not before 429s or
 400s), and `rpm_limit`: a sliding 60 s window of accepted live chat requests; over it,
 429 (type "requests", code "rate_limit_exceeded", as OpenAI sends for RPM) with
 Retry-After = whole seconds until the oldest request leaves the window. Responses then
 carry x-ratelimit-limit-requests / -remaining-requests / -reset-requests.
+`reasoning_models` and `honour_n`: see above.
+
+Every live chat request body that parses as JSON is kept in `requests` (GET
+/_control/requests), those answered by a fault, a 429 or a 400 included.
 
 Files and batches
 -----------------
@@ -121,7 +247,8 @@ and usage are filled in. Cancel sets "cancelled" (400 once the batch is final).
 stats()
 -------
 chat_requests (every live chat HTTP request, faulted, rejected and invalid included),
-chat_completed (200s), chat_errors (non-200s), rate_limited (rpm_limit rejections),
+chat_completed (200s, html and not_completion 200s included), chat_errors (non-200s and
+resets), rate_limited (rpm_limit rejections),
 faults_served {kind: count} (live and batch), prompt_tokens / completion_tokens /
 cached_tokens (live 200s), batch_requests / batch_completed / batch_failed and
 batch_prompt_tokens / batch_completion_tokens / batch_cached_tokens (batch lines), files
@@ -141,6 +268,7 @@ import re
 import secrets
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -148,6 +276,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -164,11 +293,35 @@ FAULT_KINDS = (
     "no_json_schema",
     "agree",
     "logprob",
+    "think",
+    "fence",
+    "refusal",
+    "content_filter",
+    "html",
+    "not_completion",
+    "ignore_n",
+    "status",
+    "reset",
+    "drop_unit",
+    "mislabel_unit",
+    "borrow_quote",
 )
-ERROR_FAULTS = ("429", "500", "no_json_schema")
+# the faults that answer a request alone (tried first, in the order added)
+ERROR_FAULTS = ("429", "500", "no_json_schema", "status", "html", "not_completion", "reset")
+LIVE_ONLY_FAULTS = ("html", "reset")  # batch lines neither see nor use them up
+UNIT_FAULTS = ("drop_unit", "mislabel_unit", "borrow_quote")  # multi-unit requests only
+MISLABEL = "u99"
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano")
 UNKNOWN_CODE = "made-up-code"
 FABRICATED = "The participant said the moon is made of green cheese and nothing else."
+THINK_TEXT = "Let me look at the passage. The speaker mentions several things."
+REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
+FENCE_INTRO = "Here is the coding of the passage:\n\n"
+HTML_BODY = "<!DOCTYPE html><html><head><title>Sign in</title></head><body><h1>Please sign in</h1></body></html>"
+NOT_COMPLETION_BODY = {"error": {"message": "upstream model unavailable", "type": "server_error", "code": None}}
+CONTENT_FILTER_RESULTS = {"violence": {"filtered": True, "severity": "medium"}}
+REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
+REASONING_TOKENS = 64
 CACHE_MIN, CACHE_STEP, CACHE_PROMPTS = 1024, 128, 50
 BATCH_ENDPOINTS = ("/v1/chat/completions",)
 
@@ -204,13 +357,29 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        raw: Any = None,
     ):
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
         self.headers = headers or {}
+        self.raw = raw  # a body to send as is instead of OpenAI's error shape
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> Any:
+        if self.raw is not None:
+            return copy.deepcopy(self.raw)
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class _RawReply(Exception):
+    """A whole reply that is not a chat completion (the html and not_completion faults)."""
+
+    def __init__(self, status: int, payload: Any, headers: dict[str, str] | None = None):
+        super().__init__(status)
+        self.status, self.payload, self.headers = status, payload, headers or {}
+
+
+class _Reset(Exception):
+    """Close the connection without a reply (the reset fault)."""
 
 
 @dataclass
@@ -230,6 +399,8 @@ _CODE_LINE = re.compile(r"^code: (\S+)$", re.M)
 _CHUNK = re.compile(r"^[ \t]*<chunk(?:\s[^>\n]*)?>[ \t]*\r?\n(.*?)\r?\n[ \t]*</chunk>[ \t]*$", re.M | re.S)
 _LABEL = re.compile(r"^[ \t]*(?:\[[^\]\n]{1,20}\][ \t]*)?[A-Z0-9][\w'.\-]*(?:[ \t]+[A-Z0-9][\w'.\-]*){0,3}:[ \t]+")
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
+_UNIT_OPEN = re.compile(r'[ \t]*<chunk[ \t]+id="([^"]*)"[ \t]*>[ \t]*')
+_UNIT_CLOSE = re.compile(r"[ \t]*</chunk>[ \t]*")
 
 
 def _text(content: Any) -> str:
@@ -249,11 +420,29 @@ def _text(content: Any) -> str:
     return str(content)
 
 
+def unit_blocks(text: str) -> list[tuple[str, str]]:
+    """The (id, passage) of every `<chunk id="...">` ... `</chunk>` block in a message, in order."""
+    found: list[tuple[str, str]] = []
+    unit: str | None = None
+    lines: list[str] = []
+    for line in re.split(r"\r?\n", text):
+        if unit is None:
+            opened = _UNIT_OPEN.fullmatch(line)
+            if opened:
+                unit, lines = opened.group(1), []
+        elif _UNIT_CLOSE.fullmatch(line):
+            found.append((unit, "\n".join(lines)))
+            unit = None
+        else:
+            lines.append(line)
+    return found
+
+
 def passage_message(messages: list[dict[str, Any]]) -> str:
     """The user message holding the passage: the latest with a <chunk> block, else the last user message."""
     users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
     for text in reversed(users):
-        if _CHUNK.search(text):
+        if _CHUNK.search(text) or unit_blocks(text):
             return text
     return users[-1] if users else ""
 
@@ -279,6 +468,25 @@ def sentences(chunk: str) -> list[str]:
 
 def _id_parts(code: str) -> list[str]:
     return [p for p in re.split(r"[._-]", code) if len(p) >= 4]
+
+
+def code_passage(ids: list[str], chunk: str) -> list[dict[str, Any]]:
+    """The reply's items for one passage: every code that applies, in code-id order."""
+    chunk_sentences = sentences(chunk)
+    found: list[dict[str, Any]] = []
+    for code in dict.fromkeys(ids):
+        hit = match_code(code, chunk_sentences)
+        if hit:
+            quote, word = hit
+            found.append(
+                {
+                    "code": code,
+                    "justification": f'The passage mentions "{word}", which fits {code}.',
+                    "quote": quote,
+                    "confidence": 0.9,
+                }
+            )
+    return found
 
 
 def match_code(code: str, chunk_sentences: list[str]) -> tuple[str, str] | None:
@@ -308,13 +516,30 @@ def _resolve(node: Any, root: dict[str, Any]) -> Any:
     return node
 
 
-def _schema_codes(schema: dict[str, Any]) -> list[str] | None:
-    """The enum of codes.items.code in a reply schema, or None when there is none."""
+def _schema_node(schema: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The schema node at a path of keys (`$ref`s followed), or None."""
     node = _resolve(schema, schema)
-    for key in ("properties", "codes", "items", "properties", "code"):
+    for key in path:
         node = _resolve(node.get(key) if isinstance(node, dict) else None, schema)
         if node is None:
             return None
+    return node
+
+
+_CODE_PATH = ("properties", "codes", "items", "properties", "code")
+_UNITS_PATH = ("properties", "units", "items")
+
+
+def _schema_has_units(schema: Any) -> bool:
+    """Whether a reply schema is the multi-unit one (a top-level `units` property)."""
+    return isinstance(schema, dict) and isinstance(_schema_node(schema, ("properties", "units")), dict)
+
+
+def _schema_codes(schema: dict[str, Any]) -> list[str] | None:
+    """The enum of codes.items.code (or units.items.codes.items.code) in a reply schema, or None."""
+    node = _schema_node(schema, _CODE_PATH)
+    if not isinstance(node, dict):
+        node = _schema_node(schema, _UNITS_PATH + _CODE_PATH)
     if not isinstance(node, dict):
         return None
     if isinstance(node.get("enum"), list):
@@ -465,6 +690,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
             status, payload, headers = self.server.fake._route(method, self.path, self.headers, body)
+        except _Reset:
+            self._abort()
+            return
         except ApiError as exc:
             status, payload, headers = exc.status, exc.body(), exc.headers
         except Exception as exc:  # a bug here: answer 500 and show it
@@ -488,6 +716,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _abort(self) -> None:
+        """Drop the connection with no reply: a TCP reset (SO_LINGER 0), so the client sees a connection error."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()  # the socket really closes when rfile and wfile close, in finish()
+        except OSError:
+            pass
 
 
 def _parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
@@ -552,6 +789,8 @@ class FakeOpenAI:
         logprob: float = -0.01,
         strict_schema_check: bool = True,
         verbose: bool = False,
+        reasoning_models: bool = True,
+        honour_n: bool = True,
     ):
         self.host, self.port = host, port
         self.latency = latency
@@ -560,6 +799,8 @@ class FakeOpenAI:
         self.logprob = logprob
         self.strict_schema_check = strict_schema_check
         self.verbose = verbose
+        self.reasoning_models = reasoning_models
+        self.honour_n = honour_n
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.RLock()  # faults, stats, requests, prompt cache, rpm window, files
         self._batch_lock = threading.RLock()  # batches; held while a batch runs, so live requests go on
@@ -636,6 +877,21 @@ class FakeOpenAI:
             raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
         if not isinstance(times, int) or isinstance(times, bool) or times < 1:
             raise ValueError("times must be a positive integer")
+        status = options.get("status")
+        if kind == "status" and "status" not in options:
+            raise ValueError("the status fault needs the option status (an HTTP status code)")
+        if "status" in options and kind in ("status", "html", "not_completion"):
+            low = 400 if kind == "status" else 100
+            if not isinstance(status, int) or isinstance(status, bool) or not low <= status <= 599:
+                raise ValueError(f"status must be an integer from {low} to 599, not {status!r}")
+        if kind == "status" and "headers" in options and not isinstance(options["headers"], dict):
+            raise ValueError("headers must be an object of header names to values")
+        for key in ("unit", "as"):
+            if kind in UNIT_FAULTS and key in options and not isinstance(options[key], str):
+                raise ValueError(f"{key} must be a unit id (a string), not {options[key]!r}")
+        budget = options.get("budget")
+        if kind == "think" and budget is not None and (not isinstance(budget, int) or isinstance(budget, bool)):
+            raise ValueError(f"budget must be an integer, not {budget!r}")
         with self._lock:
             self._faults.append(Fault(kind, times, match, dict(options)))
 
@@ -659,8 +915,17 @@ class FakeOpenAI:
             self._window.clear()
 
     def configure(self, **settings: Any) -> dict[str, Any]:
-        """Change latency, rpm_limit, logprob, batch_polls_until_done or strict_schema_check."""
-        allowed = ("latency", "rpm_limit", "logprob", "batch_polls_until_done", "strict_schema_check")
+        """Change latency, rpm_limit, logprob, batch_polls_until_done, strict_schema_check, reasoning_models or
+        honour_n."""
+        allowed = (
+            "latency",
+            "rpm_limit",
+            "logprob",
+            "batch_polls_until_done",
+            "strict_schema_check",
+            "reasoning_models",
+            "honour_n",
+        )
         with self._lock:
             for key, value in settings.items():
                 if key not in allowed:
@@ -693,9 +958,7 @@ class FakeOpenAI:
 
     # --- routing ------------------------------------------------------------
 
-    def _route(
-        self, method: str, raw_path: str, headers: Any, body: bytes
-    ) -> tuple[int, dict[str, Any] | bytes, dict[str, str]]:
+    def _route(self, method: str, raw_path: str, headers: Any, body: bytes) -> tuple[int, Any, dict[str, str]]:
         split = urlsplit(raw_path)
         path, query = split.path.rstrip("/") or "/", parse_qs(split.query)
         if path.startswith("/v1/"):
@@ -765,7 +1028,7 @@ class FakeOpenAI:
 
     # --- chat completions ---------------------------------------------------
 
-    def _live_chat(self, raw: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _live_chat(self, raw: bytes) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
             self._stats["chat_requests"] += 1
             self._stats["in_flight"] += 1
@@ -776,9 +1039,14 @@ class FakeOpenAI:
                 with self._lock:
                     self.requests.append(body)
                 headers = self._admit()
-                status, payload = self._chat(body, live=True)
+                try:
+                    status, payload = self._chat(body, live=True)
+                except _RawReply as reply:
+                    with self._lock:
+                        self._stats["chat_completed" if reply.status == 200 else "chat_errors"] += 1
+                    return reply.status, reply.payload, {**headers, **reply.headers}
                 return status, payload, headers
-            except ApiError:
+            except (ApiError, _Reset):
                 with self._lock:
                     self._stats["chat_errors"] += 1
                 raise
@@ -821,15 +1089,22 @@ class FakeOpenAI:
                 "x-ratelimit-reset-requests": f"{reset:.3f}s",
             }
 
-    def _take_faults(self, body: dict[str, Any], rf_type: str | None) -> tuple[Fault | None, dict[str, Fault]]:
+    def _take_faults(
+        self, message: str, rf_type: str | None, live: bool, multi: bool
+    ) -> tuple[Fault | None, dict[str, Fault]]:
         """Use up the faults that apply: (an error fault, or None; the other faults by kind)."""
-        message = passage_message(body["messages"])
         with self._lock:
 
             def applies(fault: Fault) -> bool:
                 if fault.match is not None and str(fault.match) not in message:
                     return False
-                return fault.kind != "no_json_schema" or rf_type == "json_schema"
+                if not live and fault.kind in LIVE_ONLY_FAULTS:
+                    return False
+                if fault.kind in UNIT_FAULTS and not multi:
+                    return False
+                if fault.kind == "no_json_schema" or fault.options.get("only_json_schema"):
+                    return rf_type == "json_schema"
+                return True
 
             def use(fault: Fault) -> Fault:
                 fault.times -= 1
@@ -862,8 +1137,15 @@ class FakeOpenAI:
             raise ApiError(400, "stream=true is not supported by this fake server", param="stream")
         rf = body.get("response_format")
         rf_type = rf.get("type") if isinstance(rf, dict) else None
+        message = passage_message(messages)
+        blocks = unit_blocks(message)
+        if rf_type == "json_schema":  # the schema decides the reply's shape
+            spec = rf.get("json_schema") if isinstance(rf, dict) else None
+            multi = _schema_has_units(spec.get("schema") if isinstance(spec, dict) else None)
+        else:
+            multi = bool(blocks)
 
-        error, faults = self._take_faults(body, rf_type)
+        error, faults = self._take_faults(message, rf_type, live, multi)
         if error is not None:
             if error.kind == "429":
                 retry = error.options.get("retry_after", 1)
@@ -879,12 +1161,29 @@ class FakeOpenAI:
                 raise ApiError(
                     500, "The server had an error while processing your request. Sorry about that!", "server_error"
                 )
+            if error.kind == "status":
+                raise _status_error(error.options)
+            if error.kind == "html":
+                data = str(error.options.get("body", HTML_BODY)).encode("utf-8")
+                raise _RawReply(
+                    int(error.options.get("status", 200)), data, {"Content-Type": "text/html; charset=utf-8"}
+                )
+            if error.kind == "not_completion":
+                payload = copy.deepcopy(error.options.get("body", NOT_COMPLETION_BODY))
+                raise _RawReply(int(error.options.get("status", 200)), payload)
+            if error.kind == "reset":
+                raise _Reset()
             raise ApiError(400, "response_format json_schema is not supported", param="response_format")
 
+        reasoning = bool(self.reasoning_models) and bool(REASONING_MODEL.match(model))
+        if reasoning:
+            _check_reasoning_params(body)
         schema = self._check_format(rf, messages)
         n = body.get("n") or 1
         if not isinstance(n, int) or not 1 <= n <= 128:
             raise ApiError(400, f"Invalid 'n': integer between 1 and 128 expected, got {n!r}.", param="n")
+        if "ignore_n" in faults or not self.honour_n:
+            n = 1
         top = body.get("top_logprobs") or 0
         if top and not body.get("logprobs"):
             raise ApiError(400, "Invalid value for 'top_logprobs': logprobs must be true.", param="top_logprobs")
@@ -904,34 +1203,25 @@ class FakeOpenAI:
         else:
             system = "\n".join(_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer"))
             ids = _CODE_LINE.findall(system)
-        chunk = passage(messages)
-        chunk_sentences = sentences(chunk)
-        found: list[dict[str, Any]] = []
-        for code in dict.fromkeys(ids):
-            hit = match_code(code, chunk_sentences)
-            if hit:
-                quote, word = hit
-                found.append(
+        # each unit (one for a single-unit request): (id, passage, found items, extra items)
+        units: list[tuple[str, str, list[dict[str, Any]], list[dict[str, Any]]]] = []
+        fake = FABRICATED if FABRICATED not in message else FABRICATED + " Really."
+        for unit, chunk in blocks if multi else [("", passage(messages))]:
+            found = code_passage(ids, chunk)
+            if "fabricated_quote" in faults:
+                found = [{**item, "quote": fake} for item in found]
+            extra = []
+            if "unknown_code" in faults:
+                chunk_sentences = sentences(chunk)
+                extra.append(
                     {
-                        "code": code,
-                        "justification": f'The passage mentions "{word}", which fits {code}.',
-                        "quote": quote,
+                        "code": UNKNOWN_CODE,
+                        "justification": "This code is not in the codebook.",
+                        "quote": chunk_sentences[0] if chunk_sentences else chunk.strip(),
                         "confidence": 0.9,
                     }
                 )
-        if "fabricated_quote" in faults:
-            fake = FABRICATED if FABRICATED not in chunk else FABRICATED + " Really."
-            found = [{**item, "quote": fake} for item in found]
-        extra = []
-        if "unknown_code" in faults:
-            extra.append(
-                {
-                    "code": UNKNOWN_CODE,
-                    "justification": "This code is not in the codebook.",
-                    "quote": chunk_sentences[0] if chunk_sentences else chunk.strip(),
-                    "confidence": 0.9,
-                }
-            )
+            units.append((unit, chunk, found, extra))
         logprob = (
             float(faults["logprob"].options.get("value", faults["logprob"].options.get("logprob", self.logprob)))
             if "logprob" in faults
@@ -941,27 +1231,19 @@ class FakeOpenAI:
 
         choices, completion_tokens = [], 0
         for i in range(n):
-            items = [item for k, item in enumerate(found) if "agree" in faults or (i + k) % 3 != 2] + extra
-            content = self._render(items, schema)
-            finish = "stop"
-            if "malformed" in faults:
-                content = _break_json(content)
-                finish = str(faults["malformed"].options.get("finish_reason", "stop"))
-            tokens = list(_tokens(content))
-            if isinstance(limit, int) and limit > 0 and len(tokens) > limit:
-                tokens = tokens[:limit]
-                content = _enc().decode(tokens)
-                finish = "length"
-            completion_tokens += len(tokens)
-            choice: dict[str, Any] = {
-                "index": i,
-                "finish_reason": finish,
-                "logprobs": None,
-                "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
-            }
-            if body.get("logprobs"):
-                choice["logprobs"] = {"content": _logprobs(tokens, logprob, top), "refusal": None}
+            replies = [
+                (unit, [item for k, item in enumerate(found) if "agree" in faults or (i + k) % 3 != 2] + extra)
+                for unit, _, found, extra in units
+            ]
+            if multi:
+                content = self._render_units(_unit_faults(replies, units, faults, ids), schema)
+            else:
+                content = self._render(replies[0][1], schema)
+            choice, tokens_used = _choice(i, content, faults, limit, body, logprob, top)
+            completion_tokens += tokens_used
             choices.append(choice)
+        reasoning_tokens = REASONING_TOKENS if reasoning else 0
+        completion_tokens += reasoning_tokens
 
         prompt = _prompt_tokens(messages)
         cached = self._cache(prompt)
@@ -971,7 +1253,7 @@ class FakeOpenAI:
             "total_tokens": len(prompt) + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": reasoning_tokens,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -1060,6 +1342,25 @@ class FakeOpenAI:
         item_schema = codes.get("items") if isinstance(codes, dict) else None
         shaped = [_shape(item, item_schema, schema) for item in items]
         return json.dumps(_shape({"codes": shaped}, root, schema), ensure_ascii=False)
+
+    @staticmethod
+    def _render_units(replies: list[tuple[str, list[dict[str, Any]]]], schema: dict[str, Any] | None) -> str:
+        if schema is None:
+            payload = {"units": [{"unit": unit, "codes": items} for unit, items in replies]}
+            return json.dumps(payload, ensure_ascii=False)
+        root = _resolve(schema, schema)
+        unit_schema = _schema_node(schema, _UNITS_PATH)
+        codes = (
+            _resolve((unit_schema.get("properties") or {}).get("codes"), schema)
+            if isinstance(unit_schema, dict)
+            else None
+        )
+        item_schema = codes.get("items") if isinstance(codes, dict) else None
+        shaped = [
+            _shape({"unit": unit, "codes": [_shape(item, item_schema, schema) for item in items]}, unit_schema, schema)
+            for unit, items in replies
+        ]
+        return json.dumps(_shape({"units": shaped}, root, schema), ensure_ascii=False)
 
     def _cache(self, prompt: tuple[int, ...]) -> int:
         """Cached prefix tokens of this prompt against the last prompts (then remember it)."""
@@ -1258,7 +1559,7 @@ class FakeOpenAI:
         if batch["finalizing_at"] is None:
             batch["finalizing_at"] = _now()
         ok, failed = [], []
-        usage = {"input_tokens": 0, "output_tokens": 0, "cached": 0}
+        usage = {"input_tokens": 0, "output_tokens": 0, "cached": 0, "reasoning": 0}
         for line in batch.pop("_lines"):
             with self._lock:
                 self._stats["batch_requests"] += 1
@@ -1267,8 +1568,11 @@ class FakeOpenAI:
                 usage["input_tokens"] += payload["usage"]["prompt_tokens"]
                 usage["output_tokens"] += payload["usage"]["completion_tokens"]
                 usage["cached"] += payload["usage"]["prompt_tokens_details"]["cached_tokens"]
+                usage["reasoning"] += payload["usage"]["completion_tokens_details"]["reasoning_tokens"]
             except ApiError as exc:
                 status, payload = exc.status, exc.body()
+            except _RawReply as reply:  # not_completion: its body as the line's response body
+                status, payload = reply.status, reply.payload
             record = {
                 "id": "batch_req_" + secrets.token_hex(12),
                 "custom_id": line["custom_id"],
@@ -1295,7 +1599,7 @@ class FakeOpenAI:
                 "input_tokens": usage["input_tokens"],
                 "input_tokens_details": {"cached_tokens": usage["cached"]},
                 "output_tokens": usage["output_tokens"],
-                "output_tokens_details": {"reasoning_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": usage["reasoning"]},
                 "total_tokens": usage["input_tokens"] + usage["output_tokens"],
             },
         )
@@ -1352,6 +1656,51 @@ class FakeOpenAI:
             return _public(batch)
 
 
+def _unit_faults(
+    replies: list[tuple[str, list[dict[str, Any]]]],
+    units: list[tuple[str, str, list[dict[str, Any]], list[dict[str, Any]]]],
+    faults: dict[str, Fault],
+    ids: list[str],
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """One choice's units with the faults borrow_quote, mislabel_unit and drop_unit applied (in that order)."""
+    order = [unit for unit, _ in replies]
+
+    def chosen(fault: Fault, default: int) -> int | None:
+        """The index of the unit a fault's option `unit` names (the default index without it), or None."""
+        if "unit" not in fault.options:
+            return default if order else None
+        wanted = str(fault.options["unit"])
+        return order.index(wanted) if wanted in order else None
+
+    replies = [(unit, list(items)) for unit, items in replies]
+    if "borrow_quote" in faults and len(replies) > 1:
+        at = chosen(faults["borrow_quote"], 0)
+        if at is not None:
+            source = units[at + 1 if at + 1 < len(units) else at - 1][1]
+            source_sentences = sentences(source)
+            quote = source_sentences[0] if source_sentences else source.strip()
+            unit, items = replies[at]
+            if quote and items:
+                replies[at] = (unit, [{**item, "quote": quote} for item in items])
+            elif quote and ids:
+                code = ids[0]
+                word = re.match(r"\w+", quote)
+                justification = f'The passage mentions "{word.group() if word else quote}", which fits {code}.'
+                replies[at] = (
+                    unit,
+                    [{"code": code, "justification": justification, "quote": quote, "confidence": 0.9}],
+                )
+    if "mislabel_unit" in faults:
+        at = chosen(faults["mislabel_unit"], len(order) - 1)
+        if at is not None:
+            replies[at] = (str(faults["mislabel_unit"].options.get("as", MISLABEL)), replies[at][1])
+    if "drop_unit" in faults:
+        at = chosen(faults["drop_unit"], len(order) - 1)
+        if at is not None:
+            del replies[at]
+    return replies
+
+
 def _public(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(v) for k, v in batch.items() if not k.startswith("_")}
 
@@ -1368,6 +1717,132 @@ def _break_json(content: str) -> str:
     except json.JSONDecodeError:
         return broken
     return broken + "{"
+
+
+def _choice(
+    index: int,
+    content: str,
+    faults: dict[str, Fault],
+    limit: Any,
+    body: dict[str, Any],
+    logprob: float,
+    top: int,
+) -> tuple[dict[str, Any], int]:
+    """One choice from the reply's JSON `content` with the content faults applied: (choice, completion tokens)."""
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    choice: dict[str, Any] = {"index": index, "finish_reason": "stop", "logprobs": None, "message": message}
+    want_logprobs = bool(body.get("logprobs"))
+    capped = isinstance(limit, int) and limit > 0
+
+    def with_logprobs(tokens: list[int], refusal: bool = False) -> None:
+        if want_logprobs:
+            entries = _logprobs(tokens, logprob, top)
+            choice["logprobs"] = (
+                {"content": None, "refusal": entries} if refusal else {"content": entries, "refusal": None}
+            )
+
+    if "refusal" in faults:
+        text = str(faults["refusal"].options.get("text", REFUSAL_TEXT))
+        tokens = list(_tokens(text))
+        message.update(content=None, refusal=text)
+        with_logprobs(tokens, refusal=True)
+        return choice, len(tokens)
+    if "content_filter" in faults:
+        options = faults["content_filter"].options
+        kept = content[: len(content) // 2] if options.get("partial") else None
+        tokens = list(_tokens(kept)) if kept else []
+        message["content"] = kept
+        choice["finish_reason"] = "content_filter"
+        choice["content_filter_results"] = copy.deepcopy(options.get("results", CONTENT_FILTER_RESULTS))
+        with_logprobs(tokens)
+        return choice, len(tokens)
+
+    finish = "stop"
+    if "malformed" in faults:
+        content = _break_json(content)
+        finish = str(faults["malformed"].options.get("finish_reason", "stop"))
+    if "fence" in faults:
+        lang = faults["fence"].options.get("lang", "json")
+        content = f"{FENCE_INTRO}```{'' if lang is None else lang}\n{content}\n```\n"
+    reasoning_tokens = 0
+    if "think" in faults:
+        options = faults["think"].options
+        text = str(options.get("text", THINK_TEXT))
+        where, budget = options.get("field"), options.get("budget")
+        if budget is not None and capped and limit <= budget:  # the reasoning uses up the whole limit
+            if where:
+                message[str(where)] = _enc().decode(list(_tokens(text))[:limit])
+                message["content"], tokens = None, []
+            else:
+                tokens = list(_tokens("<think>\n" + text))[:limit]
+                message["content"] = _enc().decode(tokens)
+            choice["finish_reason"] = "length"
+            with_logprobs(tokens)
+            return choice, limit
+        if where:
+            message[str(where)] = text
+            reasoning_tokens = count_tokens(text)
+        else:
+            content = f"<think>\n{text}\n</think>\n\n{content}"
+    tokens = list(_tokens(content))
+    if capped and len(tokens) > limit:
+        tokens = tokens[:limit]
+        content = _enc().decode(tokens)
+        finish = "length"
+    message["content"] = content
+    choice["finish_reason"] = finish
+    with_logprobs(tokens)
+    return choice, len(tokens) + reasoning_tokens
+
+
+def _status_error(options: dict[str, Any]) -> ApiError:
+    """The status fault's error."""
+    status = int(options["status"])
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    default = "server_error" if status >= 500 else "rate_limit_error" if status == 429 else "invalid_request_error"
+    kind = options["type"] if "type" in options else default
+    headers = {str(k): str(v) for k, v in (options.get("headers") or {}).items()}
+    return ApiError(
+        status,
+        str(options.get("message", phrase)),
+        kind,
+        options.get("param"),
+        options.get("code"),
+        headers,
+        raw=options.get("body"),
+    )
+
+
+def _check_reasoning_params(body: dict[str, Any]) -> None:
+    """OpenAI's 400s for parameters its reasoning models (o1, o3, o4-mini, gpt-5...) reject."""
+    if body.get("max_tokens") is not None:
+        raise ApiError(
+            400,
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            param="max_tokens",
+            code="unsupported_parameter",
+        )
+    for key in ("temperature", "top_p"):
+        value = body.get(key)
+        if value is not None and value != 1:
+            raise ApiError(
+                400,
+                f"Unsupported value: '{key}' does not support {json.dumps(value)} with this model. "
+                "Only the default (1) value is supported.",
+                param=key,
+                code="unsupported_value",
+            )
+    if body.get("logprobs"):
+        raise ApiError(
+            400,
+            "Unsupported parameter: 'logprobs' is not supported with this model.",
+            param="logprobs",
+            code="unsupported_parameter",
+        )
 
 
 def _prompt_tokens(messages: list[dict[str, Any]]) -> tuple[int, ...]:
@@ -1438,6 +1913,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-polls-until-done", type=int, default=2)
     parser.add_argument("--logprob", type=float, default=-0.01)
     parser.add_argument("--no-strict-schema-check", action="store_true")
+    parser.add_argument("--no-reasoning-models", action="store_true", help="treat o1/o3/o4/gpt-5 models like any other")
+    parser.add_argument("--no-honour-n", action="store_true", help="answer every request with one choice")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
     server = FakeOpenAI(
@@ -1449,6 +1926,8 @@ def main(argv: list[str] | None = None) -> None:
         args.logprob,
         not args.no_strict_schema_check,
         args.verbose,
+        reasoning_models=not args.no_reasoning_models,
+        honour_n=not args.no_honour_n,
     ).start()
     print(server.url, flush=True)
     stopped = threading.Event()

@@ -1,0 +1,143 @@
+"""Several units per request (issue 15): consecutive units of one transcript in one request, each
+labelled, the reply read per unit, and whatever the reply gets wrong about a unit asked again for
+that unit alone. The real `openai` client against the project's OpenAI-protocol server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import SMALL_CODEBOOK, code_store, qcode, write
+
+from pipeline.coders.openai_chat import OpenAICoder
+from pipeline.run.request import RunSummary
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("openai_key")]
+
+TURNS = [
+    "Interviewer: How does the district help?",
+    "Ms. Chen: Funding for release time came from the district.",
+    "Interviewer: And the principal?",
+    "Ms. Chen: I trust her. She listens.",
+    "Interviewer: Anything else?",
+    "Ms. Chen: The weather was fine. Funding is thin this year.",
+    "Interviewer: Thank you.",
+    "Ms. Chen: Trust takes time, and so does funding.",
+]
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> tuple[Path, Path]:
+    folder = tmp_path / "interviews"
+    write(folder / "chen.txt", "\n".join(TURNS) + "\n")
+    write(folder / "ortiz.txt", "Interviewer: And you?\nMr. Ortiz: Funding arrived late.\n")
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    return folder, codebook
+
+
+def code(study, server, db: Path, **settings: Any) -> RunSummary:
+    folder, codebook = study
+    settings = {
+        "coder": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": server.url,
+        "unit": "turn",
+        "audit_share": 0,
+        **settings,
+    }
+    return code_store(folder, codebook, db, **settings)
+
+
+def coded(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as connection:
+        return sorted(connection.execute("select chunk_id, code, quote, quote_start from suggestions").fetchall())
+
+
+def test_units_of_one_transcript_go_together_and_code_as_they_would_alone(study, server, tmp_path: Path) -> None:
+    alone = code(study, server, tmp_path / "one.db")
+    requests_alone = len(server.requests)
+    server.reset()
+    together = code(study, server, tmp_path / "four.db", units_per_request="4")
+    # 8 turns of one interview and 2 of another: 4 + 4, then 2 (never two transcripts in one request)
+    assert requests_alone == 10 and len(server.requests) == 3 == together.requests
+    assert coded(tmp_path / "four.db") == coded(tmp_path / "one.db")  # same codes, quotes and offsets
+    assert together.input_tokens < alone.input_tokens / 2
+    first = server.requests[0]["messages"][-1]["content"]
+    assert [f'<chunk id="u{i}">' in first for i in range(1, 6)] == [True] * 4 + [False]
+    assert first.count("How does the district help?") == 1  # each unit once: no context twice
+    schema = server.requests[0]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["units"]["items"]["properties"]["unit"]["enum"] == ["u1", "u2", "u3", "u4"]
+    with sqlite3.connect(tmp_path / "four.db") as connection:
+        [(parameters, prompt)] = connection.execute("select distinct parameters, prompt_version from suggestions")
+    assert json.loads(parameters)["units_per_request"] == "4"
+    assert prompt != coded_prompt(tmp_path / "one.db")
+
+
+def coded_prompt(db: Path) -> str:
+    with sqlite3.connect(db) as connection:
+        [(prompt,)] = connection.execute("select distinct prompt_version from suggestions")
+    return prompt
+
+
+@pytest.mark.parametrize(
+    ("fault", "options"),
+    [("drop_unit", {}), ("mislabel_unit", {}), ("borrow_quote", {"unit": "u2"})],
+    ids=["left-out", "mislabelled", "quote-of-another-unit"],
+)
+def test_a_unit_the_reply_gets_wrong_is_asked_again_alone(
+    study, server, tmp_path: Path, fault: str, options: dict
+) -> None:
+    code(study, server, tmp_path / "one.db")
+    server.reset()
+    server.add_fault(fault, match="How does the district help?", **options)
+    summary = code(study, server, tmp_path / "four.db", units_per_request="4")
+    assert summary.failed_chunks == 0 and summary.rejected == 0
+    assert summary.requests == 4  # three requests for the groups, and one for the unit alone
+    [alone] = [r for r in server.requests if '<chunk id="' not in r["messages"][-1]["content"]]
+    assert "<chunk>" in alone["messages"][-1]["content"]
+    assert coded(tmp_path / "four.db") == coded(tmp_path / "one.db")
+
+
+def test_auto_fills_requests_to_a_budget_and_json_mode_works_too(study, server, tmp_path: Path) -> None:
+    server.add_fault("no_json_schema", times=10**6)
+    summary = code(study, server, tmp_path / "auto.db", units_per_request="auto", concurrency=1)
+    assert summary.failed_chunks == 0 and summary.suggestions == 6
+    grouped = [r for r in server.requests if r["response_format"]["type"] == "json_object"]
+    assert len(grouped) == 2  # one request per transcript: their turns fit the budget
+    assert '"units"' in grouped[0]["messages"][-1]["content"]  # the form, said in words without a schema
+
+
+def test_the_dry_run_counts_requests_with_it_and_bad_settings_are_refused(study, server, tmp_path: Path) -> None:
+    folder, codebook = study
+    base = ["run", folder, "--codebook", codebook, "--db", tmp_path / "d.db", "--coder", "openai",
+            "--model", "gpt-4o-mini", "--base-url", server.url, "--unit", "turn", "--dry-run", "--json"]  # fmt: skip
+    one = json.loads(qcode(*base).stdout)
+    eight = json.loads(qcode(*base, "--units-per-request", "8").stdout)
+    assert (one["requests"], eight["requests"]) == (10, 2)
+    assert eight["input_tokens"] < one["input_tokens"] / 2
+    bad = qcode(*base, "--units-per-request", "many")
+    assert (
+        bad.exit_code == 1
+        and "option 'units_per_request': Value error, units per request must be a number from 1 to 64, or auto"
+        in bad.stderr
+    )
+    clash = qcode(*base, "--units-per-request", "4", "--fewshot", "2")
+    assert clash.exit_code == 1 and "it does not go with units_per_request" in clash.stderr
+
+
+def test_openai_gets_a_prompt_cache_key_that_does_not_change_what_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.codebook import Codebook
+
+    codebook = Codebook.model_validate(
+        {"name": "c", "description": "d", "codes": [{"id": "funding", "name": "Funding", "definition": "Money."}]}
+    )
+    messages = [{"role": "system", "content": "the prefix"}, {"role": "user", "content": "<chunk>\nx\n</chunk>"}]
+    at_openai = OpenAICoder(model="gpt-4o-mini")
+    body, key = at_openai.request(messages, codebook)
+    assert body["prompt_cache_key"].startswith("qcode-")
+    assert key == at_openai.cache_key({k: v for k, v in body.items() if k != "prompt_cache_key"})
+    local = OpenAICoder(model="llama3.1", base_url="http://127.0.0.1:11434/v1")
+    assert "prompt_cache_key" not in local.request(messages, codebook)[0]
