@@ -30,39 +30,62 @@ def find_verbatim(quote: str, text: str) -> tuple[int, int] | None:
 # curly quotes, and models write straight ones (or the reverse).
 _EQUIVALENTS = ("'’‘ʼ′`", '"“”„″', "-‐‑‒–—―")
 _CLASS = {ch: "[" + re.escape(group) + "]" for group in _EQUIVALENTS for ch in group}
-# an ellipsis in a quote stands for words left out (or for one the speaker said)
+# an ellipsis in a quote stands for words left out (or for one the speaker said): within one
+# sentence, a short way (MAX_GAP characters), at most MAX_PIECES parts; more would stitch a quote
 _ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…)\s*")
-_GAP = r"[\s\S]{0,500}?"
+MAX_GAP = 150
+MAX_PIECES = 3
+_SENTENCE_END = re.compile(r"\n|(?<!\.)[.!?](?!\.)(?=[\s\"'”’)]|$)")
 
 
 def _word_pattern(word: str) -> str:
     return "".join(_CLASS.get(ch) or re.escape(ch) for ch in word)
 
 
+def _whole(text: str, start: int, end: int, words: list[str]) -> bool:
+    """Whole words only: "a" is not found inside "data"."""
+    return not (words[0][0].isalnum() and start > 0 and text[start - 1].isalnum()) and not (
+        words[-1][-1].isalnum() and end < len(text) and text[end].isalnum()
+    )
+
+
 def verbatim_spans(quote: str, text: str) -> Iterator[tuple[int, int]]:
     """Every place `quote` stands in `text` by `find_verbatim`'s rule, first to last. Curly and
-    straight quotes, dashes and spaces of any kind stand for one another, and an ellipsis for the
-    words left out between two parts: the span found is the text's own, from the first word to the
+    straight quotes, dashes and spaces of any kind stand for one another, and an ellipsis for words
+    left out within the sentence: the span found is the text's own, from the first word to the
     last. Case and wording must match."""
     pieces = [p.split() for p in _ELLIPSIS.split(quote.strip())]
     pieces = [p for p in pieces if p]
-    words = [w for p in pieces for w in p]
-    if not any(ch.isalnum() for word in words for ch in word):
-        return  # nothing, or punctuation alone, is no evidence
-    # the quote's words in order with any run of whitespace between them: searching the
+    if not any(ch.isalnum() for piece in pieces for word in piece for ch in word) or len(pieces) > MAX_PIECES:
+        return  # nothing, or punctuation alone, is no evidence; nor is a quote of many fragments
+    # each part's words in order with any run of whitespace between them: searching the
     # text as it is, rather than a collapsed copy built a character at a time, keeps
     # checking a quote against a long chunk cheap
-    pattern = re.compile(_GAP.join(r"\s+".join(map(_word_pattern, p)) for p in pieces))
-    first, last = words[0][0].isalnum(), words[-1][-1].isalnum()
-    match = pattern.search(text)
+    patterns = [re.compile(r"\s+".join(map(_word_pattern, p))) for p in pieces]
+    match = patterns[0].search(text)
     while match is not None:
         start, end = match.span()
-        # whole words only: "a" is not found inside "data"
-        if not (first and start > 0 and text[start - 1].isalnum()) and not (
-            last and end < len(text) and text[end].isalnum()
-        ):
-            yield start, end
-        match = pattern.search(text, start + 1)
+        if _whole(text, start, end, pieces[0]):
+            for pattern, words in zip(patterns[1:], pieces[1:]):
+                end = _after_gap(pattern, words, text, end)
+                if end < 0:
+                    break
+            else:
+                yield start, end
+        match = patterns[0].search(text, start + 1)
+
+
+def _after_gap(pattern: re.Pattern[str], words: list[str], text: str, at: int) -> int:
+    """Where the next part of a quote ends, found after a gap within one sentence; -1 if nowhere."""
+    limit = min(len(text), at + MAX_GAP + 2 * sum(len(w) + 1 for w in words))
+    found = pattern.search(text, at, limit)
+    while found is not None:
+        if len(text[at : found.start()]) > MAX_GAP or _SENTENCE_END.search(text, at, found.start()):
+            return -1
+        if _whole(text, found.start(), found.end(), words):
+            return found.end()
+        found = pattern.search(text, found.start() + 1, limit)
+    return -1
 
 
 def _in_coded_words(chunk: Chunk, quote: str) -> tuple[tuple[int, int] | None, str | None]:

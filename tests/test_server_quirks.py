@@ -113,6 +113,11 @@ def test_refusals_and_content_filters_go_to_a_person_with_their_words(study, ser
         ("not_completion", {"body": {"id": "x", "object": "chat.completion"}}, "a JSON object without choices"),
         ("not_completion", {"body": "just a string"}, "text: 'just a string'"),
         ("not_completion", {"body": {"choices": "oops"}}, "choices that are not a list"),
+        (
+            "not_completion",
+            {"body": {"choices": [], "usage": {"prompt_tokens": 1000, "completion_tokens": 7}}},
+            "no choices",
+        ),
     ],
 )
 def test_a_200_reply_that_is_not_a_chat_completion_fails_its_own_chunk_only(
@@ -125,6 +130,8 @@ def test_a_200_reply_that_is_not_a_chat_completion_fails_its_own_chunk_only(
     [failure] = summary.failures
     assert failure.reason == "not a chat completion" and failure.chunks == 1 and said in (failure.example or "")
     assert failure.then == "coded again next run"
+    if "usage" in options.get("body", {}):
+        assert summary.input_tokens >= 1000 and summary.output_tokens >= 7  # paid for, so counted
     # never "coded with no codes": the next run codes it
     server.reset()
     again = code(study, server, db)
@@ -164,11 +171,12 @@ def test_a_422_refusing_json_schema_falls_back_to_json_mode(study, server, tmp_p
 
 
 def test_a_429_with_only_openais_reset_header_is_waited_for(study, server, tmp_path: Path) -> None:
-    server.add_fault("status", match="It rained", status=429, headers={"x-ratelimit-reset-requests": "0.8s"})
+    headers = {"x-ratelimit-reset-requests": "3s", "x-ratelimit-remaining-requests": "0"}
+    server.add_fault("status", match="It rained", status=429, headers=headers)
     began = time.monotonic()
     summary = code(study, server, tmp_path / "reset.db", concurrency=1)
     assert summary.failed_chunks == 0 and summary.suggestions == 4
-    assert time.monotonic() - began >= 0.8
+    assert time.monotonic() - began >= 3  # the run takes under a second without the wait
 
 
 def test_requests_paused_by_a_429_come_back_one_at_a_time() -> None:
@@ -186,7 +194,10 @@ def test_requests_paused_by_a_429_come_back_one_at_a_time() -> None:
     times = sorted(asyncio.run(all_of_them()))
     assert times[0] - began >= 0.09
     assert all(b - a >= 0.04 for a, b in zip(times, times[1:]))  # not all at the same instant
-    assert retry_after({"x-ratelimit-reset-requests": "6m0s", "x-ratelimit-reset-tokens": "20ms"}) == 360.0
+    resets = {"x-ratelimit-reset-requests": "6m0s", "x-ratelimit-reset-tokens": "20ms"}
+    assert retry_after(resets) == 0.02  # which one ran out is not said: the sooner
+    assert retry_after({**resets, "x-ratelimit-remaining-requests": "0"}) == 360.0
+    assert retry_after({**resets, "x-ratelimit-remaining-tokens": "0", "x-ratelimit-remaining-requests": "7"}) == 0.02
     assert retry_after({"retry-after-ms": "150"}) == 0.15 and retry_after({}) is None
 
 
@@ -271,3 +282,31 @@ def test_possible_instructions_in_the_data_go_to_review_whatever_the_confidence(
     report = build_report(Store(str(db)))
     assert report.methods.flagged == 1
     assert "flagged “possible instructions in the data”" in render_report(report)
+
+
+def test_a_passage_the_providers_filter_refuses_goes_to_a_person(study, server, tmp_path: Path) -> None:
+    message = "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."
+    server.add_fault(
+        "status", times=10, match="Funding for release time", status=400, code="content_filter", message=message
+    )
+    db = tmp_path / "azure.db"
+    summary = code(study, server, db)
+    assert summary.failed_chunks == 0 and summary.rejected == 1  # not failed, and not asked on every run
+    assert summary.stopped is None and len(chats(server, "Funding for release time")) == 1
+    [(reason,)] = rows(db, "select reason from rejections")
+    assert reason == f"the provider's content filter refused the passage: {message}"
+
+
+def test_a_rate_limit_that_mentions_a_quota_or_a_prompt_too_long_stops_nothing(study, server, tmp_path: Path) -> None:
+    server.add_fault(
+        "status", times=1, match="It rained", status=429, message="Resource has been exhausted (e.g. check quota)."
+    )
+    too_long = (
+        "This model's maximum context length is 8192 tokens. 'max_tokens' or 'max_completion_tokens' is too large."
+    )
+    server.add_fault("status", times=10, match="Funding is thin", status=400, message=too_long)
+    summary = code(study, server, tmp_path / "go-on.db")
+    assert summary.stopped is None
+    assert summary.suggestions == 3 and summary.failed_chunks == 1  # the quota-worded 429 was waited for
+    [failure] = summary.failures
+    assert failure.reason == "request refused (400)" and too_long[:30] in (failure.example or "")

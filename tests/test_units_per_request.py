@@ -141,3 +141,40 @@ def test_openai_gets_a_prompt_cache_key_that_does_not_change_what_is_cached(monk
     assert key == at_openai.cache_key({k: v for k, v in body.items() if k != "prompt_cache_key"})
     local = OpenAICoder(model="llama3.1", base_url="http://127.0.0.1:11434/v1")
     assert "prompt_cache_key" not in local.request(messages, codebook)[0]
+
+
+def test_a_reply_for_several_cut_off_is_asked_again_with_room_not_unit_by_unit(study, server, tmp_path: Path) -> None:
+    # the reasoning uses up the first budget (4 units x 100 tokens): asked again at twice it, all fits
+    server.add_fault("think", match="How does the district help?", budget=400)
+    summary = code(study, server, tmp_path / "room.db", units_per_request="4", max_tokens=100)
+    first = '<chunk id="u1">\nHow does the district help?'
+    mine = [r for r in server.requests if first in r["messages"][-1]["content"]]
+    assert [r["max_tokens"] for r in mine] == [400, 800]
+    assert summary.requests == 4 and summary.failed_chunks == 0 and summary.suggestions == 6
+
+
+def test_batch_mode_sends_one_unit_per_request_and_says_so(study, server, tmp_path: Path) -> None:
+    folder, codebook = study
+    answer = qcode(
+        "run", folder, "--codebook", codebook, "--db", tmp_path / "b.db", "--coder", "openai", "--model",
+        "gpt-4o-mini", "--base-url", server.url, "--units-per-request", "4", "--batch", "--json",
+    )  # fmt: skip
+    assert answer.exit_code != 0 and "--batch sends one unit per request" in answer.output
+    assert server.requests == []
+
+
+def test_a_units_log_probabilities_are_read_from_its_own_codes_only() -> None:
+    from pipeline.coders.openai_chat import _code_probability, _item_span, _Sample
+
+    content = (
+        '{"units": [{"unit": "u1", "codes": [{"code": "funding"}]}, {"unit": "u2", "codes": [{"code": "trust"}]}]}'
+    )
+    # one token per character: "funding" at -1 each, everything else at 0
+    at = content.index('"funding"') + 1
+    logprobs = [(ch, -1.0 if at <= i < at + len("funding") else 0.0, 1) for i, ch in enumerate(content)]
+    u1, u2 = (_Sample([], content, logprobs, *_item_span(content, label)) for label in ("u1", "u2"))
+    assert _code_probability(u1, "funding") == pytest.approx(2.718281828**-7)
+    assert _code_probability(u2, "funding") is None  # not u1's tokens
+    assert _code_probability(u2, "trust") == 1.0
+    # codes before their label (JSON mode may order keys so): no probability rather than a wrong one
+    assert _item_span('{"units": [{"codes": [{"code": "trust"}], "unit": "u1"}]}', "u1") == (0, 0)

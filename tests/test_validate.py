@@ -156,10 +156,24 @@ def test_typography_and_an_ellipsis_match_but_the_stored_quote_is_the_transcript
         "We didn’t get the grant — not this year"
     )
     # words left out, shown by an ellipsis: the span runs from the first word to the last
-    assert text[slice(*find_verbatim("We didn't get the grant ... it was hard.", text))] == text[10:]
+    assert text[slice(*find_verbatim("We didn't ... not this year.", text))] == (
+        "We didn’t get the grant — not this year."
+    )
+    # within one sentence: an ellipsis does not stitch a quote out of two
+    assert find_verbatim("We didn't get the grant ... it was hard.", text) is None
+    assert find_verbatim("I love ... rain", "I love my principal. The weather was bad, I hate rain.") is None
+    assert find_verbatim("We ... the ... not ... year", text) is None  # four parts: no quote
+    # a part is whole words too: "gran" is not "grant"
+    assert find_verbatim("We didn't get the gran ... year", text) is None
     assert text[slice(*find_verbatim("I was... I don't know", text))] == "I was… I don’t know"
     assert text[slice(*find_verbatim("We\u00a0didn’t get", text))] == "We didn’t get"
     # case and wording still count
     assert find_verbatim("we didn't get", text) is None
     assert find_verbatim("We did not get the grant", text) is None
     assert find_verbatim("... ...", text) is None
+
+
+def test_an_ellipsis_on_a_long_repetitive_passage_is_checked_at_once() -> None:
+    # a nested search of every gap would take minutes here; each part is looked for a short way on
+    assert find_verbatim("a ... a ... zzz", "a " * 3000) is None
+    assert find_verbatim("I ... a ... zebra", "I " + "a " * 9000 + "zebra") is None

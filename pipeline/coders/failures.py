@@ -15,13 +15,25 @@ def lacks_json_schema(exc: openai.APIStatusError) -> bool:
     return "response_format" in text or "json_schema" in text or "json schema" in text
 
 
+def _said(exc: openai.APIError) -> tuple[int | None, str, str]:
+    """An error's status, its code (OpenAI's `code`, else `type`), and its message in lower case."""
+    body = getattr(exc, "body", None)
+    code = str((body.get("code") or body.get("type") or "") if isinstance(body, dict) else "")
+    return getattr(exc, "status_code", None), code, " ".join(str(exc.message).split()).lower()
+
+
+def content_filtered(exc: openai.APIError) -> bool:
+    """The provider's content filter refused the prompt itself (Azure OpenAI: a 400 with code
+    content_filter): a person reads the passage, asking again would only be refused again."""
+    status, code, _ = _said(exc)
+    return status == 400 and code == "content_filter"
+
+
 def describe_api_error(exc: openai.APIError) -> tuple[str, str]:
     """(what kind of failure, for counting; the error in full, for the record)."""
     import openai
 
-    status = getattr(exc, "status_code", None)
-    body = getattr(exc, "body", None)
-    code = body.get("code") if isinstance(body, dict) else None
+    status, code, _ = _said(exc)
     message = " ".join(str(exc.message).split())
     if isinstance(exc, openai.APIConnectionError):
         # the aiohttp transport reports a reset connection as a connect timeout: the root cause says
@@ -31,7 +43,7 @@ def describe_api_error(exc: openai.APIError) -> tuple[str, str]:
         said = f": {type(cause).__name__}: {cause}" if cause is not exc else ""
         return "connection failed", f"the connection to the server failed{said}"
     if status == 429:
-        if code == "insufficient_quota" or "quota" in message.lower():
+        if code == "insufficient_quota":
             return "no quota left (429)", f"429 {message}"
         return "rate limited (429)", f"429 {message}"
     if status is not None and status >= 500:
@@ -50,27 +62,29 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+# parameters a model may refuse whatever the passage: a refusal of one of them is a refusal of all
+_SETTINGS = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "logprobs", "n", "seed")
+
+
 def hopeless(exc: openai.APIError, model: str, endpoint: str) -> str | None:
-    """What to do about an error that every request would meet, or None when others may pass."""
-    status = getattr(exc, "status_code", None)
+    """What to do about an error that every request would meet, or None when others may pass. Read
+    from the error's status and code, not its wording, where servers give one: a rate limit that
+    mentions a quota, a prompt too long for the model, or a moderation refusal of one passage
+    stop nothing."""
+    status, code, text = _said(exc)
     body = getattr(exc, "body", None)
-    code = str(body.get("code") or "") if isinstance(body, dict) else ""
-    text = f"{getattr(exc, 'message', '')} {code}".lower()
+    param = str(body.get("param") or "") if isinstance(body, dict) else ""
     if status == 401:
         return f"the key was refused by {endpoint}: check OPENAI_API_KEY"
-    if status == 403:
+    if status == 403 and not any(word in text for word in ("moderation", "flagged", "content")):
         return f"the key may not use {model} at {endpoint}"
     if status == 404:
         return f"{endpoint} has no model '{model}' (check --model), or the base URL is wrong (check --base-url)"
-    if status == 429 and (code == "insufficient_quota" or "quota" in text):
+    if status == 429 and code == "insufficient_quota":
         return "no quota left at the provider: add credit or raise the limit, then run again (what was coded is kept)"
-    if status == 400 and (
-        code in ("unsupported_parameter", "unsupported_value")
-        or "max_completion_tokens" in text
-        or "unsupported parameter" in text
-    ):
+    if status == 400 and code in ("unsupported_parameter", "unsupported_value") and (not param or param in _SETTINGS):
         return (
-            f'{model} does not take a parameter qcode sent; if it is a reasoning model, set reasoning = "yes" '
-            "under [run] in qcode.toml (or --reasoning yes)"
+            f"{model} does not take a parameter qcode sent ({param or 'see the message'}); if it is a reasoning "
+            'model, set reasoning = "yes" under [run] in qcode.toml (or --reasoning yes)'
         )
     return None

@@ -71,7 +71,8 @@ _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds the server asks to wait, from the headers providers send: `retry-after-ms`,
     `retry-after` (seconds or a date), else OpenAI's `x-ratelimit-reset-requests` and
-    `-tokens` ("1s", "6m0s", "20ms"): the later of the two."""
+    `-tokens` ("1s", "6m0s", "20ms"): of the limit whose `x-ratelimit-remaining-*` is 0, else the
+    sooner of the two."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)
         if value is None:
@@ -83,10 +84,14 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
                 return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
             except (TypeError, ValueError):
                 continue
-    resets = []
-    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
-        value = (headers.get(name) or "").strip()
+    resets = {}
+    for kind in ("requests", "tokens"):
+        value = (headers.get(f"x-ratelimit-reset-{kind}") or "").strip()
         parts = _DURATION.findall(value)
         if parts and _DURATION.sub("", value) == "":
-            resets.append(sum(float(n) * _UNIT[u] for n, u in parts))
-    return max(resets) if resets else None
+            resets[kind] = sum(float(n) * _UNIT[u] for n, u in parts)
+    # the limit that ran out is the one to wait for: its remaining count is 0
+    spent = [resets[k] for k in resets if (headers.get(f"x-ratelimit-remaining-{k}") or "").strip() == "0"]
+    if spent:
+        return max(spent)
+    return min(resets.values()) if resets else None

@@ -43,7 +43,7 @@ from pipeline.codebook import Codebook
 from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Number, describe_details
 from pipeline.coders.batch import prefill_by_batch
 from pipeline.coders.calls import CallCache, Completion, NotACompletion, completion_from_json
-from pipeline.coders.failures import describe_api_error, hopeless, lacks_json_schema
+from pipeline.coders.failures import content_filtered, describe_api_error, hopeless, lacks_json_schema
 from pipeline.coders.fewshot import ExamplePicker, adjudicated
 from pipeline.coders.groups import group_units, labels_for, parse_per_request, split_reply, units_schema
 from pipeline.coders.limits import Backoff, RateLimiter, retry_after
@@ -152,7 +152,10 @@ class _Sample:
     proposals: list[Proposal]
     content: str
     logprobs: list[tuple[str, float, int]] | None
-    start: int = 0  # where in the content this unit's answer begins (a reply for several units)
+    # where in the content this unit's codes are (a reply for several units): log-probabilities are
+    # read there only; (0, 0) when they cannot be told apart, and no probability is read
+    start: int = 0
+    end: int | None = None
 
 
 @dataclass
@@ -307,6 +310,10 @@ class OpenAICoder(BaseCoder):
             self.per_request = parse_per_request(units_per_request)
         except ValueError as exc:
             raise CoderError(str(exc)) from exc
+        if self.per_request != 1 and not (self.prompt.directory / "units.jinja").is_file():
+            raise CoderError(
+                f"prompt '{prompt}' has no units.jinja in {self.prompt.directory}: several units per request need one"
+            )
         if self.per_request != 1 and fewshot > 0:
             raise CoderError(
                 "--fewshot shows the model examples one unit at a time: it does not go with --units-per-request"
@@ -375,7 +382,9 @@ class OpenAICoder(BaseCoder):
         return price.cost(usage, discount if batch else 1.0)
 
     def check_batch(self) -> None:
-        """The Batch API: OpenAI's, or a compatible server's."""
+        """The Batch API: OpenAI's, or a compatible server's; one unit per request."""
+        if self.per_request != 1:
+            raise CoderError("--batch sends one unit per request: it does not go with --units-per-request (choose one)")
 
     def prefill_by_batch(
         self,
@@ -624,17 +633,29 @@ class OpenAICoder(BaseCoder):
         messages = self.group_messages(chunks, codebook)
         outcome = _Outcome()
         answers: dict[str, _Checked] = {}
+        # room for every unit's answer; a reply cut off all the same is asked once more with twice it
+        room = min(MAX_ROOM, (self.max_tokens or DEFAULT_MAX_TOKENS) * len(chunks))
         try:
-            completion = await self._complete(
-                client, gate, messages, self.request(messages, codebook, labels=labels), codebook, outcome, None, labels
-            )
-            answers = self._check_group(completion, chunks, labels, codebook)
+            for asked in range(2):
+                request = self.request(messages, codebook, room=room, labels=labels)
+                try:
+                    completion = await self._complete(client, gate, messages, request, codebook, outcome, None, labels)
+                except openai.BadRequestError:
+                    if asked:
+                        break  # more room than the model has: each unit is asked alone
+                    raise
+                answers = self._check_group(completion, chunks, labels, codebook)
+                if answers or "length" not in completion.finish_reasons or room >= MAX_ROOM:
+                    break
+                room = min(MAX_ROOM, 2 * room)
         except (_NotSent, NotACompletion, openai.APIError) as exc:
             reason, detail = self._failure(exc)
+            share_ms = outcome.duration_ms / len(chunks)
             return [
-                ChunkCoding(chunk_id=c.id, error=detail, reason=reason, usage=part, duration_ms=outcome.duration_ms)
+                ChunkCoding(chunk_id=c.id, error=detail, reason=reason, usage=part, duration_ms=share_ms)
                 for c, part in zip(chunks, _shares(outcome.usage, len(chunks)))
             ]
+        share_ms = outcome.duration_ms / len(chunks)  # the request's time, shared as its tokens are
         codings: list[ChunkCoding | None] = []
         again: list[int] = []
         for k, (chunk, label, part) in enumerate(zip(chunks, labels, _shares(outcome.usage, len(chunks)))):
@@ -649,20 +670,21 @@ class OpenAICoder(BaseCoder):
                     proposals=self._combine(checked.samples, checked.returned),
                     raw=json.dumps([x.content for x in checked.samples], ensure_ascii=False),
                     usage=part,
-                    duration_ms=outcome.duration_ms,
+                    duration_ms=share_ms,
                 )
             )
 
         async def alone(k: int) -> ChunkCoding:
             chunk = chunks[k]
             own = self.messages(chunk, codebook)
+            # prefetched None: the call cache is asked, so a re-run does not pay for it again
             coding = await self._code_chunk(
-                client, gate, chunk, own, self.request(own, codebook), codebook, _Outcome(), {}
+                client, gate, chunk, own, self.request(own, codebook), codebook, _Outcome(), None
             )
             shared = codings[k]
             assert shared is not None
             return coding.model_copy(
-                update={"usage": coding.usage + shared.usage, "duration_ms": coding.duration_ms + outcome.duration_ms}
+                update={"usage": coding.usage + shared.usage, "duration_ms": coding.duration_ms + share_ms}
             )
 
         for k, coding in zip(again, await asyncio.gather(*(alone(k) for k in again))):
@@ -698,8 +720,7 @@ class OpenAICoder(BaseCoder):
                     Proposal(code=x.code, justification=x.justification, quote=x.quote, confidence=x.confidence)
                     for x in suggestions
                 ]
-                found = re.search(r'"unit"\s*:\s*"' + re.escape(label) + '"', content)
-                checked.samples.append(_Sample(good, content, logprobs, found.end() if found else 0))
+                checked.samples.append(_Sample(good, content, logprobs, *_item_span(content, label)))
         return answers
 
     def request(
@@ -726,7 +747,7 @@ class OpenAICoder(BaseCoder):
         first: tuple[dict[str, Any], str],
         codebook: Codebook,
         outcome: _Outcome,
-        cached: dict[str, Completion],
+        cached: dict[str, Completion] | None,
     ) -> ChunkCoding:
         import openai
 
@@ -736,14 +757,21 @@ class OpenAICoder(BaseCoder):
             for attempt in range(1, self.max_attempts + 1):
                 # first requests were built, and looked up in the cache, for the whole batch at once
                 request = first if attempt == 1 else self.request(messages, codebook, room=room)
-                completion = await self._complete(
-                    client, gate, messages, request, codebook, outcome, cached if attempt == 1 else None
-                )
+                try:
+                    completion = await self._complete(
+                        client, gate, messages, request, codebook, outcome, cached if attempt == 1 else None
+                    )
+                except openai.BadRequestError:
+                    if room is not None and checked.cut_off:
+                        break  # more room than the model has: the reply stays cut off, for a person
+                    raise
                 checked = self._check(completion, chunk, codebook)
                 checked.budget = _budget(request[0])
                 if not checked.problems or checked.refused:
                     break  # a refusal, or a content filter, says the same when asked again
                 if checked.cut_off:
+                    if checked.budget >= MAX_ROOM:
+                        break
                     # not a mistake to point out: the same request with room for the whole answer
                     room = min(MAX_ROOM, 2 * checked.budget)
                     continue
@@ -753,6 +781,17 @@ class OpenAICoder(BaseCoder):
                         {"role": "user", "content": _feedback(checked.problems)},
                     ]
         except (_NotSent, NotACompletion, openai.APIError) as exc:
+            if isinstance(exc, openai.APIError) and content_filtered(exc):
+                body = getattr(exc, "body", None)
+                words = str(body.get("message") if isinstance(body, dict) and body.get("message") else exc.message)
+                return ChunkCoding(
+                    chunk_id=chunk.id,
+                    raw=json.dumps(words, ensure_ascii=False),
+                    usage=outcome.usage,
+                    duration_ms=outcome.duration_ms,
+                    invalid_reply=words,
+                    invalid_reason=f"the provider's content filter refused the passage: {words}",
+                )
             reason, detail = self._failure(exc)
             return ChunkCoding(
                 chunk_id=chunk.id, error=detail, reason=reason, usage=outcome.usage, duration_ms=outcome.duration_ms
@@ -802,10 +841,6 @@ class OpenAICoder(BaseCoder):
                     return cached
             if self.stop_reason:
                 raise _NotSent(self.stop_reason)
-            if self.requests:
-                await self.requests.acquire()
-            if self.tokens:
-                await self.tokens.acquire(_estimate_tokens(body))
             began = time.perf_counter()
             try:
                 response = await self._send(client, body)
@@ -842,6 +877,11 @@ class OpenAICoder(BaseCoder):
 
         for retry in range(self.max_retries + 1):
             await self.backoff.wait()
+            # every request sent counts against the limits, retries too
+            if self.requests:
+                await self.requests.acquire()
+            if self.tokens:
+                await self.tokens.acquire(_estimate_tokens(body))
             try:
                 return await _post_chat(client, body)
             except (openai.APIStatusError, openai.APIConnectionError) as exc:
@@ -899,6 +939,7 @@ class OpenAICoder(BaseCoder):
                 continue
             items = data.get("codes") if isinstance(data, dict) else None
             if not isinstance(items, list):
+                checked.cut_off = checked.cut_off or finish == "length"
                 checked.problems.append('The reply must be a JSON object with a "codes" list.')
                 checked.unparsed = content
                 continue
@@ -966,7 +1007,8 @@ def _code_probability(sample: _Sample, code: str) -> float | None:
         return None
     needle = json.dumps(code)[1:-1].encode("utf-8")
     content = sample.content.encode("utf-8")
-    position = content.find(b'"' + needle + b'"', len(sample.content[: sample.start].encode("utf-8")))
+    bound = len(content) if sample.end is None else len(sample.content[: sample.end].encode("utf-8"))
+    position = content.find(b'"' + needle + b'"', len(sample.content[: sample.start].encode("utf-8")), bound)
     if position < 0:
         return None
     start, end = position + 1, position + 1 + len(needle)
@@ -980,6 +1022,19 @@ def _code_probability(sample: _Sample, code: str) -> float | None:
         if offset >= end:
             break
     return math.exp(total) if found else None
+
+
+def _item_span(content: str, label: str) -> tuple[int, int | None]:
+    """Where one unit's codes stand in a reply for several: from its label to the next label, when
+    its codes come after its label (as the schema orders them); (0, 0), none, otherwise."""
+    labels = list(re.finditer(r'"unit"\s*:\s*"([^"]*)"', content))
+    for k, found in enumerate(labels):
+        if found.group(1) == label:
+            end = labels[k + 1].start() if k + 1 < len(labels) else len(content)
+            if '"codes"' in content[found.end() : end]:
+                return found.end(), end
+            break
+    return 0, 0
 
 
 def _shares(usage: Usage, parts: int) -> list[Usage]:

@@ -43,11 +43,15 @@ def reply_data(content: str) -> Any:
             first_error = first_error or exc
     decoder = json.JSONDecoder()
     start = text.find("{")
-    while start >= 0:  # prose around the object: the first object that parses
+    while start >= 0:  # prose around the answer: the first object that parses and answers
         try:
-            return decoder.raw_decode(text, start)[0]
+            found = decoder.raw_decode(text, start)[0]
         except json.JSONDecodeError:
-            start = text.find("{", start + 1)
+            found = None
+        # an object inside a reply cut off (one of its codes) is no answer
+        if isinstance(found, dict) and ("codes" in found or "units" in found):
+            return found
+        start = text.find("{", start + 1)
     raise ValueError(str(first_error) if first_error else "no JSON in the reply")
 
 
