@@ -144,13 +144,13 @@ def test_openai_gets_a_prompt_cache_key_that_does_not_change_what_is_cached(monk
 
 
 def test_a_reply_for_several_cut_off_is_asked_again_with_room_not_unit_by_unit(study, server, tmp_path: Path) -> None:
-    # the reasoning uses up the first budget (4 units x 100 tokens): asked again at twice it, all fits
+    # 8 units have the budget of two replies; the reasoning uses it up: asked again at twice it, all fits
     server.add_fault("think", match="How does the district help?", budget=400)
-    summary = code(study, server, tmp_path / "room.db", units_per_request="4", max_tokens=100)
+    summary = code(study, server, tmp_path / "room.db", units_per_request="8", max_tokens=200)
     first = '<chunk id="u1">\nHow does the district help?'
     mine = [r for r in server.requests if first in r["messages"][-1]["content"]]
     assert [r["max_tokens"] for r in mine] == [400, 800]
-    assert summary.requests == 4 and summary.failed_chunks == 0 and summary.suggestions == 6
+    assert summary.requests == 3 and summary.failed_chunks == 0 and summary.suggestions == 6
 
 
 def test_batch_mode_sends_one_unit_per_request_and_says_so(study, server, tmp_path: Path) -> None:

@@ -74,6 +74,8 @@ DEFAULT_MAX_TOKENS = 1024
 REASONING_MAX_TOKENS = 8192
 # the longest a request waits on a server's rate limit before its chunk fails (coded next run)
 MAX_WAIT = 120.0
+# a request for several units has the budget of one reply for every this many units
+UNITS_PER_BUDGET = 4
 # a reply cut off is asked again with twice the room, up to this
 MAX_ROOM = 32768
 # OpenAI's reasoning models, which refuse max_tokens and sampling parameters: o1, o3-mini, o4-mini,
@@ -633,8 +635,10 @@ class OpenAICoder(BaseCoder):
         messages = self.group_messages(chunks, codebook)
         outcome = _Outcome()
         answers: dict[str, _Checked] = {}
-        # room for every unit's answer; a reply cut off all the same is asked once more with twice it
-        room = min(MAX_ROOM, (self.max_tokens or DEFAULT_MAX_TOKENS) * len(chunks))
+        # room for the units' answers (the budget of one reply for every UNITS_PER_BUDGET units: a
+        # budget counts whole against a tokens-per-minute limit); a reply cut off all the same is asked
+        # once more with twice it
+        room = min(MAX_ROOM, (self.max_tokens or DEFAULT_MAX_TOKENS) * math.ceil(len(chunks) / UNITS_PER_BUDGET))
         try:
             for asked in range(2):
                 request = self.request(messages, codebook, room=room, labels=labels)
