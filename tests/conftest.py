@@ -10,10 +10,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fakes import SMALL_CODEBOOK, Answer
 from fakes import qcode as run_qcode
 from fakes.openai_server import FakeOpenAI
 from sqlalchemy.engine import URL, make_url
+
+import pipeline.review.reviewers as reviewer_module
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +44,17 @@ def small_codebook(tmp_path: Path) -> Path:
     path = tmp_path / "small.yaml"
     path.write_text(SMALL_CODEBOOK, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def quick_passwords() -> Iterator[None]:
+    """Cheap password hashes (argon2 at its lowest cost) for tests that sign in many times: the
+    real parameters are tested where hashing is."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(reviewer_module, "_hasher", cheap)
+        mp.setattr(reviewer_module, "_DUMMY_HASH", cheap.hash("not a password"))
+        yield
 
 
 @pytest.fixture

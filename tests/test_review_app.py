@@ -29,7 +29,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from argon2 import PasswordHasher
 from fakes import SMALL_CODEBOOK, Answer, code_store, scripted_coder, write_transcripts
 from fakes.review_server import make_review_db, make_reviewers, queueing_coder
 from fastapi import FastAPI
@@ -39,7 +38,6 @@ from sqlalchemy import select
 
 import pipeline.review.app as review_app
 import pipeline.review.decisions as decision_module
-import pipeline.review.reviewers as reviewer_module
 from pipeline.codebook import load_codebook
 from pipeline.review import blind
 from pipeline.review.app import create_app
@@ -199,12 +197,8 @@ RACERS = [f"r{i}" for i in range(10)]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def quick_passwords() -> Iterator[None]:
-    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(reviewer_module, "_hasher", cheap)
-        mp.setattr(reviewer_module, "_DUMMY_HASH", cheap.hash("not a password"))
-        yield
+def quick(quick_passwords: None) -> None:
+    """Cheap password hashes for the whole module (conftest's quick_passwords)."""
 
 
 @pytest.fixture(scope="module")
@@ -1264,7 +1258,8 @@ def test_blind_double_coding_and_its_export(
         )
         assert "double coding needs at least two reviewers" in message(r.text, "error")
     for data, problem in [
-        ({"size": "0", "reviewer": ["rita", "bob"]}, "at least one passage"),
+        ({"size": "0", "reviewer": ["rita", "bob"]}, "a sample is 1 to 10,000 passages"),
+        ({"size": "1" * 30, "reviewer": ["rita", "bob"]}, "a sample is 1 to 10,000 passages"),
         ({"size": "two", "reviewer": ["rita", "bob"]}, "whole numbers"),
         ({"size": "2", "reviewer": ["rita", "ghost"]}, "no reviewer named ghost"),
         ({"size": "2", "reviewer": ["rita", "bob"], "run": "no-such-run"}, "no run 'no-such-run'"),

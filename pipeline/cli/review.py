@@ -78,18 +78,31 @@ def serve(
         str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes it to the network.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="A proxy (address) whose X-Forwarded-For is believed; repeat for several "
+            "(default: $QCODE_TRUSTED_PROXIES, comma-separated, else none).",
+        ),
+    ] = None,
 ) -> None:
     """Start the review web app.
 
     Sessions are signed with $QCODE_SECRET_KEY (set it, or every restart signs everyone out);
-    set QCODE_SECURE_COOKIES=1 behind HTTPS."""
+    set QCODE_SECURE_COOKIES=1 behind HTTPS. Behind nginx or Caddy, name the proxy with
+    --trusted-proxy (docs/review.md)."""
     from pipeline.review.app import serve as serve_app  # FastAPI and uvicorn only for the server
+    from pipeline.review.app import trusted_proxies
 
     store = Store(db, create=False)
     if not os.environ.get("QCODE_SECRET_KEY"):
         say("note: QCODE_SECRET_KEY is not set; sessions end when the server stops")
     say(f"qcode review on http://{host}:{port} (database {redact(store.url)})")
-    serve_app(store.url, host, port)
+    proxies = trusted_proxies(trusted_proxy or [])
+    if proxies:
+        say(f"forwarded addresses believed from: {', '.join(proxies)}")
+    serve_app(store.url, host, port, proxies)
 
 
 @reviewers.command("add")
@@ -141,15 +154,26 @@ def reviewer_grant(
 
 
 @reviewers.command("reset")
-def reviewer_reset(name: NameArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
+def reviewer_reset(
+    name: NameArgument,
+    db: DbOption = None,
+    enable: Annotated[
+        bool, typer.Option("--enable", help="Also enable a disabled account (without it, a disabled one is refused).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
     """Give a reviewer a new password (printed once); their open sessions end."""
-    password = reset_password(Store(db, create=False), name)
+    store = Store(db, create=False)
+    was_disabled = not next((r.active for r in list_reviewers(store) if r.name == name), True)
+    password = reset_password(store, name, enable=enable)
 
     def show() -> None:
+        if was_disabled:
+            out.print(f"{escape(name)} was disabled and is enabled again.", highlight=False)
         out.print(f"New password for {escape(name)}, shown once:", highlight=False)
         print(password)
 
-    emit({"name": name, "password": password}, as_json, show)
+    emit({"name": name, "password": password, "enabled_again": was_disabled}, as_json, show)
 
 
 @reviewers.command("disable")

@@ -13,23 +13,28 @@ Safety rules kept throughout:
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import secrets
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlalchemy import exists, select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from pipeline.review import blind, decisions, queued
@@ -37,6 +42,7 @@ from pipeline.review.reviewers import (
     Reviewer,
     authenticate,
     end_session,
+    get_reviewer,
     list_reviewers,
     session_reviewer,
     start_session,
@@ -45,6 +51,9 @@ from pipeline.review.reviewers import (
 from pipeline.store import RejectionRecord, RunChunkRecord, RunRecord, Store, SuggestionRecord
 
 HERE = Path(__file__).parent
+log = logging.getLogger("qcode.review")
+MAX_FILTER_CHARS = 200  # the longest filter value the queue takes
+_FILTER_KEY = re.compile(r"^[\w .-]{1,64}$")  # a case attribute's name: nothing a JSON path would read
 LEASE_SECONDS = 600
 SKIPPED_KEPT = 50  # items a reviewer skipped, remembered in the (at most 4 KB) session cookie
 SESSION_HOURS = 12
@@ -120,8 +129,9 @@ class LoginThrottle:
 
 
 class Leases:
-    """Items a reviewer has open, so 'next' hands different items to different reviewers.
-    Only a courtesy: the version check on deciding is what keeps decisions single."""
+    """Items 'next' handed a reviewer, so it hands different items to different reviewers (opening an
+    item from the queue holds nothing). Only a courtesy: the version check on deciding is what keeps
+    decisions single."""
 
     def __init__(self, seconds: float = LEASE_SECONDS):
         self.seconds = seconds
@@ -142,6 +152,16 @@ class Leases:
                 return False
             self.held[item] = (reviewer_id, at + self.seconds)
             return True
+
+    def holder(self, item: str) -> tuple[int, str] | None:
+        """Who holds an item, and until when (HH:MM, the server's clock), while they do."""
+        at = time.monotonic()
+        with self.lock:
+            held = self.held.get(item)
+        if held is None or held[1] <= at:
+            return None
+        until = datetime.now() + timedelta(seconds=held[1] - at)
+        return held[0], until.strftime("%H:%M")
 
     def release(self, item: str) -> None:
         with self.lock:
@@ -165,7 +185,7 @@ def create_app(
     """The app over one database. `secret_key` signs sessions (QCODE_SECRET_KEY); without
     one a random key is made, and sessions end when the server stops."""
     store = store or Store(db)
-    app = FastAPI(title="qcode review", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="qcode review", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret_key or secrets.token_urlsafe(32),
@@ -182,7 +202,17 @@ def create_app(
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:  # a bug: the app's own page, with the same headers as every other
+            log.exception("the review app failed on %s %s", request.method, request.url.path)
+            response = message_page(request, "Something went wrong", "The server could not answer; try again.", 500)
+        # redirects stay on the address the reviewer used: a Location built from the request's Host
+        # header would send them wherever a forged header says
+        location = response.headers.get("location")
+        if location and "://" in location:
+            parts = urlsplit(location)
+            response.headers["location"] = urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -223,6 +253,14 @@ def create_app(
     def run_ids(reviewer: Reviewer) -> list[str]:
         return [r.id for r in visible_runs(store, reviewer)]
 
+    def message_page(request: Request, title: str, message: str, status_code: int) -> HTMLResponse:
+        return templates.TemplateResponse(
+            request,
+            "message.html",
+            {"csrf": csrf_token(request), "flashes": [], "title": title, "message": message, "reviewer": None},
+            status_code=status_code,
+        )
+
     def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         flashes = request.session.pop("flash", [])
         return templates.TemplateResponse(
@@ -251,12 +289,14 @@ def create_app(
             except ValueError:
                 return None
 
+        if any(len(str(v)) > MAX_FILTER_CHARS for v in params.values()):
+            raise HTTPException(400, f"A filter value is longer than {MAX_FILTER_CHARS} characters.")
         status = params.get("status") or "pending"
         return queued.QueueFilter(
             run=params.get("run") or None,
             code=params.get("code") or None,
             transcript=params.get("transcript") or None,
-            case={k[5:]: v for k, v in params.items() if k.startswith("case.") and v},
+            case={k[5:]: v for k, v in params.items() if k.startswith("case.") and v and _FILTER_KEY.match(k[5:])},
             status=status if status in queued.STATUSES else "pending",
             min_confidence=number("min_confidence"),
             max_confidence=number("max_confidence"),
@@ -301,6 +341,11 @@ def create_app(
                 )
             )
 
+    def blind_for(reviewer: Reviewer, chunk_id: str) -> bool:
+        """Whether the reviewer still has to code this passage blind."""
+        with store.session() as s:
+            return bool(s.scalar(select(queued.coding_blind(reviewer.id, chunk_id))))
+
     # --- signing in ----------------------------------------------------------------
 
     @app.get("/login", response_class=HTMLResponse)
@@ -311,6 +356,10 @@ def create_app(
     async def login(request: Request) -> Response:
         form = await form_checked(request)
         name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+        if len(name) > 200 or len(password) > 1000:
+            return page(
+                request, "login.html", status_code=400, next="/queue", error="That name or password is too long."
+            )
         client = request.client.host if request.client else "unknown"
         keys = [f"name:{name.casefold()}", f"addr:{client}"]
         deadline = time.monotonic() + 10
@@ -416,7 +465,6 @@ def create_app(
         reviewer = current(request)
         if not visible_suggestion(reviewer, suggestion_id):
             raise HTTPException(404, "No such item in the runs you can see.")
-        leases.take(suggestion_id, reviewer.id)
         flt = parse_filter(request.query_params, reviewer)
         return item_response(request, reviewer, suggestion_id, flt)
 
@@ -431,11 +479,17 @@ def create_app(
     ) -> HTMLResponse:
         view = decisions.suggestion_view(store, suggestion_id)
         counts = queued.queue_counts(store, run_ids(reviewer), flt)
+        holder = leases.holder(suggestion_id)
+        held = None
+        if holder is not None and holder[0] != reviewer.id:
+            other = get_reviewer(store, holder[0])
+            held = {"by": other.name if other else "another reviewer", "until": holder[1]}
         return page(
             request,
             "item.html",
             status_code=status_code,
             reviewer=reviewer,
+            held=held,
             flt=flt,
             query=urlencode(flt.query_string()),
             counts=counts,
@@ -475,6 +529,10 @@ def create_app(
         reviewer = await run_in_threadpool(current, request)
         if not await run_in_threadpool(visible_chunk, reviewer, chunk_id):
             raise HTTPException(404, "No such passage in the runs you can see.")
+        if await run_in_threadpool(blind_for, reviewer, chunk_id):
+            raise HTTPException(
+                409, "You are coding this passage blind: code it under Blind coding first, then decide here."
+            )
         back = str(form.get("back", ""))
         flt = parse_filter(_query_from(form.get("query", "")), reviewer)
         target = f"/items/{back}?{urlencode(flt.query_string())}" if back.isalnum() else "/queue"
@@ -498,7 +556,9 @@ def create_app(
                 s.scalar(
                     select(
                         exists().where(
-                            RejectionRecord.id == rejection_id, queued.in_runs(run_ids(reviewer), RejectionRecord)
+                            RejectionRecord.id == rejection_id,
+                            queued.in_runs(run_ids(reviewer), RejectionRecord),
+                            ~queued.coding_blind(reviewer.id, RejectionRecord.chunk_id),
                         )
                     )
                 )
@@ -507,20 +567,22 @@ def create_app(
     @app.get("/rejections", response_class=HTMLResponse)
     def rejections_page(request: Request) -> HTMLResponse:
         reviewer = current(request)
-        items, total = queued.open_rejections(store, run_ids(reviewer))
+        items, total = queued.open_rejections(store, run_ids(reviewer), reviewer.id)
         return page(request, "rejections.html", reviewer=reviewer, items=items, total=total)
 
-    @app.get("/rejections/{rejection_id}", response_class=HTMLResponse)
-    def rejection_page(request: Request, rejection_id: int) -> HTMLResponse:
+    @app.get("/rejections/{rejection_key}", response_class=HTMLResponse)
+    def rejection_page(request: Request, rejection_key: str) -> HTMLResponse:
         reviewer = current(request)
+        rejection_id = _number_or_404(rejection_key)  # after the sign-in: no one learns what an id looks like
         if not visible_rejection(reviewer, rejection_id):
             raise HTTPException(404, "No such rejected proposal in the runs you can see.")
         return page(request, "rejection.html", reviewer=reviewer, **dict(decisions.rejection_view(store, rejection_id)))
 
-    @app.post("/rejections/{rejection_id}/settle")
-    async def settle(request: Request, rejection_id: int) -> Response:
+    @app.post("/rejections/{rejection_key}/settle")
+    async def settle(request: Request, rejection_key: str) -> Response:
         form = await form_checked(request)
         reviewer = await run_in_threadpool(current, request)
+        rejection_id = _number_or_404(rejection_key)  # after the sign-in: no one learns what an id looks like
         if not await run_in_threadpool(visible_rejection, reviewer, rejection_id):
             raise HTTPException(404, "No such rejected proposal in the runs you can see.")
         try:
@@ -541,19 +603,21 @@ def create_app(
         reviewer = current(request)
         return page(request, "blind_list.html", reviewer=reviewer, items=blind.assignments(store, reviewer))
 
-    @app.get("/blind/{assignment_id}", response_class=HTMLResponse)
-    def blind_item(request: Request, assignment_id: int) -> HTMLResponse:
+    @app.get("/blind/{assignment_key}", response_class=HTMLResponse)
+    def blind_item(request: Request, assignment_key: str) -> HTMLResponse:
         reviewer = current(request)
+        assignment_id = _number_or_404(assignment_key)  # after the sign-in: no one learns what an id looks like
         try:
             view = blind.assignment_view(store, reviewer, assignment_id)
         except decisions.DecisionError:
             raise HTTPException(404, "No such assignment.") from None
         return page(request, "blind_item.html", reviewer=reviewer, **dict(view))
 
-    @app.post("/blind/{assignment_id}")
-    async def blind_submit(request: Request, assignment_id: int) -> Response:
+    @app.post("/blind/{assignment_key}")
+    async def blind_submit(request: Request, assignment_key: str) -> Response:
         form = await form_checked(request)
         reviewer = await run_in_threadpool(current, request)
+        assignment_id = _number_or_404(assignment_key)  # after the sign-in: no one learns what an id looks like
         codes = [str(c) for c in form.getlist("code")]
         try:
             await run_in_threadpool(blind.submit, store, reviewer, assignment_id, codes, str(form.get("note", "")))
@@ -610,22 +674,23 @@ def create_app(
             flash(request, f"Sample {sample[:8]}: {n} passage(s) assigned to each reviewer.")
         return RedirectResponse("/lead", status_code=303)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        return templates.TemplateResponse(
-            request,
-            "message.html",
-            {
-                "csrf": csrf_token(request),
-                "flashes": [],
-                "title": "Not possible",
-                "message": exc.detail,
-                "reviewer": None,
-            },
-            status_code=exc.status_code,
-        )
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            return message_page(request, "Not found", "There is no such page.", 404)
+        return message_page(request, "Not possible", str(exc.detail), exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, _exc: RequestValidationError) -> Response:
+        return message_page(request, "Not possible", "The address or the form had a value that is not right.", 400)
 
     return app
+
+
+def _number_or_404(value: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise HTTPException(404, "No such page.")
+    return int(value)
 
 
 def _safe_next(target: str) -> str:
@@ -668,10 +733,33 @@ def _first_error(exc: Exception) -> str:
     return "The form had a value that is not a number."
 
 
-def serve(db: str | None, host: str, port: int) -> None:
+def server_config(app: FastAPI, host: str, port: int, trusted_proxies: Sequence[str] = ()) -> Any:
+    """uvicorn's configuration for the app. X-Forwarded-For and X-Forwarded-Proto are read only from
+    the proxies named (by default from none, not even this machine): from anyone else they are
+    what the client says, and the sign-in limit per address would count whatever address it made up."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or None,
+    )
+
+
+def trusted_proxies(given: Sequence[str] = ()) -> list[str]:
+    """The proxies named with --trusted-proxy, else in QCODE_TRUSTED_PROXIES (comma-separated)."""
+    named = list(given) or (os.environ.get("QCODE_TRUSTED_PROXIES") or "").split(",")
+    return [p.strip() for p in named if p.strip()]
+
+
+def serve(db: str | None, host: str, port: int, proxies: Sequence[str] = ()) -> None:
     """Run the app with uvicorn until interrupted."""
     import uvicorn
 
     secret = os.environ.get("QCODE_SECRET_KEY")
     app = create_app(db, secret_key=secret, secure_cookies=os.environ.get("QCODE_SECURE_COOKIES") == "1")
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    uvicorn.Server(server_config(app, host, port, proxies)).run()

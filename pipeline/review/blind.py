@@ -9,7 +9,7 @@ import uuid
 
 from sqlalchemy import func, select, update
 
-from pipeline.review.decisions import Conflict, DecisionError, codebook_of, passage, segments
+from pipeline.review.decisions import NOTE_CHARS, Conflict, DecisionError, codebook_of, passage, segments
 from pipeline.review.reviewers import Reviewer
 from pipeline.review.views import Assignment, AssignmentView, Progress, Sample
 from pipeline.store import (
@@ -23,6 +23,8 @@ from pipeline.store import (
     now,
 )
 
+MAX_SAMPLE = 10_000  # passages per reviewer in one sample
+
 
 def create_sample(
     store: Store, lead: Reviewer, run_id: str, size: int, reviewer_names: list[str], seed: int | None = None
@@ -34,8 +36,8 @@ def create_sample(
     names = list(dict.fromkeys(n.strip() for n in reviewer_names if n.strip()))
     if len(names) < 2:
         raise DecisionError("double coding needs at least two reviewers")
-    if size < 1:
-        raise DecisionError("a sample needs at least one passage")
+    if not 1 <= size <= MAX_SAMPLE:
+        raise DecisionError(f"a sample is 1 to {MAX_SAMPLE:,} passages")
     sample = str(uuid.uuid4())
     with store.session() as s:
         if s.get(RunRecord, run_id) is None:
@@ -131,6 +133,8 @@ def submit(store: Store, reviewer: Reviewer, assignment_id: int, codes: list[str
         if a is None or a.reviewer_id != reviewer.id:
             raise DecisionError("no such assignment")
         codebook = codebook_of(store, s.get_one(RunRecord, a.run_id).codebook_version)
+    if len(note or "") > NOTE_CHARS:
+        raise DecisionError(f"the note is {len(note or ''):,} characters long: keep it to {NOTE_CHARS:,}")
     allowed = {c.id for c in codebook.leaves} if codebook else set(codes)
     unknown = [c for c in codes if c not in allowed]
     if unknown:

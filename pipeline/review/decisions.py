@@ -43,15 +43,16 @@ from pipeline.store.queries import page_span
 
 Verdict = Literal["accept", "reject", "change", "add"]
 CONTEXT_TURNS = 2
+NOTE_CHARS = 5000  # the longest reason or note a reviewer may write
 
 
 class DecisionRequest(BaseModel):
     verdict: Verdict
-    code: str | None = None
+    code: str | None = Field(default=None, max_length=200)
     quote_start: int | None = Field(default=None, ge=0)
     quote_end: int | None = Field(default=None, ge=0)
-    reason: str | None = Field(default=None, max_length=5000)
-    note: str | None = Field(default=None, max_length=5000)
+    reason: str | None = Field(default=None, max_length=NOTE_CHARS)
+    note: str | None = Field(default=None, max_length=NOTE_CHARS)
 
     @model_validator(mode="after")
     def _complete(self) -> DecisionRequest:

@@ -90,12 +90,13 @@ def in_runs(run_ids: Sequence[str], record: Any = SuggestionRecord) -> Any:
     )
 
 
-def coding_blind(reviewer_id: int) -> Any:
-    """The condition that a reviewer still has to code a suggestion's passage blind: until then
-    they must not see what the model proposed there."""
+def coding_blind(reviewer_id: int, chunk: Any = SuggestionRecord.chunk_id) -> Any:
+    """The condition that a reviewer still has to code a passage (`chunk`: a suggestion's, a
+    rejection's or a passage's id column) blind: until then nothing of the model's or of other
+    people's there reaches them."""
     return exists(
         select(AssignmentRecord.id).where(
-            AssignmentRecord.chunk_id == SuggestionRecord.chunk_id,
+            AssignmentRecord.chunk_id == chunk,
             AssignmentRecord.reviewer_id == reviewer_id,
             AssignmentRecord.coded_at.is_(None),
         )
@@ -276,9 +277,16 @@ def queued_suggestions(store: Store, limit: int = 50, order: str = "confidence")
     return Waiting(total=total or 0, open_rejections=rejections or 0, items=items)
 
 
-def open_rejections(store: Store, run_ids: Sequence[str], limit: int = 200) -> tuple[list[OpenRejection], int]:
-    """Proposals that failed validation and wait for a person, oldest first; and how many there are."""
-    waiting = (RejectionRecord.status == "open", in_runs(run_ids, RejectionRecord))
+def open_rejections(
+    store: Store, run_ids: Sequence[str], reviewer_id: int, limit: int = 200
+) -> tuple[list[OpenRejection], int]:
+    """Proposals that failed validation and wait for a person, oldest first; and how many there are.
+    Not on passages the reviewer still codes blind."""
+    waiting = (
+        RejectionRecord.status == "open",
+        in_runs(run_ids, RejectionRecord),
+        ~coding_blind(reviewer_id, RejectionRecord.chunk_id),
+    )
     with store.session() as s:
         total = s.scalar(select(func.count()).select_from(RejectionRecord).where(*waiting)) or 0
         rows = s.execute(

@@ -77,11 +77,16 @@ def _record(s, name: str) -> ReviewerRecord:  # noqa: ANN001
     return record
 
 
-def reset_password(store: Store, name: str) -> str:
-    """A new password, shown once; the reviewer's open sessions end."""
+def reset_password(store: Store, name: str, enable: bool = False) -> str:
+    """A new password, shown once; the reviewer's open sessions end. A disabled account stays
+    disabled unless `enable` says otherwise: enabling one is never a side effect."""
     password = new_password()
     with store.session() as s:
         record = _record(s, name)
+        if record.disabled_at is not None and not enable:
+            raise ReviewerError(
+                f"'{name}' is disabled: qcode reviewer reset {name} --enable gives a new password and lets them sign in again"
+            )
         record.password_hash = _hasher.hash(password)
         record.disabled_at = None
         _end_sessions(s, record.id)

@@ -12,7 +12,7 @@ import uvicorn
 
 from fakes.coder import ScriptedCoder, scripted_coder
 from fakes.study import code_store, write_transcripts
-from pipeline.review.app import create_app
+from pipeline.review.app import create_app, server_config
 from pipeline.review.reviewers import add_reviewer, grant_runs
 from pipeline.store import Store
 
@@ -52,11 +52,16 @@ def free_port() -> int:
 class ReviewServer:
     """`qcode serve` in a thread: uvicorn on 127.0.0.1 and a free port."""
 
-    def __init__(self, db: Path | str, secret_key: str = "test-secret-key-0123456789abcdef"):
+    def __init__(
+        self,
+        db: Path | str,
+        secret_key: str = "test-secret-key-0123456789abcdef",
+        trusted_proxies: tuple[str, ...] = (),
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = create_app(str(db), secret_key=secret_key)
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(server_config(app, "127.0.0.1", self.port, trusted_proxies))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ReviewServer:
