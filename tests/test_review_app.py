@@ -323,7 +323,7 @@ def queue_ids(c: TestClient, **params: Any) -> list[str]:
 
 def queue_counts(c: TestClient, **params: Any) -> tuple[int, int]:
     r = c.get("/queue", params=params)
-    found = re.search(r"<strong>(\d+)</strong> waiting ·\s*<strong>(\d+)</strong> decided", r.text)
+    found = re.search(r"<strong>(\d+)</strong> waiting \([^)]*\) ·\s*<strong>(\d+)</strong> decided", r.text)
     assert found
     return int(found.group(1)), int(found.group(2))
 

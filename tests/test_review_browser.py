@@ -513,3 +513,28 @@ def test_a_documents_passage_shows_its_page_and_that_it_is_one_turn(browser: Any
         expect(page.locator(".passage-wrap .unit")).to_have_text("one turn")
         expect(page.locator("#passage")).to_have_text("The grant pays for release time, on the second page.")
         context.close()
+
+
+def test_every_page_has_no_serious_accessibility_violation(
+    sign_in: Callable[..., Any], site: Site, new_page: Callable[..., Any]
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+
+    def serious(page: Any) -> list[tuple[str, str, Any]]:
+        violations = axe.run(page).response["violations"]
+        return [
+            (v["id"], v["impact"], v["nodes"][0]["target"])
+            for v in violations
+            if v["impact"] in ("serious", "critical")
+        ]
+
+    signed_out = new_page()
+    signed_out.goto("/login")
+    found = {"/login": serious(signed_out)}
+    lead = sign_in("lea", "/queue")
+    for path in ["/queue", item_path(site, "missed.txt"), "/rejections", "/blind", "/lead", "/no-such-page"]:
+        lead.goto(path)
+        found[path] = serious(lead)
+    assert not any(found.values()), found

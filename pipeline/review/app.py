@@ -53,6 +53,7 @@ from pipeline.store import RejectionRecord, RunChunkRecord, RunRecord, Store, Su
 HERE = Path(__file__).parent
 log = logging.getLogger("qcode.review")
 MAX_FILTER_CHARS = 200  # the longest filter value the queue takes
+PAGE_SIZE = 100  # rows of the queue's list on one page
 _FILTER_KEY = re.compile(r"^[\w .-]{1,64}$")  # a case attribute's name: nothing a JSON path would read
 LEASE_SECONDS = 600
 SKIPPED_KEPT = 50  # items a reviewer skipped, remembered in the (at most 4 KB) session cookie
@@ -418,14 +419,21 @@ def create_app(
         runs = visible_runs(store, reviewer)
         ids = [r.id for r in runs]
         flt = parse_filter(request.query_params, reviewer)
+        counts = queued.queue_counts(store, ids, flt)
+        total = counts.get(flt.status, 0)
+        page_number = _page_number(request.query_params.get("page"), total)
         return page(
             request,
             "queue.html",
             reviewer=reviewer,
             runs=runs,
             flt=flt,
-            items=queued.queue_items(store, ids, flt, limit=100),
-            counts=queued.queue_counts(store, ids, flt),
+            items=queued.queue_items(store, ids, flt, limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE),
+            total=total,
+            page_number=page_number,
+            page_size=PAGE_SIZE,
+            first_row=(page_number - 1) * PAGE_SIZE + 1,
+            counts=counts,
             options=queued.filter_options(store, ids),
             query=urlencode(flt.query_string()),
             statuses=queued.STATUSES,
@@ -685,6 +693,13 @@ def create_app(
         return message_page(request, "Not possible", "The address or the form had a value that is not right.", 400)
 
     return app
+
+
+def _page_number(value: Any, total: int) -> int:
+    """A page of the queue's list, from 1 to the last (an odd value: the first)."""
+    last = max(1, -(-total // PAGE_SIZE))
+    text = str(value or "")
+    return min(int(text), last) if text.isdigit() and 0 < len(text) < 7 and int(text) > 0 else 1
 
 
 def _number_or_404(value: str) -> int:

@@ -190,7 +190,9 @@ def next_item(
 
 
 def queue_counts(store: Store, run_ids: Sequence[str], flt: QueueFilter) -> dict[str, int]:
-    """How many matching suggestions are pending, decided, and in each routing status."""
+    """How many matching suggestions are pending (waiting for a person), decided, and in each routing
+    status among the undecided, so that pending = review + audit and all = pending + decided +
+    accepted."""
     with store.session() as s:
         rows = s.execute(
             _base(SuggestionRecord.status, SuggestionRecord.decided_at.is_not(None), func.count())
@@ -200,10 +202,11 @@ def queue_counts(store: Store, run_ids: Sequence[str], flt: QueueFilter) -> dict
     counts = {"pending": 0, "decided": 0, "review": 0, "audit": 0, "accepted": 0, "all": 0}
     for status, decided, n in rows:
         counts["all"] += n
-        counts[status] = counts.get(status, 0) + n
         if decided:
             counts["decided"] += n
-        elif status in QUEUED:
+            continue
+        counts[status] = counts.get(status, 0) + n
+        if status in QUEUED:
             counts["pending"] += n
     return counts
 

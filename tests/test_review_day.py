@@ -1,0 +1,74 @@
+"""A reviewer's day in the review app (issue 16, points 8 to 14): counts that add up and a list
+that says how long it is and pages through it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fakes import SMALL_CODEBOOK, code_store, scripted_coder, write, write_transcripts
+from fastapi.testclient import TestClient
+
+from pipeline.review.app import PAGE_SIZE, create_app
+from pipeline.review.reviewers import add_reviewer, grant_runs
+from pipeline.store import Store
+
+pytestmark = pytest.mark.usefixtures("quick_passwords")
+TURNS = 130
+
+
+@pytest.fixture
+def long_queue(tmp_path: Path) -> tuple[TestClient, int]:
+    """A run of TURNS turns, each with one suggestion (some confident enough to be accepted), and a
+    reviewer signed in."""
+    scripted_coder("day-coder", proposes="marks")
+    lines = [f"Ms. Chen: Money came late in week {n}. [funding {0.3 if n % 5 else 0.95}]" for n in range(TURNS)]
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    db = tmp_path / "day.db"
+    run = code_store(
+        write_transcripts(tmp_path / "in", {"chen.txt": "\n".join(lines) + "\n"}),
+        codebook,
+        db,
+        coder="day-coder",
+        unit="turn",
+        audit_share=0.2,
+        seed=3,
+    )
+    store = Store(str(db))
+    password = add_reviewer(store, "rita")
+    grant_runs(store, "rita", [run.run_id])
+    client = TestClient(create_app(str(db), secret_key="k" * 32), follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    client.post("/login", data={"csrf_token": token.group(1), "name": "rita", "password": password, "next": "/queue"})
+    return client, run.suggestions
+
+
+def counts(page: str) -> dict[str, int]:
+    found = re.search(
+        r"<strong>(\d+)</strong> waiting \((\d+) low confidence, (\d+) audit sample\) ·\s*"
+        r"<strong>(\d+)</strong> decided ·\s*(\d+) accepted automatically",
+        page,
+    )
+    assert found, page[:2000]
+    return dict(zip(("waiting", "review", "audit", "decided", "accepted"), map(int, found.groups())))
+
+
+def test_the_counts_add_up_and_the_list_pages_with_its_total(long_queue: tuple[TestClient, int]) -> None:
+    client, suggestions = long_queue
+    first = client.get("/queue").text
+    seen = counts(first)
+    assert seen["waiting"] == seen["review"] + seen["audit"]
+    assert seen["waiting"] + seen["decided"] + seen["accepted"] == suggestions == TURNS
+    assert seen["waiting"] > PAGE_SIZE  # more than one page
+    rows = re.findall(r'<td><a href="/items/([0-9a-f]{16})\?', first)
+    assert len(rows) == PAGE_SIZE
+    assert f"Rows 1–{PAGE_SIZE} of {seen['waiting']}" in first and 'rel="next"' in first
+    second = client.get("/queue", params={"page": 2}).text
+    more = re.findall(r'<td><a href="/items/([0-9a-f]{16})\?', second)
+    assert len(more) == seen["waiting"] - PAGE_SIZE and not set(more) & set(rows)
+    assert f"Rows {PAGE_SIZE + 1}–{seen['waiting']} of {seen['waiting']}" in second and 'rel="prev"' in second
+    # a page beyond the last is the last; an odd one the first
+    assert client.get("/queue", params={"page": 99}).text.count("<td><a href") == len(more)
+    assert client.get("/queue", params={"page": "x"}).text.count("<td><a href") == PAGE_SIZE
