@@ -80,7 +80,7 @@ def test_a_database_from_before_the_review_app_upgrades_in_place(db_url: str) ->
     with store.engine.connect() as c:
         assert c.execute(text("SELECT version, decided_at, decided_by FROM suggestions")).one() == (1, None, None)
         assert c.execute(text("SELECT version, status FROM rejections")).one() == (1, "open")
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
         # a chunk stored before turn units is a chunk, with no pages
         assert c.execute(text("SELECT unit, part, page_start FROM chunks")).one() == ("chunk", None, None)
     assert {"reviewers", "reviewer_runs", "assignments", "imports", "human_codes"} <= set(

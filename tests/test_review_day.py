@@ -34,7 +34,9 @@ def long_queue(tmp_path: Path) -> tuple[TestClient, int]:
         unit="turn",
         audit_share=0.2,
         seed=3,
+        name="pilot, week 1",
     )
+    assert run.name == "pilot, week 1"
     store = Store(str(db))
     password = add_reviewer(store, "rita")
     grant_runs(store, "rita", [run.run_id])
@@ -72,3 +74,12 @@ def test_the_counts_add_up_and_the_list_pages_with_its_total(long_queue: tuple[T
     # a page beyond the last is the last; an odd one the first
     assert client.get("/queue", params={"page": 99}).text.count("<td><a href") == len(more)
     assert client.get("/queue", params={"page": "x"}).text.count("<td><a href") == PAGE_SIZE
+
+
+def test_runs_are_listed_by_the_name_the_researcher_gave_them(long_queue: tuple[TestClient, int]) -> None:
+    client, _ = long_queue
+    page = client.get("/queue").text
+    assert re.search(
+        r"<option value=\"[0-9a-f-]{36}\" >pilot, week 1 · Small test codebook · day-coder · \d{4}-\d\d-\d\d \d\d:\d\d</option>",
+        page,
+    )

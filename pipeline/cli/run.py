@@ -175,6 +175,12 @@ def run(
     text_column: Annotated[
         str | None, typer.Option("--text-column", help="CSV: the column holding each response.")
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="What to call the run (e.g. 'pilot, gpt-4o-mini'): shown wherever runs are listed."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest, chunk, code, validate, route and store transcripts."""
@@ -196,6 +202,7 @@ def run(
             "speakers": speakers,
             "skip_speakers": skip_speakers,
             "batch_size": batch_size,
+            "name": name,
             **(coder_options or {}),
         },
         id_column=id_column,
@@ -244,7 +251,8 @@ def _dollars(value: float | None) -> str:
 
 
 def _show_summary(summary: RunSummary) -> None:
-    table = Table(title=f"run {summary.run_id}", show_header=False)
+    title = f"run {summary.run_id}" + (f" ({summary.name})" if summary.name else "")
+    table = Table(title=escape(title), show_header=False)
     for label, value in [
         ("coder", f"{summary.coder} ({summary.model})"),
         ("codebook", f"{summary.codebook} [{summary.codebook_version}]"),

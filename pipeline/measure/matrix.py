@@ -97,6 +97,7 @@ class RunInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
+    name: str | None = None
     started_at: datetime
     finished_at: datetime | None
     status: str
@@ -114,6 +115,7 @@ class RunInfo(BaseModel):
     def of(cls, record: RunRecord) -> RunInfo:
         return cls(
             id=record.id,
+            name=record.name,
             started_at=record.started_at,
             finished_at=record.finished_at,
             status=record.status,

@@ -286,7 +286,7 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
         "routing": request.routing.model_dump(),
         "batch_size": batch_size,
     }
-    run_id = store.start_run(prov, codebook, request.paths, parameters)
+    run_id = store.start_run(prov, codebook, request.paths, parameters, name=request.name)
 
     paths: list[str | Path] = list(request.paths)
     sources, errors = discover(paths)
@@ -351,6 +351,7 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
     queued = counts["review"] + counts["audit"]
     summary = RunSummary(
         run_id=run_id,
+        name=request.name,
         coder=prov.coder,
         model=prov.model,
         prompt_version=prov.prompt_version,

@@ -14,6 +14,7 @@ from pipeline.transcript import SpeakerChoice
 
 class RunRequest(BaseModel):
     paths: list[str]
+    name: str | None = Field(default=None, max_length=200)
     codebook: str
     db: str | None = None
     coder: str = "offline"
@@ -71,6 +72,7 @@ class FailureCount(BaseModel):
 
 class RunSummary(BaseModel):
     run_id: str
+    name: str | None = None
     coder: str
     model: str
     prompt_version: str | None

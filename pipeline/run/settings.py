@@ -2,7 +2,7 @@
 the `[run]` table of `qcode.toml` over defaults, checked and made into a RunRequest.
 
 `[run]` holds the run's own settings (the fields of RunSettings: codebook, db, coder, threshold,
-audit_share, seed, unit, chunk_size, overlap, max_unit_chars, speakers, skip_speakers, batch_size;
+audit_share, seed, unit, chunk_size, overlap, max_unit_chars, speakers, skip_speakers, batch_size, name;
 speakers and skip_speakers as a list of names or one comma-separated string) and the options of the coder, by the names its
 Options model gives them (for the openai coder model, base_url, prompt, temperature, samples, ...;
 see `qcode run --help`). An option of another coder is ignored, as a flag of another coder is; a
@@ -46,6 +46,7 @@ class RunSettings(BaseModel):
     speakers: str | list[str] = Field(default_factory=list)
     skip_speakers: str | list[str] = Field(default_factory=list)
     batch_size: int | None = None
+    name: str | None = None
     # the chosen coder's options, as given (make_coder checks them against the coder's Options)
     coder_options: dict[str, Any] = Field(default_factory=dict)
 
@@ -115,6 +116,7 @@ def run_request(
     try:
         request = RunRequest(
             paths=[str(p) for p in paths],
+            name=(settings.name or "").strip() or None,
             codebook=settings.codebook,
             db=settings.db,
             coder=settings.coder,

@@ -187,7 +187,12 @@ class Store:
             )
 
     def start_run(
-        self, provenance: Provenance, codebook: Codebook, inputs: list[str], parameters: dict[str, Any]
+        self,
+        provenance: Provenance,
+        codebook: Codebook,
+        inputs: list[str],
+        parameters: dict[str, Any],
+        name: str | None = None,
     ) -> str:
         run_id = str(uuid.uuid4())
         host = socket.gethostname()
@@ -200,6 +205,7 @@ class Store:
                     host=host,
                     pid=os.getpid(),
                     id=run_id,
+                    name=name,
                     started_at=now(),
                     finished_at=None,
                     status="running",
