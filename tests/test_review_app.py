@@ -1295,7 +1295,11 @@ def test_blind_double_coding_and_its_export(
 
     # what rita sees: the passage and the codebook, not the model's proposal nor bob's codes
     listing = rita.get("/blind").text
-    assert listing.count("to code") == 2 and "bob" not in listing
+    assert listing.count("· to code") == 2 and "bob" not in listing
+    assert "<strong>2</strong> to code · 0 done" in listing
+    assert re.search(r'<a href="/blind/\d+">[\w.]+\.txt, passage \d+</a>', listing)  # names, not ids
+    # and every other page says there is blind work waiting
+    assert "You have 2 passages to code blind" in rita.get("/queue").text
     r = rita.get(f"/blind/{mine['rita'][c1]}")
     assert r.status_code == 200
     page = r.text

@@ -264,6 +264,8 @@ def create_app(
 
     def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         flashes = request.session.pop("flash", [])
+        if isinstance(context.get("reviewer"), Reviewer) and "blind_waiting" not in context:
+            context["blind_waiting"] = blind.waiting(store, context["reviewer"])
         return templates.TemplateResponse(
             request,
             template,
@@ -609,7 +611,9 @@ def create_app(
     @app.get("/blind", response_class=HTMLResponse)
     def blind_list(request: Request) -> HTMLResponse:
         reviewer = current(request)
-        return page(request, "blind_list.html", reviewer=reviewer, items=blind.assignments(store, reviewer))
+        items = blind.assignments(store, reviewer)
+        done = sum(1 for a in items if a.coded)
+        return page(request, "blind_list.html", reviewer=reviewer, items=items, done=done, left=len(items) - done)
 
     @app.get("/blind/{assignment_key}", response_class=HTMLResponse)
     def blind_item(request: Request, assignment_key: str) -> HTMLResponse:
@@ -619,7 +623,7 @@ def create_app(
             view = blind.assignment_view(store, reviewer, assignment_id)
         except decisions.DecisionError:
             raise HTTPException(404, "No such assignment.") from None
-        return page(request, "blind_item.html", reviewer=reviewer, **dict(view))
+        return page(request, "blind_item.html", reviewer=reviewer, keys=blind.CODE_KEYS, **dict(view))
 
     @app.post("/blind/{assignment_key}")
     async def blind_submit(request: Request, assignment_key: str) -> Response:

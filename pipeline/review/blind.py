@@ -14,14 +14,19 @@ from pipeline.review.reviewers import Reviewer
 from pipeline.review.views import Assignment, AssignmentView, Progress, Sample
 from pipeline.store import (
     AssignmentRecord,
+    ChunkRecord,
     DecisionRecord,
     GrantRecord,
     ReviewerRecord,
     RunChunkRecord,
     RunRecord,
     Store,
+    TranscriptRecord,
     now,
 )
+
+# a key for every code of a blind item: digits, then letters the page does not use (d done, o note)
+CODE_KEYS = "1234567890qwertyuipasfghjklzxcvbnm"
 
 MAX_SAMPLE = 10_000  # passages per reviewer in one sample
 
@@ -92,17 +97,38 @@ def create_sample(
 def assignments(store: Store, reviewer: Reviewer) -> list[Assignment]:
     """A reviewer's blind-coding assignments, those still to code first."""
     with store.session() as s:
-        rows = list(
-            s.scalars(
-                select(AssignmentRecord)
-                .where(AssignmentRecord.reviewer_id == reviewer.id)
-                .order_by(AssignmentRecord.coded_at.is_not(None), AssignmentRecord.id)
-            )
-        )
+        rows = s.execute(
+            select(AssignmentRecord, TranscriptRecord.source_name, ChunkRecord.index)
+            .join(ChunkRecord, ChunkRecord.id == AssignmentRecord.chunk_id)
+            .join(TranscriptRecord, TranscriptRecord.id == ChunkRecord.transcript_id)
+            .where(AssignmentRecord.reviewer_id == reviewer.id)
+            .order_by(AssignmentRecord.coded_at.is_not(None), TranscriptRecord.source_name, ChunkRecord.index)
+        ).all()
         return [
-            Assignment(id=a.id, sample=a.sample, chunk_id=a.chunk_id, coded=a.coded_at is not None, codes=a.codes or [])
-            for a in rows
+            Assignment(
+                id=a.id,
+                sample=a.sample,
+                chunk_id=a.chunk_id,
+                coded=a.coded_at is not None,
+                codes=a.codes or [],
+                source_name=name,
+                position=index + 1,
+            )
+            for a, name, index in rows
         ]
+
+
+def waiting(store: Store, reviewer: Reviewer) -> int:
+    """How many passages the reviewer still has to code blind."""
+    with store.session() as s:
+        return (
+            s.scalar(
+                select(func.count())
+                .select_from(AssignmentRecord)
+                .where(AssignmentRecord.reviewer_id == reviewer.id, AssignmentRecord.coded_at.is_(None))
+            )
+            or 0
+        )
 
 
 def assignment_view(store: Store, reviewer: Reviewer, assignment_id: int) -> AssignmentView:
@@ -112,6 +138,7 @@ def assignment_view(store: Store, reviewer: Reviewer, assignment_id: int) -> Ass
         if a is None or a.reviewer_id != reviewer.id:
             raise DecisionError("no such assignment")
         run = s.get_one(RunRecord, a.run_id)
+        index = s.scalar(select(ChunkRecord.index).where(ChunkRecord.id == a.chunk_id))
         item = Assignment(
             id=a.id,
             sample=a.sample,
@@ -120,8 +147,10 @@ def assignment_view(store: Store, reviewer: Reviewer, assignment_id: int) -> Ass
             note=a.note,
             coded=a.coded_at is not None,
             codebook_version=run.codebook_version,
+            position=index + 1 if index is not None else None,
         )
     view = passage(store, item.chunk_id)
+    item.source_name = view.source_name
     view.segments = segments(view.text, view.start, [])
     return AssignmentView(assignment=item, passage=view, codebook=codebook_of(store, run.codebook_version))
 

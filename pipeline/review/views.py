@@ -132,6 +132,8 @@ class Assignment(BaseModel):
     note: str | None = None
     coded: bool
     codebook_version: str | None = None
+    source_name: str | None = None  # the transcript, as the list names the passage
+    position: int | None = None  # the passage's place in its transcript, from 1
 
 
 class AssignmentView(BaseModel):
