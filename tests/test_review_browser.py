@@ -261,9 +261,11 @@ def test_review_three_items_with_the_keyboard_only(sign_in: Callable[..., Any], 
     press_and_wait(page, "Enter")
     expect(page.locator("#error")).to_contain_text("'nonsense' is not an applicable code")
     assert site.decisions(suggestion_id=third) == []
-    # then a real one
+    # what was typed is kept, for the reviewer to correct; then a real one
     page.keyboard.press("c")
     expect(page.locator("#change-code")).to_be_focused()
+    expect(page.locator("#change-code")).to_have_value("nonsense")
+    page.keyboard.press("Control+A")
     page.keyboard.type("trust")
     press_and_wait(page, "Enter")
     # nothing is left in this transcript: back to the queue

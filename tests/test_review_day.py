@@ -83,3 +83,30 @@ def test_runs_are_listed_by_the_name_the_researcher_gave_them(long_queue: tuple[
         r"<option value=\"[0-9a-f-]{36}\" >pilot, week 1 · Small test codebook · day-coder · \d{4}-\d\d-\d\d \d\d:\d\d</option>",
         page,
     )
+
+
+def test_a_code_that_cannot_be_applied_says_which_was_meant_and_keeps_what_was_typed(
+    long_queue: tuple[TestClient, int],
+) -> None:
+    from fakes import LINKAGES
+
+    from pipeline.codebook import load_codebook
+    from pipeline.review.decisions import likely_codes
+
+    linkages = load_codebook(LINKAGES)
+    assert likely_codes(linkages, "relational") == ["relational.strength", "relational.weakness"]
+    assert likely_codes(linkages, "relational.strenght")[0] == "relational.strength"
+    client, _ = long_queue
+    item = re.search(r'<td><a href="/items/([0-9a-f]{16})\?', client.get("/queue").text)
+    assert item
+    page = client.get(f"/items/{item.group(1)}").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    version = re.search(r'name="version" value="(\d+)"', page)
+    assert token and version
+    typed = {"code": "fundng", "note": "late money, weeks 3 to 9", "reason": ""}
+    r = client.post(
+        f"/items/{item.group(1)}/decide",
+        data={"csrf_token": token.group(1), "version": version.group(1), "verdict": "change", **typed},
+    )
+    assert r.status_code == 422 and "did you mean funding?" in r.text
+    assert 'value="fundng"' in r.text and 'value="late money, weeks 3 to 9"' in r.text

@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from pipeline.review import blind, decisions, queued
+from pipeline.review.decisions import NOTE_CHARS
 from pipeline.review.reviewers import (
     Reviewer,
     authenticate,
@@ -486,6 +487,7 @@ def create_app(
         status_code: int = 200,
         error: str | None = None,
         conflict: str | None = None,
+        typed: dict[str, str] | None = None,
     ) -> HTMLResponse:
         view = decisions.suggestion_view(store, suggestion_id)
         counts = queued.queue_counts(store, run_ids(reviewer), flt)
@@ -505,6 +507,7 @@ def create_app(
             counts=counts,
             error=error,
             conflict=conflict,
+            typed=typed or {},
             **dict(view),
         )
 
@@ -515,19 +518,25 @@ def create_app(
         if not await run_in_threadpool(visible_suggestion, reviewer, suggestion_id):
             raise HTTPException(404, "No such item in the runs you can see.")
         flt = parse_filter(_query_from(form.get("query", "")), reviewer)
+        # what the reviewer typed stays in the form when the decision cannot be recorded
+        typed = {k: str(form.get(k) or "")[:NOTE_CHARS] for k in ("note", "reason", "code")}
         try:
             version = int(form.get("version", ""))
             wish = _wish(form)
         except (ValueError, ValidationError) as exc:
             message = _first_error(exc)
-            return await run_in_threadpool(item_response, request, reviewer, suggestion_id, flt, 422, message)
+            return await run_in_threadpool(
+                item_response, request, reviewer, suggestion_id, flt, 422, message, None, typed
+            )
         try:
             await run_in_threadpool(decisions.decide, store, reviewer, suggestion_id, version, wish)
         except decisions.Conflict as exc:
             leases.release(suggestion_id)
             return await run_in_threadpool(item_response, request, reviewer, suggestion_id, flt, 409, None, str(exc))
         except decisions.DecisionError as exc:
-            return await run_in_threadpool(item_response, request, reviewer, suggestion_id, flt, 422, str(exc))
+            return await run_in_threadpool(
+                item_response, request, reviewer, suggestion_id, flt, 422, str(exc), None, typed
+            )
         leases.release(suggestion_id)
         flash(request, f"Recorded: {wish.verdict}.")
         query = urlencode({**flt.query_string(), "after": suggestion_id})

@@ -9,6 +9,7 @@ and quote offsets.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -196,7 +197,16 @@ def _check_code(codebook: Codebook | None, code: str | None) -> None:
     if code is None or codebook is None:
         return
     if code not in {c.id for c in codebook.leaves}:
-        raise DecisionError(f"'{code}' is not an applicable code of the codebook '{codebook.name}'")
+        likely = likely_codes(codebook, code)
+        hint = f": did you mean {' or '.join(likely)}?" if likely else ""
+        raise DecisionError(f"'{code}' is not an applicable code of the codebook '{codebook.name}'{hint}")
+
+
+def likely_codes(codebook: Codebook, code: str) -> list[str]:
+    """The codes someone who typed `code` probably meant: a category's codes, else the ids most like it."""
+    leaves = [c.id for c in codebook.leaves]
+    under = [c.id for c in codebook.leaves if c.parent == code or c.id.startswith(code + ".")]
+    return under or difflib.get_close_matches(code, leaves, n=3, cutoff=0.6)
 
 
 def decide(store: Store, reviewer: Reviewer, suggestion_id: str, version: int, request: DecisionRequest) -> int:
