@@ -540,3 +540,39 @@ def test_every_page_has_no_serious_accessibility_violation(
         lead.goto(path)
         found[path] = serious(lead)
     assert not any(found.values()), found
+
+
+def test_the_decision_stays_in_view_beside_a_50_kb_neighbouring_turn(browser: Any, tmp_path: Path) -> None:
+    queueing_coder()
+    long_turn = " ".join(f"We went through line {n} of the budget." for n in range(1700))  # about 55 KB
+    assert len(long_turn) > 50_000
+    folder = tmp_path / "in"
+    write(folder / "long.txt", f"Teacher: {long_turn}\nPrincipal: The grant finally arrived in May.\n")
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    db = tmp_path / "long.db"
+    run = code_store(folder, codebook, db, coder="review-test", unit="turn", speakers=["Principal"], audit_share=0)
+    assert run.suggestions == 1
+    passwords = make_reviewers(db, {"ana": "reviewer"}, run.run_id)
+    with ReviewServer(db) as server:
+        context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        page.goto("/next")
+        page.locator("input[name=name]").fill("ana")
+        page.locator("input[name=password]").fill(passwords["ana"])
+        page.locator("input[name=password]").press("Enter")
+        expect(page).to_have_url(re.compile(r"/items/[0-9a-f]{16}"))
+        # the long turn shows its first lines, and the rest on demand
+        neighbour = page.locator("details.context")
+        expect(neighbour).to_have_count(1)
+        expect(neighbour.locator("summary")).to_contain_text("show more (")
+        expect(page.locator("#accept")).to_be_in_viewport()
+        neighbour.locator("summary").click()
+        expect(neighbour.locator("p.context")).to_contain_text("line 1699 of the budget")
+        # opened in full, 55 KB of text: the decision is still in view, at the foot of the window
+        expect(page.locator("#accept")).to_be_in_viewport()
+        page.mouse.wheel(0, 20_000)
+        expect(page.locator("#accept")).to_be_in_viewport()
+        page.keyboard.press("a")
+        expect(page).to_have_url(re.compile(r"/queue"))
+        context.close()
