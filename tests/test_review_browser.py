@@ -576,3 +576,27 @@ def test_the_decision_stays_in_view_beside_a_50_kb_neighbouring_turn(browser: An
         page.keyboard.press("a")
         expect(page).to_have_url(re.compile(r"/queue"))
         context.close()
+
+
+def test_correct_the_quote_from_the_keyboard_only(sign_in: Callable[..., Any], site: Site) -> None:
+    suggestion_id = site.items["missed.txt"][0]
+    page = sign_in("ben", item_path(site, "missed.txt"))
+    # "Teacher: We trust each other, and the grant paid for substitutes."
+    page.keyboard.press("p")
+    expect(page.locator("#passage")).to_be_focused()
+    for _ in range(7):  # Teacher: · We · trust · each · other, · and · the
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowRight")  # ... grant
+    page.keyboard.press("Shift+ArrowRight")  # ... paid
+    page.keyboard.press("s")
+    expect(page.locator("#quote-preview")).to_have_text("the grant paid")
+    expect(page.locator("#quote-preview")).to_have_class(re.compile("corrected"))
+    # shown in the passage at once
+    assert page.evaluate("CSS.highlights.has('corrected-quote') && CSS.highlights.get('corrected-quote').size") == 1
+    press_and_wait(page, "a")
+    [decision] = site.decisions(suggestion_id=suggestion_id)
+    with site.store.session() as s:
+        suggestion = s.get(SuggestionRecord, suggestion_id)
+        assert suggestion is not None
+        text = s.get(TranscriptRecord, suggestion.transcript_id).text
+    assert text[decision.quote_start : decision.quote_end] == "the grant paid"

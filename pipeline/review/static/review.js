@@ -60,8 +60,71 @@
       preview.dataset.start = String(start);
       preview.dataset.end = String(end);
     }
+    showCorrected(passage, start, end);
     var old = document.getElementById("js-flash");
     if (old) old.remove();
+  }
+
+  // Choosing the quote from the keyboard: in the passage (p, or Tab), the arrows select the next or
+  // the previous word, and with Shift extend the selection word by word; s then uses it.
+  var anchor = null, caret = 0;
+
+  function words(passage) {
+    var found = [], match, pattern = /\S+/g, text = passage.textContent;
+    while ((match = pattern.exec(text))) found.push([match.index, match.index + match[0].length]);
+    return found;
+  }
+
+  // the text node and offset of a position in the passage's text (in UTF-16 units, as the DOM counts)
+  function pointAt(passage, index) {
+    var walker = document.createTreeWalker(passage, NodeFilter.SHOW_TEXT), node, seen = 0, last = null;
+    while ((node = walker.nextNode())) {
+      if (seen + node.length >= index) return [node, index - seen];
+      seen += node.length;
+      last = node;
+    }
+    return last ? [last, last.length] : [passage, 0];
+  }
+
+  function selectSpan(passage, from, to) {
+    var range = document.createRange(), a = pointAt(passage, from), b = pointAt(passage, to);
+    range.setStart(a[0], a[1]);
+    range.setEnd(b[0], b[1]);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
+  function moveByWord(passage, event) {
+    var all = words(passage);
+    if (!all.length) return;
+    var forward = event.key === "ArrowRight", next;
+    if (forward) {
+      next = all.find(function (w) { return w[1] > caret; }) || all[all.length - 1];
+    } else {
+      var before = all.filter(function (w) { return w[0] < caret && (anchor === null || w[1] < caret); });
+      next = before.length ? before[before.length - 1] : all[0];
+    }
+    if (event.shiftKey && anchor !== null) {
+      caret = forward ? next[1] : next[0];
+      if (caret <= anchor[0]) caret = anchor[1];  // never shorter than the word it started from
+      selectSpan(passage, anchor[0], Math.max(caret, anchor[1]));
+    } else {
+      anchor = next;
+      caret = next[1];
+      selectSpan(passage, next[0], next[1]);
+    }
+  }
+
+  function showCorrected(passage, start, end) {
+    // the corrected quote, highlighted in the passage at once (CSS Custom Highlight API)
+    if (!window.CSS || !CSS.highlights || typeof Highlight === "undefined") return;
+    var from = parseInt(passage.dataset.start, 10), text = Array.from(passage.textContent);
+    var a = text.slice(0, start - from).join("").length, b = text.slice(0, end - from).join("").length;
+    var range = document.createRange(), p = pointAt(passage, a), q = pointAt(passage, b);
+    range.setStart(p[0], p[1]);
+    range.setEnd(q[0], q[1]);
+    CSS.highlights.set("corrected-quote", new Highlight(range));
   }
 
   function flash(text) {
@@ -103,6 +166,11 @@
       }
       return;
     }
+    if (target.id === "passage" && (event.key === "ArrowRight" || event.key === "ArrowLeft")) {
+      moveByWord(target, event);
+      event.preventDefault();
+      return;
+    }
     if (event.key === "?") {
       var keys = document.getElementById("keys");
       if (keys) keys.classList.toggle("open");
@@ -118,6 +186,7 @@
     if (!el) return;
     event.preventDefault();
     if (el.id === "use-selection") { useSelection(); return; }
+    if (el.id === "passage") { el.focus(); return; }
     activate(el);
   });
 
