@@ -438,7 +438,7 @@ def test_blind_double_coding_with_the_keyboard(sign_in: Callable[..., Any], site
     lead.locator("input[name=size]").fill("2")
     lead.locator("input[name=seed]").fill("7")
     for name in ("ana", "ben"):
-        lead.get_by_label(name, exact=True).check()
+        lead.locator(f"input[name=reviewer][value={name}]").check()
     with lead.expect_navigation():
         lead.get_by_role("button", name="Assign").click()
     expect(lead.locator(".flash").first).to_contain_text("2 passage(s) assigned to each reviewer")

@@ -110,3 +110,41 @@ def test_a_code_that_cannot_be_applied_says_which_was_meant_and_keeps_what_was_t
     )
     assert r.status_code == 422 and "did you mean funding?" in r.text
     assert 'value="fundng"' in r.text and 'value="late money, weeks 3 to 9"' in r.text
+
+
+def test_rejected_proposals_markdown_labels_and_the_double_coding_page(tmp_path: Path) -> None:
+    scripted_coder(
+        "day-phrases",
+        proposes="phrases",
+        phrases={"grant": [("funding", 0.4, "The grant came in May."), ("trust", 0.9, "words nobody said")]},
+    )
+    text = "**Interviewer:** How does the district help?\n**Ms. Chen:** The grant came in May.\n"
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    db = tmp_path / "md.db"
+    run = code_store(
+        write_transcripts(tmp_path / "in", {"chen.md": text}), codebook, db, coder="day-phrases", unit="turn"
+    )
+    store = Store(str(db))
+    passwords = {name: add_reviewer(store, name, role) for name, role in [("lena", "lead"), ("rita", "reviewer")]}
+    add_reviewer(store, "zoe")  # may not see the run
+    grant_runs(store, "rita", [run.run_id])
+    client = TestClient(create_app(str(db), secret_key="k" * 32), follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    client.post("/login", data={"csrf_token": token.group(1), "name": "lena", "password": passwords["lena"]})
+    # a neighbouring turn's markdown label shows as the speaker's name
+    item = re.search(r'<td><a href="/items/([0-9a-f]{16})\?', client.get("/queue").text)
+    assert item
+    page = client.get(f"/items/{item.group(1)}").text
+    assert '<strong class="speaker">Interviewer:</strong> How does the district help?' in page
+    assert "**Interviewer:**" not in page.split('id="passage"')[0]
+    # a rejected proposal: the keys, the proposed code's definition, the decision panel kept in view
+    rejection = re.search(r'href="/rejections/(\d+)"', client.get("/rejections").text)
+    assert rejection
+    page = client.get(f"/rejections/{rejection.group(1)}").text
+    assert 'id="keys"' in page and "Definition of trust" in page and 'class="actions decision"' in page
+    assert 'tabindex="0" data-key="p"' in page  # the quote can be chosen from the keyboard
+    # the double-coding page offers only reviewers who may see the run, and says what the seed does
+    page = client.get("/lead", params={"run": run.run_id}).text
+    assert 'value="rita"' in page and 'value="lena"' in page and 'value="zoe"' not in page
+    assert "the same seed on the same run draws the same passages" in page

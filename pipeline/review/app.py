@@ -660,12 +660,17 @@ def create_app(
         reviewer = current(request)
         if not reviewer.is_lead:
             raise HTTPException(403, "Only a lead can assign double coding.")
+        runs = visible_runs(store, reviewer)
+        chosen = next((r for r in runs if r.id == request.query_params.get("run")), runs[0] if runs else None)
+        # only the reviewers who may see the chosen run: the others could not be assigned its passages
+        offered = [r for r in list_reviewers(store) if r.active and chosen and (r.runs == "all" or chosen.id in r.runs)]
         return page(
             request,
             "lead.html",
             reviewer=reviewer,
-            runs=visible_runs(store, reviewer),
-            reviewers=[r for r in list_reviewers(store) if r.active],
+            runs=runs,
+            chosen=chosen,
+            reviewers=offered,
             samples=blind.samples(store),
         )
 

@@ -363,9 +363,9 @@ def rejection_view(store: Store, rejection_id: int) -> RejectionView:
         decided = _decision_view(settled) if settled is not None else None
     view = passage(store, item.chunk_id)
     view.segments = segments(view.text, view.start, [])
-    return RejectionView(
-        rejection=item, passage=view, codebook=codebook_of(store, item.codebook_version), settled=decided
-    )
+    codebook = codebook_of(store, item.codebook_version)
+    code = codebook.get(item.code) if codebook is not None and item.code else None
+    return RejectionView(rejection=item, passage=view, codebook=codebook, code=code, settled=decided)
 
 
 def settle_rejection(

@@ -3,6 +3,7 @@ templates (which read them by attribute)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -17,6 +18,15 @@ class ContextTurn(BaseModel):
     text: str
     start: int
     timestamp: str | None
+
+    @property
+    def said(self) -> str | None:
+        """The turn's words without its speaker's label as written (`**Ms. Chen:**`, `Ms. Chen:`),
+        so the page shows the name, not the markdown; None when the label is not found."""
+        if not self.speaker:
+            return None
+        label = re.match(r"^[\s*_]*" + re.escape(self.speaker) + r"[\s*_]*:[\s*_]*", self.text)
+        return self.text[label.end() :] if label else None
 
 
 class Segment(BaseModel):
@@ -119,6 +129,7 @@ class RejectionView(BaseModel):
     rejection: RejectionDetail
     passage: Passage
     codebook: Codebook | None
+    code: Code | None = None  # the proposed code, when the codebook has it
     settled: DecisionView | None
 
 
