@@ -104,6 +104,7 @@ def test_nothing_of_the_models_or_of_others_reaches_a_reviewer_coding_a_passage_
     assert rita.get(f"/items/{world['suggestion']}").status_code == 200
 
 
+@pytest.mark.slow  # serves the app with uvicorn, twice
 def test_a_forged_forwarded_address_does_not_lift_the_sign_in_limit(world: dict) -> None:
     def attempts(server: ReviewServer, forged: bool) -> list[int]:
         server.server.config.app.state.throttle.address_limit = 3
