@@ -305,6 +305,14 @@ def post_decision(
     return c.post(f"/items/{suggestion_id}/decide", data=data)
 
 
+def refused(c: TestClient, r: Response, suggestion_id: str) -> str:
+    """A decision not recorded: back to the item with a redirect (a reload sends nothing again), and
+    the item's page, which says why."""
+    location = r.headers.get("location", "")
+    assert r.status_code == 303 and location.startswith(f"/items/{suggestion_id}?"), (r.status_code, location)
+    return c.get(location).text
+
+
 def message(page: str, kind: str) -> str:
     found = re.search(rf'<p class="flash {kind}"[^>]*>(.*?)</p>', page, flags=re.S)
     assert found, f"no {kind} message on the page"
@@ -974,7 +982,7 @@ def test_accepting_rejecting_and_changing_record_a_decision_and_keep_the_proposa
         ("x", 5, "not a number"),
     ]:
         r = post_decision(rita, item.id, "accept", quote_start=bad_start, quote_end=bad_end)
-        assert r.status_code == 422 and problem in message(r.text, "error"), (bad_start, bad_end)
+        assert problem in message(refused(rita, r, item.id), "error"), (bad_start, bad_end)
     assert decisions(store, suggestion_id=item.id) == [] and suggestion(store, item.id).version == 1
     r = post_decision(rita, item.id, "accept", quote_start=start, quote_end=start + len(phrase))
     assert r.status_code == 303
@@ -985,7 +993,7 @@ def test_accepting_rejecting_and_changing_record_a_decision_and_keep_the_proposa
     item = world.item("valley_teacher.txt")
     for reason in ("", "   "):
         r = post_decision(rita, item.id, "reject", reason=reason)
-        assert r.status_code == 422 and "a rejection needs a reason" in message(r.text, "error")
+        assert "a rejection needs a reason" in message(refused(rita, r, item.id), "error")
     assert decisions(store, suggestion_id=item.id) == [] and suggestion(store, item.id).decided_at is None
     r = post_decision(rita, item.id, "reject", reason="  planning, not money  ")
     assert r.status_code == 303
@@ -1002,9 +1010,8 @@ def test_accepting_rejecting_and_changing_record_a_decision_and_keep_the_proposa
     item = world.item("harbor_principal.txt", 0)
     for code, problem in [("made-up", "not an applicable code"), ("", "'change' needs a code")]:
         r = post_decision(rita, item.id, "change", code=code)
-        assert r.status_code == 422 and problem in message(r.text, "error")
-    r = post_decision(rita, item.id, "maybe")
-    assert r.status_code == 422
+        assert problem in message(refused(rita, r, item.id), "error")
+    refused(rita, post_decision(rita, item.id, "maybe"), item.id)
     assert decisions(store, suggestion_id=item.id) == []
     r = post_decision(rita, item.id, "change", code="trust")
     assert r.status_code == 303
@@ -1166,13 +1173,13 @@ def check_conflict(app: FastAPI, store: Store, passwords: dict[str, str], item_i
     rita_loaded, bob_loaded = open_item(rita, item_id), open_item(bob, item_id)
     assert rita_loaded[1] == bob_loaded[1] == 1
     assert post_decision(rita, item_id, "accept", rita_loaded).status_code == 303
-    r = post_decision(bob, item_id, "reject", bob_loaded, reason="I disagree")
-    assert r.status_code == 409
-    text = message(r.text, "conflict")
+    page = refused(bob, post_decision(bob, item_id, "reject", bob_loaded, reason="I disagree"), item_id)
+    text = message(page, "conflict")
     assert text.startswith("rita already decided this item (accept) at ") and "yours was not recorded" in text
-    assert "Decided by rita" in r.text  # the page shows the item as it is now
+    assert "Decided by rita" in page  # the page shows the item as it is now
     # the same reviewer sending the form twice is a conflict too
-    assert post_decision(rita, item_id, "change", rita_loaded, code="trust").status_code == 409
+    page = refused(rita, post_decision(rita, item_id, "change", rita_loaded, code="trust"), item_id)
+    assert "already decided this item" in message(page, "conflict")
     (d,) = decisions(store, suggestion_id=item_id)
     assert (d.reviewer, d.verdict, d.final_code) == ("rita", "accept", "funding")
     sug = suggestion(store, item_id)
@@ -1184,12 +1191,13 @@ def check_race(app: FastAPI, store: Store, passwords: dict[str, str], item_id: s
     clients = [sign_in(app, name, passwords[name]) for name in RACERS]
     loaded = [open_item(c, item_id) for c in clients]
     responses = at_once(len(clients), lambda i: post_decision(clients[i], item_id, "accept", loaded[i]))
-    codes = [r.status_code for r in responses]
-    assert sorted(codes) == [303] + [409] * (len(clients) - 1), codes
-    winner = RACERS[codes.index(303)]
-    for r in responses:
-        if r.status_code == 409:
-            assert message(r.text, "conflict").startswith(f"{winner} already decided this item (accept)")
+    won = [r.status_code == 303 and r.headers["location"].startswith("/next?") for r in responses]
+    assert sum(won) == 1, [(r.status_code, r.headers.get("location")) for r in responses]
+    winner = RACERS[won.index(True)]
+    for c, r, first in zip(clients, responses, won):
+        if not first:
+            page = refused(c, r, item_id)
+            assert message(page, "conflict").startswith(f"{winner} already decided this item (accept)")
     assert [d.reviewer for d in decisions(store, suggestion_id=item_id)] == [winner]
     sug = suggestion(store, item_id)
     assert (sug.decided_by, sug.version) == (winner, 2)

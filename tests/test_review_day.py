@@ -108,8 +108,13 @@ def test_a_code_that_cannot_be_applied_says_which_was_meant_and_keeps_what_was_t
         f"/items/{item.group(1)}/decide",
         data={"csrf_token": token.group(1), "version": version.group(1), "verdict": "change", **typed},
     )
-    assert r.status_code == 422 and "did you mean funding?" in r.text
-    assert 'value="fundng"' in r.text and 'value="late money, weeks 3 to 9"' in r.text
+    assert r.status_code == 303 and r.headers["location"].startswith(
+        f"/items/{item.group(1)}?"
+    )  # a reload sends nothing
+    page = client.get(r.headers["location"]).text
+    assert "did you mean funding?" in page
+    assert 'value="fundng"' in page and 'value="late money, weeks 3 to 9"' in page
+    assert 'value="fundng"' not in client.get(r.headers["location"]).text  # said once
 
 
 def test_rejected_proposals_markdown_labels_and_the_double_coding_page(tmp_path: Path) -> None:

@@ -177,6 +177,33 @@ class Leases:
             return {i for i, (who, _) in self.held.items() if who != reviewer_id}
 
 
+class Outcomes:
+    """Why a decision was not recorded, and what the reviewer had typed, kept on the server (a
+    session cookie holds 4 KB, a reason 5,000 characters) until the item's page shows it once."""
+
+    def __init__(self, seconds: float = 600.0, most: int = 10_000):
+        self.seconds, self.most = seconds, most
+        self.kept: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self.lock = threading.Lock()
+
+    def keep(self, session_id: Any, item: str, outcome: dict[str, Any]) -> None:
+        if not isinstance(session_id, str):
+            return
+        at = time.monotonic()
+        with self.lock:
+            if len(self.kept) >= self.most:  # stale ones first, then the oldest
+                for key in sorted(self.kept, key=lambda k: self.kept[k][0])[: len(self.kept) // 2]:
+                    del self.kept[key]
+            self.kept[(session_id, item)] = (at + self.seconds, outcome)
+
+    def take(self, session_id: Any, item: str) -> dict[str, Any] | None:
+        if not isinstance(session_id, str):
+            return None
+        with self.lock:
+            found = self.kept.pop((session_id, item), None)
+        return found[1] if found is not None and found[0] > time.monotonic() else None
+
+
 class NotSignedIn(Exception):
     pass
 
@@ -200,6 +227,7 @@ def create_app(
     templates = Jinja2Templates(directory=HERE / "templates")
     throttle = LoginThrottle()
     leases = Leases()
+    outcomes = Outcomes()
     app.state.store, app.state.throttle, app.state.leases = store, throttle, leases
 
     @app.middleware("http")
@@ -477,7 +505,18 @@ def create_app(
         if not visible_suggestion(reviewer, suggestion_id):
             raise HTTPException(404, "No such item in the runs you can see.")
         flt = parse_filter(request.query_params, reviewer)
-        return item_response(request, reviewer, suggestion_id, flt)
+        kept = outcomes.take(request.session.get("sid"), suggestion_id)
+        if kept is None:
+            return item_response(request, reviewer, suggestion_id, flt)
+        return item_response(
+            request,
+            reviewer,
+            suggestion_id,
+            flt,
+            error=kept["text"] if kept["kind"] == "error" else None,
+            conflict=kept["text"] if kept["kind"] == "conflict" else None,
+            typed=kept["typed"],
+        )
 
     def item_response(
         request: Request,
@@ -520,23 +559,24 @@ def create_app(
         flt = parse_filter(_query_from(form.get("query", "")), reviewer)
         # what the reviewer typed stays in the form when the decision cannot be recorded
         typed = {k: str(form.get(k) or "")[:NOTE_CHARS] for k in ("note", "reason", "code")}
+
+        def back(kind: str, text: str) -> Response:
+            """To the item again (a reload asks for nothing to be sent twice), saying why."""
+            outcomes.keep(request.session.get("sid"), suggestion_id, {"kind": kind, "text": text, "typed": typed})
+            return RedirectResponse(f"/items/{suggestion_id}?{urlencode(flt.query_string())}", status_code=303)
+
         try:
             version = int(form.get("version", ""))
             wish = _wish(form)
         except (ValueError, ValidationError) as exc:
-            message = _first_error(exc)
-            return await run_in_threadpool(
-                item_response, request, reviewer, suggestion_id, flt, 422, message, None, typed
-            )
+            return back("error", _first_error(exc))
         try:
             await run_in_threadpool(decisions.decide, store, reviewer, suggestion_id, version, wish)
         except decisions.Conflict as exc:
             leases.release(suggestion_id)
-            return await run_in_threadpool(item_response, request, reviewer, suggestion_id, flt, 409, None, str(exc))
+            return back("conflict", str(exc))
         except decisions.DecisionError as exc:
-            return await run_in_threadpool(
-                item_response, request, reviewer, suggestion_id, flt, 422, str(exc), None, typed
-            )
+            return back("error", str(exc))
         leases.release(suggestion_id)
         flash(request, f"Recorded: {wish.verdict}.")
         query = urlencode({**flt.query_string(), "after": suggestion_id})
