@@ -81,6 +81,10 @@ class Codebook(BaseModel):
     def applicable_ids(self) -> set[str]:
         return {code.id for code in self.leaves}
 
+    def codes_under(self, category: str) -> list[str]:
+        """The applicable codes a category holds (its children, or ids that extend its own)."""
+        return [c.id for c in self.leaves if c.parent == category or c.id.startswith(category + ".")]
+
 
 class Problem(BaseModel):
     file: str

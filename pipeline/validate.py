@@ -173,7 +173,7 @@ def _code_problem(code: str, codebook: Codebook, applicable: set[str]) -> str | 
     if code in applicable:
         return None
     if codebook.get(code) is not None:
-        under = [c.id for c in codebook.leaves if c.parent == code or c.id.startswith(code + ".")]
+        under = codebook.codes_under(code)
         listed = f": {', '.join(under)}" if under else ""
         return f"code '{code}' is a category; apply one of the codes under it{listed}"
     return f"code '{code}' is not in the codebook"

@@ -52,7 +52,7 @@ from pipeline.coders.prompt import DEFAULT_PROMPT, Prompt
 from pipeline.coders.replies import reply_data
 from pipeline.coders.tokens import count_chat_tokens, count_tokens
 from pipeline.errors import CoderError
-from pipeline.suggestion import ChunkCoding, Proposal, Usage
+from pipeline.suggestion import ChunkCoding, Proposal, Rejection, Usage
 from pipeline.validate import validate_coding
 
 if TYPE_CHECKING:
@@ -315,10 +315,6 @@ class OpenAICoder(BaseCoder):
         if self.per_request != 1 and not (self.prompt.directory / "units.jinja").is_file():
             raise CoderError(
                 f"prompt '{prompt}' has no units.jinja in {self.prompt.directory}: several units per request need one"
-            )
-        if self.per_request != 1 and fewshot > 0:
-            raise CoderError(
-                "--fewshot shows the model examples one unit at a time: it does not go with --units-per-request"
             )
         self.cache = cache
         self.fewshot = fewshot
@@ -638,7 +634,7 @@ class OpenAICoder(BaseCoder):
         # room for the units' answers (the budget of one reply for every UNITS_PER_BUDGET units: a
         # budget counts whole against a tokens-per-minute limit); a reply cut off all the same is asked
         # once more with twice it
-        room = min(MAX_ROOM, (self.max_tokens or DEFAULT_MAX_TOKENS) * math.ceil(len(chunks) / UNITS_PER_BUDGET))
+        room = min(MAX_ROOM, self.max_tokens * math.ceil(len(chunks) / UNITS_PER_BUDGET))
         try:
             for asked in range(2):
                 request = self.request(messages, codebook, room=room, labels=labels)
@@ -714,16 +710,8 @@ class OpenAICoder(BaseCoder):
                 checked = answers.get(label)
                 if checked is None:
                     continue
-                suggestions, rejections = validate_coding(
-                    ChunkCoding(chunk_id=chunk.id, proposals=given[label]), chunk, codebook, ""
-                )
-                checked.problems += [
-                    r.reason for r in rejections if not r.reason.endswith("more than once for this chunk")
-                ]
-                good = [
-                    Proposal(code=x.code, justification=x.justification, quote=x.quote, confidence=x.confidence)
-                    for x in suggestions
-                ]
+                good, rejections = _validated(given[label], chunk, codebook)
+                checked.problems += [r.reason for r in rejections]
                 checked.samples.append(_Sample(good, content, logprobs, *_item_span(content, label)))
         return answers
 
@@ -947,17 +935,8 @@ class OpenAICoder(BaseCoder):
                 checked.problems.append('The reply must be a JSON object with a "codes" list.')
                 checked.unparsed = content
                 continue
-            # the same checks as the pipeline's validation, so the model hears what would be rejected
-            suggestions, rejections = validate_coding(
-                ChunkCoding(chunk_id=chunk.id, proposals=items), chunk, codebook, ""
-            )
-            good = [
-                Proposal(code=x.code, justification=x.justification, quote=x.quote, confidence=x.confidence)
-                for x in suggestions
-            ]
+            good, rejections = _validated(items, chunk, codebook)
             for rejection in rejections:
-                if rejection.reason.endswith("more than once for this chunk"):
-                    continue  # a code repeated within one reply: the first one stands
                 checked.problems.append(f"{rejection.reason}: {json.dumps(rejection.raw, ensure_ascii=False)[:300]}")
                 checked.invalid.append(rejection.raw)
             checked.samples.append(_Sample(good, content, logprobs))
@@ -1028,7 +1007,19 @@ def _code_probability(sample: _Sample, code: str) -> float | None:
     return math.exp(total) if found else None
 
 
-def _item_span(content: str, label: str) -> tuple[int, int | None]:
+def _validated(items: list[Any], chunk: Chunk, codebook: Codebook) -> tuple[list[Proposal], list[Rejection]]:
+    """A unit's codes as a reply gives them, put through the pipeline's own validation, so the model
+    hears what would be rejected: the proposals that hold, and the rejections to point out (a code
+    repeated within one reply is none: the first one stands)."""
+    suggestions, rejections = validate_coding(ChunkCoding(chunk_id=chunk.id, proposals=items), chunk, codebook, "")
+    good = [
+        Proposal(code=x.code, justification=x.justification, quote=x.quote, confidence=x.confidence)
+        for x in suggestions
+    ]
+    return good, [r for r in rejections if not r.reason.endswith("more than once for this chunk")]
+
+
+def _item_span(content: str, label: str) -> tuple[int, int]:
     """Where one unit's codes stand in a reply for several: from its label to the next label, when
     its codes come after its label (as the schema orders them); (0, 0), none, otherwise."""
     labels = list(re.finditer(r'"unit"\s*:\s*"([^"]*)"', content))

@@ -140,10 +140,6 @@ class Leases:
         self.held: dict[str, tuple[int, float]] = {}
         self.lock = threading.Lock()
 
-    def take(self, item: str, reviewer_id: int) -> None:
-        with self.lock:
-            self.held[item] = (reviewer_id, time.monotonic() + self.seconds)
-
     def claim(self, item: str, reviewer_id: int) -> bool:
         """Take the item unless another reviewer holds it: checked and taken under one lock, so
         reviewers asking for the next item at the same moment are not all sent to the same one."""
@@ -191,7 +187,7 @@ class Outcomes:
             return
         at = time.monotonic()
         with self.lock:
-            if len(self.kept) >= self.most:  # stale ones first, then the oldest
+            if len(self.kept) >= self.most:  # full: the older half goes (all are kept equally long)
                 for key in sorted(self.kept, key=lambda k: self.kept[k][0])[: len(self.kept) // 2]:
                     del self.kept[key]
             self.kept[(session_id, item)] = (at + self.seconds, outcome)

@@ -204,9 +204,9 @@ def _check_code(codebook: Codebook | None, code: str | None) -> None:
 
 def likely_codes(codebook: Codebook, code: str) -> list[str]:
     """The codes someone who typed `code` probably meant: a category's codes, else the ids most like it."""
-    leaves = [c.id for c in codebook.leaves]
-    under = [c.id for c in codebook.leaves if c.parent == code or c.id.startswith(code + ".")]
-    return under or difflib.get_close_matches(code, leaves, n=3, cutoff=0.6)
+    return codebook.codes_under(code) or difflib.get_close_matches(
+        code, [c.id for c in codebook.leaves], n=3, cutoff=0.6
+    )
 
 
 def decide(store: Store, reviewer: Reviewer, suggestion_id: str, version: int, request: DecisionRequest) -> int:

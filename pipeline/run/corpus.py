@@ -169,10 +169,9 @@ def code_batch(
         suggestions, rejections = validate_coding(coding, chunk, codebook, prov.coder_key)
         flag = None
         if coder.follows_instructions:
-            proposed = {
-                getattr(p, "code", None) or (p.get("code") if isinstance(p, dict) else None) for p in coding.proposals
-            }
-            flag = instructions_flag(chunk.text, len(proposed - {None}), applicable)
+            # the codes the reply applied, as validation read them, held or not
+            proposed = {s.code for s in suggestions} | {r.code for r in rejections if r.code}
+            flag = instructions_flag(chunk.text, len(proposed), applicable)
         for suggestion in suggestions:
             suggestion.flag = flag
             suggestion.status = route(suggestion, policy)

@@ -442,9 +442,9 @@ class Store:
         next run) and replies nothing could be read from (sent to a person), each with an example."""
         kinds: dict[tuple[str, str], dict[str, Any]] = {}
 
-        def count(reason: str, then: str, example: str | None, n: int = 1) -> None:
+        def count(reason: str, then: str, example: str | None) -> None:
             entry = kinds.setdefault((reason, then), {"reason": reason, "chunks": 0, "example": example, "then": then})
-            entry["chunks"] += n
+            entry["chunks"] += 1
 
         with self.session() as s:
             for part in in_batches(chunk_ids):
