@@ -16,18 +16,20 @@ downloaded). `--keep FOLDER` keeps the demo database and report.html there.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "docs"))
+sys.path.insert(0, str(ROOT / "tests"))
 
-from demo import ARGS, CHROMIUM, EXAMPLES, qcode_run  # noqa: E402
+from fakes.browser import CHROMIUM, LAUNCH_ARGS  # noqa: E402  (the browser the tests drive)
 from sqlalchemy import select  # noqa: E402
 
 from pipeline.measure.report import write_report  # noqa: E402
@@ -36,6 +38,8 @@ from pipeline.review.decisions import DecisionRequest, add_code, decide  # noqa:
 from pipeline.review.reviewers import add_reviewer, authenticate, grant_runs  # noqa: E402
 from pipeline.store import ChunkRecord, RunRecord, Store, SuggestionRecord  # noqa: E402
 
+EXAMPLES = ROOT / "examples" / "transcripts"
+CODEBOOK = ROOT / "codebooks" / "linkages.yaml"
 OUT = ROOT / "docs" / "report.png"
 VIEWPORT = {"width": 1280, "height": 1180}
 SEED = 7
@@ -102,6 +106,31 @@ NEGATIVE = re.compile(
     r"without|problem\w*|fail\w*|confus\w*|frustrat\w*|too many|varies|underestimat\w*)\b",
     re.IGNORECASE,
 )
+
+
+def qcode_run(source: Path, db: Path, folder: Path) -> str:
+    """The offline coder over `source` into `db`, as a user runs it; returns the run id."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            str(source),
+            "--codebook",
+            str(CODEBOOK),
+            "--db",
+            str(db),
+            "--json",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        sys.exit(f"qcode run failed:\n{result.stdout}\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
 
 
 def judge(text: str, skip: frozenset[str] = frozenset()) -> list[str]:
@@ -202,7 +231,7 @@ def photograph(html: Path, png: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         page = browser.new_page(viewport=VIEWPORT)
         errors: list[str] = []
         page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)

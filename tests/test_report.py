@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 from fakes import SMALL_CODEBOOK, qcode
+from fakes.browser import CHROMIUM, LAUNCH_ARGS, VIEWPORT, require_chromium
 from fakes.review_server import make_review_db, make_reviewers
 from golden import check, check_text, plain
 from sqlalchemy import select, update
@@ -41,7 +41,6 @@ from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.review.reviewers import authenticate
 from pipeline.store import DecisionRecord, RunRecord, Store, SuggestionRecord, TranscriptRecord
 
-CHROMIUM = os.environ.get("QCODE_TEST_CHROMIUM") or "/usr/bin/chromium"
 MARKUP = "<script>window.__xss=1</script> & <b>bold</b>"
 TRANSCRIPTS = {
     "t1.txt": "Teacher: We asked about the weather and the parking lot again.\n",
@@ -672,32 +671,16 @@ def _keep(problems: list[str], wanted: Any, text: str) -> Any:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not os.environ.get("QCODE_TEST_CHROMIUM") and not Path(CHROMIUM).exists(),
-    reason="no browser: install Debian's chromium package or set QCODE_TEST_CHROMIUM to a Chromium binary",
-)
 def test_the_report_opens_in_chromium(report: str, study: Study, tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        raise RuntimeError(f"QCODE_TEST_CHROMIUM={CHROMIUM!r}: no such file")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    sync_api = require_chromium()
     empty = tmp_path / "empty.db"
     Store(str(empty)).engine.dispose()
     assert run_report(empty, tmp_path / "empty.html").exit_code == 0
-    args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-    ]
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         try:
             for path in (study.folder / "report.html", tmp_path / "empty.html"):
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page = browser.new_page(viewport=VIEWPORT)
                 problems: list[str] = []
                 page.on(
                     "console", _keep(problems, lambda m: m.type in ("error", "warning"), "console {0.type}: {0.text}")

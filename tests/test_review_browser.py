@@ -1,8 +1,5 @@
-"""The review app end to end in a real browser: Debian's Chromium driven by Playwright.
-
-QCODE_TEST_CHROMIUM names the browser binary (.ci/run sets it to the chromium package's);
-without it /usr/bin/chromium is used, and without that these tests skip. No browser is
-ever downloaded (`playwright install` is never run).
+"""The review app end to end in a real browser: Debian's Chromium driven by Playwright (see
+fakes/browser.py: no browser is ever downloaded).
 
 One database, one server and one browser serve the whole module. Each test works on
 its own transcript(s) and opens items with a `transcript=` filter, so the item that
@@ -11,7 +8,6 @@ follows a decision is never one another test needs.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +16,15 @@ from typing import Any
 
 import pytest
 from fakes import SMALL_CODEBOOK, code_store, write, write_pdf
+from fakes.browser import (
+    CHROMIUM,
+    LAUNCH_ARGS,
+    TIMEOUT_MS,
+    VIEWPORT,
+    fill_sign_in,
+    require_chromium,
+    serious_violations,
+)
 from fakes.review_server import ReviewServer, make_review_db, make_reviewers, queueing_coder
 from sqlalchemy import select
 
@@ -33,31 +38,10 @@ from pipeline.store import (
     TranscriptRecord,
 )
 
-CHROMIUM = os.environ.get("QCODE_TEST_CHROMIUM") or "/usr/bin/chromium"
-if not os.environ.get("QCODE_TEST_CHROMIUM") and not Path(CHROMIUM).exists():
-    pytest.skip(
-        "no browser: install Debian's chromium package or set QCODE_TEST_CHROMIUM to a Chromium binary",
-        allow_module_level=True,
-    )
-if not Path(CHROMIUM).exists():
-    raise RuntimeError(f"QCODE_TEST_CHROMIUM={CHROMIUM!r}: no such file")
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+sync_api = require_chromium()
 expect = sync_api.expect
 
 pytestmark = pytest.mark.slow
-
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-TIMEOUT_MS = 15_000
 
 # a turn a little over half the chunk size, so each one is a chunk of its own
 FILLER = " We went through the numbers line by line." * 14
@@ -151,9 +135,7 @@ def new_page(browser: Any, site: Site) -> Iterator[Callable[..., Any]]:
     contexts, errors = [], []
 
     def make(storage_state: Any = None) -> Any:
-        context = browser.new_context(
-            base_url=site.url, viewport={"width": 1280, "height": 900}, storage_state=storage_state
-        )
+        context = browser.new_context(base_url=site.url, viewport=VIEWPORT, storage_state=storage_state)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()
@@ -175,9 +157,7 @@ def sign_in(new_page: Callable[..., Any], site: Site, signed_in: dict[str, Any])
         page.goto(path)
         if name not in signed_in:
             expect(page).to_have_url(re.compile(r"/login\?next="))
-            page.locator("input[name=name]").fill(name)
-            page.locator("input[name=password]").fill(site.passwords[name])
-            page.locator("input[name=password]").press("Enter")
+            fill_sign_in(page, name, site.passwords[name])
         expect(page.locator(".who")).to_have_text(f"{name} ({REVIEWERS[name]})")
         expect(page).to_have_url(site.url + path)
         signed_in.setdefault(name, page.context.storage_state())
@@ -502,13 +482,11 @@ def test_a_documents_passage_shows_its_page_and_that_it_is_one_turn(browser: Any
         ).all()
     store.engine.dispose()
     with ReviewServer(db) as server:
-        context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+        context = browser.new_context(base_url=server.url, viewport=VIEWPORT)
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
         page.goto(f"/items/{item}")
-        page.locator("input[name=name]").fill("ana")
-        page.locator("input[name=password]").fill(passwords["ana"])
-        page.locator("input[name=password]").press("Enter")
+        fill_sign_in(page, "ana", passwords["ana"])
         expect(page).to_have_url(server.url + f"/items/{item}")
         expect(page.locator(".passage-wrap h2")).to_have_text("plan.pdf p. 2")
         expect(page.locator(".passage-wrap .pages")).to_have_text("p. 2")
@@ -520,25 +498,13 @@ def test_a_documents_passage_shows_its_page_and_that_it_is_one_turn(browser: Any
 def test_every_page_has_no_serious_accessibility_violation(
     sign_in: Callable[..., Any], site: Site, new_page: Callable[..., Any]
 ) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
-    axe = Axe()
-
-    def serious(page: Any) -> list[tuple[str, str, Any]]:
-        violations = axe.run(page).response["violations"]
-        return [
-            (v["id"], v["impact"], v["nodes"][0]["target"])
-            for v in violations
-            if v["impact"] in ("serious", "critical")
-        ]
-
     signed_out = new_page()
     signed_out.goto("/login")
-    found = {"/login": serious(signed_out)}
+    found = {"/login": serious_violations(signed_out)}
     lead = sign_in("lea", "/queue")
     for path in ["/queue", item_path(site, "missed.txt"), "/rejections", "/blind", "/lead", "/no-such-page"]:
         lead.goto(path)
-        found[path] = serious(lead)
+        found[path] = serious_violations(lead)
     assert not any(found.values()), found
 
 
@@ -554,13 +520,11 @@ def test_the_decision_stays_in_view_beside_a_50_kb_neighbouring_turn(browser: An
     assert run.suggestions == 1
     passwords = make_reviewers(db, {"ana": "reviewer"}, run.run_id)
     with ReviewServer(db) as server:
-        context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+        context = browser.new_context(base_url=server.url, viewport=VIEWPORT)
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
         page.goto("/next")
-        page.locator("input[name=name]").fill("ana")
-        page.locator("input[name=password]").fill(passwords["ana"])
-        page.locator("input[name=password]").press("Enter")
+        fill_sign_in(page, "ana", passwords["ana"])
         expect(page).to_have_url(re.compile(r"/items/[0-9a-f]{16}"))
         # the long turn shows its first lines, and the rest on demand
         neighbour = page.locator("details.context")

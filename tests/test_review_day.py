@@ -143,6 +143,20 @@ def test_rejected_proposals_markdown_labels_and_the_double_coding_page(tmp_path:
     page = client.get(f"/items/{item.group(1)}").text
     assert '<strong class="speaker">Interviewer:</strong> How does the district help?' in page
     assert "**Interviewer:**" not in page.split('id="passage"')[0]
+    # ... and in a passage too, where the markdown stays in the page, hidden (the quote's offsets count it)
+    chunks = code_store(
+        write_transcripts(tmp_path / "chunks", {"chen.md": text}), codebook, db, coder="day-phrases", unit="chunk"
+    )
+    item = re.search(r'<td><a href="/items/([0-9a-f]{16})\?', client.get("/queue", params={"run": chunks.run_id}).text)
+    assert item
+    passage = client.get(f"/items/{item.group(1)}").text.split('id="passage"')[1].split("</div>")[0]
+    assert re.sub(r"<[^>]+>", "", passage.split(">", 1)[1]) == text.rstrip("\n")
+    assert (
+        '<span class="seg markup" data-start="0" aria-hidden="true">**</span>'
+        '<span class="seg speaker" data-start="2">Interviewer</span>'
+        '<span class="seg speaker" data-start="13">:</span>'
+        '<span class="seg markup" data-start="14" aria-hidden="true">**</span>'
+    ) in passage
     # a rejected proposal: the keys, the proposed code's definition, the decision panel kept in view
     rejection = re.search(r'href="/rejections/(\d+)"', client.get("/rejections").text)
     assert rejection

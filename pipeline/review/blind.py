@@ -151,7 +151,7 @@ def assignment_view(store: Store, reviewer: Reviewer, assignment_id: int) -> Ass
         )
     view = passage(store, item.chunk_id)
     item.source_name = view.source_name
-    view.segments = segments(view.text, view.start, [])
+    view.segments = segments(view, [])
     return AssignmentView(assignment=item, passage=view, codebook=codebook_of(store, run.codebook_version))
 
 
@@ -186,16 +186,20 @@ def samples(store: Store) -> list[Sample]:
             select(
                 AssignmentRecord.sample,
                 AssignmentRecord.run_id,
+                RunRecord.name,
                 ReviewerRecord.name,
                 func.count(),
                 func.count(AssignmentRecord.coded_at),
                 func.min(AssignmentRecord.assigned_at),
             )
             .join(ReviewerRecord, ReviewerRecord.id == AssignmentRecord.reviewer_id)
-            .group_by(AssignmentRecord.sample, AssignmentRecord.run_id, ReviewerRecord.name)
+            .join(RunRecord, RunRecord.id == AssignmentRecord.run_id)
+            .group_by(AssignmentRecord.sample, AssignmentRecord.run_id, RunRecord.name, ReviewerRecord.name)
         ).all()
     out: dict[str, Sample] = {}
-    for sample, run_id, name, total, coded, assigned_at in rows:
-        entry = out.setdefault(sample, Sample(sample=sample, run_id=run_id, assigned_at=assigned_at, reviewers={}))
+    for sample, run_id, run_name, name, total, coded, assigned_at in rows:
+        entry = out.setdefault(
+            sample, Sample(sample=sample, run_id=run_id, run_name=run_name, assigned_at=assigned_at, reviewers={})
+        )
         entry.reviewers[name] = Progress(coded=coded, total=total)
     return sorted(out.values(), key=lambda e: e.assigned_at, reverse=True)

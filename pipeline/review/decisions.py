@@ -28,6 +28,7 @@ from pipeline.review.views import (
     Segment,
     SuggestionDetail,
     SuggestionView,
+    speaker_label,
 )
 from pipeline.store import (
     ChunkRecord,
@@ -96,6 +97,15 @@ def passage(store: Store, chunk_id: str) -> Passage:
     def turn(t: TurnRecord) -> ContextTurn:
         return ContextTurn(speaker=t.speaker, text=text[t.start : t.end], start=t.start, timestamp=t.timestamp)
 
+    # the labels of the turns that begin in the passage, so it shows `**Ms. Chen:**` as a name too
+    # (hidden, not removed: the page counts offsets over the passage's text as written)
+    labels = [
+        (a, b, kind)
+        for t in turns
+        if t.speaker and chunk.start <= t.start < chunk.end
+        for a, b, kind in speaker_label(text[: chunk.end], t.speaker, t.start) or []
+    ]
+
     return Passage(
         chunk_id=chunk.id,
         transcript_id=transcript.id,
@@ -112,13 +122,15 @@ def passage(store: Store, chunk_id: str) -> Passage:
         if chunk.unit != "turn"
         else (f"part {chunk.part} of {chunk.parts} of a turn" if chunk.parts else "one turn"),
         context_speakers=sorted({t.get("speaker") or "(no speaker)" for t in chunk.turns if t.get("coded") is False}),
+        labels=labels,
     )
 
 
-def segments(text: str, offset: int, marks: list[tuple[int, int]]) -> list[Segment]:
-    """The passage cut at the marked spans' edges."""
+def segments(view: Passage, marks: list[tuple[int, int]]) -> list[Segment]:
+    """The passage cut at the marked spans' edges and at its speakers' labels' parts."""
+    text, offset = view.text, view.start
     edges = {0, len(text)}
-    for start, end in marks:
+    for start, end in [*marks, *((a, b) for a, b, _ in view.labels)]:
         edges.update(max(0, min(len(text), p - offset)) for p in (start, end))
     points = sorted(edges)
     out = []
@@ -126,7 +138,8 @@ def segments(text: str, offset: int, marks: list[tuple[int, int]]) -> list[Segme
         if a == b:
             continue
         marked = any(start - offset <= a and b <= end - offset for start, end in marks)
-        out.append(Segment(text=text[a:b], start=offset + a, marked=marked))
+        kind = next((k for start, end, k in view.labels if start - offset <= a and b <= end - offset), None)
+        out.append(Segment(text=text[a:b], start=offset + a, marked=marked, kind=kind))
     return out
 
 
@@ -168,7 +181,7 @@ def suggestion_view(store: Store, suggestion_id: str) -> SuggestionView:
         suggestion = SuggestionDetail.model_validate(sug, from_attributes=True)
         other_codes = [OtherSuggestion.model_validate(o, from_attributes=True) for o in others]
     view = passage(store, suggestion.chunk_id)
-    view.segments = segments(view.text, view.start, [(suggestion.quote_start, suggestion.quote_end)])
+    view.segments = segments(view, [(suggestion.quote_start, suggestion.quote_end)])
     codebook = codebook_of(store, suggestion.codebook_version)
     return SuggestionView(
         suggestion=suggestion,
@@ -362,7 +375,7 @@ def rejection_view(store: Store, rejection_id: int) -> RejectionView:
         settled = s.scalar(select(DecisionRecord).where(DecisionRecord.rejection_id == rejection_id))
         decided = _decision_view(settled) if settled is not None else None
     view = passage(store, item.chunk_id)
-    view.segments = segments(view.text, view.start, [])
+    view.segments = segments(view, [])
     codebook = codebook_of(store, item.codebook_version)
     code = codebook.get(item.code) if codebook is not None and item.code else None
     return RejectionView(rejection=item, passage=view, codebook=codebook, code=code, settled=decided)

@@ -23,10 +23,31 @@ class ContextTurn(BaseModel):
     def said(self) -> str | None:
         """The turn's words without its speaker's label as written (`**Ms. Chen:**`, `Ms. Chen:`),
         so the page shows the name, not the markdown; None when the label is not found."""
-        if not self.speaker:
-            return None
-        label = re.match(r"^[\s*_]*" + re.escape(self.speaker) + r"[\s*_]*:[\s*_]*", self.text)
-        return self.text[label.end() :] if label else None
+        label = speaker_label(self.text, self.speaker, 0) if self.speaker else None
+        return self.text[label[-1][1] :] if label else None
+
+
+def speaker_label(text: str, speaker: str, at: int) -> list[tuple[int, int, str]] | None:
+    """The parts of the speaker's label that begins at `at` in `text` (`**Ms. Chen:**`): each
+    (start, end, kind), kind "markup" for the markdown around the name, "speaker" for the name and
+    its colon, "space" for the blanks after it; None when no label of this speaker begins there."""
+    found = re.compile(
+        r"(?P<pre>[\s*_]*)(?P<name>" + re.escape(speaker) + r")(?P<mid>[\s*_]*):(?P<post>[\s*_]*)"
+    ).match(text, at)
+    if not found:
+        return None
+    parts: list[tuple[int, int, str]] = []
+    for group in ("pre", "name", "mid", "post"):
+        if group == "name":
+            parts.append((found.start("name"), found.end("name"), "speaker"))
+            continue
+        for run in re.finditer(r"[*_]+|\s+", found.group(group)):
+            kind = "markup" if run.group()[0] in "*_" else "space"
+            parts.append((found.start(group) + run.start(), found.start(group) + run.end(), kind))
+        if group == "mid":
+            colon = found.end("mid")
+            parts.append((colon, colon + 1, "speaker"))
+    return parts
 
 
 class Segment(BaseModel):
@@ -36,6 +57,7 @@ class Segment(BaseModel):
     text: str
     start: int
     marked: bool
+    kind: str | None = None  # "markup" (hidden: `**` around a speaker's name), "speaker" (shown as a name)
 
 
 class Passage(BaseModel):
@@ -55,6 +77,7 @@ class Passage(BaseModel):
     pages: str | None = None  # "p. 4", "pp. 4–5": where a document's passage lies
     unit: str | None = None  # "one turn", "part 2 of 3 of a turn"; None for a chunk
     context_speakers: list[str] = []  # speakers in the passage whose words are not coded
+    labels: list[tuple[int, int, str]] = []  # speakers' labels' parts in the passage (`speaker_label`)
 
 
 class DecisionView(BaseModel):
@@ -165,6 +188,7 @@ class Sample(BaseModel):
 
     sample: str
     run_id: str
+    run_name: str | None
     assigned_at: datetime
     reviewers: dict[str, Progress]
 

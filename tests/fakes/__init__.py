@@ -5,6 +5,7 @@
   `openai` client (`python tests/fakes/openai_server.py --port 8765` serves it by hand);
 - `review_server.py`: the review app served by uvicorn on a loopback port, and a coded store with
   reviewers for it;
+- `browser.py`: Debian's Chromium driven by Playwright for the browser tests, and axe-core's verdict;
 - `study.py`: the examples and codebooks, a small codebook, writing files (text, and PDFs with pages), the command line, and a
   store coded by the plain run.
 """

@@ -8,7 +8,8 @@ with the plan it needs (`scripted_coder(...)`), and runs qcode with `--coder NAM
 - `proposes="first-code"`: the codebook's first applicable code on every chunk, quoting the chunk's
   first line, at `confidence`, and the justification repeats the quote (so markup in a transcript
   reaches every field a page shows);
-- `proposes="phrases"`: for a chunk holding one of `phrases`, its (code, confidence, quote) proposals;
+- `proposes="phrases"`: for a chunk holding one of `phrases`, its (code, confidence, quote) proposals,
+  each with a justification of its own as a fourth item if it is given ("Scripted." if not);
 - `proposes="made-up"`: a code the codebook lacks, with a quote that is not in the passage.
 
 `only` keeps the proposals of those codes alone. `ScriptedCoder.failures` are raised, one per batch,
@@ -34,7 +35,7 @@ MARK = re.compile(r"\[([\w.-]+) (\d\.\d+)\]")
 class Plan(BaseModel):
     proposes: Literal["marks", "first-code", "phrases", "made-up"] = "marks"
     confidence: float = 0.3
-    phrases: dict[str, list[tuple[str, float, str]]] = Field(default_factory=dict)
+    phrases: dict[str, list[tuple[str, float, str] | tuple[str, float, str, str]]] = Field(default_factory=dict)
     only: list[str] | None = None
 
 
@@ -90,10 +91,10 @@ class ScriptedCoder(BaseCoder):
             ]
         if plan.proposes == "phrases":
             return [
-                Proposal(code=code, justification="Scripted.", quote=quote, confidence=confidence)
+                Proposal(code=code, justification=(*why, "Scripted.")[0], quote=quote, confidence=confidence)
                 for phrase, proposals in plan.phrases.items()
                 if phrase in chunk.text
-                for code, confidence, quote in proposals
+                for code, confidence, quote, *why in proposals
             ]
         return [Proposal(code="made-up", justification="<b>j</b>", quote="words nobody said", confidence=0.9)]
 

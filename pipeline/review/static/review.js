@@ -55,7 +55,10 @@
     document.querySelectorAll("input[name=quote_end]").forEach(function (i) { i.value = String(end); });
     var preview = document.getElementById("quote-preview");
     if (preview) {
-      preview.textContent = quote;
+      // shown as the passage shows it: without the markdown around a speaker's name
+      var seen = range.cloneContents();
+      seen.querySelectorAll(".markup").forEach(function (m) { m.remove(); });
+      preview.textContent = seen.textContent.trim();
       preview.classList.add("corrected");
       preview.dataset.start = String(start);
       preview.dataset.end = String(end);
@@ -70,7 +73,11 @@
   var anchor = null, caret = 0;
 
   function words(passage) {
-    var found = [], match, pattern = /\S+/g, text = passage.textContent;
+    // the hidden markdown around a speaker's name counts as blanks: no word starts or ends in it
+    var text = Array.prototype.map.call(passage.querySelectorAll(".seg"), function (seg) {
+      return seg.classList.contains("markup") ? " ".repeat(seg.textContent.length) : seg.textContent;
+    }).join("");
+    var found = [], match, pattern = /\S+/g;
     while ((match = pattern.exec(text))) found.push([match.index, match.index + match[0].length]);
     return found;
   }
