@@ -101,6 +101,22 @@ def test_a_unit_the_reply_gets_wrong_is_asked_again_alone(
     assert coded(tmp_path / "four.db") == coded(tmp_path / "one.db")
 
 
+def test_a_request_the_providers_filter_refuses_is_asked_unit_by_unit(study, server, tmp_path: Path) -> None:
+    message = "The response was filtered due to the prompt triggering Azure OpenAI's content management policy."
+    # the unit itself, not the context of the units around it (the filter of this test reads no further)
+    unit = "I trust her. She listens.\n</chunk>"
+    server.add_fault("status", times=10, match=unit, status=400, code="content_filter", message=message)
+    summary = code(study, server, tmp_path / "four.db", units_per_request="4")
+    # the group holding the unit is refused; its four units asked alone: only that one is refused
+    assert summary.failed_chunks == 0 and summary.stopped is None
+    assert summary.rejected == 1 and len(server.requests) == 3 + 4
+    with sqlite3.connect(tmp_path / "four.db") as connection:
+        [(reason, quote)] = connection.execute(
+            "select r.reason, c.text from rejections r join chunks c on c.id = r.chunk_id"
+        ).fetchall()
+    assert reason == f"the provider's content filter refused the passage: {message}" and "I trust her" in quote
+
+
 def test_auto_fills_requests_to_a_budget_and_json_mode_works_too(study, server, tmp_path: Path) -> None:
     server.add_fault("no_json_schema", times=10**6)
     summary = code(study, server, tmp_path / "auto.db", units_per_request="auto", concurrency=1)

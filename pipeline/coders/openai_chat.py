@@ -649,12 +649,16 @@ class OpenAICoder(BaseCoder):
                     break
                 room = min(MAX_ROOM, 2 * room)
         except (_NotSent, NotACompletion, openai.APIError) as exc:
-            reason, detail = self._failure(exc)
-            share_ms = outcome.duration_ms / len(chunks)
-            return [
-                ChunkCoding(chunk_id=c.id, error=detail, reason=reason, usage=part, duration_ms=share_ms)
-                for c, part in zip(chunks, _shares(outcome.usage, len(chunks)))
-            ]
+            if not (isinstance(exc, openai.APIError) and content_filtered(exc)):
+                reason, detail = self._failure(exc)
+                share_ms = outcome.duration_ms / len(chunks)
+                return [
+                    ChunkCoding(chunk_id=c.id, error=detail, reason=reason, usage=part, duration_ms=share_ms)
+                    for c, part in zip(chunks, _shares(outcome.usage, len(chunks)))
+                ]
+            # the provider's filter refused the request without saying for which unit: each is asked
+            # alone, so only the one it refuses goes to a person
+            answers = {}
         share_ms = outcome.duration_ms / len(chunks)  # the request's time, shared as its tokens are
         codings: list[ChunkCoding | None] = []
         again: list[int] = []
