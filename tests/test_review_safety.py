@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 import pipeline.review.app as app_module
+from pipeline.errors import DecisionError
 from pipeline.review.app import create_app
 from pipeline.review.blind import create_sample
 from pipeline.review.reviewers import Reviewer, add_reviewer, disable_reviewer, grant_runs
@@ -102,6 +103,40 @@ def test_nothing_of_the_models_or_of_others_reaches_a_reviewer_coding_a_passage_
     assert rita.post(f"/blind/{mine}", data={"csrf_token": token, "code": ["funding"]}).status_code == 303
     assert rita.get(f"/rejections/{world['rejection']}").status_code == 200
     assert rita.get(f"/items/{world['suggestion']}").status_code == 200
+
+
+def test_another_runs_passage_on_the_same_words_is_blind_too_and_the_filters_say_nothing(
+    world: dict, tmp_path: Path
+) -> None:
+    store = world["store"]
+    create_sample(store, reviewer(store, "lena"), world["run"], 1, ["rita", "bob"], seed=1)
+    # the same transcript coded again by turns: the turn's words without the label, another passage
+    again = code_store(tmp_path / "in", tmp_path / "small.yaml", world["db"], coder="safety-coder", unit="turn")
+    grant_runs(store, "rita", [again.run_id])
+    with store.session() as s:
+        other = s.scalar(select(SuggestionRecord).where(SuggestionRecord.chunk_id != world["chunk"]))
+        assert other is not None and other.code == "funding"
+    app = create_app(str(world["db"]), secret_key="k" * 32)
+    rita = sign_in(app, "rita", world["passwords"]["rita"])
+    queue = rita.get("/queue", params={"status": "all"}).text
+    assert other.id not in queue and "Nothing matches these filters." in queue
+    assert not re.search(r"<option[^>]*>(funding|chen\.txt)</option>", queue)  # no code or transcript to filter by
+    assert rita.get(f"/items/{other.id}").status_code == 404
+    assert "the grant" not in rita.get("/rejections").text
+    token = csrf_of(rita.get("/blind").text)
+    add = rita.post(
+        f"/chunks/{other.chunk_id}/add", data={"csrf_token": token, "code": "trust", "codebook_version": "x"}
+    )
+    assert add.status_code == 409
+    with store.session() as s:
+        mine = s.scalar(select(AssignmentRecord.id).where(AssignmentRecord.reviewer_id == reviewer(store, "rita").id))
+    assert rita.post(f"/blind/{mine}", data={"csrf_token": token, "code": ["funding"]}).status_code == 303
+    assert rita.get(f"/items/{other.id}").status_code == 200
+    assert re.search(r"<option[^>]*>funding</option>", rita.get("/queue").text)
+    # and the words they coded blind once are not drawn again through the other run's passage
+    grant_runs(store, "lena", [again.run_id])
+    with pytest.raises(DecisionError, match="no passages left"):
+        create_sample(store, reviewer(store, "lena"), again.run_id, 1, ["rita", "lena"], seed=1)
 
 
 @pytest.mark.slow  # serves the app with uvicorn, twice

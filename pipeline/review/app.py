@@ -461,7 +461,7 @@ def create_app(
             page_size=PAGE_SIZE,
             first_row=(page_number - 1) * PAGE_SIZE + 1,
             counts=counts,
-            options=queued.filter_options(store, ids),
+            options=queued.filter_options(store, ids, reviewer.id),
             query=urlencode(flt.query_string()),
             statuses=queued.STATUSES,
         )

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import random
 import uuid
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import aliased
 
 from pipeline.review.decisions import NOTE_CHARS, Conflict, DecisionError, codebook_of, passage, segments
 from pipeline.review.reviewers import Reviewer
@@ -61,16 +63,27 @@ def create_sample(
         ids = [r.id for r in reviewers]
         names_in = [r.name for r in reviewers]
         # not drawn: a passage one of them already codes blind (one code set per coder and unit), or
-        # has already reviewed, having seen the model's suggestions there (it would not be blind)
+        # has already reviewed, having seen the model's suggestions there (it would not be blind); nor
+        # one sharing words with such a passage of another run, cut otherwise
         taken = select(AssignmentRecord.chunk_id).where(AssignmentRecord.reviewer_id.in_(ids))
         seen = select(DecisionRecord.chunk_id).where(DecisionRecord.reviewer.in_(names_in))
+        here, other = aliased(ChunkRecord), aliased(ChunkRecord)
+
+        def touches(passages: Any) -> Any:
+            return exists(
+                select(other.id).where(
+                    other.id.in_(passages),
+                    other.transcript_id == here.transcript_id,
+                    other.start < here.end,
+                    here.start < other.end,
+                )
+            )
+
         chunk_ids = sorted(
             s.scalars(
-                select(RunChunkRecord.chunk_id).where(
-                    RunChunkRecord.run_id == run_id,
-                    RunChunkRecord.chunk_id.not_in(taken),
-                    RunChunkRecord.chunk_id.not_in(seen),
-                )
+                select(RunChunkRecord.chunk_id)
+                .join(here, here.id == RunChunkRecord.chunk_id)
+                .where(RunChunkRecord.run_id == run_id, ~touches(taken), ~touches(seen))
             )
         )
         if not chunk_ids:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import aliased
 
 from pipeline.errors import DecisionError
 from pipeline.review.views import FilterOptions, OpenRejection, QueueItem, Waiting, WaitingSuggestion
@@ -92,11 +93,19 @@ def in_runs(run_ids: Sequence[str], record: Any = SuggestionRecord) -> Any:
 
 def coding_blind(reviewer_id: int, chunk: Any = SuggestionRecord.chunk_id) -> Any:
     """The condition that a reviewer still has to code a passage (`chunk`: a suggestion's, a
-    rejection's or a passage's id column) blind: until then nothing of the model's or of other
-    people's there reaches them."""
+    rejection's or a passage's id column, or an id) blind, or a passage that shares words with one
+    (another run's chunking cuts the same turns otherwise): until then nothing of the model's or of
+    other people's there reaches them."""
+    assigned, here = aliased(ChunkRecord), aliased(ChunkRecord)
     return exists(
-        select(AssignmentRecord.id).where(
-            AssignmentRecord.chunk_id == chunk,
+        select(AssignmentRecord.id)
+        .join(assigned, assigned.id == AssignmentRecord.chunk_id)
+        .join(
+            here,
+            and_(here.transcript_id == assigned.transcript_id, here.start < assigned.end, assigned.start < here.end),
+        )
+        .where(
+            here.id == chunk,
             AssignmentRecord.reviewer_id == reviewer_id,
             AssignmentRecord.coded_at.is_(None),
         )
@@ -211,9 +220,10 @@ def queue_counts(store: Store, run_ids: Sequence[str], flt: QueueFilter) -> dict
     return counts
 
 
-def filter_options(store: Store, run_ids: Sequence[str]) -> FilterOptions:
-    """The codes, transcripts and case attribute values present, for the queue's filters."""
-    visible = in_runs(run_ids)
+def filter_options(store: Store, run_ids: Sequence[str], reviewer_id: int | None = None) -> FilterOptions:
+    """The codes, transcripts and case attribute values present, for the queue's filters: only of
+    suggestions the reviewer may see (none on passages they still code blind)."""
+    visible = in_runs(run_ids) if reviewer_id is None else and_(in_runs(run_ids), ~coding_blind(reviewer_id))
     with store.session() as s:
         codes = sorted(s.scalars(select(SuggestionRecord.code).where(visible).distinct()))
         transcript_ids = select(SuggestionRecord.transcript_id).where(visible).distinct()
