@@ -978,7 +978,7 @@ def test_accepting_rejecting_and_changing_record_a_decision_and_keep_the_proposa
         (item.chunk_end - 5, item.chunk_end + 5, "outside the passage"),
         (start + 10, start, "end after it starts"),
         (start, "", "both its start and its end"),
-        (-1, 5, "greater than or equal to 0"),
+        (-1, 5, "The quote's start is not a place in the transcript"),
         ("x", 5, "not a number"),
     ]:
         r = post_decision(rita, item.id, "accept", quote_start=bad_start, quote_end=bad_end)
@@ -1280,7 +1280,7 @@ def test_blind_double_coding_and_its_export(
         "/lead/samples",
         data={"csrf_token": token, "run": world.run_a, "size": "2", "reviewer": ["rita", "bob"], "seed": "7"},
     )
-    assert r.status_code == 303 and r.headers["location"] == "/lead"
+    assert r.status_code == 303 and r.headers["location"] == f"/lead?run={world.run_a}"  # the run chosen
     page = lead.get("/lead").text
     assert re.search(r"Sample [0-9a-f]{8}: 2 passage\(s\) assigned to each reviewer\.", " ".join(flashes(page)))
     assert "bob: 0/2" in page and "rita: 0/2" in page
@@ -1755,6 +1755,18 @@ def test_skipping_moves_on_instead_of_bouncing_between_two_items(app: FastAPI, w
         seen.append(current)
         location = c.get(f"/next?after={current}&skip=1").headers["location"]
     assert sorted(seen) == sorted(waiting)  # every waiting item once before any comes round again
+
+
+def test_a_reviewer_holds_only_the_item_in_front_of_them(app: FastAPI, world: World) -> None:
+    rita, bob = (sign_in(app, name, world.passwords[name]) for name in ("rita", "bob"))
+    first = rita.get("/next").headers["location"].split("/")[2].split("?")[0]
+    second = rita.get(f"/next?after={first}&skip=1").headers["location"].split("/")[2].split("?")[0]
+    assert second != first
+    # what she skipped went back: the next reviewer may have it; what she has open, not
+    assert bob.get(f"/items/{first}").text.count("has this item open") == 0
+    assert "rita has this item open" in bob.get(f"/items/{second}").text
+    assert re.search(r"until \d\d:\d\d UTC", bob.get(f"/items/{second}").text)
+    assert bob.get("/next").headers["location"].split("/")[2].split("?")[0] == first
 
 
 def test_adding_a_reviewer_with_a_mistyped_run_creates_no_account(qcode: Callable[..., Answer], db: Path) -> None:

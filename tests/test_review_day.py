@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import urlencode
 
+import httpx
 import pytest
-from fakes import SMALL_CODEBOOK, code_store, scripted_coder, write, write_transcripts
+from fakes import SMALL_CODEBOOK, code_store, qcode, scripted_coder, write, write_transcripts
 from fastapi.testclient import TestClient
 
 from pipeline.review.app import PAGE_SIZE, create_app
-from pipeline.review.reviewers import add_reviewer, grant_runs
+from pipeline.review.blind import create_sample
+from pipeline.review.reviewers import add_reviewer, authenticate, grant_runs, reset_password
 from pipeline.store import Store
 
 pytestmark = pytest.mark.usefixtures("quick_passwords")
@@ -76,13 +79,21 @@ def test_the_counts_add_up_and_the_list_pages_with_its_total(long_queue: tuple[T
     assert client.get("/queue", params={"page": "x"}).text.count("<td><a href") == PAGE_SIZE
 
 
-def test_runs_are_listed_by_the_name_the_researcher_gave_them(long_queue: tuple[TestClient, int]) -> None:
+def test_runs_are_listed_by_the_name_the_researcher_gave_them(
+    long_queue: tuple[TestClient, int], tmp_path: Path
+) -> None:
     client, _ = long_queue
     page = client.get("/queue").text
     assert re.search(
         r"<option value=\"[0-9a-f-]{36}\" >pilot, week 1 · Small test codebook · day-coder · \d{4}-\d\d-\d\d \d\d:\d\d</option>",
         page,
     )
+    # and on the command line
+    db = tmp_path / "day.db"
+    granted = qcode("reviewer", "grant", "rita", "--run", "latest", "--db", db)
+    assert re.fullmatch(r"rita may see 1 run\(s\): pilot, week 1 \([0-9a-f]{8}\)\n", granted.stdout), granted.stdout
+    listed = qcode("reviewer", "list", "--db", db)
+    assert "pilot, week 1" in listed.stdout
 
 
 def test_a_code_that_cannot_be_applied_says_which_was_meant_and_keeps_what_was_typed(
@@ -115,6 +126,47 @@ def test_a_code_that_cannot_be_applied_says_which_was_meant_and_keeps_what_was_t
     assert "did you mean funding?" in page
     assert 'value="fundng"' in page and 'value="late money, weeks 3 to 9"' in page
     assert 'value="fundng"' not in client.get(r.headers["location"]).text  # said once
+    assert likely_codes(linkages, "resourc") == ["resource.strength", "resource.weakness"]  # a beginning
+
+
+def test_every_form_keeps_what_was_typed_and_names_the_field_that_is_wrong(
+    long_queue: tuple[TestClient, int], tmp_path: Path
+) -> None:
+    client, _ = long_queue
+    item = re.search(r'<td><a href="/items/([0-9a-f]{16})\?', client.get("/queue").text)
+    assert item
+    page = client.get(f"/items/{item.group(1)}").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    chunk = re.search(r'action="/chunks/([0-9a-f]+)/add"', page)
+    assert token and chunk
+    csrf = token.group(1)
+
+    def after(r: httpx.Response) -> str:
+        assert r.status_code == 303, r.text[:300]
+        return client.get(r.headers["location"]).text
+
+    decide = f"/items/{item.group(1)}/decide"
+    # a version no item has: said, not a server error
+    page = after(client.post(decide, data={"csrf_token": csrf, "version": "9" * 30, "verdict": "accept"}))
+    assert "reload the page" in page
+    # an over-long note, and a quote past any transcript: the field is named
+    page = after(
+        client.post(decide, data={"csrf_token": csrf, "version": "1", "verdict": "accept", "note": "n" * 5001})
+    )
+    assert "The note is too long: at most 5,000 characters." in page and 'value="nnnn' in page
+    data = {"csrf_token": csrf, "version": "1", "verdict": "accept", "quote_start": "1", "quote_end": str(2**40)}
+    assert "The quote&#39;s end is not a place in the transcript" in after(client.post(decide, data=data))
+    # adding a code the codebook lacks: the item says why and keeps the code typed
+    add = {"csrf_token": csrf, "code": "fundng", "back": item.group(1), "codebook_version": "x", "query": ""}
+    page = after(client.post(f"/chunks/{chunk.group(1)}/add", data=add))
+    assert (
+        "no codebook version" in page
+        and 'id="add-code" list="codes" data-key="m" autocomplete="off" value="fundng"' in page
+    )
+    # a form sent once the session has ended comes back to its page after signing in, not to the action
+    reset_password(Store(str(tmp_path / "day.db")), "rita")  # ends her sessions
+    r = client.post(decide, data={"csrf_token": csrf, "version": "1", "verdict": "accept"})
+    assert r.status_code == 303 and r.headers["location"] == "/login?" + urlencode({"next": f"/items/{item.group(1)}"})
 
 
 def test_rejected_proposals_markdown_labels_and_the_double_coding_page(tmp_path: Path) -> None:
@@ -167,3 +219,73 @@ def test_rejected_proposals_markdown_labels_and_the_double_coding_page(tmp_path:
     page = client.get("/lead", params={"run": run.run_id}).text
     assert 'value="rita"' in page and 'value="lena"' in page and 'value="zoe"' not in page
     assert "the same seed on the same run draws the same passages" in page
+    # a form that cannot be done keeps what was typed: the rejected proposal's...
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf
+    r = client.post(
+        f"/rejections/{rejection.group(1)}/settle",
+        data={"csrf_token": csrf.group(1), "version": "1", "verdict": "add", "code": "fundng", "note": "see May"},
+    )
+    assert r.status_code == 303
+    page = client.get(r.headers["location"]).text
+    assert 'id="error">' in page and "did you mean funding?" in page
+    assert 'value="fundng"' in page and 'value="see May"' in page
+    # ... and the double-coding page's (a sample needs two reviewers), on the run chosen
+    r = client.post(
+        "/lead/samples",
+        data={"csrf_token": csrf.group(1), "run": run.run_id, "size": "3", "seed": "41", "reviewer": ["rita"]},
+    )
+    assert r.status_code == 303 and r.headers["location"] == f"/lead?run={run.run_id}"
+    page = client.get(r.headers["location"]).text
+    assert 'id="error">' in page and 'value="3"' in page and 'value="41"' in page
+    assert '<input type="checkbox" name="reviewer" value="rita" checked>' in page
+
+
+def test_a_response_of_a_csv_file_is_named_by_its_respondent(tmp_path: Path) -> None:
+    scripted_coder("day-csv", proposes="first-code")
+    survey = "id,response\nR7,The grant paid for our release time.\nR9,Nobody told us about the change.\n"
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    db = tmp_path / "csv.db"
+    run = code_store(write_transcripts(tmp_path / "in", {"survey.csv": survey}), codebook, db, coder="day-csv")
+    store = Store(str(db))
+    passwords = {name: add_reviewer(store, name, role) for name, role in [("lena", "lead"), ("rita", "reviewer")]}
+    grant_runs(store, "rita", [run.run_id])
+    lead = authenticate(store, "lena", passwords["lena"])
+    assert lead is not None
+    create_sample(store, lead, run.run_id, 2, ["lena", "rita"], seed=1)
+    client = TestClient(create_app(str(db), secret_key="k" * 32), follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    client.post("/login", data={"csrf_token": token.group(1), "name": "rita", "password": passwords["rita"]})
+    listed = re.findall(r'<a href="/blind/\d+">([^<]+)</a>', client.get("/blind").text)
+    assert sorted(listed) == ["survey.csv, response R7", "survey.csv, response R9"]
+
+
+def test_a_blind_passage_gives_a_key_to_each_of_58_codes_and_says_how_to_reach_the_rest(tmp_path: Path) -> None:
+    codes = "".join(
+        f"  - id: c{n:02d}\n    name: Code {n}\n    definition: Passages about topic {n}.\n" for n in range(60)
+    )
+    codebook = write(
+        tmp_path / "big.yaml", f"name: Big\ndescription: Sixty codes.\nmeasurement: nominal\ncodes:\n{codes}"
+    )
+    scripted_coder("day-first", proposes="first-code")
+    db = tmp_path / "big.db"
+    run = code_store(
+        write_transcripts(tmp_path / "in", {"a.txt": "Ms. Chen: One passage.\n"}), codebook, db, coder="day-first"
+    )
+    store = Store(str(db))
+    passwords = {name: add_reviewer(store, name, role) for name, role in [("lena", "lead"), ("rita", "reviewer")]}
+    grant_runs(store, "rita", [run.run_id])
+    lead = authenticate(store, "lena", passwords["lena"])
+    assert lead is not None
+    create_sample(store, lead, run.run_id, 1, ["lena", "rita"], seed=1)
+    client = TestClient(create_app(str(db), secret_key="k" * 32), follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    client.post("/login", data={"csrf_token": token.group(1), "name": "rita", "password": passwords["rita"]})
+    assignment = re.search(r'href="/blind/(\d+)"', client.get("/blind").text)
+    assert assignment
+    page = client.get(f"/blind/{assignment.group(1)}").text
+    keys = re.findall(r'data-key="([^"]+)" data-toggle="1"', page)
+    assert len(keys) == 58 == len(set(keys)) and {"d", "o"}.isdisjoint(keys) and keys[-1] == "M"
+    assert page.count('name="code"') == 60 and "The codes after the 58th have no key" in page

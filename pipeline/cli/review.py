@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import select
 
 from pipeline.cli.options import DbOption, JsonOption
 from pipeline.cli.output import bad_argument, emit, out, say
@@ -21,7 +22,7 @@ from pipeline.review.reviewers import (
     list_reviewers,
     reset_password,
 )
-from pipeline.store import Store, redact
+from pipeline.store import RunRecord, Store, redact
 from pipeline.store.queries import resolve_run
 
 app = typer.Typer()
@@ -145,12 +146,22 @@ def reviewer_grant(
     as_json: JsonOption = False,
 ) -> None:
     """Let a reviewer see the suggestions of these runs."""
-    granted = grant_runs(Store(db, create=False), name, runs)
+    store = Store(db, create=False)
+    granted = grant_runs(store, name, runs)
     emit(
         {"name": name, "runs": granted},
         as_json,
-        lambda: out.print(f"{escape(name)} may see {len(granted)} run(s): {', '.join(granted)}", highlight=False),
+        lambda: out.print(
+            f"{escape(name)} may see {len(granted)} run(s): {escape(run_labels(store, granted))}", highlight=False
+        ),
     )
+
+
+def run_labels(store: Store, run_ids: list[str]) -> str:
+    """Runs as people know them: by the name given with `qcode run --name`, with the id's start."""
+    with store.session() as s:
+        names = dict(s.execute(select(RunRecord.id, RunRecord.name).where(RunRecord.id.in_(run_ids))).all())
+    return ", ".join(f"{names[r]} ({r[:8]})" if names.get(r) else r for r in run_ids) or "none"
 
 
 @reviewers.command("reset")
@@ -190,15 +201,16 @@ def reviewer_disable(name: NameArgument, db: DbOption = None, as_json: JsonOptio
 @reviewers.command("list")
 def reviewer_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every reviewer, their role and the runs they may see."""
-    found = ReviewerList(reviewers=list_reviewers(Store(db, create=False)))
+    store = Store(db, create=False)
+    found = ReviewerList(reviewers=list_reviewers(store))
 
     def show() -> None:
         table = Table(title=f"{len(found.reviewers)} reviewer(s)")
         for column in ("name", "role", "active", "runs"):
             table.add_column(column, overflow="fold")
         for r in found.reviewers:
-            runs = r.runs if isinstance(r.runs, str) else ", ".join(r.runs) or "none"
-            table.add_row(escape(r.name), r.role, "yes" if r.active else "no", runs)
+            runs = r.runs if isinstance(r.runs, str) else run_labels(store, r.runs)
+            table.add_row(escape(r.name), r.role, "yes" if r.active else "no", escape(runs))
         out.print(table)
 
     emit(found, as_json, show)

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -148,18 +148,21 @@ class Leases:
             holder = self.held.get(item)
             if holder is not None and holder[0] != reviewer_id and holder[1] > at:
                 return False
+            # a reviewer holds the item in front of them only: the one they skipped or left goes back
+            for other in [i for i, (who, _) in self.held.items() if who == reviewer_id and i != item]:
+                del self.held[other]
             self.held[item] = (reviewer_id, at + self.seconds)
             return True
 
     def holder(self, item: str) -> tuple[int, str] | None:
-        """Who holds an item, and until when (HH:MM, the server's clock), while they do."""
+        """Who holds an item, and until when ("HH:MM UTC", as every time the app shows), while they do."""
         at = time.monotonic()
         with self.lock:
             held = self.held.get(item)
         if held is None or held[1] <= at:
             return None
-        until = datetime.now() + timedelta(seconds=held[1] - at)
-        return held[0], until.strftime("%H:%M")
+        until = datetime.now(UTC) + timedelta(seconds=held[1] - at)
+        return held[0], until.strftime("%H:%M UTC")
 
     def release(self, item: str) -> None:
         with self.lock:
@@ -249,7 +252,10 @@ def create_app(
 
     @app.exception_handler(NotSignedIn)
     async def to_login(request: Request, _exc: NotSignedIn) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        else:  # a form sent once the session had ended: back to the page it was sent from
+            target = _page_of_form(request.url.path)
         return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
 
     # --- helpers -----------------------------------------------------------------
@@ -319,12 +325,15 @@ def create_app(
 
         if any(len(str(v)) > MAX_FILTER_CHARS for v in params.values()):
             raise HTTPException(400, f"A filter value is longer than {MAX_FILTER_CHARS} characters.")
+        odd = next((k for k in params if k.startswith("case.") and not _FILTER_KEY.match(k[5:])), None)
+        if odd is not None:
+            raise HTTPException(400, f"No case attribute is called “{odd[5:][:64]}”: choose one from the filters.")
         status = params.get("status") or "pending"
         return queued.QueueFilter(
             run=params.get("run") or None,
             code=params.get("code") or None,
             transcript=params.get("transcript") or None,
-            case={k[5:]: v for k, v in params.items() if k.startswith("case.") and v and _FILTER_KEY.match(k[5:])},
+            case={k[5:]: v for k, v in params.items() if k.startswith("case.") and v},
             status=status if status in queued.STATUSES else "pending",
             min_confidence=number("min_confidence"),
             max_confidence=number("max_confidence"),
@@ -562,7 +571,7 @@ def create_app(
             return RedirectResponse(f"/items/{suggestion_id}?{urlencode(flt.query_string())}", status_code=303)
 
         try:
-            version = int(form.get("version", ""))
+            version = _version(form)
             wish = _wish(form)
         except (ValueError, ValidationError) as exc:
             return back("error", _first_error(exc))
@@ -598,7 +607,14 @@ def create_app(
                 raise decisions.DecisionError(f"no codebook version '{version}' in the database for this passage")
             await run_in_threadpool(decisions.add_code, store, reviewer, chunk_id, version, wish)
         except (ValueError, ValidationError, decisions.DecisionError, decisions.Conflict) as exc:
-            flash_failure(request, exc)
+            if back.isalnum():  # the item's page says why, with the code typed still in its field
+                kind = "conflict" if isinstance(exc, decisions.Conflict) else "error"
+                said = isinstance(exc, (decisions.DecisionError, decisions.Conflict))
+                text = str(exc) if said else _first_error(exc)
+                typed = {"add_code": str(form.get("code") or "")[:NOTE_CHARS]}
+                outcomes.keep(request.session.get("sid"), back, {"kind": kind, "text": text, "typed": typed})
+            else:
+                flash_failure(request, exc)
         else:
             flash(request, f"Added '{wish.code}' to this passage.")
         return RedirectResponse(target, status_code=303)
@@ -631,7 +647,15 @@ def create_app(
         rejection_id = _number_or_404(rejection_key)  # after the sign-in: no one learns what an id looks like
         if not visible_rejection(reviewer, rejection_id):
             raise HTTPException(404, "No such rejected proposal in the runs you can see.")
-        return page(request, "rejection.html", reviewer=reviewer, **dict(decisions.rejection_view(store, rejection_id)))
+        kept = outcomes.take(request.session.get("sid"), f"rejection:{rejection_id}") or {}
+        return page(
+            request,
+            "rejection.html",
+            reviewer=reviewer,
+            error=kept.get("text"),
+            typed=kept.get("typed", {}),
+            **dict(decisions.rejection_view(store, rejection_id)),
+        )
 
     @app.post("/rejections/{rejection_key}/settle")
     async def settle(request: Request, rejection_key: str) -> Response:
@@ -641,11 +665,16 @@ def create_app(
         if not await run_in_threadpool(visible_rejection, reviewer, rejection_id):
             raise HTTPException(404, "No such rejected proposal in the runs you can see.")
         try:
-            version = int(form.get("version", ""))
+            version = _version(form)
             wish = _wish(form)
             await run_in_threadpool(decisions.settle_rejection, store, reviewer, rejection_id, version, wish)
-        except (ValueError, ValidationError, decisions.DecisionError, decisions.Conflict) as exc:
+        except decisions.Conflict as exc:
             flash_failure(request, exc)
+        except (ValueError, ValidationError, decisions.DecisionError) as exc:
+            # the page says why once, and keeps what was typed (kept here: a reason outgrows a cookie)
+            text = str(exc) if isinstance(exc, decisions.DecisionError) else _first_error(exc)
+            typed = {k: str(form.get(k) or "")[:NOTE_CHARS] for k in ("note", "reason", "code")}
+            outcomes.keep(request.session.get("sid"), f"rejection:{rejection_id}", {"text": text, "typed": typed})
         else:
             flash(request, "Recorded: " + ("dismissed." if wish.verdict == "reject" else f"added '{wish.code}'."))
             return RedirectResponse("/rejections", status_code=303)
@@ -700,6 +729,7 @@ def create_app(
         chosen = next((r for r in runs if r.id == request.query_params.get("run")), runs[0] if runs else None)
         # only the reviewers who may see the chosen run: the others could not be assigned its passages
         offered = [r for r in list_reviewers(store) if r.active and chosen and (r.runs == "all" or chosen.id in r.runs)]
+        kept = outcomes.take(request.session.get("sid"), "lead") or {}
         return page(
             request,
             "lead.html",
@@ -708,6 +738,8 @@ def create_app(
             chosen=chosen,
             reviewers=offered,
             samples=blind.samples(store),
+            error=kept.get("text"),
+            typed=kept.get("typed", {}),
         )
 
     @app.post("/lead/samples")
@@ -716,25 +748,27 @@ def create_app(
         reviewer = await run_in_threadpool(current, request)
         if not reviewer.is_lead:
             raise HTTPException(403, "Only a lead can assign double coding.")
+        run = str(form.get("run", ""))
+        chosen = [str(r) for r in form.getlist("reviewer")]
         try:
             size = int(form.get("size", "0"))
             seed = _int_or_none(form.get("seed"))
-            sample, n = await run_in_threadpool(
-                blind.create_sample,
-                store,
-                reviewer,
-                str(form.get("run", "")),
-                size,
-                [str(r) for r in form.getlist("reviewer")],
-                seed,
+            sample, n = await run_in_threadpool(blind.create_sample, store, reviewer, run, size, chosen, seed)
+        except (ValueError, decisions.DecisionError) as exc:
+            text = (
+                str(exc)
+                if isinstance(exc, decisions.DecisionError)
+                else "The sample size and seed must be whole numbers."
             )
-        except ValueError:
-            flash(request, "The sample size and seed must be whole numbers.", "error")
-        except decisions.DecisionError as exc:
-            flash(request, str(exc), "error")
+            typed = {
+                "size": str(form.get("size", ""))[:40],
+                "seed": str(form.get("seed") or "")[:40],
+                "reviewers": chosen,
+            }
+            outcomes.keep(request.session.get("sid"), "lead", {"text": text, "typed": typed})
         else:
             flash(request, f"Sample {sample[:8]}: {n} passage(s) assigned to each reviewer.")
-        return RedirectResponse("/lead", status_code=303)
+        return RedirectResponse(f"/lead?{urlencode({'run': run[:100]})}" if run else "/lead", status_code=303)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -747,6 +781,16 @@ def create_app(
         return message_page(request, "Not possible", "The address or the form had a value that is not right.", 400)
 
     return app
+
+
+def _page_of_form(action: str) -> str:
+    """The page whose form posts to `action` (where a reviewer signed out meanwhile comes back to)."""
+    found = re.fullmatch(r"(/items/[0-9a-f]{1,64}|/rejections/\d{1,18})/(decide|settle)", action)
+    if found:
+        return found.group(1)
+    if re.fullmatch(r"/blind/\d{1,18}", action):
+        return action
+    return "/lead" if action == "/lead/samples" else "/queue"
 
 
 def _page_number(value: Any, total: int) -> int:
@@ -795,10 +839,43 @@ def _int_or_none(value: Any) -> int | None:
     return int(str(value))
 
 
+class FormError(ValueError):
+    """A form's value that cannot be right, said as the reviewer should read it."""
+
+
+def _version(form: Any) -> int:
+    """The version of the item the form was sent from (a database integer: the app sent it)."""
+    text = str(form.get("version", ""))
+    if not text.isdigit() or len(text) > 9:
+        raise FormError("The form did not come from this item's page as the app sent it: reload the page.")
+    return int(text)
+
+
+# the fields a decision's form sends, as its messages name them
+FIELDS = {
+    "reason": "The reason",
+    "note": "The note",
+    "code": "The code",
+    "quote_start": "The quote's start",
+    "quote_end": "The quote's end",
+}
+
+
 def _first_error(exc: Exception) -> str:
+    """What is wrong with a form, naming the field."""
+    if isinstance(exc, FormError):
+        return str(exc)
     if isinstance(exc, ValidationError):
         error = exc.errors()[0]
-        return str(error.get("msg", "invalid input")).removeprefix("Value error, ")
+        where = error.get("loc") or ()
+        field = FIELDS.get(str(where[0])) if where else None
+        if field is None:
+            return str(error.get("msg", "invalid input")).removeprefix("Value error, ")
+        if error.get("type") == "string_too_long":
+            return f"{field} is too long: at most {error.get('ctx', {}).get('max_length', 0):,} characters."
+        if error.get("type") in ("greater_than_equal", "less_than_equal", "int_parsing"):
+            return f"{field} is not a place in the transcript: select the quote again."
+        return f"{field}: {str(error.get('msg', 'invalid input')).removeprefix('Value error, ')}."
     return "The form had a value that is not a number."
 
 

@@ -27,8 +27,9 @@ from pipeline.store import (
     now,
 )
 
-# a key for every code of a blind item: digits, then letters the page does not use (d done, o note)
-CODE_KEYS = "1234567890qwertyuipasfghjklzxcvbnm"
+# a key for every code of a blind item: digits, then letters the page does not use (d done, o note),
+# then the same letters with Shift: 58 codes (a longer codebook's later codes are ticked with Tab and Space)
+CODE_KEYS = "1234567890qwertyuipasfghjklzxcvbnm" + "qwertyuipasfghjklzxcvbnm".upper()
 
 MAX_SAMPLE = 10_000  # passages per reviewer in one sample
 
@@ -111,7 +112,13 @@ def assignments(store: Store, reviewer: Reviewer) -> list[Assignment]:
     """A reviewer's blind-coding assignments, those still to code first."""
     with store.session() as s:
         rows = s.execute(
-            select(AssignmentRecord, TranscriptRecord.source_name, ChunkRecord.index)
+            select(
+                AssignmentRecord,
+                TranscriptRecord.source_name,
+                TranscriptRecord.format,
+                ChunkRecord.index,
+                ChunkRecord.speakers,
+            )
             .join(ChunkRecord, ChunkRecord.id == AssignmentRecord.chunk_id)
             .join(TranscriptRecord, TranscriptRecord.id == ChunkRecord.transcript_id)
             .where(AssignmentRecord.reviewer_id == reviewer.id)
@@ -126,9 +133,15 @@ def assignments(store: Store, reviewer: Reviewer) -> list[Assignment]:
                 codes=a.codes or [],
                 source_name=name,
                 position=index + 1,
+                respondent=_respondent(form, speakers),
             )
-            for a, name, index in rows
+            for a, name, form, index, speakers in rows
         ]
+
+
+def _respondent(form: str, speakers: list[str | None] | None) -> str | None:
+    """A CSV row's respondent (its one turn's speaker); None for a passage of any other transcript."""
+    return str(speakers[0]) if form == "csv" and speakers and speakers[0] else None
 
 
 def waiting(store: Store, reviewer: Reviewer) -> int:
@@ -151,7 +164,8 @@ def assignment_view(store: Store, reviewer: Reviewer, assignment_id: int) -> Ass
         if a is None or a.reviewer_id != reviewer.id:
             raise DecisionError("no such assignment")
         run = s.get_one(RunRecord, a.run_id)
-        index = s.scalar(select(ChunkRecord.index).where(ChunkRecord.id == a.chunk_id))
+        chunk = s.get_one(ChunkRecord, a.chunk_id)
+        form = s.scalar(select(TranscriptRecord.format).where(TranscriptRecord.id == chunk.transcript_id))
         item = Assignment(
             id=a.id,
             sample=a.sample,
@@ -160,7 +174,8 @@ def assignment_view(store: Store, reviewer: Reviewer, assignment_id: int) -> Ass
             note=a.note,
             coded=a.coded_at is not None,
             codebook_version=run.codebook_version,
-            position=index + 1 if index is not None else None,
+            position=chunk.index + 1,
+            respondent=_respondent(str(form), chunk.speakers),
         )
     view = passage(store, item.chunk_id)
     item.source_name = view.source_name

@@ -48,11 +48,14 @@ CONTEXT_TURNS = 2
 NOTE_CHARS = 5000  # the longest reason or note a reviewer may write
 
 
+MAX_OFFSET = 2**31 - 1  # a database integer: no transcript is longer
+
+
 class DecisionRequest(BaseModel):
     verdict: Verdict
     code: str | None = Field(default=None, max_length=200)
-    quote_start: int | None = Field(default=None, ge=0)
-    quote_end: int | None = Field(default=None, ge=0)
+    quote_start: int | None = Field(default=None, ge=0, le=MAX_OFFSET)
+    quote_end: int | None = Field(default=None, ge=0, le=MAX_OFFSET)
     reason: str | None = Field(default=None, max_length=NOTE_CHARS)
     note: str | None = Field(default=None, max_length=NOTE_CHARS)
 
@@ -216,10 +219,11 @@ def _check_code(codebook: Codebook | None, code: str | None) -> None:
 
 
 def likely_codes(codebook: Codebook, code: str) -> list[str]:
-    """The codes someone who typed `code` probably meant: a category's codes, else the ids most like it."""
-    return codebook.codes_under(code) or difflib.get_close_matches(
-        code, [c.id for c in codebook.leaves], n=3, cutoff=0.6
-    )
+    """The codes someone who typed `code` probably meant: a category's codes, the codes its beginning
+    names (`resourc`), else the ids most like it."""
+    ids = [c.id for c in codebook.leaves]
+    begun = [c for c in ids if len(code) >= 3 and c.lower().startswith(code.lower())][:4]
+    return codebook.codes_under(code) or begun or difflib.get_close_matches(code, ids, n=3, cutoff=0.6)
 
 
 def decide(store: Store, reviewer: Reviewer, suggestion_id: str, version: int, request: DecisionRequest) -> int:

@@ -168,6 +168,12 @@ class Assignment(BaseModel):
     codebook_version: str | None = None
     source_name: str | None = None  # the transcript, as the list names the passage
     position: int | None = None  # the passage's place in its transcript, from 1
+    respondent: str | None = None  # a CSV row's respondent: every row of a file has the file's name
+
+    @property
+    def place(self) -> str:
+        """Where the passage is, after its transcript's name: "passage 3", or "response R12"."""
+        return f"response {self.respondent}" if self.respondent else f"passage {self.position}"
 
 
 class AssignmentView(BaseModel):
