@@ -21,6 +21,16 @@ pytestmark = pytest.mark.usefixtures("quick_passwords")
 TURNS = 130
 
 
+def signed_in(db: Path, name: str, password: str) -> TestClient:
+    """The review app over `db`, signed in through its form."""
+    client = TestClient(create_app(str(db), secret_key="k" * 32), follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    r = client.post("/login", data={"csrf_token": token.group(1), "name": name, "password": password})
+    assert r.status_code == 303
+    return client
+
+
 @pytest.fixture
 def long_queue(tmp_path: Path) -> tuple[TestClient, int]:
     """A run of TURNS turns, each with one suggestion (some confident enough to be accepted), and a
@@ -43,10 +53,7 @@ def long_queue(tmp_path: Path) -> tuple[TestClient, int]:
     store = Store(str(db))
     password = add_reviewer(store, "rita")
     grant_runs(store, "rita", [run.run_id])
-    client = TestClient(create_app(str(db), secret_key="k" * 32), follow_redirects=False)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
-    assert token
-    client.post("/login", data={"csrf_token": token.group(1), "name": "rita", "password": password, "next": "/queue"})
+    client = signed_in(db, "rita", password)
     return client, run.suggestions
 
 
@@ -185,10 +192,7 @@ def test_rejected_proposals_markdown_labels_and_the_double_coding_page(tmp_path:
     passwords = {name: add_reviewer(store, name, role) for name, role in [("lena", "lead"), ("rita", "reviewer")]}
     add_reviewer(store, "zoe")  # may not see the run
     grant_runs(store, "rita", [run.run_id])
-    client = TestClient(create_app(str(db), secret_key="k" * 32), follow_redirects=False)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
-    assert token
-    client.post("/login", data={"csrf_token": token.group(1), "name": "lena", "password": passwords["lena"]})
+    client = signed_in(db, "lena", passwords["lena"])
     # a neighbouring turn's markdown label shows as the speaker's name
     item = re.search(r'<td><a href="/items/([0-9a-f]{16})\?', client.get("/queue").text)
     assert item
@@ -253,10 +257,7 @@ def test_a_response_of_a_csv_file_is_named_by_its_respondent(tmp_path: Path) -> 
     lead = authenticate(store, "lena", passwords["lena"])
     assert lead is not None
     create_sample(store, lead, run.run_id, 2, ["lena", "rita"], seed=1)
-    client = TestClient(create_app(str(db), secret_key="k" * 32), follow_redirects=False)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
-    assert token
-    client.post("/login", data={"csrf_token": token.group(1), "name": "rita", "password": passwords["rita"]})
+    client = signed_in(db, "rita", passwords["rita"])
     listed = re.findall(r'<a href="/blind/\d+">([^<]+)</a>', client.get("/blind").text)
     assert sorted(listed) == ["survey.csv, response R7", "survey.csv, response R9"]
 
@@ -279,10 +280,7 @@ def test_a_blind_passage_gives_a_key_to_each_of_58_codes_and_says_how_to_reach_t
     lead = authenticate(store, "lena", passwords["lena"])
     assert lead is not None
     create_sample(store, lead, run.run_id, 1, ["lena", "rita"], seed=1)
-    client = TestClient(create_app(str(db), secret_key="k" * 32), follow_redirects=False)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
-    assert token
-    client.post("/login", data={"csrf_token": token.group(1), "name": "rita", "password": passwords["rita"]})
+    client = signed_in(db, "rita", passwords["rita"])
     assignment = re.search(r'href="/blind/(\d+)"', client.get("/blind").text)
     assert assignment
     page = client.get(f"/blind/{assignment.group(1)}").text
