@@ -210,8 +210,9 @@ def _corpus(folder: Path, n: int) -> None:
 
 
 def test_a_killed_run_finishes_on_the_next_run(tmp_path: Path, small_codebook: Path) -> None:
+    transcripts = 12  # enough batches to be killed in the middle of: some coded, most not
     folder = tmp_path / "corpus"
-    _corpus(folder, 30)
+    _corpus(folder, transcripts)
     db = tmp_path / "k.db"
     command = [
         sys.executable,
@@ -251,12 +252,12 @@ def test_a_killed_run_finishes_on_the_next_run(tmp_path: Path, small_codebook: P
             os.killpg(process.pid, signal.SIGKILL)
     first = dict(rows(db, "select chunk_id, run_id from chunk_codings"))
     total_chunks = rows(db, "select count(*) from chunks")[0][0]
-    assert 0 < len(first) < total_chunks or total_chunks < 30 * 12 // 2
+    assert 0 < len(first) < total_chunks
 
     finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)
     assert finished.returncode == 0, finished.stderr
     summary = json.loads(finished.stdout)
-    assert summary["transcripts"] == 30
+    assert summary["transcripts"] == transcripts
     assert summary["chunks_coded_now"] == summary["chunks"] - len(first)
     after = dict(rows(db, "select chunk_id, run_id from chunk_codings"))
     assert len(after) == summary["chunks"] == rows(db, "select count(*) from chunks")[0][0]
