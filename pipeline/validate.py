@@ -94,15 +94,38 @@ def _in_coded_words(chunk: Chunk, quote: str) -> tuple[tuple[int, int] | None, s
     refused with the speaker named."""
     context = [t for t in chunk.turns if not t.coded]
     uncoded_speaker: str | None = None  # of the first place found, when every place is context
-    for start, end in verbatim_spans(quote, chunk.text):
+    across: str | None = None  # the speakers of the first place found, when every place runs across turns
+    for start, end in _places(quote, chunk.text):
         a, b = chunk.start + start, chunk.start + end
-        touched = next((t for t in context if a < t.end and t.start < b), None)
-        if touched is None:
+        touched = [t for t in chunk.turns if a < t.end and t.start < b]
+        if len(touched) > 1:
+            across = across or " and ".join(dict.fromkeys(t.speaker or "no speaker" for t in touched))
+            continue
+        uncoded = next((t for t in context if a < t.end and t.start < b), None)
+        if uncoded is None:
             return (start, end), None
-        uncoded_speaker = uncoded_speaker or (touched.speaker or "a passage with no speaker")
-    if uncoded_speaker is None:
-        return None, "quote is not verbatim in the chunk"
-    return None, f"quote is the words of {uncoded_speaker}, whose words are context, not coded"
+        uncoded_speaker = uncoded_speaker or (uncoded.speaker or "a passage with no speaker")
+    if uncoded_speaker is not None:
+        return None, f"quote is the words of {uncoded_speaker}, whose words are context, not coded"
+    if across is not None:
+        return None, f"quote runs across turns ({across}): evidence is one speaker's words"
+    return None, "quote is not verbatim in the chunk"
+
+
+# quotation marks a model puts around a quote (the words inside are the quote)
+_ENCLOSING = {'"': '"', "“": "”", "'": "'", "‘": "’", "«": "»", "„": "“"}
+
+
+def _places(quote: str, text: str) -> Iterator[tuple[int, int]]:
+    """Where a quote stands in the text; when it stands nowhere as given and the model put it in
+    quotation marks, where the words inside them stand."""
+    found = False
+    for span in verbatim_spans(quote, text):
+        found = True
+        yield span
+    bare = quote.strip()
+    if not found and len(bare) > 2 and _ENCLOSING.get(bare[0]) == bare[-1]:
+        yield from verbatim_spans(bare[1:-1], text)
 
 
 def validate_coding(

@@ -310,3 +310,61 @@ def test_a_rate_limit_that_mentions_a_quota_or_a_prompt_too_long_stops_nothing(s
     assert summary.suggestions == 3 and summary.failed_chunks == 1  # the quota-worded 429 was waited for
     [failure] = summary.failures
     assert failure.reason == "request refused (400)" and too_long[:30] in (failure.example or "")
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["", '{"id": "chatcmpl-x", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assis'],
+    ids=["empty", "cut-short"],
+)
+def test_a_body_that_is_empty_or_cut_short_is_asked_again_and_fails_no_other_chunk(
+    study, server, tmp_path: Path, body: str
+) -> None:
+    server.add_fault("raw", match="Funding for release time", body=body)
+    summary = code(study, server, tmp_path / "broken.db", batch_size=4)
+    assert summary.failed_chunks == 0 and summary.suggestions == 4 and summary.stopped is None
+    assert len(chats(server, "Funding for release time")) == 2  # asked once more
+    # broken every time: that chunk alone fails, saying what came, and the next run codes it
+    server.add_fault("raw", times=10, match="Funding is thin", body=body)
+    summary = code(study, server, tmp_path / "broken-again.db", batch_size=4)
+    assert summary.failed_chunks == 1 and summary.suggestions == 3
+    [failure] = summary.failures
+    assert failure.reason == "not a chat completion"
+    assert ("empty body" if not body else "cut short") in (failure.example or "")
+
+
+def test_a_reply_with_another_content_type_or_streamed_unasked_is_read_or_said(study, server, tmp_path: Path) -> None:
+    server.add_fault("content_type", match="Funding for release time", value="text/plain")
+    server.add_fault("content_type", match="I trust the district office", value="text/event-stream")
+    server.add_fault(
+        "raw", times=10, match="Funding is thin", content_type="text/event-stream", body='data: {"id": "x"}\n\n'
+    )
+    summary = code(study, server, tmp_path / "types.db")
+    assert summary.suggestions == 3 and summary.failed_chunks == 1
+    [failure] = summary.failures
+    assert "streamed its reply" in (failure.example or "")
+    assert len(chats(server, "Funding is thin")) == 1  # said at once: asking again streams again
+
+
+@pytest.mark.parametrize("where", ["parts", "tool_call", "text", "reasoning"])
+def test_an_answer_where_other_servers_put_it_is_read(study, server, tmp_path: Path, where: str) -> None:
+    server.add_fault("reshape", times=4, **{"as": where})
+    summary = code(study, server, tmp_path / f"{where}.db")
+    assert summary.suggestions == 4 and summary.rejected == 0 and summary.requests == 4
+
+
+def test_llama_cpps_500_for_a_json_schema_switches_to_json_mode_at_once(study, server, tmp_path: Path) -> None:
+    message = 'response_format type must be one of "text" or "json_object", but got: json_schema'
+    server.add_fault("status", times=10**6, status=500, message=message, only_json_schema=True)
+    summary = code(study, server, tmp_path / "llama.db", concurrency=1)
+    assert summary.suggestions == 4 and summary.failed_chunks == 0
+    kinds = [r["response_format"]["type"] for r in server.requests]
+    assert kinds == ["json_schema", "json_object", "json_object", "json_object", "json_object"]  # no retries
+
+
+def test_a_connection_closed_without_a_reply_is_said_to_be_one(study, server, tmp_path: Path) -> None:
+    server.add_fault("close", times=10, match="Funding is thin")
+    summary = code(study, server, tmp_path / "closed.db", timeout=30)
+    assert summary.failed_chunks == 1
+    [failure] = summary.failures
+    assert failure.reason == "connection failed" and "timed out" not in (failure.example or "")

@@ -177,3 +177,40 @@ def test_an_ellipsis_on_a_long_repetitive_passage_is_checked_at_once() -> None:
     # a nested search of every gap would take minutes here; each part is looked for a short way on
     assert find_verbatim("a ... a ... zzz", "a " * 3000) is None
     assert find_verbatim("I ... a ... zebra", "I " + "a " * 9000 + "zebra") is None
+
+
+def test_a_quote_the_model_put_in_quotation_marks_is_the_words_inside(small_codebook) -> None:
+    for marked in ('"release time every month."', "“release time every month.”", "'release time every month.'"):
+        [s], rejections = check(small_codebook, proposal(quote=marked))
+        assert not rejections and s.quote == "release time every month.", marked
+    # the marks are only taken off when the quote as given is nowhere: and then the words must be there
+    suggestions, [r] = check(small_codebook, proposal(quote='"release time every week."'))
+    assert not suggestions and r.reason == "quote is not verbatim in the chunk"
+
+
+def test_a_quote_across_two_turns_is_not_one_speakers_evidence(small_codebook) -> None:
+    text = "Ms. Chen: We were just told things.\nInterviewer: And the principal?\nMs. Chen: She listens."
+    two = Chunk(
+        id="c1",
+        transcript_id="t1",
+        index=0,
+        start=0,
+        end=len(text),
+        text=text,
+        speakers=["Ms. Chen", "Interviewer"],
+        first_turn=0,
+        last_turn=2,
+        turns=[
+            ChunkTurn(index=0, speaker="Ms. Chen", start=10, end=35),
+            ChunkTurn(index=1, speaker="Interviewer", start=49, end=67),
+            ChunkTurn(index=2, speaker="Ms. Chen", start=78, end=len(text)),
+        ],
+    )
+    codebook = load_codebook(small_codebook)
+    coding = ChunkCoding(
+        chunk_id="c1",
+        proposals=[proposal(quote="just told things. Interviewer: And the"), proposal("trust", "She listens.")],
+    )
+    [kept], [refused] = validate_coding(coding, two, codebook, "key")
+    assert kept.quote == "She listens."
+    assert refused.reason == "quote runs across turns (Ms. Chen and Interviewer): evidence is one speaker's words"

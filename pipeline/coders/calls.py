@@ -4,6 +4,7 @@ call is paid for twice: not by a re-run, not after a crash, not after a batch.""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,10 @@ class NotACompletion(CoderError):
     def __init__(self, message: str, usage: Usage | None = None):
         super().__init__(message)
         self.usage = usage or Usage(requests=1)
+
+
+class BrokenReply(NotACompletion):
+    """A 200 reply whose body is empty or cut short: a dropped connection in all but name, asked again."""
 
 
 class CallCache:
@@ -141,9 +146,8 @@ def completion_from_json(data: Any, elapsed_ms: float) -> Completion:
     refusals: list[str | None] = []
     for choice in choices:
         message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-        content = message.get("content")
-        contents.append(content if isinstance(content, str) else "")
         finish = choice.get("finish_reason")
+        contents.append(_content(message, choice, finish))
         finish_reasons.append(str(finish) if finish is not None else None)
         refusal = message.get("refusal")
         if isinstance(refusal, str) and refusal.strip():
@@ -174,6 +178,53 @@ def completion_from_json(data: Any, elapsed_ms: float) -> Completion:
         finish_reasons=finish_reasons,
         refusals=refusals,
     )
+
+
+def _content(message: dict[str, Any], choice: dict[str, Any], finish: Any) -> str:
+    """The text of an answer, where servers put it: the message's content; the text of its parts
+    when the content is a list of parts; the arguments of a tool call when the answer came as one;
+    a completion's `text`; else the reasoning, when it is all a finished reply holds (a server whose
+    reasoning parser took the whole answer). Whatever it is, validation still reads it."""
+    content = message.get("content")
+    if isinstance(content, str) and content.strip():
+        return content
+    if isinstance(content, list):
+        text = "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+        if text.strip():
+            return text
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        if isinstance(arguments, str) and arguments.strip():
+            return arguments
+    if isinstance(choice.get("text"), str) and choice["text"].strip():
+        return str(choice["text"])
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if finish != "length" and isinstance(reasoning, str) and reasoning.strip():
+        return reasoning
+    return content if isinstance(content, str) else ""
+
+
+def reply_body(text: str) -> Any:
+    """A reply's JSON body, whatever Content-Type the server gave it (some send JSON as text/plain or
+    as an event stream). A body that is empty or cut short raises BrokenReply (asked again); one
+    streamed unasked, NotACompletion; text that is no JSON is returned as text, for
+    `completion_from_json` to say what it is (a sign-in page, say)."""
+    body = text.strip()
+    if not body:
+        raise BrokenReply("the server answered with an empty body")
+    try:
+        return json.loads(body)
+    except ValueError:
+        if body.startswith("data:"):
+            raise NotACompletion(
+                "the server streamed its reply (server-sent events) though qcode asks for it whole: turn "
+                "streaming off in the server or proxy"
+            ) from None
+        if body[0] in "{[":
+            raise BrokenReply(f"the server's reply was cut short: '{' '.join(body[-80:].split())}'") from None
+        return body
 
 
 def _usage(usage: Any) -> Usage:

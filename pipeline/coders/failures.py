@@ -11,8 +11,18 @@ if TYPE_CHECKING:
 
 
 def lacks_json_schema(exc: openai.APIStatusError) -> bool:
+    """The server refuses JSON-schema mode itself: a 400 or 422 (OpenAI's wording, Ollama's,
+    vLLM's), a 500 (llama.cpp: "response_format type must be one of..."), or the `strict` flag an
+    older Azure API version does not know."""
+    if exc.status_code not in (400, 422) and exc.status_code < 500:
+        return False
     text = f"{exc.message} {exc.body}".lower()
-    return "response_format" in text or "json_schema" in text or "json schema" in text
+    return (
+        "response_format" in text
+        or "json_schema" in text
+        or "json schema" in text
+        or "argument supplied: strict" in text
+    )
 
 
 def _said(exc: openai.APIError) -> tuple[int | None, str, str]:
@@ -35,10 +45,13 @@ def describe_api_error(exc: openai.APIError) -> tuple[str, str]:
 
     status, code, _ = _said(exc)
     message = " ".join(str(exc.message).split())
+    body = getattr(exc, "body", None)
+    if isinstance(body, str) and body.strip() and " ".join(body.split())[:60] not in message:
+        message += f": {' '.join(body.split())[:200]}"  # what a server that answers in plain text said
     if isinstance(exc, openai.APIConnectionError):
         # the aiohttp transport reports a reset connection as a connect timeout: the root cause says
         cause = _root_cause(exc)
-        if isinstance(exc, openai.APITimeoutError) and not isinstance(cause, ConnectionError):
+        if isinstance(exc, openai.APITimeoutError) and not _dropped(cause):
             return "timed out", f"no reply in time: {message}"
         said = f": {type(cause).__name__}: {cause}" if cause is not exc else ""
         return "connection failed", f"the connection to the server failed{said}"
@@ -52,6 +65,19 @@ def describe_api_error(exc: openai.APIError) -> tuple[str, str]:
         names = {400: "request refused", 401: "key refused", 403: "access denied", 404: "not found"}
         return f"{names.get(status, 'HTTP error')} ({status})", f"{status} {message}"
     return type(exc).__name__, message
+
+
+def _dropped(cause: BaseException) -> bool:
+    """The server closed the connection (a crash, a proxy giving up), rather than let the time run out."""
+    if isinstance(cause, TimeoutError):
+        return False
+    if isinstance(cause, ConnectionError):
+        return True
+    # aiohttp's own (the client's transport), told by name: importing aiohttp here costs a start-up
+    return any(
+        k.__module__.startswith("aiohttp") and k.__name__ in ("ClientConnectionError", "ClientPayloadError")
+        for k in type(cause).__mro__
+    )
 
 
 def _root_cause(exc: BaseException) -> BaseException:

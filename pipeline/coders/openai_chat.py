@@ -42,7 +42,7 @@ from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
 from pipeline.coders.base import NOT_A_FLAG, BaseCoder, CoderOptions, Number, describe_details
 from pipeline.coders.batch import prefill_by_batch
-from pipeline.coders.calls import CallCache, Completion, NotACompletion, completion_from_json
+from pipeline.coders.calls import BrokenReply, CallCache, Completion, NotACompletion, completion_from_json, reply_body
 from pipeline.coders.failures import content_filtered, describe_api_error, hopeless, lacks_json_schema
 from pipeline.coders.fewshot import ExamplePicker, adjudicated
 from pipeline.coders.groups import group_units, labels_for, parse_per_request, split_reply, units_schema
@@ -840,7 +840,7 @@ class OpenAICoder(BaseCoder):
             began = time.perf_counter()
             try:
                 response = await self._send(client, body)
-            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            except openai.APIStatusError as exc:
                 # "json_object" here means another request already found the server lacks it
                 if mode == "json_schema" and self.mode != "json_schema" and lacks_json_schema(exc):
                     with self._mode_lock:
@@ -880,9 +880,16 @@ class OpenAICoder(BaseCoder):
                 await self.tokens.acquire(_estimate_tokens(body))
             try:
                 return await _post_chat(client, body)
+            except BrokenReply:
+                if retry == self.max_retries:
+                    raise
+                await asyncio.sleep(min(8.0, 0.5 * 2**retry) * (1 - 0.25 * random.random()))
+                continue
             except (openai.APIStatusError, openai.APIConnectionError) as exc:
                 status = getattr(exc, "status_code", None)
                 transient = status is None or status in (408, 409, 429) or status >= 500
+                if isinstance(exc, openai.APIStatusError) and lacks_json_schema(exc):
+                    transient = False  # llama.cpp says so with a 500: asked in JSON mode instead, not again
                 if retry == self.max_retries or not transient or hopeless(exc, self.model, self.endpoint):
                     raise
                 response = getattr(exc, "response", None)
@@ -909,6 +916,12 @@ class OpenAICoder(BaseCoder):
 
         assert isinstance(exc, openai.APIError)
         reason, detail = describe_api_error(exc)
+        if reason == "timed out":
+            detail += f" (no answer within --timeout {self.timeout:g} s)"
+        response = getattr(exc, "response", None)
+        asked = retry_after(response.headers) if response is not None else None
+        if asked is not None and asked > MAX_WAIT:
+            detail += f" (the server asked to wait {asked:,.0f} s: the next run codes this chunk)"
         hint = hopeless(exc, self.model, self.endpoint)
         if hint and not self.stop_reason:
             self.stop_reason = f"{detail}: {hint}"
@@ -973,15 +986,17 @@ class OpenAICoder(BaseCoder):
         return combined
 
 
-async def _post_chat(client: openai.AsyncOpenAI, body: dict[str, Any]) -> dict[str, Any]:
+async def _post_chat(client: openai.AsyncOpenAI, body: dict[str, Any]) -> Any:
     """POST /chat/completions through the client's own request path (retries, Retry-After,
     typed errors), with the body sent and the reply read as plain JSON: the typed
     `chat.completions.create` transforms every message and schema node and builds an
     object per logprob token, which costs more CPU than everything else qcode does per chunk."""
     # the client's own key is a uuid4, one os.urandom call per request, which is slow in sandboxes
     key = f"qcode-{_RUN_TOKEN}-{next(_REQUEST_NUMBERS)}"
-    reply = await client.post("/chat/completions", cast_to=object, body=body, options={"idempotency_key": key})
-    return reply  # type: ignore[return-value]  # cast_to=object: the JSON body as it came
+    # the body as text, read here: the client's own reading trusts the Content-Type, and fails the
+    # whole batch on a body that is empty or cut short
+    reply = await client.post("/chat/completions", cast_to=str, body=body, options={"idempotency_key": key})
+    return reply_body(reply)
 
 
 _RUN_TOKEN = os.urandom(8).hex()

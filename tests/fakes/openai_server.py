@@ -162,6 +162,20 @@ pending faults.
     reset             no reply: the server resets the TCP connection (SO_LINGER 0) after
                       reading the request; the openai client raises APIConnectionError (and
                       retries it). Live only.
+    raw               status `status` (default 200), Content-Type `content_type` (default
+                      "application/json"), body the string `body` sent as it is (default "":
+                      an empty body); e.g. a completion cut short, or "data: {...}" as a server
+                      streaming unasked. Live only.
+    close             no reply: the server closes the connection cleanly (FIN) after reading
+                      the request, as a crashed llama.cpp does ("Empty reply from server").
+                      Live only.
+    reshape           the answer where other servers put it: option `as` "parts" (content a
+                      list of {"type": "text", "text": ...} parts), "tool_call" (content null,
+                      the JSON as message.tool_calls[0].function.arguments), "text" (no
+                      message: choices[0].text, as the completions API), or "reasoning"
+                      (content "", the JSON in message.reasoning_content).
+    content_type      the completion as it is, with Content-Type `value` (default
+                      "text/plain"). Live only.
     slow              sleep `seconds` (default 2) before answering normally (live only).
     malformed         200 whose content is the reply cut in half, not valid JSON
                       (finish_reason "stop", or option `finish_reason`).
@@ -305,10 +319,14 @@ FAULT_KINDS = (
     "drop_unit",
     "mislabel_unit",
     "borrow_quote",
+    "raw",
+    "close",
+    "reshape",
+    "content_type",
 )
 # the faults that answer a request alone (tried first, in the order added)
-ERROR_FAULTS = ("429", "500", "no_json_schema", "status", "html", "not_completion", "reset")
-LIVE_ONLY_FAULTS = ("html", "reset")  # batch lines neither see nor use them up
+ERROR_FAULTS = ("429", "500", "no_json_schema", "status", "html", "not_completion", "reset", "raw", "close")
+LIVE_ONLY_FAULTS = ("html", "reset", "raw", "close", "content_type")  # batch lines neither see nor use them up
 UNIT_FAULTS = ("drop_unit", "mislabel_unit", "borrow_quote")  # multi-unit requests only
 MISLABEL = "u99"
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano")
@@ -380,6 +398,31 @@ class _RawReply(Exception):
 
 class _Reset(Exception):
     """Close the connection without a reply (the reset fault)."""
+
+
+class _Close(Exception):
+    """Close the connection cleanly without a reply (the close fault)."""
+
+
+def _reshape(choice: dict[str, Any], where: str) -> None:
+    """Move a choice's answer to where another server puts it (the reshape fault)."""
+    message = choice["message"]
+    content = message.get("content") or ""
+    if where == "parts":
+        message["content"] = [{"type": "text", "text": content}]
+    elif where == "tool_call":
+        message["content"] = None
+        message["tool_calls"] = [
+            {"id": "call_1", "type": "function", "function": {"name": "code_passage", "arguments": content}}
+        ]
+    elif where == "text":
+        del choice["message"]
+        choice["text"] = content
+    elif where == "reasoning":
+        message["content"] = ""
+        message["reasoning_content"] = content
+    else:
+        raise ValueError(f"reshape: unknown 'as' {where!r}")
 
 
 @dataclass
@@ -692,6 +735,9 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, headers = self.server.fake._route(method, self.path, self.headers, body)
         except _Reset:
             self._abort()
+            return
+        except _Close:
+            self.close_connection = True  # nothing written: the socket closes cleanly in finish()
             return
         except ApiError as exc:
             status, payload, headers = exc.status, exc.body(), exc.headers
@@ -1046,7 +1092,7 @@ class FakeOpenAI:
                         self._stats["chat_completed" if reply.status == 200 else "chat_errors"] += 1
                     return reply.status, reply.payload, {**headers, **reply.headers}
                 return status, payload, headers
-            except (ApiError, _Reset):
+            except (ApiError, _Reset, _Close):
                 with self._lock:
                     self._stats["chat_errors"] += 1
                 raise
@@ -1173,6 +1219,12 @@ class FakeOpenAI:
                 raise _RawReply(int(error.options.get("status", 200)), payload)
             if error.kind == "reset":
                 raise _Reset()
+            if error.kind == "close":
+                raise _Close()
+            if error.kind == "raw":
+                data = str(error.options.get("body", "")).encode("utf-8")
+                ctype = str(error.options.get("content_type", "application/json"))
+                raise _RawReply(int(error.options.get("status", 200)), data, {"Content-Type": ctype})
             raise ApiError(400, "response_format json_schema is not supported", param="response_format")
 
         reasoning = bool(self.reasoning_models) and bool(REASONING_MODEL.match(model))
@@ -1266,7 +1318,7 @@ class FakeOpenAI:
             self._stats[prefix + "prompt_tokens"] += len(prompt)
             self._stats[prefix + "completion_tokens"] += completion_tokens
             self._stats[prefix + "cached_tokens"] += cached
-        return 200, {
+        completion = {
             "id": "chatcmpl-" + secrets.token_hex(12),
             "object": "chat.completion",
             "created": _now(),
@@ -1276,6 +1328,13 @@ class FakeOpenAI:
             "service_tier": "default",
             "system_fingerprint": "fp_fakeopenai",
         }
+        if "reshape" in faults:
+            for choice in choices:
+                _reshape(choice, str(faults["reshape"].options.get("as", "parts")))
+        if "content_type" in faults:
+            ctype = str(faults["content_type"].options.get("value", "text/plain"))
+            raise _RawReply(200, json.dumps(completion).encode("utf-8"), {"Content-Type": ctype})
+        return 200, completion
 
     def _check_format(self, rf: Any, messages: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Validate response_format like the API; the json_schema's schema, or None."""
