@@ -346,7 +346,7 @@ def test_a_reply_with_another_content_type_or_streamed_unasked_is_read_or_said(s
     assert len(chats(server, "Funding is thin")) == 1  # said at once: asking again streams again
 
 
-@pytest.mark.parametrize("where", ["parts", "tool_call", "text", "reasoning"])
+@pytest.mark.parametrize("where", ["parts", "tool_call", "text", "reasoning", "wrapped", "list"])
 def test_an_answer_where_other_servers_put_it_is_read(study, server, tmp_path: Path, where: str) -> None:
     server.add_fault("reshape", times=4, **{"as": where})
     summary = code(study, server, tmp_path / f"{where}.db")

@@ -49,7 +49,7 @@ from pipeline.coders.groups import group_units, labels_for, parse_per_request, s
 from pipeline.coders.limits import Backoff, RateLimiter, retry_after
 from pipeline.coders.prices import price_table
 from pipeline.coders.prompt import DEFAULT_PROMPT, Prompt
-from pipeline.coders.replies import reply_data
+from pipeline.coders.replies import codes_in, reply_data
 from pipeline.coders.tokens import count_chat_tokens, count_tokens
 from pipeline.errors import CoderError
 from pipeline.suggestion import ChunkCoding, Proposal, Rejection, Usage
@@ -946,8 +946,8 @@ class OpenAICoder(BaseCoder):
                 checked.problems.append(f"The reply was not valid JSON ({exc}).")
                 checked.unparsed = content
                 continue
-            items = data.get("codes") if isinstance(data, dict) else None
-            if not isinstance(items, list):
+            items = codes_in(data)
+            if items is None:
                 checked.cut_off = checked.cut_off or finish == "length"
                 checked.problems.append('The reply must be a JSON object with a "codes" list.')
                 checked.unparsed = content

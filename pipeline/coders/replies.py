@@ -58,3 +58,17 @@ def reply_data(content: str) -> Any:
 def _candidates(text: str) -> list[str]:
     fenced = [m.group(1).strip() for m in _FENCE.finditer(text)]
     return [text, *fenced]
+
+
+def codes_in(data: Any) -> list[Any] | None:
+    """A one-unit reply's list of codes: its "codes", also when a server wrapped the object in
+    another ({"response": {"codes": [...]}}) or answered with the list alone; None when none is
+    there. Each code is still validated whatever shape it came in."""
+    if isinstance(data, list) and data and all(isinstance(item, dict) and "code" in item for item in data):
+        return data
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("codes"), list):
+        return list(data["codes"])
+    inner = [v for v in data.values() if isinstance(v, dict) and isinstance(v.get("codes"), list)]
+    return list(inner[0]["codes"]) if len(inner) == 1 else None

@@ -172,8 +172,10 @@ pending faults.
     reshape           the answer where other servers put it: option `as` "parts" (content a
                       list of {"type": "text", "text": ...} parts), "tool_call" (content null,
                       the JSON as message.tool_calls[0].function.arguments), "text" (no
-                      message: choices[0].text, as the completions API), or "reasoning"
-                      (content "", the JSON in message.reasoning_content).
+                      message: choices[0].text, as the completions API), "reasoning"
+                      (content "", the JSON in message.reasoning_content), "wrapped" (the
+                      JSON object inside {"response": ...}) or "list" (the codes list alone;
+                      one-unit requests).
     content_type      the completion as it is, with Content-Type `value` (default
                       "text/plain"). Live only.
     slow              sleep `seconds` (default 2) before answering normally (live only).
@@ -421,6 +423,10 @@ def _reshape(choice: dict[str, Any], where: str) -> None:
     elif where == "reasoning":
         message["content"] = ""
         message["reasoning_content"] = content
+    elif where == "wrapped":
+        message["content"] = json.dumps({"response": json.loads(content)})
+    elif where == "list":
+        message["content"] = json.dumps(json.loads(content)["codes"])
     else:
         raise ValueError(f"reshape: unknown 'as' {where!r}")
 
