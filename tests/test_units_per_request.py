@@ -65,10 +65,14 @@ def test_units_of_one_transcript_go_together_and_code_as_they_would_alone(study,
     assert requests_alone == 10 and len(server.requests) == 3 == together.requests
     assert coded(tmp_path / "four.db") == coded(tmp_path / "one.db")  # same codes, quotes and offsets
     assert together.input_tokens < alone.input_tokens / 2
-    first = server.requests[0]["messages"][-1]["content"]
+    # the request of the interview's first four turns (the three are sent at once: in any order)
+    [request] = [
+        r for r in server.requests if '<chunk id="u1">\nHow does the district help?' in r["messages"][-1]["content"]
+    ]
+    first = request["messages"][-1]["content"]
     assert [f'<chunk id="u{i}">' in first for i in range(1, 6)] == [True] * 4 + [False]
     assert first.count("How does the district help?") == 1  # each unit once: no context twice
-    schema = server.requests[0]["response_format"]["json_schema"]["schema"]
+    schema = request["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["units"]["items"]["properties"]["unit"]["enum"] == ["u1", "u2", "u3", "u4"]
     with sqlite3.connect(tmp_path / "four.db") as connection:
         [(parameters, prompt)] = connection.execute("select distinct parameters, prompt_version from suggestions")
