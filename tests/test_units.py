@@ -288,6 +288,18 @@ def test_speakers_naming_nobody_leave_a_file_uncoded_and_say_so(tmp_path: Path) 
     ]
 
 
+def test_a_dry_run_by_turns_on_a_store_coded_by_chunks_counts_every_turn_to_do(tmp_path: Path) -> None:
+    scripted_coder("dry-first", proposes="first-code", confidence=0.9)
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    folder = write_transcripts(tmp_path / "study", {"a.txt": INTERVIEW})
+    db = tmp_path / "s.db"
+    assert code_store(folder, codebook, db, coder="dry-first").chunks == 1
+    base = ["run", folder, "--codebook", codebook, "--db", db, "--coder", "dry-first", "--dry-run", "--json"]
+    assert json.loads(qcode(*base).stdout)["pending"] == 0  # the chunk is coded
+    turns = json.loads(qcode(*base, "--unit", "turn").stdout)
+    assert turns["chunks"] == turns["pending"] == 4  # turns never stored: all still to code
+
+
 def test_the_unit_flags_and_qcode_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)

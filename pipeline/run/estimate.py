@@ -57,12 +57,9 @@ def estimate(request: RunRequest) -> Estimate:
         except IngestError as exc:
             failed.append(FileFailure(path=exc.path, error=exc.message))
 
-    pending = (
-        {c.id for c in store.pending_chunks([c.id for c in chunks], prov.coder_key)}
-        if store
-        else {c.id for c in chunks}
-    )
-    todo = [c for c in chunks if c.id in pending]
+    # by id: a dry run stores nothing, so units never stored before (another chunking) count as to do
+    done = store.coded_chunk_ids([c.id for c in chunks], prov.coder_key) if store else set()
+    todo = [c for c in chunks if c.id not in done]
     usage = coder.estimate_usage(todo, codebook)
     return Estimate(
         coder=prov.coder,

@@ -302,12 +302,11 @@ class Store:
         if rows:
             s.execute(insert(ChunkRecord), rows)
 
-    def pending_chunks(self, chunk_ids: Iterable[str], coder_key: str) -> list[Chunk]:
-        """Those of the chunks not yet coded under this coder (failed ones are retried)."""
-        ids = list(chunk_ids)
+    def coded_chunk_ids(self, chunk_ids: Iterable[str], coder_key: str) -> set[str]:
+        """Those of the chunk ids coded under this coder already (a failed chunk is not coded)."""
         done: set[str] = set()
         with self.session() as s:
-            for part in in_batches(ids):
+            for part in in_batches(list(chunk_ids)):
                 done |= set(
                     s.scalars(
                         select(ChunkCodingRecord.chunk_id).where(
@@ -317,6 +316,13 @@ class Store:
                         )
                     )
                 )
+        return done
+
+    def pending_chunks(self, chunk_ids: Iterable[str], coder_key: str) -> list[Chunk]:
+        """Those of the chunks (stored) not yet coded under this coder (failed ones are retried)."""
+        ids = list(chunk_ids)
+        done = self.coded_chunk_ids(ids, coder_key)
+        with self.session() as s:
             wanted = [i for i in ids if i not in done]
             records: dict[str, ChunkRecord] = {}
             for part in in_batches(wanted):
