@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import EXAMPLES, LINKAGES, Answer, write
+from fakes import EXAMPLES, LINKAGES, Answer, code_store, scripted_coder, write
+
+import pipeline.run.corpus as corpus
 
 pytestmark = pytest.mark.slow
 
@@ -345,3 +347,26 @@ def test_a_prefect_server_left_in_the_environment_is_not_used(
     write(tmp_path / "in" / "a.txt", "Ms. Chen: The district gave us a grant.\n")
     code, summary, _ = run_json(tmp_path / "in", "--codebook", small_codebook, "--db", tmp_path / "p.db")
     assert code == 0 and summary["transcripts"] == 1
+
+
+def test_a_manifest_that_cannot_be_read_fails_its_files_by_name_and_the_run_is_closed(
+    tmp_path: Path, small_codebook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scripted_coder("manifest-first", proposes="first-code", confidence=0.9)
+    folder = tmp_path / "study"
+    write(folder / "broken" / "a.txt", "Ms. Chen: The grant came late.\n")
+    write(folder / "broken" / "manifest.csv", "\x00\x01PNG")
+    write(folder / "fine" / "b.txt", "Mr. Ortiz: We trust each other.\n")
+    db = tmp_path / "m.db"
+    summary = code_store(folder, small_codebook, db, coder="manifest-first")
+    assert summary.transcripts == 1  # the other folder is coded
+    [failure] = summary.failed
+    assert failure.path.endswith("a.txt") and "its manifest" in failure.error and "binary file" in failure.error
+    # a run that breaks off with an error is closed as failed, not left running
+    monkeypatch.setattr(corpus, "manifest_notes", lambda sources: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        code_store(folder, small_codebook, db, coder="manifest-first")
+    statuses = [s for (s,) in rows(db, "select status from runs order by started_at")]
+    assert statuses == ["failed", "failed"]  # the first: a file failed; the second: broke off
+    [(summary_json,)] = rows(db, "select summary from runs where summary like '%ZeroDivisionError%'")
+    assert "division by zero" in summary_json

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.errors import IngestError
+from pipeline.errors import FileError, IngestError
 from pipeline.files import read_text
 from pipeline.ingest.responses import read_table
 from pipeline.ingest.sources import MANIFEST, Source
@@ -28,9 +28,14 @@ def _manifests(source: Source) -> Iterator[tuple[Path, str]]:
 
 
 def manifest_metadata(source: Source) -> dict[str, str]:
-    """Metadata for a file from the nearest manifest.csv that lists it, between its folder and the root."""
+    """Metadata for a file from the nearest manifest.csv that lists it, between its folder and the
+    root. A manifest that cannot be read fails the file, named, rather than code it without its case
+    (the next run, the manifest mended, codes it with them)."""
     for manifest, relative in _manifests(source):
-        entries = read_manifest(manifest)
+        try:
+            entries = read_manifest(manifest)
+        except IngestError as exc:
+            raise IngestError(source.path, f"its manifest {manifest} cannot be read: {exc.message}") from None
         if relative in entries:
             return entries[relative]
     return {}
@@ -58,7 +63,10 @@ def manifest_notes(sources: list[Source]) -> list[tuple[str, str]]:
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, str]]:
-    text, _ = read_text(path)
+    try:
+        text, _ = read_text(path)
+    except FileError as exc:  # empty, binary, unreadable
+        raise IngestError(path, exc.message) from None
     frame = read_table(path, text, "manifest is not a readable CSV")
     lowered = {str(c).lower().strip(): str(c) for c in frame.columns}
     key = next((lowered[n] for n in _FILE_COLUMNS if n in lowered), None)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -255,6 +256,17 @@ def _retried(step: Callable[..., None], *args: Any) -> None:
             time.sleep(delay)
 
 
+@contextmanager
+def _closed_if_broken(store: Store, run_id: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        with suppress(Exception):
+            store.finish_run(run_id, status, {"error": f"{type(exc).__name__}: {exc}"})
+        raise
+
+
 def code_corpus(request: RunRequest, progress: Progress | None = None, steps: Steps | None = None) -> RunSummary:
     """Run the pipeline once over the request's files: what `qcode run` does, without Prefect."""
     began = time.perf_counter()
@@ -286,106 +298,107 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
         "batch_size": batch_size,
     }
     run_id = store.start_run(prov, codebook, request.paths, parameters, name=request.name)
+    # a run that ends in an error is closed as failed, not left "running" for `--run latest` to find
+    with _closed_if_broken(store, run_id):
+        paths: list[str | Path] = list(request.paths)
+        sources, errors = discover(paths)
+        failed = [FileFailure(path=e.path, error=e.message) for e in errors]
+        report("files", len(sources))
+        transcript_ids: list[str] = []
+        source_types: dict[str, tuple[str, bool]] = {}
+        chunk_ids: list[str] = []
+        notes = [FileNote(path=path, note=note) for path, note in manifest_notes(sources)]
+        for source in sources:
+            ingested = steps.ingest(store, source, request)
+            if ingested.failure:
+                failed.append(ingested.failure)
+            transcript_ids += ingested.transcript_ids
+            source_types.update(ingested.source_types)
+            chunk_ids += ingested.chunk_ids
+            notes += ingested.notes
+            report("file")
 
-    paths: list[str | Path] = list(request.paths)
-    sources, errors = discover(paths)
-    failed = [FileFailure(path=e.path, error=e.message) for e in errors]
-    report("files", len(sources))
-    transcript_ids: list[str] = []
-    source_types: dict[str, tuple[str, bool]] = {}
-    chunk_ids: list[str] = []
-    notes = [FileNote(path=path, note=note) for path, note in manifest_notes(sources)]
-    for source in sources:
-        ingested = steps.ingest(store, source, request)
-        if ingested.failure:
-            failed.append(ingested.failure)
-        transcript_ids += ingested.transcript_ids
-        source_types.update(ingested.source_types)
-        chunk_ids += ingested.chunk_ids
-        notes += ingested.notes
-        report("file")
+        chunk_ids = list(dict.fromkeys(chunk_ids))
+        store.add_run_chunks(run_id, chunk_ids)
+        pending = store.pending_chunks(chunk_ids, prov.coder_key)
+        batch_usage = Usage()
+        if request.batch and pending:
+            try:
+                batch_usage = steps.send_batches(store, coder, codebook, prov, run_id, pending, request.poll_interval)
+            except Exception as exc:
+                notes.append(FileNote(path="(batch)", note=f"{exc}; the chunks are coded live"))
+        report("chunks", len(pending))
+        # A coder that waits on a network codes the next batch while one finishes, so
+        # the slowest reply of a batch does not hold up the next one.
+        in_flight: list[tuple[Sequence[Chunk], Outcome]] = []
 
-    chunk_ids = list(dict.fromkeys(chunk_ids))
-    store.add_run_chunks(run_id, chunk_ids)
-    pending = store.pending_chunks(chunk_ids, prov.coder_key)
-    batch_usage = Usage()
-    if request.batch and pending:
+        def settle(batch: Sequence[Chunk], outcome: Outcome) -> None:
+            try:
+                outcome.result()
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                store.save_codings(run_id, prov, [(ChunkCoding(chunk_id=c.id, error=error), [], []) for c in batch])
+            report("chunk", len(batch))
+
         try:
-            batch_usage = steps.send_batches(store, coder, codebook, prov, run_id, pending, request.poll_interval)
-        except Exception as exc:
-            notes.append(FileNote(path="(batch)", note=f"{exc}; the chunks are coded live"))
-    report("chunks", len(pending))
-    # A coder that waits on a network codes the next batch while one finishes, so
-    # the slowest reply of a batch does not hold up the next one.
-    in_flight: list[tuple[Sequence[Chunk], Outcome]] = []
-
-    def settle(batch: Sequence[Chunk], outcome: Outcome) -> None:
-        try:
-            outcome.result()
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            store.save_codings(run_id, prov, [(ChunkCoding(chunk_id=c.id, error=error), [], []) for c in batch])
-        report("chunk", len(batch))
-
-    try:
-        for i in range(0, len(pending), batch_size):
-            if coder.stop_reason:
-                break  # what is left is not sent: the next run codes it
-            batch = pending[i : i + batch_size]
-            in_flight.append((batch, steps.code(store, coder, codebook, prov, request.routing, run_id, batch)))
-            if len(in_flight) >= coder.batches_in_flight:
+            for i in range(0, len(pending), batch_size):
+                if coder.stop_reason:
+                    break  # what is left is not sent: the next run codes it
+                batch = pending[i : i + batch_size]
+                in_flight.append((batch, steps.code(store, coder, codebook, prov, request.routing, run_id, batch)))
+                if len(in_flight) >= coder.batches_in_flight:
+                    settle(*in_flight.pop(0))
+            while in_flight:
                 settle(*in_flight.pop(0))
-        while in_flight:
-            settle(*in_flight.pop(0))
-    finally:
-        try:
-            coder.close()
         finally:
-            steps.close()
+            try:
+                coder.close()
+            finally:
+                steps.close()
 
-    counts = store.tally(chunk_ids, prov.coder_key)
-    live = store.run_usage(run_id)
-    usage = live + batch_usage
-    costs = [coder.cost(live), coder.cost(batch_usage, batch=True)]
-    queued = counts["review"] + counts["audit"]
-    summary = RunSummary(
-        run_id=run_id,
-        name=request.name,
-        coder=prov.coder,
-        model=prov.model,
-        prompt_version=prov.prompt_version,
-        codebook=codebook.name,
-        codebook_version=codebook.version,
-        db=store.engine.url.render_as_string(hide_password=True),
-        transcripts=len(set(transcript_ids)),
-        source_types=count_source_types(source_types.values()),
-        unit=request.unit,
-        chunks=len(chunk_ids),
-        chunks_coded_now=len(pending),
-        suggestions=counts["accepted"] + queued,
-        accepted=counts["accepted"],
-        queued=queued,
-        review=counts["review"],
-        audit=counts["audit"],
-        rejected=counts["rejected"],
-        failed=failed,
-        failed_chunks=counts["failed_chunks"],
-        failures=[FailureCount(**f) for f in store.failures(chunk_ids, prov.coder_key)],
-        stopped=coder.stop_reason,
-        requests=live.requests,
-        batch_requests=batch_usage.requests,
-        cache_hits=live.cache_hits,
-        input_tokens=usage.input_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
-        output_tokens=usage.output_tokens,
-        cost_usd=None if None in costs else round(sum(c or 0.0 for c in costs), 6),
-        notes=notes,
-        seconds=round(time.perf_counter() - began, 3),
-        cpu_seconds=round(time.process_time() - cpu_began, 3),  # this process only, not Prefect's server
-    )
-    store.finish_run(
-        run_id,
-        "failed" if failed or summary.failed_chunks or summary.stopped else "finished",
-        summary.model_dump(mode="json"),
-    )
-    return summary
+        counts = store.tally(chunk_ids, prov.coder_key)
+        live = store.run_usage(run_id)
+        usage = live + batch_usage
+        costs = [coder.cost(live), coder.cost(batch_usage, batch=True)]
+        queued = counts["review"] + counts["audit"]
+        summary = RunSummary(
+            run_id=run_id,
+            name=request.name,
+            coder=prov.coder,
+            model=prov.model,
+            prompt_version=prov.prompt_version,
+            codebook=codebook.name,
+            codebook_version=codebook.version,
+            db=store.engine.url.render_as_string(hide_password=True),
+            transcripts=len(set(transcript_ids)),
+            source_types=count_source_types(source_types.values()),
+            unit=request.unit,
+            chunks=len(chunk_ids),
+            chunks_coded_now=len(pending),
+            suggestions=counts["accepted"] + queued,
+            accepted=counts["accepted"],
+            queued=queued,
+            review=counts["review"],
+            audit=counts["audit"],
+            rejected=counts["rejected"],
+            failed=failed,
+            failed_chunks=counts["failed_chunks"],
+            failures=[FailureCount(**f) for f in store.failures(chunk_ids, prov.coder_key)],
+            stopped=coder.stop_reason,
+            requests=live.requests,
+            batch_requests=batch_usage.requests,
+            cache_hits=live.cache_hits,
+            input_tokens=usage.input_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=None if None in costs else round(sum(c or 0.0 for c in costs), 6),
+            notes=notes,
+            seconds=round(time.perf_counter() - began, 3),
+            cpu_seconds=round(time.process_time() - cpu_began, 3),  # this process only, not Prefect's server
+        )
+        store.finish_run(
+            run_id,
+            "failed" if failed or summary.failed_chunks or summary.stopped else "finished",
+            summary.model_dump(mode="json"),
+        )
+        return summary
