@@ -370,3 +370,23 @@ def test_a_manifest_that_cannot_be_read_fails_its_files_by_name_and_the_run_is_c
     assert statuses == ["failed", "failed"]  # the first: a file failed; the second: broke off
     [(summary_json,)] = rows(db, "select summary from runs where summary like '%ZeroDivisionError%'")
     assert "division by zero" in summary_json
+
+
+def test_files_a_run_does_not_read_are_said_and_an_empty_folder_is_a_failure(
+    tmp_path: Path, small_codebook: Path
+) -> None:
+    scripted_coder("unread-first", proposes="first-code", confidence=0.9)
+    folder = tmp_path / "study"
+    write(folder / "a.txt", "Ms. Chen: The grant came late.\n")
+    write(folder / "memo.rtf", "{\\rtf1 The grant came late.}")
+    write(folder / "old.doc", "\xd0\xcf\x11\xe0")
+    write(folder / "~$a.docx", "a lock file Word left")
+    summary = code_store(folder, small_codebook, tmp_path / "u.db", coder="unread-first")
+    assert summary.transcripts == 1 and summary.failed == []
+    said = {Path(n.path).name: n.note for n in summary.notes}
+    assert said["memo.rtf"] == "not read: '.rtf' files are not transcripts qcode reads (save it as .docx or .txt)"
+    assert "old.doc" in said and "~$a.docx" not in said
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    [failure] = code_store(empty, small_codebook, tmp_path / "e.db", coder="unread-first").failed
+    assert failure.error.startswith("no transcripts found (qcode reads .csv, .docx")

@@ -24,7 +24,7 @@ from pipeline.ingest.manifest import manifest_metadata, manifest_notes, nearest_
 from pipeline.ingest.pdf import read_pdf
 from pipeline.ingest.qdpx import read_project_sources
 from pipeline.ingest.responses import read_responses
-from pipeline.ingest.sources import MANIFEST, SUFFIXES, TEXT_SUFFIXES, CsvOptions, Source, discover
+from pipeline.ingest.sources import MANIFEST, SUFFIXES, TEXT_SUFFIXES, CsvOptions, Source, discover, not_read
 from pipeline.ingest.text import read_plain_text
 from pipeline.ingest.word import read_word
 from pipeline.transcript import Transcript, settle_case
@@ -38,6 +38,7 @@ __all__ = [
     "discover",
     "manifest_metadata",
     "manifest_notes",
+    "not_read",
     "nearest_manifest",
     "read_manifest",
     "read_source",

@@ -40,14 +40,7 @@ def discover(paths: list[str | Path]) -> tuple[list[Source], list[IngestError]]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in SUFFIXES
-                and p.name != MANIFEST
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            found = sorted(p for p in _files_in(path) if p.suffix.lower() in SUFFIXES and p.name != MANIFEST)
             for p in found:
                 if p.resolve() not in seen:
                     seen.add(p.resolve())
@@ -65,3 +58,30 @@ def discover(paths: list[str | Path]) -> tuple[list[Source], list[IngestError]]:
         else:
             errors.append(IngestError(path, "no such file or folder"))
     return sources, errors
+
+
+def _files_in(folder: Path) -> list[Path]:
+    """The files under a folder a person put there: not hidden ones, nor the lock files Word leaves
+    beside an open document (`~$name.docx`)."""
+    return [
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not p.name.startswith("~$")
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+
+
+def not_read(paths: list[str | Path]) -> list[tuple[str, str]]:
+    """(file, why) for the files in the folders given that a run does not read: a .doc or .rtf
+    left among the transcripts is said, not passed over in silence."""
+    notes = []
+    for raw in paths:
+        if Path(raw).is_dir():
+            for p in sorted(_files_in(Path(raw))):
+                if p.suffix.lower() not in SUFFIXES:
+                    kind = f"'{p.suffix}' files" if p.suffix else "files without a suffix"
+                    notes.append(
+                        (str(p), f"not read: {kind} are not transcripts qcode reads (save it as .docx or .txt)")
+                    )
+    return notes

@@ -26,7 +26,17 @@ from pydantic import BaseModel, Field
 from pipeline.chunk import Chunk, cut
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import BaseCoder, make_coder, provenance
-from pipeline.ingest import CsvOptions, IngestError, Source, discover, manifest_notes, nearest_manifest, read_source
+from pipeline.ingest import (
+    SUFFIXES,
+    CsvOptions,
+    IngestError,
+    Source,
+    discover,
+    manifest_notes,
+    nearest_manifest,
+    not_read,
+    read_source,
+)
 from pipeline.route import RoutingPolicy, instructions_flag, route
 from pipeline.run.request import FailureCount, FileFailure, FileNote, RunRequest, RunSummary, SourceTypeCount
 from pipeline.store import Store
@@ -303,11 +313,16 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
         paths: list[str | Path] = list(request.paths)
         sources, errors = discover(paths)
         failed = [FileFailure(path=e.path, error=e.message) for e in errors]
+        if not sources and not errors:
+            where = ", ".join(map(str, paths))
+            failed.append(
+                FileFailure(path=where, error=f"no transcripts found (qcode reads {', '.join(sorted(SUFFIXES))})")
+            )
         report("files", len(sources))
         transcript_ids: list[str] = []
         source_types: dict[str, tuple[str, bool]] = {}
         chunk_ids: list[str] = []
-        notes = [FileNote(path=path, note=note) for path, note in manifest_notes(sources)]
+        notes = [FileNote(path=path, note=note) for path, note in [*not_read(paths), *manifest_notes(sources)]]
         for source in sources:
             ingested = steps.ingest(store, source, request)
             if ingested.failure:
