@@ -316,7 +316,30 @@ def _split_turn(text: str, turn: Turn, size: int, overlap: int) -> list[tuple[in
         if pieces and start <= pieces[-1][0] and end <= pieces[-1][1]:
             continue
         pieces.append((start, end))
-    return _merge_small(pieces, turn, size)
+    return [cut for piece in _merge_small(pieces, turn, size) for cut in _cut_run(text, *piece, size)]
+
+
+MAX_WORD = 1000  # characters without a space: longer is no word a person said (base64, a pasted log)
+
+
+def _cut_run(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """A piece the splitter could not cut because it holds a run of characters without a space
+    longer than any word (MAX_WORD), cut into pieces of at most `size` (at a space where one is near),
+    so no unit outgrows the chunk size a model's context was chosen for."""
+    if end - start <= max(size, MAX_WORD):
+        return [(start, end)]
+    cuts = []
+    while end - start > size:
+        at = start + size
+        space = max(text.rfind(" ", start + size // 2, at), text.rfind("\n", start + size // 2, at))
+        at = space if space > start else at
+        cuts.append((start, at))
+        start = at
+        while start < end and text[start].isspace():
+            start += 1
+    if start < end:
+        cuts.append((start, end))
+    return cuts
 
 
 def _merge_small(pieces: list[tuple[int, int]], turn: Turn, size: int) -> list[tuple[int, int]]:

@@ -129,3 +129,12 @@ def test_a_speaker_label_is_never_a_chunk_of_its_own() -> None:
     chunks = chunk_transcript(transcript, size=100)
     assert all(c.text not in ("Ana:", "see") for c in chunks)
     assert any(c.text.startswith("Ana: see") for c in chunks)
+
+
+def test_a_run_without_spaces_longer_than_any_word_is_cut_to_the_chunk_size() -> None:
+    pasted = "".join(chr(65 + (i * 7) % 26) for i in range(5000))  # a pasted log, base64: no word
+    text = f"Client: I pasted it here: {pasted} and then we talked.\nInterviewer: Thank you."
+    chunks = chunk_transcript(make(text), size=1200)
+    assert all(c.text == text[c.start : c.end] and len(c.text) <= 1200 for c in chunks)
+    covered = "".join(c.text for c in chunks if c.speakers == ["Client"])
+    assert pasted in covered.replace(" ", "")  # every character of it is in some chunk, in order
