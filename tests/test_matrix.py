@@ -436,6 +436,7 @@ def test_unknown_dimension_names_the_ones_there_are(study: Study) -> None:
         (["--cols", "role", "--format", "pdf"], "unknown format 'pdf' (choose from html, csv, xlsx)"),
         (["--cols", "role", "--status", "pending"], "unknown status 'pending' (choose from accepted, review, all)"),
         (["--cols", "role", "--format", "html", "--cooccurrence"], "--cooccurrence chooses the table a csv file holds"),
+        (["--cols", "role", "--out", "m.pdf"], "'.pdf' is not a format the matrix is written in (.csv, .html, .xlsx)"),
     ],
 )
 def test_bad_arguments_exit_2(study: Study, args: list[str], message: str) -> None:

@@ -292,6 +292,21 @@ def test_export_and_queue_refuse_a_database_that_does_not_exist(qcode: Callable[
     assert not (tmp_path / "typo.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--format", "codings", "--status", "audit"], "--status chooses the suggestions jsonl and csv write"),
+        (["--format", "qdpx", "--status", "accepted"], "qdpx writes the codes that stand after review"),
+        (["--format", "decisions", "--run", "latest"], "--run does not apply to decisions"),
+    ],
+)
+def test_export_options_a_format_does_not_take_are_refused(
+    qcode: Callable[..., Answer], tmp_path: Path, args: list[str], said: str
+) -> None:
+    code, _, stderr = qcode("export", *args, "--db", tmp_path / "any.db", "--out", tmp_path / "x.out")
+    assert code == 2 and said in stderr and not (tmp_path / "x.out").exists()
+
+
 def test_a_database_that_cannot_be_opened_is_one_line_and_one_json_object(
     qcode: Callable[..., Answer], tmp_path: Path, small_codebook: Path
 ) -> None:

@@ -24,6 +24,15 @@ from pipeline.store.queries import STATUSES
 app = typer.Typer()
 
 
+# what a format other than jsonl and csv writes, said when --status is given with it
+WRITES = {
+    "codings": "every code (the model's that stand, the reviewers' and the imported)",
+    "blind": "every blind code",
+    "decisions": "every decision",
+    "qdpx": "the codes that stand after review",
+}
+
+
 @app.command("export")
 def export_(
     fmt: Annotated[str, typer.Option("--format", help=f"What to write: {' | '.join(FORMATS)}.")],
@@ -51,6 +60,12 @@ def export_(
         bad_argument(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
     if status is not None and status not in STATUSES:
         bad_argument(f"unknown status '{status}' (choose from {', '.join(STATUSES)})")
+    if status is not None and fmt not in ("jsonl", "csv"):
+        bad_argument(
+            f"--status chooses the suggestions jsonl and csv write; {fmt} writes {WRITES[fmt]}, whatever their status"
+        )
+    if run_id is not None and fmt == "decisions":
+        bad_argument("--run does not apply to decisions: the log holds every decision, of every run")
     if as_json and out_path is None:
         bad_argument("--json needs --out: the records and the summary cannot both go to standard output")
     if fmt == "qdpx" and out_path is None and sys.stdout.isatty():

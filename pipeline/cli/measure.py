@@ -233,7 +233,10 @@ def matrix_(
     html and xlsx also show an exemplar quote per cell, and which codes occur together.
 
     Dimensions: code, transcript, or any case attribute of the transcripts (docs/matrix.md)."""
-    fmt = format_of(fmt, out_path)
+    try:
+        fmt = format_of(fmt, out_path)
+    except ValueError as exc:
+        bad_argument(f"{exc}; or say which with --format")
     if triangulate or by is not None:
         _triangulation(
             fmt, out_path, db, by, status, run_id, triangulate, cols, rows, cooccurrence_only, force, as_json

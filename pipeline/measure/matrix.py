@@ -923,11 +923,15 @@ def _about_sheet(sheet: Any, info: About, matrix: Matrix) -> None:
 
 
 def format_of(fmt: str | None, out: Path | None) -> str:
-    """The format asked for, else the one --out's extension names, else csv."""
+    """The format asked for, else the one --out's extension names, else csv. An extension that is
+    none of these names no format: a file called m.pdf would hold a csv table (ValueError)."""
     if fmt is not None:
         return fmt
     suffix = out.suffix.lower() if out is not None else ""
-    return {".html": "html", ".htm": "html", ".xlsx": "xlsx"}.get(suffix, "csv")
+    named = {".html": "html", ".htm": "html", ".xlsx": "xlsx", ".csv": "csv", "": "csv"}
+    if suffix not in named:
+        raise ValueError(f"--out {out}: '{suffix}' is not a format the matrix is written in (.csv, .html, .xlsx)")
+    return named[suffix]
 
 
 class MatrixSummary(BaseModel):
