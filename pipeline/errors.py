@@ -54,6 +54,10 @@ class SettingsError(QcodeError):
     pass
 
 
+class FlagError(SettingsError):
+    """A value given on the command line that cannot be: the command line is wrong (exit status 2)."""
+
+
 class IngestError(QcodeError):
     """A file that cannot be read as transcripts; a run records it and goes on with the others."""
 

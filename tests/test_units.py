@@ -314,6 +314,8 @@ def test_the_unit_flags_and_qcode_toml(tmp_path: Path, monkeypatch: pytest.Monke
     assert json.loads(qcode(*base, "--unit", "chunk").stdout)["chunks"] == 1  # a flag over the file
     bad = qcode(*base, "--unit", "sentence")
     assert bad.exit_code == 2 and "--unit 'sentence' is not one of chunk, turn" in bad.stderr
+    bad = qcode(*base, "--chunk-size", "0")  # a flag's value out of range: named as the flag
+    assert bad.exit_code == 2 and "--chunk-size 0: Input should be greater than or equal to 50" in bad.stderr
     write(tmp_path / "qcode.toml", '[run]\nunit = "paragraph"\n')
     bad = qcode(*base)
     assert bad.exit_code == 1 and "qcode.toml" in bad.stderr and "unit" in bad.stderr

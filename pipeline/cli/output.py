@@ -28,7 +28,7 @@ from typer._click.core import Context
 from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
-from pipeline.errors import QcodeError
+from pipeline.errors import FlagError, QcodeError
 
 out = Console()
 err = Console(stderr=True)
@@ -94,6 +94,9 @@ class Commands(TyperGroup):
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
+        except FlagError as exc:
+            show_error(str(exc), bool(ctx.meta.get(_JSON)))
+            raise typer.Exit(2) from None
         except QcodeError as exc:
             show_error(str(exc), bool(ctx.meta.get(_JSON)))
             raise typer.Exit(1) from None

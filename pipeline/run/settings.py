@@ -23,7 +23,7 @@ from pipeline.codebook import load_codebook
 from pipeline.coders import Flag, coder_class, coders, make_coder
 from pipeline.coders.prices import price_table
 from pipeline.config import config_path, config_table
-from pipeline.errors import SettingsError, problems
+from pipeline.errors import FlagError, SettingsError, problems
 from pipeline.route import RoutingPolicy
 from pipeline.run.request import RunRequest
 from pipeline.store import has_password, redact
@@ -135,6 +135,12 @@ def run_request(
             poll_interval=poll_interval,
         )
     except ValidationError as exc:
+        # a value given as a flag is named as the flag, and the command line is what is wrong
+        error = exc.errors()[0]
+        field = str(error["loc"][-1]) if error["loc"] else ""
+        if overrides.get(field) is not None:
+            flag = "--" + field.replace("_", "-")
+            raise FlagError(f"{flag} {overrides[field]}: {str(error['msg']).removeprefix('Value error, ')}") from None
         raise SettingsError(problems(exc)) from None
     if request.overlap >= request.chunk_size:
         raise SettingsError("--overlap must be smaller than --chunk-size")
