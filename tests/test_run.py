@@ -405,3 +405,14 @@ def test_files_a_run_does_not_read_are_said_and_an_empty_folder_is_a_failure(
     empty.mkdir()
     [failure] = code_store(empty, small_codebook, tmp_path / "e.db", coder="unread-first").failed
     assert failure.error.startswith("no transcripts found (qcode reads .csv, .docx")
+
+
+def test_a_file_the_manifest_lists_twice_with_different_values_is_noted(tmp_path: Path, small_codebook: Path) -> None:
+    scripted_coder("twice-first", proposes="first-code", confidence=0.9)
+    folder = tmp_path / "study"
+    write(folder / "a.txt", "Ms. Chen: The grant came late.\n")
+    write(folder / "manifest.csv", "file,district,role\na.txt,North,teacher\na.txt,South,principal\n")
+    summary = code_store(folder, small_codebook, tmp_path / "t.db", coder="twice-first")
+    assert [n.note for n in summary.notes] == ["lists 'a.txt' twice, with different values: its last row is used"]
+    [(metadata,)] = rows(tmp_path / "t.db", "select metadata from transcripts")
+    assert json.loads(metadata)["district"] == "South"

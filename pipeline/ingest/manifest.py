@@ -54,15 +54,23 @@ def manifest_notes(sources: list[Source]) -> list[tuple[str, str]]:
             listed.setdefault(manifest, set()).add(relative)
     for manifest, names in listed.items():
         try:
-            entries = read_manifest(manifest)
+            rows = manifest_rows(manifest)
         except IngestError:
             continue
-        for name in sorted(set(entries) - names):
+        for name in sorted({name for name, _ in rows} - names):
             notes.append((str(manifest), f"names '{name}', which is not among the files read"))
+        for name in listed_twice(rows):
+            notes.append((str(manifest), f"lists '{name}' twice, with different values: its last row is used"))
     return notes
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, str]]:
+    """Each file a manifest lists and its case metadata (a file listed twice: its last row)."""
+    return dict(manifest_rows(path))
+
+
+def manifest_rows(path: Path) -> list[tuple[str, dict[str, str]]]:
+    """Each row's file name and its case metadata, in the manifest's order."""
     try:
         text, _ = read_text(path)
     except FileError as exc:  # empty, binary, unreadable
@@ -75,9 +83,20 @@ def read_manifest(path: Path) -> dict[str, dict[str, str]]:
             path,
             f"manifest needs a 'file' column naming each transcript (columns: {', '.join(map(str, frame.columns))})",
         )
-    entries = {}
+    rows = []
     for row in frame.to_dict(orient="records"):
         name = str(row[key]).strip().replace("\\", "/")
         if name:
-            entries[name] = {str(c): str(v).strip() for c, v in row.items() if c != key and str(v).strip()}
-    return entries
+            rows.append((name, {str(c): str(v).strip() for c, v in row.items() if c != key and str(v).strip()}))
+    return rows
+
+
+def listed_twice(rows: list[tuple[str, dict[str, str]]]) -> list[str]:
+    """The files a manifest lists more than once with different metadata (the last row is used)."""
+    seen: dict[str, dict[str, str]] = {}
+    twice = []
+    for name, values in rows:
+        if name in seen and seen[name] != values and name not in twice:
+            twice.append(name)
+        seen[name] = values
+    return twice
