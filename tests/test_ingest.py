@@ -315,3 +315,12 @@ def test_speaker_labels_ids_notes_and_short_interviewer_labels() -> None:
     turns = parse_turns(text)
     assert [t.speaker for t in turns] == ["I", "p1", "I", "p1"]
     assert text[turns[1].text_start : turns[1].end] == "We meet weekly.\nNote: this part was inaudible."
+
+
+def test_front_matter_that_is_not_yaml_is_one_line_saying_where(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.txt", "---\ndistrict: North\nschool: [unclosed\n---\nMs. Chen: hello.\n")
+    with pytest.raises(IngestError) as caught:
+        read_source(Source(path, tmp_path))
+    assert (
+        caught.value.message == "front matter is not valid YAML at line 4: expected ',' or ']', but got '<stream end>'"
+    )

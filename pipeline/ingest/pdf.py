@@ -12,6 +12,7 @@ text to read: it is refused, with what to do, as are encrypted and damaged files
 from __future__ import annotations
 
 import io
+import logging
 import re
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def read_pdf(path: Path, name: str, metadata: dict[str, str]) -> Transcript:
     import pypdf
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
+    # pypdf logs what it repairs on its own ("EOF marker not found"): the run says what matters, once
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     data = read_bytes(path)
     if not data:
         raise IngestError(path, "empty file")

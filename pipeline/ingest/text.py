@@ -23,7 +23,11 @@ def _front_matter(text: str, path: Path) -> tuple[dict[str, str], str]:
     try:
         data = yaml.safe_load(text[4 : 4 + m.start()]) or {}
     except yaml.YAMLError as exc:
-        raise IngestError(path, f"front matter is not valid YAML: {exc}") from exc
+        # one line, as every error is: the problem and where (PyYAML says it over several)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark is not None else ""  # counted from the file's first line
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise IngestError(path, f"front matter is not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise IngestError(path, "front matter must be a YAML mapping of metadata fields")
     body = text[4 + m.end() :].lstrip("\n")
