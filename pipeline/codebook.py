@@ -125,7 +125,10 @@ def check_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
         ]
 
     lines = _LineIndex(root)
-    problems: list[Problem] = []
+    problems: list[Problem] = [
+        Problem(file=name, line=line, message=f"'{key}' is given twice here: YAML would keep the second silently")
+        for key, line in _keys_twice(root)
+    ]
 
     header = {k: v for k, v in data.items() if k != "codes"}
     try:
@@ -282,6 +285,23 @@ class _Inline(dict):
 
 class _Folded(str):
     pass
+
+
+def _keys_twice(node: yaml.Node) -> list[tuple[str, int]]:
+    """Every key given twice in one mapping, anywhere in the document, with the line of its second."""
+    found = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    found.append((str(key.value), key.start_mark.line + 1))
+                seen.add(key.value)
+            found += _keys_twice(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found += _keys_twice(item)
+    return found
 
 
 class _Dumper(yaml.SafeDumper):

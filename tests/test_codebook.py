@@ -125,3 +125,12 @@ def test_codable_decides_which_codes_are_applied(tmp_path: Path) -> None:
         "  - {id: memo, name: Memo, definition: v, attributes: {codable: false}}\n"
     )
     assert [c.id for c in load_codebook(path).leaves] == ["parent", "child", "member"]
+
+
+def test_a_key_given_twice_is_a_problem_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: T\ndescription: d\ncodes:\n  - id: a\n    name: A\n    definition: x\n    name: B\n")
+    codebook, problems = check_codebook(path)
+    assert [(p.line, p.message) for p in problems] == [
+        (7, "'name' is given twice here: YAML would keep the second silently")
+    ]
