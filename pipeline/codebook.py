@@ -189,15 +189,18 @@ def check_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
             seen[code.id] = line
         codes.append(code)
 
-    ids = {code.id for code in codes}
+    # parents are checked against every code written, valid or not, and for every code that names
+    # one: a code with another problem may name an unknown parent too, and a parent with problems
+    # of its own is not unknown
     index = {raw["id"]: i for i, raw in enumerate(raw_codes) if isinstance(raw, dict) and raw.get("id")}
-    for code in codes:
-        if code.parent is not None and code.parent not in ids:
+    for raw in raw_codes:
+        parent = raw.get("parent") if isinstance(raw, dict) else None
+        if isinstance(parent, str) and parent and parent not in index:
             problems.append(
                 Problem(
                     file=name,
-                    line=lines.code_key(index.get(code.id, -1), "parent"),
-                    message=f"code '{code.id}': unknown parent '{code.parent}'",
+                    line=lines.code_key(index.get(raw.get("id"), -1), "parent"),
+                    message=f"code '{raw.get('id')}': unknown parent '{parent}'",
                 )
             )
     problems.extend(_parent_cycles(codes, name, lines, index))

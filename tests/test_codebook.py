@@ -134,3 +134,21 @@ def test_a_key_given_twice_is_a_problem_with_its_line(tmp_path: Path) -> None:
     assert [(p.line, p.message) for p in problems] == [
         (7, "'name' is given twice here: YAML would keep the second silently")
     ]
+
+
+def test_an_unknown_parent_is_said_even_beside_another_problem_and_a_faulty_parent_is_not_unknown(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "parents.yaml"
+    path.write_text(
+        "name: T\ndescription: d\ncodes:\n"
+        "  - id: b\n    name: B\n"  # no definition: a problem of its own, but it exists
+        "  - id: c\n    name: C\n    definition: y\n    parent: nosuch\n    inclsion: [z]\n"
+        "  - id: d\n    name: D\n    definition: w\n    parent: b\n"
+    )
+    _, problems = check_codebook(path)
+    assert [p.message for p in problems] == [
+        "code 'b': missing definition",
+        "code 'c': unknown field 'inclsion'",
+        "code 'c': unknown parent 'nosuch'",
+    ]
