@@ -579,3 +579,19 @@ def test_front_matter_names_whose_words_are_coded_in_its_file(tmp_path: Path) ->
     assert t.metadata == {"district": "Harbor", "source_type": "focus group"}
     units = cut(t, Units(unit="turn", speakers=SpeakerChoice.of(skip_speakers="interviewer")))
     assert [u.text for u in units] == ["We all do."]  # the file's choice stands over the run's
+
+
+def test_skip_names_meant_for_other_files_are_no_news_while_one_matches(tmp_path: Path) -> None:
+    scripted_coder("skip-first", proposes="first-code", confidence=0.9)
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    other = "Q: What helps?\nMr. Ortiz: The grant does.\n"
+    folder = write_transcripts(
+        tmp_path / "study", {"a.txt": INTERVIEW, "b.txt": other, "c.txt": "Host: Hi?\nAna: Hello.\n"}
+    )
+    summary = code_store(
+        folder, codebook, tmp_path / "s.db", coder="skip-first", unit="turn", skip_speakers=["Interviewer", "Q"]
+    )
+    # a.txt has Interviewer, b.txt has Q: nothing to say; c.txt has neither: its label differs
+    assert [(Path(n.path).name, n.note) for n in summary.notes] == [
+        ("c.txt", "speakers named by the run match nobody here: Interviewer, Q (its speakers: Host, Ana)")
+    ]

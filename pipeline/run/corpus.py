@@ -103,7 +103,8 @@ def speaker_notes(transcript: Transcript, request: RunRequest) -> list[str]:
     notes = []
     # a questionnaire's rows and a document have no speakers to match: no interviewer is expected there
     unmatched = choice.unmatched(present) if present and transcript.format != "csv" else []
-    if unmatched:
+    # names listed for other files ("Interviewer", "Q") are no news while one of them matches here
+    if unmatched and len(unmatched) == len([*choice.speakers, *choice.skip_speakers]):
         notes.append(f"speakers named by {where} match nobody here: {', '.join(unmatched)} (its speakers: {has})")
     if not any(choice.codes(t.speaker) for t in transcript.turns):
         notes.append(f"nothing is coded here: {choice.describe()} leaves no turn (its speakers: {has})")
