@@ -98,7 +98,8 @@ def _in_coded_words(chunk: Chunk, quote: str) -> tuple[tuple[int, int] | None, s
     for start, end in _places(quote, chunk.text):
         a, b = chunk.start + start, chunk.start + end
         touched = [t for t in chunk.turns if a < t.end and t.start < b]
-        if len(touched) > 1:
+        # a document's paragraphs (no speaker) may run on across a page: only speakers' turns part a quote
+        if len(touched) > 1 and any(t.speaker for t in touched):
             across = across or " and ".join(dict.fromkeys(t.speaker or "no speaker" for t in touched))
             continue
         uncoded = next((t for t in context if a < t.end and t.start < b), None)

@@ -214,3 +214,25 @@ def test_a_quote_across_two_turns_is_not_one_speakers_evidence(small_codebook) -
     [kept], [refused] = validate_coding(coding, two, codebook, "key")
     assert kept.quote == "She listens."
     assert refused.reason == "quote runs across turns (Ms. Chen and Interviewer): evidence is one speaker's words"
+
+
+def test_a_quote_may_run_on_across_a_documents_paragraphs(small_codebook) -> None:
+    text = "The district plan funds release time for\n\nevery lead teacher in the spring."
+    document = Chunk(
+        id="c1",
+        transcript_id="t1",
+        index=0,
+        start=0,
+        end=len(text),
+        text=text,
+        speakers=[],
+        first_turn=0,
+        last_turn=1,
+        turns=[
+            ChunkTurn(index=0, speaker=None, start=0, end=40),
+            ChunkTurn(index=1, speaker=None, start=42, end=len(text)),
+        ],
+    )
+    coding = ChunkCoding(chunk_id="c1", proposals=[proposal(quote="funds release time for every lead teacher")])
+    [kept], rejections = validate_coding(coding, document, load_codebook(small_codebook), "key")
+    assert not rejections and kept.quote == "funds release time for\n\nevery lead teacher"

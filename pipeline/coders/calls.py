@@ -211,7 +211,7 @@ def reply_body(text: str) -> Any:
     as an event stream). A body that is empty or cut short raises BrokenReply (asked again); one
     streamed unasked, NotACompletion; text that is no JSON is returned as text, for
     `completion_from_json` to say what it is (a sign-in page, say)."""
-    body = text.strip()
+    body = text.strip().removeprefix("\ufeff")
     if not body:
         raise BrokenReply("the server answered with an empty body")
     try:
