@@ -160,13 +160,20 @@ def check_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
         try:
             code = Code.model_validate(raw)
         except ValidationError as exc:
+            said: set[str] = set()
             for err in exc.errors():
                 if err["type"] == "missing" and err["loc"][0] in ("id", "name", "definition"):
                     continue  # reported above, in plainer words
                 key = str(err["loc"][0]) if err["loc"] else ""
-                problems.append(
-                    Problem(file=name, line=lines.code_key(i, key) or line, message=f"{label}: {problem(err)}")
-                )
+                message = problem(err)
+                if key == "attributes" and len(err["loc"]) == 3:
+                    # one value that is none of an attribute's kinds: said once, not once per kind
+                    message = f"attributes.{err['loc'][1]}: must be a text, a number or true/false"
+                if message not in said:
+                    said.add(message)
+                    problems.append(
+                        Problem(file=name, line=lines.code_key(i, key) or line, message=f"{label}: {message}")
+                    )
             continue
         if not CODE_ID.match(code.id):
             problems.append(

@@ -152,3 +152,12 @@ def test_an_unknown_parent_is_said_even_beside_another_problem_and_a_faulty_pare
         "code 'c': unknown field 'inclsion'",
         "code 'c': unknown parent 'nosuch'",
     ]
+
+
+def test_an_attribute_value_of_no_kind_is_one_problem(tmp_path: Path) -> None:
+    path = tmp_path / "attribute.yaml"
+    path.write_text(
+        "name: T\ndescription: d\ncodes:\n  - id: a\n    name: A\n    definition: x\n    attributes:\n      x: [1, 2]\n"
+    )
+    _, problems = check_codebook(path)
+    assert [p.message for p in problems] == ["code 'a': attributes.x: must be a text, a number or true/false"]
