@@ -11,19 +11,26 @@ from pipeline.validate import find_verbatim, validate_coding
 TEXT = "Ms. Chen: The district gives us\n  release time every month.  We trust our principal."
 
 
-def chunk(offset: int = 100) -> Chunk:
+def chunk_of(text: str, turns: list[tuple[str | None, int, int]], offset: int = 0) -> Chunk:
+    """A chunk of `text` at `offset`, with its turns as (speaker, start, end) in the text."""
     return Chunk(
         id="c1",
         transcript_id="t1",
         index=0,
         start=offset,
-        end=offset + len(TEXT),
-        text=TEXT,
-        speakers=["Ms. Chen"],
+        end=offset + len(text),
+        text=text,
+        speakers=list(dict.fromkeys(who for who, _, _ in turns if who)),
         first_turn=0,
-        last_turn=0,
-        turns=[ChunkTurn(index=0, speaker="Ms. Chen", start=offset + 10, end=offset + len(TEXT))],
+        last_turn=len(turns) - 1,
+        turns=[
+            ChunkTurn(index=i, speaker=who, start=offset + a, end=offset + b) for i, (who, a, b) in enumerate(turns)
+        ],
     )
+
+
+def chunk(offset: int = 100) -> Chunk:
+    return chunk_of(TEXT, [("Ms. Chen", 10, len(TEXT))], offset)
 
 
 def proposal(code: str = "funding", quote: str = "release time every month.", confidence: float = 0.9) -> dict:
@@ -190,22 +197,7 @@ def test_a_quote_the_model_put_in_quotation_marks_is_the_words_inside(small_code
 
 def test_a_quote_across_two_turns_is_not_one_speakers_evidence(small_codebook) -> None:
     text = "Ms. Chen: We were just told things.\nInterviewer: And the principal?\nMs. Chen: She listens."
-    two = Chunk(
-        id="c1",
-        transcript_id="t1",
-        index=0,
-        start=0,
-        end=len(text),
-        text=text,
-        speakers=["Ms. Chen", "Interviewer"],
-        first_turn=0,
-        last_turn=2,
-        turns=[
-            ChunkTurn(index=0, speaker="Ms. Chen", start=10, end=35),
-            ChunkTurn(index=1, speaker="Interviewer", start=49, end=67),
-            ChunkTurn(index=2, speaker="Ms. Chen", start=78, end=len(text)),
-        ],
-    )
+    two = chunk_of(text, [("Ms. Chen", 10, 35), ("Interviewer", 49, 67), ("Ms. Chen", 78, len(text))])
     codebook = load_codebook(small_codebook)
     coding = ChunkCoding(
         chunk_id="c1",
@@ -218,21 +210,7 @@ def test_a_quote_across_two_turns_is_not_one_speakers_evidence(small_codebook) -
 
 def test_a_quote_may_run_on_across_a_documents_paragraphs(small_codebook) -> None:
     text = "The district plan funds release time for\n\nevery lead teacher in the spring."
-    document = Chunk(
-        id="c1",
-        transcript_id="t1",
-        index=0,
-        start=0,
-        end=len(text),
-        text=text,
-        speakers=[],
-        first_turn=0,
-        last_turn=1,
-        turns=[
-            ChunkTurn(index=0, speaker=None, start=0, end=40),
-            ChunkTurn(index=1, speaker=None, start=42, end=len(text)),
-        ],
-    )
+    document = chunk_of(text, [(None, 0, 40), (None, 42, len(text))])
     coding = ChunkCoding(chunk_id="c1", proposals=[proposal(quote="funds release time for every lead teacher")])
     [kept], rejections = validate_coding(coding, document, load_codebook(small_codebook), "key")
     assert not rejections and kept.quote == "funds release time for\n\nevery lead teacher"

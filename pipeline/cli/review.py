@@ -157,11 +157,16 @@ def reviewer_grant(
     )
 
 
-def run_labels(store: Store, run_ids: list[str]) -> str:
-    """Runs as people know them: by the name given with `qcode run --name`, with the id's start."""
-    with store.session() as s:
-        names = dict(s.execute(select(RunRecord.id, RunRecord.name).where(RunRecord.id.in_(run_ids))).all())
+def run_labels(store: Store, run_ids: list[str], names: dict[str, str | None] | None = None) -> str:
+    """Runs as people know them: by the name given with `qcode run --name`, with the id's start.
+    `names`: the runs' names read already (a listing reads them once for every row)."""
+    names = names if names is not None else run_names(store, run_ids)
     return ", ".join(f"{names[r]} ({r[:8]})" if names.get(r) else r for r in run_ids) or "none"
+
+
+def run_names(store: Store, run_ids: list[str]) -> dict[str, str | None]:
+    with store.session() as s:
+        return dict(s.execute(select(RunRecord.id, RunRecord.name).where(RunRecord.id.in_(run_ids))).tuples().all())
 
 
 @reviewers.command("reset")
@@ -208,8 +213,11 @@ def reviewer_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         table = Table(title=f"{len(found.reviewers)} reviewer(s)")
         for column in ("name", "role", "active", "runs"):
             table.add_column(column, overflow="fold")
+        names = run_names(
+            store, sorted({run for r in found.reviewers if not isinstance(r.runs, str) for run in r.runs})
+        )
         for r in found.reviewers:
-            runs = r.runs if isinstance(r.runs, str) else run_labels(store, r.runs)
+            runs = r.runs if isinstance(r.runs, str) else run_labels(store, r.runs, names)
             table.add_row(escape(r.name), r.role, "yes" if r.active else "no", escape(runs))
         out.print(table)
 

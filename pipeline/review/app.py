@@ -37,6 +37,7 @@ from sqlalchemy import exists, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from pipeline.errors import QcodeError
 from pipeline.review import blind, decisions, queued
 from pipeline.review.decisions import NOTE_CHARS
 from pipeline.review.reviewers import (
@@ -309,12 +310,7 @@ def create_app(
         request.session["flash"] = [*request.session.get("flash", []), {"kind": kind, "text": message}]
 
     def flash_failure(request: Request, exc: Exception) -> None:
-        if isinstance(exc, decisions.Conflict):
-            flash(request, str(exc), "conflict")
-        elif isinstance(exc, decisions.DecisionError):
-            flash(request, str(exc), "error")
-        else:
-            flash(request, _first_error(exc), "error")
+        flash(request, _first_error(exc), "conflict" if isinstance(exc, decisions.Conflict) else "error")
 
     def parse_filter(params: Any, reviewer: Reviewer) -> queued.QueueFilter:
         def number(name: str) -> float | None:
@@ -563,7 +559,7 @@ def create_app(
             raise HTTPException(404, "No such item in the runs you can see.")
         flt = parse_filter(_query_from(form.get("query", "")), reviewer)
         # what the reviewer typed stays in the form when the decision cannot be recorded
-        typed = {k: str(form.get(k) or "")[:NOTE_CHARS] for k in ("note", "reason", "code")}
+        typed = _typed(form, "note", "reason", "code")
 
         def back(kind: str, text: str) -> Response:
             """To the item again (a reload asks for nothing to be sent twice), saying why."""
@@ -609,10 +605,10 @@ def create_app(
         except (ValueError, ValidationError, decisions.DecisionError, decisions.Conflict) as exc:
             if back.isalnum():  # the item's page says why, with the code typed still in its field
                 kind = "conflict" if isinstance(exc, decisions.Conflict) else "error"
-                said = isinstance(exc, (decisions.DecisionError, decisions.Conflict))
-                text = str(exc) if said else _first_error(exc)
-                typed = {"add_code": str(form.get("code") or "")[:NOTE_CHARS]}
-                outcomes.keep(request.session.get("sid"), back, {"kind": kind, "text": text, "typed": typed})
+                typed = {"add_code": _typed(form, "code")["code"]}
+                outcomes.keep(
+                    request.session.get("sid"), back, {"kind": kind, "text": _first_error(exc), "typed": typed}
+                )
             else:
                 flash_failure(request, exc)
         else:
@@ -672,9 +668,8 @@ def create_app(
             flash_failure(request, exc)
         except (ValueError, ValidationError, decisions.DecisionError) as exc:
             # the page says why once, and keeps what was typed (kept here: a reason outgrows a cookie)
-            text = str(exc) if isinstance(exc, decisions.DecisionError) else _first_error(exc)
-            typed = {k: str(form.get(k) or "")[:NOTE_CHARS] for k in ("note", "reason", "code")}
-            outcomes.keep(request.session.get("sid"), f"rejection:{rejection_id}", {"text": text, "typed": typed})
+            kept = {"text": _first_error(exc), "typed": _typed(form, "note", "reason", "code")}
+            outcomes.keep(request.session.get("sid"), f"rejection:{rejection_id}", kept)
         else:
             flash(request, "Recorded: " + ("dismissed." if wish.verdict == "reject" else f"added '{wish.code}'."))
             return RedirectResponse("/rejections", status_code=303)
@@ -861,9 +856,14 @@ FIELDS = {
 }
 
 
+def _typed(form: Any, *fields: str) -> dict[str, str]:
+    """What a reviewer typed into these fields, to show again in the form (as long as a note may be)."""
+    return {k: str(form.get(k) or "")[:NOTE_CHARS] for k in fields}
+
+
 def _first_error(exc: Exception) -> str:
-    """What is wrong with a form, naming the field."""
-    if isinstance(exc, FormError):
+    """What is wrong with a form, naming the field (a decision refused says so in its own words)."""
+    if isinstance(exc, (FormError, QcodeError)):
         return str(exc)
     if isinstance(exc, ValidationError):
         error = exc.errors()[0]

@@ -12,6 +12,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from pipeline.review.decisions import NOTE_CHARS, Conflict, DecisionError, codebook_of, passage, segments
+from pipeline.review.queued import share_words
 from pipeline.review.reviewers import Reviewer
 from pipeline.review.views import Assignment, AssignmentView, Progress, Sample
 from pipeline.store import (
@@ -71,14 +72,7 @@ def create_sample(
         here, other = aliased(ChunkRecord), aliased(ChunkRecord)
 
         def touches(passages: Any) -> Any:
-            return exists(
-                select(other.id).where(
-                    other.id.in_(passages),
-                    other.transcript_id == here.transcript_id,
-                    other.start < here.end,
-                    here.start < other.end,
-                )
-            )
+            return exists(select(other.id).where(other.id.in_(passages), share_words(here, other)))
 
         chunk_ids = sorted(
             s.scalars(

@@ -91,6 +91,12 @@ def in_runs(run_ids: Sequence[str], record: Any = SuggestionRecord) -> Any:
     )
 
 
+def share_words(one: Any, other: Any) -> Any:
+    """The condition that two passages (aliases of ChunkRecord) hold some of the same words: the same
+    transcript, overlapping spans (two runs' chunkings cut the same turns differently)."""
+    return and_(one.transcript_id == other.transcript_id, one.start < other.end, other.start < one.end)
+
+
 def coding_blind(reviewer_id: int, chunk: Any = SuggestionRecord.chunk_id) -> Any:
     """The condition that a reviewer still has to code a passage (`chunk`: a suggestion's, a
     rejection's or a passage's id column, or an id) blind, or a passage that shares words with one
@@ -100,10 +106,7 @@ def coding_blind(reviewer_id: int, chunk: Any = SuggestionRecord.chunk_id) -> An
     return exists(
         select(AssignmentRecord.id)
         .join(assigned, assigned.id == AssignmentRecord.chunk_id)
-        .join(
-            here,
-            and_(here.transcript_id == assigned.transcript_id, here.start < assigned.end, assigned.start < here.end),
-        )
+        .join(here, share_words(here, assigned))
         .where(
             here.id == chunk,
             AssignmentRecord.reviewer_id == reviewer_id,
