@@ -166,7 +166,7 @@ def run_labels(store: Store, run_ids: list[str], names: dict[str, str | None] | 
 
 def run_names(store: Store, run_ids: list[str]) -> dict[str, str | None]:
     with store.session() as s:
-        return dict(s.execute(select(RunRecord.id, RunRecord.name).where(RunRecord.id.in_(run_ids))).tuples().all())
+        return dict(s.execute(select(RunRecord.id, RunRecord.name).where(RunRecord.id.in_(run_ids))).all())
 
 
 @reviewers.command("reset")
