@@ -106,6 +106,8 @@ class Transcript(BaseModel):
     speaker_choice: SpeakerChoice | None = None
     # metadata["source_type"] was inferred from the file, not given by the team
     source_type_inferred: bool = False
+    # a CSV row's response: its id (the --id-column value), or its row number among the responses
+    response_id: str | None = None
 
     @model_validator(mode="after")
     def _turns_inside_text(self) -> Transcript:

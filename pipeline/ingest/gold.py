@@ -248,7 +248,9 @@ class _Reader:
             raise SuiteError(f"{path}: the project has no codings of text to use as gold codes")
 
     def passage(self, gold: Gold, where: str, row: dict[str, str], code: str) -> None:
-        """One row of a passages table: the file its coder coded whole and, with a code, the passage."""
+        """One row of a passages table: the file its coder coded whole and, with a code, the passage.
+        In a CSV of responses the row's `id` names the response; without it the quote must say which.
+        A passage that fits several places is an error naming them: nothing is assigned by guess."""
         name = row.get("file", "").replace("\\", "/")
         while name.startswith("./"):
             name = name[2:]
@@ -263,6 +265,7 @@ class _Reader:
         coder = row["coder"]
         for transcript in transcripts:  # a coder with a row for a file coded all of it
             gold.coverage.add((coder, transcript.id))
+        candidates = self._response(where, name, transcripts, row.get("id", ""))
         quote, start, end = row.get("quote", ""), row.get("start", ""), row.get("end", "")
         if not code:
             return  # the coder coded this file; a passage with no code adds nothing
@@ -277,48 +280,89 @@ class _Reader:
                     f"{where}: start and end must be whole numbers (character offsets), not '{start}', '{end}'"
                 ) from None
         if offsets and not quote:
-            if len(transcripts) > 1:
+            if len(candidates) > 1:
                 raise SuiteError(
-                    f"{where}: {name} holds {len(transcripts)} transcripts (one per CSV row); give a quote "
-                    "to say which the offsets belong to"
+                    f"{where}: {name} holds {len(candidates)} responses (one per CSV row); name the response "
+                    "the offsets belong to in an id column"
                 )
-            text = transcripts[0].text
+            text = candidates[0].text
             if not 0 <= offsets[0] < offsets[1] <= len(text):
                 raise SuiteError(
-                    f"{where}: offsets {offsets[0]}:{offsets[1]} are outside {name} "
+                    f"{where}: offsets {offsets[0]}:{offsets[1]} are outside {_named(name, candidates[0])} "
                     f"({len(text)} characters as qcode reads it)"
                 )
-            gold.spans.append(_span(coder, code, transcripts[0].id, offsets))
+            gold.spans.append(_span(coder, code, candidates[0].id, offsets))
             return
         if offsets:
-            for transcript in transcripts:
-                if (
-                    0 <= offsets[0] < offsets[1] <= len(transcript.text)
-                    and _normal(transcript.text[offsets[0] : offsets[1]])[0].strip() == _normal(quote)[0].strip()
-                ):
-                    gold.spans.append(_span(coder, code, transcript.id, offsets))
-                    return
+            fits = [
+                t
+                for t in candidates
+                if 0 <= offsets[0] < offsets[1] <= len(t.text)
+                and _normal(t.text[offsets[0] : offsets[1]])[0].strip() == _normal(quote)[0].strip()
+            ]
+            if len(fits) > 1:
+                raise SuiteError(
+                    f"{where}: the quote at offsets {offsets[0]}:{offsets[1]} fits {_places(name, fits)}; "
+                    "name the response in an id column"
+                )
+            if fits:
+                gold.spans.append(_span(coder, code, fits[0].id, offsets))
+                return
             gold.relocated += 1
-        for transcript in transcripts:
+        for transcript in candidates:
             if transcript.id not in self.folded:
                 self.folded[transcript.id] = _normal(transcript.text)
-        found = [(t, s, e) for t in transcripts for s, e in _find(self.folded[t.id], quote)]
+        found = [(t, s, e) for t in candidates for s, e in _find(self.folded[t.id], quote)]
         if not found:
+            where_not = _named(name, candidates[0]) if len(candidates) == 1 else name
             raise SuiteError(
-                f"{where}: the quote is not in {name}: '{_short(quote)}' (compared ignoring case, spacing "
+                f"{where}: the quote is not in {where_not}: '{_short(quote)}' (compared ignoring case, spacing "
                 "and the style of quotes and dashes)"
             )
+        holding = list({t.id: t for t, _, _ in found}.values())
+        if len(holding) > 1:
+            raise SuiteError(
+                f"{where}: the quote '{_short(quote)}' occurs in {_places(name, holding)}; name the response "
+                "in an id column"
+            )
         if len(found) > 1:
-            if offsets:  # the occurrence nearest the offsets given
-                at = offsets[0]
-                found.sort(key=lambda f: abs(f[1] - at))
-            else:
+            if not offsets:
                 raise SuiteError(
-                    f"{where}: the quote occurs {len(found)} times in {name}: '{_short(quote)}'; quote more "
-                    "of the passage, or give start and end"
+                    f"{where}: the quote occurs {len(found)} times in {_named(name, holding[0])}: "
+                    f"'{_short(quote)}'; quote more of the passage, or give start and end"
                 )
+            found.sort(key=lambda f: abs(f[1] - offsets[0]))  # the occurrence nearest the offsets given
         transcript, s, e = found[0]
         gold.spans.append(_span(coder, code, transcript.id, (s, e)))
+
+    def _response(self, where: str, name: str, transcripts: list[Transcript], response: str) -> list[Transcript]:
+        """The transcripts a row's passage may lie in: the response its `id` names, or every one of the file."""
+        if not response:
+            return transcripts
+        if transcripts[0].format != "csv":
+            raise SuiteError(f"{where}: the id '{response}' names a response of a CSV file, and {name} is not one")
+        named = [t for t in transcripts if t.response_id == response]
+        if not named:
+            ids = [t.response_id or "" for t in transcripts]
+            hint = difflib.get_close_matches(response, ids, n=1)
+            raise SuiteError(
+                f"{where}: no response with the id '{response}' in {name} ({len(ids)} responses"
+                + (f"; did you mean '{hint[0]}'?" if hint else "")
+                + ")"
+            )
+        return named  # one: a CSV whose ids repeat is not read
+
+
+def _named(name: str, transcript: Transcript) -> str:
+    """A transcript as a message names it: its file, and its response id for a CSV row."""
+    return f"{name} (response {transcript.response_id})" if transcript.response_id else name
+
+
+def _places(name: str, transcripts: list[Transcript]) -> str:
+    """Several transcripts of one file in a message: 'responses 3, 7 and 12 of train.csv'."""
+    ids = [t.response_id or t.id for t in transcripts]
+    shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return f"responses {shown} of {name}"
 
 
 def _span(coder: str, code: str, transcript_id: str, offsets: tuple[int, int]) -> HumanCode:

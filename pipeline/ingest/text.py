@@ -66,6 +66,7 @@ def new_transcript(
         turns=turns,
         metadata=metadata,
         notes=notes,
+        response_id=key or None,
     )
 
 
