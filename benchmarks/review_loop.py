@@ -2,6 +2,7 @@
 review the uncertain, train again.
 
     python benchmarks/review_loop.py [--data ../shared/data/annomi-train] [--pilot 20] [--reviews 300]
+                                     [--learner auto|linear|finetuned]
 
 The 126 transcripts are split by name: every fourth is held out to measure on, the first `--pilot`
 of the rest are the pilot (their codes.csv codes are the team's first codes), and the others are
@@ -45,7 +46,7 @@ from pipeline.chunk import Units  # noqa: E402
 from pipeline.codebook import Codebook  # noqa: E402
 from pipeline.coders.learned import LearnedCoder  # noqa: E402
 from pipeline.learn.examples import Example, from_spans, from_store  # noqa: E402
-from pipeline.learn.train import train_model  # noqa: E402
+from pipeline.learn.train import TrainingPlan, train_model  # noqa: E402
 from pipeline.review.decisions import DecisionRequest, decide  # noqa: E402
 from pipeline.review.queued import QueueFilter, queue_items  # noqa: E402
 from pipeline.review.reviewers import Reviewer, add_reviewer  # noqa: E402
@@ -124,7 +125,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--pilot", type=int, default=20)
     parser.add_argument("--reviews", type=int, default=300)
+    parser.add_argument("--learner", default="auto", choices=("auto", "linear", "finetuned"))
     args = parser.parse_args()
+    plan = TrainingPlan(units=TURNS, learner=args.learner)
     shared = read_shared(args.data, "benchmarks/review_loop.py")
     if shared is None:
         return
@@ -154,7 +157,7 @@ def main() -> None:
         first_db = Path(folder) / "loop.db"
         store = Store(str(first_db))
         began = time.perf_counter()
-        card = train_model(store, codebook, pilot)
+        card = train_model(store, codebook, pilot, plan)
         out["pilot"] = {
             "model": card.model,
             "train_seconds": round(time.perf_counter() - began, 1),
@@ -190,7 +193,7 @@ def main() -> None:
             verdicts = review(arm, summary.run_id, reviewer, truth, order, args.reviews)
             began = time.perf_counter()
             decided = from_store(arm, codebook, TURNS).examples
-            retrained = train_model(arm, codebook, pilot + decided)
+            retrained = train_model(arm, codebook, pilot + decided, plan)
             out[f"after_{order}"] = {
                 "model": retrained.model,
                 "verdicts": verdicts,
@@ -199,7 +202,7 @@ def main() -> None:
             }
             arm.engine.dispose()
         store = Store(str(first_db))
-        everything = train_model(store, codebook, pilot + new)
+        everything = train_model(store, codebook, pilot + new, plan)
         out["every_code_by_hand"] = {
             "model": everything.model,
             "held_out": measure(store, codebook, everything.model, held_out),

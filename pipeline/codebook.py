@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import CodebookError, FileError, problem
 from pipeline.files import read_text
+from pipeline.transcript import SpeakerChoice
 
 CODE_ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 
@@ -41,6 +42,15 @@ class Code(BaseModel):
     examples: Examples = Field(default_factory=Examples)
     parent: str | None = None
     attributes: dict[str, Attribute] = Field(default_factory=dict)
+
+    @property
+    def speakers(self) -> SpeakerChoice | None:
+        """Whose words the code is for (`attributes.speaker`: names, comma-separated, `*` wildcards,
+        as --speakers takes them); None: anyone's. A person cannot give it to another speaker's turn."""
+        given = self.attributes.get("speaker")
+        if given is None or not str(given).strip():
+            return None
+        return SpeakerChoice.of(speakers=str(given))
 
 
 class Codebook(BaseModel):

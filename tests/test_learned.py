@@ -12,11 +12,12 @@ from sqlalchemy import select
 
 from pipeline.chunk import Units
 from pipeline.codebook import load_codebook
+from pipeline.learn.card import ModelCard, card_rows
 from pipeline.learn.examples import from_spans, from_store, majority
 from pipeline.review.blind import assignments, create_sample, submit
 from pipeline.review.decisions import DecisionRequest, add_code, decide
 from pipeline.review.reviewers import Reviewer
-from pipeline.store import ReviewerRecord, Store, SuggestionRecord
+from pipeline.store import LearnedModelRecord, ReviewerRecord, Store, SuggestionRecord
 from pipeline.suggestion import HumanCode
 from pipeline.transcript import SpeakerChoice, Transcript, parse_turns
 
@@ -190,7 +191,7 @@ def gold_study(folder: Path, transcripts: int = 10, first: int = 0) -> tuple[Pat
 
 
 def train_cli(codebook: Path, db: Path, codes: Path, transcripts: Path, *extra: str) -> Answer:
-    """`qcode train` on one gold file, by turns."""
+    """`qcode train` on one gold file, by the participants' turns."""
     return qcode(
         "train",
         "--codebook",
@@ -203,6 +204,8 @@ def train_cli(codebook: Path, db: Path, codes: Path, transcripts: Path, *extra: 
         transcripts,
         "--unit",
         "turn",
+        "--skip-speakers",
+        "interviewer",
         *extra,
     )
 
@@ -225,12 +228,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]
 @pytest.mark.slow  # loads the embedding model
 def test_the_model_card_says_how_far_each_code_can_be_trusted(trained: tuple[Path, Path, dict]) -> None:
     _, _, card = trained
-    assert set(card) >= {"model", "units", "codes", "skipped"}
-    assert card["units"] == 10 * 8  # every turn: the interviewer's are units too, coded by nobody
-    assert card["transcripts"] == 10 and card["sources"] == {"gold": 80}
+    assert set(card) >= {"model", "units", "codes", "skipped", "unit", "speakers", "group_by", "holdout", "learner"}
+    # the units a run with the same options codes: the participants' turns
+    assert card["unit"] == "turn" and card["speakers"] == {"speakers": [], "skip_speakers": ["interviewer"]}
+    assert card["units"] == 10 * 4 and card["group_by"] == "transcript" and card["groups"] == 10
+    assert card["transcripts"] == 10 and card["sources"] == {"gold": 40}
     assert card["single_label"] is True and card["people"] == ["ana", "ben"]
-    assert {c["code"]: c["positives"] for c in card["codes"]} == {"funding": 20, "trust": 10}
-    assert card["skipped"] == []
+    assert {c["code"]: (c["positives"], c["units_scored"]) for c in card["codes"]} == {
+        "funding": (20, 40),
+        "trust": (10, 40),
+    }
+    assert card["skipped"] == [] and card["holdout"] is None
     for code in card["codes"]:
         cv = code["cv"]
         assert set(cv) == {"cohen_kappa", "cohen_kappa_ci95", "f1", "precision", "recall"}
@@ -271,6 +279,9 @@ def test_the_learned_coder_codes_new_interviews_with_the_newest_model(
     page = page_path.read_text(encoding="utf-8")
     section = page[page.index('id="learned"') : page.index('id="methods"')]
     assert card["model"] in section and 'data-code="funding"' in section and 'data-code="trust"' in section
+    # the same figures as `qcode train` shows
+    for row in card_rows(ModelCard.model_validate(card)):
+        assert all(f">{cell}<" in section for cell in row), row
 
 
 @pytest.mark.slow  # loads the embedding model
@@ -280,7 +291,7 @@ def test_training_again_on_the_same_codes_stores_nothing_new(trained: tuple[Path
     assert again["model"] == card["model"] and again["stored"] is False
     shown = train_cli(codebook, db, *gold_study(tmp_path / "again"))
     assert shown.exit_code == 0 and "funding" in shown.stdout and "trust" in shown.stdout
-    assert "all units, one code or none each: Cohen's kappa" in shown.stdout
+    assert "all units scored, one code or none each: Cohen's kappa" in shown.stdout
     assert f"the store had this model already ({card['model']})" in shown.stderr
 
 
@@ -289,8 +300,17 @@ def test_without_a_model_or_without_codes_the_messages_say_what_to_do(tmp_path: 
 
     codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
     folder = write_transcripts(tmp_path / "t", {"a.txt": INTERVIEW})
-    with pytest.raises(CoderError, match=r"no learned model for the codebook .* train one first \(qcode train"):
+    with pytest.raises(CoderError, match=r"no learned model for the codebook .* train one from the team's codes"):
         code_store(folder, codebook, tmp_path / "empty.db", coder="learned")
+    assert not (tmp_path / "empty.db").exists()  # looking for a model makes no store
+    answer = qcode(
+        "run", folder, "--codebook", codebook, "--db", tmp_path / "empty.db", "--coder", "learned", "--unit", "turn"
+    )
+    assert answer.exit_code == 1
+    assert (
+        f"on turn units in this store: train one from the team's codes with `qcode train --codebook {codebook} --unit turn --gold CODES.csv --transcripts FOLDER`"
+        in answer.stderr
+    )
     answer = qcode("train", "--codebook", codebook, "--db", tmp_path / "empty.db")
     assert answer.exit_code == 1 and "no human codes for the codebook" in answer.stderr
     answer = qcode("train", "--codebook", codebook, "--db", tmp_path / "empty.db", "--gold", codebook)
@@ -404,7 +424,7 @@ def test_an_eval_configuration_trains_the_learned_coder_and_a_second_eval_is_fre
         "codebook: small.yaml\nbootstrap: 0\n"
         "configurations:\n"
         "  - name: learned\n    coder: learned\n"
-        f"    training: {{transcripts: {training_transcripts}, codes: {training_codes}}}\n",
+        f"    training: {{transcripts: {training_transcripts}, codes: {training_codes}, learner: linear}}\n",
     )
     answer = qcode("eval", suite, "--json")
     assert answer.exit_code == 0, answer.stderr
@@ -467,16 +487,16 @@ def test_codes_the_codebook_lacks_or_quotes_not_in_their_transcript_are_refused_
     nothing = write(tmp_path / "nothing.csv", "file,coder,code,quote\nt0.txt,ana,,\nt1.txt,ana,,\n")
     answer = qcode(*base, nothing)
     assert answer.exit_code == 1
-    assert "no code of 'Small test codebook' has 10 units where people applied it" in answer.stderr
-    assert "funding: 0 unit(s) with the code: it takes 10 to learn one" in answer.stderr
+    assert "no code of 'Small test codebook' has 4 units where people applied it" in answer.stderr
+    assert "funding: 0 unit(s) with the code: it takes 4 to learn one" in answer.stderr
 
 
 @pytest.mark.slow  # loads the embedding model
-def test_a_code_with_two_examples_is_not_learned_and_one_persons_codes_are_said_to_be_so(tmp_path: Path) -> None:
+def test_a_code_with_three_examples_is_not_learned_and_one_persons_codes_are_said_to_be_so(tmp_path: Path) -> None:
     codes, transcripts = gold_study(tmp_path / "s")
     rows = codes.read_text(encoding="utf-8").splitlines()
     trust = [r for r in rows if ",ana,trust," in r]
-    kept = [r for r in rows if ",ben," not in r and (",trust," not in r or r in trust[:2])]
+    kept = [r for r in rows if ",ben," not in r and (",trust," not in r or r in trust[:3])]
     write(codes, "\n".join(kept) + "\n")
     codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
     answer = train_cli(codebook, tmp_path / "q.db", codes, transcripts, "--json")
@@ -484,20 +504,62 @@ def test_a_code_with_two_examples_is_not_learned_and_one_persons_codes_are_said_
     card = json.loads(answer.stdout)
     assert [c["code"] for c in card["codes"]] == ["funding"]
     assert card["skipped"] == [
-        {"code": "trust", "positives": 2, "reason": "2 unit(s) with the code: it takes 10 to learn one"}
+        {"code": "trust", "positives": 3, "reason": "3 unit(s) with the code: it takes 4 to learn one"}
     ]
     assert card["people"] == ["ana"]
     assert card["notes"] == ["one person's codes only (ana): the card is agreement with them"]
 
 
-def test_a_rare_code_is_proposed_about_as_often_as_people_gave_it() -> None:
+def test_a_codes_threshold_is_where_it_agreed_best_with_the_people() -> None:
     import numpy as np
 
-    from pipeline.learn.train import prevalence_threshold
+    from pipeline.learn.train import best_threshold
 
     raw = np.array([0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.1, 0.15])
-    threshold = prevalence_threshold(raw, 0.25)  # people gave it to 2 units in 8
-    assert (raw >= threshold).sum() == 2 and threshold < 0.5
-    assert prevalence_threshold(np.array([0.9, 0.8, 0.2]), 0.5) == 0.5  # never above one half
-    assert prevalence_threshold(raw, 0.0) == 0.5 and prevalence_threshold(np.array([]), 0.3) == 0.5
-    assert prevalence_threshold(np.array([0.0, 0.0, 0.0, 0.6]), 0.5) > 0  # zero never reaches it
+    truth = np.array([False, False, False, True, False, True, False, False])
+    assert best_threshold(raw, truth) == 0.3  # 0.4 and 0.3, of which 0.35 is no code: kappa 0.71
+    # a rare code whose best agreement lies below one half is proposed there
+    assert best_threshold(np.array([0.2, 0.25, 0.01, 0.02]), np.array([True, True, False, False])) == 0.2
+    assert best_threshold(raw, np.zeros(8, dtype=bool)) == 0.5 and best_threshold(np.array([]), truth[:0]) == 0.5
+    assert best_threshold(np.array([0.0, 0.0, 0.6]), np.array([True, False, False])) == 0.6  # zero never reaches it
+
+
+@pytest.mark.slow  # loads the embedding model and fine-tunes it
+def test_the_fine_tuned_learner_codes_and_the_same_codes_train_the_same_model(tmp_path: Path) -> None:
+    codebook = write(tmp_path / "small.yaml", SMALL_CODEBOOK)
+    codes, transcripts = gold_study(tmp_path / "s", transcripts=6)
+    cards = []
+    for name in ("a", "b"):  # two stores: nothing is shared but the codes
+        answer = train_cli(codebook, tmp_path / f"{name}.db", codes, transcripts, "--learner", "finetuned", "--json")
+        assert answer.exit_code == 0, answer.stderr
+        card = json.loads(answer.stdout)
+        for figure in card["learners"]:
+            figure.pop("seconds")
+        cards.append(card)
+    assert cards[0] == cards[1]  # seeded: the same version and the same figures
+    assert cards[0]["learner"] == "finetuned" and [f["learner"] for f in cards[0]["learners"]] == ["finetuned"]
+    with Store(str(tmp_path / "a.db")).session() as s:
+        record = s.get(LearnedModelRecord, cards[0]["model"])
+        assert record is not None and record.parameters["learner"] == "finetuned"
+        assert 5_000_000 < len(record.model) < 12_000_000  # the two fine-tuned layers, in half precision
+    folder = write_transcripts(
+        tmp_path / "new",
+        {"n.txt": "Interviewer: Money?\nDr. Lee: The district gave us a grant for new books.\n"},
+    )
+    summary = code_store(folder, codebook, tmp_path / "a.db", coder="learned", audit_share=0)
+    assert summary.model == f"learned-{cards[0]['model']}" and summary.unit == "turn" and summary.failed_chunks == 0
+    with Store(str(tmp_path / "a.db")).session() as s:
+        coded = {(r.code, r.quote) for r in s.scalars(select(SuggestionRecord))}
+    assert ("funding", "The district gave us a grant for new books.") in coded
+
+
+@pytest.mark.slow  # loads the embedding model and fine-tunes it
+def test_auto_keeps_the_learner_with_the_higher_cross_validated_kappa_and_names_both(
+    trained: tuple[Path, Path, dict],
+) -> None:
+    _, _, card = trained
+    figures = {f["learner"]: f["cohen_kappa"] for f in card["learners"]}
+    assert set(figures) == {"linear", "finetuned"}
+    best = max(figures.values())
+    assert figures[card["learner"]] == best and (card["learner"] == "linear" or figures["linear"] < best)
+    assert card["overall"]["cohen_kappa"] == figures[card["learner"]]

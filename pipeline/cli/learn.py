@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
+from rich import box
+from rich.markup import escape
 from rich.table import Table
 
-from pipeline.chunk import DEFAULT_SIZE, UNIT_KINDS, Units
-from pipeline.cli.options import DbOption, JsonOption
+from pipeline.chunk import UNIT_KINDS
+from pipeline.cli.options import (
+    ChunkSizeOption,
+    DbOption,
+    IdColumnOption,
+    JsonOption,
+    MaxUnitCharsOption,
+    OverlapOption,
+    SkipSpeakersOption,
+    SpeakersOption,
+    TextColumnOption,
+    UnitOption,
+)
 from pipeline.cli.output import bad_argument, emit, out, say
 from pipeline.codebook import load_codebook
-from pipeline.learn.train import CrossValidation, ModelCard, train
+from pipeline.ingest import CsvOptions
+from pipeline.learn.card import ModelCard, card_columns, card_lines, card_rows, card_title
+from pipeline.learn.train import LearnerName, TrainingPlan, train
+from pipeline.run.settings import unit_settings
 from pipeline.store import Store
 
 app = typer.Typer()
+LEARNER_NAMES: tuple[str, ...] = get_args(LearnerName)
 
 
 @app.command("train")
@@ -33,61 +50,93 @@ def train_(
         list[Path] | None,
         typer.Option("--transcripts", help="The transcripts of the --gold file given at the same place."),
     ] = None,
-    unit: Annotated[
-        str, typer.Option("--unit", help="chunk or turn: the units to learn on, as the runs will code them.")
-    ] = "chunk",
-    chunk_size: Annotated[
-        int, typer.Option("--chunk-size", min=50, help="--unit chunk: the largest chunk.")
-    ] = DEFAULT_SIZE,
+    unit: UnitOption = None,
+    chunk_size: ChunkSizeOption = None,
+    overlap: OverlapOption = None,
+    max_unit_chars: MaxUnitCharsOption = None,
+    speakers: SpeakersOption = None,
+    skip_speakers: SkipSpeakersOption = None,
+    id_column: IdColumnOption = None,
+    text_column: TextColumnOption = None,
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            "--group-by",
+            help="Group the cross-validation folds by this case attribute (classroom, site, participant) instead of "
+            "by transcript: units of one group are never in their own test fold.",
+        ),
+    ] = None,
+    holdout: Annotated[
+        float | None,
+        typer.Option(
+            "--holdout",
+            help="Keep this share of the groups (0 to 1) out of training, and score the model on them beside "
+            "the cross-validated figures.",
+        ),
+    ] = None,
+    learner: Annotated[
+        str,
+        typer.Option(
+            "--learner",
+            help="auto (the higher grouped cross-validated kappa), linear (the sentence encoder as it is, and "
+            "word n-grams) or finetuned (the encoder fine-tuned on the team's codes).",
+        ),
+    ] = "auto",
     as_json: JsonOption = False,
 ) -> None:
     """Train the learned coder on every human code the store holds for a codebook (imported projects,
-    reviewers' decisions, blind double codes) and on --gold files, and print its model card."""
-    if unit not in UNIT_KINDS:
+    reviewers' decisions, blind double codes) and on --gold files, on the units the runs will code, and
+    print its model card."""
+    if unit is not None and unit not in UNIT_KINDS:
         bad_argument(f"--unit '{unit}' is not one of {', '.join(UNIT_KINDS)}")
+    if learner not in LEARNER_NAMES:
+        bad_argument(f"--learner '{learner}' is not one of {', '.join(LEARNER_NAMES)}")
+    if holdout is not None and not 0 < holdout < 1:
+        bad_argument(f"--holdout {holdout:g}: a share of the groups, more than 0 and less than 1")
+    if group_by is not None and not group_by.strip():
+        bad_argument("--group-by names a case attribute (a manifest column or front matter field)")
     pairs = list(zip(gold or [], transcripts or []))
     if len(gold or []) != len(transcripts or []):
         bad_argument("give each --gold with its --transcripts, in the same order")
+    units = unit_settings(
+        {
+            "unit": unit,
+            "chunk_size": chunk_size,
+            "overlap": overlap,
+            "max_unit_chars": max_unit_chars,
+            "speakers": speakers,
+            "skip_speakers": skip_speakers,
+        }
+    )
+    plan = TrainingPlan(
+        units=units,
+        group_by=group_by.strip() if group_by else None,
+        holdout=holdout,
+        learner=learner,  # type: ignore[arg-type]  # checked against LEARNER_NAMES above
+    )
     book = load_codebook(codebook)
     store = Store(db)
     try:
-        card = train(store, book, Units(unit="turn" if unit == "turn" else "chunk", size=chunk_size), pairs, codebook)
+        card = train(store, book, plan, pairs, codebook, CsvOptions(id_column, text_column))
     finally:
         store.engine.dispose()
     emit(card, as_json, lambda: _show(card))
+    for note in card.notes:
+        say(f"note: {note}")
     if not card.stored:
         say(f"the store had this model already ({card.model}): nothing new was trained from")
 
 
 def _show(card: ModelCard) -> None:
-    table = Table(
-        title=f"learned model {card.model}: {card.units} units of {card.transcripts} transcripts, "
-        f"{'single' if card.single_label else 'multi'}-label; agreement with the people in cross-validation by transcript"
-    )
-    for column in ("code", "positives", "Cohen's kappa [95% CI]", "F1", "precision", "recall"):
-        table.add_column(column)
-
-    def number(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.2f}"
-
-    def kappa(cv: CrossValidation) -> str:
-        interval = cv.cohen_kappa_ci95
-        return number(cv.cohen_kappa) + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
-
-    for code in card.codes:
-        cv = code.cv
-        table.add_row(
-            code.code,
-            str(code.positives),
-            kappa(cv),
-            number(cv.f1),
-            number(cv.precision),
-            number(cv.recall),
-        )
+    # one space between columns: the widest card (held out, thresholds) fits 80 columns
+    table = Table(title=escape(card_title(card)), box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
+    for column in card_columns(card):
+        if column == "code":
+            table.add_column(column, overflow="fold", min_width=12)
+        else:  # a figure is never broken across lines
+            table.add_column(column, justify="right", no_wrap=True)
+    for row in card_rows(card):
+        table.add_row(*(escape(cell) for cell in row))
     out.print(table)
-    if card.overall is not None and card.overall.cohen_kappa is not None:
-        out.print(f"all units, one code or none each: Cohen's kappa {kappa(card.overall)}")
-    for skipped in card.skipped:
-        out.print(f"not learned: {skipped.code} ({skipped.reason})")
-    for note in card.notes:
-        say(f"note: {note}")
+    for line in card_lines(card):
+        out.print(escape(line), highlight=False, soft_wrap=True)

@@ -21,7 +21,18 @@ from rich.table import Table
 from typer.models import OptionInfo
 
 from pipeline.chunk import UNIT_KINDS
-from pipeline.cli.options import DbOption, JsonOption
+from pipeline.cli.options import (
+    ChunkSizeOption,
+    DbOption,
+    IdColumnOption,
+    JsonOption,
+    MaxUnitCharsOption,
+    OverlapOption,
+    SkipSpeakersOption,
+    SpeakersOption,
+    TextColumnOption,
+    UnitOption,
+)
 from pipeline.cli.output import bad_argument, emit, err, out, progress_bar, say
 from pipeline.coders import coders
 from pipeline.errors import QcodeError
@@ -112,37 +123,12 @@ def run(
         typer.Option("--audit-share", help="Share of confident suggestions also queued, as an audit (default 0.10)."),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the audit draw (default 0).")] = None,
-    chunk_size: Annotated[
-        int | None, typer.Option("--chunk-size", help="Largest chunk in characters (default 1200).")
-    ] = None,
-    overlap: Annotated[
-        int | None,
-        typer.Option("--overlap", help="Characters of trailing turns repeated in the next chunk (default 0)."),
-    ] = None,
-    unit: Annotated[
-        str | None,
-        typer.Option(
-            "--unit", help="What is coded as one: chunk (whole turns up to --chunk-size) or turn (each speaker turn)."
-        ),
-    ] = None,
-    max_unit_chars: Annotated[
-        int | None,
-        typer.Option("--max-unit-chars", help="--unit turn: a longer turn is split at sentences (default 8000)."),
-    ] = None,
-    speakers: Annotated[
-        str | None,
-        typer.Option(
-            "--speakers",
-            help="Code only the words of these speakers: names, comma-separated, case-insensitive, * wildcards.",
-        ),
-    ] = None,
-    skip_speakers: Annotated[
-        str | None,
-        typer.Option(
-            "--skip-speakers",
-            help="Do not code the words of these speakers (e.g. 'interviewer,Q'); they stay as context.",
-        ),
-    ] = None,
+    chunk_size: ChunkSizeOption = None,
+    overlap: OverlapOption = None,
+    unit: UnitOption = None,
+    max_unit_chars: MaxUnitCharsOption = None,
+    speakers: SpeakersOption = None,
+    skip_speakers: SkipSpeakersOption = None,
     coder: Annotated[str | None, typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
     batch_size: Annotated[
         int | None,
@@ -169,12 +155,8 @@ def run(
     poll_interval: Annotated[
         float, typer.Option("--poll-interval", help="--batch: seconds between checks on a pending batch.")
     ] = 30.0,
-    id_column: Annotated[
-        str | None, typer.Option("--id-column", help="CSV: the column identifying each response.")
-    ] = None,
-    text_column: Annotated[
-        str | None, typer.Option("--text-column", help="CSV: the column holding each response.")
-    ] = None,
+    id_column: IdColumnOption = None,
+    text_column: TextColumnOption = None,
     name: Annotated[
         str | None,
         typer.Option(

@@ -26,7 +26,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipeline.chunk import Chunk
+from pipeline.chunk import Chunk, Units
 from pipeline.codebook import Codebook
 from pipeline.errors import CoderError
 from pipeline.suggestion import ChunkCoding, Usage
@@ -130,6 +130,27 @@ class BaseCoder(ABC):
         (`parameters`, `model`) is read: for a coder whose configuration depends on it (the learned
         coder takes the newest model trained for it). Raise a CoderError when it cannot code with it."""
         return None
+
+    def settle_units(
+        self,
+        db: str | None,
+        codebook: Codebook,
+        codebook_path: str,
+        units: Units,
+        given: frozenset[str],
+        flags: frozenset[str],
+    ) -> tuple[Units, dict[str, Any]]:
+        """The units this coder codes, from those the run's settings make, and options it pins for the
+        run (`codebook_path`: the codebook's file, as messages name it). `given` names the unit settings a person gave (unit, chunk_size, overlap, max_unit_chars,
+        speakers, skip_speakers), `flags` those given on the command line. A coder trained on units of
+        its own (the learned coder) takes them where none were given, and refuses a contradiction: a
+        FlagError when a flag contradicts them, a SettingsError when qcode.toml does."""
+        return units, {}
+
+    def transcript_notes(self, transcript_ids: Sequence[str]) -> list[str]:
+        """What the coder has to say of the transcripts a run covers, after `use_store` and `prepare`
+        (the learned coder: those it was trained on)."""
+        return []
 
     def check_ready(self) -> None:
         """Raise a CoderError when a run could not work (no key, no server); a dry run skips this."""

@@ -1,22 +1,27 @@
-"""The learned model: a classifier per code trained on the team's own codes, and what it reads.
+"""The learned model: classifiers trained on the team's own codes, what they read, and the coder
+that codes with them.
 
-Features of a unit (`features`):
-- its sentence embedding (the packaged all-MiniLM-L6-v2, cached in the store by the text's hash);
-- the embedding of the words just before it (the previous turn: a reflection restates it, an
-  answer follows a question), and how close the two are;
+Features of a unit (`features`), from the packaged all-MiniLM-L6-v2 (pipeline/coders/encoder.py;
+as shipped, its embeddings cached in the store by the text's hash, or with its top layers
+fine-tuned by `qcode train --learner finetuned`):
+- its sentence embedding, and those of the turns just before and after it (a reflection restates
+  the turn before; change talk is often reflected in the turn after), with how close each is;
+- the mean of the encoder's lower layers for it and for the turn before (they keep more of the
+  words' form: a question, a negation);
 - whether it asks a question, and its length;
 - its word n-grams (1 and 2, TF-IDF, "?" kept as a word).
 
 Two logistic regressions read them, one the dense features and one the n-grams, and their
 probabilities are averaged (`MIX`): n-grams and embeddings scale too differently to share one
-penalty. Codes that name a speaker in their attributes (`speaker: therapist`) apply to that
-speaker's turns only: the model is then trained per speaker on that speaker's codes.
+penalty. A code whose attributes name a speaker (`speaker: therapist`) applies to that speaker's
+units only: units are grouped by the codes that apply to them, and a unit no code applies to gets
+none.
 
 Single-label (the team never gave one unit two codes, or the codebook is ordinal): one multinomial
-model over the codes and "no code"; the code proposed is the most probable one. Multi-label: one
-binary model per code, trained on the units where people said whether it applies. Either way the
-raw probability is calibrated by a Platt scaling fitted on out-of-fold predictions (`Calibration`),
-so a stated 0.8 means about 8 in 10.
+model per group over its codes and "no code"; the code proposed is the most probable one. Multi-
+label: one binary model per code, trained on the units it applies to where people said whether it
+does; proposed at its threshold. Either way the raw probability is calibrated by a Platt scaling
+fitted on out-of-fold predictions (`Calibration`), so a stated 0.8 means about 8 in 10.
 """
 
 from __future__ import annotations
@@ -31,55 +36,71 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from pipeline.chunk import Chunk
+from pipeline.chunk import Chunk, Units
 from pipeline.codebook import Codebook
 from pipeline.coders.base import BaseCoder, CoderOptions
-from pipeline.coders.offline import MODEL_NAME, SENTENCE, embed
-from pipeline.errors import CoderError
-from pipeline.store import EmbeddingRecord, LearnedModelRecord, Store, in_batches
+from pipeline.coders.encoder import SIZE, TopLayers, embed_layers, lower_mean, lower_states
+from pipeline.coders.offline import MODEL_NAME, SENTENCE
+from pipeline.errors import CoderError, FlagError, SettingsError, StoreError
+from pipeline.store import EmbeddingRecord, LearnedModelRecord, Store, TranscriptRecord, in_batches
 from pipeline.suggestion import ChunkCoding, Proposal
+from pipeline.transcript import SpeakerChoice
 
 if TYPE_CHECKING:
     from scipy.sparse import spmatrix
 
 NONE = ""  # the class of "no code" in a single-label model
-EMBEDDING_SIZE = 384  # all-MiniLM-L6-v2's
+EMBEDDING_SIZE = SIZE  # the unit's own embedding: the first columns of Features.dense
 MIX = 0.5  # the dense model's share of the averaged probability
 DENSE_C = 1.0  # inverse penalties of the two regressions
 NGRAM_C = 4.0
 TOL = 1e-3  # the regressions' stopping tolerance: tighter changes no code, and doubles training time
+# change with the features or the model's shape: a model stored by an older qcode is trained again
+FEATURES_VERSION = "learned-features-3"
 _LABEL = re.compile(r"^\s*[^\s:][^:\n]{0,40}:\s*")
 
 
-def cached_embeddings(store: Store | None, texts: Sequence[str]) -> np.ndarray:
-    """The texts' embeddings, those the store has from before and the rest computed (and kept)."""
+MIDDLE_NAME = f"{MODEL_NAME}#lower-mean"  # the cache's name for the mean of the lower states
+
+
+def cached_embeddings(store: Store | None, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The texts' sentence embeddings and lower-state means (`pipeline.coders.encoder.embed_layers`),
+    those the store has from before and the rest computed (and kept)."""
     keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-    found: dict[str, np.ndarray] = {}
+    found: dict[str, dict[str, np.ndarray]] = {MODEL_NAME: {}, MIDDLE_NAME: {}}
     if store is not None and keys:
         with store.session() as s:
             for part in in_batches(sorted(set(keys))):
-                for key, vector in s.execute(
-                    select(EmbeddingRecord.text_sha256, EmbeddingRecord.vector).where(
-                        EmbeddingRecord.model == MODEL_NAME, EmbeddingRecord.text_sha256.in_(part)
+                for name, key, vector in s.execute(
+                    select(EmbeddingRecord.model, EmbeddingRecord.text_sha256, EmbeddingRecord.vector).where(
+                        EmbeddingRecord.model.in_(list(found)), EmbeddingRecord.text_sha256.in_(part)
                     )
                 ):
-                    found[key] = np.frombuffer(vector, dtype="<f4")
-    missing = list(dict.fromkeys(k for k in keys if k not in found))
+                    found[name][key] = np.frombuffer(vector, dtype="<f4")
+    missing = list(dict.fromkeys(k for k in keys if k not in found[MODEL_NAME] or k not in found[MIDDLE_NAME]))
     if missing:
         text_of = dict(zip(keys, texts))
-        vectors = embed([text_of[k] for k in missing]).astype("<f4")
-        found.update(zip(missing, vectors))
+        final, middle = embed_layers([text_of[k] for k in missing])
+        found[MODEL_NAME].update(zip(missing, final))
+        found[MIDDLE_NAME].update(zip(missing, middle))
         if store is not None:
             with store.session() as s:
+                # a vector one of the two names had already is written again, not twice
+                s.execute(
+                    delete(EmbeddingRecord).where(
+                        EmbeddingRecord.model.in_(list(found)), EmbeddingRecord.text_sha256.in_(missing)
+                    )
+                )
                 s.add_all(
-                    EmbeddingRecord(model=MODEL_NAME, text_sha256=k, vector=v.tobytes())
+                    EmbeddingRecord(model=name, text_sha256=k, vector=v.tobytes())
+                    for name, vectors in ((MODEL_NAME, final), (MIDDLE_NAME, middle))
                     for k, v in zip(missing, vectors)
                 )
     if not keys:
-        return np.zeros((0, EMBEDDING_SIZE), dtype="<f4")
-    return np.vstack([found[k] for k in keys])
+        return np.zeros((0, SIZE), dtype="<f4"), np.zeros((0, SIZE), dtype="<f4")
+    return np.vstack([found[MODEL_NAME][k] for k in keys]), np.vstack([found[MIDDLE_NAME][k] for k in keys])
 
 
 def previous_words(before: str) -> str:
@@ -92,31 +113,60 @@ def previous_words(before: str) -> str:
     return ""
 
 
+def next_words(after: str) -> str:
+    """The words of the turn just after a unit (a reflection of change talk follows change talk)."""
+    for line in after.splitlines():
+        words = _LABEL.sub("", line, count=1).strip()
+        if words:
+            return words
+    return ""
+
+
 @dataclass
 class Features:
     """What the model reads of each unit."""
 
     texts: list[str]
-    speakers: list[str]  # lower case; "" when none
-    dense: np.ndarray  # embedding, previous turn's embedding, their closeness, question, length
+    speakers: list[tuple[str | None, ...]]  # each unit's coded speakers: which codes apply to it
+    # its embedding (first: EMBEDDING_SIZE), the turns' before and after it and their closeness to it,
+    # whether it asks, its length, and the lower states' means of it and of the turn before
+    dense: np.ndarray
 
 
-def features(store: Store | None, units: Sequence[Chunk]) -> Features:
-    texts = [u.text for u in units]
-    before = [previous_words(u.before) for u in units]
-    vectors = cached_embeddings(store, texts + before)
-    own, prior = vectors[: len(texts)], vectors[len(texts) :]
-    prior = np.where(np.array([[bool(b)] for b in before]), prior, 0.0) if len(before) else prior
-    close = (own * prior).sum(axis=1, keepdims=True) * 3
-    shape = np.array([[t.rstrip().endswith("?"), "?" in t, len(t.split()) / 50] for t in texts], dtype=float).reshape(
-        len(texts), 3
+def context_texts(units: Sequence[Chunk]) -> list[str]:
+    """Every text the model reads of these units: each unit's words, the turn before, the turn after."""
+    return [u.text for u in units] + [previous_words(u.before) for u in units] + [next_words(u.after) for u in units]
+
+
+def features(store: Store | None, units: Sequence[Chunk], top: TopLayers | None = None) -> Features:
+    """What the model reads of these units: with the encoder as shipped (embeddings cached in the
+    store), or with its top layers fine-tuned (`top`)."""
+    texts = context_texts(units)
+    if top is None:
+        final, middle = cached_embeddings(store, texts)
+    else:  # a text read for several units (a turn after one unit is the next unit) is computed once
+        unique = {t: k for k, t in enumerate(dict.fromkeys(texts))}
+        where = [unique[t] for t in texts]
+        states = lower_states(list(unique))
+        final, middle = top.embed(states)[where], lower_mean(states)[where]
+    return assemble(units, texts, final, middle)
+
+
+def assemble(units: Sequence[Chunk], texts: Sequence[str], final: np.ndarray, middle: np.ndarray) -> Features:
+    """The features, from the embeddings of `context_texts(units)`: a missing turn before or after reads as nothing."""
+    n = len(units)
+    present = np.array([[bool(t)] for t in texts], dtype=bool).reshape(len(texts), 1)
+    final = np.where(present, final, 0.0)
+    middle = np.where(present, middle, 0.0)
+    own, before, after = final[:n], final[n : 2 * n], final[2 * n :]
+    close_before = (own * before).sum(axis=1, keepdims=True) * 3
+    close_after = (own * after).sum(axis=1, keepdims=True) * 3
+    words = [u.text for u in units]
+    shape = np.array([[t.rstrip().endswith("?"), "?" in t, len(t.split()) / 50] for t in words], dtype=float).reshape(
+        n, 3
     )
-    return Features(texts=texts, speakers=[speaker_of(u) for u in units], dense=np.hstack([own, prior, close, shape]))
-
-
-def speaker_of(unit: Chunk) -> str:
-    """The unit's speaker as the model groups units: its first coded speaker, in lower case."""
-    return (next((s for s in unit.coded_speakers if s), "") or "").strip().lower()
+    dense = np.hstack([own, before, close_before, after, close_after, shape, middle[:n], middle[n : 2 * n]])
+    return Features(texts=words, speakers=[tuple(u.coded_speakers) for u in units], dense=dense)
 
 
 def knows(known: set[str] | None, code: str) -> bool:
@@ -131,6 +181,15 @@ def subset(found: Features, rows: Sequence[int] | np.ndarray) -> Features:
         speakers=[found.speakers[i] for i in index],
         dense=found.dense[index],
     )
+
+
+def code_speakers(codebook: Codebook, codes: Sequence[str]) -> dict[str, SpeakerChoice]:
+    """The codes among `codes` that are for some speakers only, with whose words they are for."""
+    found = {}
+    for code in codebook.leaves:
+        if code.id in codes and code.speakers is not None:
+            found[code.id] = code.speakers
+    return found
 
 
 @dataclass
@@ -195,74 +254,88 @@ class _Pair:
 
 @dataclass
 class LearnedModel:
-    """A fitted model: per group of speakers (or one group, ""), single- or multi-label."""
+    """A fitted model. Units are grouped by the codes that apply to them (a code for some speakers
+    only applies to their turns); a unit no learned code applies to gets none.
+
+    Single-label: one multinomial pair per group, over the group's codes and "no code".
+    Multi-label: one binary pair per code, on the units it applies to and people said whether it does.
+    """
 
     codes: list[str]  # the codes it proposes
     single_label: bool
-    speaker_codes: dict[str, list[str]]  # a speaker group -> its codes; {"": codes} without groups
-    pairs: dict[str, Any] = field(default_factory=dict)  # group -> _Pair, or group -> code -> _Pair
-    constant: dict[str, str] = field(default_factory=dict)  # group -> its only class, when it had one
+    code_speakers: dict[str, SpeakerChoice]  # the codes for some speakers only
+    pairs: dict[Any, _Pair] = field(default_factory=dict)  # single: group -> _Pair; multi: code -> _Pair
+    constant: dict[tuple[str, ...], str] = field(default_factory=dict)  # group -> its only class, when it had one
     calibration: dict[str, Calibration] = field(default_factory=dict)
     # multi-label: the raw probability at which a code is proposed (default one half)
     thresholds: dict[str, float] = field(default_factory=dict)
+    top: TopLayers | None = None  # the encoder's top layers, fine-tuned on the team's codes (learner finetuned)
 
-    def group(self, speaker: str) -> str | None:
-        """The speaker group of a unit: its speaker's codes, "" without groups, None when no code
-        of the codebook applies to this speaker."""
-        if list(self.speaker_codes) == [""]:
-            return ""
-        return speaker if speaker in self.speaker_codes else None
+    def applicable(self, speakers: Sequence[str | None]) -> tuple[str, ...]:
+        """The codes that apply to a unit whose coded speakers these are."""
+        return tuple(
+            c
+            for c in self.codes
+            if c not in self.code_speakers or any(self.code_speakers[c].codes(s) for s in speakers)
+        )
 
-    def _rows(self, found: Features, group: str) -> list[int]:
-        return [i for i, s in enumerate(found.speakers) if self.group(s) == group]
+    def _groups(self, found: Features) -> dict[tuple[str, ...], list[int]]:
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, speakers in enumerate(found.speakers):
+            group = self.applicable(speakers)
+            if group:
+                groups.setdefault(group, []).append(i)
+        return groups
 
     def fit(self, found: Features, labels: Sequence[set[str]], known: Sequence[set[str] | None]) -> LearnedModel:
-        for group, codes in self.speaker_codes.items():
-            rows = self._rows(found, group)
-            if not rows:
-                continue
-            part = subset(found, rows)
-            if self.single_label:
-                ys = [_single(labels[i], codes) for i in rows]
+        groups = self._groups(found)
+        if self.single_label:
+            for group, rows in groups.items():
+                ys = [_single(labels[i], group) for i in rows]
                 if len(set(ys)) < 2:
                     self.constant[group] = ys[0]
-                    continue
-                self.pairs[group] = _Pair.fit(part, ys)
-            else:
-                per_code = {}
-                for code in codes:
-                    mine = [k for k, i in enumerate(rows) if knows(known[i], code)]
-                    ys = ["1" if code in labels[rows[k]] else "0" for k in mine]
-                    if len(set(ys)) == 2:
-                        per_code[code] = _Pair.fit(subset(part, mine), ys)
-                self.pairs[group] = per_code
+                else:
+                    self.pairs[group] = _Pair.fit(subset(found, rows), ys)
+            return self
+        for code in self.codes:
+            rows = [i for group, members in groups.items() if code in group for i in members if knows(known[i], code)]
+            ys = ["1" if code in labels[i] else "0" for i in rows]
+            if len(set(ys)) == 2:
+                self.pairs[code] = _Pair.fit(subset(found, rows), ys)
         return self
 
     def raw(self, found: Features) -> np.ndarray:
-        """Uncalibrated probability of each code (columns: `codes`) for each unit."""
+        """Uncalibrated probability of each code (columns: `codes`) for each unit; 0 where it does not apply."""
         out = np.zeros((len(found.texts), len(self.codes)))
         column = {c: k for k, c in enumerate(self.codes)}
-        for group in self.speaker_codes:
-            rows = self._rows(found, group)
-            if not rows:
+        for group, rows in self._groups(found).items():
+            if not self.single_label:
+                for code in group:
+                    pair = self.pairs.get(code)
+                    if pair is not None:
+                        out[rows, column[code]] = pair.probabilities(subset(found, rows))[:, pair.classes.index("1")]
                 continue
-            part = subset(found, rows)
-            if self.single_label:
-                if group in self.constant:
-                    if self.constant[group] in column:
-                        out[rows, column[self.constant[group]]] = 1.0
-                    continue
-                pair = self.pairs.get(group)
-                if pair is None:
-                    continue
-                probability = pair.probabilities(part)
-                for k, cls in enumerate(pair.classes):
-                    if cls in column:
-                        out[rows, column[cls]] = probability[:, k]
-            else:
-                for code, pair in self.pairs.get(group, {}).items():
-                    out[rows, column[code]] = pair.probabilities(part)[:, pair.classes.index("1")]
+            if group in self.constant:
+                if self.constant[group] in column:
+                    out[rows, column[self.constant[group]]] = 1.0
+                continue
+            pair = self.pairs.get(group)
+            if pair is None:
+                continue
+            probability = pair.probabilities(subset(found, rows))
+            for k, cls in enumerate(pair.classes):
+                if cls in column:
+                    out[rows, column[cls]] = probability[:, k]
         return out
+
+    def features(self, store: Store | None, units: Sequence[Chunk]) -> Features:
+        """What the model reads of these units."""
+        return features(store, units, self.top)
+
+    def calibrated_one(self, code: str, raw: float) -> float:
+        """One raw probability of a code, calibrated."""
+        calibration = self.calibration.get(code)
+        return raw if calibration is None else float(calibration(np.array([raw]))[0])
 
     def calibrated(self, raw: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of each code, from the raw ones."""
@@ -272,17 +345,12 @@ class LearnedModel:
                 out[:, k] = self.calibration[code](raw[:, k])
         return out
 
-    def phrase_scores(self, speaker: str, texts: Sequence[str], code: str) -> np.ndarray:
+    def phrase_scores(self, speakers: Sequence[str | None], texts: Sequence[str], code: str) -> np.ndarray:
         """How strongly each text (a sentence of a unit) says `code`, by the n-gram model alone:
         cheap enough to read every sentence of every unit coded."""
-        group = self.group(speaker)
-        pair = self.pairs.get(group) if group is not None else None
-        if not self.single_label and isinstance(pair, dict):
-            pair = pair.get(code)
-        if not isinstance(pair, _Pair):
-            return np.zeros(len(texts))
+        pair = self.pairs.get(self.applicable(speakers) if self.single_label else code)
         target = code if self.single_label else "1"
-        if target not in pair.classes:
+        if pair is None or target not in pair.classes:
             return np.zeros(len(texts))
         return pair.ngrams.predict_proba(pair.vectorizer.transform(list(texts)))[:, pair.classes.index(target)]
 
@@ -295,7 +363,7 @@ class LearnedModel:
                 best = int(np.argmax(row)) if len(row) else -1
                 chosen.append({self.codes[best]} if best >= 0 and row[best] > 1 - row.sum() else set())
             else:
-                chosen.append({c for c, p in zip(self.codes, row) if p >= self.thresholds.get(c, 0.5)})
+                chosen.append({c for c, p in zip(self.codes, row) if p > 0 and p >= self.thresholds.get(c, 0.5)})
         return chosen
 
 
@@ -340,41 +408,104 @@ class LearnedCoder(BaseCoder):
         self.version: str | None = None
         self.loaded: LearnedModel | None = None
         self.exemplars = Exemplars()
+        self.trained_on: set[str] = set()  # hashes of the texts of the transcripts it was trained on
         self.model = "learned"
 
     def use_store(self, store: Any) -> None:
         self.store = store
 
+    def settle_units(
+        self,
+        db: str | None,
+        codebook: Codebook,
+        codebook_path: str,
+        units: Units,
+        given: frozenset[str],
+        flags: frozenset[str],
+    ) -> tuple[Units, dict[str, Any]]:
+        """The units the model was trained on, where the run's settings say none (a --chunk-size or
+        --max-unit-chars given is kept: told otherwise); a --unit or speaker choice that contradicts
+        them is refused, naming both. The run codes with the model found, pinned by its version."""
+        try:
+            store = Store(db, create=False)
+        except StoreError:
+            raise CoderError(_untrained(codebook, codebook_path, units.unit if "unit" in given else None)) from None
+        try:
+            with store.session() as s:
+                unit = units.unit if "unit" in given else None
+                try:
+                    record = _find(s, codebook, codebook_path, self.wanted, unit)
+                except CoderError:
+                    if unit is None or self.wanted:
+                        raise
+                    # a model on other units: the run's --unit contradicts it, and is refused below
+                    record = _find(s, codebook, codebook_path, None, None)
+                trained = Units.model_validate(record.parameters["units"])
+                version = record.version
+        finally:
+            store.engine.dispose()
+        clashes = []
+        if "unit" in given and units.unit != trained.unit:
+            clashes.append(("unit", f"--unit {units.unit}", f"{trained.unit} units"))
+        if given & {"speakers", "skip_speakers"} and _choice(units.speakers) != _choice(trained.speakers):
+            clashes.append(("speakers", units.speakers.describe(), trained.speakers.describe()))
+        if clashes:
+            said = "; ".join(f"the run asks for {asked}, the model was trained on {had}" for _, asked, had in clashes)
+            asked = " ".join(
+                f"--{name.replace('_', '-')} '{value}'" if name != "unit" else f"--unit {value}"
+                for name, value in (
+                    ("unit", units.unit),
+                    ("speakers", ",".join(units.speakers.speakers)),
+                    ("skip_speakers", ",".join(units.speakers.skip_speakers)),
+                )
+                if value and (name in given)
+            )
+            problem = (
+                f"the learned model {version} cannot code these units: {said}. Leave the choice out to code with "
+                f"the model's, or train a model on these units: qcode train --codebook {codebook_path} {asked} "
+                "--gold CODES.csv --transcripts FOLDER"
+            )
+            named = {"unit"} if clashes[0][0] == "unit" else {"speakers", "skip_speakers"}
+            raise (FlagError if named & flags else SettingsError)(problem)
+        settled = Units(
+            unit=trained.unit,
+            size=units.size if "chunk_size" in given else trained.size,
+            overlap=units.overlap if "overlap" in given else trained.overlap,
+            max_chars=units.max_chars if "max_unit_chars" in given else trained.max_chars,
+            speakers=trained.speakers,
+        )
+        return settled, {"learned_model": version}
+
     def prepare(self, codebook: Codebook) -> None:
         if self.store is None:
             raise CoderError("the learned coder codes with a model kept in a store: name it with --db")
         with self.store.session() as s:
-            which = (
-                LearnedModelRecord.version == self.wanted
-                if self.wanted
-                else LearnedModelRecord.codebook_version == codebook.version
-            )
-            record = s.scalars(
-                select(LearnedModelRecord).where(which).order_by(LearnedModelRecord.trained_at.desc())
-            ).first()
-            if record is None:
-                if self.wanted:
-                    raise CoderError(
-                        f"no learned model '{self.wanted}' in this store (qcode train lists what it stores)"
-                    )
-                raise CoderError(
-                    f"no learned model for the codebook '{codebook.name}' [{codebook.version}] in this store: "
-                    "train one first (qcode train --codebook FILE), from the team's codes"
-                )
-            if record.codebook_version != codebook.version:
-                raise CoderError(
-                    f"the learned model '{record.version}' was trained for codebook version "
-                    f"{record.codebook_version}, not {codebook.version}: train one for this codebook"
-                )
+            record = _find(s, codebook, "CODEBOOK.yaml", self.wanted, None)
             stored = pickle.loads(record.model)  # the team's own store: nothing else is unpickled
             self.loaded, self.exemplars = stored["model"], stored["exemplars"]
+            self.trained_on = set(stored.get("transcripts", []))
             self.version = record.version
         self.model = f"learned-{self.version}"
+
+    def transcript_notes(self, transcript_ids: Sequence[str]) -> list[str]:
+        if self.store is None or not self.trained_on:
+            return []
+        seen = []
+        with self.store.session() as s:
+            for part in in_batches(sorted(set(transcript_ids))):
+                for name, text in s.execute(
+                    select(TranscriptRecord.source_name, TranscriptRecord.text).where(TranscriptRecord.id.in_(part))
+                ):
+                    if hashlib.sha256(text.encode("utf-8")).hexdigest() in self.trained_on:
+                        seen.append(name)
+        if not seen:
+            return []
+        names = ", ".join(sorted(seen)[:5]) + (" ..." if len(seen) > 5 else "")
+        return [
+            f"{len(seen)} of the run's transcripts were among those the learned model {self.version} was trained "
+            f"on ({names}): its codes there agree with the training codes because it learned them, which is no "
+            "evidence of how it codes new transcripts"
+        ]
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -387,7 +518,7 @@ class LearnedCoder(BaseCoder):
         if self.loaded is None:
             raise CoderError("the learned coder has no model: prepare() was not called")
         began = time.perf_counter()
-        found = features(self.store, chunks)
+        found = self.loaded.features(self.store, chunks)
         raw = self.loaded.raw(found)
         calibrated = self.loaded.calibrated(raw)
         chosen = self.loaded.decide(raw)
@@ -416,7 +547,7 @@ class LearnedCoder(BaseCoder):
         parts = sentences(chunk.text)
         if len(parts) == 1:
             return parts[0]
-        return parts[int(np.argmax(self.loaded.phrase_scores(speaker_of(chunk), parts, code)))]
+        return parts[int(np.argmax(self.loaded.phrase_scores(chunk.coded_speakers, parts, code)))]
 
     def _justify(self, code: str, vector: np.ndarray) -> str:
         """The nearest passages the team gave this code."""
@@ -431,3 +562,57 @@ class LearnedCoder(BaseCoder):
             f"Like {len(nearest)} passage{'s' if len(nearest) != 1 else ''} coded {code} by the team, "
             f"e.g. '{example}' ({self.exemplars.sources[code][first]})."
         )
+
+
+def _choice(speakers: SpeakerChoice) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A speaker choice as compared: names case-folded, in order."""
+    return (
+        tuple(sorted(n.casefold() for n in speakers.speakers)),
+        tuple(sorted(n.casefold() for n in speakers.skip_speakers)),
+    )
+
+
+def _untrained(codebook: Codebook, codebook_path: str, unit: str | None) -> str:
+    on = f" on {unit} units" if unit else ""
+    command = f"qcode train --codebook {codebook_path}" + (f" --unit {unit}" if unit else "")
+    return (
+        f"no learned model for the codebook '{codebook.name}' [{codebook.version}]{on} in this store: train one "
+        f"from the team's codes with `{command} --gold CODES.csv --transcripts FOLDER` (or from the codes the "
+        "store holds: imported projects, decisions, blind codes)"
+    )
+
+
+def _find(
+    session: Any, codebook: Codebook, codebook_path: str, wanted: str | None, unit: str | None
+) -> LearnedModelRecord:
+    """The model a run codes with: the one named, else the newest trained for the codebook (and the
+    unit, when the run names one) by this qcode."""
+    if wanted:
+        record = session.get(LearnedModelRecord, wanted)
+        if record is None:
+            raise CoderError(f"no learned model '{wanted}' in this store (qcode train prints the version it stores)")
+        if record.codebook_version != codebook.version:
+            raise CoderError(
+                f"the learned model '{record.version}' was trained for codebook version "
+                f"{record.codebook_version}, not {codebook.version}: train one for this codebook"
+            )
+        candidates = [record]
+    else:
+        candidates = list(
+            session.scalars(
+                select(LearnedModelRecord)
+                .where(LearnedModelRecord.codebook_version == codebook.version)
+                .order_by(LearnedModelRecord.trained_at.desc())
+            )
+        )
+        if unit is not None:
+            candidates = [r for r in candidates if (r.parameters.get("units") or {}).get("unit") == unit]
+        if not candidates:
+            raise CoderError(_untrained(codebook, codebook_path, unit))
+    current = [r for r in candidates if r.parameters.get("features") == FEATURES_VERSION]
+    if not current:
+        raise CoderError(
+            f"the learned model {candidates[0].version} was trained by an earlier qcode; train it again "
+            f"(qcode train --codebook {codebook_path} ...)"
+        )
+    return current[0]

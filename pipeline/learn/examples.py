@@ -20,6 +20,7 @@ change does both; the other codes stay unknown for that passage (`Example.known`
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class Example:
     known: set[str] | None  # the codes whose presence or absence is known; None: all of them
     coders: list[str]  # the people behind it
     origin: str  # "gold", "imported", "blind" or "decisions"
+    text_sha256: str = ""  # of the transcript's text: a run over it again (another file name, too) is known
 
 
 @dataclass
@@ -112,9 +114,14 @@ def from_spans(
                     known=None,
                     coders=coders,
                     origin=origin,
+                    text_sha256=text_hash(transcript.text),
                 )
             )
     return examples
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def from_store(store: Store, codebook: Codebook, units: Units) -> TrainingSet:
@@ -138,10 +145,10 @@ def from_store(store: Store, codebook: Codebook, units: Units) -> TrainingSet:
     return found
 
 
-def _stored_units(session: Session, chunk_ids: Iterable[str]) -> dict[str, tuple[Chunk, str]]:
-    """Stored passages with their context, and their transcript's name."""
+def _stored_units(session: Session, chunk_ids: Iterable[str]) -> dict[str, tuple[Chunk, str, str]]:
+    """Stored passages with their context, their transcript's name and the hash of its text."""
     s = session
-    out: dict[str, tuple[Chunk, str]] = {}
+    out: dict[str, tuple[Chunk, str, str]] = {}
     for part in in_batches(sorted(set(chunk_ids))):
         rows = s.execute(
             select(ChunkRecord, TranscriptRecord.text, TranscriptRecord.case_metadata, TranscriptRecord.source_name)
@@ -149,7 +156,7 @@ def _stored_units(session: Session, chunk_ids: Iterable[str]) -> dict[str, tuple
             .where(ChunkRecord.id.in_(part))
         )
         for record, text, metadata, name in rows:
-            out[record.id] = (for_coder(chunk_of(record), text, metadata or {}), name)
+            out[record.id] = (for_coder(chunk_of(record), text, metadata or {}), name, text_hash(text))
     return out
 
 
@@ -174,6 +181,7 @@ def _blind(session: Session, codebook_version: str, applicable: set[str]) -> lis
             known=None,
             coders=sorted(people),
             origin="blind",
+            text_sha256=stored[chunk_id][2],
         )
         for chunk_id, people in votes.items()
         if chunk_id in stored
@@ -212,6 +220,7 @@ def _decided(session: Session, codebook_version: str, applicable: set[str]) -> l
             known=set(codes),
             coders=sorted(who[chunk_id]),
             origin="decisions",
+            text_sha256=stored[chunk_id][2],
         )
         for chunk_id, codes in said.items()
         if chunk_id in stored

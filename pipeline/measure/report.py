@@ -44,7 +44,7 @@ from pipeline.codebook import Codebook
 from pipeline.coders import describe as describe_coder
 from pipeline.errors import AgreementError
 from pipeline.files import written_aside
-from pipeline.learn.train import ModelCard
+from pipeline.learn.card import ModelCard, card_columns, card_lines, card_rows, card_title
 from pipeline.measure.agreement import Agreement, ModelCodeAgreement, codings_from_store, measure_agreement
 from pipeline.measure.calibration import (
     ACCEPTED,
@@ -1171,6 +1171,8 @@ def _environment() -> Environment:
     loader = FileSystemLoader(Path(__file__).parent / "templates")
     env = Environment(loader=loader, autoescape=True, undefined=StrictUndefined)
     env.filters.update(num=_num, pct=_pct, ci=_ci, span=_span, plural=_plural)
+    # the learned model's card, shown as `qcode train` shows it
+    env.globals.update(card_title=card_title, card_columns=card_columns, card_rows=card_rows, card_lines=card_lines)
     return env
 
 

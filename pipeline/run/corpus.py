@@ -334,6 +334,7 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
             notes += ingested.notes
             report("file")
 
+        notes += [FileNote(path=prov.model, note=note) for note in coder.transcript_notes(transcript_ids)]
         chunk_ids = list(dict.fromkeys(chunk_ids))
         store.add_run_chunks(run_id, chunk_ids)
         pending = store.pending_chunks(chunk_ids, prov.coder_key)

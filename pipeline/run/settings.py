@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from pipeline.chunk import DEFAULT_MAX_UNIT_CHARS, DEFAULT_OVERLAP, DEFAULT_SIZE, UnitKind
-from pipeline.codebook import load_codebook
-from pipeline.coders import Flag, coder_class, coders, make_coder
+from pipeline.chunk import DEFAULT_MAX_UNIT_CHARS, DEFAULT_OVERLAP, DEFAULT_SIZE, UnitKind, Units
+from pipeline.codebook import Codebook, load_codebook
+from pipeline.coders import BaseCoder, Flag, coder_class, coders, make_coder
 from pipeline.coders.prices import price_table
 from pipeline.config import config_path, config_table
 from pipeline.errors import FlagError, SettingsError, problems
@@ -53,6 +53,7 @@ class RunSettings(BaseModel):
 
 # the run's own settings: a coder option of the same name is never read from flags or [run]
 RUN_SETTINGS = frozenset(RunSettings.model_fields) - {"coder_options"}
+UNIT_SETTINGS = frozenset({"unit", "chunk_size", "overlap", "max_unit_chars", "speakers", "skip_speakers"})
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> RunSettings:
@@ -96,6 +97,62 @@ def _as_flag(flag: Flag | None, value: Any) -> Any:
         return value
 
 
+def _unit_fields(settings: RunSettings) -> dict[str, Any]:
+    return {
+        "unit": settings.unit,
+        "chunk_size": settings.chunk_size,
+        "overlap": settings.overlap,
+        "max_unit_chars": settings.max_unit_chars,
+        "speakers": list(SpeakerChoice.of(settings.speakers).speakers),
+        "skip_speakers": list(SpeakerChoice.of(skip_speakers=settings.skip_speakers).skip_speakers),
+    }
+
+
+def _request(overrides: dict[str, Any], **fields: Any) -> RunRequest:
+    """A RunRequest of these fields; a value given as a flag that cannot be is named as the flag
+    (the command line is what is wrong), any other as a setting."""
+    try:
+        request = RunRequest(**fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][-1]) if error["loc"] else ""
+        if overrides.get(field) is not None:
+            flag = "--" + field.replace("_", "-")
+            raise FlagError(f"{flag} {overrides[field]}: {str(error['msg']).removeprefix('Value error, ')}") from None
+        raise SettingsError(problems(exc)) from None
+    if request.overlap >= request.chunk_size:
+        raise SettingsError("--overlap must be smaller than --chunk-size")
+    return request
+
+
+def unit_settings(overrides: dict[str, Any]) -> Units:
+    """The units of `qcode run`'s settings (its unit flags, `overrides`, over qcode.toml over the
+    defaults), checked as a run checks them: what `qcode train` learns on."""
+    settings = load_settings(overrides)
+    return _request(overrides, paths=[], codebook="", **_unit_fields(settings)).units()
+
+
+def _settled(
+    coder: BaseCoder, codebook: Codebook, request: RunRequest, settings: RunSettings, overrides: dict[str, Any]
+) -> RunRequest:
+    """The request with the units its coder codes (the learned coder: those its model was trained
+    on, unless told otherwise) and the options the coder pins."""
+    given = frozenset(settings.model_fields_set) & UNIT_SETTINGS
+    flags = frozenset(k for k, v in overrides.items() if v is not None) & UNIT_SETTINGS
+    units, pinned = coder.settle_units(request.db, codebook, request.codebook, request.units(), given, flags)
+    return request.model_copy(
+        update={
+            "unit": units.unit,
+            "chunk_size": units.size,
+            "overlap": units.overlap,
+            "max_unit_chars": units.max_chars,
+            "speakers": list(units.speakers.speakers),
+            "skip_speakers": list(units.speakers.skip_speakers),
+            "coder_options": {**request.coder_options, **pinned},
+        }
+    )
+
+
 def run_request(
     paths: Sequence[str | Path],
     overrides: dict[str, Any],
@@ -112,39 +169,25 @@ def run_request(
     settings = load_settings(overrides)
     if not settings.codebook:
         raise SettingsError("name a codebook with --codebook FILE (or codebook = ... under [run] in qcode.toml)")
-    load_codebook(settings.codebook)
-    try:
-        request = RunRequest(
-            paths=[str(p) for p in paths],
-            name=(settings.name or "").strip() or None,
-            codebook=settings.codebook,
-            db=settings.db,
-            coder=settings.coder,
-            coder_options=settings.coder_options,
-            unit=settings.unit,
-            chunk_size=settings.chunk_size,
-            overlap=settings.overlap,
-            max_unit_chars=settings.max_unit_chars,
-            speakers=list(SpeakerChoice.of(settings.speakers).speakers),
-            skip_speakers=list(SpeakerChoice.of(skip_speakers=settings.skip_speakers).skip_speakers),
-            routing=RoutingPolicy(threshold=settings.threshold, audit_share=settings.audit_share, seed=settings.seed),
-            batch_size=settings.batch_size,
-            id_column=id_column,
-            text_column=text_column,
-            batch=batch,
-            poll_interval=poll_interval,
-        )
-    except ValidationError as exc:
-        # a value given as a flag is named as the flag, and the command line is what is wrong
-        error = exc.errors()[0]
-        field = str(error["loc"][-1]) if error["loc"] else ""
-        if overrides.get(field) is not None:
-            flag = "--" + field.replace("_", "-")
-            raise FlagError(f"{flag} {overrides[field]}: {str(error['msg']).removeprefix('Value error, ')}") from None
-        raise SettingsError(problems(exc)) from None
-    if request.overlap >= request.chunk_size:
-        raise SettingsError("--overlap must be smaller than --chunk-size")
+    codebook = load_codebook(settings.codebook)
+    request = _request(
+        overrides,
+        paths=[str(p) for p in paths],
+        name=(settings.name or "").strip() or None,
+        codebook=settings.codebook,
+        db=settings.db,
+        coder=settings.coder,
+        coder_options=settings.coder_options,
+        **_unit_fields(settings),
+        routing=RoutingPolicy(threshold=settings.threshold, audit_share=settings.audit_share, seed=settings.seed),
+        batch_size=settings.batch_size,
+        id_column=id_column,
+        text_column=text_column,
+        batch=batch,
+        poll_interval=poll_interval,
+    )
     chosen = make_coder(request.coder, **request.coder_options)  # its options are checked before any work
+    request = _settled(chosen, codebook, request, settings, overrides)
     if batch:
         chosen.check_batch()
     price_table()  # a malformed override in qcode.toml fails now, not after every call is paid for

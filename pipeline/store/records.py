@@ -371,8 +371,9 @@ class HumanCodeRecord(Base):
 
 
 class EmbeddingRecord(Base):
-    """A text's sentence embedding, by the embedding model and a hash of the text: computed once,
-    so training the learned coder again after new decisions does not embed what it has seen."""
+    """A text's sentence embedding (and, under a name of its own, the mean of the encoder's lower
+    layers), by the embedding model and a hash of the text: computed once, so training the learned
+    coder again after new decisions does not embed what it has seen."""
 
     __tablename__ = "embeddings"
 

@@ -24,8 +24,9 @@ from sqlalchemy import func, select
 from pipeline.chunk import Units
 from pipeline.coders import BaseCoder, make_coder
 from pipeline.errors import AgreementError, QcodeError, SuiteError
+from pipeline.ingest import CsvOptions
 from pipeline.ingest.gold import human_rows
-from pipeline.learn.train import train
+from pipeline.learn.train import TrainingPlan, train
 from pipeline.measure.agreement import Agreement, codings_from_rows, measure_agreement
 from pipeline.measure.evals.results import (
     BootstrapSettings,
@@ -203,7 +204,13 @@ def _run(
     if configuration.training is not None:
         # the learned coder learns from the training set first; the same set trains the same model
         try:
-            card = train(store, suite.codebook, configuration.units, [configuration.training], suite.codebook_path)
+            plan = TrainingPlan(
+                units=configuration.units,
+                learner=configuration.learner,  # type: ignore[arg-type]  # checked when the suite was read
+                group_by=configuration.group_by,
+            )
+            csv = CsvOptions(suite.id_column, suite.text_column)
+            card = train(store, suite.codebook, plan, [configuration.training], suite.codebook_path, csv)
         except QcodeError as exc:
             raise SuiteError(f"{suite.path}: configuration '{name}': training: {exc}") from None
         request.coder_options = {**request.coder_options, "learned_model": card.model}

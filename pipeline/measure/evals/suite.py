@@ -63,6 +63,9 @@ class Configuration:
     description: str = ""
     # the learned coder's training set: (codes, transcripts), in the format of gold
     training: tuple[Path, Path] | None = None
+    # how it is trained: the learner (auto, linear, finetuned) and the case attribute its folds are grouped by
+    learner: str = "auto"
+    group_by: str | None = None
 
     @property
     def skipped(self) -> str | None:
@@ -287,9 +290,18 @@ def _configurations(where: str, raw: object, default: Units, folder: Path) -> li
             raise SuiteError(f"{what}: requires_env must be an environment variable's name or a list of them")
         batch_size = item.get("batch_size")
         training = item.get("training")
+        learner, group_by = "auto", None
         if training is not None:
-            if not isinstance(training, dict) or set(training) != {"transcripts", "codes"}:
-                raise SuiteError(f"{what}: training must be a mapping of transcripts (a folder) and codes (a CSV file)")
+            if not isinstance(training, dict) or not {"transcripts", "codes"} <= set(training):
+                raise SuiteError(
+                    f"{what}: training must be a mapping of transcripts (a folder) and codes (a CSV file), and "
+                    "optionally learner and group_by"
+                )
+            _unknown(what, "training", training, ["transcripts", "codes", "learner", "group_by"])
+            learner = str(training.get("learner") or "auto")
+            if learner not in ("auto", "linear", "finetuned"):
+                raise SuiteError(f"{what}: training.learner must be auto, linear or finetuned, not {learner!r}")
+            group_by = str(training["group_by"]).strip() if training.get("group_by") else None
             training = (
                 _existing(what, "training.codes", folder, training["codes"]),
                 _existing(what, "training.transcripts", folder, training["transcripts"]),
@@ -304,6 +316,8 @@ def _configurations(where: str, raw: object, default: Units, folder: Path) -> li
             requires_env=requires,
             description=str(item.get("description") or "").strip(),
             training=training,
+            learner=learner,
+            group_by=group_by,
         )
         try:
             make_coder(configuration.coder, **options)  # its Options name an unknown option or a bad value
