@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import CodebookError, FileError, problem
-from pipeline.files import read_text
+from pipeline.files import compose_yaml, construct_yaml, read_text
 from pipeline.transcript import SpeakerChoice
 
 CODE_ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
@@ -123,8 +123,9 @@ def check_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
     except FileError as exc:
         return None, [Problem(file=name, line=None, message=exc.message)]
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        # one tree gives the values and their lines; aliases are refused (pipeline.files.load_yaml)
+        root = compose_yaml(text)
+        data = construct_yaml(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -307,21 +308,30 @@ class _Folded(str):
     pass
 
 
-def _keys_twice(node: yaml.Node) -> list[tuple[str, int]]:
-    """Every key given twice in one mapping, anywhere in the document, with the line of its second."""
-    found = []
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    found.append((str(key.value), key.start_mark.line + 1))
-                seen.add(key.value)
-            found += _keys_twice(value)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            found += _keys_twice(item)
-    return found
+def _keys_twice(root: yaml.Node) -> list[tuple[str, int]]:
+    """Every key given twice in one mapping, anywhere in the document, with the line of its second.
+
+    Each node is visited once: a tree with aliases is a graph whose paths multiply (a "billion
+    laughs"), and walking every path took minutes."""
+    found: list[tuple[str, int, int]] = []
+    seen_nodes: set[int] = set()
+    todo: list[yaml.Node] = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in keys:
+                        found.append((str(key.value), key.start_mark.line + 1, key.start_mark.column))
+                    keys.add(key.value)
+                todo.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+    return [(key, line) for key, line, _ in sorted(found, key=lambda x: x[1:])]
 
 
 class _Dumper(yaml.SafeDumper):

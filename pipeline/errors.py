@@ -94,6 +94,10 @@ class ReviewerError(StoreError):
     pass
 
 
+class StoreBusy(StoreError):
+    """Another program held the database's write lock longer than this one would wait."""
+
+
 class DecisionError(StoreError):
     pass
 

@@ -41,6 +41,7 @@ def test_the_reference_has_every_command_and_the_store_table_every_table() -> No
         "codebook export",
         "reviewer add",
         "reviewer grant",
+        "reviewer revoke",
         "reviewer reset",
         "reviewer disable",
         "reviewer list",

@@ -25,6 +25,7 @@ LAYERS = {
     "codebook": 1,
     "suggestion": 1,
     "chunk": 1,
+    "words": 1,
     "store": 2,
     # REFI-QDA and spreadsheet formats, and what the store exports: `qcode run study.qdpx` reads a
     # project through exchange as `qcode import` does, so exchange sits under the steps
@@ -58,6 +59,7 @@ LAZY = {
     "pypdf",
     "uvicorn",
     "fastapi",
+    "confusables",
     "playwright",
     "openai",
     "alembic",

@@ -80,7 +80,10 @@ def test_a_database_from_before_the_review_app_upgrades_in_place(db_url: str) ->
     with store.engine.connect() as c:
         assert c.execute(text("SELECT version, decided_at, decided_by FROM suggestions")).one() == (1, None, None)
         assert c.execute(text("SELECT version, status FROM rejections")).one() == (1, "open")
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
+        # a passage stored before knows where its words lie in the transcript's normalised text
+        rows = c.execute(text("SELECT chunk_id, key LIKE 't%', start, \"end\" FROM passage_words")).all()
+        assert rows == [("c1", True, 0, 18)]
         # a chunk stored before turn units is a chunk, with no pages
         assert c.execute(text("SELECT unit, part, page_start FROM chunks")).one() == ("chunk", None, None)
     assert {"reviewers", "reviewer_runs", "assignments", "imports", "human_codes"} <= set(

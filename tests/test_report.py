@@ -140,8 +140,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
     people = {name: authenticate(store, name, password) for name, password in passwords.items()}
     ids = {name: (sid, chunk) for sid, name, chunk in rows}
     # blind first, as a study does it: a passage a reviewer has already reviewed is not drawn for them
-    _, drawn = create_sample(store, people["lea"], run_id, 8, ["ana", "ben"], seed=1)
-    assert drawn == 8
+    assert create_sample(store, people["lea"], run_id, 8, ["ana", "ben"], seed=1).passages == 8
     chunk_names = {chunk: name for name, (_, chunk) in ids.items()}
     for position, reviewer in enumerate(("ana", "ben")):
         for item in assignments(store, people[reviewer]):

@@ -60,7 +60,8 @@ TRANSCRIPTS = {
     "blind.txt": "Teacher: Our principal found money for release time.\n",
     "last.txt": "Teacher: The last passage waiting with this filter.\n",
 }
-REVIEWERS = {"ana": "reviewer", "ben": "reviewer", "lea": "lead"}
+# cai and dee open nothing before they code blind: a passage seen with the model's codes is never drawn
+REVIEWERS = {"ana": "reviewer", "ben": "reviewer", "cai": "reviewer", "dee": "reviewer", "lea": "lead"}
 
 
 @dataclass
@@ -417,14 +418,14 @@ def test_blind_double_coding_with_the_keyboard(sign_in: Callable[..., Any], site
     lead = sign_in("lea", "/lead")
     lead.locator("input[name=size]").fill("2")
     lead.locator("input[name=seed]").fill("7")
-    for name in ("ana", "ben"):
+    for name in ("cai", "dee"):
         lead.locator(f"input[name=reviewer][value={name}]").check()
     with lead.expect_navigation():
         lead.get_by_role("button", name="Assign").click()
     expect(lead.locator(".flash").first).to_contain_text("2 passage(s) assigned to each reviewer")
-    expect(lead.locator("tbody tr").first).to_contain_text("ana: 0/2")
+    expect(lead.locator("tbody tr").first).to_contain_text("cai: 0/2")
 
-    page = sign_in("ana", "/blind")
+    page = sign_in("cai", "/blind")
     expect(page.locator("#assignments li")).to_have_count(2)
     with page.expect_navigation():
         page.locator("#assignments a").first.click()
@@ -451,15 +452,16 @@ def test_blind_double_coding_with_the_keyboard(sign_in: Callable[..., Any], site
     expect(page.locator("#assignments li")).to_have_text([re.compile("coded: funding$"), re.compile("coded: none$")])
 
     with site.store.session() as s:
-        ana_id = s.scalar(select(ReviewerRecord.id).where(ReviewerRecord.name == "ana"))
+        cai_id = s.scalar(select(ReviewerRecord.id).where(ReviewerRecord.name == "cai"))
         rows = list(
             s.scalars(
-                select(AssignmentRecord).where(AssignmentRecord.reviewer_id == ana_id).order_by(AssignmentRecord.id)
+                select(AssignmentRecord).where(AssignmentRecord.reviewer_id == cai_id).order_by(AssignmentRecord.id)
             )
         )
-    assert [(a.codes, a.coded_at is not None) for a in rows] == [(["funding"], True), ([], True)]
+    # (which passage got which is what the list above shows, in its order)
+    assert sorted((a.codes, a.coded_at is not None) for a in rows) == [([], True), (["funding"], True)]
     lead.reload()
-    expect(lead.locator("tbody tr").first).to_contain_text("ana: 2/2")
+    expect(lead.locator("tbody tr").first).to_contain_text("cai: 2/2")
 
 
 def test_a_documents_passage_shows_its_page_and_that_it_is_one_turn(browser: Any, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pipeline.cli.options import (
     DbOption,
     IdColumnOption,
     JsonOption,
+    MaxFileMbOption,
     MaxUnitCharsOption,
     OverlapOption,
     SkipSpeakersOption,
@@ -25,6 +26,7 @@ from pipeline.cli.options import (
 )
 from pipeline.cli.output import bad_argument, emit, out, say
 from pipeline.codebook import load_codebook
+from pipeline.files import file_size_limit
 from pipeline.ingest import CsvOptions
 from pipeline.learn.card import ModelCard, card_columns, card_lines, card_rows, card_title
 from pipeline.learn.train import LearnerName, TrainingPlan, train
@@ -58,6 +60,7 @@ def train_(
     skip_speakers: SkipSpeakersOption = None,
     id_column: IdColumnOption = None,
     text_column: TextColumnOption = None,
+    max_file_mb: MaxFileMbOption = None,
     group_by: Annotated[
         str | None,
         typer.Option(
@@ -114,12 +117,13 @@ def train_(
         holdout=holdout,
         learner=learner,  # type: ignore[arg-type]  # checked against LEARNER_NAMES above
     )
-    book = load_codebook(codebook)
-    store = Store(db)
-    try:
-        card = train(store, book, plan, pairs, codebook, CsvOptions(id_column, text_column))
-    finally:
-        store.engine.dispose()
+    with file_size_limit(max_file_mb):  # the codebook, the --gold files and their transcripts
+        book = load_codebook(codebook)
+        store = Store(db)
+        try:
+            card = train(store, book, plan, pairs, codebook, CsvOptions(id_column, text_column))
+        finally:
+            store.engine.dispose()
     emit(card, as_json, lambda: _show(card))
     for note in card.notes:
         say(f"note: {note}")

@@ -12,10 +12,11 @@ from pydantic import BaseModel
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.options import DbOption, ForceOption, JsonOption, RunOption
+from pipeline.cli.options import DbOption, ForceOption, JsonOption, MaxFileMbOption, RunOption
 from pipeline.cli.output import bad_argument, emit, err, out, progress_bar, say
 from pipeline.codebook import load_codebook
 from pipeline.errors import SuiteError
+from pipeline.files import file_size_limit
 from pipeline.measure.agreement import (
     LEVELS,
     Agreement,
@@ -126,7 +127,12 @@ FailUnderOption = Annotated[
 
 
 @app.command("eval")
-def eval_(suite: SuiteArgument, as_json: JsonOption = False, fail_under: FailUnderOption = None) -> None:
+def eval_(
+    suite: SuiteArgument,
+    as_json: JsonOption = False,
+    fail_under: FailUnderOption = None,
+    max_file_mb: MaxFileMbOption = None,
+) -> None:
     """Code a suite's gold set with each coder configuration and compare them with the human coders.
 
     Exit status 1: under a --fail-under gate, passages left uncoded, or a bad suite (docs/evals.md)."""
@@ -134,7 +140,8 @@ def eval_(suite: SuiteArgument, as_json: JsonOption = False, fail_under: FailUnd
         gates = parse_gates(fail_under or [])
     except SuiteError as exc:
         bad_argument(str(exc))
-    loaded = load_suite(suite)
+    with file_size_limit(max_file_mb):  # the suite's files and its gold transcripts
+        loaded = load_suite(suite)
     with progress_bar() as report_progress:
         report = check_gates(run_suite(loaded, report_progress), gates)
 

@@ -51,3 +51,13 @@ SkipSpeakersOption = Annotated[
 ]
 IdColumnOption = Annotated[str | None, typer.Option("--id-column", help="CSV: the column identifying each response.")]
 TextColumnOption = Annotated[str | None, typer.Option("--text-column", help="CSV: the column holding each response.")]
+# Every command that reads transcripts refuses a file over this size before it reads it: a 2 GB file
+# named .txt, or a document that unpacks to gigabytes, would otherwise hold the run for minutes.
+MaxFileMbOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-file-mb",
+        min=1,
+        help="Refuse any file larger than this many MB (2^20 bytes) before reading it (default 100).",
+    ),
+]

@@ -18,9 +18,12 @@ from pipeline.review.reviewers import (
     ReviewerList,
     add_reviewer,
     disable_reviewer,
+    find_reviewer,
     grant_runs,
     list_reviewers,
     reset_password,
+    reviewer_name,
+    revoke_runs,
 )
 from pipeline.store import RunRecord, Store, redact
 from pipeline.store.queries import resolve_run
@@ -28,7 +31,9 @@ from pipeline.store.queries import resolve_run
 app = typer.Typer()
 reviewers = typer.Typer(help="Reviewer accounts for the review web app.", no_args_is_help=True)
 
-NameArgument = Annotated[str, typer.Argument(help="The reviewer.")]
+NameArgument = Annotated[
+    str, typer.Argument(help="The reviewer (found whatever the case or width it is typed in).", show_default=False)
+]
 
 
 @app.command("queue")
@@ -108,7 +113,13 @@ def serve(
 
 @reviewers.command("add")
 def reviewer_add(
-    name: Annotated[str, typer.Argument(help="The reviewer's sign-in name.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The reviewer's sign-in name: stored NFKC-normalised, spaces trimmed and runs of them one space; "
+            "invisible and control characters, and a name that looks like an existing reviewer's, are refused."
+        ),
+    ],
     role: Annotated[
         str, typer.Option("--role", help="reviewer | lead (a lead sees every run and assigns double coding).")
     ] = "reviewer",
@@ -122,11 +133,12 @@ def reviewer_add(
     """Create an account and print its password, once."""
     if role not in ROLES:
         bad_argument(f"unknown role '{role}' (choose from {', '.join(ROLES)})")
+    typed, name = name, reviewer_name(name)
     store = Store(db, create=False)
     for run in runs or []:  # a mistyped run must not leave an account whose password was never shown
         if run != "all":
             resolve_run(store, run)
-    password = add_reviewer(store, name, role)
+    password = add_reviewer(store, typed, role)
     granted = grant_runs(store, name, runs) if runs else []
 
     def show() -> None:
@@ -134,6 +146,8 @@ def reviewer_add(
         print(password)
 
     emit({"name": name, "role": role, "password": password, "runs": granted}, as_json, show)
+    if name != typed.strip():
+        say(f"note: the name is stored as '{name}' (NFKC-normalised, runs of spaces made one)")
     if role != "lead" and not granted:
         say(f"note: {name} sees no runs yet; give some with `qcode reviewer grant {name} --run latest`")
 
@@ -147,6 +161,7 @@ def reviewer_grant(
 ) -> None:
     """Let a reviewer see the suggestions of these runs."""
     store = Store(db, create=False)
+    name = find_reviewer(store, name).name
     granted = grant_runs(store, name, runs)
     emit(
         {"name": name, "runs": granted},
@@ -155,6 +170,40 @@ def reviewer_grant(
             f"{escape(name)} may see {len(granted)} run(s): {escape(run_labels(store, granted))}", highlight=False
         ),
     )
+
+
+@reviewers.command("revoke")
+def reviewer_revoke(
+    name: NameArgument,
+    runs: Annotated[list[str], typer.Option("--run", help="A run id, latest or all (every run granted); repeatable.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop a reviewer seeing these runs, from their next page on; their decisions and blind codes stay.
+
+    Their blind passages of these runs not coded yet are withdrawn. A run they had no grant for is
+    noted and changes nothing; a lead sees every run, so revoking from a lead is an error."""
+    store = Store(db, create=False)
+    revocation = revoke_runs(store, name, runs)
+    name = revocation.name
+
+    def show() -> None:
+        out.print(
+            f"{escape(name)} may no longer see {len(revocation.runs)} run(s): "
+            f"{escape(run_labels(store, revocation.runs))}",
+            highlight=False,
+        )
+        if revocation.assignments_withdrawn:
+            out.print(
+                f"{revocation.assignments_withdrawn} blind passage(s) not coded yet withdrawn from {escape(name)}.",
+                highlight=False,
+            )
+
+    emit(revocation, as_json, show)
+    if revocation.not_granted:
+        say(f"note: {name} had no grant for {run_labels(store, revocation.not_granted)}: nothing to revoke there")
+    elif not revocation.runs:
+        say(f"note: {name} had no run granted: nothing to revoke")
 
 
 def run_labels(store: Store, run_ids: list[str], names: dict[str, str | None] | None = None) -> str:
@@ -180,6 +229,7 @@ def reviewer_reset(
 ) -> None:
     """Give a reviewer a new password (printed once); their open sessions end."""
     store = Store(db, create=False)
+    name = find_reviewer(store, name).name
     was_disabled = not next((r.active for r in list_reviewers(store) if r.name == name), True)
     password = reset_password(store, name, enable=enable)
 
@@ -195,7 +245,9 @@ def reviewer_reset(
 @reviewers.command("disable")
 def reviewer_disable(name: NameArgument, db: DbOption = None, as_json: JsonOption = False) -> None:
     """Stop a reviewer from signing in; their decisions stay."""
-    disable_reviewer(Store(db, create=False), name)
+    store = Store(db, create=False)
+    name = find_reviewer(store, name).name
+    disable_reviewer(store, name)
     emit(
         {"name": name, "active": False},
         as_json,

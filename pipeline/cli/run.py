@@ -26,6 +26,7 @@ from pipeline.cli.options import (
     DbOption,
     IdColumnOption,
     JsonOption,
+    MaxFileMbOption,
     MaxUnitCharsOption,
     OverlapOption,
     SkipSpeakersOption,
@@ -157,6 +158,7 @@ def run(
     ] = 30.0,
     id_column: IdColumnOption = None,
     text_column: TextColumnOption = None,
+    max_file_mb: MaxFileMbOption = None,
     name: Annotated[
         str | None,
         typer.Option(
@@ -185,6 +187,7 @@ def run(
             "skip_speakers": skip_speakers,
             "batch_size": batch_size,
             "name": name,
+            "max_file_mb": max_file_mb,
             **(coder_options or {}),
         },
         id_column=id_column,

@@ -28,6 +28,7 @@ from pipeline.chunk import Chunk
 from pipeline.codebook import Codebook
 from pipeline.coders.groups import between
 from pipeline.errors import CoderError
+from pipeline.files import read_bytes
 
 DEFAULT_PROMPT = "coding-v1"
 UNIT_NOTE = "unit-note-1"  # change it with the wording of unit_note
@@ -55,7 +56,7 @@ class Prompt:
 
     @cached_property
     def _user_source(self) -> str:
-        return (self.directory / "user.jinja").read_text(encoding="utf-8")
+        return _template_text(self.directory / "user.jinja")
 
     def system(self, codebook: Codebook) -> str:
         if codebook.version not in self._systems:
@@ -114,8 +115,17 @@ class Prompt:
         material = f"{self.name}\0{self.system(codebook)}\0{self._user_source}"
         if grouped:
             units = self.directory / "units.jinja"
-            material += "\0" + (units.read_text(encoding="utf-8") if units.is_file() else "")
+            material += "\0" + (_template_text(units) if units.is_file() else "")
         return hashlib.sha256(material.encode("utf-8")).hexdigest()[:12]
+
+
+def _template_text(path: Path) -> str:
+    """A template's text as Path.read_text(encoding="utf-8") gives it (the same text, so the same
+    prompt version), read as every file qcode reads is: looked at first (`regular_file`), so a named
+    pipe or a device in a --prompt folder is refused at once instead of waited on, and one put there
+    after the look is not waited on either."""
+    text = read_bytes(path).decode("utf-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # the newlines read_text translates
 
 
 def unit_note(chunk: Chunk) -> str:

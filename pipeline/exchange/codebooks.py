@@ -18,6 +18,7 @@ import math
 import re
 import unicodedata
 import uuid
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +29,8 @@ from pydantic import ValidationError
 
 import pipeline
 from pipeline.codebook import CODE_ID, Code, Codebook, CodebookError, Examples, Problem
-from pipeline.errors import ExchangeError, problems
-from pipeline.files import read_bytes, read_text, write_bytes
+from pipeline.errors import ExchangeError, FileError, problems
+from pipeline.files import read_bytes, read_text, unpacked, write_bytes
 
 QDC_NAMESPACE = "urn:QDA-XML:codebook:1.0"
 PROJECT_NAMESPACE = "urn:QDA-XML:project:1.0"
@@ -1058,6 +1059,19 @@ def _xlsx_rows(path: Path, warnings: list[str]) -> list[tuple[int, list[Any]]]:
     return [(int(index) + 1, list(row)) for index, row in zip(frame.index, frame.itertuples(index=False, name=None))]
 
 
+def _check_zip(path: Path) -> None:
+    """An .xlsx is a ZIP that openpyxl unpacks whole: a ZIP bomb is refused before it is opened."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked(archive, path)
+    except FileError as exc:
+        raise ExchangeError(str(exc)) from None
+    except zipfile.BadZipFile:
+        raise ExchangeError(f"{path}: cannot read as an Excel workbook: the file is not a ZIP archive") from None
+    except OSError as exc:
+        raise ExchangeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
 def read_spreadsheet(path: Path, *, name: str | None = None) -> ImportedCodebook:
     """A codebook from a spreadsheet with one row per code (.xlsx or .csv); see docs/codebooks.md for the columns.
 
@@ -1069,6 +1083,7 @@ def read_spreadsheet(path: Path, *, name: str | None = None) -> ImportedCodebook
     if suffix == ".csv":
         rows = _csv_rows(path)
     elif suffix in (".xlsx", ".xlsm"):
+        _check_zip(path)
         rows = _xlsx_rows(path, warnings)
     else:
         raise ExchangeError(f"{path}: not a spreadsheet qcode reads: save it as .xlsx or .csv")

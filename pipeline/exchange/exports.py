@@ -10,7 +10,6 @@ REFI-QDA project (pipeline.exchange.projects).
 
 from __future__ import annotations
 
-import csv
 import io
 import itertools
 import json
@@ -33,7 +32,7 @@ from pipeline.codebook import Codebook
 from pipeline.errors import ExchangeError
 from pipeline.exchange.codebooks import code_guid, codebook_set_element, codes_element
 from pipeline.exchange.projects import PROJECT_NAMESPACE, parse_stamp
-from pipeline.files import formula_safe, written_aside
+from pipeline.files import csv_dict_writer, written_aside
 from pipeline.store import Store
 from pipeline.store.queries import (
     blind_rows,
@@ -102,19 +101,19 @@ def _write(store: Store, fmt: str, handle: Any, run_id: str | None, status: str 
     elif fmt == "csv":
         records = [_flatten(r) for r in suggestion_records(store, run_id, status)]
         columns = list(dict.fromkeys(key for record in records for key in record)) or ["suggestion_id"]
-        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer = csv_dict_writer(handle, columns)
         writer.writeheader()
         writer.writerows(records)
         count = len(records)
     elif fmt == "decisions":
-        records = [{k: formula_safe(v) for k, v in r.items()} for r in decision_log(store)]
+        records = decision_log(store)
         columns = list(records[0]) if records else DECISION_COLUMNS
-        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer = csv_dict_writer(handle, columns)
         writer.writeheader()
         writer.writerows(records)
         count = len(records)
     else:
-        writer = csv.DictWriter(handle, fieldnames=["unit_id", "coder", "code"])
+        writer = csv_dict_writer(handle, ["unit_id", "coder", "code"])
         writer.writeheader()
         rows = blind_rows(store, run_id=run_id)
         if fmt == "codings":

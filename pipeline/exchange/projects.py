@@ -33,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 from lxml import etree
 
+from pipeline.errors import FileError
 from pipeline.exchange.codebooks import (
     ExchangeError,
     ImportedCodebook,
@@ -40,7 +41,7 @@ from pipeline.exchange.codebooks import (
     normal_guid,
     parse_xml,
 )
-from pipeline.files import read_bytes
+from pipeline.files import MAX_UNPACKED, read_bytes, read_member
 from pipeline.suggestion import HumanCode
 from pipeline.transcript import Transcript, parse_turns, settle_case, transcript_id
 
@@ -91,6 +92,7 @@ class _Package:
         self.path = path
         self.zip: zipfile.ZipFile | None = None
         self.entries: dict[str, Any] = {}
+        self.unpacked = 0  # bytes unpacked of the ZIP so far, of all its entries
         if path.suffix.lower() == ".qde":
             self.qde = _read_file(path)
             folder = path.parent
@@ -136,22 +138,11 @@ class _Package:
 
     def _read(self, info: zipfile.ZipInfo) -> bytes:
         assert self.zip is not None
-        if info.file_size > MAX_READ:
-            raise ExchangeError(
-                f"{self.path}: the ZIP entry '{info.filename}' unpacks to {info.file_size:,} bytes; "
-                f"qcode reads entries of up to {MAX_READ:,} bytes"
-            )
         try:
-            with self.zip.open(info) as handle:
-                # read no more than the limit, whatever the entry's header claims
-                data = handle.read(MAX_READ + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-            raise ExchangeError(f"{self.path}: cannot read the ZIP entry '{info.filename}': {exc}") from None
-        if len(data) > MAX_READ:
-            raise ExchangeError(
-                f"{self.path}: the ZIP entry '{info.filename}' unpacks to more than {MAX_READ:,} "
-                "bytes, more than its header says"
-            )
+            data = read_member(self.zip, info, self.path, limit=min(MAX_READ, MAX_UNPACKED - self.unpacked))
+        except FileError as exc:
+            raise ExchangeError(str(exc)) from None
+        self.unpacked += len(data)
         return data
 
     def source(self, name: str) -> bytes | None:

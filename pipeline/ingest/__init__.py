@@ -17,8 +17,10 @@ other files.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pipeline.errors import FileError, IngestError
-from pipeline.files import read_text
+from pipeline.files import read_text, regular_file
 from pipeline.ingest.captions import read_captions
 from pipeline.ingest.manifest import manifest_metadata, manifest_notes, nearest_manifest, read_manifest
 from pipeline.ingest.pdf import read_pdf
@@ -46,8 +48,22 @@ __all__ = [
 
 
 def read_source(source: Source, csv: CsvOptions | None = None) -> list[Transcript]:
-    """Read one file into transcripts (several for a CSV of responses, or a project's sources)."""
-    return [settle_case(t) for t in _read(source, csv)]
+    """Read one file into transcripts (several for a CSV of responses, or a project's sources).
+
+    A file over the size limit (`pipeline.files.file_size_limit`, --max-file-mb) or that is not a
+    regular file is refused before it is opened; one that still exhausts memory fails alone, by name."""
+    try:
+        return [settle_case(t) for t in _read(source, csv)]
+    except MemoryError:
+        # the reader's objects are gone with its frames: the run goes on with the other files
+        raise IngestError(source.path, f"ran out of memory reading it ({_size(source.path)} on disk)") from None
+
+
+def _size(path: Path) -> str:
+    try:
+        return f"{path.stat().st_size:,} bytes"
+    except OSError:
+        return "unknown size"
 
 
 def _read(source: Source, csv: CsvOptions | None) -> list[Transcript]:
@@ -56,6 +72,7 @@ def _read(source: Source, csv: CsvOptions | None) -> list[Transcript]:
     name = source.path.resolve().relative_to(source.root.resolve()).as_posix()
     suffix = path.suffix.lower()
     try:
+        regular_file(path)  # every kind, .qdpx and .docx as well as text, is looked at before it is read
         metadata = manifest_metadata(source)
         if suffix == ".docx":
             return [read_word(path, name, metadata)]

@@ -20,7 +20,8 @@ def _manifests(source: Source) -> Iterator[tuple[Path, str]]:
     root = source.root.resolve()
     while True:
         manifest = folder / MANIFEST
-        if manifest.is_file():
+        # a named pipe or a device is a manifest that cannot be read, not one that is not there
+        if manifest.exists() and not manifest.is_dir():
             yield manifest, source.path.resolve().relative_to(folder.resolve()).as_posix()
         if folder.resolve() == root or folder.resolve() == folder.resolve().parent:
             return

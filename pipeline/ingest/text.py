@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.errors import IngestError
+from pipeline.files import load_yaml
 from pipeline.transcript import Transcript, Turn, parse_turns, transcript_id
 
 
@@ -21,7 +22,7 @@ def _front_matter(text: str, path: Path) -> tuple[dict[str, str], str]:
     if not m:
         raise IngestError(path, "front matter opened with '---' is never closed")
     try:
-        data = yaml.safe_load(text[4 : 4 + m.start()]) or {}
+        data = load_yaml(text[4 : 4 + m.start()]) or {}
     except yaml.YAMLError as exc:
         # one line, as every error is: the problem and where (PyYAML says it over several)
         mark = getattr(exc, "problem_mark", None)

@@ -7,8 +7,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import IngestError
-from pipeline.files import read_bytes
+from pipeline.errors import FileError, IngestError
+from pipeline.files import read_bytes, unpacked
 from pipeline.ingest.text import new_transcript
 from pipeline.transcript import Transcript, parse_turns
 
@@ -20,6 +20,14 @@ def read_word(path: Path, name: str, metadata: dict[str, str]) -> Transcript:
     data = read_bytes(path)  # a clear error for unreadable files before python-docx's own
     if not data:
         raise IngestError(path, "empty file")
+    try:
+        # python-docx unpacks every part of the package into memory: a ZIP bomb is refused first
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked(archive, path)
+    except FileError as exc:
+        raise IngestError(path, exc.message) from None
+    except Exception as exc:  # zipfile's errors surface under several names
+        raise IngestError(path, f"not a readable .docx file (corrupt or not a Word document): {exc}") from None
     try:
         document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:

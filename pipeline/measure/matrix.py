@@ -13,7 +13,6 @@ too). The researcher's account, with the file layouts, is docs/matrix.md.
 
 from __future__ import annotations
 
-import csv
 import difflib
 import io
 import math
@@ -31,7 +30,7 @@ from sqlalchemy import select
 from pipeline import __version__
 from pipeline.codebook import Codebook
 from pipeline.errors import MatrixError
-from pipeline.files import formula_safe, written_aside
+from pipeline.files import csv_writer, written_aside
 from pipeline.store import Store
 from pipeline.store.queries import (
     MISSING,
@@ -710,11 +709,11 @@ def write_csv(matrix: Matrix, handle: IO[str]) -> None:
     """The long layout: one line per cell (row values, column values, passages, transcripts), then
     the row totals, the column totals and the grand total, with ALL in the dimensions summed over."""
 
-    writer = csv.writer(handle)
-    writer.writerow([formula_safe(d) for d in [*matrix.rows, *matrix.cols, "passages", "transcripts"]])
+    writer = csv_writer(handle)
+    writer.writerow([*matrix.rows, *matrix.cols, "passages", "transcripts"])
 
     def line(values: tuple[str, ...], cell: Cell) -> None:
-        writer.writerow([*(formula_safe(v) for v in values), cell.passages, cell.transcripts])
+        writer.writerow([*values, cell.passages, cell.transcripts])
 
     for row in matrix.row_keys:
         for col in matrix.col_keys:
@@ -730,11 +729,11 @@ def write_csv(matrix: Matrix, handle: IO[str]) -> None:
 def write_cooccurrence_csv(table: Cooccurrence, handle: IO[str]) -> None:
     """One line per pair of codes (code, with_code, passages), the diagonal included."""
 
-    writer = csv.writer(handle)
+    writer = csv_writer(handle)
     writer.writerow(["code", "with_code", "passages"])
     for i, code in enumerate(table.codes):
         for j, other in enumerate(table.codes):
-            writer.writerow([formula_safe(code), formula_safe(other), table.counts[i][j]])
+            writer.writerow([code, other, table.counts[i][j]])
 
 
 HOW = {

@@ -15,7 +15,6 @@ counts agree with `qcode matrix --rows code,district --cols source_type`.
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from pydantic import BaseModel
 
 from pipeline import __version__
 from pipeline.errors import MatrixError
-from pipeline.files import formula_safe, written_aside
+from pipeline.files import csv_writer, written_aside
 from pipeline.measure.matrix import (
     CODE,
     EMPTY,
@@ -152,11 +151,11 @@ def triangulation_rows(triangulation: Triangulation, quote_chars: int = QUOTE_CH
 def write_triangulation_csv(triangulation: Triangulation, handle: IO[str]) -> None:
     """One line per code and case: the number of source types, whether it is one, then each source
     type's passages and exemplar quote."""
-    writer = csv.writer(handle)
+    writer = csv_writer(handle)
     header = ["code", "name", triangulation.by, "passages", "source_types", "one_source_type"]
     for source_type in triangulation.source_types:
         header += [f"{source_type}: passages", f"{source_type}: exemplar", f"{source_type}: from"]
-    writer.writerow([formula_safe(h) for h in header])
+    writer.writerow(header)
     for support in triangulation.supports:
         line: list[object] = [
             support.code,
@@ -170,7 +169,7 @@ def write_triangulation_csv(triangulation: Triangulation, handle: IO[str]) -> No
             cell = support.sources.get(source_type, EMPTY)
             example = cell.exemplar
             line += [cell.passages, example.quote if example else "", example.source if example else ""]
-        writer.writerow([formula_safe(v) if isinstance(v, str) else v for v in line])
+        writer.writerow(line)
 
 
 class TriangulationSummary(BaseModel):

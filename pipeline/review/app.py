@@ -37,7 +37,7 @@ from sqlalchemy import exists, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from pipeline.errors import QcodeError
+from pipeline.errors import QcodeError, StoreBusy
 from pipeline.review import blind, decisions, queued
 from pipeline.review.decisions import NOTE_CHARS
 from pipeline.review.reviewers import (
@@ -46,6 +46,7 @@ from pipeline.review.reviewers import (
     end_session,
     get_reviewer,
     list_reviewers,
+    name_key,
     session_reviewer,
     start_session,
     visible_runs,
@@ -60,6 +61,11 @@ _FILTER_KEY = re.compile(r"^[\w .-]{1,64}$")  # a case attribute's name: nothing
 LEASE_SECONDS = 600
 SKIPPED_KEPT = 50  # items a reviewer skipped, remembered in the (at most 4 KB) session cookie
 SESSION_HOURS = 12
+BUSY_SECONDS = 10.0  # how long a page waits for another program's write to the database, then 503
+BUSY_TEXT = (
+    "Another program is writing to the database, and it stayed busy for too long: nothing was recorded. "
+    "What you typed is kept: go back and send it again."
+)
 BUSY = -1.0  # LoginThrottle.attempt: only attempts still being checked stand in the way
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -70,10 +76,14 @@ CSP = (
 class LoginThrottle:
     """At most `limit` failed logins per name, and `address_limit` per client address, in `window`
     seconds. The address allows more: colleagues behind one office address or proxy must not be
-    locked out by one person mistyping, while guessing many names from one place is still stopped."""
+    locked out by one person mistyping, while guessing many names from one place is still stopped.
 
-    def __init__(self, limit: int = 5, window: float = 300.0, address_limit: int = 50):
-        self.limit, self.window, self.address_limit = limit, window, address_limit
+    What it remembers is bounded whatever visitors send: a key is kept only while it has failures
+    inside the window, and at most `most` keys are kept (when more fail at once, those whose last
+    failure is oldest are forgotten first)."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0, address_limit: int = 50, most: int = 10_000):
+        self.limit, self.window, self.address_limit, self.most = limit, window, address_limit, most
         self.failures: dict[str, deque[float]] = {}
         self.checking: Counter[str] = Counter()  # attempts per key counted in failures but not checked yet
         self.lock = threading.Lock()
@@ -82,10 +92,27 @@ class LoginThrottle:
         return self.address_limit if key.startswith("addr:") else self.limit
 
     def _recent(self, key: str, at: float) -> deque[float]:
-        times = self.failures.setdefault(key, deque())
+        """The key's failures inside the window (a key with none is not kept)."""
+        times = self.failures.get(key)
+        if times is None:
+            return deque()
         while times and times[0] <= at - self.window:
             times.popleft()
+        if not times and not self.checking[key]:
+            del self.failures[key]
         return times
+
+    def _forget(self, at: float) -> None:
+        """Keys whose failures have all left the window go; then, if still too many, those whose
+        last failure is oldest (never one being checked), down to nine tenths of `most`."""
+        for key in [k for k, times in self.failures.items() if not times or times[-1] <= at - self.window]:
+            if not self.checking[key]:
+                del self.failures[key]
+        excess = len(self.failures) - self.most * 9 // 10  # a tenth free: the next sweep is far off
+        if excess > 0:
+            oldest = sorted((times[-1] if times else 0.0, key) for key, times in self.failures.items())
+            for _, key in [(t, k) for t, k in oldest if not self.checking[k]][:excess]:
+                del self.failures[key]
 
     def attempt(self, keys: list[str]) -> tuple[float, float]:
         """Check and count an attempt at once: (seconds to wait: 0 when allowed, BUSY when only
@@ -107,7 +134,10 @@ class LoginThrottle:
                 return BUSY, at
             for key, times in zip(keys, recent):
                 times.append(at)
+                self.failures[key] = times
                 self.checking[key] += 1
+            if len(self.failures) > self.most:
+                self._forget(at)
         return 0.0, at
 
     def checked(self, keys: list[str], at: float, ok: bool) -> None:
@@ -129,6 +159,8 @@ class LoginThrottle:
                 times = self.failures.get(key)
                 if times is not None and at in times:
                     times.remove(at)
+                    if not times and not self.checking[key]:
+                        del self.failures[key]
 
 
 class Leases:
@@ -179,21 +211,31 @@ class Leases:
 
 class Outcomes:
     """Why a decision was not recorded, and what the reviewer had typed, kept on the server (a
-    session cookie holds 4 KB, a reason 5,000 characters) until the item's page shows it once."""
+    session cookie holds 4 KB, a reason 5,000 characters) until the item's page shows it once.
 
-    def __init__(self, seconds: float = 600.0, most: int = 10_000):
-        self.seconds, self.most = seconds, most
+    Bounded whatever a visitor posts: an outcome expires after `seconds`; a session keeps its
+    `per_session` latest; all sessions together keep at most `most`, and an outcome is at most
+    `OUTCOME_CHARS` characters of what was typed (longer fields are cut)."""
+
+    def __init__(self, seconds: float = 600.0, most: int = 2_000, per_session: int = 20):
+        self.seconds, self.most, self.per_session = seconds, most, per_session
         self.kept: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self.lock = threading.Lock()
 
     def keep(self, session_id: Any, item: str, outcome: dict[str, Any]) -> None:
-        if not isinstance(session_id, str):
+        if not isinstance(session_id, str) or len(item) > MAX_ITEM_KEY:
             return
         at = time.monotonic()
+        outcome = _bounded(outcome)
         with self.lock:
-            if len(self.kept) >= self.most:  # full: the older half goes (all are kept equally long)
-                for key in sorted(self.kept, key=lambda k: self.kept[k][0])[: len(self.kept) // 2]:
-                    del self.kept[key]
+            for key in [k for k, (until, _) in self.kept.items() if until <= at]:
+                del self.kept[key]
+            self.kept.pop((session_id, item), None)
+            own = [k for k in self.kept if k[0] == session_id]
+            for key in own[: max(0, len(own) - self.per_session + 1)]:  # insertion order: oldest first
+                del self.kept[key]
+            while len(self.kept) >= self.most:  # all are kept equally long: the oldest goes
+                del self.kept[next(iter(self.kept))]
             self.kept[(session_id, item)] = (at + self.seconds, outcome)
 
     def take(self, session_id: Any, item: str) -> dict[str, Any] | None:
@@ -202,6 +244,42 @@ class Outcomes:
         with self.lock:
             found = self.kept.pop((session_id, item), None)
         return found[1] if found is not None and found[0] > time.monotonic() else None
+
+    def size(self) -> int:
+        """The characters kept, all outcomes together (what the bound is stated in)."""
+        with self.lock:
+            return sum(len(k[0]) + len(k[1]) + _chars(v) for k, (_, v) in self.kept.items())
+
+
+MAX_ITEM_KEY = 64  # an item's id, "rejection:N", "lead": never what a visitor typed at length
+OUTCOME_CHARS = 3 * NOTE_CHARS  # a note, a reason and a code, as the forms take them
+
+
+def _chars(value: Any) -> int:
+    if isinstance(value, dict):
+        return sum(len(str(k)) + _chars(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(_chars(v) for v in value)
+    return len(str(value))
+
+
+def _bounded(outcome: dict[str, Any]) -> dict[str, Any]:
+    """The outcome with what was typed cut to OUTCOME_CHARS characters in all, fields in order."""
+    left = OUTCOME_CHARS
+
+    def cut(value: Any) -> Any:
+        nonlocal left
+        if isinstance(value, dict):
+            return {str(k)[:MAX_ITEM_KEY]: cut(v) for k, v in list(value.items())[:20]}
+        if isinstance(value, (list, tuple)):
+            return [cut(v) for v in list(value)[:100]]
+        if not isinstance(value, str):
+            return value
+        text = value[: max(left, 0)]
+        left -= len(text)
+        return text
+
+    return cut(outcome)
 
 
 class NotSignedIn(Exception):
@@ -213,7 +291,7 @@ def create_app(
 ) -> FastAPI:
     """The app over one database. `secret_key` signs sessions (QCODE_SECRET_KEY); without
     one a random key is made, and sessions end when the server stops."""
-    store = store or Store(db)
+    store = store or Store(db, busy_seconds=BUSY_SECONDS)
     app = FastAPI(title="qcode review", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.add_middleware(
         SessionMiddleware,
@@ -228,12 +306,14 @@ def create_app(
     throttle = LoginThrottle()
     leases = Leases()
     outcomes = Outcomes()
-    app.state.store, app.state.throttle, app.state.leases = store, throttle, leases
+    app.state.store, app.state.throttle, app.state.leases, app.state.outcomes = store, throttle, leases, outcomes
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
         try:
             response = await call_next(request)
+        except StoreBusy:  # another program holds the write lock: nothing was changed, and it passes
+            response = busy_page(request, "/queue")
         except Exception:  # a bug: the app's own page, with the same headers as every other
             log.exception("the review app failed on %s %s", request.method, request.url.path)
             response = message_page(request, "Something went wrong", "The server could not answer; try again.", 500)
@@ -286,13 +366,31 @@ def create_app(
     def run_ids(reviewer: Reviewer) -> list[str]:
         return [r.id for r in visible_runs(store, reviewer)]
 
-    def message_page(request: Request, title: str, message: str, status_code: int) -> HTMLResponse:
+    def message_page(
+        request: Request, title: str, message: str, status_code: int, back: str = "/queue"
+    ) -> HTMLResponse:
         return templates.TemplateResponse(
             request,
             "message.html",
-            {"csrf": csrf_token(request), "flashes": [], "title": title, "message": message, "reviewer": None},
+            {
+                "csrf": csrf_token(request),
+                "flashes": [],
+                "title": title,
+                "message": message,
+                "reviewer": None,
+                "back": back,
+            },
             status_code=status_code,
         )
+
+    def busy_page(request: Request, back: str, kept: tuple[str, dict[str, Any]] | None = None) -> HTMLResponse:
+        """503: the store stayed busy longer than the app waits. What the reviewer typed (`kept`:
+        the key of the page it belongs to, and the outcome) is shown there again."""
+        if kept is not None:
+            outcomes.keep(request.session.get("sid"), kept[0], {"kind": "error", "text": BUSY_TEXT, **kept[1]})
+        response = message_page(request, "The database is busy", BUSY_TEXT, 503, back=back)
+        response.headers["retry-after"] = "10"
+        return response
 
     def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         flashes = request.session.pop("flash", [])
@@ -394,7 +492,7 @@ def create_app(
                 request, "login.html", status_code=400, next="/queue", error="That name or password is too long."
             )
         client = request.client.host if request.client else "unknown"
-        keys = [f"name:{name.casefold()}", f"addr:{client}"]
+        keys = [f"name:{name_key(name)}", f"addr:{client}"]  # one account's name however it is typed
         deadline = time.monotonic() + 10
         while (answer := throttle.attempt(keys))[0] == BUSY and time.monotonic() < deadline:
             await asyncio.sleep(0.05)  # other sign-ins from this address or for this name are being checked
@@ -530,6 +628,7 @@ def create_app(
         typed: dict[str, str] | None = None,
     ) -> HTMLResponse:
         view = decisions.suggestion_view(store, suggestion_id)
+        blind.opened(store, reviewer, view.passage.chunk_id)
         counts = queued.queue_counts(store, run_ids(reviewer), flt)
         holder = leases.holder(suggestion_id)
         held = None
@@ -573,6 +672,9 @@ def create_app(
             return back("error", _first_error(exc))
         try:
             await run_in_threadpool(decisions.decide, store, reviewer, suggestion_id, version, wish)
+        except StoreBusy:
+            back_to = f"/items/{suggestion_id}?{urlencode(flt.query_string())}"
+            return busy_page(request, back_to, (suggestion_id, {"typed": typed}))
         except decisions.Conflict as exc:
             leases.release(suggestion_id)
             return back("conflict", str(exc))
@@ -595,15 +697,19 @@ def create_app(
             )
         back = str(form.get("back", ""))
         flt = parse_filter(_query_from(form.get("query", "")), reviewer)
-        target = f"/items/{back}?{urlencode(flt.query_string())}" if back.isalnum() else "/queue"
+        back = back if back.isalnum() and len(back) <= MAX_ITEM_KEY else ""  # a suggestion's id, or nothing
+        target = f"/items/{back}?{urlencode(flt.query_string())}" if back else "/queue"
         try:
             wish = _wish(form, verdict="add")
             version = str(form.get("codebook_version", ""))
             if version not in await run_in_threadpool(chunk_codebooks, reviewer, chunk_id):
                 raise decisions.DecisionError(f"no codebook version '{version}' in the database for this passage")
             await run_in_threadpool(decisions.add_code, store, reviewer, chunk_id, version, wish)
+        except StoreBusy:
+            typed = {"add_code": _typed(form, "code")["code"]}
+            return busy_page(request, target, (back, {"typed": typed}) if back else None)
         except (ValueError, ValidationError, decisions.DecisionError, decisions.Conflict) as exc:
-            if back.isalnum():  # the item's page says why, with the code typed still in its field
+            if back:  # the item's page says why, with the code typed still in its field
                 kind = "conflict" if isinstance(exc, decisions.Conflict) else "error"
                 typed = {"add_code": _typed(form, "code")["code"]}
                 outcomes.keep(
@@ -644,13 +750,15 @@ def create_app(
         if not visible_rejection(reviewer, rejection_id):
             raise HTTPException(404, "No such rejected proposal in the runs you can see.")
         kept = outcomes.take(request.session.get("sid"), f"rejection:{rejection_id}") or {}
+        view = decisions.rejection_view(store, rejection_id)
+        blind.opened(store, reviewer, view.passage.chunk_id)
         return page(
             request,
             "rejection.html",
             reviewer=reviewer,
             error=kept.get("text"),
             typed=kept.get("typed", {}),
-            **dict(decisions.rejection_view(store, rejection_id)),
+            **dict(view),
         )
 
     @app.post("/rejections/{rejection_key}/settle")
@@ -664,6 +772,9 @@ def create_app(
             version = _version(form)
             wish = _wish(form)
             await run_in_threadpool(decisions.settle_rejection, store, reviewer, rejection_id, version, wish)
+        except StoreBusy:
+            typed = {"typed": _typed(form, "note", "reason", "code")}
+            return busy_page(request, f"/rejections/{rejection_id}", (f"rejection:{rejection_id}", typed))
         except decisions.Conflict as exc:
             flash_failure(request, exc)
         except (ValueError, ValidationError, decisions.DecisionError) as exc:
@@ -748,7 +859,15 @@ def create_app(
         try:
             size = int(form.get("size", "0"))
             seed = _int_or_none(form.get("seed"))
-            sample, n = await run_in_threadpool(blind.create_sample, store, reviewer, run, size, chosen, seed)
+            drawing = await run_in_threadpool(blind.create_sample, store, reviewer, run, size, chosen, seed)
+        except StoreBusy:
+            typed = {
+                "size": str(form.get("size", ""))[:40],
+                "seed": str(form.get("seed") or "")[:40],
+                "reviewers": chosen,
+            }
+            back_to = f"/lead?{urlencode({'run': run[:100]})}" if run else "/lead"
+            return busy_page(request, back_to, ("lead", {"typed": typed}))
         except (ValueError, decisions.DecisionError) as exc:
             text = (
                 str(exc)
@@ -762,7 +881,11 @@ def create_app(
             }
             outcomes.keep(request.session.get("sid"), "lead", {"text": text, "typed": typed})
         else:
-            flash(request, f"Sample {sample[:8]}: {n} passage(s) assigned to each reviewer.")
+            flash(
+                request,
+                f"Sample {drawing.sample[:8]}: {drawing.passages} passage(s) assigned to each reviewer; "
+                f"{drawing.left_out()}.",
+            )
         return RedirectResponse(f"/lead?{urlencode({'run': run[:100]})}" if run else "/lead", status_code=303)
 
     @app.exception_handler(StarletteHTTPException)

@@ -6,25 +6,26 @@ from __future__ import annotations
 
 import random
 import uuid
-from typing import Any
 
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import func, select, union, update
 
 from pipeline.review.decisions import NOTE_CHARS, Conflict, DecisionError, codebook_of, passage, segments
-from pipeline.review.queued import share_words
+from pipeline.review.queued import sharing_words
 from pipeline.review.reviewers import Reviewer
-from pipeline.review.views import Assignment, AssignmentView, Progress, Sample
+from pipeline.review.views import Assignment, AssignmentView, Drawing, Progress, Sample
 from pipeline.store import (
     AssignmentRecord,
     ChunkRecord,
     DecisionRecord,
     GrantRecord,
+    OpeningRecord,
+    PassageWordsRecord,
     ReviewerRecord,
     RunChunkRecord,
     RunRecord,
     Store,
     TranscriptRecord,
+    in_batches,
     now,
 )
 
@@ -37,9 +38,9 @@ MAX_SAMPLE = 10_000  # passages per reviewer in one sample
 
 def create_sample(
     store: Store, lead: Reviewer, run_id: str, size: int, reviewer_names: list[str], seed: int | None = None
-) -> tuple[str, int]:
+) -> Drawing:
     """Assign `size` passages of a run, drawn at random (reproducibly with `seed`), to every
-    named reviewer; returns (the sample's id, the number of passages)."""
+    named reviewer; says how many it drew and how many it left out, and why."""
     if not lead.is_lead:
         raise DecisionError("only a lead can assign double coding")
     names = list(dict.fromkeys(n.strip() for n in reviewer_names if n.strip()))
@@ -64,28 +65,53 @@ def create_sample(
             raise DecisionError(f"{', '.join(outside)} may not see this run (qcode reviewer grant NAME --run {run_id})")
         ids = [r.id for r in reviewers]
         names_in = [r.name for r in reviewers]
-        # not drawn: a passage one of them already codes blind (one code set per coder and unit), or
-        # has already reviewed, having seen the model's suggestions there (it would not be blind); nor
-        # one sharing words with such a passage of another run, cut otherwise
+        in_run = set(s.scalars(select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)))
+        # not drawn: a passage one of them already codes blind (one code set per coder and unit); one
+        # they have reviewed or opened, with the model's suggestions in view (it would not be blind);
+        # nor one sharing words with such a passage (a copy of the transcript, another chunking)
         taken = select(AssignmentRecord.chunk_id).where(AssignmentRecord.reviewer_id.in_(ids))
-        seen = select(DecisionRecord.chunk_id).where(DecisionRecord.reviewer.in_(names_in))
-        here, other = aliased(ChunkRecord), aliased(ChunkRecord)
-
-        def touches(passages: Any) -> Any:
-            return exists(select(other.id).where(other.id.in_(passages), share_words(here, other)))
-
-        chunk_ids = sorted(
-            s.scalars(
-                select(RunChunkRecord.chunk_id)
-                .join(here, here.id == RunChunkRecord.chunk_id)
-                .where(RunChunkRecord.run_id == run_id, ~touches(taken), ~touches(seen))
-            )
+        seen = union(
+            select(DecisionRecord.chunk_id).where(DecisionRecord.reviewer.in_(names_in)),
+            select(OpeningRecord.chunk_id).where(OpeningRecord.reviewer_id.in_(ids)),
         )
-        if not chunk_ids:
-            raise DecisionError(
-                f"run '{run_id}' has no passages left that these reviewers have not coded or reviewed already"
+        coded = in_run & set(s.scalars(sharing_words(taken)))
+        viewed = (in_run - coded) & set(s.scalars(sharing_words(seen)))
+        pool = sorted(in_run - coded - viewed)
+        places: dict[str, list[tuple[str, int, int]]] = {}
+        for part in in_batches(pool):
+            rows = s.execute(
+                select(
+                    PassageWordsRecord.chunk_id,
+                    PassageWordsRecord.key,
+                    PassageWordsRecord.start,
+                    PassageWordsRecord.end,
+                ).where(PassageWordsRecord.chunk_id.in_(part))
             )
-        chosen = sorted(random.Random(seed).sample(chunk_ids, min(size, len(chunk_ids))))
+            for chunk_id, key, start, end in rows:
+                places.setdefault(chunk_id, []).append((key, start, end))
+        # every copy of an interview is one interview: of passages sharing words, one stands for all
+        distinct: list[str] = []
+        taken_places: dict[str, list[tuple[int, int]]] = {}
+        for chunk_id in pool:
+            own = places.get(chunk_id, [])
+            if any(s0 < end and start < e0 for key, start, end in own for s0, e0 in taken_places.get(key, [])):
+                continue
+            distinct.append(chunk_id)
+            for key, start, end in own:
+                taken_places.setdefault(key, []).append((start, end))
+        drawing = Drawing(
+            sample=sample,
+            passages=min(size, len(distinct)),
+            coding_already=len(coded),
+            seen=len(viewed),
+            copies=len(pool) - len(distinct),
+        )
+        if not distinct:
+            raise DecisionError(
+                f"run '{run_id}' has no passages left that these reviewers have not coded or reviewed already "
+                f"({drawing.left_out()})"
+            )
+        chosen = sorted(random.Random(seed).sample(distinct, drawing.passages))
         stamp = now()
         for chunk_id in chosen:
             for reviewer in reviewers:
@@ -99,7 +125,7 @@ def create_sample(
                         assigned_at=stamp,
                     )
                 )
-    return sample, len(chosen)
+    return drawing
 
 
 def assignments(store: Store, reviewer: Reviewer) -> list[Assignment]:
@@ -225,3 +251,11 @@ def samples(store: Store) -> list[Sample]:
         )
         entry.reviewers[name] = Progress(coded=coded, total=total)
     return sorted(out.values(), key=lambda e: e.assigned_at, reverse=True)
+
+
+def opened(store: Store, reviewer: Reviewer, chunk_id: str) -> None:
+    """Remember that a reviewer saw a passage with the model's suggestions in view: it is never
+    drawn for them to code blind."""
+    with store.session() as s:
+        if s.get(OpeningRecord, (reviewer.id, chunk_id)) is None:
+            s.add(OpeningRecord(reviewer_id=reviewer.id, chunk_id=chunk_id, opened_at=now()))

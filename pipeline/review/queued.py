@@ -20,6 +20,7 @@ from pipeline.review.views import FilterOptions, OpenRejection, QueueItem, Waiti
 from pipeline.store import (
     AssignmentRecord,
     ChunkRecord,
+    PassageWordsRecord,
     RejectionRecord,
     RunChunkRecord,
     RunRecord,
@@ -91,24 +92,31 @@ def in_runs(run_ids: Sequence[str], record: Any = SuggestionRecord) -> Any:
     )
 
 
-def share_words(one: Any, other: Any) -> Any:
-    """The condition that two passages (aliases of ChunkRecord) hold some of the same words: the same
-    transcript, overlapping spans (two runs' chunkings cut the same turns differently)."""
-    return and_(one.transcript_id == other.transcript_id, one.start < other.end, other.start < one.end)
+def _overlap(one: Any, other: Any) -> Any:
+    """Two passages' places (aliases of PassageWordsRecord) hold some of the same words."""
+    return and_(other.key == one.key, other.start < one.end, one.start < other.end)
+
+
+def sharing_words(passages: Any) -> Any:
+    """The ids of the passages that share words with any of `passages` (a query of chunk ids), those
+    included: copies of them in any transcript (see pipeline/words.py), and other chunkings of the
+    same turns."""
+    mine, theirs = aliased(PassageWordsRecord), aliased(PassageWordsRecord)
+    return select(theirs.chunk_id).join(mine, _overlap(mine, theirs)).where(mine.chunk_id.in_(passages))
 
 
 def coding_blind(reviewer_id: int, chunk: Any = SuggestionRecord.chunk_id) -> Any:
     """The condition that a reviewer still has to code a passage (`chunk`: a suggestion's, a
     rejection's or a passage's id column, or an id) blind, or a passage that shares words with one
-    (another run's chunking cuts the same turns otherwise): until then nothing of the model's or of
-    other people's there reaches them."""
-    assigned, here = aliased(ChunkRecord), aliased(ChunkRecord)
+    (a copy of its transcript under any name, another run's chunking of the same turns): until then
+    nothing of the model's or of other people's there reaches them."""
+    assigned, here = aliased(PassageWordsRecord), aliased(PassageWordsRecord)
     return exists(
         select(AssignmentRecord.id)
-        .join(assigned, assigned.id == AssignmentRecord.chunk_id)
-        .join(here, share_words(here, assigned))
+        .join(assigned, assigned.chunk_id == AssignmentRecord.chunk_id)
+        .join(here, _overlap(assigned, here))
         .where(
-            here.id == chunk,
+            here.chunk_id == chunk,
             AssignmentRecord.reviewer_id == reviewer_id,
             AssignmentRecord.coded_at.is_(None),
         )

@@ -189,6 +189,26 @@ class Progress(BaseModel):
     total: int
 
 
+class Drawing(BaseModel):
+    """A sample just drawn: how many passages each reviewer codes, and the passages of the run left
+    out, by why."""
+
+    sample: str
+    passages: int
+    coding_already: int  # one of the reviewers codes it (or words it shares) blind already
+    seen: int  # one of them reviewed or opened it (or words it shares) with the model's codes in view
+    copies: int  # it shares words with another passage that could be drawn: one of them is
+
+    def left_out(self) -> str:
+        reasons = [
+            (self.coding_already, "already coded blind by one of them"),
+            (self.seen, "seen by one of them with the model's suggestions (reviewed or opened)"),
+            (self.copies, "the same words as another passage of the run (a copy of a transcript, another chunking)"),
+        ]
+        said = [f"{n:,} {why}" for n, why in reasons if n]
+        return "left out " + "; ".join(said) if said else "none left out"
+
+
 class Sample(BaseModel):
     """A double-coding sample with each reviewer's progress."""
 

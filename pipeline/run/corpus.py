@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from pipeline.chunk import Chunk, cut
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import BaseCoder, make_coder, provenance
+from pipeline.files import file_size_limit
 from pipeline.ingest import (
     SUFFIXES,
     CsvOptions,
@@ -85,7 +86,9 @@ class Ingested(BaseModel):
 
 def read_and_chunk(source: Source, request: RunRequest) -> list[tuple[Transcript, list[Chunk]]]:
     """One file's transcripts, each with its units, as a run stores them."""
-    transcripts = read_source(source, CsvOptions(request.id_column, request.text_column))
+    # the request carries the limit, so a run held in another process (a Prefect deployment) keeps it
+    with file_size_limit(request.max_file_mb):
+        transcripts = read_source(source, CsvOptions(request.id_column, request.text_column))
     units = request.units()
     return [(t, cut(t, units)) for t in transcripts]
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from pipeline.chunk import DEFAULT_MAX_UNIT_CHARS, DEFAULT_OVERLAP, DEFAULT_SIZE, UnitKind, Units
+from pipeline.files import DEFAULT_MAX_FILE_MB
 from pipeline.route import RoutingPolicy
 from pipeline.transcript import SpeakerChoice
 
@@ -31,6 +32,8 @@ class RunRequest(BaseModel):
     text_column: str | None = None
     batch: bool = False
     poll_interval: float = Field(default=30.0, gt=0)
+    # files over this many MB are refused unread, wherever the run runs (--max-file-mb)
+    max_file_mb: int = Field(default=DEFAULT_MAX_FILE_MB, ge=1)
 
     def units(self) -> Units:
         """How this run cuts transcripts into units."""

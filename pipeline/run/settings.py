@@ -2,7 +2,8 @@
 the `[run]` table of `qcode.toml` over defaults, checked and made into a RunRequest.
 
 `[run]` holds the run's own settings (the fields of RunSettings: codebook, db, coder, threshold,
-audit_share, seed, unit, chunk_size, overlap, max_unit_chars, speakers, skip_speakers, batch_size, name;
+audit_share, seed, unit, chunk_size, overlap, max_unit_chars, speakers, skip_speakers, batch_size, name,
+max_file_mb;
 speakers and skip_speakers as a list of names or one comma-separated string) and the options of the coder, by the names its
 Options model gives them (for the openai coder model, base_url, prompt, temperature, samples, ...;
 see `qcode run --help`). An option of another coder is ignored, as a flag of another coder is; a
@@ -24,6 +25,7 @@ from pipeline.coders import BaseCoder, Flag, coder_class, coders, make_coder
 from pipeline.coders.prices import price_table
 from pipeline.config import config_path, config_table
 from pipeline.errors import FlagError, SettingsError, problems
+from pipeline.files import DEFAULT_MAX_FILE_MB, file_size_limit
 from pipeline.route import RoutingPolicy
 from pipeline.run.request import RunRequest
 from pipeline.store import has_password, redact
@@ -47,6 +49,7 @@ class RunSettings(BaseModel):
     skip_speakers: str | list[str] = Field(default_factory=list)
     batch_size: int | None = None
     name: str | None = None
+    max_file_mb: int = Field(default=DEFAULT_MAX_FILE_MB, ge=1)  # files over it are refused unread
     # the chosen coder's options, as given (make_coder checks them against the coder's Options)
     coder_options: dict[str, Any] = Field(default_factory=dict)
 
@@ -167,34 +170,37 @@ def run_request(
     the run is found now, before any work: the codebook, the coder's options, batch mode, the price
     table, and with `ready` whether the coder can reach its model."""
     settings = load_settings(overrides)
-    if not settings.codebook:
-        raise SettingsError("name a codebook with --codebook FILE (or codebook = ... under [run] in qcode.toml)")
-    codebook = load_codebook(settings.codebook)
-    request = _request(
-        overrides,
-        paths=[str(p) for p in paths],
-        name=(settings.name or "").strip() or None,
-        codebook=settings.codebook,
-        db=settings.db,
-        coder=settings.coder,
-        coder_options=settings.coder_options,
-        **_unit_fields(settings),
-        routing=RoutingPolicy(threshold=settings.threshold, audit_share=settings.audit_share, seed=settings.seed),
-        batch_size=settings.batch_size,
-        id_column=id_column,
-        text_column=text_column,
-        batch=batch,
-        poll_interval=poll_interval,
-    )
-    chosen = make_coder(request.coder, **request.coder_options)  # its options are checked before any work
-    request = _settled(chosen, codebook, request, settings, overrides)
-    if batch:
-        chosen.check_batch()
-    price_table()  # a malformed override in qcode.toml fails now, not after every call is paid for
-    if has_password(request.db):
-        # the password stays in this process's environment, never in run records
-        os.environ["QCODE_DB"] = request.db or ""
-        request.db = redact(request.db or "")
-    if ready:
-        chosen.check_ready()
-    return request
+    # every file the request reads (the codebook, a coder's prompt files) is held to the limit too
+    with file_size_limit(settings.max_file_mb):
+        if not settings.codebook:
+            raise SettingsError("name a codebook with --codebook FILE (or codebook = ... under [run] in qcode.toml)")
+        codebook = load_codebook(settings.codebook)
+        request = _request(
+            overrides,
+            paths=[str(p) for p in paths],
+            name=(settings.name or "").strip() or None,
+            codebook=settings.codebook,
+            db=settings.db,
+            coder=settings.coder,
+            coder_options=settings.coder_options,
+            **_unit_fields(settings),
+            routing=RoutingPolicy(threshold=settings.threshold, audit_share=settings.audit_share, seed=settings.seed),
+            batch_size=settings.batch_size,
+            max_file_mb=settings.max_file_mb,
+            id_column=id_column,
+            text_column=text_column,
+            batch=batch,
+            poll_interval=poll_interval,
+        )
+        chosen = make_coder(request.coder, **request.coder_options)  # its options are checked before any work
+        request = _settled(chosen, codebook, request, settings, overrides)
+        if batch:
+            chosen.check_batch()
+        price_table()  # a malformed override in qcode.toml fails now, not after every call is paid for
+        if has_password(request.db):
+            # the password stays in this process's environment, never in run records
+            os.environ["QCODE_DB"] = request.db or ""
+            request.db = redact(request.db or "")
+        if ready:
+            chosen.check_ready()
+        return request

@@ -20,13 +20,13 @@ from typing import Any
 from sqlalchemy import create_engine, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline import __version__
 from pipeline.chunk import Chunk, ChunkTurn, for_coder
 from pipeline.codebook import Codebook
-from pipeline.errors import StoreError
+from pipeline.errors import StoreBusy, StoreError
 from pipeline.store.migrations import upgrade
 from pipeline.store.records import (
     AssignmentRecord,
@@ -42,6 +42,8 @@ from pipeline.store.records import (
     ImportRecord,
     LearnedModelRecord,
     ModelCallRecord,
+    OpeningRecord,
+    PassageWordsRecord,
     RejectionRecord,
     ReviewerRecord,
     ReviewerSessionRecord,
@@ -54,6 +56,7 @@ from pipeline.store.records import (
 )
 from pipeline.suggestion import ChunkCoding, Provenance, Rejection, Suggestion, Usage
 from pipeline.transcript import Transcript, Turn
+from pipeline.words import TranscriptWords
 
 __all__ = [
     "AssignmentRecord",
@@ -69,6 +72,8 @@ __all__ = [
     "ImportRecord",
     "LearnedModelRecord",
     "ModelCallRecord",
+    "OpeningRecord",
+    "PassageWordsRecord",
     "RejectionRecord",
     "ReviewerRecord",
     "ReviewerSessionRecord",
@@ -110,6 +115,14 @@ def database_url(db: str | None = None) -> str:
     return value
 
 
+def _busy(exc: OperationalError) -> bool:
+    """SQLite's "database is locked" (or busy); PostgreSQL's lock_not_available."""
+    message = str(getattr(exc, "orig", exc)).lower()
+    return (
+        "database is locked" in message or "database is busy" in message or getattr(exc.orig, "pgcode", "") == "55P03"
+    )
+
+
 def redact(url: str) -> str:
     """The URL with any password shown as ***."""
     return make_url(url).render_as_string(hide_password=True) if "://" in url else url
@@ -119,19 +132,18 @@ def has_password(url: str | None) -> bool:
     return bool(url and "://" in url and make_url(url).password not in (None, "***"))
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # in WAL mode NORMAL survives a killed process; only an OS crash can lose the last commits
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+BUSY_SECONDS = 30.0  # how long a write waits for another program's to finish, by default
 
 
 class Store:
-    def __init__(self, db: str | None = None, migrate: bool = True, create: bool = True):
+    """The store over one database. A write waits up to `busy_seconds` for another program's write
+    lock (SQLite) and then raises StoreBusy."""
+
+    def __init__(
+        self, db: str | None = None, migrate: bool = True, create: bool = True, busy_seconds: float = BUSY_SECONDS
+    ):
         self.url = database_url(db)
+        self.busy_seconds = busy_seconds
         if not create and self.url.startswith("sqlite:///"):
             path = Path(self.url.removeprefix("sqlite:///"))
             if not path.exists():
@@ -139,7 +151,7 @@ class Store:
         try:
             self.engine: Engine = create_engine(self.url)
             if self.engine.dialect.name == "sqlite":
-                event.listen(self.engine, "connect", _sqlite_pragmas)
+                event.listen(self.engine, "connect", self._sqlite_pragmas)
             self.sessions = sessionmaker(self.engine, expire_on_commit=False)
             if migrate:
                 upgrade(self.engine)
@@ -155,10 +167,27 @@ class Store:
                 f"{redact(self.url)}: the database cannot be opened: {getattr(exc, 'orig', None) or exc}"
             ) from None
 
+    def _sqlite_pragmas(self, dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # in WAL mode NORMAL survives a killed process; only an OS crash can lose the last commits
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(self.busy_seconds * 1000)}")
+        cursor.close()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self.sessions.begin() as session:
-            yield session
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            if _busy(exc):
+                raise StoreBusy(
+                    f"{redact(self.url)}: another program is writing to the database (waited "
+                    f"{self.busy_seconds:g} s); try again"
+                ) from None
+            raise
 
     def insert(self, table: Any) -> Any:
         """An INSERT that can say ON CONFLICT DO NOTHING on both SQLite and PostgreSQL."""
@@ -301,6 +330,17 @@ class Store:
         ]
         if rows:
             s.execute(insert(ChunkRecord), rows)
+            turns = sorted(transcript.turns, key=lambda t: t.index)
+            words = TranscriptWords(transcript.text, [(t.text_start, t.end) for t in turns])
+            s.execute(
+                insert(PassageWordsRecord),
+                [
+                    dict(chunk_id=c.id, key=key, start=start, end=end)
+                    for c in chunks
+                    if c.id not in known
+                    for key, start, end in words.passage(c.start, c.end, c.first_turn, c.last_turn)
+                ],
+            )
 
     def coded_chunk_ids(self, chunk_ids: Iterable[str], coder_key: str) -> set[str]:
         """Those of the chunk ids coded under this coder already (a failed chunk is not coded)."""

@@ -124,6 +124,21 @@ class ChunkRecord(Base):
     page_end: Mapped[int | None]
 
 
+class PassageWordsRecord(Base):
+    """Where each passage's words lie, as every copy of its transcript places them whatever its file
+    name: under a hash of the transcript's whitespace-normalised text, and under a hash of each turn
+    it touches (with the turns either side), its span there. Passages whose spans under one key
+    overlap share words: one passage for blind coding, samples and the queue."""
+
+    __tablename__ = "passage_words"
+    __table_args__ = (Index("ix_passage_words_key", "key"),)
+
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    start: Mapped[int]
+    end: Mapped[int]
+
+
 class ChunkCodingRecord(Base):
     """That a chunk was coded (or failed, with the error) under a coder configuration; requests, cache
     hits, tokens and time."""
@@ -326,6 +341,17 @@ class AssignmentRecord(Base):
     codes: Mapped[list[Any] | None] = mapped_column(JSON)
     note: Mapped[str | None] = mapped_column(Text)
     coded_at: Mapped[datetime | None]
+
+
+class OpeningRecord(Base):
+    """The passages each reviewer has seen with the model's suggestions in view (an item or a rejected
+    proposal opened), first when: such a passage is never drawn for them to code blind."""
+
+    __tablename__ = "openings"
+
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id", ondelete="CASCADE"), primary_key=True)
+    chunk_id: Mapped[str] = mapped_column(String(16), ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True)
+    opened_at: Mapped[datetime]
 
 
 class ImportRecord(Base):

@@ -3,18 +3,37 @@ suggestions queued for review, coded by a plain run, and reviewer accounts."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from fastapi.testclient import TestClient
 
 from fakes.coder import ScriptedCoder, scripted_coder
 from fakes.study import code_store, write_transcripts
 from pipeline.review.app import create_app, server_config
 from pipeline.review.reviewers import add_reviewer, grant_runs
 from pipeline.store import Store
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token a page's forms carry."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def signed_in(app: Any, name: str, password: str, **client: Any) -> TestClient:
+    """A test client of the app, signed in through the login form."""
+    c = TestClient(app, follow_redirects=False, **client)
+    token = csrf_of(c.get("/login").text)
+    r = c.post("/login", data={"csrf_token": token, "name": name, "password": password, "next": "/queue"})
+    assert r.status_code == 303, r.text[:300]
+    return c
 
 
 def queueing_coder(confidence: float = 0.3) -> type[ScriptedCoder]:

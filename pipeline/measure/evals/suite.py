@@ -22,7 +22,7 @@ from pipeline.chunk import UNIT_KINDS, Units
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.coders import make_coder
 from pipeline.errors import CodebookError, SuiteError, problems
-from pipeline.files import read_text
+from pipeline.files import load_yaml, read_text
 from pipeline.ingest import CsvOptions
 from pipeline.ingest.gold import Gold, check_units, read_gold, read_transcripts
 from pipeline.measure.agreement import LEVELS, Level
@@ -106,7 +106,7 @@ def load_suite(path: str | Path) -> Suite:
     where = str(path)
     text, _ = read_text(path)
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
