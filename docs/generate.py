@@ -72,7 +72,7 @@ def _command(path: list[str], command: Any, ctx: Any) -> list[str]:
         lines += ["| Option | Takes | Default | Description |", "|---|---|---|---|"]
         for param in options:
             names = " ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
-            takes = "" if param.is_flag else (param.metavar or param.display_type(ctx).strip("<>"))
+            takes = "" if param.is_flag else _cell(param.metavar or param.display_type(ctx).strip("<>"))
             default = "" if param.is_flag or param.required else _default(param)
             described = _sentence(_cell(getattr(param, "help", "") or ""))
             if param.required:

@@ -10,7 +10,9 @@
 Either way every unit carries its exact offsets (unit.text == transcript.text[unit.start:unit.end])
 and an id made of them, so a re-run finds the units it coded. A `SpeakerChoice` says whose words are
 coded: with turn units another speaker's turns are no units (the coder sees them as context); with
-chunks they stay in the chunk, marked as not coded, and a quote from them is rejected.
+chunks they stay in the chunk, marked as not coded, and a quote from them is rejected. A transcript's
+header (`Transcript.header`: a title, a date line before the first speaker label) is in no unit at all,
+whatever the choice: it is context before the first unit.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def turn_units(
         raise ValueError("the largest unit must be at least 50 characters")
     choice = speakers or SpeakerChoice()
     units: list[Chunk] = []
-    for turn in transcript.turns:
+    for turn in transcript.spoken_turns():
         if not choice.codes(turn.speaker) or turn.end <= turn.text_start:
             continue
         spoken = Turn(**{**turn.model_dump(), "start": turn.text_start})
@@ -207,7 +209,8 @@ def chunk_transcript(
     if not 0 <= overlap < size:
         raise ValueError("overlap must be at least 0 and smaller than the chunk size")
 
-    turns = transcript.turns
+    # the header is no chunk's: a chunk begins at the first spoken turn (its turns keep their indices)
+    turns = transcript.spoken_turns()
     spans: list[tuple[int, int, int, int]] = []  # start, end, first turn, last turn
     i = 0
     while i < len(turns):

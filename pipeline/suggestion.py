@@ -13,7 +13,7 @@ import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 Status = Literal["accepted", "review", "audit"]
 QUEUED: tuple[Status, ...] = ("review", "audit")
@@ -46,7 +46,7 @@ class ChunkCoding(BaseModel):
     proposals: list[Any] = Field(default_factory=list)
     raw: str | None = None
     usage: Usage = Field(default_factory=Usage)
-    duration_ms: float = 0.0
+    duration_ms: float = 0.0  # to 0.1 ms (`milliseconds`)
     error: str | None = None
     # the kind of failure, for counting failures by kind ("timed out", "server error (500)", ...)
     reason: str | None = None
@@ -54,6 +54,17 @@ class ChunkCoding(BaseModel):
     # ("the model refused: ...", "the reply was cut off at 1024 tokens ...")
     invalid_reply: str | None = None
     invalid_reason: str | None = None
+
+    @field_validator("duration_ms")
+    @classmethod
+    def _to_a_tenth(cls, value: float) -> float:
+        return milliseconds(value)
+
+
+def milliseconds(value: float) -> float:
+    """A duration in milliseconds as it is stored and exported: to 0.1 ms. A clock's last digits
+    (531.1698754062509) are noise, and a column of them is unreadable."""
+    return round(value, 1)
 
 
 class Provenance(BaseModel):

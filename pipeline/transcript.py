@@ -2,6 +2,8 @@
 
 `parse_turns` finds the speaker turns in plain text, for every reader of text with speaker labels;
 text with no speaker labels at all (observation notes, memos, documents) has one turn per paragraph.
+What stands before the first speaker label of a transcript with labels (a title, a date line) is its
+header (`Transcript.header`): kept as turns with no speaker, shown as context, never coded.
 `SpeakerChoice` says whose turns are coded.
 """
 
@@ -119,6 +121,22 @@ class Transcript(BaseModel):
     def turn_text(self, turn: Turn) -> str:
         return self.text[turn.text_start : turn.end]
 
+    def header(self) -> list[Turn]:
+        """The turns before the first speaker label, in a transcript whose turns have labels: its
+        title, a date line, who was interviewed (not YAML front matter: that is read off before any
+        turn). Nobody says them, so they are no unit and are never coded, whatever the unit and
+        speaker choice; they stay turns (their indices, and the units' turn numbers, do not move)
+        and are context. Text with no label at all is a document, whose paragraphs are its text: it
+        has no header. Nor have captions: a cue with no voice is speech."""
+        if self.format in CAPTION_FORMATS:
+            return []
+        first = next((k for k, turn in enumerate(self.turns) if turn.speaker is not None), 0)
+        return self.turns[:first]
+
+    def spoken_turns(self) -> list[Turn]:
+        """The turns units are cut from: every turn after the header."""
+        return self.turns[len(self.header()) :]
+
     def given_metadata(self) -> dict[str, str]:
         """The case metadata the team gave: without a source type qcode inferred."""
         inferred = {"source_type"} if self.source_type_inferred else set()
@@ -126,6 +144,8 @@ class Transcript(BaseModel):
 
 
 SPEAKER_FIELDS = ("speakers", "skip_speakers")  # metadata fields that choose whose words are coded
+CAPTION_FORMATS = ("vtt", "srt")  # their turns are cues: each is speech, with a voice or not
+HEADER_NOTED = 500  # characters of a header above which a run says it was not coded
 
 
 def settle_case(transcript: Transcript) -> Transcript:
@@ -140,6 +160,16 @@ def settle_case(transcript: Transcript) -> Transcript:
     metadata["source_type"] = given or infer_source_type(transcript)
     transcript.source_type_inferred = not given
     transcript.metadata = metadata
+    header = transcript.header()
+    if header and header[-1].end - header[0].start > HEADER_NOTED:
+        # a title and a date are short: this much before the first label may hold words to code
+        first = transcript.turns[len(header)]
+        line = transcript.text.count("\n", 0, first.start) + 1
+        transcript.notes.append(
+            f"the {header[-1].end - header[0].start:,} characters before the first speaker label (line {line}, "
+            f"{first.speaker}) are read as the transcript's header (a title, a date) and not coded; give them "
+            "a speaker label if they are words to code"
+        )
     return transcript
 
 
@@ -167,7 +197,8 @@ def transcript_id(source_name: str, text: str, key: str = "") -> str:
 # --- speaker turns in plain text ---------------------------------------------
 
 SPEAKER_NAME = r"[^\W\d_][\w.'’()#&\- ]{0,39}?"
-_STAMP = r"\[(?P<ts>\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?)\]\s*"
+TIMESTAMP = r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"  # 00:01:02, 1:02, 00:01:02.5 (in square brackets)
+_STAMP = rf"\[(?P<ts>{TIMESTAMP})\]\s*"
 _BOLD = re.compile(rf"^(?:{_STAMP})?\*\*(?P<name>{SPEAKER_NAME})\s*(?::\*\*|\*\*\s*:)[ \t]*")
 _STAMPED = re.compile(rf"^{_STAMP}(?P<name>{SPEAKER_NAME})\s*:[ \t]*")
 _PLAIN = re.compile(rf"^(?P<name>{SPEAKER_NAME})[ \t]*:(?:[ \t]+|$)")
@@ -238,9 +269,10 @@ def parse_turns(text: str, line_paragraphs: bool = False) -> list[Turn]:
     counts when the same name labels two or more lines, looks like a name
     (every word capitalised) or an id (P1, r12), and is not a word that opens
     a note ("Note:", "Date:"), so "In short: ..." is not taken for a speaker.
-    Text before the first label, and markdown headings, become turns with no speaker. Text with
-    no label at all is a document: each paragraph (lines up to a blank line; each line, with
-    `line_paragraphs`, as a Word document's text has them) is a turn with no speaker.
+    Text before the first label (the header: a title, a date line), and markdown headings,
+    become turns with no speaker. Text with no label at all is a document: each paragraph (lines
+    up to a blank line; each line, with `line_paragraphs`, as a Word document's text has them) is a
+    turn with no speaker.
     """
     lines: list[tuple[int, str]] = []
     pos = 0

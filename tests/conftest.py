@@ -5,6 +5,7 @@ PostgreSQL database."""
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,6 +74,13 @@ def openai_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+# The tests run in two processes (pytest-xdist, pyproject.toml): each starts Prefect's temporary
+# server, and each gets a Prefect home of its own, so the two servers never share one database file.
+# And one thread each for torch's arithmetic: two processes of two threads on two cores wait on each other.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix=f"qcode-prefect-{os.environ['PYTEST_XDIST_WORKER']}-")
+    for threads in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(threads, "1")
 
 
 # --- PostgreSQL: QCODE_TEST_POSTGRES names a server (.ci/run starts one); without it these tests skip

@@ -569,7 +569,7 @@ def test_export_command(tmp_path: Path) -> None:
     assert refused.exit_code == 1 and "exists; add --force to replace it" in refused.stderr
 
     other = qcode("codebook", "export", str(path), "--format", "csv")
-    assert other.exit_code == 2 and "unknown format 'csv'" in other.stderr
+    assert other.exit_code == 2 and "--format 'csv' is not one of qdc" in other.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: x\ndescription: y\ncodes:\n  - id: A B\n    name: n\n")
     result = qcode("codebook", "export", str(broken), "--format", "qdc")

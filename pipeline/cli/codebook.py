@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -99,9 +99,11 @@ def import_(
 def export(
     codebook: CodebookArgument,
     fmt: Annotated[
-        str,
+        Literal["qdc"],
         typer.Option(
-            "--format", help="The file format: qdc (REFI-QDA codebook, for NVivo, MAXQDA, ATLAS.ti and others)."
+            "--format",
+            case_sensitive=False,
+            help="The file format: qdc (REFI-QDA codebook, for NVivo, MAXQDA, ATLAS.ti and others).",
         ),
     ],
     out_path: OutOption = None,
@@ -111,8 +113,6 @@ def export(
     """Export a codebook for other QDA software.
 
     Definitions, criteria and examples go into each code's description; qcode reads them back exactly."""
-    if fmt.lower() != "qdc":
-        bad_argument(f"unknown format '{fmt}': qcode exports codebooks as qdc (REFI-QDA codebook exchange)")
     if as_json and out_path is None:
         bad_argument("--json needs --out: the codebook and the summary cannot both go to standard output")
     if out_path is not None:

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from pipeline.cli.options import DbOption, ForceOption, JsonOption, OutOption
 from pipeline.cli.output import bad_argument, emit, out, say, warn
+from pipeline.cli.runs import chosen_run
 from pipeline.codebook import dump_yaml
 from pipeline.errors import QcodeError
 from pipeline.exchange.exports import FORMATS, export
@@ -38,7 +39,10 @@ def export_(
     fmt: Annotated[str, typer.Option("--format", help=f"What to write: {' | '.join(FORMATS)}.")],
     out_path: OutOption = None,
     db: DbOption = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="Only this run's suggestions.")] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run", help="Only this run's suggestions: its name, its id or the start of it, or latest."),
+    ] = None,
     status: Annotated[
         str | None,
         typer.Option(
@@ -72,8 +76,10 @@ def export_(
         bad_argument("a qdpx project is a ZIP file: name it with --out, or redirect standard output to a file")
     if out_path is not None:
         refuse_to_replace(out_path, force)
+    store = Store(db, create=False)
+    run_id = chosen_run(store, run_id, strict=False)
     destination = out_path if out_path is not None else typer.get_binary_stream("stdout")
-    count = export(Store(db, create=False), fmt, destination, run_id, status, force=force)
+    count = export(store, fmt, destination, run_id, status, force=force)
     emit({"format": fmt, "out": str(out_path) if out_path else None, "records": count}, as_json)
     say(f"wrote {count} record(s) to {out_path or 'standard output'}")
 

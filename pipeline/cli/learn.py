@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Annotated, get_args
 
 import typer
-from rich import box
 from rich.markup import escape
-from rich.table import Table
 
 from pipeline.chunk import UNIT_KINDS
 from pipeline.cli.options import (
@@ -24,7 +22,7 @@ from pipeline.cli.options import (
     TextColumnOption,
     UnitOption,
 )
-from pipeline.cli.output import bad_argument, emit, out, say
+from pipeline.cli.output import Column, bad_argument, emit, fitted_table, narrowest, out, say
 from pipeline.codebook import load_codebook
 from pipeline.files import file_size_limit
 from pipeline.ingest import CsvOptions
@@ -132,15 +130,21 @@ def train_(
 
 
 def _show(card: ModelCard) -> None:
-    # one space between columns: the widest card (held out, thresholds) fits 80 columns
-    table = Table(title=escape(card_title(card)), box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
-    for column in card_columns(card):
-        if column == "code":
-            table.add_column(column, overflow="fold", min_width=12)
-        else:  # a figure is never broken across lines
-            table.add_column(column, justify="right", no_wrap=True)
-    for row in card_rows(card):
-        table.add_row(*(escape(cell) for cell in row))
-    out.print(table)
+    # one space between columns; a code id is wrapped, never cut, and a figure never broken: where
+    # the figures on one line leave too little room (a narrow terminal, a held-out column), each
+    # interval and "(differs)" goes under its kappa
+    columns = [
+        Column(name, "wrap", least=12) if name == "code" else Column(name, justify="right")
+        for name in card_columns(card)
+    ]
+    rows = card_rows(card)
+    if narrowest(columns, rows, gap=1) > out.width:
+        rows = [[row[0], *(_stacked(cell) for cell in row[1:])] for row in rows]
+    out.print(fitted_table(columns, rows, title=card_title(card), gap=1))
     for line in card_lines(card):
         out.print(escape(line), highlight=False, soft_wrap=True)
+
+
+def _stacked(figure: str) -> str:
+    """'0.67 [0.64, 0.71] (differs)' as three lines, the kappa first."""
+    return figure.replace(" [", "\n[").replace(" (", "\n(")

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from pipeline.cli.options import DbOption, ForceOption, JsonOption, MaxFileMbOption, RunOption
 from pipeline.cli.output import bad_argument, emit, err, out, progress_bar, say
+from pipeline.cli.runs import chosen_run
 from pipeline.codebook import load_codebook
 from pipeline.errors import SuiteError
 from pipeline.files import file_size_limit
@@ -87,7 +88,9 @@ def agreement_(
     run_id: Annotated[
         str | None,
         typer.Option(
-            "--run", help="With --db: the run whose model codes meet the reviewers' blind codes (an id or latest)."
+            "--run",
+            help="With --db: the run whose model codes meet the reviewers' blind codes (its name, its id or the "
+            "start of it, or latest).",
         ),
     ] = None,
 ) -> None:
@@ -100,7 +103,8 @@ def agreement_(
     if codings is not None:
         table = read_codings(codings, loaded)
     else:
-        table = codings_from_store(Store(db, create=False), run_id, loaded)
+        store = Store(db, create=False)
+        table = codings_from_store(store, chosen_run(store, run_id, strict=False), loaded)
     report = measure_agreement(
         table, level=level, codebook=loaded, model_coders=model_coders, bootstrap=bootstrap, seed=seed
     )
@@ -178,6 +182,7 @@ def report_(
     it, and a methods paragraph with the numbers filled in."""
     store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
     try:
+        run_id = chosen_run(store, run_id, strict=False)
         report = write_report(store, out_path, run_id, force=force, triangulate_by=triangulate_by)
         summary = ReportSummary.of(report, out_path)
     finally:
@@ -215,7 +220,11 @@ def matrix_(
     ] = None,
     db: DbOption = None,
     run_id: Annotated[
-        str | None, typer.Option("--run", help="Only this run (an id, or latest); default: every run in the database.")
+        str | None,
+        typer.Option(
+            "--run",
+            help="Only this run (its name, its id or the start of it, or latest); default: every run in the database.",
+        ),
     ] = None,
     cooccurrence_only: Annotated[
         bool, typer.Option("--cooccurrence", help="csv: write the code co-occurrence table instead of the matrix.")
@@ -261,6 +270,7 @@ def matrix_(
         bad_argument("--json needs --out: the matrix and the summary cannot both go to standard output")
     store = Store(db, create=False)  # a mistyped --db is an error, not a new empty database
     try:
+        run_id = chosen_run(store, run_id, strict=False)
         destination = out_path if out_path is not None else typer.get_binary_stream("stdout")
         summary = write_matrix(store, fmt, destination, rows, cols, status, run_id, cooccurrence_only, force=force)
     finally:
@@ -303,14 +313,15 @@ def _triangulation(
         bad_argument("--json needs --out: the table and the summary cannot both go to standard output")
     store = Store(db, create=False)
     try:
+        run_id = chosen_run(store, run_id, strict=False)
         destination = out_path if out_path is not None else typer.get_binary_stream("stdout")
         summary = write_triangulation(store, fmt, destination, by, status, run_id, force=force)
     finally:
         store.engine.dispose()
     emit(summary, as_json)
     say(
-        f"wrote {out_path or 'standard output'} ({fmt}): {summary.codes_in_cases} code(s) in {summary.cases} "
-        f"{by} case(s) from {len(summary.source_types)} source type(s) ({', '.join(summary.source_types)}); "
+        f"wrote {out_path or 'standard output'} ({fmt}): {summary.pairs_said()} in {summary.cases} {by} case(s) "
+        f"from {len(summary.source_types)} source type(s) ({', '.join(summary.source_types)}); "
         f"{summary.one_source_type} shown by one source type only, status {status}"
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Annotated
 
 import typer
@@ -11,7 +12,8 @@ from rich.table import Table
 from sqlalchemy import select
 
 from pipeline.cli.options import DbOption, JsonOption
-from pipeline.cli.output import bad_argument, emit, out, say
+from pipeline.cli.output import Column, bad_argument, cut, emit, fitted_table, one_line, out, say, unique_prefixes
+from pipeline.cli.runs import chosen_run, chosen_runs
 from pipeline.review.queued import QUEUE_ORDERS, queued_suggestions
 from pipeline.review.reviewers import (
     ROLES,
@@ -25,11 +27,14 @@ from pipeline.review.reviewers import (
     reviewer_name,
     revoke_runs,
 )
-from pipeline.store import RunRecord, Store, redact
-from pipeline.store.queries import resolve_run
+from pipeline.review.views import Waiting, WaitingSuggestion
+from pipeline.store import RunRecord, Store, has_password, redact
+from pipeline.store.queries import waiting_in_run
 
 app = typer.Typer()
 reviewers = typer.Typer(help="Reviewer accounts for the review web app.", no_args_is_help=True)
+
+QUOTE_CHARS = 160  # the most of a quote `qcode queue` shows, however wide the terminal
 
 NameArgument = Annotated[
     str, typer.Argument(help="The reviewer (found whatever the case or width it is typed in).", show_default=False)
@@ -47,28 +52,48 @@ def queue(
             help="confidence: lowest first; uncertainty: nearest 0.5 first (what review teaches a learned model most).",
         ),
     ] = "confidence",
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            help="Only this run's suggestions: its name, its id or the start of it, or latest (default: every run).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the suggestions waiting for a reviewer (low confidence or audit sample)."""
     if order not in QUEUE_ORDERS:
         bad_argument(f"unknown order '{order}' (choose from {', '.join(QUEUE_ORDERS)})")
-    waiting = queued_suggestions(Store(db, create=False), limit, order)
+    store = Store(db, create=False)
+    run_id = chosen_run(store, run)
+    if run_id is None:
+        waiting = queued_suggestions(store, limit, order)
+    else:
+        total, rejections, items = waiting_in_run(store, run_id, limit, order)
+        waiting = Waiting(total=total, open_rejections=rejections, items=[WaitingSuggestion(**item) for item in items])
 
     def show() -> None:
-        table = Table(title=f"{waiting.total} suggestion(s) waiting for review")
-        for column in ("suggestion", "transcript", "code", "confidence", "status", "quote"):
-            table.add_column(column, overflow="fold")
-        for item in waiting.items:
-            quote = item.quote if len(item.quote) <= 80 else item.quote[:77] + "..."
-            table.add_row(
-                item.suggestion_id,
-                escape(item.source_name + (f", {item.pages}" if item.pages else "")),
-                escape(item.code),
+        ids = unique_prefixes(item.suggestion_id for item in waiting.items)
+        columns = [
+            Column("suggestion"),
+            Column("transcript", "wrap", least=10),
+            Column("code", "wrap", least=18),  # wrapped, never cut: codes that differ at the end stay apart
+            Column("confidence", justify="right"),
+            Column("status"),
+            Column("quote", "cut", least=16, lines=3),
+        ]
+        rows = [
+            [
+                ids[item.suggestion_id],
+                item.source_name + (f", {item.pages}" if item.pages else ""),
+                item.code,
                 f"{item.confidence:.2f}",
                 item.status,
-                escape(quote),
-            )
-        out.print(table)
+                cut(one_line(item.quote), QUOTE_CHARS),
+            ]
+            for item in waiting.items
+        ]
+        out.print(fitted_table(columns, rows, title=f"{waiting.total} suggestion(s) waiting for review"))
         if waiting.total > len(waiting.items):
             out.print(f"... and {waiting.total - len(waiting.items)} more (use --limit)")
         if waiting.open_rejections:
@@ -102,6 +127,13 @@ def serve(
     from pipeline.review.app import trusted_proxies
 
     store = Store(db, create=False)
+    if not any(r.active for r in list_reviewers(store)):
+        # nobody could sign in: say how to make the first account, for this very database
+        where = f" --db {shlex.quote(db)}" if db and not has_password(db) else ""
+        say(
+            "note: the database has no reviewer account anyone can sign in with; add a lead (who sees every "
+            f"run) with `qcode reviewer add NAME --role lead{where}`, which prints the password once"
+        )
     if not os.environ.get("QCODE_SECRET_KEY"):
         say("note: QCODE_SECRET_KEY is not set; sessions end when the server stops")
     say(f"qcode review on http://{host}:{port} (database {redact(store.url)})")
@@ -125,7 +157,9 @@ def reviewer_add(
     ] = "reviewer",
     runs: Annotated[
         list[str] | None,
-        typer.Option("--run", help="A run this reviewer may see (an id, latest or all); repeatable."),
+        typer.Option(
+            "--run", help="A run this reviewer may see (a name, an id or its start, latest or all); repeatable."
+        ),
     ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -135,11 +169,10 @@ def reviewer_add(
         bad_argument(f"unknown role '{role}' (choose from {', '.join(ROLES)})")
     typed, name = name, reviewer_name(name)
     store = Store(db, create=False)
-    for run in runs or []:  # a mistyped run must not leave an account whose password was never shown
-        if run != "all":
-            resolve_run(store, run)
+    # a mistyped run must not leave an account whose password was never shown
+    chosen = chosen_runs(store, runs or [])
     password = add_reviewer(store, typed, role)
-    granted = grant_runs(store, name, runs) if runs else []
+    granted = grant_runs(store, name, chosen) if chosen else []
 
     def show() -> None:
         out.print(f"{escape(name)} ({role}) created. One-time display of the password:", highlight=False)
@@ -155,14 +188,16 @@ def reviewer_add(
 @reviewers.command("grant")
 def reviewer_grant(
     name: NameArgument,
-    runs: Annotated[list[str], typer.Option("--run", help="A run id, latest or all; repeatable.")],
+    runs: Annotated[
+        list[str], typer.Option("--run", help="A run (a name, an id or its start, latest or all); repeatable.")
+    ],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Let a reviewer see the suggestions of these runs."""
     store = Store(db, create=False)
     name = find_reviewer(store, name).name
-    granted = grant_runs(store, name, runs)
+    granted = grant_runs(store, name, chosen_runs(store, runs))
     emit(
         {"name": name, "runs": granted},
         as_json,
@@ -175,7 +210,10 @@ def reviewer_grant(
 @reviewers.command("revoke")
 def reviewer_revoke(
     name: NameArgument,
-    runs: Annotated[list[str], typer.Option("--run", help="A run id, latest or all (every run granted); repeatable.")],
+    runs: Annotated[
+        list[str],
+        typer.Option("--run", help="A run (a name, an id or its start, latest or all: every run granted); repeatable."),
+    ],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -184,7 +222,8 @@ def reviewer_revoke(
     Their blind passages of these runs not coded yet are withdrawn. A run they had no grant for is
     noted and changes nothing; a lead sees every run, so revoking from a lead is an error."""
     store = Store(db, create=False)
-    revocation = revoke_runs(store, name, runs)
+    find_reviewer(store, name)  # an unknown reviewer is said before the runs are
+    revocation = revoke_runs(store, name, chosen_runs(store, runs))
     name = revocation.name
 
     def show() -> None:

@@ -23,6 +23,7 @@ from typer.models import OptionInfo
 from pipeline.chunk import UNIT_KINDS
 from pipeline.cli.options import (
     ChunkSizeOption,
+    CoderOption,
     DbOption,
     IdColumnOption,
     JsonOption,
@@ -34,11 +35,12 @@ from pipeline.cli.options import (
     TextColumnOption,
     UnitOption,
 )
-from pipeline.cli.output import bad_argument, emit, err, out, progress_bar, say
+from pipeline.cli.output import bad_argument, emit, err, out, print_json, progress_bar, say, show_error
 from pipeline.coders import coders
 from pipeline.errors import QcodeError
+from pipeline.run.corpus import nothing_to_read
 from pipeline.run.estimate import Estimate, estimate
-from pipeline.run.request import RunSummary
+from pipeline.run.request import FileFailure, RunSummary
 from pipeline.run.schedule import serve
 from pipeline.run.settings import run_request
 from pipeline.store import database_url
@@ -130,7 +132,7 @@ def run(
     max_unit_chars: MaxUnitCharsOption = None,
     speakers: SpeakersOption = None,
     skip_speakers: SkipSpeakersOption = None,
-    coder: Annotated[str | None, typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
+    coder: CoderOption = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -202,6 +204,9 @@ def run(
             _failed(failure.path, failure.error)
         emit(found, as_json, lambda: _show_estimate(found))
         return
+    unreadable = nothing_to_read(request.paths)
+    if unreadable:  # said before a Prefect server is started for a run that would code nothing
+        _nothing_to_code(unreadable, as_json)
 
     from pipeline.run.flow import run as run_with_prefect  # Prefect loads only for a run
 
@@ -212,6 +217,8 @@ def run(
             raise
         except Exception as exc:  # one clear line (and one JSON object) instead of a traceback
             raise QcodeError(f"{type(exc).__name__}: {exc}") from exc
+    if not summary.run_id:  # the files went between the check above and the run
+        _nothing_to_code(summary.failed, as_json)
     for failure in summary.failed:
         _failed(failure.path, failure.error)
     for note in summary.notes:
@@ -225,6 +232,17 @@ def run(
         )
     if summary.failed or summary.failed_chunks or summary.stopped:
         raise typer.Exit(1)
+
+
+def _nothing_to_code(failures: list[FileFailure], as_json: bool) -> typing.NoReturn:
+    """Each path and why nothing can be read from it, then one error; exit status 1."""
+    for failure in failures:
+        _failed(failure.path, failure.error)
+    message = "nothing to code: no transcript can be read from the path(s) given, so no run was recorded"
+    if as_json:
+        print_json({"error": message, "failed": [f.model_dump() for f in failures]})
+    show_error(message, as_json=False)
+    raise typer.Exit(1)
 
 
 def _failed(path: str, error: str) -> None:
@@ -252,7 +270,7 @@ def _show_summary(summary: RunSummary) -> None:
         ("queued for review", f"{summary.queued} ({summary.review} low confidence, {summary.audit} audit)"),
         ("rejected", summary.rejected),
         ("failed files", len(summary.failed)),
-        ("failed chunks", summary.failed_chunks),
+        ("failed chunks" if summary.unit == "chunk" else "failed turn units", summary.failed_chunks),
         *((f"  {f.reason}", f"{f.chunks}, {f.then}; e.g. {f.example}") for f in summary.failures),
         (
             "model requests",
@@ -304,7 +322,7 @@ def schedule(
             help="A persistent Prefect server's API URL (default: $PREFECT_API_URL, or one started on 127.0.0.1:4200).",
         ),
     ] = None,
-    coder: Annotated[str | None, typer.Option("--coder", help="Which coder proposes codes (default: offline).")] = None,
+    coder: CoderOption = None,
     coder_options: CoderOptionFlags = None,
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="Suggestions under this confidence are queued for review.")

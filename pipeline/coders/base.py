@@ -147,6 +147,12 @@ class BaseCoder(ABC):
         FlagError when a flag contradicts them, a SettingsError when qcode.toml does."""
         return units, {}
 
+    def check_store(self, db: str | None, codebook: Codebook, codebook_path: str) -> None:
+        """Raise a CoderError when the coder cannot code with what the database `db` holds, before a
+        run opens it: opening makes a database that does not exist, and a run that then fails would
+        leave an empty one behind. The learned coder codes with a model trained into the store."""
+        return None
+
     def transcript_notes(self, transcript_ids: Sequence[str]) -> list[str]:
         """What the coder has to say of the transcripts a run covers, after `use_store` and `prepare`
         (the learned coder: those it was trained on)."""

@@ -45,7 +45,7 @@ from pipeline.coders.encoder import SIZE, TopLayers, embed_layers, lower_mean, l
 from pipeline.coders.offline import MODEL_NAME, SENTENCE
 from pipeline.errors import CoderError, FlagError, SettingsError, StoreError
 from pipeline.store import EmbeddingRecord, LearnedModelRecord, Store, TranscriptRecord, in_batches
-from pipeline.suggestion import ChunkCoding, Proposal
+from pipeline.suggestion import ChunkCoding, Proposal, milliseconds
 from pipeline.transcript import SpeakerChoice
 
 if TYPE_CHECKING:
@@ -426,24 +426,7 @@ class LearnedCoder(BaseCoder):
         """The units the model was trained on, where the run's settings say none (a --chunk-size or
         --max-unit-chars given is kept: told otherwise); a --unit or speaker choice that contradicts
         them is refused, naming both. The run codes with the model found, pinned by its version."""
-        try:
-            store = Store(db, create=False)
-        except StoreError:
-            raise CoderError(_untrained(codebook, codebook_path, units.unit if "unit" in given else None)) from None
-        try:
-            with store.session() as s:
-                unit = units.unit if "unit" in given else None
-                try:
-                    record = _find(s, codebook, codebook_path, self.wanted, unit)
-                except CoderError:
-                    if unit is None or self.wanted:
-                        raise
-                    # a model on other units: the run's --unit contradicts it, and is refused below
-                    record = _find(s, codebook, codebook_path, None, None)
-                trained = Units.model_validate(record.parameters["units"])
-                version = record.version
-        finally:
-            store.engine.dispose()
+        trained, version = self._trained(db, codebook, codebook_path, units.unit if "unit" in given else None)
         clashes = []
         if "unit" in given and units.unit != trained.unit:
             clashes.append(("unit", f"--unit {units.unit}", f"{trained.unit} units"))
@@ -475,6 +458,30 @@ class LearnedCoder(BaseCoder):
             speakers=trained.speakers,
         )
         return settled, {"learned_model": version}
+
+    def check_store(self, db: str | None, codebook: Codebook, codebook_path: str) -> None:
+        self._trained(db, codebook, codebook_path, None)
+
+    def _trained(self, db: str | None, codebook: Codebook, codebook_path: str, unit: str | None) -> tuple[Units, str]:
+        """The units and version of the model this coder codes with, read from a database that exists
+        (opening one that does not would make it, and leave it behind when the run fails). A model on
+        other units than `unit` is found too: the caller refuses the contradiction, naming both."""
+        try:
+            store = Store(db, create=False)
+        except StoreError:
+            raise CoderError(_untrained(codebook, codebook_path, unit)) from None
+        try:
+            with store.session() as s:
+                try:
+                    record = _find(s, codebook, codebook_path, self.wanted, unit)
+                except CoderError:
+                    if unit is None or self.wanted:
+                        raise
+                    # a model on other units: the run's --unit contradicts it, and is refused by the caller
+                    record = _find(s, codebook, codebook_path, None, None)
+                return Units.model_validate(record.parameters["units"]), record.version
+        finally:
+            store.engine.dispose()
 
     def prepare(self, codebook: Codebook) -> None:
         if self.store is None:
@@ -538,7 +545,7 @@ class LearnedCoder(BaseCoder):
             codings.append(ChunkCoding(chunk_id=chunk.id, proposals=proposals))
         seconds = time.perf_counter() - began
         for coding in codings:
-            coding.duration_ms = int(1000 * seconds / max(1, len(codings)))
+            coding.duration_ms = milliseconds(1000 * seconds / max(1, len(codings)))
         return codings
 
     def _quote(self, chunk: Chunk, code: str) -> str:

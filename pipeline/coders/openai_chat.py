@@ -52,7 +52,7 @@ from pipeline.coders.prompt import DEFAULT_PROMPT, Prompt
 from pipeline.coders.replies import codes_in, reply_data
 from pipeline.coders.tokens import count_chat_tokens, count_tokens
 from pipeline.errors import CoderError
-from pipeline.suggestion import ChunkCoding, Proposal, Rejection, Usage
+from pipeline.suggestion import ChunkCoding, Proposal, Rejection, Usage, milliseconds
 from pipeline.validate import validate_coding
 
 if TYPE_CHECKING:
@@ -688,7 +688,10 @@ class OpenAICoder(BaseCoder):
             shared = codings[k]
             assert shared is not None
             return coding.model_copy(
-                update={"usage": coding.usage + shared.usage, "duration_ms": coding.duration_ms + share_ms}
+                update={
+                    "usage": coding.usage + shared.usage,
+                    "duration_ms": milliseconds(coding.duration_ms + share_ms),
+                }
             )
 
         for k, coding in zip(again, await asyncio.gather(*(alone(k) for k in again))):

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pipeline import __version__
 from pipeline.errors import MatrixError
@@ -183,6 +183,14 @@ class TriangulationSummary(BaseModel):
     source_types: list[str]
     codes_in_cases: int  # (code, case) pairs with coded passages
     one_source_type: int  # of those, shown by one source type only
+    # the distinct codes of those pairs: said beside them, out of the --json object (as documented)
+    codes: int = Field(default=0, exclude=True)
+
+    def pairs_said(self) -> str:
+        """The pairs in words, so they are not read as codes: "22 code-by-district pairs of 12 codes"."""
+        pairs = "pair" if self.codes_in_cases == 1 else "pairs"
+        codes = "code" if self.codes == 1 else "codes"
+        return f"{self.codes_in_cases} code-by-{self.by} {pairs} of {self.codes} {codes}"
 
 
 def write_triangulation(
@@ -221,6 +229,7 @@ def write_triangulation(
         source_types=triangulation.source_types,
         codes_in_cases=len(triangulation.supports),
         one_source_type=len(triangulation.one_source_type),
+        codes=len({support.code for support in triangulation.supports}),
     )
 
 

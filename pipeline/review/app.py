@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import threading
 import time
 from collections import Counter, deque
@@ -29,7 +30,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -51,7 +53,16 @@ from pipeline.review.reviewers import (
     start_session,
     visible_runs,
 )
-from pipeline.store import RejectionRecord, RunChunkRecord, RunRecord, Store, SuggestionRecord
+from pipeline.store import (
+    RejectionRecord,
+    ReviewerRecord,
+    RunChunkRecord,
+    RunRecord,
+    Store,
+    SuggestionRecord,
+    redact,
+)
+from pipeline.store.queries import run_refs
 
 HERE = Path(__file__).parent
 log = logging.getLogger("qcode.review")
@@ -333,7 +344,7 @@ def create_app(
 
     @app.exception_handler(NotSignedIn)
     async def to_login(request: Request, _exc: NotSignedIn) -> Response:
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         else:  # a form sent once the session had ended: back to the page it was sent from
             target = _page_of_form(request.url.path)
@@ -479,18 +490,23 @@ def create_app(
 
     # --- signing in ----------------------------------------------------------------
 
+    def login_form(request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
+        """The sign-in page; on a database with no reviewer account yet it says how to add the first."""
+        with store.session() as s:
+            accounts = s.scalar(select(ReviewerRecord.id).limit(1)) is not None
+        first = None if accounts else first_account_command(store.url)
+        return page(request, "login.html", status_code=status_code, first_account=first, **context)
+
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, next: str = "/queue") -> HTMLResponse:
-        return page(request, "login.html", next=_safe_next(next))
+        return login_form(request, next=_safe_next(next))
 
     @app.post("/login")
     async def login(request: Request) -> Response:
         form = await form_checked(request)
         name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
         if len(name) > 200 or len(password) > 1000:
-            return page(
-                request, "login.html", status_code=400, next="/queue", error="That name or password is too long."
-            )
+            return login_form(request, status_code=400, next="/queue", error="That name or password is too long.")
         client = request.client.host if request.client else "unknown"
         keys = [f"name:{name_key(name)}", f"addr:{client}"]  # one account's name however it is typed
         deadline = time.monotonic() + 10
@@ -500,9 +516,8 @@ def create_app(
         if wait == BUSY:
             wait = 1.0
         if wait > 0:
-            response = page(
+            response = login_form(
                 request,
-                "login.html",
                 status_code=429,
                 next=_safe_next(str(form.get("next", ""))),
                 error=f"Too many failed sign-ins. Try again in {int(wait) + 1} seconds.",
@@ -515,9 +530,8 @@ def create_app(
         finally:
             throttle.checked(keys, stamp, ok=reviewer is not None)
         if reviewer is None:  # counted already, by throttle.attempt
-            return page(
+            return login_form(
                 request,
-                "login.html",
                 status_code=401,
                 next=_safe_next(str(form.get("next", ""))),
                 error="Unknown name or wrong password.",
@@ -542,6 +556,11 @@ def create_app(
     @app.get("/")
     def home() -> Response:
         return RedirectResponse("/queue", status_code=303)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        # every page names its icon; a browser or tool that asks here anyway gets the same one
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/queue", response_class=HTMLResponse)
     def queue_page(request: Request) -> HTMLResponse:
@@ -832,7 +851,9 @@ def create_app(
         if not reviewer.is_lead:
             raise HTTPException(403, "Only a lead can assign double coding.")
         runs = visible_runs(store, reviewer)
-        chosen = next((r for r in runs if r.id == request.query_params.get("run")), runs[0] if runs else None)
+        coded = {r.id for r in run_refs(store) if r.units}  # a run that read nothing is never the default
+        latest = next((r for r in runs if r.id in coded), runs[0] if runs else None)
+        chosen = next((r for r in runs if r.id == request.query_params.get("run")), latest)
         # only the reviewers who may see the chosen run: the others could not be assigned its passages
         offered = [r for r in list_reviewers(store) if r.active and chosen and (r.runs == "all" or chosen.id in r.runs)]
         kept = outcomes.take(request.session.get("sid"), "lead") or {}
@@ -898,7 +919,21 @@ def create_app(
     async def bad_request(request: Request, _exc: RequestValidationError) -> Response:
         return message_page(request, "Not possible", "The address or the form had a value that is not right.", 400)
 
+    # HEAD asks what GET would answer, without the body (uptime checks, link checkers, curl -I): a
+    # FastAPI route answers only the methods it names, and 405 says the page is not there to watch
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.methods and "GET" in route.methods:
+            route.methods.add("HEAD")
+
     return app
+
+
+def first_account_command(url: str) -> str:
+    """The command that adds a first reviewer account to this database: a lead, who sees every run
+    and assigns double coding. It names the database the app serves, so the account is not added to
+    another (qcode.db in whatever folder the command is typed in); a password in the URL is hidden."""
+    plain = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else redact(url)
+    return f"qcode reviewer add NAME --role lead --db {shlex.quote(plain)}"
 
 
 def _page_of_form(action: str) -> str:

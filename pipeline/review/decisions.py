@@ -124,6 +124,7 @@ def passage(store: Store, chunk_id: str) -> Passage:
         unit=None
         if chunk.unit != "turn"
         else (f"part {chunk.part} of {chunk.parts} of a turn" if chunk.parts else "one turn"),
+        unit_speaker=next((sp for sp in chunk.speakers if sp), None) if chunk.unit == "turn" else None,
         context_speakers=sorted({t.get("speaker") or "(no speaker)" for t in chunk.turns if t.get("coded") is False}),
         labels=labels,
     )

@@ -34,6 +34,7 @@ from pipeline.store import (
     Store,
     now,
 )
+from pipeline.store.queries import resolve_run
 
 ROLES = ("reviewer", "lead")
 _hasher = PasswordHasher()
@@ -292,6 +293,7 @@ def _chosen_runs(s, run_ids: list[str]) -> list[str]:  # noqa: ANN001
 
 def grant_runs(store: Store, name: str, run_ids: list[str]) -> list[str]:
     """Let a reviewer see these runs ('latest' and 'all' allowed); returns the run ids granted."""
+    run_ids = [r if r == "all" else str(resolve_run(store, r)) for r in run_ids]  # latest: one that coded
     with store.session() as s:
         record = _record(s, name)
         chosen = _chosen_runs(s, run_ids)
@@ -316,6 +318,7 @@ def revoke_runs(store: Store, name: str, run_ids: list[str]) -> Revocation:
     every run granted to them), from their next request on, sessions open or not. Their blind
     passages of those runs not coded yet are withdrawn; codes given and decisions made stay. A run
     they had no grant for is listed in `not_granted`, not an error; a lead, who sees every run, is."""
+    run_ids = [r if r == "all" else str(resolve_run(store, r)) for r in run_ids]
     with store.session() as s:
         record = _record(s, name)
         if record.role == "lead":

@@ -9,6 +9,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from pipeline.codebook import Code, Codebook
+from pipeline.transcript import TIMESTAMP
 
 
 class ContextTurn(BaseModel):
@@ -21,22 +22,28 @@ class ContextTurn(BaseModel):
 
     @property
     def said(self) -> str | None:
-        """The turn's words without its speaker's label as written (`**Ms. Chen:**`, `Ms. Chen:`),
-        so the page shows the name, not the markdown; None when the label is not found."""
+        """The turn's words without its speaker's label as written (`**Ms. Chen:**`, `Ms. Chen:`,
+        `[00:02:32] Mr. Ortiz:`), so the page shows the name (and the time, from `timestamp`), not
+        the markdown or the brackets; None when the label is not found."""
         label = speaker_label(self.text, self.speaker, 0) if self.speaker else None
         return self.text[label[-1][1] :] if label else None
 
 
 def speaker_label(text: str, speaker: str, at: int) -> list[tuple[int, int, str]] | None:
-    """The parts of the speaker's label that begins at `at` in `text` (`**Ms. Chen:**`): each
-    (start, end, kind), kind "markup" for the markdown around the name, "speaker" for the name and
-    its colon, "space" for the blanks after it; None when no label of this speaker begins there."""
+    """The parts of the speaker's label that begins at `at` in `text` (`**Ms. Chen:**`,
+    `[00:02:32] Mr. Ortiz:`): each (start, end, kind), kind "stamp" for a timestamp before it,
+    "markup" for the markdown around the name, "speaker" for the name and its colon, "space" for
+    the blanks after it; None when no label of this speaker begins there."""
     found = re.compile(
-        r"(?P<pre>[\s*_]*)(?P<name>" + re.escape(speaker) + r")(?P<mid>[\s*_]*):(?P<post>[\s*_]*)"
+        rf"(?P<stamp>\[{TIMESTAMP}\])?(?P<pre>[\s*_]*)(?P<name>"
+        + re.escape(speaker)
+        + r")(?P<mid>[\s*_]*):(?P<post>[\s*_]*)"
     ).match(text, at)
     if not found:
         return None
     parts: list[tuple[int, int, str]] = []
+    if found.group("stamp"):
+        parts.append((found.start("stamp"), found.end("stamp"), "stamp"))
     for group in ("pre", "name", "mid", "post"):
         if group == "name":
             parts.append((found.start("name"), found.end("name"), "speaker"))
@@ -57,7 +64,8 @@ class Segment(BaseModel):
     text: str
     start: int
     marked: bool
-    kind: str | None = None  # "markup" (hidden: `**` around a speaker's name), "speaker" (shown as a name)
+    # "markup" (hidden: `**` around a speaker's name), "speaker" (shown as a name), "stamp" (a label's time)
+    kind: str | None = None
 
 
 class Passage(BaseModel):
@@ -76,6 +84,7 @@ class Passage(BaseModel):
     segments: list[Segment] = []
     pages: str | None = None  # "p. 4", "pp. 4–5": where a document's passage lies
     unit: str | None = None  # "one turn", "part 2 of 3 of a turn"; None for a chunk
+    unit_speaker: str | None = None  # whose turn a turn unit is (None: a paragraph with no speaker)
     context_speakers: list[str] = []  # speakers in the passage whose words are not coded
     labels: list[tuple[int, int, str]] = []  # speakers' labels' parts in the passage (`speaker_label`)
 

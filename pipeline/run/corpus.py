@@ -13,6 +13,7 @@ chunk already coded under the same coder configuration is never coded again.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -58,6 +59,7 @@ __all__ = [
     "code_corpus",
     "ingest_file",
     "is_transient",
+    "nothing_to_read",
     "read_and_chunk",
     "send_batches",
     "speaker_notes",
@@ -82,6 +84,31 @@ class Ingested(BaseModel):
     chunk_ids: list[str] = Field(default_factory=list)
     notes: list[FileNote] = Field(default_factory=list)
     failure: FileFailure | None = None
+
+
+def nothing_to_read(paths: Sequence[str | Path]) -> list[FileFailure]:
+    """Why no file at all can be read from these paths, one failure for each path; none when some
+    file can be. Only names, kinds and permissions are looked at, no file is opened: so a run given
+    nothing but mistyped paths is refused at once, before a Prefect server is started for it, and
+    records no run (`--run latest` would otherwise find it)."""
+    given = [Path(p) for p in paths]
+    sources, errors = discover(list(given))
+    if any(os.access(source.path, os.R_OK) for source in sources):
+        return []
+    said = {e.path: e.message for e in errors}
+    failures = []
+    for path in given:
+        mine = [s for s in sources if s.path == path or s.root == path]
+        if str(path) in said:
+            error = said[str(path)]
+        elif mine and path.is_dir():
+            error = f"cannot be read: permission denied, for its {len(mine)} transcript file(s)"
+        elif mine or not os.access(path, os.R_OK | os.X_OK):
+            error = "cannot be read: permission denied"
+        else:
+            error = f"no transcripts found (qcode reads {', '.join(sorted(SUFFIXES))})"
+        failures.append(FileFailure(path=str(path), error=error))
+    return failures
 
 
 def read_and_chunk(source: Source, request: RunRequest) -> list[tuple[Transcript, list[Chunk]]]:
@@ -281,6 +308,26 @@ def _closed_if_broken(store: Store, run_id: str) -> Iterator[None]:
         raise
 
 
+# what a run that read nothing counted: nothing
+_COUNTS = (
+    "chunks",
+    "chunks_coded_now",
+    "suggestions",
+    "accepted",
+    "queued",
+    "review",
+    "audit",
+    "rejected",
+    "failed_chunks",
+    "requests",
+    "batch_requests",
+    "cache_hits",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+)
+
+
 def code_corpus(request: RunRequest, progress: Progress | None = None, steps: Steps | None = None) -> RunSummary:
     """Run the pipeline once over the request's files: what `qcode run` does, without Prefect."""
     began = time.perf_counter()
@@ -291,10 +338,11 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
         if progress is not None:
             progress(event, n)
 
-    store = Store(request.db)
     codebook = load_codebook(request.codebook)
-    store.save_codebook(codebook, request.codebook)
     coder = make_coder(request.coder, **request.coder_options)
+    coder.check_store(request.db, codebook, request.codebook)  # before opening the store makes one
+    store = Store(request.db)
+    store.save_codebook(codebook, request.codebook)
     batch_size = request.batch_size or coder.batch_size
     coder.use_store(store)
     coder.prepare(codebook)
@@ -311,17 +359,35 @@ def code_corpus(request: RunRequest, progress: Progress | None = None, steps: St
         "routing": request.routing.model_dump(),
         "batch_size": batch_size,
     }
+    unreadable = nothing_to_read(request.paths)
+    if unreadable:  # nothing to code: no run is recorded, for `--run latest` or anyone to find
+        coder.close()
+        return RunSummary.model_validate(
+            {
+                "run_id": "",
+                "name": request.name,
+                "coder": prov.coder,
+                "model": prov.model,
+                "prompt_version": prov.prompt_version,
+                "codebook": codebook.name,
+                "codebook_version": codebook.version,
+                "db": store.engine.url.render_as_string(hide_password=True),
+                "transcripts": 0,
+                "unit": request.unit,
+                **dict.fromkeys(_COUNTS, 0),
+                "failed": unreadable,
+                "cost_usd": 0.0,
+                "notes": [],
+                "seconds": round(time.perf_counter() - began, 3),
+                "cpu_seconds": round(time.process_time() - cpu_began, 3),
+            }
+        )
     run_id = store.start_run(prov, codebook, request.paths, parameters, name=request.name)
     # a run that ends in an error is closed as failed, not left "running" for `--run latest` to find
     with _closed_if_broken(store, run_id):
         paths: list[str | Path] = list(request.paths)
         sources, errors = discover(paths)
         failed = [FileFailure(path=e.path, error=e.message) for e in errors]
-        if not sources and not errors:
-            where = ", ".join(map(str, paths))
-            failed.append(
-                FileFailure(path=where, error=f"no transcripts found (qcode reads {', '.join(sorted(SUFFIXES))})")
-            )
         report("files", len(sources))
         transcript_ids: list[str] = []
         source_types: dict[str, tuple[str, bool]] = {}

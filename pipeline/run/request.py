@@ -74,7 +74,7 @@ class FailureCount(BaseModel):
 
 
 class RunSummary(BaseModel):
-    run_id: str
+    run_id: str  # "": no run was recorded, since no file could be read (the failures say why)
     name: str | None = None
     coder: str
     model: str

@@ -5,18 +5,20 @@ suggestions and the reviewers' decisions, for the matrices, the report and the R
 the `--status` words mean the same wherever a command takes them (STATUS_TEXT). The long table
 `unit_id,coder,code` that agreement statistics read is made here too, from the model's codes
 (`coding_rows`), reviewers' blind codes (`blind_rows`) and people's codes imported from other QDA
-tools (`human_rows`).
+tools (`human_rows`). Which run a `--run` names is decided here too (`pick_run`): `latest` is the
+latest run that coded something, never one that read no transcript.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from pydantic import BaseModel
+from sqlalchemy import and_, case, distinct, func, select
 
 from pipeline.chunk import holds
 from pipeline.errors import StoreError
@@ -28,6 +30,7 @@ from pipeline.store.records import (
     CodebookRecord,
     DecisionRecord,
     HumanCodeRecord,
+    RejectionRecord,
     ReviewerRecord,
     RunChunkRecord,
     RunRecord,
@@ -83,19 +86,200 @@ def check_status(status: str | None, allowed: Sequence[str] = STATUSES) -> None:
 # ---------------------------------------------------------------- runs and suggestions
 
 
+class RunRef(BaseModel):
+    """A run as a person picks it out: its id, its name, when it started, and how many units it
+    covered (none: it read no transcript, and coded nothing)."""
+
+    id: str
+    name: str | None
+    started_at: datetime  # UTC, as stored
+    units: int
+
+
+def run_refs(store: Store) -> list[RunRef]:
+    """Every run, oldest first."""
+    with store.session() as s:
+        units = dict(s.execute(select(RunChunkRecord.run_id, func.count()).group_by(RunChunkRecord.run_id)).all())
+        rows = s.execute(
+            select(RunRecord.id, RunRecord.name, RunRecord.started_at).order_by(RunRecord.started_at, RunRecord.id)
+        ).all()
+    return [RunRef(id=i, name=name, started_at=started, units=units.get(i, 0)) for i, name, started in rows]
+
+
+def local_minute(value: datetime) -> str:
+    """A time the store holds (UTC) as the clock on this machine showed it: '2026-12-07 21:40'."""
+    return value.replace(tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def pick_run(runs: Sequence[RunRef], wanted: str) -> RunRef:
+    """The run `wanted` names among `runs` (oldest first): 'latest', the latest run that coded
+    something (a run that read no transcript never is, whatever its time); else a run's id, its
+    name, or the start of its id. A name or a start that fits several runs is an error naming them."""
+    if not runs:
+        raise StoreError("the database has no runs yet")
+    if wanted == "latest":
+        coded = [r for r in runs if r.units]
+        if not coded:
+            raise StoreError(
+                f"no run in the database has coded anything yet: its {len(runs)} run(s) read no transcript"
+            )
+        return coded[-1]
+    for found in (
+        [r for r in runs if r.id == wanted],
+        [r for r in runs if r.name == wanted],
+        [r for r in runs if wanted and r.id.startswith(wanted.lower())],
+    ):
+        if len(found) == 1:
+            return found[0]
+        if found:
+            named = found[0].name == wanted
+            how = f"is the name of {len(found)} runs" if named else f"is the start of {len(found)} runs' ids"
+            raise StoreError(
+                f"'{wanted}' {how}: {'; '.join(_run_label(r) for r in found)}",
+                hint="give a run's id, or more of it",
+            )
+    raise StoreError(f"no run '{wanted}' in the database", hint="qcode runs lists them")
+
+
+def _run_label(run: RunRef) -> str:
+    named = f"'{run.name}' " if run.name else ""
+    return f"{named}{run.id} ({local_minute(run.started_at)})"
+
+
 def resolve_run(store: Store, run_id: str | None) -> str | None:
-    """A run id, with 'latest' for the most recent run; an unknown id is an error."""
+    """A run's id, from what a person typed for it (`pick_run`): latest, an id, a name, the start of
+    an id; None stays None (every run)."""
     if run_id is None:
         return None
+    return pick_run(run_refs(store), run_id).id
+
+
+class RunListing(BaseModel):
+    """One line of `qcode runs`: a run, what it coded, and what of it still waits for a reviewer."""
+
+    id: str
+    name: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    status: str  # running, finished, failed or interrupted
+    coder: str
+    model: str
+    codebook: str
+    codebook_version: str
+    unit: str  # chunk or turn
+    transcripts: int
+    units: int
+    suggestions: int  # the suggestions of the run's coder configuration on its units, whenever made
+    waiting: int  # of those, how many wait for a reviewer (queued, not yet decided)
+
+
+def list_runs(store: Store) -> list[RunListing]:
+    """Every run, the latest first. A run's suggestions are its coder configuration's on the units it
+    covered, as for `qcode export --run`: a re-run that found everything coded already has them too."""
+    pending = and_(SuggestionRecord.status.in_(QUEUED), SuggestionRecord.decided_at.is_(None))
     with store.session() as s:
-        if run_id == "latest":
-            found = s.scalar(select(RunRecord.id).order_by(RunRecord.started_at.desc()).limit(1))
-            if found is None:
-                raise StoreError("the database has no runs yet")
-            return found
-        if s.get(RunRecord, run_id) is None:
-            raise StoreError(f"no run '{run_id}' in the database")
-    return run_id
+        units = dict(s.execute(select(RunChunkRecord.run_id, func.count()).group_by(RunChunkRecord.run_id)).all())
+        transcripts = dict(
+            s.execute(
+                select(RunChunkRecord.run_id, func.count(distinct(ChunkRecord.transcript_id)))
+                .join(ChunkRecord, ChunkRecord.id == RunChunkRecord.chunk_id)
+                .group_by(RunChunkRecord.run_id)
+            ).all()
+        )
+        suggested = {
+            run_id: (n, waiting or 0)
+            for run_id, n, waiting in s.execute(
+                select(RunChunkRecord.run_id, func.count(SuggestionRecord.id), func.sum(case((pending, 1), else_=0)))
+                .join(RunRecord, RunRecord.id == RunChunkRecord.run_id)
+                .join(
+                    SuggestionRecord,
+                    and_(
+                        SuggestionRecord.chunk_id == RunChunkRecord.chunk_id,
+                        SuggestionRecord.coder_key == RunRecord.coder_key,
+                    ),
+                )
+                .group_by(RunChunkRecord.run_id)
+            )
+        }
+        runs = list(s.scalars(select(RunRecord).order_by(RunRecord.started_at.desc(), RunRecord.id)))
+    return [
+        RunListing(
+            id=r.id,
+            name=r.name,
+            started_at=r.started_at.replace(tzinfo=UTC),
+            finished_at=r.finished_at.replace(tzinfo=UTC) if r.finished_at else None,
+            status=r.status,
+            coder=r.coder,
+            model=r.model,
+            codebook=r.codebook_name,
+            codebook_version=r.codebook_version,
+            unit=str((r.parameters or {}).get("unit", "chunk")),
+            # what the run read (a transcript that gave no unit too), else, while it runs, what it covered
+            transcripts=int((r.summary or {}).get("transcripts", transcripts.get(r.id, 0))),
+            units=units.get(r.id, 0),
+            suggestions=suggested.get(r.id, (0, 0))[0],
+            waiting=suggested.get(r.id, (0, 0))[1],
+        )
+        for r in runs
+    ]
+
+
+def waiting_in_run(
+    store: Store, run_id: str, limit: int | None = 50, order: str = "confidence"
+) -> tuple[int, int, list[dict[str, Any]]]:
+    """What `qcode queue --run` lists: how many suggestions of a run wait for a reviewer, how many of
+    its rejected proposals wait for a person, and the first `limit` suggestions, lowest confidence
+    first (`uncertainty`: nearest one half first), as the review queue orders them."""
+    run = select(RunRecord.coder_key).where(RunRecord.id == run_id).scalar_subquery()
+    covered = select(RunChunkRecord.chunk_id).where(RunChunkRecord.run_id == run_id)
+    waiting = and_(
+        SuggestionRecord.status.in_(QUEUED),
+        SuggestionRecord.decided_at.is_(None),
+        SuggestionRecord.chunk_id.in_(covered),
+        SuggestionRecord.coder_key == run,
+    )
+    first = func.abs(SuggestionRecord.confidence - 0.5) if order == "uncertainty" else SuggestionRecord.confidence
+    with store.session() as s:
+        total = s.scalar(select(func.count()).select_from(SuggestionRecord).where(waiting)) or 0
+        rejections = (
+            s.scalar(
+                select(func.count())
+                .select_from(RejectionRecord)
+                .where(
+                    RejectionRecord.status == "open",
+                    RejectionRecord.chunk_id.in_(covered),
+                    RejectionRecord.coder_key == run,
+                )
+            )
+            or 0
+        )
+        rows = s.execute(
+            select(SuggestionRecord, TranscriptRecord.source_name, TranscriptRecord.case_metadata, ChunkRecord)
+            .join(TranscriptRecord, SuggestionRecord.transcript_id == TranscriptRecord.id)
+            .join(ChunkRecord, SuggestionRecord.chunk_id == ChunkRecord.id)
+            .where(waiting)
+            .order_by(first, SuggestionRecord.id)
+            .limit(limit)
+        ).all()
+    items = [
+        {
+            "suggestion_id": sug.id,
+            "source_name": name,
+            "metadata": metadata,
+            "chunk_id": sug.chunk_id,
+            "code": sug.code,
+            "confidence": sug.confidence,
+            "status": sug.status,
+            "quote": sug.quote,
+            "justification": sug.justification,
+            "coder": sug.coder,
+            "model": sug.model,
+            "unit": chunk.unit,
+            "pages": None if chunk.page_start is None else page_span(chunk.page_start, chunk.page_end),
+        }
+        for sug, name, metadata, chunk in rows
+    ]
+    return total, rejections, items
 
 
 def suggestion_records(store: Store, run_id: str | None = None, status: str | None = None) -> Iterator[dict[str, Any]]:
