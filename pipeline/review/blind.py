@@ -257,5 +257,6 @@ def opened(store: Store, reviewer: Reviewer, chunk_id: str) -> None:
     """Remember that a reviewer saw a passage with the model's suggestions in view: it is never
     drawn for them to code blind."""
     with store.session() as s:
-        if s.get(OpeningRecord, (reviewer.id, chunk_id)) is None:
-            s.add(OpeningRecord(reviewer_id=reviewer.id, chunk_id=chunk_id, opened_at=now()))
+        if s.get(OpeningRecord, (reviewer.id, chunk_id)) is None:  # two tabs opening it at once: one row
+            row = {"reviewer_id": reviewer.id, "chunk_id": chunk_id, "opened_at": now()}
+            s.execute(store.insert(OpeningRecord).on_conflict_do_nothing(), [row])
