@@ -8,7 +8,6 @@ from typing import Annotated, get_args
 import typer
 from rich.markup import escape
 
-from pipeline.chunk import UNIT_KINDS
 from pipeline.cli.options import (
     ChunkSizeOption,
     DbOption,
@@ -88,8 +87,6 @@ def train_(
     """Train the learned coder on every human code the store holds for a codebook (imported projects,
     reviewers' decisions, blind double codes) and on --gold files, on the units the runs will code, and
     print its model card."""
-    if unit is not None and unit not in UNIT_KINDS:
-        bad_argument(f"--unit '{unit}' is not one of {', '.join(UNIT_KINDS)}")
     if learner not in LEARNER_NAMES:
         bad_argument(f"--learner '{learner}' is not one of {', '.join(LEARNER_NAMES)}")
     if holdout is not None and not 0 < holdout < 1:

@@ -20,7 +20,6 @@ from rich.markup import escape
 from rich.table import Table
 from typer.models import OptionInfo
 
-from pipeline.chunk import UNIT_KINDS
 from pipeline.cli.options import (
     ChunkSizeOption,
     CoderOption,
@@ -170,8 +169,6 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Ingest, chunk, code, validate, route and store transcripts."""
-    if unit is not None and unit not in UNIT_KINDS:
-        bad_argument(f"--unit '{unit}' is not one of {', '.join(UNIT_KINDS)}")
     request = run_request(
         paths,
         {
